@@ -1,0 +1,322 @@
+/*
+ * volley: batched, offloaded datagram I/O for Linux.
+ *
+ * One API over several backends chosen at run time:
+ *   scalar  sendmsg/recvmsg, one datagram per system call (portable POSIX)
+ *   mmsg    sendmmsg/recvmmsg, many datagrams per call, with UDP GSO/GRO
+ *   pair    an in-memory socket pair with seeded impairments, for tests
+ *
+ * Conventions (every function):
+ *   - Errors are negative errno values. errno is never the channel.
+ *   - volley_send/volley_recv never block. They return how many datagrams
+ *     were done, 0 when the socket would block, and a negative errno only
+ *     when none was done. EINTR is retried inside.
+ *   - A volley_sock is used by one thread at a time.
+ *
+ * Ownership: datagrams handed to volley_send are read during the call only;
+ * the caller's buffers are free again when it returns. Datagrams returned by
+ * volley_recv point into memory owned by the socket and stay valid until the
+ * next volley_recv or volley_close on that socket; copy what must outlive it.
+ */
+#ifndef VOLLEY_H
+#define VOLLEY_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(VOLLEY_BUILDING)
+#define VOLLEY_API __attribute__((visibility("default")))
+#else
+#define VOLLEY_API
+#endif
+
+#define VOLLEY_VERSION_MAJOR 0
+#define VOLLEY_VERSION_MINOR 1
+#define VOLLEY_VERSION_PATCH 0
+
+/* Most datagrams one volley_send/volley_recv call accepts (n above: -EINVAL). */
+#define VOLLEY_BATCH_MAX 1024
+/* Largest UDP payload: IPv4 (65535 - 20 - 8) and IPv6 (65535 - 8 - 40 header
+ * bytes are not counted by IPv6's payload length, but UDP's 16-bit length is). */
+#define VOLLEY_UDP4_MAX 65507
+#define VOLLEY_UDP6_MAX 65527
+
+/*
+ * An IP address and port, or none (family AF_UNSPEC). It is the sockaddr the
+ * kernel uses, so it can be passed to any socket call as &a.sa. Ports are in
+ * network byte order inside, as in sockaddr_in; use the helpers below.
+ * Datagrams on AF_UNIX sockets carry no address (AF_UNSPEC): such sockets
+ * must be connected (a socketpair is).
+ */
+struct volley_addr {
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in sin;
+        struct sockaddr_in6 sin6;
+    };
+};
+
+/* Flags in volley_dgram.flags (receive side). */
+#define VOLLEY_DGRAM_TRUNC  0x01u /* the datagram was longer than len: cut */
+#define VOLLEY_DGRAM_TSTAMP 0x02u /* rx_ns holds a kernel receive timestamp */
+#define VOLLEY_DGRAM_GRO    0x04u /* split from a GRO-coalesced buffer */
+
+/*
+ * One datagram. Callers keep arrays of these; they are plain data.
+ *
+ * Send: data/len is the payload; peer the destination (AF_UNSPEC on a
+ * connected socket); local the source address to use (AF_UNSPEC: the kernel
+ * chooses; only the IP is used, not the port); ifindex the outgoing interface
+ * (0: any); ecn the ECN codepoint (0..3). segment > 0 makes this descriptor a
+ * GSO buffer: len bytes cut by the kernel into segment-sized datagrams (the
+ * last may be shorter); it counts as one descriptor in the return value.
+ *
+ * Receive: everything is filled in. local/ifindex need the pktinfo feature,
+ * ecn the ecn feature, rx_ns the timestamp feature (and VOLLEY_DGRAM_TSTAMP).
+ * IPv4-mapped IPv6 addresses are returned as plain AF_INET.
+ */
+struct volley_dgram {
+    void *data;
+    size_t len;
+    struct volley_addr peer;
+    struct volley_addr local;
+    uint32_t ifindex;
+    uint16_t segment;
+    uint8_t ecn;
+    uint8_t flags;
+    int64_t rx_ns; /* CLOCK_REALTIME nanoseconds */
+};
+
+/* Backends. */
+enum volley_backend_id {
+    VOLLEY_BACKEND_AUTO = 0,
+    VOLLEY_BACKEND_SCALAR = 1,
+    VOLLEY_BACKEND_MMSG = 2,
+    VOLLEY_BACKEND_PAIR = 3,
+};
+
+/*
+ * Features. On by default: GSO, GRO, PKTINFO, ECN, RXQ_OVFL (each can be
+ * turned off with volley_opts.disable or the VOLLEY_DISABLE environment
+ * variable). Off by default: TIMESTAMP, RECVERR (turn on with
+ * volley_opts.enable). A feature the kernel refuses is simply off: see
+ * volley_features() and `volley probe`.
+ */
+#define VOLLEY_F_GSO       0x01u /* UDP_SEGMENT send offload (mmsg backend) */
+#define VOLLEY_F_GRO       0x02u /* UDP_GRO receive offload (mmsg backend) */
+#define VOLLEY_F_PKTINFO   0x04u /* local address/ifindex on receive */
+#define VOLLEY_F_ECN       0x08u /* ECN codepoint on receive */
+#define VOLLEY_F_TIMESTAMP 0x10u /* SO_TIMESTAMPNS receive timestamps */
+#define VOLLEY_F_RXQ_OVFL  0x20u /* SO_RXQ_OVFL kernel drop counter */
+#define VOLLEY_F_RECVERR   0x40u /* IP_RECVERR ICMP error reports */
+#define VOLLEY_F_DEFAULT                                                                 \
+    (VOLLEY_F_GSO | VOLLEY_F_GRO | VOLLEY_F_PKTINFO | VOLLEY_F_ECN | VOLLEY_F_RXQ_OVFL)
+
+/*
+ * Options. Set size = sizeof(struct volley_opts) (VOLLEY_OPTS_INIT does);
+ * zero in any other field means its default, so new fields can be added at
+ * the end without breaking callers built against an older header.
+ *
+ * Environment (read at open, applies to every socket):
+ *   VOLLEY_BACKEND=scalar|mmsg   backend when opts->backend is AUTO
+ *   VOLLEY_DISABLE=gso,gro,...   features to turn off (names as in probe)
+ */
+struct volley_opts {
+    uint32_t size;
+    uint32_t backend;      /* enum volley_backend_id */
+    uint32_t enable;       /* VOLLEY_F_* to add to the defaults */
+    uint32_t disable;      /* VOLLEY_F_* to turn off */
+    uint32_t rx_batch;     /* receive slots: datagrams per syscall (256) */
+    uint32_t rx_slot_size; /* bytes per receive slot (65535); smaller truncates */
+    int32_t rcvbuf;        /* SO_RCVBUF bytes, 0 = kernel default */
+    int32_t sndbuf;        /* SO_SNDBUF bytes, 0 = kernel default */
+    /* volley_pair only: */
+    uint32_t pair_capacity;    /* datagrams queued per direction (256) */
+    uint32_t pair_drop_ppm;    /* per-million chance a datagram is dropped */
+    uint32_t pair_dup_ppm;     /* ... duplicated */
+    uint32_t pair_reorder_ppm; /* ... held back behind the next one */
+    uint32_t pair_delay_us;    /* delivery delay */
+    uint32_t pair_reserved;
+    uint64_t pair_seed; /* impairment PRNG seed (0 picks a fixed default) */
+};
+#define VOLLEY_OPTS_INIT                                                                 \
+    {                                                                                    \
+        .size = sizeof(struct volley_opts)                                               \
+    }
+
+/* Per-socket counters, since open. Grown at the end only. */
+struct volley_stats {
+    uint64_t tx_syscalls;
+    uint64_t tx_dgrams; /* datagrams the kernel took */
+    uint64_t tx_bytes;
+    uint64_t tx_wouldblock;   /* calls that stopped on EAGAIN */
+    uint64_t tx_gso_sends;    /* messages carrying UDP_SEGMENT */
+    uint64_t tx_gso_fallback; /* times GSO was refused and turned off */
+    uint64_t tx_errors;       /* datagrams refused with an error */
+    uint64_t rx_syscalls;
+    uint64_t rx_dgrams;
+    uint64_t rx_bytes;
+    uint64_t rx_wouldblock;
+    uint64_t rx_truncated;    /* datagrams flagged VOLLEY_DGRAM_TRUNC */
+    uint64_t rx_kernel_drops; /* dropped by the kernel: receive buffer full */
+    uint64_t rx_gro_buffers;  /* coalesced buffers split */
+    uint64_t rx_errors;
+    /* errors by kind, both directions */
+    uint64_t err_connrefused; /* ECONNREFUSED */
+    uint64_t err_unreach;     /* EHOSTUNREACH, ENETUNREACH */
+    uint64_t err_msgsize;     /* EMSGSIZE */
+    uint64_t err_nobufs;      /* ENOBUFS, ENOMEM */
+    uint64_t err_perm;        /* EPERM, EACCES */
+    uint64_t err_other;
+    uint64_t sockerr_queued; /* reports queued for volley_errors() */
+    uint64_t sockerr_lost;   /* reports lost because that queue was full */
+    /* pair only, counted on the sending side */
+    uint64_t pair_dropped;
+    uint64_t pair_duplicated;
+    uint64_t pair_reordered;
+    uint64_t pair_queue_full; /* drops because the queue was full */
+};
+
+/* An asynchronous error report (ICMP, or a pending socket error). */
+struct volley_sockerr {
+    int error;      /* negative errno, e.g. -ECONNREFUSED */
+    uint8_t origin; /* SO_EE_ORIGIN_* (0: a pending socket error, no details) */
+    uint8_t type;   /* ICMP type and code */
+    uint8_t code;
+    uint8_t reserved;
+    uint32_t info;               /* e.g. next-hop MTU for "fragmentation needed" */
+    struct volley_addr offender; /* who sent the ICMP (AF_UNSPEC: unknown) */
+    struct volley_addr dest;     /* destination of the failed datagram */
+};
+
+typedef struct volley_sock volley_sock;
+
+/*
+ * Open a non-blocking UDP socket bound to `bind`: "127.0.0.1:0", "[::1]:4433",
+ * "[::]:0" (dual-stack: IPv4 peers appear as AF_INET), "[fe80::1%2]:9".
+ * Addresses are numeric; no name lookup.
+ * Errors: -EINVAL (NULL or unparsable, bad options), -E2BIG (opts->size
+ * larger than known with non-zero tail), -ENOTSUP (forced backend not
+ * available or disabled), -ENOMEM, and any errno from socket()/bind().
+ */
+VOLLEY_API int volley_open(volley_sock **out, const char *bind,
+                           const struct volley_opts *o);
+
+/*
+ * Adopt an existing SOCK_DGRAM fd (UDP or AF_UNIX). volley sets it
+ * non-blocking and owns it from now on: volley_close closes it, also when
+ * volley_wrap fails with anything but -EINVAL/-ENOTSOCK/-EPROTOTYPE.
+ * Errors: -EINVAL, -EBADF, -ENOTSOCK, -EPROTOTYPE (not SOCK_DGRAM), -ENOTSUP,
+ * -ENOMEM.
+ */
+VOLLEY_API int volley_wrap(volley_sock **out, int fd, const struct volley_opts *o);
+
+/*
+ * Two connected in-memory sockets: what a sends, b receives and the other
+ * way round, through bounded queues (a full queue drops and counts), with
+ * optional seeded drop/duplicate/reorder/delay. Same API as real sockets.
+ */
+VOLLEY_API int volley_pair(volley_sock **a, volley_sock **b, const struct volley_opts *o);
+
+/* Close the socket and free everything it holds. NULL is ignored. */
+VOLLEY_API void volley_close(volley_sock *s);
+
+/* Fix the peer (connect(2)); datagrams may then leave peer AF_UNSPEC.
+ * Errors: -EINVAL, -EAFNOSUPPORT, -ENOTSUP (pair), connect(2)'s errors. */
+VOLLEY_API int volley_connect(volley_sock *s, const char *peer);
+VOLLEY_API int volley_connect_addr(volley_sock *s, const struct volley_addr *peer);
+
+/*
+ * Send up to n datagrams, in order. Returns how many were taken (GSO
+ * descriptors count as one), 0 if the socket would block.
+ * A negative return is about d[0] only: it was not sent. -EMSGSIZE (too
+ * big), -EAFNOSUPPORT (peer family does not match), -EDESTADDRREQ (no peer
+ * on an unconnected socket), -EINVAL (bad arguments, n == 0 or above
+ * VOLLEY_BATCH_MAX, ecn > 3, bad segment), -ENOBUFS (retry later), or the
+ * kernel's answer for that datagram (-EHOSTUNREACH, -EPERM, ...). Errors the
+ * kernel reports later (ICMP) are counted in stats and queued for
+ * volley_errors(); they never fail a send.
+ */
+VOLLEY_API int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n);
+
+/*
+ * Receive up to n datagrams into d (only d[i] for i < return are written).
+ * Returns the count, 0 if nothing is waiting. Payloads point into socket
+ * memory, valid until the next volley_recv/volley_close. A datagram longer
+ * than the receive slot is cut and flagged VOLLEY_DGRAM_TRUNC.
+ * Errors: -EINVAL, or the kernel's when nothing was received. ICMP errors
+ * never fail a receive: see volley_errors().
+ */
+VOLLEY_API int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n);
+
+/* The file descriptor to watch for readability with poll/epoll. */
+VOLLEY_API int volley_fd(const volley_sock *s);
+
+#define VOLLEY_WAIT_RECV 0x1u
+#define VOLLEY_WAIT_SEND 0x2u
+#define VOLLEY_WAIT_ERR  0x4u /* reports are waiting in volley_errors() */
+/*
+ * Wait until the socket can receive and/or send (events is a mask of
+ * VOLLEY_WAIT_RECV/SEND) or timeout_ms passes (-1: no limit). Returns the
+ * ready mask, 0 on timeout. Errors: -EINVAL, poll(2)'s errors.
+ */
+VOLLEY_API int volley_wait(volley_sock *s, unsigned events, int timeout_ms);
+
+/* The bound local address. Errors: -EINVAL, -ENOTSUP (pair), getsockname(2). */
+VOLLEY_API int volley_local_addr(const volley_sock *s, struct volley_addr *out);
+
+/* Copy the counters; size is sizeof(*out) as the caller knows it.
+ * Errors: -EINVAL. */
+VOLLEY_API int volley_get_stats(const volley_sock *s, struct volley_stats *out,
+                                size_t size);
+
+/* Pop up to n queued asynchronous error reports (oldest first). The queue
+ * holds 32; older reports are dropped and counted in sockerr_lost. */
+VOLLEY_API int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n);
+
+/* "scalar", "mmsg" or "pair". */
+VOLLEY_API const char *volley_backend_name(const volley_sock *s);
+
+/* VOLLEY_F_* mask of what is on for this socket after probing. */
+VOLLEY_API unsigned volley_features(const volley_sock *s);
+
+/* GSO segment limit in use (0: GSO off). */
+VOLLEY_API unsigned volley_gso_max_segments(const volley_sock *s);
+
+/* Explain a negative errno (or a positive one). Never NULL. */
+VOLLEY_API const char *volley_strerror(int err);
+
+/* Address helpers. parse: -EINVAL when not "ip:port"/"[ip6]:port" with a
+ * numeric port 0..65535. format: writes "1.2.3.4:5" or "[::1]:5", returns
+ * the length or -ENOSPC (buffer of 64 is always enough). */
+VOLLEY_API int volley_addr_parse(struct volley_addr *out, const char *s);
+VOLLEY_API int volley_addr_format(const struct volley_addr *a, char *buf, size_t size);
+VOLLEY_API int volley_addr_equal(const struct volley_addr *a,
+                                 const struct volley_addr *b);
+VOLLEY_API uint16_t volley_addr_port(const struct volley_addr *a);
+VOLLEY_API socklen_t volley_addr_len(const struct volley_addr *a);
+
+/* What this kernel supports, found by trying each feature on loopback. */
+struct volley_feature {
+    int ok;          /* 1: works */
+    int err;         /* negative errno from the attempt when !ok, else 0 */
+    const char *why; /* static text: how it was checked, or why it is off */
+};
+struct volley_caps {
+    struct volley_feature scalar, mmsg, gso, gro, pktinfo, ecn, timestamp, rxq_ovfl,
+        recverr, ipv6;
+    unsigned gso_max_segments; /* 128 or 64 when gso.ok */
+};
+/* Fill *out (size = sizeof as the caller knows it). Errors: -EINVAL. */
+VOLLEY_API int volley_probe(struct volley_caps *out, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VOLLEY_H */

@@ -1,0 +1,105 @@
+/* The portable backend: one sendmsg/recvmsg per datagram, POSIX only. An
+ * explicit GSO descriptor is cut into datagrams here, as the kernel would. */
+#include "internal.h"
+
+#include <errno.h>
+
+/* Send one message; 0 when it went out, else the error that stopped it. */
+static int send_one(volley_sock *s, struct msghdr *m)
+{
+    struct volley__retry rt = {0, 0};
+    for (;;) {
+        ssize_t r = volley__sys_sendmsg(s->fd, m, MSG_DONTWAIT);
+        s->st.tx_syscalls++;
+        if (r >= 0) {
+            volley__send_ok(s, &rt);
+            return 0;
+        }
+        if (!volley__send_retry(s, &rt, (int)r))
+            return (int)r;
+    }
+}
+
+/* Send descriptor d as one or more datagrams. Returns the datagrams sent
+ * (all of them) or a negative error when the first could not go. */
+static int send_desc(volley_sock *s, const struct volley_dgram *d)
+{
+    unsigned pieces = d->segment ? volley__gso_count(d->len, d->segment) : 1;
+    size_t step = d->segment ? d->segment : d->len;
+    for (unsigned p = 0; p < pieces; p++) {
+        size_t off = (size_t)p * step;
+        struct iovec iov = {(uint8_t *)d->data + off,
+                            d->len - off < step ? d->len - off : step};
+        struct msghdr m;
+        volley__fill_txmsg(s, 0, &m, d, &iov, 1, 0);
+        int r = send_one(s, &m);
+        if (r < 0 && p == 0)
+            return r;
+        if (r < 0) {
+            /* Part of the buffer is on the wire: the descriptor is done, and
+             * the pieces that could not follow are counted as failed. */
+            s->st.tx_errors += pieces - p;
+            volley__count_err(s, r);
+            return (int)p;
+        }
+        s->st.tx_dgrams++;
+        s->st.tx_bytes += iov.iov_len;
+    }
+    return (int)pieces;
+}
+
+static int scalar_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
+{
+    unsigned done = 0;
+    for (; done < n; done++) {
+        int r = send_desc(s, &d[done]);
+        if (r >= 0)
+            continue;
+        if (r == -EAGAIN) {
+            s->st.tx_wouldblock++;
+            break;
+        }
+        s->st.tx_errors++;
+        volley__count_err(s, r);
+        return done ? (int)done : r;
+    }
+    return (int)done;
+}
+
+static int scalar_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
+{
+    if (volley__pending(s))
+        return (int)volley__deliver(s, d, n);
+    unsigned want = n < s->rx_batch ? n : s->rx_batch;
+    unsigned got = 0, tries = 0;
+    while (got < want) {
+        struct msghdr *m = &s->rx_msgs[got].msg_hdr;
+        volley__reset_rxmsg(s, got);
+        ssize_t r = volley__sys_recvmsg(s->fd, m, MSG_DONTWAIT);
+        s->st.rx_syscalls++;
+        if (r >= 0) {
+            volley__stage_rx(s, got++, (size_t)r, m->msg_flags);
+            continue;
+        }
+        if (volley__recv_retry(s, &tries, (int)r))
+            continue;
+        if (r == -EAGAIN)
+            break;
+        if (got)
+            break; /* the error comes back on the next call */
+        s->st.rx_errors++;
+        volley__count_err(s, (int)r);
+        return (int)r;
+    }
+    if (!got) {
+        s->st.rx_wouldblock++;
+        return 0;
+    }
+    return (int)volley__deliver(s, d, n);
+}
+
+const struct volley_backend volley__backend_scalar = {
+    .name = "scalar",
+    .send = scalar_send,
+    .recv = scalar_recv,
+};

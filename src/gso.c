@@ -1,0 +1,65 @@
+/* Segmentation planning (which descriptors go out as one UDP_SEGMENT
+ * message) and GRO/GSO piece arithmetic. Pure; fuzzed by fuzz/fuzz_gso.c. */
+#include "internal.h"
+
+size_t volley__max_payload(int fam, const struct volley_addr *p)
+{
+    if (p->sa.sa_family == AF_INET)
+        return VOLLEY_UDP4_MAX;
+    if (p->sa.sa_family == AF_INET6)
+        return VOLLEY_UDP6_MAX;
+    if (fam == AF_INET)
+        return VOLLEY_UDP4_MAX;
+    return VOLLEY_UDP6_MAX; /* IPv6, the pair; AF_UNIX is left to the kernel */
+}
+
+unsigned volley__gso_count(size_t len, uint16_t seg)
+{
+    if (seg == 0)
+        return len ? 1 : 0;
+    return (unsigned)((len + seg - 1) / seg);
+}
+
+/* Same destination, source, interface and ECN: may share one message. */
+static bool same_path(const struct volley_dgram *a, const struct volley_dgram *b)
+{
+    return a->ecn == b->ecn && a->ifindex == b->ifindex &&
+           volley_addr_equal(&a->peer, &b->peer) &&
+           volley_addr_equal(&a->local, &b->local);
+}
+
+unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n, unsigned max_segs,
+                          struct volley__run *runs)
+{
+    unsigned nr = 0;
+    for (unsigned i = 0; i < n;) {
+        struct volley__run *r = &runs[nr++];
+        r->first = i;
+        r->count = 1;
+        r->seg = d[i].segment;
+        size_t seg = d[i].len;
+        /* Explicit GSO buffers, empty datagrams and ones too large to be a
+         * segment stand alone. */
+        if (max_segs < 2 || d[i].segment || seg == 0 || seg > UINT16_MAX) {
+            i++;
+            continue;
+        }
+        /* Without a peer (connected socket) assume the smaller IPv4 ceiling. */
+        size_t ceiling =
+            d[i].peer.sa.sa_family == AF_INET6 ? VOLLEY_UDP6_MAX : VOLLEY_UDP4_MAX;
+        size_t total = seg;
+        unsigned j = i + 1;
+        while (j < n && r->count < max_segs && !d[j].segment && d[j].len > 0 &&
+               d[j].len <= seg && total + d[j].len <= ceiling &&
+               same_path(&d[i], &d[j])) {
+            total += d[j].len;
+            r->count++;
+            if (d[j++].len < seg)
+                break; /* a shorter datagram can only end a run */
+        }
+        if (r->count > 1)
+            r->seg = (uint16_t)seg;
+        i = j;
+    }
+    return nr;
+}

@@ -1,0 +1,266 @@
+/* Private to libvolley: socket state, the backend ops table, pure helpers
+ * (addr, cmsg, gso) and the system-call seam. Tests include this header and
+ * link the static library to reach these. */
+#ifndef VOLLEY_INTERNAL_H
+#define VOLLEY_INTERNAL_H
+
+#include "volley.h"
+
+#include <poll.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#define VOLLEY_INTERNAL __attribute__((visibility("hidden")))
+
+#define VOLLEY__SOCKERR_RING 32
+/* Control-message space per message: pktinfo + TOS/TCLASS + UDP_SEGMENT on
+ * send; pktinfo (both families on dual-stack) + TOS + TCLASS + timestamp +
+ * RXQ_OVFL + UDP_GRO on receive. */
+#define VOLLEY__TX_CTRL 96
+#define VOLLEY__RX_CTRL 256
+/* GSO payload ceiling for one super-packet, by destination family. */
+#define VOLLEY__GSO_MAX_BYTES4 VOLLEY_UDP4_MAX
+#define VOLLEY__GSO_MAX_BYTES6 VOLLEY_UDP6_MAX
+
+struct volley_backend {
+    const char *name;
+    int (*send)(volley_sock *s, const struct volley_dgram *d, unsigned n);
+    int (*recv)(volley_sock *s, struct volley_dgram *d, unsigned n);
+    /* NULL: poll(2) on s->fd */
+    int (*wait)(volley_sock *s, unsigned events, int timeout_ms);
+    /* backend-private teardown; NULL if none. The fd is closed by sock.c. */
+    void (*close)(volley_sock *s);
+};
+
+extern const struct volley_backend volley__backend_scalar VOLLEY_INTERNAL;
+extern const struct volley_backend volley__backend_mmsg VOLLEY_INTERNAL;
+extern const struct volley_backend volley__backend_pair VOLLEY_INTERNAL;
+
+/* Metadata parsed from one received message's control messages. */
+struct volley__rxmeta {
+    struct volley_addr local;
+    uint32_t ifindex;
+    uint16_t gro_segment; /* 0: not coalesced */
+    uint8_t ecn;
+    bool has_ts;
+    bool has_ovfl;
+    int64_t rx_ns;
+    uint32_t ovfl; /* SO_RXQ_OVFL running counter */
+};
+
+/* A received message not yet (fully) handed to the caller: GRO buffers can
+ * hold more datagrams than the caller asked for. */
+struct volley__rxpend {
+    uint8_t *data;
+    uint32_t len; /* bytes in the buffer */
+    uint32_t off; /* next unread byte */
+    bool trunc;
+    struct volley_addr peer;
+    struct volley__rxmeta meta;
+};
+
+/* What one outgoing message carries, to account for it once sent. */
+struct volley__txinfo {
+    unsigned first;  /* index of its first descriptor in the call */
+    unsigned ndesc;  /* descriptors it completes (0 for a non-final piece) */
+    unsigned ndgram; /* datagrams on the wire */
+    uint32_t bytes;
+    bool gso; /* carries UDP_SEGMENT */
+};
+
+/* The GSO planner's output (see gso.c). */
+struct volley__run;
+
+struct volley_sock {
+    const struct volley_backend *be;
+    int fd;
+    int family; /* AF_INET, AF_INET6, AF_UNIX */
+    bool connected;
+    unsigned features; /* VOLLEY_F_* actually on */
+    unsigned gso_segs; /* GSO segment limit, 0 when GSO is off */
+    struct volley_opts opts;
+    struct volley_stats st;
+    struct volley_addr bound; /* local address, for the port of rx local */
+
+    /* SO_RXQ_OVFL: the kernel's counter is cumulative and 32-bit */
+    bool ovfl_seen;
+    uint32_t ovfl_last;
+
+    /* receive: rx_batch slots of slot_size bytes */
+    uint8_t *rx_slab;
+    size_t slot_size;
+    unsigned rx_batch;
+    struct mmsghdr *rx_msgs;
+    struct iovec *rx_iov;
+    struct sockaddr_in6 *rx_names;
+    uint8_t *rx_ctrl; /* rx_batch * VOLLEY__RX_CTRL */
+    struct volley__rxpend *pend;
+    unsigned pend_n, pend_i;
+
+    /* send: one message per datagram at most */
+    struct mmsghdr *tx_msgs;
+    struct iovec *tx_iov;
+    struct sockaddr_in6 *tx_names;
+    uint8_t *tx_ctrl;               /* VOLLEY_BATCH_MAX * VOLLEY__TX_CTRL */
+    struct volley__txinfo *tx_info; /* what each built message carries */
+    struct volley__run *runs;
+
+    /* asynchronous error reports for volley_errors() */
+    struct volley_sockerr errs[VOLLEY__SOCKERR_RING];
+    unsigned err_head, err_count;
+
+    void *priv; /* backend-private state (pair) */
+};
+
+/* ---- sock.c: shared by the backends ---- */
+/* Validate and copy caller options (NULL: defaults) into *dst, applying
+ * defaults and the VOLLEY_DISABLE/VOLLEY_BACKEND environment. */
+VOLLEY_INTERNAL int volley__opts_load(struct volley_opts *dst,
+                                      const struct volley_opts *src);
+/* A zeroed socket with fd -1, the given options and backend; no slabs.
+ * NULL when out of memory. volley_close frees it. */
+VOLLEY_INTERNAL volley_sock *volley__sock_alloc(const struct volley_opts *o,
+                                                const struct volley_backend *be);
+/* Record an error of kind err (negative) in the per-kind counters. */
+VOLLEY_INTERNAL void volley__count_err(volley_sock *s, int err);
+/* Queue an asynchronous error report (drops the oldest when full). */
+VOLLEY_INTERNAL void volley__sockerr_push(volley_sock *s, const struct volley_sockerr *e);
+/* Drain MSG_ERRQUEUE into the report queue. Returns reports read. */
+VOLLEY_INTERNAL int volley__drain_errqueue(volley_sock *s);
+/* True for errors that belong to an earlier datagram (ICMP feedback). */
+VOLLEY_INTERNAL bool volley__err_is_async(int err);
+/* Handle an asynchronous error seen by a syscall: count, queue, drain. */
+VOLLEY_INTERNAL void volley__async_err(volley_sock *s, int err);
+/* Retry policy for one outgoing message that failed with err: EINTR and
+ * errors left over from earlier datagrams (ICMP feedback) are retried a
+ * few times; anything else belongs to this message. */
+struct volley__retry {
+    unsigned tries;
+    int maybe_async; /* seen once; async only if the retry then succeeds */
+};
+VOLLEY_INTERNAL bool volley__send_retry(volley_sock *s, struct volley__retry *rt,
+                                        int err);
+/* The message went out: settle what volley__send_retry left undecided. */
+VOLLEY_INTERNAL void volley__send_ok(volley_sock *s, struct volley__retry *rt);
+/* Same for receive: true to call again (at most a few times per call). */
+VOLLEY_INTERNAL bool volley__recv_retry(volley_sock *s, unsigned *tries, int err);
+/* Check a send batch at the boundary; returns 0 or a negative errno for
+ * the first bad descriptor, and *bad its index. */
+VOLLEY_INTERNAL int volley__check_send(const volley_sock *s, const struct volley_dgram *d,
+                                       unsigned n, unsigned *bad);
+/* Fill the msghdr for descriptor d (name, iov, control). gso_seg > 0 adds
+ * UDP_SEGMENT; iovs/niov describe the payload. */
+VOLLEY_INTERNAL void volley__fill_txmsg(volley_sock *s, unsigned slot, struct msghdr *m,
+                                        const struct volley_dgram *d, struct iovec *iov,
+                                        size_t niov, uint16_t gso_seg);
+/* Prepare receive slot i's msghdr for a fresh receive. */
+VOLLEY_INTERNAL void volley__reset_rxmsg(volley_sock *s, unsigned i);
+/* Turn received message i (len bytes, kernel flags) into a pending entry. */
+VOLLEY_INTERNAL void volley__stage_rx(volley_sock *s, unsigned i, size_t len, int mflags);
+/* Hand pending datagrams to the caller; returns how many. */
+VOLLEY_INTERNAL unsigned volley__deliver(volley_sock *s, struct volley_dgram *d,
+                                         unsigned n);
+/* True when staged datagrams are waiting to be delivered. */
+VOLLEY_INTERNAL bool volley__pending(const volley_sock *s);
+
+/* ---- probe.c ---- */
+/* The kernel's GSO segment limit (128 or 64), found once per process by
+ * sending a segmented datagram over loopback; 0 when GSO does not work. */
+VOLLEY_INTERNAL unsigned volley__gso_limit(void);
+
+/* ---- addr.c ---- */
+VOLLEY_INTERNAL void volley__addr_from_sockaddr(struct volley_addr *out,
+                                                const struct sockaddr *sa, socklen_t len);
+/* Write a into a sockaddr_in6-sized buffer for a socket of family fam,
+ * mapping IPv4 into ::ffff:0:0/96 on IPv6 sockets. Returns the length, or
+ * 0 for AF_UNSPEC, or -EAFNOSUPPORT. */
+VOLLEY_INTERNAL int volley__addr_to_sockaddr(const struct volley_addr *a, int fam,
+                                             struct sockaddr_in6 *out);
+VOLLEY_INTERNAL bool volley__addr_is_v4mapped(const struct in6_addr *a);
+
+/* ---- cmsg.c (pure) ---- */
+/* Build send control messages for d on a socket of family fam. Returns the
+ * bytes used (0..cap) or -ENOSPC. */
+VOLLEY_INTERNAL int volley__cmsg_build(uint8_t *buf, size_t cap, int fam,
+                                       const struct volley_dgram *d, uint16_t gso_seg);
+/* Parse receive control messages; unknown ones are skipped, malformed ones
+ * make it return -EINVAL (what was parsed before stays in *out). */
+VOLLEY_INTERNAL int volley__cmsg_parse(const void *ctrl, size_t len,
+                                       struct volley__rxmeta *out);
+/* Parse an MSG_ERRQUEUE message's control data into *out: 0, or -ENOENT
+ * when no IP/IPv6 RECVERR record is present, -EINVAL when malformed. */
+VOLLEY_INTERNAL int volley__cmsg_parse_err(const void *ctrl, size_t len,
+                                           struct volley_sockerr *out);
+
+/* ---- gso.c (pure) ---- */
+/* A run: descriptors [first, first+count) sent as one message. seg > 0:
+ * one UDP_SEGMENT message of that segment size. */
+struct volley__run {
+    unsigned first;
+    unsigned count;
+    uint16_t seg;
+};
+/* Plan messages for d[0..n): coalesce runs of same peer/local/ifindex/ecn
+ * and same length (last may be shorter), at most max_segs datagrams and
+ * max_bytes(peer) per run. max_segs 0 or 1: no coalescing. Explicit GSO
+ * descriptors (segment > 0) become runs of their own. Returns runs written
+ * (<= n). */
+VOLLEY_INTERNAL unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n,
+                                          unsigned max_segs, struct volley__run *runs);
+/* Datagrams in a GSO/GRO buffer of len bytes cut at seg (seg > 0). */
+VOLLEY_INTERNAL unsigned volley__gso_count(size_t len, uint16_t seg);
+/* Payload ceiling of one (super-)datagram to peer p on a socket of fam. */
+VOLLEY_INTERNAL size_t volley__max_payload(int fam, const struct volley_addr *p);
+
+/* ---- sys.c: the only place system calls are made ----
+ * Each returns the call's result or a negative errno (errno read once). */
+enum volley__sysop {
+    VOLLEY__SYS_SOCKET,
+    VOLLEY__SYS_BIND,
+    VOLLEY__SYS_CONNECT,
+    VOLLEY__SYS_SETSOCKOPT,
+    VOLLEY__SYS_GETSOCKOPT,
+    VOLLEY__SYS_GETSOCKNAME,
+    VOLLEY__SYS_GETPEERNAME,
+    VOLLEY__SYS_SENDMSG,
+    VOLLEY__SYS_SENDMMSG,
+    VOLLEY__SYS_RECVMSG,
+    VOLLEY__SYS_RECVMMSG,
+    VOLLEY__SYS_POLL,
+    VOLLEY__SYS_FCNTL,
+    VOLLEY__SYS_COUNT
+};
+VOLLEY_INTERNAL int volley__sys_socket(int domain, int type, int proto);
+VOLLEY_INTERNAL int volley__sys_bind(int fd, const struct sockaddr *a, socklen_t len);
+VOLLEY_INTERNAL int volley__sys_connect(int fd, const struct sockaddr *a, socklen_t len);
+VOLLEY_INTERNAL int volley__sys_setsockopt(int fd, int level, int opt, const void *v,
+                                           socklen_t len);
+VOLLEY_INTERNAL int volley__sys_getsockopt(int fd, int level, int opt, void *v,
+                                           socklen_t *len);
+VOLLEY_INTERNAL int volley__sys_getsockname(int fd, struct sockaddr *a, socklen_t *len);
+VOLLEY_INTERNAL int volley__sys_getpeername(int fd, struct sockaddr *a, socklen_t *len);
+VOLLEY_INTERNAL ssize_t volley__sys_sendmsg(int fd, const struct msghdr *m, int flags);
+VOLLEY_INTERNAL int volley__sys_sendmmsg(int fd, struct mmsghdr *m, unsigned n,
+                                         int flags);
+VOLLEY_INTERNAL ssize_t volley__sys_recvmsg(int fd, struct msghdr *m, int flags);
+VOLLEY_INTERNAL int volley__sys_recvmmsg(int fd, struct mmsghdr *m, unsigned n,
+                                         int flags);
+VOLLEY_INTERNAL int volley__sys_poll(struct pollfd *p, unsigned n, int timeout_ms);
+VOLLEY_INTERNAL int volley__sys_fcntl(int fd, int cmd, int arg);
+VOLLEY_INTERNAL void volley__sys_close(int fd);
+
+/*
+ * Fault injection (tests). Arm op so that, counting its calls from now
+ * (1-based), calls nth .. nth+times-1 fail: with -err when err != 0, or,
+ * for sendmmsg/recvmmsg with err == 0, are made with at most short_n
+ * messages (a short count). times 0 means every call from nth on.
+ * volley__fault_clear disarms everything; volley__sys_count tells how many
+ * calls of op were made since the last clear.
+ */
+VOLLEY_INTERNAL void volley__fault_set(enum volley__sysop op, unsigned nth,
+                                       unsigned times, int err, unsigned short_n);
+VOLLEY_INTERNAL void volley__fault_clear(void);
+VOLLEY_INTERNAL unsigned long volley__sys_count(enum volley__sysop op);
+
+#endif /* VOLLEY_INTERNAL_H */

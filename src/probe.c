@@ -1,0 +1,285 @@
+/* Capability probing: every feature is tried for real over loopback, never
+ * inferred from a kernel version. */
+#include "internal.h"
+
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <string.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+static unsigned gso_limit;
+static pthread_once_t gso_once = PTHREAD_ONCE_INIT;
+
+/* Count datagrams waiting on a plain non-blocking socket (bounded wait). */
+static unsigned drain_count(int fd, unsigned want)
+{
+    unsigned got = 0;
+    uint8_t buf[64];
+    for (int idle = 0; got < want && idle < 20;) {
+        struct iovec iov = {buf, sizeof buf};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t r = volley__sys_recvmsg(fd, &m, MSG_DONTWAIT);
+        if (r >= 0) {
+            got++;
+            continue;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (volley__sys_poll(&p, 1, 10) <= 0)
+            idle++;
+    }
+    return got;
+}
+
+/* Send one UDP_SEGMENT message of segs 16-byte segments from tx to the
+ * address of rx; true if the kernel took it and all segments arrived. */
+static bool try_segments(int tx, int rx, const struct sockaddr_in *to, unsigned segs)
+{
+    static uint8_t payload[128 * 16];
+    uint16_t seg = 16;
+    uint8_t ctrl[CMSG_SPACE(sizeof seg)] __attribute__((aligned(8)));
+    struct iovec iov = {payload, (size_t)segs * seg};
+    struct msghdr m = {.msg_name = (void *)to,
+                       .msg_namelen = sizeof *to,
+                       .msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = ctrl,
+                       .msg_controllen = sizeof ctrl};
+    memset(ctrl, 0, sizeof ctrl);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof seg);
+    memcpy(CMSG_DATA(c), &seg, sizeof seg);
+    if (volley__sys_sendmsg(tx, &m, 0) != (ssize_t)iov.iov_len)
+        return false;
+    return drain_count(rx, segs) == segs;
+}
+
+static void probe_gso_limit(void)
+{
+    int tx = volley__sys_socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int rx = volley__sys_socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (tx >= 0 && rx >= 0 &&
+        volley__sys_bind(rx, (struct sockaddr *)&a, sizeof a) == 0 &&
+        volley__sys_getsockname(rx, (struct sockaddr *)&a, &len) == 0) {
+        /* Linux took 64 segments from 4.18 and 128 from 6.9. */
+        if (try_segments(tx, rx, &a, 128))
+            gso_limit = 128;
+        else if (try_segments(tx, rx, &a, 64))
+            gso_limit = 64;
+    }
+    volley__sys_close(tx);
+    volley__sys_close(rx);
+}
+
+unsigned volley__gso_limit(void)
+{
+    pthread_once(&gso_once, probe_gso_limit);
+    return gso_limit;
+}
+
+/* ---- volley_probe ---- */
+
+static void set(struct volley_feature *f, int err, const char *ok_why,
+                const char *bad_why)
+{
+    f->ok = err == 0;
+    f->err = err;
+    f->why = err == 0 ? ok_why : bad_why;
+}
+
+/* Open a receiver and a sender on 127.0.0.1 with the given options. */
+static int open_two(const struct volley_opts *o, volley_sock **rx, volley_sock **tx,
+                    struct volley_addr *to)
+{
+    int r = volley_open(rx, "127.0.0.1:0", o);
+    if (r < 0)
+        return r;
+    r = volley_open(tx, "127.0.0.1:0", o);
+    if (r == 0)
+        r = volley_local_addr(*rx, to);
+    if (r < 0) {
+        volley_close(*rx);
+        *rx = NULL;
+    }
+    return r;
+}
+
+/* Receive up to n datagrams within ~200 ms. */
+static int recv_some(volley_sock *s, struct volley_dgram *d, unsigned n)
+{
+    for (int i = 0; i < 20; i++) {
+        int r = volley_recv(s, d, n);
+        if (r != 0)
+            return r;
+        volley_wait(s, VOLLEY_WAIT_RECV, 10);
+    }
+    return 0;
+}
+
+/* One round trip over backend b; err 0 if the datagram came back. */
+static int probe_backend(unsigned b)
+{
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+    volley_sock *rx, *tx;
+    struct volley_addr to;
+    o.backend = b;
+    int r = open_two(&o, &rx, &tx, &to);
+    if (r < 0)
+        return r;
+    uint8_t byte = 42;
+    struct volley_dgram d = {.data = &byte, .len = 1, .peer = to};
+    r = volley_send(tx, &d, 1);
+    if (r == 1)
+        r = recv_some(rx, &d, 1) == 1 ? 0 : -EIO;
+    volley_close(rx);
+    volley_close(tx);
+    return r < 0 ? r : 0;
+}
+
+/* Send one datagram with ECT(0) and check what the receiver learnt. */
+static void probe_metadata(struct volley_caps *c)
+{
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+    volley_sock *rx, *tx;
+    struct volley_addr to;
+    o.enable = VOLLEY_F_TIMESTAMP;
+    int r = open_two(&o, &rx, &tx, &to);
+    struct volley_dgram d = {0};
+    uint8_t byte = 1;
+    if (r == 0) {
+        d = (struct volley_dgram){.data = &byte, .len = 1, .peer = to, .ecn = 2};
+        r = volley_send(tx, &d, 1);
+        r = r == 1 ? (recv_some(rx, &d, 1) == 1 ? 0 : -EIO) : (r < 0 ? r : -EIO);
+    }
+    int pk = r ? r : (d.local.sa.sa_family == AF_INET && d.ifindex ? 0 : -ENOTSUP);
+    int ecn = r ? r : (d.ecn == 2 ? 0 : -ENOTSUP);
+    int ts = r ? r : (d.flags & VOLLEY_DGRAM_TSTAMP ? 0 : -ENOTSUP);
+    set(&c->pktinfo, pk, "IP_PKTINFO gave the local address of a loopback datagram",
+        "no local address came with a loopback datagram");
+    set(&c->ecn, ecn, "an ECT(0) datagram over loopback arrived marked ECT(0)",
+        "the ECN codepoint did not survive a loopback round trip");
+    set(&c->timestamp, ts, "SO_TIMESTAMPNS stamped a loopback datagram",
+        "no receive timestamp came with a loopback datagram");
+    if (r == 0) {
+        volley_close(rx);
+        volley_close(tx);
+    }
+}
+
+/* Overflow a tiny receive buffer and check the kernel reports the drops. */
+static int probe_rxq_ovfl(void)
+{
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+    volley_sock *rx, *tx;
+    struct volley_addr to;
+    o.rcvbuf = 1;                            /* the kernel rounds up to its minimum */
+    o.disable = VOLLEY_F_GSO | VOLLEY_F_GRO; /* one skb per datagram, or few drop */
+    int r = open_two(&o, &rx, &tx, &to);
+    if (r < 0)
+        return r;
+    static uint8_t buf[1000];
+    struct volley_dgram d[64];
+    for (unsigned i = 0; i < 64; i++)
+        d[i] = (struct volley_dgram){.data = buf, .len = sizeof buf, .peer = to};
+    (void)volley_send(tx, d, 64);
+    struct volley_stats st;
+    while (recv_some(rx, d, 64) > 0)
+        ;
+    volley_get_stats(rx, &st, sizeof st);
+    volley_close(rx);
+    volley_close(tx);
+    return st.rx_kernel_drops > 0 ? 0 : -ENOTSUP;
+}
+
+/* Send to a port nobody listens on; the ICMP must come back as a report. */
+static int probe_recverr(void)
+{
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+    volley_sock *gone, *tx;
+    struct volley_addr to;
+    o.enable = VOLLEY_F_RECVERR;
+    int r = open_two(&o, &gone, &tx, &to);
+    if (r < 0)
+        return r;
+    volley_close(gone);
+    uint8_t byte = 0;
+    struct volley_dgram d = {.data = &byte, .len = 1, .peer = to};
+    struct volley_sockerr e = {0};
+    r = volley_send(tx, &d, 1) == 1 ? -ENOTSUP : -EIO;
+    for (int i = 0; i < 20 && r == -ENOTSUP; i++) {
+        volley_wait(tx, VOLLEY_WAIT_RECV, 10);
+        (void)volley_recv(tx, &d, 1);
+        if (volley_errors(tx, &e, 1) == 1 && e.error == -ECONNREFUSED)
+            r = 0;
+    }
+    volley_close(tx);
+    return r;
+}
+
+/* A 4-segment GSO send to a GRO socket must arrive coalesced. */
+static int probe_gro(void)
+{
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+    volley_sock *rx, *tx;
+    struct volley_addr to;
+    o.backend = VOLLEY_BACKEND_MMSG;
+    int r = open_two(&o, &rx, &tx, &to);
+    if (r < 0)
+        return r;
+    r = -ENOTSUP;
+    if (volley_features(rx) & VOLLEY_F_GRO && volley_gso_max_segments(tx)) {
+        static uint8_t buf[4 * 100];
+        struct volley_dgram d[4] = {
+            {.data = buf, .len = sizeof buf, .segment = 100, .peer = to}};
+        if (volley_send(tx, d, 1) == 1 && recv_some(rx, d, 4) > 0 &&
+            d[0].flags & VOLLEY_DGRAM_GRO)
+            r = 0;
+    }
+    volley_close(rx);
+    volley_close(tx);
+    return r;
+}
+
+int volley_probe(struct volley_caps *out, size_t size)
+{
+    if (!out || size == 0)
+        return -EINVAL;
+    struct volley_caps c;
+    memset(&c, 0, sizeof c);
+    set(&c.scalar, probe_backend(VOLLEY_BACKEND_SCALAR),
+        "sendmsg/recvmsg round trip over loopback", "sendmsg/recvmsg round trip failed");
+    set(&c.mmsg, probe_backend(VOLLEY_BACKEND_MMSG),
+        "sendmmsg/recvmmsg round trip over loopback",
+        "sendmmsg/recvmmsg unavailable or disabled (VOLLEY_DISABLE=mmsg)");
+    c.gso_max_segments = volley__gso_limit();
+    set(&c.gso, c.gso_max_segments ? 0 : -ENOTSUP,
+        c.gso_max_segments == 128
+            ? "a 128-segment UDP_SEGMENT send arrived whole over loopback"
+            : "a 64-segment UDP_SEGMENT send arrived whole over loopback",
+        "the kernel refused a UDP_SEGMENT send over loopback");
+    set(&c.gro, probe_gro(), "a segmented send arrived coalesced on a UDP_GRO socket",
+        "UDP_GRO refused, or a segmented send did not arrive coalesced");
+    probe_metadata(&c);
+    set(&c.rxq_ovfl, probe_rxq_ovfl(), "overflowing a tiny receive buffer was counted",
+        "SO_RXQ_OVFL refused, or drops from a full receive buffer were not reported");
+    set(&c.recverr, probe_recverr(),
+        "a send to a closed loopback port came back as ECONNREFUSED",
+        "IP_RECVERR refused, or no ICMP report for a closed loopback port");
+    volley_sock *v6;
+    int r = volley_open(&v6, "[::1]:0", NULL);
+    set(&c.ipv6, r, "bound a UDP socket on [::1]", "cannot bind a UDP socket on [::1]");
+    if (r == 0)
+        volley_close(v6);
+    memcpy(out, &c, size < sizeof c ? size : sizeof c);
+    return 0;
+}

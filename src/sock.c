@@ -1,0 +1,817 @@
+/* Socket lifetime, options, backend choice, argument checks, stats, and the
+ * message plumbing the kernel backends share. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/errqueue.h>
+#include <linux/sock_diag.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+/* Not a public feature bit: set from VOLLEY_DISABLE=mmsg only. */
+#define F_NO_MMSG 0x10000u
+#define F_ALL                                                                            \
+    (VOLLEY_F_GSO | VOLLEY_F_GRO | VOLLEY_F_PKTINFO | VOLLEY_F_ECN |                     \
+     VOLLEY_F_TIMESTAMP | VOLLEY_F_RXQ_OVFL | VOLLEY_F_RECVERR)
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} feature_names[] = {
+    {"gso", VOLLEY_F_GSO},
+    {"gro", VOLLEY_F_GRO},
+    {"pktinfo", VOLLEY_F_PKTINFO},
+    {"ecn", VOLLEY_F_ECN},
+    {"timestamp", VOLLEY_F_TIMESTAMP},
+    {"rxq_ovfl", VOLLEY_F_RXQ_OVFL},
+    {"recverr", VOLLEY_F_RECVERR},
+    {"mmsg", F_NO_MMSG},
+};
+
+/* VOLLEY_DISABLE=gso,gro,...: returns the mask or -EINVAL on an unknown name. */
+static int env_disable(unsigned *mask)
+{
+    const char *v = getenv("VOLLEY_DISABLE");
+    *mask = 0;
+    if (!v)
+        return 0;
+    while (*v) {
+        size_t len = strcspn(v, ",");
+        bool found = len == 0;
+        for (size_t i = 0; i < sizeof feature_names / sizeof feature_names[0]; i++) {
+            if (strlen(feature_names[i].name) == len &&
+                !strncmp(v, feature_names[i].name, len)) {
+                *mask |= feature_names[i].bit;
+                found = true;
+            }
+        }
+        if (!found)
+            return -EINVAL;
+        v += len;
+        if (*v == ',')
+            v++;
+    }
+    return 0;
+}
+
+int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src)
+{
+    memset(dst, 0, sizeof *dst);
+    if (src) {
+        if (src->size < offsetof(struct volley_opts, backend) + sizeof src->backend)
+            return -EINVAL;
+        /* A newer caller's fields we do not know must be zero. */
+        const uint8_t *tail = (const uint8_t *)src;
+        for (size_t i = sizeof *dst; i < src->size; i++)
+            if (tail[i])
+                return -E2BIG;
+        memcpy(dst, src, src->size < sizeof *dst ? src->size : sizeof *dst);
+    }
+    dst->size = sizeof *dst;
+    if (dst->backend > VOLLEY_BACKEND_PAIR || (dst->enable | dst->disable) & ~F_ALL)
+        return -EINVAL;
+    if (dst->rx_batch > VOLLEY_BATCH_MAX || dst->rx_slot_size > 65536 ||
+        dst->rcvbuf < 0 || dst->sndbuf < 0 || dst->pair_capacity > 65536 ||
+        dst->pair_drop_ppm > 1000000 || dst->pair_dup_ppm > 1000000 ||
+        dst->pair_reorder_ppm > 1000000)
+        return -EINVAL;
+    if (!dst->rx_batch)
+        dst->rx_batch = 256;
+    if (!dst->rx_slot_size)
+        dst->rx_slot_size = 65535;
+    if (!dst->pair_capacity)
+        dst->pair_capacity = 256;
+    unsigned env;
+    if (env_disable(&env) < 0)
+        return -EINVAL;
+    dst->disable |= env & F_ALL;
+    if (dst->backend == VOLLEY_BACKEND_AUTO) {
+        const char *b = getenv("VOLLEY_BACKEND");
+        if (b && !strcmp(b, "scalar"))
+            dst->backend = VOLLEY_BACKEND_SCALAR;
+        else if (b && !strcmp(b, "mmsg"))
+            dst->backend = VOLLEY_BACKEND_MMSG;
+        else if (b && *b && strcmp(b, "auto"))
+            return -EINVAL;
+    }
+    return 0;
+}
+
+volley_sock *volley__sock_alloc(const struct volley_opts *o,
+                                const struct volley_backend *be)
+{
+    volley_sock *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->fd = -1;
+    s->be = be;
+    s->opts = *o;
+    return s;
+}
+
+static void free_buffers(volley_sock *s)
+{
+    free(s->rx_slab);
+    free(s->rx_msgs);
+    free(s->rx_iov);
+    free(s->rx_names);
+    free(s->rx_ctrl);
+    free(s->pend);
+    free(s->tx_msgs);
+    free(s->tx_iov);
+    free(s->tx_names);
+    free(s->tx_ctrl);
+    free(s->tx_info);
+    free(s->runs);
+}
+
+void volley_close(volley_sock *s)
+{
+    if (!s)
+        return;
+    if (s->be && s->be->close)
+        s->be->close(s);
+    volley__sys_close(s->fd);
+    free_buffers(s);
+    free(s);
+}
+
+/* All per-datagram memory, sized once: nothing is allocated after this. */
+static int alloc_buffers(volley_sock *s)
+{
+    unsigned rb = s->opts.rx_batch;
+    s->slot_size = s->opts.rx_slot_size;
+    s->rx_batch = rb;
+    s->rx_slab = malloc((size_t)rb * s->slot_size);
+    s->rx_msgs = calloc(rb, sizeof *s->rx_msgs);
+    s->rx_iov = calloc(rb, sizeof *s->rx_iov);
+    s->rx_names = calloc(rb, sizeof *s->rx_names);
+    s->rx_ctrl = calloc(rb, VOLLEY__RX_CTRL);
+    s->pend = calloc(rb, sizeof *s->pend);
+    s->tx_msgs = calloc(VOLLEY_BATCH_MAX, sizeof *s->tx_msgs);
+    s->tx_iov = calloc(VOLLEY_BATCH_MAX, sizeof *s->tx_iov);
+    s->tx_names = calloc(VOLLEY_BATCH_MAX, sizeof *s->tx_names);
+    s->tx_ctrl = calloc(VOLLEY_BATCH_MAX, VOLLEY__TX_CTRL);
+    s->tx_info = calloc(VOLLEY_BATCH_MAX, sizeof *s->tx_info);
+    s->runs = calloc(VOLLEY_BATCH_MAX, sizeof *s->runs);
+    if (!s->rx_slab || !s->rx_msgs || !s->rx_iov || !s->rx_names || !s->rx_ctrl ||
+        !s->pend || !s->tx_msgs || !s->tx_iov || !s->tx_names || !s->tx_ctrl ||
+        !s->tx_info || !s->runs)
+        return -ENOMEM;
+    return 0;
+}
+
+static bool setopt_on(int fd, int level, int opt)
+{
+    int one = 1;
+    return volley__sys_setsockopt(fd, level, opt, &one, sizeof one) == 0;
+}
+
+/* Turn on what was asked for and the kernel accepts; the rest stays off. */
+static void enable_features(volley_sock *s, unsigned want)
+{
+    int fd = s->fd;
+    bool v6 = s->family == AF_INET6;
+    unsigned on = 0;
+    if (want & VOLLEY_F_PKTINFO && (v6 ? setopt_on(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO)
+                                       : setopt_on(fd, IPPROTO_IP, IP_PKTINFO)))
+        on |= VOLLEY_F_PKTINFO;
+    if (want & VOLLEY_F_ECN) {
+        /* A dual-stack socket reports IPv4 arrivals' TOS only with IP_RECVTOS. */
+        bool ok = setopt_on(fd, IPPROTO_IP, IP_RECVTOS);
+        if (v6)
+            ok = setopt_on(fd, IPPROTO_IPV6, IPV6_RECVTCLASS);
+        if (ok)
+            on |= VOLLEY_F_ECN;
+    }
+    if (want & VOLLEY_F_TIMESTAMP && setopt_on(fd, SOL_SOCKET, SO_TIMESTAMPNS))
+        on |= VOLLEY_F_TIMESTAMP;
+    if (want & VOLLEY_F_RXQ_OVFL && setopt_on(fd, SOL_SOCKET, SO_RXQ_OVFL))
+        on |= VOLLEY_F_RXQ_OVFL;
+    if (want & VOLLEY_F_RECVERR) {
+        bool ok = setopt_on(fd, IPPROTO_IP, IP_RECVERR);
+        if (v6)
+            ok = setopt_on(fd, IPPROTO_IPV6, IPV6_RECVERR);
+        if (ok)
+            on |= VOLLEY_F_RECVERR;
+    }
+    /* A coalesced buffer is up to 64 KiB: a smaller slot would cut it. */
+    if (want & VOLLEY_F_GRO && s->slot_size >= 65535 && setopt_on(fd, SOL_UDP, UDP_GRO))
+        on |= VOLLEY_F_GRO;
+    if (want & VOLLEY_F_GSO) {
+        /* Setting 0 asks the kernel whether it knows UDP_SEGMENT and leaves
+         * no segment size set socket-wide. */
+        int zero = 0;
+        unsigned limit = volley__gso_limit();
+        if (limit &&
+            volley__sys_setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0) {
+            on |= VOLLEY_F_GSO;
+            s->gso_segs = limit;
+        }
+    }
+    s->features = on;
+}
+
+static int choose_backend(volley_sock *s)
+{
+    unsigned b = s->opts.backend;
+    unsigned env = 0;
+    (void)env_disable(&env); /* already validated by volley__opts_load */
+    bool mmsg_off = (env & F_NO_MMSG) != 0;
+    if (b == VOLLEY_BACKEND_PAIR)
+        return -ENOTSUP;
+    if (b == VOLLEY_BACKEND_SCALAR) {
+        s->be = &volley__backend_scalar;
+        return 0;
+    }
+    /* sendmmsg with no messages tells whether the call exists. */
+    bool mmsg_ok = !mmsg_off && volley__sys_sendmmsg(s->fd, s->tx_msgs, 0, 0) == 0;
+    if (b == VOLLEY_BACKEND_MMSG && !mmsg_ok)
+        return -ENOTSUP;
+    s->be = mmsg_ok ? &volley__backend_mmsg : &volley__backend_scalar;
+    return 0;
+}
+
+/* Common to open and wrap, once s->fd and s->family are set. */
+static int setup(volley_sock *s)
+{
+    int r = alloc_buffers(s);
+    if (r < 0)
+        return r;
+    r = choose_backend(s);
+    if (r < 0)
+        return r;
+    if (s->opts.rcvbuf > 0)
+        (void)volley__sys_setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &s->opts.rcvbuf,
+                                     sizeof s->opts.rcvbuf);
+    if (s->opts.sndbuf > 0)
+        (void)volley__sys_setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &s->opts.sndbuf,
+                                     sizeof s->opts.sndbuf);
+    if (s->family == AF_INET || s->family == AF_INET6) {
+        unsigned want = (VOLLEY_F_DEFAULT | s->opts.enable) & ~s->opts.disable;
+        if (s->be == &volley__backend_scalar)
+            want &= ~(VOLLEY_F_GSO | VOLLEY_F_GRO); /* portable path: plain calls */
+        enable_features(s, want);
+        struct sockaddr_in6 sa;
+        socklen_t len = sizeof sa;
+        if (volley__sys_getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0)
+            volley__addr_from_sockaddr(&s->bound, (struct sockaddr *)&sa, len);
+    }
+    return 0;
+}
+
+int volley_open(volley_sock **out, const char *bind, const struct volley_opts *o)
+{
+    struct volley_opts opts;
+    struct volley_addr a;
+    if (!out || !bind)
+        return -EINVAL;
+    int r = volley__opts_load(&opts, o);
+    if (r < 0)
+        return r;
+    if (volley_addr_parse(&a, bind) < 0)
+        return -EINVAL;
+    if (opts.backend == VOLLEY_BACKEND_PAIR)
+        return -ENOTSUP;
+    volley_sock *s = volley__sock_alloc(&opts, NULL);
+    if (!s)
+        return -ENOMEM;
+    s->family = a.sa.sa_family;
+    r = s->fd =
+        volley__sys_socket(s->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (r >= 0 && s->family == AF_INET6) {
+        int zero = 0; /* "[::]" means both families */
+        (void)volley__sys_setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,
+                                     sizeof zero);
+    }
+    if (r >= 0)
+        r = volley__sys_bind(s->fd, &a.sa, volley_addr_len(&a));
+    if (r >= 0)
+        r = setup(s);
+    if (r < 0) {
+        volley_close(s);
+        return r;
+    }
+    *out = s;
+    return 0;
+}
+
+int volley_wrap(volley_sock **out, int fd, const struct volley_opts *o)
+{
+    struct volley_opts opts;
+    if (!out)
+        return -EINVAL;
+    if (fd < 0)
+        return -EBADF;
+    int r = volley__opts_load(&opts, o);
+    if (r < 0)
+        return r;
+    if (opts.backend == VOLLEY_BACKEND_PAIR)
+        return -ENOTSUP;
+    int type = 0, dom = 0;
+    socklen_t len = sizeof type;
+    r = volley__sys_getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+    if (r < 0)
+        return r;
+    if (type != SOCK_DGRAM)
+        return -EPROTOTYPE;
+    len = sizeof dom;
+    r = volley__sys_getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len);
+    if (r < 0)
+        return r;
+    if (dom != AF_INET && dom != AF_INET6 && dom != AF_UNIX)
+        return -EAFNOSUPPORT;
+    volley_sock *s = volley__sock_alloc(&opts, NULL);
+    if (!s)
+        return -ENOMEM;
+    s->fd = fd;
+    s->family = dom;
+    struct sockaddr_in6 peer;
+    len = sizeof peer;
+    /* AF_UNIX datagrams carry no address here, so such sockets count as
+     * connected (a socketpair is). */
+    s->connected = dom == AF_UNIX ||
+                   volley__sys_getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
+    r = volley__sys_fcntl(fd, F_GETFL, 0);
+    if (r >= 0)
+        r = volley__sys_fcntl(fd, F_SETFL, r | O_NONBLOCK);
+    if (r >= 0)
+        r = setup(s);
+    if (r < 0) {
+        volley_close(s);
+        return r;
+    }
+    *out = s;
+    return 0;
+}
+
+int volley_connect_addr(volley_sock *s, const struct volley_addr *peer)
+{
+    struct sockaddr_in6 sa;
+    if (!s || !peer)
+        return -EINVAL;
+    if (s->be == &volley__backend_pair || s->family == AF_UNIX)
+        return -ENOTSUP;
+    int len = volley__addr_to_sockaddr(peer, s->family, &sa);
+    if (len <= 0)
+        return len == 0 ? -EINVAL : len;
+    int r = volley__sys_connect(s->fd, (struct sockaddr *)&sa, (socklen_t)len);
+    if (r < 0)
+        return r;
+    s->connected = true;
+    return 0;
+}
+
+int volley_connect(volley_sock *s, const char *peer)
+{
+    struct volley_addr a;
+    if (!s || !peer || volley_addr_parse(&a, peer) < 0)
+        return -EINVAL;
+    return volley_connect_addr(s, &a);
+}
+
+/* ---- argument checks ---- */
+
+static int check_addr_family(const volley_sock *s, int fam)
+{
+    if (fam == AF_UNSPEC || s->family == AF_UNSPEC)
+        return 0;
+    if (s->family == AF_UNIX)
+        return -EAFNOSUPPORT;
+    if (fam == AF_INET6 && s->family == AF_INET)
+        return -EAFNOSUPPORT;
+    if (fam != AF_INET && fam != AF_INET6)
+        return -EAFNOSUPPORT;
+    return 0;
+}
+
+static int check_one(const volley_sock *s, const struct volley_dgram *d)
+{
+    if (d->ecn > 3 || (!d->data && d->len))
+        return -EINVAL;
+    if (d->peer.sa.sa_family == AF_UNSPEC && !s->connected)
+        return -EDESTADDRREQ;
+    int r = check_addr_family(s, d->peer.sa.sa_family);
+    if (r == 0)
+        r = check_addr_family(s, d->local.sa.sa_family);
+    if (r < 0)
+        return r;
+    if (d->segment) {
+        unsigned limit = s->gso_segs ? s->gso_segs : 64;
+        if (d->segment > d->len || volley__gso_count(d->len, d->segment) > limit)
+            return -EINVAL;
+    }
+    if (s->family != AF_UNIX && d->len > volley__max_payload(s->family, &d->peer))
+        return -EMSGSIZE;
+    return 0;
+}
+
+int volley__check_send(const volley_sock *s, const struct volley_dgram *d, unsigned n,
+                       unsigned *bad)
+{
+    for (unsigned i = 0; i < n; i++) {
+        int r = check_one(s, &d[i]);
+        if (r < 0) {
+            *bad = i;
+            return r;
+        }
+    }
+    *bad = n;
+    return 0;
+}
+
+/* ---- errors ---- */
+
+void volley__count_err(volley_sock *s, int err)
+{
+    switch (-err) {
+    case ECONNREFUSED:
+        s->st.err_connrefused++;
+        break;
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+        s->st.err_unreach++;
+        break;
+    case EMSGSIZE:
+        s->st.err_msgsize++;
+        break;
+    case ENOBUFS:
+    case ENOMEM:
+        s->st.err_nobufs++;
+        break;
+    case EPERM:
+    case EACCES:
+        s->st.err_perm++;
+        break;
+    default:
+        s->st.err_other++;
+    }
+}
+
+void volley__sockerr_push(volley_sock *s, const struct volley_sockerr *e)
+{
+    if (s->err_count == VOLLEY__SOCKERR_RING) {
+        s->err_head = (s->err_head + 1) % VOLLEY__SOCKERR_RING;
+        s->err_count--;
+        s->st.sockerr_lost++;
+    }
+    s->errs[(s->err_head + s->err_count) % VOLLEY__SOCKERR_RING] = *e;
+    s->err_count++;
+    s->st.sockerr_queued++;
+}
+
+int volley__drain_errqueue(volley_sock *s)
+{
+    int got = 0;
+    /* Bounded: the queue is limited by the receive buffer, but never spin. */
+    for (int i = 0; i < 64; i++) {
+        uint8_t ctrl[256] __attribute__((aligned(8)));
+        struct sockaddr_in6 dest;
+        uint8_t byte;
+        struct iovec iov = {&byte, 1};
+        struct msghdr m = {.msg_name = &dest,
+                           .msg_namelen = sizeof dest,
+                           .msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = ctrl,
+                           .msg_controllen = sizeof ctrl};
+        ssize_t r = volley__sys_recvmsg(s->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT);
+        if (r == -EINTR)
+            continue;
+        if (r < 0)
+            break;
+        struct volley_sockerr e;
+        if (volley__cmsg_parse_err(ctrl, m.msg_controllen, &e) < 0)
+            continue;
+        volley__addr_from_sockaddr(&e.dest, (struct sockaddr *)&dest, m.msg_namelen);
+        volley__count_err(s, e.error);
+        volley__sockerr_push(s, &e);
+        got++;
+    }
+    return got;
+}
+
+bool volley__err_is_async(int err)
+{
+    return err == -ECONNREFUSED || err == -EHOSTUNREACH || err == -ENETUNREACH ||
+           err == -EHOSTDOWN || err == -ENETDOWN || err == -EPROTO;
+}
+
+void volley__async_err(volley_sock *s, int err)
+{
+    /* With RECVERR the details wait in the error queue; otherwise the
+     * kernel gave us only the errno. */
+    if ((s->features & VOLLEY_F_RECVERR) && volley__drain_errqueue(s) > 0)
+        return;
+    struct volley_sockerr e;
+    memset(&e, 0, sizeof e);
+    e.error = err;
+    volley__count_err(s, err);
+    volley__sockerr_push(s, &e);
+}
+
+bool volley__send_retry(volley_sock *s, struct volley__retry *rt, int err)
+{
+    /* Bounded even for EINTR, so a broken kernel cannot hang a call. */
+    if (rt->tries >= 16)
+        return false;
+    rt->tries++;
+    if (err == -EINTR)
+        return true;
+    if (!volley__err_is_async(err))
+        return false;
+    /* UDP sends never fail with ECONNREFUSED on their own account: it is
+     * always an earlier datagram's ICMP. Unreachable errors can be either,
+     * so they are retried once and judged by the outcome. */
+    if (err == -ECONNREFUSED) {
+        volley__async_err(s, err);
+        return true;
+    }
+    if (rt->maybe_async == err)
+        return false;
+    rt->maybe_async = err;
+    return true;
+}
+
+void volley__send_ok(volley_sock *s, struct volley__retry *rt)
+{
+    if (rt->maybe_async)
+        volley__async_err(s, rt->maybe_async);
+    rt->maybe_async = 0;
+    rt->tries = 0;
+}
+
+bool volley__recv_retry(volley_sock *s, unsigned *tries, int err)
+{
+    if ((*tries)++ >= 16)
+        return false;
+    if (err == -EINTR)
+        return true;
+    if (!volley__err_is_async(err))
+        return false;
+    volley__async_err(s, err);
+    return true;
+}
+
+int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n)
+{
+    if (!s || !out || n == 0)
+        return -EINVAL;
+    unsigned k = 0;
+    for (; k < n && s->err_count; k++) {
+        out[k] = s->errs[s->err_head];
+        s->err_head = (s->err_head + 1) % VOLLEY__SOCKERR_RING;
+        s->err_count--;
+    }
+    return (int)k;
+}
+
+/* ---- message plumbing ---- */
+
+void volley__fill_txmsg(volley_sock *s, unsigned slot, struct msghdr *m,
+                        const struct volley_dgram *d, struct iovec *iov, size_t niov,
+                        uint16_t gso_seg)
+{
+    memset(m, 0, sizeof *m);
+    m->msg_iov = iov;
+    m->msg_iovlen = niov;
+    if (s->family != AF_INET && s->family != AF_INET6)
+        return;
+    int len = volley__addr_to_sockaddr(&d->peer, s->family, &s->tx_names[slot]);
+    if (len > 0) {
+        m->msg_name = &s->tx_names[slot];
+        m->msg_namelen = (socklen_t)len;
+    }
+    uint8_t *ctrl = s->tx_ctrl + (size_t)slot * VOLLEY__TX_CTRL;
+    int clen = volley__cmsg_build(ctrl, VOLLEY__TX_CTRL, s->family, d, gso_seg);
+    if (clen > 0) {
+        m->msg_control = ctrl;
+        m->msg_controllen = (size_t)clen;
+    }
+}
+
+void volley__reset_rxmsg(volley_sock *s, unsigned i)
+{
+    struct msghdr *m = &s->rx_msgs[i].msg_hdr;
+    s->rx_iov[i].iov_base = s->rx_slab + (size_t)i * s->slot_size;
+    s->rx_iov[i].iov_len = s->slot_size;
+    m->msg_name = &s->rx_names[i];
+    m->msg_namelen = sizeof s->rx_names[i];
+    m->msg_iov = &s->rx_iov[i];
+    m->msg_iovlen = 1;
+    m->msg_control = s->rx_ctrl + (size_t)i * VOLLEY__RX_CTRL;
+    m->msg_controllen = VOLLEY__RX_CTRL;
+    m->msg_flags = 0;
+}
+
+void volley__stage_rx(volley_sock *s, unsigned i, size_t len, int mflags)
+{
+    struct msghdr *m = &s->rx_msgs[i].msg_hdr;
+    struct volley__rxpend *p = &s->pend[s->pend_n++];
+    p->data = s->rx_iov[i].iov_base;
+    p->len = (uint32_t)(len < s->slot_size ? len : s->slot_size);
+    p->off = 0;
+    p->trunc = (mflags & MSG_TRUNC) != 0;
+    volley__addr_from_sockaddr(&p->peer, m->msg_name, m->msg_namelen);
+    (void)volley__cmsg_parse(m->msg_control, m->msg_controllen, &p->meta);
+    if (p->meta.local.sa.sa_family == AF_INET)
+        p->meta.local.sin.sin_port = s->bound.sin.sin_port;
+    else if (p->meta.local.sa.sa_family == AF_INET6)
+        p->meta.local.sin6.sin6_port = s->bound.sin6.sin6_port;
+    if (p->meta.has_ovfl) {
+        /* Unsigned difference survives the kernel's 32-bit wrap. */
+        s->st.rx_kernel_drops += (uint32_t)(p->meta.ovfl - s->ovfl_last);
+        s->ovfl_last = p->meta.ovfl;
+    }
+    if (p->meta.gro_segment && p->len > p->meta.gro_segment)
+        s->st.rx_gro_buffers++;
+}
+
+bool volley__pending(const volley_sock *s)
+{
+    return s->pend_i < s->pend_n;
+}
+
+unsigned volley__deliver(volley_sock *s, struct volley_dgram *d, unsigned n)
+{
+    unsigned k = 0;
+    while (k < n && s->pend_i < s->pend_n) {
+        struct volley__rxpend *p = &s->pend[s->pend_i];
+        uint32_t seg = p->meta.gro_segment;
+        uint32_t left = p->len - p->off;
+        uint32_t len = seg && left > seg ? seg : left;
+        struct volley_dgram *x = &d[k++];
+        x->data = p->data + p->off;
+        x->len = len;
+        x->peer = p->peer;
+        x->local = p->meta.local;
+        x->ifindex = p->meta.ifindex;
+        x->segment = 0;
+        x->ecn = p->meta.ecn;
+        x->flags = 0;
+        x->rx_ns = p->meta.has_ts ? p->meta.rx_ns : 0;
+        if (p->meta.has_ts)
+            x->flags |= VOLLEY_DGRAM_TSTAMP;
+        if (seg && p->len > seg)
+            x->flags |= VOLLEY_DGRAM_GRO;
+        p->off += len;
+        if (p->off >= p->len) {
+            /* The cut, if any, is at the end of the buffer. */
+            if (p->trunc) {
+                x->flags |= VOLLEY_DGRAM_TRUNC;
+                s->st.rx_truncated++;
+            }
+            s->pend_i++;
+        }
+        s->st.rx_dgrams++;
+        s->st.rx_bytes += len;
+    }
+    if (s->pend_i == s->pend_n)
+        s->pend_i = s->pend_n = 0;
+    return k;
+}
+
+/* ---- public entry points ---- */
+
+int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
+{
+    if (!s || !d || n == 0 || n > VOLLEY_BATCH_MAX)
+        return -EINVAL;
+    unsigned ok;
+    int r = volley__check_send(s, d, n, &ok);
+    if (ok == 0)
+        return r;
+    return s->be->send(s, d, ok);
+}
+
+int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
+{
+    if (!s || !d || n == 0 || n > VOLLEY_BATCH_MAX)
+        return -EINVAL;
+    return s->be->recv(s, d, n);
+}
+
+int volley_fd(const volley_sock *s)
+{
+    return s ? s->fd : -EINVAL;
+}
+
+/* Consume a pending error poll() reported, so waiting does not spin. */
+static void take_poll_error(volley_sock *s)
+{
+    if (s->features & VOLLEY_F_RECVERR && volley__drain_errqueue(s) > 0)
+        return;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (volley__sys_getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
+        volley__async_err(s, -err);
+}
+
+int volley_wait(volley_sock *s, unsigned events, int timeout_ms)
+{
+    if (!s || !events || events & ~(VOLLEY_WAIT_RECV | VOLLEY_WAIT_SEND))
+        return -EINVAL;
+    if (s->be->wait)
+        return s->be->wait(s, events, timeout_ms);
+    if (events & VOLLEY_WAIT_RECV && volley__pending(s))
+        return VOLLEY_WAIT_RECV;
+    struct pollfd p = {.fd = s->fd};
+    if (events & VOLLEY_WAIT_RECV)
+        p.events |= POLLIN;
+    if (events & VOLLEY_WAIT_SEND)
+        p.events |= POLLOUT;
+    int r = volley__sys_poll(&p, 1, timeout_ms);
+    /* A signal ends the wait early; the caller's loop calls again. */
+    if (r == -EINTR)
+        return 0;
+    if (r <= 0)
+        return r;
+    int ready = 0;
+    if (p.revents & POLLERR) {
+        unsigned before = s->err_count;
+        take_poll_error(s);
+        if (s->err_count != before)
+            ready |= VOLLEY_WAIT_ERR;
+    }
+    if (p.revents & (POLLIN | POLLHUP) && events & VOLLEY_WAIT_RECV)
+        ready |= VOLLEY_WAIT_RECV;
+    if (p.revents & POLLOUT && events & VOLLEY_WAIT_SEND)
+        ready |= VOLLEY_WAIT_SEND;
+    return ready;
+}
+
+int volley_local_addr(const volley_sock *s, struct volley_addr *out)
+{
+    if (!s || !out)
+        return -EINVAL;
+    if (s->be == &volley__backend_pair)
+        return -ENOTSUP;
+    struct sockaddr_in6 sa;
+    socklen_t len = sizeof sa;
+    int r = volley__sys_getsockname(s->fd, (struct sockaddr *)&sa, &len);
+    if (r < 0)
+        return r;
+    volley__addr_from_sockaddr(out, (struct sockaddr *)&sa, len);
+    return 0;
+}
+
+/* SO_RXQ_OVFL reports drops only with the next datagram queued after
+ * them; SO_MEMINFO reads the same kernel counter now. */
+static uint64_t kernel_drops_now(const volley_sock *s)
+{
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof mem;
+    if (!(s->features & VOLLEY_F_RXQ_OVFL) ||
+        volley__sys_getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 ||
+        len <= SK_MEMINFO_DROPS * sizeof mem[0])
+        return s->st.rx_kernel_drops;
+    /* Same 32-bit counter as the control message, so the same wrap rule. */
+    uint64_t extra = (uint32_t)(mem[SK_MEMINFO_DROPS] - s->ovfl_last);
+    return s->st.rx_kernel_drops + extra;
+}
+
+int volley_get_stats(const volley_sock *s, struct volley_stats *out, size_t size)
+{
+    if (!s || !out || size == 0)
+        return -EINVAL;
+    struct volley_stats st = s->st;
+    if (s->family == AF_INET || s->family == AF_INET6)
+        st.rx_kernel_drops = kernel_drops_now(s);
+    memcpy(out, &st, size < sizeof st ? size : sizeof st);
+    return 0;
+}
+
+const char *volley_backend_name(const volley_sock *s)
+{
+    return s && s->be ? s->be->name : "none";
+}
+
+unsigned volley_features(const volley_sock *s)
+{
+    return s ? s->features : 0;
+}
+
+unsigned volley_gso_max_segments(const volley_sock *s)
+{
+    return s && (s->features & VOLLEY_F_GSO) ? s->gso_segs : 0;
+}
+
+const char *volley_strerror(int err)
+{
+    if (err == 0)
+        return "Success";
+    if (err == INT32_MIN)
+        return "Unknown error";
+    const char *t = strerrordesc_np(err < 0 ? -err : err);
+    return t ? t : "Unknown error";
+}

@@ -1,0 +1,182 @@
+/* Every system call libvolley makes goes through here, so tests can make
+ * the Nth call of any kind fail with a chosen errno or a short count. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+struct fault {
+    unsigned long from, to; /* call numbers [from, to], to == 0: no end */
+    int err;
+    unsigned short_n;
+    bool armed;
+};
+
+/* Call counters are only kept while a test has armed something, so the
+ * normal path pays one relaxed load per call. */
+static atomic_int faults_armed;
+static struct fault faults[VOLLEY__SYS_COUNT];
+static unsigned long calls[VOLLEY__SYS_COUNT];
+
+void volley__fault_set(enum volley__sysop op, unsigned nth, unsigned times, int err,
+                       unsigned short_n)
+{
+    if ((unsigned)op >= VOLLEY__SYS_COUNT || nth == 0)
+        return;
+    struct fault *f = &faults[op];
+    f->from = calls[op] + nth;
+    f->to = times ? f->from + times - 1 : 0;
+    f->err = err < 0 ? -err : err;
+    f->short_n = short_n;
+    f->armed = true;
+    atomic_store(&faults_armed, 1);
+}
+
+void volley__fault_clear(void)
+{
+    for (int i = 0; i < VOLLEY__SYS_COUNT; i++) {
+        faults[i].armed = false;
+        calls[i] = 0;
+    }
+    atomic_store(&faults_armed, 0);
+}
+
+unsigned long volley__sys_count(enum volley__sysop op)
+{
+    return (unsigned)op < VOLLEY__SYS_COUNT ? calls[op] : 0;
+}
+
+/* Returns the fault that applies to this call of op, or NULL. */
+static const struct fault *fault_hit(enum volley__sysop op)
+{
+    if (!atomic_load_explicit(&faults_armed, memory_order_relaxed))
+        return NULL;
+    unsigned long n = ++calls[op];
+    const struct fault *f = &faults[op];
+    if (!f->armed || n < f->from || (f->to && n > f->to))
+        return NULL;
+    return f;
+}
+
+#define FAULT_ERR(op)                                                                    \
+    do {                                                                                 \
+        const struct fault *f_ = fault_hit(op);                                          \
+        if (f_ && f_->err)                                                               \
+            return -f_->err;                                                             \
+    } while (0)
+
+static int ret_or_errno(long r)
+{
+    if (r >= 0)
+        return (int)r;
+    int e = errno;
+    return -e;
+}
+
+int volley__sys_socket(int domain, int type, int proto)
+{
+    FAULT_ERR(VOLLEY__SYS_SOCKET);
+    return ret_or_errno(socket(domain, type, proto));
+}
+
+int volley__sys_bind(int fd, const struct sockaddr *a, socklen_t len)
+{
+    FAULT_ERR(VOLLEY__SYS_BIND);
+    return ret_or_errno(bind(fd, a, len));
+}
+
+int volley__sys_connect(int fd, const struct sockaddr *a, socklen_t len)
+{
+    FAULT_ERR(VOLLEY__SYS_CONNECT);
+    for (;;) {
+        int r = ret_or_errno(connect(fd, a, len));
+        if (r != -EINTR)
+            return r;
+    }
+}
+
+int volley__sys_setsockopt(int fd, int level, int opt, const void *v, socklen_t len)
+{
+    FAULT_ERR(VOLLEY__SYS_SETSOCKOPT);
+    return ret_or_errno(setsockopt(fd, level, opt, v, len));
+}
+
+int volley__sys_getsockopt(int fd, int level, int opt, void *v, socklen_t *len)
+{
+    FAULT_ERR(VOLLEY__SYS_GETSOCKOPT);
+    return ret_or_errno(getsockopt(fd, level, opt, v, len));
+}
+
+int volley__sys_getsockname(int fd, struct sockaddr *a, socklen_t *len)
+{
+    FAULT_ERR(VOLLEY__SYS_GETSOCKNAME);
+    return ret_or_errno(getsockname(fd, a, len));
+}
+
+int volley__sys_getpeername(int fd, struct sockaddr *a, socklen_t *len)
+{
+    FAULT_ERR(VOLLEY__SYS_GETPEERNAME);
+    return ret_or_errno(getpeername(fd, a, len));
+}
+
+ssize_t volley__sys_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+    FAULT_ERR(VOLLEY__SYS_SENDMSG);
+    ssize_t r = sendmsg(fd, m, flags);
+    if (r >= 0)
+        return r;
+    int e = errno;
+    return -e;
+}
+
+int volley__sys_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
+{
+    const struct fault *f = fault_hit(VOLLEY__SYS_SENDMMSG);
+    if (f && f->err)
+        return -f->err;
+    if (f && f->short_n && n > f->short_n)
+        n = f->short_n;
+    return ret_or_errno(sendmmsg(fd, m, n, flags));
+}
+
+ssize_t volley__sys_recvmsg(int fd, struct msghdr *m, int flags)
+{
+    FAULT_ERR(VOLLEY__SYS_RECVMSG);
+    ssize_t r = recvmsg(fd, m, flags);
+    if (r >= 0)
+        return r;
+    int e = errno;
+    return -e;
+}
+
+int volley__sys_recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
+{
+    const struct fault *f = fault_hit(VOLLEY__SYS_RECVMMSG);
+    if (f && f->err)
+        return -f->err;
+    if (f && f->short_n && n > f->short_n)
+        n = f->short_n;
+    return ret_or_errno(recvmmsg(fd, m, n, flags, NULL));
+}
+
+int volley__sys_poll(struct pollfd *p, unsigned n, int timeout_ms)
+{
+    FAULT_ERR(VOLLEY__SYS_POLL);
+    return ret_or_errno(poll(p, n, timeout_ms));
+}
+
+int volley__sys_fcntl(int fd, int cmd, int arg)
+{
+    FAULT_ERR(VOLLEY__SYS_FCNTL);
+    return ret_or_errno(fcntl(fd, cmd, arg));
+}
+
+void volley__sys_close(int fd)
+{
+    /* close(2) must not be retried on EINTR on Linux: the fd is gone. */
+    if (fd >= 0)
+        close(fd);
+}

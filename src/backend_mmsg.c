@@ -5,124 +5,14 @@
 
 #include <errno.h>
 
-/* Messages and iovecs one build may use. */
-#define MSG_CAP VOLLEY_BATCH_MAX
-#define IOV_CAP VOLLEY_BATCH_MAX
-
-struct build {
-    unsigned nmsg, niov;
-    unsigned next; /* first descriptor not yet built */
-};
-
-static void add_msg(volley_sock *s, struct build *b, const struct volley_dgram *d,
-                    unsigned first, unsigned niov, unsigned ndesc, unsigned ndgram,
-                    size_t bytes, uint16_t seg)
-{
-    struct volley__txinfo *t = &s->tx_info[b->nmsg];
-    volley__fill_txmsg(s, b->nmsg, &s->tx_msgs[b->nmsg].msg_hdr, d, &s->tx_iov[b->niov],
-                       niov, seg);
-    t->first = first;
-    t->ndesc = ndesc;
-    t->ndgram = ndgram;
-    t->bytes = (uint32_t)bytes;
-    t->gso = seg != 0;
-    b->nmsg++;
-    b->niov += niov;
-}
-
-/* Cut an explicit GSO descriptor into plain datagrams (GSO is off). Only
- * the last piece completes the descriptor. Returns false if out of room. */
-static bool add_pieces(volley_sock *s, struct build *b, const struct volley_dgram *d,
-                       unsigned idx)
-{
-    unsigned pieces = volley__gso_count(d->len, d->segment);
-    if (b->nmsg + pieces > MSG_CAP || b->niov + pieces > IOV_CAP)
-        return false;
-    for (unsigned p = 0; p < pieces; p++) {
-        size_t off = (size_t)p * d->segment;
-        size_t len = d->len - off < d->segment ? d->len - off : d->segment;
-        s->tx_iov[b->niov] = (struct iovec){(uint8_t *)d->data + off, len};
-        add_msg(s, b, d, idx, 1, p + 1 == pieces, 1, len, 0);
-    }
-    return true;
-}
-
-/* Build messages for d[b->next .. n) until the arrays are full. */
-static void build(volley_sock *s, const struct volley_dgram *d, unsigned n,
-                  struct build *b)
-{
-    unsigned gso = (s->features & VOLLEY_F_GSO) ? s->gso_segs : 0;
-    unsigned base = b->next;
-    unsigned nr = volley__gso_plan(d + base, n - base, gso, s->runs);
-    for (unsigned r = 0; r < nr; r++) {
-        const struct volley__run *run = &s->runs[r];
-        unsigned idx = base + run->first;
-        const struct volley_dgram *x = &d[idx];
-        if (x->segment && !gso) {
-            if (!add_pieces(s, b, x, idx))
-                return;
-        } else {
-            if (b->nmsg + 1 > MSG_CAP || b->niov + run->count > IOV_CAP)
-                return;
-            size_t bytes = 0;
-            for (unsigned j = 0; j < run->count; j++) {
-                s->tx_iov[b->niov + j] = (struct iovec){x[j].data, x[j].len};
-                bytes += x[j].len;
-            }
-            unsigned ndgram =
-                x->segment ? volley__gso_count(x->len, x->segment) : run->count;
-            /* Never a segment size on a single datagram: some kernels and
-             * devices mishandle it. */
-            uint16_t seg = ndgram > 1 ? run->seg : 0;
-            add_msg(s, b, x, idx, run->count, run->count, ndgram, bytes, seg);
-        }
-        b->next = idx + run->count;
-    }
-}
-
-/* The device or kernel refused segmentation: turn it off for good on this
- * socket; the caller rebuilds from the refused message unsegmented. */
-static void gso_fallback(volley_sock *s)
-{
-    s->features &= ~VOLLEY_F_GSO;
-    s->gso_segs = 0;
-    s->st.tx_gso_fallback++;
-}
-
-static void account(volley_sock *s, unsigned from, unsigned to, unsigned *done)
-{
-    for (unsigned j = from; j < to; j++) {
-        const struct volley__txinfo *t = &s->tx_info[j];
-        *done += t->ndesc;
-        s->st.tx_dgrams += t->ndgram;
-        s->st.tx_bytes += t->bytes;
-        s->st.tx_gso_sends += t->gso;
-    }
-}
-
-/* A stop in the middle of a cut-up descriptor: its first pieces are on the
- * wire, so it is done, and the pieces left behind count as failed. */
-static void settle_partial(volley_sock *s, unsigned off, unsigned nmsg, unsigned *done,
-                           int err)
-{
-    if (off == 0 || off >= nmsg || s->tx_info[off - 1].ndesc != 0)
-        return;
-    unsigned first = s->tx_info[off].first;
-    unsigned j = off;
-    for (; j < nmsg && s->tx_info[j].first == first; j++)
-        s->st.tx_errors++;
-    volley__count_err(s, err);
-    (*done)++;
-}
-
 static int mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 {
     unsigned done = 0;
-    struct build b = {0, 0, 0};
+    struct volley__txbuild b = {0, 0, 0};
     struct volley__retry rt = {0, 0};
     while (b.next < n) {
         b.nmsg = b.niov = 0;
-        build(s, d, n, &b);
+        volley__tx_build(s, d, n, &b);
         unsigned off = 0;
         while (off < b.nmsg) {
             int r =
@@ -130,7 +20,7 @@ static int mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             s->st.tx_syscalls++;
             if (r > 0) {
                 volley__send_ok(s, &rt);
-                account(s, off, off + (unsigned)r, &done);
+                volley__tx_account(s, off, off + (unsigned)r, &done);
                 off += (unsigned)r;
                 continue;
             }
@@ -139,13 +29,13 @@ static int mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             else if (volley__send_retry(s, &rt, r))
                 continue;
             if ((r == -EIO || r == -EINVAL) && s->tx_info[off].gso) {
-                gso_fallback(s);
+                volley__gso_fallback(s);
                 b.next = s->tx_info[off].first;
                 break;
             }
             if (r == -EAGAIN)
                 s->st.tx_wouldblock++;
-            settle_partial(s, off, b.nmsg, &done, r);
+            volley__tx_settle_partial(s, off, b.nmsg, &done, r);
             if (r != -EAGAIN && done == 0) {
                 s->st.tx_errors++;
                 volley__count_err(s, r);

@@ -20,6 +20,14 @@ unsigned volley__gso_count(size_t len, uint16_t seg)
     return (unsigned)((len + seg - 1) / seg);
 }
 
+uint32_t volley__gro_next(uint32_t len, uint16_t seg, uint32_t off)
+{
+    if (off >= len)
+        return 0;
+    uint32_t left = len - off;
+    return seg && left > seg ? seg : left;
+}
+
 /* Same destination, source, interface and ECN: may share one message. */
 static bool same_path(const struct volley_dgram *a, const struct volley_dgram *b)
 {

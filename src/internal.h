@@ -164,6 +164,25 @@ VOLLEY_INTERNAL unsigned volley__deliver(volley_sock *s, struct volley_dgram *d,
 /* True when staged datagrams are waiting to be delivered. */
 VOLLEY_INTERNAL bool volley__pending(const volley_sock *s);
 
+/* ---- txbuild.c: descriptors to messages in s->tx_msgs/tx_info ---- */
+struct volley__txbuild {
+    unsigned nmsg, niov;
+    unsigned next; /* first descriptor not yet built */
+};
+/* Build messages for d[b->next .. n) until the message or iovec arrays
+ * are full; b->nmsg/niov must be 0. Advances b->next. */
+VOLLEY_INTERNAL void volley__tx_build(volley_sock *s, const struct volley_dgram *d,
+                                      unsigned n, struct volley__txbuild *b);
+/* The kernel refused segmentation: GSO off for good on this socket. */
+VOLLEY_INTERNAL void volley__gso_fallback(volley_sock *s);
+/* Messages [from, to) went out: count them and the descriptors done. */
+VOLLEY_INTERNAL void volley__tx_account(volley_sock *s, unsigned from, unsigned to,
+                                        unsigned *done);
+/* Sending stopped at message off of nmsg: if that cut a descriptor's
+ * pieces in two, the descriptor is done and the rest count as failed. */
+VOLLEY_INTERNAL void volley__tx_settle_partial(volley_sock *s, unsigned off,
+                                               unsigned nmsg, unsigned *done, int err);
+
 /* ---- probe.c ---- */
 /* The kernel's GSO segment limit (128 or 64), found once per process by
  * sending a segmented datagram over loopback; 0 when GSO does not work. */
@@ -208,6 +227,9 @@ struct volley__run {
  * (<= n). */
 VOLLEY_INTERNAL unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n,
                                           unsigned max_segs, struct volley__run *runs);
+/* The next datagram in a received buffer of len bytes coalesced at seg
+ * (0: not coalesced), starting at off < len: returns its length. */
+VOLLEY_INTERNAL uint32_t volley__gro_next(uint32_t len, uint16_t seg, uint32_t off);
 /* Datagrams in a GSO/GRO buffer of len bytes cut at seg (seg > 0). */
 VOLLEY_INTERNAL unsigned volley__gso_count(size_t len, uint16_t seg);
 /* Payload ceiling of one (super-)datagram to peer p on a socket of fam. */

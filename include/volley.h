@@ -4,6 +4,8 @@
  * One API over several backends chosen at run time:
  *   scalar  sendmsg/recvmsg, one datagram per system call (portable POSIX)
  *   mmsg    sendmmsg/recvmmsg, many datagrams per call, with UDP GSO/GRO
+ *   uring   io_uring: multishot receive into a provided-buffer ring, batched
+ *           (optionally zero-copy) sends, with UDP GSO/GRO
  *   pair    an in-memory socket pair with seeded impairments, for tests
  *
  * Conventions (every function):
@@ -99,6 +101,7 @@ enum volley_backend_id {
     VOLLEY_BACKEND_SCALAR = 1,
     VOLLEY_BACKEND_MMSG = 2,
     VOLLEY_BACKEND_PAIR = 3,
+    VOLLEY_BACKEND_URING = 4,
 };
 
 /*
@@ -124,8 +127,10 @@ enum volley_backend_id {
  * the end without breaking callers built against an older header.
  *
  * Environment (read at open, applies to every socket):
- *   VOLLEY_BACKEND=scalar|mmsg   backend when opts->backend is AUTO
- *   VOLLEY_DISABLE=gso,gro,...   features to turn off (names as in probe)
+ *   VOLLEY_BACKEND=scalar|mmsg|uring   backend when opts->backend is AUTO
+ *   VOLLEY_DISABLE=gso,gro,...   features to turn off: gso, gro, pktinfo,
+ *                                ecn, timestamp, rxq_ovfl, recverr, and the
+ *                                backends mmsg and uring
  */
 struct volley_opts {
     uint32_t size;
@@ -144,6 +149,13 @@ struct volley_opts {
     uint32_t pair_delay_us;    /* delivery delay */
     uint32_t pair_reserved;
     uint64_t pair_seed; /* impairment PRNG seed (0 picks a fixed default) */
+    /* uring only: */
+    uint32_t zc_threshold; /* send messages of at least this many bytes
+                              zero-copy (SENDMSG_ZC); 0 = never */
+    uint32_t rx_ring_bufs; /* provided receive buffers (2 * rx_batch, power
+                              of two, at most 4096) */
+    uint32_t tx_arena;     /* bytes of send slots in flight (4 MiB) */
+    uint32_t uring_reserved;
 };
 #define VOLLEY_OPTS_INIT                                                                 \
     {                                                                                    \
@@ -181,6 +193,12 @@ struct volley_stats {
     uint64_t pair_duplicated;
     uint64_t pair_reordered;
     uint64_t pair_queue_full; /* drops because the queue was full */
+    /* uring only */
+    uint64_t rx_ring_empty; /* the provided-buffer ring ran dry (ENOBUFS) */
+    uint64_t rx_rearms;     /* multishot receives armed */
+    uint64_t tx_zc_sends;   /* messages sent zero-copy */
+    uint64_t tx_cancelled;  /* messages cancelled after an earlier one failed
+                               while in flight (counted in tx_errors too) */
 };
 
 /* An asynchronous error report (ICMP, or a pending socket error). */
@@ -210,10 +228,10 @@ VOLLEY_API int volley_open(volley_sock **out, const char *bind,
 
 /*
  * Adopt an existing SOCK_DGRAM fd (UDP or AF_UNIX). volley sets it
- * non-blocking and owns it from now on: volley_close closes it, also when
- * volley_wrap fails with anything but -EINVAL/-ENOTSOCK/-EPROTOTYPE.
- * Errors: -EINVAL, -EBADF, -ENOTSOCK, -EPROTOTYPE (not SOCK_DGRAM), -ENOTSUP,
- * -ENOMEM.
+ * non-blocking and, on success, owns it: volley_close closes it. On failure
+ * the fd is left open and remains the caller's.
+ * Errors: -EINVAL, -EBADF, -ENOTSOCK, -EPROTOTYPE (not SOCK_DGRAM),
+ * -EAFNOSUPPORT (not IP or AF_UNIX), -ENOTSUP, -ENOMEM.
  */
 VOLLEY_API int volley_wrap(volley_sock **out, int fd, const struct volley_opts *o);
 
@@ -255,7 +273,10 @@ VOLLEY_API int volley_send(volley_sock *s, const struct volley_dgram *d, unsigne
  */
 VOLLEY_API int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n);
 
-/* The file descriptor to watch for readability with poll/epoll. */
+/* The file descriptor to watch for readability with poll/epoll: the socket
+ * itself, or for the uring and pair backends an eventfd that becomes
+ * readable when datagrams (or send completions) are waiting. Readiness is
+ * a hint: volley_recv may still return 0. */
 VOLLEY_API int volley_fd(const volley_sock *s);
 
 #define VOLLEY_WAIT_RECV 0x1u
@@ -280,7 +301,7 @@ VOLLEY_API int volley_get_stats(const volley_sock *s, struct volley_stats *out,
  * holds 32; older reports are dropped and counted in sockerr_lost. */
 VOLLEY_API int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n);
 
-/* "scalar", "mmsg" or "pair". */
+/* "scalar", "mmsg", "uring" or "pair". */
 VOLLEY_API const char *volley_backend_name(const volley_sock *s);
 
 /* VOLLEY_F_* mask of what is on for this socket after probing. */
@@ -311,7 +332,9 @@ struct volley_feature {
 struct volley_caps {
     struct volley_feature scalar, mmsg, gso, gro, pktinfo, ecn, timestamp, rxq_ovfl,
         recverr, ipv6;
-    unsigned gso_max_segments; /* 128 or 64 when gso.ok */
+    unsigned gso_max_segments;      /* 128 or 64 when gso.ok */
+    struct volley_feature uring;    /* the uring backend: a round trip */
+    struct volley_feature uring_zc; /* IORING_OP_SENDMSG_ZC known */
 };
 /* Fill *out (size = sizeof as the caller knows it). Errors: -EINVAL. */
 VOLLEY_API int volley_probe(struct volley_caps *out, size_t size);

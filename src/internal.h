@@ -36,6 +36,12 @@ struct volley_backend {
 extern const struct volley_backend volley__backend_scalar VOLLEY_INTERNAL;
 extern const struct volley_backend volley__backend_mmsg VOLLEY_INTERNAL;
 extern const struct volley_backend volley__backend_pair VOLLEY_INTERNAL;
+#if VOLLEY_HAVE_URING
+extern const struct volley_backend volley__backend_uring VOLLEY_INTERNAL;
+/* Set up the uring backend on an open socket (buffers already sized):
+ * 0, or a negative errno meaning io_uring cannot be used here. */
+VOLLEY_INTERNAL int volley__uring_init(volley_sock *s);
+#endif
 
 /* Metadata parsed from one received message's control messages. */
 struct volley__rxmeta {
@@ -75,7 +81,8 @@ struct volley__run;
 struct volley_sock {
     const struct volley_backend *be;
     int fd;
-    int family; /* AF_INET, AF_INET6, AF_UNIX */
+    int poll_fd; /* what volley_fd returns instead of fd when >= 0 */
+    int family;  /* AF_INET, AF_INET6, AF_UNIX */
     bool connected;
     unsigned features; /* VOLLEY_F_* actually on */
     unsigned gso_segs; /* GSO segment limit, 0 when GSO is off */
@@ -158,6 +165,10 @@ VOLLEY_INTERNAL void volley__fill_txmsg(volley_sock *s, unsigned slot, struct ms
 VOLLEY_INTERNAL void volley__reset_rxmsg(volley_sock *s, unsigned i);
 /* Turn received message i (len bytes, kernel flags) into a pending entry. */
 VOLLEY_INTERNAL void volley__stage_rx(volley_sock *s, unsigned i, size_t len, int mflags);
+/* The same from explicit parts (len bytes are at data; trunc: cut). */
+VOLLEY_INTERNAL void volley__stage(volley_sock *s, uint8_t *data, size_t len, bool trunc,
+                                   const void *name, socklen_t namelen, const void *ctrl,
+                                   size_t ctrllen);
 /* Hand pending datagrams to the caller; returns how many. */
 VOLLEY_INTERNAL unsigned volley__deliver(volley_sock *s, struct volley_dgram *d,
                                          unsigned n);
@@ -251,6 +262,9 @@ enum volley__sysop {
     VOLLEY__SYS_RECVMMSG,
     VOLLEY__SYS_POLL,
     VOLLEY__SYS_FCNTL,
+    VOLLEY__SYS_URING_INIT,
+    VOLLEY__SYS_URING_REGISTER,
+    VOLLEY__SYS_URING_SUBMIT,
     VOLLEY__SYS_COUNT
 };
 VOLLEY_INTERNAL int volley__sys_socket(int domain, int type, int proto);
@@ -271,6 +285,17 @@ VOLLEY_INTERNAL int volley__sys_recvmmsg(int fd, struct mmsghdr *m, unsigned n,
 VOLLEY_INTERNAL int volley__sys_poll(struct pollfd *p, unsigned n, int timeout_ms);
 VOLLEY_INTERNAL int volley__sys_fcntl(int fd, int cmd, int arg);
 VOLLEY_INTERNAL void volley__sys_close(int fd);
+#if VOLLEY_HAVE_URING
+struct io_uring;
+struct io_uring_params;
+struct io_uring_buf_reg;
+VOLLEY_INTERNAL int volley__sys_uring_init(unsigned entries, struct io_uring *ring,
+                                           struct io_uring_params *p);
+VOLLEY_INTERNAL int volley__sys_uring_register_buf_ring(struct io_uring *ring,
+                                                        struct io_uring_buf_reg *reg);
+/* io_uring_submit, or io_uring_get_events when nothing is queued. */
+VOLLEY_INTERNAL int volley__sys_uring_submit(struct io_uring *ring);
+#endif
 
 /*
  * Fault injection (tests). Arm op so that, counting its calls from now

@@ -18,8 +18,9 @@
 #define UDP_GRO 104
 #endif
 
-/* Not a public feature bit: set from VOLLEY_DISABLE=mmsg only. */
-#define F_NO_MMSG 0x10000u
+/* Not public feature bits: set from VOLLEY_DISABLE=mmsg,uring only. */
+#define F_NO_MMSG  0x10000u
+#define F_NO_URING 0x20000u
 #define F_ALL                                                                            \
     (VOLLEY_F_GSO | VOLLEY_F_GRO | VOLLEY_F_PKTINFO | VOLLEY_F_ECN |                     \
      VOLLEY_F_TIMESTAMP | VOLLEY_F_RXQ_OVFL | VOLLEY_F_RECVERR)
@@ -78,7 +79,7 @@ int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src)
         memcpy(dst, src, src->size < sizeof *dst ? src->size : sizeof *dst);
     }
     dst->size = sizeof *dst;
-    if (dst->backend > VOLLEY_BACKEND_PAIR || (dst->enable | dst->disable) & ~F_ALL)
+    if (dst->backend > VOLLEY_BACKEND_URING || (dst->enable | dst->disable) & ~F_ALL)
         return -EINVAL;
     if (dst->rx_batch > VOLLEY_BATCH_MAX || dst->rx_slot_size > 65536 ||
         dst->rcvbuf < 0 || dst->sndbuf < 0 || dst->pair_capacity > 65536 ||
@@ -101,6 +102,8 @@ int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src)
             dst->backend = VOLLEY_BACKEND_SCALAR;
         else if (b && !strcmp(b, "mmsg"))
             dst->backend = VOLLEY_BACKEND_MMSG;
+        else if (b && !strcmp(b, "uring"))
+            dst->backend = VOLLEY_BACKEND_URING;
         else if (b && *b && strcmp(b, "auto"))
             return -EINVAL;
     }
@@ -114,6 +117,7 @@ volley_sock *volley__sock_alloc(const struct volley_opts *o,
     if (!s)
         return NULL;
     s->fd = -1;
+    s->poll_fd = -1;
     s->be = be;
     s->opts = *o;
     return s;
@@ -222,20 +226,36 @@ static void enable_features(volley_sock *s, unsigned want)
     s->features = on;
 }
 
+/* Try io_uring; false if this kernel or sandbox does not allow it. */
+static bool try_uring(volley_sock *s)
+{
+#if VOLLEY_HAVE_URING
+    s->be = &volley__backend_uring;
+    if (volley__uring_init(s) == 0)
+        return true;
+    s->be = NULL;
+#else
+    (void)s;
+#endif
+    return false;
+}
+
 static int choose_backend(volley_sock *s)
 {
     unsigned b = s->opts.backend;
     unsigned env = 0;
     (void)env_disable(&env); /* already validated by volley__opts_load */
-    bool mmsg_off = (env & F_NO_MMSG) != 0;
     if (b == VOLLEY_BACKEND_PAIR)
         return -ENOTSUP;
     if (b == VOLLEY_BACKEND_SCALAR) {
         s->be = &volley__backend_scalar;
         return 0;
     }
+    if (b == VOLLEY_BACKEND_URING)
+        return !(env & F_NO_URING) && try_uring(s) ? 0 : -ENOTSUP;
     /* sendmmsg with no messages tells whether the call exists. */
-    bool mmsg_ok = !mmsg_off && volley__sys_sendmmsg(s->fd, s->tx_msgs, 0, 0) == 0;
+    bool mmsg_ok =
+        !(env & F_NO_MMSG) && volley__sys_sendmmsg(s->fd, s->tx_msgs, 0, 0) == 0;
     if (b == VOLLEY_BACKEND_MMSG && !mmsg_ok)
         return -ENOTSUP;
     s->be = mmsg_ok ? &volley__backend_mmsg : &volley__backend_scalar;
@@ -348,6 +368,7 @@ int volley_wrap(volley_sock **out, int fd, const struct volley_opts *o)
     if (r >= 0)
         r = setup(s);
     if (r < 0) {
+        s->fd = -1; /* still the caller's */
         volley_close(s);
         return r;
     }
@@ -614,16 +635,16 @@ void volley__reset_rxmsg(volley_sock *s, unsigned i)
     m->msg_flags = 0;
 }
 
-void volley__stage_rx(volley_sock *s, unsigned i, size_t len, int mflags)
+void volley__stage(volley_sock *s, uint8_t *data, size_t len, bool trunc,
+                   const void *name, socklen_t namelen, const void *ctrl, size_t ctrllen)
 {
-    struct msghdr *m = &s->rx_msgs[i].msg_hdr;
     struct volley__rxpend *p = &s->pend[s->pend_n++];
-    p->data = s->rx_iov[i].iov_base;
+    p->data = data;
     p->len = (uint32_t)(len < s->slot_size ? len : s->slot_size);
     p->off = 0;
-    p->trunc = (mflags & MSG_TRUNC) != 0;
-    volley__addr_from_sockaddr(&p->peer, m->msg_name, m->msg_namelen);
-    (void)volley__cmsg_parse(m->msg_control, m->msg_controllen, &p->meta);
+    p->trunc = trunc;
+    volley__addr_from_sockaddr(&p->peer, name, namelen);
+    (void)volley__cmsg_parse(ctrl, ctrllen, &p->meta);
     if (p->meta.local.sa.sa_family == AF_INET)
         p->meta.local.sin.sin_port = s->bound.sin.sin_port;
     else if (p->meta.local.sa.sa_family == AF_INET6)
@@ -635,6 +656,13 @@ void volley__stage_rx(volley_sock *s, unsigned i, size_t len, int mflags)
     }
     if (p->meta.gro_segment && p->len > p->meta.gro_segment)
         s->st.rx_gro_buffers++;
+}
+
+void volley__stage_rx(volley_sock *s, unsigned i, size_t len, int mflags)
+{
+    const struct msghdr *m = &s->rx_msgs[i].msg_hdr;
+    volley__stage(s, s->rx_iov[i].iov_base, len, (mflags & MSG_TRUNC) != 0, m->msg_name,
+                  m->msg_namelen, m->msg_control, m->msg_controllen);
 }
 
 bool volley__pending(const volley_sock *s)
@@ -702,7 +730,9 @@ int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
 
 int volley_fd(const volley_sock *s)
 {
-    return s ? s->fd : -EINVAL;
+    if (!s)
+        return -EINVAL;
+    return s->poll_fd >= 0 ? s->poll_fd : s->fd;
 }
 
 /* Consume a pending error poll() reported, so waiting does not spin. */

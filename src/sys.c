@@ -7,6 +7,9 @@
 #include <poll.h>
 #include <stdatomic.h>
 #include <unistd.h>
+#if VOLLEY_HAVE_URING
+#include <liburing.h>
+#endif
 
 struct fault {
     unsigned long from, to; /* call numbers [from, to], to == 0: no end */
@@ -180,3 +183,25 @@ void volley__sys_close(int fd)
     if (fd >= 0)
         close(fd);
 }
+
+#if VOLLEY_HAVE_URING
+int volley__sys_uring_init(unsigned entries, struct io_uring *ring,
+                           struct io_uring_params *p)
+{
+    FAULT_ERR(VOLLEY__SYS_URING_INIT);
+    return io_uring_queue_init_params(entries, ring, p); /* already -errno */
+}
+
+int volley__sys_uring_register_buf_ring(struct io_uring *ring,
+                                        struct io_uring_buf_reg *reg)
+{
+    FAULT_ERR(VOLLEY__SYS_URING_REGISTER);
+    return io_uring_register_buf_ring(ring, reg, 0);
+}
+
+int volley__sys_uring_submit(struct io_uring *ring)
+{
+    FAULT_ERR(VOLLEY__SYS_URING_SUBMIT);
+    return io_uring_sq_ready(ring) ? io_uring_submit(ring) : io_uring_get_events(ring);
+}
+#endif

@@ -33,6 +33,8 @@ unsigned t_backend(const char *name)
         return VOLLEY_BACKEND_MMSG;
     if (!strcmp(name, "pair"))
         return VOLLEY_BACKEND_PAIR;
+    if (!strcmp(name, "uring"))
+        return VOLLEY_BACKEND_URING;
     T_FAIL("unknown backend %s", name);
 }
 

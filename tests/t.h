@@ -56,7 +56,8 @@
 /* Abort the test after `seconds` (prints the test name). */
 void t_watchdog(const char *name, unsigned seconds);
 
-/* Backend id from a name ("scalar", "mmsg", "pair"); exits 1 if unknown. */
+/* Backend id from a name ("scalar", "mmsg", "uring", "pair"); exits 1 if
+ * unknown. */
 unsigned t_backend(const char *name);
 
 /* Options with size set and the given backend. */

@@ -1,0 +1,713 @@
+/*
+ * The io_uring backend.
+ *
+ * Receive: one multishot recvmsg per socket fills buffers from a
+ * registered provided-buffer ring, so a steady stream needs no system call
+ * at all: volley_recv reaps completions the kernel already posted. Buffers
+ * handed to the caller go back to the ring at the next volley_recv. When
+ * the ring runs dry the kernel ends the multishot with ENOBUFS; data waits
+ * in the socket until it is armed again.
+ *
+ * Send: messages are built as for sendmmsg (GSO runs included), copied into
+ * send slots (the caller's buffers are free when volley_send returns), and
+ * submitted linked, with one io_uring_enter per batch. Linking makes a
+ * failure cancel the messages after it, so a send that fails at once is
+ * reported like sendmmsg: the count before it, or its error. A send still
+ * in flight when the call returns counts as taken; if it fails later, the
+ * failure is counted in stats and queued for volley_errors().
+ *
+ * Zero-copy (opts.zc_threshold): SENDMSG_ZC, and a slot is reused only
+ * after the kernel's notification completion says it let go of the pages.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define TAG_RECV   1ull
+#define TAG_CANCEL 2ull
+#define TAG_SEND   (1ull << 32) /* | slot index */
+#define BGID       7
+
+#define SQ_ENTRIES    1024
+#define CQ_ENTRIES    8192
+#define NAME_SPACE    32 /* sockaddr_in6 rounded up: keeps the payload aligned */
+#define DEFAULT_ARENA (4u << 20)
+
+enum slot_state { SLOT_FREE, SLOT_INFLIGHT, SLOT_NOTIF, SLOT_DONE };
+
+struct slot {
+    struct msghdr m;
+    struct iovec iov;
+    struct sockaddr_in6 name;
+    uint8_t ctrl[VOLLEY__TX_CTRL] __attribute__((aligned(8)));
+    struct volley_addr peer; /* for the error report if it fails late */
+    size_t charge;           /* arena bytes to release with this slot */
+    unsigned ndgram;
+    uint32_t bytes;
+    int res;
+    uint8_t state;
+    bool gso;
+    bool zc;
+    bool call_owned; /* the sending call will account for it */
+    bool completed;  /* its result completion arrived */
+};
+
+struct uring {
+    struct io_uring ring;
+    int efd;
+    /* receive */
+    struct io_uring_buf_ring *br;
+    size_t br_bytes;
+    uint8_t *bufs;
+    size_t buf_size;
+    unsigned nbufs;
+    struct msghdr rxhdr; /* namelen/controllen template the kernel uses */
+    bool armed;
+    uint16_t *rxq; /* buffer ids whose completions were reaped, in order */
+    int32_t *rxq_res;
+    uint32_t *rxq_flags;
+    unsigned rxq_head, rxq_n;
+    uint16_t *loaned; /* buffer ids the caller holds until the next recv */
+    unsigned nloaned;
+    /* send */
+    struct slot *slots;
+    unsigned nslots;
+    unsigned long slot_head, slot_tail; /* FIFO: allocate at head */
+    uint8_t *arena;
+    size_t arena_size, a_head, a_used;
+    size_t zc_threshold;
+};
+
+static struct uring *U(volley_sock *s)
+{
+    return s->priv;
+}
+
+static void *buf_addr(struct uring *u, unsigned bid)
+{
+    return u->bufs + (size_t)bid * u->buf_size;
+}
+
+/* ---- send slots and the payload arena ---- */
+
+/* Reserve len contiguous arena bytes; the ring wraps by skipping the tail
+ * gap, charged to the slot so release order stays FIFO. */
+static bool arena_alloc(struct uring *u, size_t len, size_t *off, size_t *charge)
+{
+    size_t tail = (u->a_head + u->arena_size - u->a_used) % u->arena_size;
+    if (u->a_used == 0)
+        u->a_head = tail = 0;
+    if (u->a_used && u->a_head <= tail) { /* free space is [head, tail) */
+        if (tail - u->a_head < len)
+            return false;
+        *off = u->a_head;
+        *charge = len;
+    } else if (u->arena_size - u->a_head >= len) {
+        *off = u->a_head;
+        *charge = len;
+    } else if (tail >= len &&
+               u->a_used + (u->arena_size - u->a_head) + len <= u->arena_size) {
+        *off = 0;
+        *charge = (u->arena_size - u->a_head) + len;
+    } else {
+        return false;
+    }
+    u->a_head = *off + len;
+    if (u->a_head == u->arena_size)
+        u->a_head = 0;
+    u->a_used += *charge;
+    return true;
+}
+
+/* Release finished slots from the FIFO's tail. */
+static void slots_release(struct uring *u)
+{
+    while (u->slot_tail != u->slot_head) {
+        struct slot *sl = &u->slots[u->slot_tail % u->nslots];
+        if (sl->state != SLOT_DONE)
+            break;
+        u->a_used -= sl->charge;
+        sl->state = SLOT_FREE;
+        u->slot_tail++;
+    }
+}
+
+static unsigned slots_busy(const struct uring *u)
+{
+    return (unsigned)(u->slot_head - u->slot_tail);
+}
+
+/* ---- completions ---- */
+
+/* A send finished after its call returned: account for it here. */
+static void late_send_result(volley_sock *s, struct slot *sl)
+{
+    if (sl->res >= 0) {
+        s->st.tx_dgrams += sl->ndgram;
+        s->st.tx_bytes += sl->bytes;
+        s->st.tx_gso_sends += sl->gso;
+        return;
+    }
+    s->st.tx_errors += sl->ndgram;
+    if (sl->res == -ECANCELED) {
+        s->st.tx_cancelled++;
+        return;
+    }
+    if ((sl->res == -EIO || sl->res == -EINVAL) && sl->gso &&
+        (s->features & VOLLEY_F_GSO))
+        volley__gso_fallback(s);
+    struct volley_sockerr e;
+    memset(&e, 0, sizeof e);
+    e.error = sl->res;
+    e.dest = sl->peer;
+    volley__count_err(s, sl->res);
+    volley__sockerr_push(s, &e);
+}
+
+static void on_send_cqe(volley_sock *s, const struct io_uring_cqe *cqe)
+{
+    struct uring *u = U(s);
+    struct slot *sl = &u->slots[(uint32_t)cqe->user_data % u->nslots];
+    if (cqe->flags & IORING_CQE_F_NOTIF) {
+        sl->state = SLOT_DONE; /* the kernel is done with the pages */
+        return;
+    }
+    sl->res = cqe->res;
+    sl->completed = true;
+    /* A zero-copy send that went out owes a notification later. */
+    sl->state = (cqe->flags & IORING_CQE_F_MORE) ? SLOT_NOTIF : SLOT_DONE;
+    if (!sl->call_owned)
+        late_send_result(s, sl);
+}
+
+static void on_recv_cqe(volley_sock *s, const struct io_uring_cqe *cqe)
+{
+    struct uring *u = U(s);
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        u->armed = false; /* ended: ENOBUFS, CQ overflow or cancel */
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        /* Every reaped buffer has a distinct id, so this never overflows. */
+        unsigned i = (u->rxq_head + u->rxq_n++) % u->nbufs;
+        u->rxq[i] = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        u->rxq_res[i] = cqe->res;
+        u->rxq_flags[i] = cqe->flags;
+        return;
+    }
+    if (cqe->res == -ENOBUFS)
+        s->st.rx_ring_empty++;
+    else if (cqe->res == -ECANCELED || cqe->res >= 0)
+        return;
+    else if (volley__err_is_async(cqe->res))
+        volley__async_err(s, cqe->res);
+    else {
+        s->st.rx_errors++;
+        volley__count_err(s, cqe->res);
+    }
+}
+
+/* Take every posted completion. */
+static void reap(volley_sock *s)
+{
+    struct uring *u = U(s);
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&u->ring, head, cqe)
+    {
+        if (cqe->user_data == TAG_RECV)
+            on_recv_cqe(s, cqe);
+        else if (cqe->user_data >= TAG_SEND)
+            on_send_cqe(s, cqe);
+        n++;
+    }
+    io_uring_cq_advance(&u->ring, n);
+    slots_release(u);
+}
+
+/* Submit queued entries (or flush overflowed completions). */
+static int enter(volley_sock *s, uint64_t *syscalls)
+{
+    int r = volley__sys_uring_submit(&U(s)->ring);
+    (*syscalls)++;
+    return r < 0 ? r : 0;
+}
+
+/* ---- receive ---- */
+
+static int arm(volley_sock *s)
+{
+    struct uring *u = U(s);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (!sqe) {
+        int r = enter(s, &s->st.rx_syscalls);
+        if (r < 0 || !(sqe = io_uring_get_sqe(&u->ring)))
+            return r < 0 ? r : -EBUSY;
+    }
+    io_uring_prep_recvmsg_multishot(sqe, s->fd, &u->rxhdr, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+    io_uring_sqe_set_data64(sqe, TAG_RECV);
+    int r = enter(s, &s->st.rx_syscalls);
+    if (r < 0)
+        return r;
+    u->armed = true;
+    s->st.rx_rearms++;
+    return 0;
+}
+
+/* Give the buffers of the previous volley_recv back to the kernel. */
+static void give_back(struct uring *u)
+{
+    int mask = io_uring_buf_ring_mask(u->nbufs);
+    for (unsigned i = 0; i < u->nloaned; i++)
+        io_uring_buf_ring_add(u->br, buf_addr(u, u->loaned[i]), (unsigned)u->buf_size,
+                              u->loaned[i], mask, (int)i);
+    io_uring_buf_ring_advance(u->br, (int)u->nloaned);
+    u->nloaned = 0;
+}
+
+/* Turn one reaped buffer into a pending entry; bounds-checked against what
+ * the kernel says it wrote. False if the record is malformed. */
+static bool stage_buffer(volley_sock *s, unsigned bid, int res)
+{
+    struct uring *u = U(s);
+    uint8_t *buf = buf_addr(u, bid);
+    u->loaned[u->nloaned++] = (uint16_t)bid;
+    struct io_uring_recvmsg_out *o = io_uring_recvmsg_validate(buf, res, &u->rxhdr);
+    if (!o || res > (int)u->buf_size)
+        return false;
+    socklen_t namelen = o->namelen < NAME_SPACE ? o->namelen : NAME_SPACE;
+    size_t ctrllen = o->controllen < VOLLEY__RX_CTRL ? o->controllen : VOLLEY__RX_CTRL;
+    uint8_t *payload = io_uring_recvmsg_payload(o, &u->rxhdr);
+    size_t len = io_uring_recvmsg_payload_length(o, res, &u->rxhdr);
+    bool trunc = (o->flags & MSG_TRUNC) || o->payloadlen > len;
+    volley__stage(s, payload, len, trunc, io_uring_recvmsg_name(o), namelen,
+                  (uint8_t *)io_uring_recvmsg_name(o) + NAME_SPACE, ctrllen);
+    return true;
+}
+
+static unsigned take_received(volley_sock *s, unsigned want)
+{
+    struct uring *u = U(s);
+    unsigned staged = 0;
+    while (u->rxq_n && staged < want) {
+        unsigned i = u->rxq_head;
+        u->rxq_head = (u->rxq_head + 1) % u->nbufs;
+        u->rxq_n--;
+        if (stage_buffer(s, u->rxq[i], u->rxq_res[i]))
+            staged++;
+        else
+            s->st.rx_errors++;
+    }
+    return staged;
+}
+
+static void drain_eventfd(struct uring *u)
+{
+    uint64_t v;
+    (void)!read(u->efd, &v, sizeof v);
+}
+
+static int uring_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
+{
+    struct uring *u = U(s);
+    if (volley__pending(s))
+        return (int)volley__deliver(s, d, n);
+    give_back(u);
+    reap(s);
+    if (io_uring_cq_has_overflow(&u->ring)) {
+        (void)enter(s, &s->st.rx_syscalls);
+        reap(s);
+    }
+    if (!u->armed && u->rxq_n == 0) {
+        int r = arm(s);
+        if (r < 0) {
+            s->st.rx_errors++;
+            volley__count_err(s, r);
+            return r;
+        }
+        reap(s);
+    }
+    unsigned want = n < s->rx_batch ? n : s->rx_batch;
+    if (!take_received(s, want)) {
+        /* Reset the readiness signal, then look once more: a completion
+         * posted in between sets it again. */
+        drain_eventfd(u);
+        reap(s);
+        if (!take_received(s, want)) {
+            s->st.rx_wouldblock++;
+            return 0;
+        }
+    }
+    return (int)volley__deliver(s, d, n);
+}
+
+/* ---- send ---- */
+
+/* Copy built message j into a fresh slot; NULL when out of room. */
+static struct slot *fill_slot(volley_sock *s, unsigned j, const struct volley_dgram *d)
+{
+    struct uring *u = U(s);
+    const struct msghdr *m = &s->tx_msgs[j].msg_hdr;
+    const struct volley__txinfo *t = &s->tx_info[j];
+    if (slots_busy(u) == u->nslots)
+        return NULL;
+    size_t off = 0, charge = 0;
+    if (t->bytes && !arena_alloc(u, t->bytes, &off, &charge))
+        return NULL;
+    struct slot *sl = &u->slots[u->slot_head++ % u->nslots];
+    size_t pos = 0;
+    for (size_t k = 0; k < m->msg_iovlen; k++) {
+        memcpy(u->arena + off + pos, m->msg_iov[k].iov_base, m->msg_iov[k].iov_len);
+        pos += m->msg_iov[k].iov_len;
+    }
+    memset(&sl->m, 0, sizeof sl->m);
+    sl->iov = (struct iovec){u->arena + off, t->bytes};
+    sl->m.msg_iov = &sl->iov;
+    sl->m.msg_iovlen = 1;
+    if (m->msg_namelen) {
+        memcpy(&sl->name, m->msg_name, m->msg_namelen);
+        sl->m.msg_name = &sl->name;
+        sl->m.msg_namelen = m->msg_namelen;
+    }
+    if (m->msg_controllen) {
+        memcpy(sl->ctrl, m->msg_control, m->msg_controllen);
+        sl->m.msg_control = sl->ctrl;
+        sl->m.msg_controllen = m->msg_controllen;
+    }
+    sl->peer = d[t->first].peer;
+    sl->charge = charge;
+    sl->ndgram = t->ndgram;
+    sl->bytes = t->bytes;
+    sl->gso = t->gso;
+    sl->zc = u->zc_threshold && t->bytes >= u->zc_threshold;
+    sl->res = 0;
+    sl->state = SLOT_INFLIGHT;
+    sl->call_owned = true;
+    sl->completed = false;
+    return sl;
+}
+
+static void prep_send(volley_sock *s, struct io_uring_sqe *sqe, struct slot *sl,
+                      unsigned idx)
+{
+    /* A connected socket with nothing per-datagram to say takes the plain
+     * send opcodes, which skip the msghdr copy. */
+    bool plain = !sl->m.msg_name && !sl->m.msg_control;
+    if (plain && sl->zc)
+        io_uring_prep_send_zc(sqe, s->fd, sl->iov.iov_base, sl->iov.iov_len, 0, 0);
+    else if (plain)
+        io_uring_prep_send(sqe, s->fd, sl->iov.iov_base, sl->iov.iov_len, 0);
+    else if (sl->zc)
+        io_uring_prep_sendmsg_zc(sqe, s->fd, &sl->m, 0);
+    else
+        io_uring_prep_sendmsg(sqe, s->fd, &sl->m, 0);
+    if (sl->zc)
+        s->st.tx_zc_sends++;
+    io_uring_sqe_set_data64(sqe, TAG_SEND | idx);
+}
+
+/* Queue messages [from, nmsg) as one linked chain; returns how many. */
+static unsigned queue_chain(volley_sock *s, const struct volley_dgram *d, unsigned from,
+                            unsigned nmsg, struct slot **chain)
+{
+    struct uring *u = U(s);
+    struct io_uring_sqe *prev = NULL;
+    unsigned k = 0;
+    for (unsigned j = from; j < nmsg && io_uring_sq_space_left(&u->ring); j++, k++) {
+        struct slot *sl = fill_slot(s, j, d);
+        if (!sl)
+            break;
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+        prep_send(s, sqe, sl, (unsigned)((u->slot_head - 1) % u->nslots));
+        if (prev)
+            prev->flags |= IOSQE_IO_LINK;
+        prev = sqe;
+        chain[k] = sl;
+    }
+    return k;
+}
+
+/* Submit what is queued. A ring that is briefly busy (completions not yet
+ * reaped) is retried; if entries still could not go in, they stay queued
+ * and leave with the next submission, so they count as taken. */
+static void submit(volley_sock *s)
+{
+    for (int i = 0; i < 16; i++) {
+        int r = enter(s, &s->st.tx_syscalls);
+        if (r != -EINTR && r != -EBUSY && r != -EAGAIN)
+            return;
+        reap(s);
+    }
+}
+
+/* After the chain went in: how far did it get? Returns the messages taken
+ * (sent, or still in flight: those are accounted by reap() when they
+ * finish) and *err for the first that failed at once (0 if none). Entries
+ * behind a failure were cancelled by the link: not sent, not taken. */
+static unsigned judge_chain(volley_sock *s, struct slot **chain, unsigned k, int *err)
+{
+    unsigned taken = 0;
+    *err = 0;
+    for (unsigned i = 0; i < k && !*err; i++) {
+        struct slot *sl = chain[i];
+        if (!sl->completed) {
+            sl->call_owned = false;
+            taken++;
+        } else if (sl->res < 0) {
+            *err = sl->res;
+        } else {
+            s->st.tx_dgrams += sl->ndgram;
+            s->st.tx_bytes += sl->bytes;
+            s->st.tx_gso_sends += sl->gso;
+            taken++;
+        }
+    }
+    return taken;
+}
+
+static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
+{
+    unsigned done = 0;
+    struct volley__txbuild b = {0, 0, 0};
+    struct volley__retry rt = {0, 0};
+    struct slot *chain[VOLLEY_BATCH_MAX];
+    reap(s);
+    while (b.next < n) {
+        b.nmsg = b.niov = 0;
+        volley__tx_build(s, d, n, &b);
+        unsigned off = 0;
+        while (off < b.nmsg) {
+            unsigned k = queue_chain(s, d, off, b.nmsg, chain);
+            if (k == 0) {
+                /* Every slot is in flight: the rest stays the caller's. */
+                s->st.tx_wouldblock++;
+                volley__tx_settle_partial(s, off, b.nmsg, &done, -EAGAIN);
+                return (int)done;
+            }
+            submit(s);
+            reap(s);
+            int err;
+            unsigned taken = judge_chain(s, chain, k, &err);
+            for (unsigned j = off; j < off + taken; j++)
+                done += s->tx_info[j].ndesc;
+            off += taken;
+            if (taken)
+                volley__send_ok(s, &rt);
+            if (!err)
+                continue;
+            if ((err == -EIO || err == -EINVAL) && s->tx_info[off].gso) {
+                volley__gso_fallback(s);
+                b.next = s->tx_info[off].first;
+                break;
+            }
+            if (volley__send_retry(s, &rt, err))
+                continue;
+            volley__tx_settle_partial(s, off, b.nmsg, &done, err);
+            if (done == 0) {
+                s->st.tx_errors++;
+                volley__count_err(s, err);
+                return err;
+            }
+            return (int)done;
+        }
+    }
+    return (int)done;
+}
+
+/* ---- waiting ---- */
+
+static bool can_send(struct uring *u)
+{
+    return slots_busy(u) < u->nslots && u->a_used < u->arena_size / 2;
+}
+
+static int uring_wait(volley_sock *s, unsigned events, int timeout_ms)
+{
+    struct uring *u = U(s);
+    unsigned errs = s->err_count;
+    for (int round = 0;; round++) {
+        drain_eventfd(u);
+        reap(s);
+        int ready = 0;
+        if (events & VOLLEY_WAIT_RECV && (volley__pending(s) || u->rxq_n))
+            ready |= VOLLEY_WAIT_RECV;
+        if (events & VOLLEY_WAIT_SEND && can_send(u))
+            ready |= VOLLEY_WAIT_SEND;
+        if (s->err_count > errs)
+            ready |= VOLLEY_WAIT_ERR;
+        if (ready || round > 0)
+            return ready;
+        /* Unarmed (the ring ran dry while the caller held every buffer),
+         * data waits in the socket itself: watch that too. */
+        struct pollfd p[2] = {{.fd = u->efd, .events = POLLIN}, {.fd = s->fd}};
+        if (!u->armed && events & VOLLEY_WAIT_RECV)
+            p[1].events = POLLIN;
+        int r = volley__sys_poll(p, 2, timeout_ms);
+        if (r < 0 && r != -EINTR)
+            return r;
+        if (p[1].revents & POLLIN)
+            return VOLLEY_WAIT_RECV;
+        if (r <= 0)
+            return 0;
+    }
+}
+
+/* ---- lifetime ---- */
+
+/* Cancel the multishot and let every send finish, so the kernel holds no
+ * pointer into memory about to be freed. Bounded: the ring is torn down
+ * by the kernel anyway when its fd closes. */
+static void quiesce(volley_sock *s)
+{
+    struct uring *u = U(s);
+    if (u->armed) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+        if (sqe) {
+            io_uring_prep_cancel64(sqe, TAG_RECV, 0);
+            io_uring_sqe_set_data64(sqe, TAG_CANCEL);
+            io_uring_submit(&u->ring);
+        }
+    }
+    for (int i = 0; i < 200 && (u->armed || slots_busy(u)); i++) {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {0, 5 * 1000 * 1000};
+        io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts);
+        reap(s);
+    }
+}
+
+static void uring_close(volley_sock *s)
+{
+    struct uring *u = U(s);
+    if (!u)
+        return;
+    if (u->ring.ring_fd > 0) {
+        quiesce(s);
+        if (u->br)
+            io_uring_unregister_buf_ring(&u->ring, BGID);
+        io_uring_queue_exit(&u->ring);
+    }
+    if (u->br)
+        munmap(u->br, u->br_bytes);
+    if (u->efd >= 0)
+        volley__sys_close(u->efd);
+    free(u->bufs);
+    free(u->rxq);
+    free(u->rxq_res);
+    free(u->rxq_flags);
+    free(u->loaned);
+    free(u->slots);
+    free(u->arena);
+    free(u);
+    s->priv = NULL;
+    s->poll_fd = -1;
+}
+
+static unsigned pow2_at_least(unsigned v)
+{
+    unsigned p = 1;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+static int alloc_state(volley_sock *s, struct uring *u)
+{
+    unsigned want = s->opts.rx_ring_bufs ? s->opts.rx_ring_bufs : 2 * s->rx_batch;
+    u->nbufs = pow2_at_least(want < 2 ? 2 : want);
+    if (u->nbufs > 4096)
+        u->nbufs = 4096;
+    u->rxhdr.msg_namelen = NAME_SPACE;
+    u->rxhdr.msg_controllen = VOLLEY__RX_CTRL;
+    u->buf_size =
+        sizeof(struct io_uring_recvmsg_out) + NAME_SPACE + VOLLEY__RX_CTRL + s->slot_size;
+    u->buf_size = (u->buf_size + 63) & ~(size_t)63;
+    u->bufs = malloc((size_t)u->nbufs * u->buf_size);
+    u->rxq = calloc(u->nbufs, sizeof *u->rxq);
+    u->rxq_res = calloc(u->nbufs, sizeof *u->rxq_res);
+    u->rxq_flags = calloc(u->nbufs, sizeof *u->rxq_flags);
+    u->loaned = calloc(u->nbufs, sizeof *u->loaned);
+    u->nslots = VOLLEY_BATCH_MAX;
+    u->slots = calloc(u->nslots, sizeof *u->slots);
+    u->arena_size = s->opts.tx_arena ? s->opts.tx_arena : DEFAULT_ARENA;
+    if (u->arena_size < 65536)
+        u->arena_size = 65536; /* one full GSO message must fit */
+    u->arena = malloc(u->arena_size);
+    u->zc_threshold = s->opts.zc_threshold;
+    if (!u->bufs || !u->rxq || !u->rxq_res || !u->rxq_flags || !u->loaned || !u->slots ||
+        !u->arena)
+        return -ENOMEM;
+    u->br_bytes = (size_t)u->nbufs * sizeof(struct io_uring_buf);
+    void *br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE,
+                    MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (br == MAP_FAILED)
+        return -ENOMEM;
+    u->br = br;
+    return 0;
+}
+
+static int start_ring(volley_sock *s, struct uring *u)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = CQ_ENTRIES;
+    int r = volley__sys_uring_init(SQ_ENTRIES, &u->ring, &p);
+    if (r < 0) {
+        u->ring.ring_fd = -1;
+        return r;
+    }
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (uint64_t)(uintptr_t)u->br;
+    reg.ring_entries = u->nbufs;
+    reg.bgid = BGID;
+    r = volley__sys_uring_register_buf_ring(&u->ring, &reg);
+    if (r < 0) {
+        munmap(u->br, u->br_bytes);
+        u->br = NULL;
+        return r;
+    }
+    io_uring_buf_ring_init(u->br);
+    for (unsigned i = 0; i < u->nbufs; i++)
+        u->loaned[u->nloaned++] = (uint16_t)i;
+    give_back(u);
+    u->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (u->efd < 0)
+        return -errno;
+    r = io_uring_register_eventfd(&u->ring, u->efd);
+    if (r < 0)
+        return r;
+    s->poll_fd = u->efd;
+    return arm(s);
+}
+
+int volley__uring_init(volley_sock *s)
+{
+    struct uring *u = calloc(1, sizeof *u);
+    if (!u)
+        return -ENOMEM;
+    u->efd = -1;
+    u->ring.ring_fd = -1;
+    s->priv = u;
+    int r = alloc_state(s, u);
+    if (r == 0)
+        r = start_ring(s, u);
+    if (r < 0)
+        uring_close(s);
+    return r;
+}
+
+const struct volley_backend volley__backend_uring = {
+    .name = "uring",
+    .send = uring_send,
+    .recv = uring_recv,
+    .wait = uring_wait,
+    .close = uring_close,
+};

@@ -47,6 +47,7 @@ struct slot {
     struct sockaddr_in6 name;
     uint8_t ctrl[VOLLEY__TX_CTRL] __attribute__((aligned(8)));
     struct volley_addr peer; /* for the error report if it fails late */
+    size_t arena_off;        /* where its payload copy sits */
     size_t charge;           /* arena bytes to release with this slot */
     unsigned ndgram;
     uint32_t bytes;
@@ -83,6 +84,8 @@ struct uring {
     size_t arena_size, a_head, a_used;
     size_t zc_threshold;
 };
+
+bool volley__uring_poison;
 
 static struct uring *U(volley_sock *s)
 {
@@ -133,6 +136,8 @@ static void slots_release(struct uring *u)
         if (sl->state != SLOT_DONE)
             break;
         u->a_used -= sl->charge;
+        if (volley__uring_poison)
+            memset(u->arena + sl->arena_off, 0xa5, sl->bytes);
         sl->state = SLOT_FREE;
         u->slot_tail++;
     }
@@ -381,6 +386,7 @@ static struct slot *fill_slot(volley_sock *s, unsigned j, const struct volley_dg
         sl->m.msg_controllen = m->msg_controllen;
     }
     sl->peer = d[t->first].peer;
+    sl->arena_off = off;
     sl->charge = charge;
     sl->ndgram = t->ndgram;
     sl->bytes = t->bytes;

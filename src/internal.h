@@ -41,6 +41,9 @@ extern const struct volley_backend volley__backend_uring VOLLEY_INTERNAL;
 /* Set up the uring backend on an open socket (buffers already sized):
  * 0, or a negative errno meaning io_uring cannot be used here. */
 VOLLEY_INTERNAL int volley__uring_init(volley_sock *s);
+/* Tests: overwrite a send slot's payload the moment it is released, so a
+ * kernel still reading it would send the poison. */
+extern bool volley__uring_poison VOLLEY_INTERNAL;
 #endif
 
 /* Metadata parsed from one received message's control messages. */

@@ -6,6 +6,9 @@
 #include <arpa/inet.h>
 #include <netinet/udp.h>
 #include <poll.h>
+#if VOLLEY_HAVE_URING
+#include <liburing.h>
+#endif
 #include <pthread.h>
 #include <string.h>
 
@@ -250,6 +253,32 @@ static int probe_gro(void)
     return r;
 }
 
+static void probe_uring(struct volley_caps *c)
+{
+#if VOLLEY_HAVE_URING
+    int r = probe_backend(VOLLEY_BACKEND_URING);
+    const char *why = "io_uring refused: disabled (VOLLEY_DISABLE=uring, or sysctl "
+                      "kernel.io_uring_disabled), blocked by seccomp, or provided-buffer "
+                      "rings/multishot recvmsg missing (Linux 6.0+)";
+    if (r == -EPERM)
+        why =
+            "io_uring_setup returned EPERM: kernel.io_uring_disabled or a seccomp filter";
+    else if (r == -ENOSYS)
+        why = "io_uring_setup returned ENOSYS: kernel built without io_uring";
+    set(&c->uring, r,
+        "multishot recvmsg into a provided-buffer ring, round trip over loopback", why);
+    struct io_uring_probe *p = io_uring_get_probe();
+    int zc = p && io_uring_opcode_supported(p, IORING_OP_SENDMSG_ZC) ? 0 : -ENOTSUP;
+    if (p)
+        io_uring_free_probe(p);
+    set(&c->uring_zc, zc, "IORING_OP_SENDMSG_ZC listed by the kernel's opcode probe",
+        "IORING_OP_SENDMSG_ZC not listed by the kernel's opcode probe (Linux 6.1+)");
+#else
+    set(&c->uring, -ENOTSUP, "", "built without liburing");
+    set(&c->uring_zc, -ENOTSUP, "", "built without liburing");
+#endif
+}
+
 int volley_probe(struct volley_caps *out, size_t size)
 {
     if (!out || size == 0)
@@ -275,6 +304,7 @@ int volley_probe(struct volley_caps *out, size_t size)
     set(&c.recverr, probe_recverr(),
         "a send to a closed loopback port came back as ECONNREFUSED",
         "IP_RECVERR refused, or no ICMP report for a closed loopback port");
+    probe_uring(&c);
     volley_sock *v6;
     int r = volley_open(&v6, "[::1]:0", NULL);
     set(&c.ipv6, r, "bound a UDP socket on [::1]", "cannot bind a UDP socket on [::1]");

@@ -150,27 +150,35 @@ void volley_close(volley_sock *s)
     free(s);
 }
 
-/* All per-datagram memory, sized once: nothing is allocated after this. */
+/* All per-datagram memory, sized once: nothing is allocated after this.
+ * Message arrays serve every backend; the receive slab only those that
+ * receive with recvmsg/recvmmsg (io_uring brings its own buffer ring). */
 static int alloc_buffers(volley_sock *s)
 {
-    unsigned rb = s->opts.rx_batch;
     s->slot_size = s->opts.rx_slot_size;
-    s->rx_batch = rb;
-    s->rx_slab = malloc((size_t)rb * s->slot_size);
-    s->rx_msgs = calloc(rb, sizeof *s->rx_msgs);
-    s->rx_iov = calloc(rb, sizeof *s->rx_iov);
-    s->rx_names = calloc(rb, sizeof *s->rx_names);
-    s->rx_ctrl = calloc(rb, VOLLEY__RX_CTRL);
-    s->pend = calloc(rb, sizeof *s->pend);
+    s->rx_batch = s->opts.rx_batch;
+    s->pend = calloc(s->rx_batch, sizeof *s->pend);
     s->tx_msgs = calloc(VOLLEY_BATCH_MAX, sizeof *s->tx_msgs);
     s->tx_iov = calloc(VOLLEY_BATCH_MAX, sizeof *s->tx_iov);
     s->tx_names = calloc(VOLLEY_BATCH_MAX, sizeof *s->tx_names);
     s->tx_ctrl = calloc(VOLLEY_BATCH_MAX, VOLLEY__TX_CTRL);
     s->tx_info = calloc(VOLLEY_BATCH_MAX, sizeof *s->tx_info);
     s->runs = calloc(VOLLEY_BATCH_MAX, sizeof *s->runs);
-    if (!s->rx_slab || !s->rx_msgs || !s->rx_iov || !s->rx_names || !s->rx_ctrl ||
-        !s->pend || !s->tx_msgs || !s->tx_iov || !s->tx_names || !s->tx_ctrl ||
+    if (!s->pend || !s->tx_msgs || !s->tx_iov || !s->tx_names || !s->tx_ctrl ||
         !s->tx_info || !s->runs)
+        return -ENOMEM;
+    return 0;
+}
+
+static int alloc_rx_slab(volley_sock *s)
+{
+    unsigned rb = s->rx_batch;
+    s->rx_slab = malloc((size_t)rb * s->slot_size);
+    s->rx_msgs = calloc(rb, sizeof *s->rx_msgs);
+    s->rx_iov = calloc(rb, sizeof *s->rx_iov);
+    s->rx_names = calloc(rb, sizeof *s->rx_names);
+    s->rx_ctrl = calloc(rb, VOLLEY__RX_CTRL);
+    if (!s->rx_slab || !s->rx_msgs || !s->rx_iov || !s->rx_names || !s->rx_ctrl)
         return -ENOMEM;
     return 0;
 }
@@ -269,6 +277,8 @@ static int setup(volley_sock *s)
     if (r < 0)
         return r;
     r = choose_backend(s);
+    if (r == 0 && (s->be == &volley__backend_scalar || s->be == &volley__backend_mmsg))
+        r = alloc_rx_slab(s);
     if (r < 0)
         return r;
     if (s->opts.rcvbuf > 0)

@@ -139,8 +139,9 @@ struct volley_opts {
     uint32_t disable;      /* VOLLEY_F_* to turn off */
     uint32_t rx_batch;     /* receive slots: datagrams per syscall (256) */
     uint32_t rx_slot_size; /* bytes per receive slot (65535); smaller truncates */
-    int32_t rcvbuf;        /* SO_RCVBUF bytes, 0 = kernel default */
-    int32_t sndbuf;        /* SO_SNDBUF bytes, 0 = kernel default */
+    int32_t rcvbuf;        /* receive buffer bytes (SO_RCVBUFFORCE when allowed,
+                              else SO_RCVBUF capped by rmem_max); 0 = default */
+    int32_t sndbuf;        /* send buffer bytes, likewise; 0 = default */
     /* volley_pair only: */
     uint32_t pair_capacity;    /* datagrams queued per direction (256) */
     uint32_t pair_drop_ppm;    /* per-million chance a datagram is dropped */
@@ -176,7 +177,9 @@ struct volley_stats {
     uint64_t rx_bytes;
     uint64_t rx_wouldblock;
     uint64_t rx_truncated;    /* datagrams flagged VOLLEY_DGRAM_TRUNC */
-    uint64_t rx_kernel_drops; /* dropped by the kernel: receive buffer full */
+    uint64_t rx_kernel_drops; /* dropped by the kernel: receive buffer full. With
+                                 GRO a dropped coalesced buffer counts once,
+                                 however many datagrams it held */
     uint64_t rx_gro_buffers;  /* coalesced buffers split */
     uint64_t rx_errors;
     /* errors by kind, both directions */
@@ -260,6 +263,12 @@ VOLLEY_API int volley_connect_addr(volley_sock *s, const struct volley_addr *pee
  * kernel's answer for that datagram (-EHOSTUNREACH, -EPERM, ...). Errors the
  * kernel reports later (ICMP) are counted in stats and queued for
  * volley_errors(); they never fail a send.
+ * On the uring backend the datagrams of one call do not stop at a failure:
+ * a failed one that a later one in the same call overtook is counted in
+ * tx_errors and queued for volley_errors() with its destination, so the
+ * return count never covers a datagram that must be sent again. A zero-copy
+ * or still-running send that fails after the call returned is reported the
+ * same way.
  */
 VOLLEY_API int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n);
 

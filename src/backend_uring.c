@@ -10,11 +10,13 @@
  *
  * Send: messages are built as for sendmmsg (GSO runs included), copied into
  * send slots (the caller's buffers are free when volley_send returns), and
- * submitted linked, with one io_uring_enter per batch. Linking makes a
- * failure cancel the messages after it, so a send that fails at once is
- * reported like sendmmsg: the count before it, or its error. A send still
- * in flight when the call returns counts as taken; if it fails later, the
- * failure is counted in stats and queued for volley_errors().
+ * submitted with one io_uring_enter per batch. Each carries MSG_DONTWAIT,
+ * so it finishes inside that call, and the result is judged like
+ * sendmmsg's: the count up to the first failure, or its error. Linking the
+ * requests would make a failure stop the rest, but serialises them through
+ * task work, which `volley bench` showed to be slower; instead a failure that
+ * a later success overtook is counted as failed and reported through
+ * volley_errors (see judge_batch).
  *
  * Zero-copy (opts.zc_threshold): SENDMSG_ZC, and a slot is reused only
  * after the kernel's notification completion says it let go of the pages.
@@ -62,6 +64,7 @@ struct slot {
 struct uring {
     struct io_uring ring;
     int efd;
+    bool efd_dirty; /* completions were reaped since the eventfd was reset */
     /* receive */
     struct io_uring_buf_ring *br;
     size_t br_bytes;
@@ -231,6 +234,8 @@ static void reap(volley_sock *s)
         n++;
     }
     io_uring_cq_advance(&u->ring, n);
+    if (n)
+        u->efd_dirty = true;
     slots_release(u);
 }
 
@@ -312,10 +317,19 @@ static unsigned take_received(volley_sock *s, unsigned want)
     return staged;
 }
 
-static void drain_eventfd(struct uring *u)
+/* Reset the eventfd so a level-triggered poller sleeps until the next
+ * completion. Only needed once after completions were reaped: while none
+ * were, it has not been signalled since the last reset, or the completion
+ * that signalled it is still in the queue. */
+static void reset_eventfd(volley_sock *s, uint64_t *syscalls)
 {
+    struct uring *u = U(s);
     uint64_t v;
+    if (!u->efd_dirty)
+        return;
+    u->efd_dirty = false;
     (void)!read(u->efd, &v, sizeof v);
+    (*syscalls)++;
 }
 
 static int uring_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
@@ -342,7 +356,7 @@ static int uring_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
     if (!take_received(s, want)) {
         /* Reset the readiness signal, then look once more: a completion
          * posted in between sets it again. */
-        drain_eventfd(u);
+        reset_eventfd(s, &s->st.rx_syscalls);
         reap(s);
         if (!take_received(s, want)) {
             s->st.rx_wouldblock++;
@@ -402,39 +416,38 @@ static struct slot *fill_slot(volley_sock *s, unsigned j, const struct volley_dg
 static void prep_send(volley_sock *s, struct io_uring_sqe *sqe, struct slot *sl,
                       unsigned idx)
 {
-    /* A connected socket with nothing per-datagram to say takes the plain
-     * send opcodes, which skip the msghdr copy. */
+    /* MSG_DONTWAIT: a full socket answers EAGAIN now instead of parking
+     * the request on a poll, so every send finishes inside the submit and
+     * its result is known before volley_send returns. A connected socket
+     * with nothing per-datagram to say takes the plain send opcodes. */
     bool plain = !sl->m.msg_name && !sl->m.msg_control;
     if (plain && sl->zc)
-        io_uring_prep_send_zc(sqe, s->fd, sl->iov.iov_base, sl->iov.iov_len, 0, 0);
+        io_uring_prep_send_zc(sqe, s->fd, sl->iov.iov_base, sl->iov.iov_len, MSG_DONTWAIT,
+                              0);
     else if (plain)
-        io_uring_prep_send(sqe, s->fd, sl->iov.iov_base, sl->iov.iov_len, 0);
+        io_uring_prep_send(sqe, s->fd, sl->iov.iov_base, sl->iov.iov_len, MSG_DONTWAIT);
     else if (sl->zc)
-        io_uring_prep_sendmsg_zc(sqe, s->fd, &sl->m, 0);
+        io_uring_prep_sendmsg_zc(sqe, s->fd, &sl->m, MSG_DONTWAIT);
     else
-        io_uring_prep_sendmsg(sqe, s->fd, &sl->m, 0);
+        io_uring_prep_sendmsg(sqe, s->fd, &sl->m, MSG_DONTWAIT);
     if (sl->zc)
         s->st.tx_zc_sends++;
     io_uring_sqe_set_data64(sqe, TAG_SEND | idx);
 }
 
-/* Queue messages [from, nmsg) as one linked chain; returns how many. */
-static unsigned queue_chain(volley_sock *s, const struct volley_dgram *d, unsigned from,
-                            unsigned nmsg, struct slot **chain)
+/* Queue messages [from, nmsg) into slots and SQEs; returns how many. */
+static unsigned queue_batch(volley_sock *s, const struct volley_dgram *d, unsigned from,
+                            unsigned nmsg, struct slot **batch)
 {
     struct uring *u = U(s);
-    struct io_uring_sqe *prev = NULL;
     unsigned k = 0;
     for (unsigned j = from; j < nmsg && io_uring_sq_space_left(&u->ring); j++, k++) {
         struct slot *sl = fill_slot(s, j, d);
         if (!sl)
             break;
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-        prep_send(s, sqe, sl, (unsigned)((u->slot_head - 1) % u->nslots));
-        if (prev)
-            prev->flags |= IOSQE_IO_LINK;
-        prev = sqe;
-        chain[k] = sl;
+        prep_send(s, io_uring_get_sqe(&u->ring), sl,
+                  (unsigned)((u->slot_head - 1) % u->nslots));
+        batch[k] = sl;
     }
     return k;
 }
@@ -452,29 +465,47 @@ static void submit(volley_sock *s)
     }
 }
 
-/* After the chain went in: how far did it get? Returns the messages taken
- * (sent, or still in flight: those are accounted by reap() when they
- * finish) and *err for the first that failed at once (0 if none). Entries
- * behind a failure were cancelled by the link: not sent, not taken. */
-static unsigned judge_chain(volley_sock *s, struct slot **chain, unsigned k, int *err)
+static void count_sent(volley_sock *s, const struct slot *sl)
+{
+    s->st.tx_dgrams += sl->ndgram;
+    s->st.tx_bytes += sl->bytes;
+    s->st.tx_gso_sends += sl->gso;
+}
+
+/*
+ * After the batch went in: messages [0, taken) count as taken, the first
+ * failure at the tail is *err (0 if none). The messages do not stop at a
+ * failure as sendmmsg does, so a failure followed by a success (a full
+ * socket that drained in between, or one unreachable peer among several)
+ * cannot be "not taken" without reordering: it is counted as failed and
+ * reported through volley_errors. A message still in flight counts as
+ * taken and is accounted by reap() when it finishes.
+ */
+static unsigned judge_batch(volley_sock *s, struct slot **batch, unsigned k, int *err)
 {
     unsigned taken = 0;
-    *err = 0;
-    for (unsigned i = 0; i < k && !*err; i++) {
-        struct slot *sl = chain[i];
-        if (!sl->completed) {
-            sl->call_owned = false;
-            taken++;
-        } else if (sl->res < 0) {
-            *err = sl->res;
-        } else {
-            s->st.tx_dgrams += sl->ndgram;
-            s->st.tx_bytes += sl->bytes;
-            s->st.tx_gso_sends += sl->gso;
-            taken++;
-        }
+    for (unsigned i = 0; i < k; i++)
+        if (!batch[i]->completed || batch[i]->res >= 0)
+            taken = i + 1;
+    for (unsigned i = 0; i < taken; i++) {
+        struct slot *sl = batch[i];
+        sl->call_owned = false;
+        if (!sl->completed)
+            continue; /* reap() accounts for it later */
+        if (sl->res >= 0)
+            count_sent(s, sl);
+        else
+            late_send_result(s, sl);
     }
+    *err = taken < k ? batch[taken]->res : 0;
     return taken;
+}
+
+/* GSO refused (EIO/EINVAL from a device or kernel without it): turn it
+ * off and resend a refused message's datagrams one by one. */
+static bool gso_refused(const struct slot *sl)
+{
+    return (sl->res == -EIO || sl->res == -EINVAL) && sl->gso;
 }
 
 static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
@@ -482,14 +513,14 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
     unsigned done = 0;
     struct volley__txbuild b = {0, 0, 0};
     struct volley__retry rt = {0, 0};
-    struct slot *chain[VOLLEY_BATCH_MAX];
+    struct slot *batch[VOLLEY_BATCH_MAX];
     reap(s);
     while (b.next < n) {
         b.nmsg = b.niov = 0;
         volley__tx_build(s, d, n, &b);
         unsigned off = 0;
         while (off < b.nmsg) {
-            unsigned k = queue_chain(s, d, off, b.nmsg, chain);
+            unsigned k = queue_batch(s, d, off, b.nmsg, batch);
             if (k == 0) {
                 /* Every slot is in flight: the rest stays the caller's. */
                 s->st.tx_wouldblock++;
@@ -499,7 +530,7 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             submit(s);
             reap(s);
             int err;
-            unsigned taken = judge_chain(s, chain, k, &err);
+            unsigned taken = judge_batch(s, batch, k, &err);
             for (unsigned j = off; j < off + taken; j++)
                 done += s->tx_info[j].ndesc;
             off += taken;
@@ -507,15 +538,17 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
                 volley__send_ok(s, &rt);
             if (!err)
                 continue;
-            if ((err == -EIO || err == -EINVAL) && s->tx_info[off].gso) {
+            if (gso_refused(batch[taken])) {
                 volley__gso_fallback(s);
                 b.next = s->tx_info[off].first;
                 break;
             }
             if (volley__send_retry(s, &rt, err))
                 continue;
+            if (err == -EAGAIN)
+                s->st.tx_wouldblock++;
             volley__tx_settle_partial(s, off, b.nmsg, &done, err);
-            if (done == 0) {
+            if (done == 0 && err != -EAGAIN) {
                 s->st.tx_errors++;
                 volley__count_err(s, err);
                 return err;
@@ -538,7 +571,6 @@ static int uring_wait(volley_sock *s, unsigned events, int timeout_ms)
     struct uring *u = U(s);
     unsigned errs = s->err_count;
     for (int round = 0;; round++) {
-        drain_eventfd(u);
         reap(s);
         int ready = 0;
         if (events & VOLLEY_WAIT_RECV && (volley__pending(s) || u->rxq_n))
@@ -549,6 +581,10 @@ static int uring_wait(volley_sock *s, unsigned events, int timeout_ms)
             ready |= VOLLEY_WAIT_ERR;
         if (ready || round > 0)
             return ready;
+        reset_eventfd(s, &s->st.rx_syscalls);
+        reap(s); /* what arrived before the reset */
+        if (events & VOLLEY_WAIT_RECV && u->rxq_n)
+            return VOLLEY_WAIT_RECV;
         /* Unarmed (the ring ran dry while the caller held every buffer),
          * data waits in the socket itself: watch that too. */
         struct pollfd p[2] = {{.fd = u->efd, .events = POLLIN}, {.fd = s->fd}};

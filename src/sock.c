@@ -234,6 +234,16 @@ static void enable_features(volley_sock *s, unsigned want)
     s->features = on;
 }
 
+/* A buffer size as asked: past net.core.rmem_max/wmem_max when privileged
+ * (the FORCE options), else capped by the kernel as for anyone. */
+static void set_bufsize(int fd, int force_opt, int opt, int32_t size)
+{
+    if (size <= 0)
+        return;
+    if (volley__sys_setsockopt(fd, SOL_SOCKET, force_opt, &size, sizeof size) < 0)
+        (void)volley__sys_setsockopt(fd, SOL_SOCKET, opt, &size, sizeof size);
+}
+
 /* Try io_uring; false if this kernel or sandbox does not allow it. */
 static bool try_uring(volley_sock *s)
 {
@@ -281,12 +291,8 @@ static int setup(volley_sock *s)
         r = alloc_rx_slab(s);
     if (r < 0)
         return r;
-    if (s->opts.rcvbuf > 0)
-        (void)volley__sys_setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &s->opts.rcvbuf,
-                                     sizeof s->opts.rcvbuf);
-    if (s->opts.sndbuf > 0)
-        (void)volley__sys_setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &s->opts.sndbuf,
-                                     sizeof s->opts.sndbuf);
+    set_bufsize(s->fd, SO_RCVBUFFORCE, SO_RCVBUF, s->opts.rcvbuf);
+    set_bufsize(s->fd, SO_SNDBUFFORCE, SO_SNDBUF, s->opts.sndbuf);
     if (s->family == AF_INET || s->family == AF_INET6) {
         unsigned want = (VOLLEY_F_DEFAULT | s->opts.enable) & ~s->opts.disable;
         if (s->be == &volley__backend_scalar)
@@ -652,7 +658,7 @@ void volley__stage(volley_sock *s, uint8_t *data, size_t len, bool trunc,
     p->data = data;
     p->len = (uint32_t)(len < s->slot_size ? len : s->slot_size);
     p->off = 0;
-    p->trunc = trunc;
+    p->trunc = trunc || len > s->slot_size; /* a buffer bigger than the slot */
     volley__addr_from_sockaddr(&p->peer, name, namelen);
     (void)volley__cmsg_parse(ctrl, ctrllen, &p->meta);
     if (p->meta.local.sa.sa_family == AF_INET)

@@ -1,0 +1,127 @@
+/*
+ * The baseline `volley bench` measures against: UDP written the simple way,
+ * one sendto(2) per datagram and one blocking recvfrom(2) per datagram, with
+ * no libvolley. Its system calls are counted here, one per call made.
+ */
+#include "bench.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static int open_rx(struct bench_run *r)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+    /* The timeout lets the receiver notice the sender is done. */
+    struct timeval tv = {.tv_usec = BENCH_POLL_MS * 1000};
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    r->rx_fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (r->rx_fd < 0)
+        return -errno;
+    bench_rcvbuf(r->rx_fd);
+    if (setsockopt(r->rx_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+        bind(r->rx_fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(r->rx_fd, (struct sockaddr *)&a, &len) < 0)
+        return -errno;
+    r->dst = a;
+    return 0;
+}
+
+int bench_baseline_open(struct bench_run *r)
+{
+    struct timeval tv = {.tv_usec = BENCH_POLL_MS * 1000};
+    int err = open_rx(r);
+
+    if (err < 0)
+        return err;
+    r->tx_fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (r->tx_fd < 0)
+        return -errno;
+    /* A blocking sendto could wait for buffer room indefinitely; the sender
+     * must stay bounded by its clock. */
+    if (setsockopt(r->tx_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+        return -errno;
+    return 0;
+}
+
+void bench_baseline_close(struct bench_run *r)
+{
+    if (r->tx_fd >= 0)
+        close(r->tx_fd);
+    if (r->rx_fd >= 0)
+        close(r->rx_fd);
+    r->tx_fd = r->rx_fd = -1;
+}
+
+void *bench_baseline_tx(void *arg)
+{
+    struct bench_run *r = arg;
+    struct bench_hdr h = {.stream = r->stream};
+    int64_t cpu0 = bench_cpu_ns();
+
+    r->tx_start_ns = bench_mono_ns();
+    while (r->tx.dgrams < BENCH_CAP) {
+        ssize_t n;
+        int e;
+
+        /* The clock is read once per BENCH_BATCH calls, as the volley paths
+         * read it once per batch. */
+        if (r->tx.syscalls % BENCH_BATCH == 0) {
+            if (bench_mono_ns() >= r->tx_end_ns)
+                break;
+            h.sent_ns = (uint64_t)bench_real_ns();
+        }
+        h.seq = r->tx.dgrams;
+        if (r->size >= BENCH_HDR_LEN)
+            bench_hdr_encode(r->payload, &h);
+        n = sendto(r->tx_fd, r->payload, r->size, 0, (struct sockaddr *)&r->dst,
+                   sizeof(r->dst));
+        e = errno;
+        r->tx.syscalls++;
+        if (n >= 0) {
+            r->tx.dgrams++;
+            continue;
+        }
+        if (e != ENOBUFS && e != EAGAIN && e != EINTR) {
+            r->tx.err = -e;
+            break;
+        }
+        /* Refused for lack of room, maybe after SO_SNDTIMEO: the round count
+         * may be far off, so check the clock now. */
+        if (bench_mono_ns() >= r->tx_end_ns)
+            break;
+    }
+    bench_tx_finish(r, cpu0);
+    return NULL;
+}
+
+void *bench_baseline_rx(void *arg)
+{
+    struct bench_run *r = arg;
+    uint8_t buf[65536];
+    int64_t cpu0 = bench_cpu_ns(), quiet = bench_mono_ns();
+
+    for (;;) {
+        ssize_t n = recvfrom(r->rx_fd, buf, sizeof(buf), 0, NULL, NULL);
+        int e = errno;
+        int64_t now = bench_mono_ns();
+
+        r->rx.syscalls++;
+        if (n >= 0) {
+            r->rx.dgrams++;
+            r->rx.bytes += (uint64_t)n;
+            quiet = r->last_rx_ns = now;
+        } else if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR) {
+            r->rx.err = -e;
+            break;
+        }
+        if (bench_rx_finished(r, now, quiet))
+            break;
+    }
+    r->rx.cpu_ns = bench_cpu_ns() - cpu0;
+    return NULL;
+}

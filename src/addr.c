@@ -165,7 +165,7 @@ void volley__addr_from_sockaddr(struct volley_addr *out, const struct sockaddr *
                                 socklen_t len)
 {
     memset(out, 0, sizeof *out);
-    if (!sa)
+    if (!sa || len < sizeof sa->sa_family)
         return;
     if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
         memcpy(&out->sin, sa, sizeof out->sin);

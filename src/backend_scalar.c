@@ -59,9 +59,11 @@ static int scalar_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             s->st.tx_wouldblock++;
             break;
         }
+        if (done)
+            break; /* the error comes back on the next call, counted then */
         s->st.tx_errors++;
         volley__count_err(s, r);
-        return done ? (int)done : r;
+        return r;
     }
     return (int)done;
 }

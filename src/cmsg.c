@@ -144,6 +144,10 @@ static int parse_one(int level, int type, const uint8_t *data, size_t len, void 
         if (need(len, sizeof ts))
             return -EINVAL;
         memcpy(&ts, data, sizeof ts);
+        /* In range for int64 nanoseconds (until 2262), or not a timestamp. */
+        if (ts.tv_sec < 0 || ts.tv_sec >= INT64_MAX / 1000000000 || ts.tv_nsec < 0 ||
+            ts.tv_nsec >= 1000000000)
+            return -EINVAL;
         m->rx_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
         m->has_ts = true;
     } else if (level == SOL_SOCKET && type == SO_RXQ_OVFL) {

@@ -4,7 +4,9 @@
 
 size_t volley__max_payload(int fam, const struct volley_addr *p)
 {
-    if (p->sa.sa_family == AF_INET)
+    /* A v4-mapped peer is reached over IPv4, with IPv4's ceiling. */
+    if (p->sa.sa_family == AF_INET ||
+        (p->sa.sa_family == AF_INET6 && volley__addr_is_v4mapped(&p->sin6.sin6_addr)))
         return VOLLEY_UDP4_MAX;
     if (p->sa.sa_family == AF_INET6)
         return VOLLEY_UDP6_MAX;
@@ -53,8 +55,9 @@ unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n, unsigned max
             continue;
         }
         /* Without a peer (connected socket) assume the smaller IPv4 ceiling. */
-        size_t ceiling =
-            d[i].peer.sa.sa_family == AF_INET6 ? VOLLEY_UDP6_MAX : VOLLEY_UDP4_MAX;
+        size_t ceiling = d[i].peer.sa.sa_family == AF_INET6
+                             ? volley__max_payload(AF_INET6, &d[i].peer)
+                             : VOLLEY_UDP4_MAX;
         size_t total = seg;
         unsigned j = i + 1;
         while (j < n && r->count < max_segs && !d[j].segment && d[j].len > 0 &&

@@ -1,0 +1,591 @@
+/* Bad input at the API boundary: every public function with NULL pointers,
+ * out-of-range counts, sizes, options, addresses and fds returns the
+ * documented negative errno and crashes nothing. Send-side checks run on
+ * the scalar and the mmsg backend. Every check runs; failures are listed
+ * together at the end. */
+#include "internal.h"
+#include "t.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int fails;
+
+/* The text for a negative errno, nothing for a count. */
+static const char *why(long long v)
+{
+    return v < 0 && v >= INT_MIN ? volley_strerror((int)v) : "";
+}
+
+/* Run call, compare with want; on a miss print the call and both values. */
+#define EXPECT(call, want)                                                               \
+    do {                                                                                 \
+        long long got_ = (long long)(call), want_ = (long long)(want);                   \
+        if (got_ != want_) {                                                             \
+            fprintf(stderr, "FAIL %s:%d: [%s] %s = %lld %s, want %lld %s\n", __FILE__,   \
+                    __LINE__, ctx, #call, got_, why(got_), want_, why(want_));           \
+            fails++;                                                                     \
+        }                                                                                \
+    } while (0)
+
+#define CHECK(c, ...)                                                                    \
+    do {                                                                                 \
+        if (!(c)) {                                                                      \
+            fprintf(stderr, "FAIL %s:%d: [%s] ", __FILE__, __LINE__, ctx);               \
+            fprintf(stderr, __VA_ARGS__);                                                \
+            fprintf(stderr, "\n");                                                       \
+            fails++;                                                                     \
+        }                                                                                \
+    } while (0)
+
+static const char *ctx = "";
+
+static bool fd_open(int fd)
+{
+    return fcntl(fd, F_GETFD) != -1;
+}
+
+static uint8_t big[70000];
+
+static struct volley_dgram dg(const struct volley_addr *peer, size_t len)
+{
+    struct volley_dgram d;
+    memset(&d, 0, sizeof d);
+    d.data = big;
+    d.len = len;
+    if (peer)
+        d.peer = *peer;
+    return d;
+}
+
+static void test_null_pointers(void)
+{
+    ctx = "NULL";
+    volley_sock *s = NULL;
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+    struct volley_dgram d[2];
+    struct volley_addr a;
+    struct volley_stats st;
+    struct volley_sockerr e;
+    struct volley_caps caps;
+    char buf[64];
+    memset(d, 0, sizeof d);
+    memset(&a, 0, sizeof a);
+
+    EXPECT(volley_open(NULL, "127.0.0.1:0", &o), -EINVAL);
+    EXPECT(volley_open(&s, NULL, &o), -EINVAL);
+    EXPECT(volley_wrap(NULL, 0, &o), -EINVAL);
+    volley_sock *b = NULL;
+    EXPECT(volley_pair(NULL, &b, &o), -EINVAL);
+    EXPECT(volley_pair(&s, NULL, &o), -EINVAL);
+    volley_close(NULL); /* ignored */
+    EXPECT(volley_connect(NULL, "127.0.0.1:9"), -EINVAL);
+    EXPECT(volley_connect_addr(NULL, &a), -EINVAL);
+    EXPECT(volley_send(NULL, d, 1), -EINVAL);
+    EXPECT(volley_recv(NULL, d, 1), -EINVAL);
+    EXPECT(volley_fd(NULL), -EINVAL);
+    EXPECT(volley_wait(NULL, VOLLEY_WAIT_RECV, 0), -EINVAL);
+    EXPECT(volley_local_addr(NULL, &a), -EINVAL);
+    EXPECT(volley_get_stats(NULL, &st, sizeof st), -EINVAL);
+    EXPECT(volley_errors(NULL, &e, 1), -EINVAL);
+    EXPECT(volley_probe(NULL, sizeof caps), -EINVAL);
+    EXPECT(volley_probe(&caps, 0), -EINVAL);
+    EXPECT(volley_addr_parse(NULL, "1.2.3.4:5"), -EINVAL);
+    EXPECT(volley_addr_parse(&a, NULL), -EINVAL);
+    EXPECT(volley_addr_format(NULL, buf, sizeof buf), -EINVAL);
+    EXPECT(volley_addr_format(&a, NULL, 64), -EINVAL);
+    /* No errno channel here: these must simply not crash. */
+    CHECK(volley_addr_equal(NULL, &a) <= 0, "volley_addr_equal(NULL, a) claims equal");
+    CHECK(volley_addr_equal(&a, NULL) <= 0, "volley_addr_equal(a, NULL) claims equal");
+    CHECK(volley_addr_equal(NULL, NULL) <= 0,
+          "volley_addr_equal(NULL, NULL) claims equal");
+    EXPECT(volley_addr_port(NULL), 0);
+    EXPECT(volley_addr_len(NULL), 0);
+    (void)volley_backend_name(NULL);
+    EXPECT(volley_features(NULL), 0);
+    EXPECT(volley_gso_max_segments(NULL), 0);
+
+    /* A valid socket with NULL arguments. */
+    if (volley_open(&s, "127.0.0.1:0", &o) == 0) {
+        EXPECT(volley_connect(s, NULL), -EINVAL);
+        EXPECT(volley_connect_addr(s, NULL), -EINVAL);
+        EXPECT(volley_send(s, NULL, 1), -EINVAL);
+        EXPECT(volley_recv(s, NULL, 1), -EINVAL);
+        EXPECT(volley_local_addr(s, NULL), -EINVAL);
+        EXPECT(volley_get_stats(s, NULL, sizeof st), -EINVAL);
+        EXPECT(volley_errors(s, NULL, 1), -EINVAL);
+        volley_close(s);
+    } else {
+        CHECK(0, "volley_open(127.0.0.1:0) failed");
+    }
+}
+
+/* Everything about one socket of backend be, bound on bind. */
+static void test_send_recv(unsigned be, const char *bind)
+{
+    static char name[64];
+    snprintf(name, sizeof name, "%s %s", be == VOLLEY_BACKEND_MMSG ? "mmsg" : "scalar",
+             bind);
+    ctx = name;
+    struct volley_opts o = t_opts(be);
+    volley_sock *s, *rx;
+    int r = volley_open(&s, bind, &o);
+    if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL) {
+        fprintf(stderr, "skip %s: family unavailable\n", name);
+        return;
+    }
+    if (r < 0) {
+        CHECK(0, "volley_open = %d (%s)", r, volley_strerror(r));
+        return;
+    }
+    T_OK(volley_open(&rx, bind, &o));
+    struct volley_addr to;
+    T_OK(volley_local_addr(rx, &to));
+    bool v6 = to.sa.sa_family == AF_INET6;
+    size_t max = v6 ? VOLLEY_UDP6_MAX : VOLLEY_UDP4_MAX;
+
+    struct volley_dgram d[VOLLEY_BATCH_MAX + 1];
+    for (unsigned i = 0; i < VOLLEY_BATCH_MAX + 1; i++)
+        d[i] = dg(&to, 10);
+
+    /* counts */
+    EXPECT(volley_send(s, d, 0), -EINVAL);
+    EXPECT(volley_send(s, d, VOLLEY_BATCH_MAX + 1), -EINVAL);
+    EXPECT(volley_send(s, d, UINT_MAX), -EINVAL);
+    EXPECT(volley_recv(rx, d, 0), -EINVAL);
+    EXPECT(volley_recv(rx, d, VOLLEY_BATCH_MAX + 1), -EINVAL);
+    EXPECT(volley_recv(rx, d, UINT_MAX), -EINVAL);
+
+    /* sizes: the protocol ceiling is fine, one byte more is not */
+    struct volley_dgram x = dg(&to, max + 1);
+    EXPECT(volley_send(s, &x, 1), -EMSGSIZE);
+    x = dg(&to, max);
+    EXPECT(volley_send(s, &x, 1), 1);
+    if (!v6) {
+        x = dg(&to, 65508);
+        EXPECT(volley_send(s, &x, 1), -EMSGSIZE);
+        x = dg(&to, 65507);
+        EXPECT(volley_send(s, &x, 1), 1);
+    } else {
+        x = dg(&to, 65528);
+        EXPECT(volley_send(s, &x, 1), -EMSGSIZE);
+        x = dg(&to, 65527);
+        EXPECT(volley_send(s, &x, 1), 1);
+        /* an IPv4 peer on a dual-stack socket has the IPv4 ceiling */
+        struct volley_addr p4;
+        T_OK(volley_addr_parse(&p4, "127.0.0.1:9"));
+        x = dg(&p4, 65508);
+        EXPECT(volley_send(s, &x, 1), -EMSGSIZE);
+    }
+    x = dg(&to, SIZE_MAX);
+    EXPECT(volley_send(s, &x, 1), -EMSGSIZE);
+
+    /* fields */
+    x = dg(&to, 10);
+    x.ecn = 4;
+    EXPECT(volley_send(s, &x, 1), -EINVAL);
+    x.ecn = 255;
+    EXPECT(volley_send(s, &x, 1), -EINVAL);
+    x = dg(&to, 10);
+    x.data = NULL;
+    EXPECT(volley_send(s, &x, 1), -EINVAL);
+
+    /* explicit GSO descriptors */
+    unsigned limit = volley_gso_max_segments(s) ? volley_gso_max_segments(s) : 64;
+    x = dg(&to, 1000);
+    x.segment = 1001;
+    EXPECT(volley_send(s, &x, 1), -EINVAL);
+    x = dg(&to, (size_t)(limit + 1) * 100);
+    x.segment = 100;
+    EXPECT(volley_send(s, &x, 1), -EINVAL);
+    x = dg(&to, (size_t)limit * 100 + 1);
+    x.segment = 100;
+    EXPECT(volley_send(s, &x, 1), -EINVAL);
+    x = dg(&to, (size_t)limit * 100);
+    x.segment = 100;
+    EXPECT(volley_send(s, &x, 1), 1);
+    x = dg(&to, 1000);
+    x.segment = 1000;
+    EXPECT(volley_send(s, &x, 1), 1);
+    x = dg(&to, 66000); /* 55 segments of 1200: within the limit, over the ceiling */
+    x.segment = 1200;
+    EXPECT(volley_send(s, &x, 1), -EMSGSIZE);
+    x = dg(&to, max + 1);
+    x.segment = 1200;
+    EXPECT(volley_send(s, &x, 1), -EMSGSIZE);
+    x = dg(&to, 64800); /* 54 segments of 1200 */
+    x.segment = 1200;
+    EXPECT(volley_send(s, &x, 1), 1);
+    x = dg(&to, 66000);
+    x.segment = 1200;
+    x.ecn = 7;
+    EXPECT(volley_send(s, &x, 1), -EINVAL);
+
+    /* addresses */
+    struct volley_addr none;
+    memset(&none, 0, sizeof none);
+    x = dg(&none, 10);
+    EXPECT(volley_send(s, &x, 1), -EDESTADDRREQ);
+    if (!v6) {
+        struct volley_addr p6;
+        T_OK(volley_addr_parse(&p6, "[::1]:9"));
+        x = dg(&p6, 10);
+        EXPECT(volley_send(s, &x, 1), -EAFNOSUPPORT);
+        x = dg(&to, 10);
+        x.local = p6;
+        EXPECT(volley_send(s, &x, 1), -EAFNOSUPPORT);
+        EXPECT(volley_connect(s, "[::1]:9"), -EAFNOSUPPORT);
+    }
+    struct volley_addr weird = to;
+    weird.sa.sa_family = AF_UNIX;
+    x = dg(&weird, 10);
+    EXPECT(volley_send(s, &x, 1), -EAFNOSUPPORT);
+
+    /* A negative return is about d[0] only: a good prefix is sent. */
+    struct volley_dgram two[3] = {dg(&to, 10), dg(&to, 10), dg(&to, 10)};
+    two[1].ecn = 4;
+    EXPECT(volley_send(s, two, 3), 1);
+    EXPECT(volley_send(s, two + 1, 2), -EINVAL);
+    two[1] = dg(&to, max + 1);
+    EXPECT(volley_send(s, two, 3), 1);
+    two[1] = dg(&none, 10);
+    EXPECT(volley_send(s, two, 3), 1);
+
+    /* connect */
+    EXPECT(volley_connect(s, "garbage"), -EINVAL);
+    EXPECT(volley_connect(s, ""), -EINVAL);
+    EXPECT(volley_connect(s, "127.0.0.1"), -EINVAL);
+    EXPECT(volley_connect(s, "127.0.0.1:65536"), -EINVAL);
+
+    /* wait, stats, errors */
+    EXPECT(volley_wait(s, 0, 0), -EINVAL);
+    EXPECT(volley_wait(s, 0x8, 0), -EINVAL);
+    EXPECT(volley_wait(s, VOLLEY_WAIT_RECV | 0x100, 0), -EINVAL);
+    EXPECT(volley_wait(s, 0x80000000u, 0), -EINVAL);
+    struct volley_stats st;
+    EXPECT(volley_get_stats(s, &st, 0), -EINVAL);
+    /* an older caller's smaller struct: only its bytes are written */
+    uint8_t small[sizeof(uint64_t) + 8];
+    memset(small, 0xee, sizeof small);
+    EXPECT(volley_get_stats(s, (struct volley_stats *)(void *)small, sizeof(uint64_t)),
+           0);
+    CHECK(small[sizeof(uint64_t)] == 0xee, "volley_get_stats(size 8) wrote past 8 bytes");
+    struct volley_sockerr e[2];
+    EXPECT(volley_errors(s, e, 0), -EINVAL);
+    EXPECT(volley_errors(s, e, 2), 0);
+
+    EXPECT(volley_fd(s) >= 0, 1);
+    volley_close(rx);
+    volley_close(s);
+}
+
+/* A dual-stack socket sending to a v4-mapped IPv6 peer sends IPv4: the
+ * IPv4 ceiling applies to each datagram and to coalesced runs, and a batch
+ * of small valid datagrams is never refused as too big. */
+static void test_mapped_peer(unsigned be)
+{
+    static char name[64];
+    snprintf(name, sizeof name, "%s v4-mapped peer",
+             be == VOLLEY_BACKEND_MMSG ? "mmsg" : "scalar");
+    ctx = name;
+    struct volley_opts o = t_opts(be);
+    volley_sock *s, *rx;
+    int r = volley_open(&s, "[::]:0", &o);
+    if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL) {
+        fprintf(stderr, "skip %s: IPv6 unavailable\n", name);
+        return;
+    }
+    T_OK(r);
+    T_OK(volley_open(&rx, "127.0.0.1:0", &o));
+    struct volley_addr to, mapped;
+    T_OK(volley_local_addr(rx, &to));
+    char txt[64];
+    snprintf(txt, sizeof txt, "[::ffff:127.0.0.1]:%u", volley_addr_port(&to));
+    T_OK(volley_addr_parse(&mapped, txt));
+
+    struct volley_dgram x = dg(&mapped, 65508);
+    EXPECT(volley_send(s, &x, 1), -EMSGSIZE);
+    x = dg(&mapped, 65507);
+    EXPECT(volley_send(s, &x, 1), 1);
+    /* 60 x 1092 = 65520 bytes: more than one IPv4 super-packet may carry */
+    struct volley_dgram d[60];
+    for (unsigned i = 0; i < 60; i++)
+        d[i] = dg(&mapped, 1092);
+    EXPECT(volley_send(s, d, 60), 60);
+    for (unsigned i = 0; i < 60; i++)
+        d[i] = dg(&to, 1092);
+    EXPECT(volley_send(s, d, 60), 60);
+    volley_close(rx);
+    volley_close(s);
+}
+
+static void test_open_args(void)
+{
+    ctx = "open";
+    volley_sock *s = NULL;
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+
+    static const char *const binds[] = {"",      "garbage",       "127.0.0.1",
+                                        "[::1]", "localhost:0",   "127.0.0.1:65536",
+                                        "::1:0", "[127.0.0.1]:0", "127.0.0.1:0x"};
+    for (size_t i = 0; i < sizeof binds / sizeof binds[0]; i++) {
+        int r = volley_open(&s, binds[i], &o);
+        CHECK(r == -EINVAL, "volley_open(\"%s\") = %d (%s), want -EINVAL", binds[i], r,
+              volley_strerror(r));
+        if (r == 0)
+            volley_close(s);
+    }
+
+    o.size = 0;
+    EXPECT(volley_open(&s, "127.0.0.1:0", &o), -EINVAL);
+
+    /* A newer caller's larger struct: a zero tail is fine, a non-zero one is
+     * something this library cannot honour. */
+    struct {
+        struct volley_opts o;
+        uint8_t tail[24];
+    } bigger;
+    memset(&bigger, 0, sizeof bigger);
+    bigger.o.size = sizeof bigger;
+    int r = volley_open(&s, "127.0.0.1:0", &bigger.o);
+    EXPECT(r, 0);
+    if (r == 0)
+        volley_close(s);
+    bigger.tail[23] = 1;
+    EXPECT(volley_open(&s, "127.0.0.1:0", &bigger.o), -E2BIG);
+    bigger.tail[23] = 0;
+    bigger.tail[0] = 0x80;
+    EXPECT(volley_open(&s, "127.0.0.1:0", &bigger.o), -E2BIG);
+
+    /* An older caller's smaller struct is accepted (missing fields default). */
+    struct volley_opts older;
+    memset(&older, 0, sizeof older);
+    older.size = offsetof(struct volley_opts, pair_capacity);
+    r = volley_open(&s, "127.0.0.1:0", &older);
+    EXPECT(r, 0);
+    if (r == 0)
+        volley_close(s);
+
+    o = t_opts(99);
+    EXPECT(volley_open(&s, "127.0.0.1:0", &o), -EINVAL);
+    o = t_opts(1000);
+    EXPECT(volley_open(&s, "127.0.0.1:0", &o), -EINVAL);
+    o = t_opts(UINT32_MAX);
+    EXPECT(volley_open(&s, "127.0.0.1:0", &o), -EINVAL);
+    o = t_opts(VOLLEY_BACKEND_PAIR);
+    EXPECT(volley_open(&s, "127.0.0.1:0", &o), -ENOTSUP);
+
+    o = t_opts(0);
+    o.enable = 0x80;
+    EXPECT(volley_open(&s, "127.0.0.1:0", &o), -EINVAL);
+    o = t_opts(0);
+    o.disable = 0x80000000u;
+    EXPECT(volley_open(&s, "127.0.0.1:0", &o), -EINVAL);
+    o = t_opts(0);
+    o.rx_batch = VOLLEY_BATCH_MAX + 1;
+    EXPECT(volley_open(&s, "127.0.0.1:0", &o), -EINVAL);
+    o.rx_batch = VOLLEY_BATCH_MAX;
+    r = volley_open(&s, "127.0.0.1:0", &o);
+    EXPECT(r, 0);
+    if (r == 0)
+        volley_close(s);
+
+    /* volley_pair's options are checked the same way. */
+    volley_sock *a, *b;
+    o = t_opts(0);
+    o.size = 0;
+    EXPECT(volley_pair(&a, &b, &o), -EINVAL);
+    o = t_opts(0);
+    o.enable = 0x80;
+    EXPECT(volley_pair(&a, &b, &o), -EINVAL);
+    bigger.tail[0] = 1;
+    EXPECT(volley_pair(&a, &b, &bigger.o), -E2BIG);
+}
+
+static void test_env(void)
+{
+    ctx = "environment";
+    volley_sock *s;
+    struct volley_opts o = t_opts(VOLLEY_BACKEND_MMSG);
+
+    setenv("VOLLEY_DISABLE", "mmsg", 1);
+    EXPECT(volley_open(&s, "127.0.0.1:0", &o), -ENOTSUP);
+    o = t_opts(VOLLEY_BACKEND_AUTO);
+    int r = volley_open(&s, "127.0.0.1:0", &o);
+    EXPECT(r, 0);
+    if (r == 0) {
+        CHECK(!strcmp(volley_backend_name(s), "scalar"),
+              "VOLLEY_DISABLE=mmsg, auto: backend %s, want scalar",
+              volley_backend_name(s));
+        volley_close(s);
+    }
+    unsetenv("VOLLEY_DISABLE");
+
+    setenv("VOLLEY_BACKEND", "scalar", 1);
+    r = volley_open(&s, "127.0.0.1:0", &o);
+    EXPECT(r, 0);
+    if (r == 0) {
+        CHECK(!strcmp(volley_backend_name(s), "scalar"),
+              "VOLLEY_BACKEND=scalar, auto: backend %s, want scalar",
+              volley_backend_name(s));
+        volley_close(s);
+    }
+    unsetenv("VOLLEY_BACKEND");
+}
+
+static void test_wrap(void)
+{
+    ctx = "wrap";
+    volley_sock *s = NULL;
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+
+    EXPECT(volley_wrap(&s, -1, &o), -EBADF);
+    EXPECT(volley_wrap(&s, INT_MIN, &o), -EBADF);
+
+    /* An fd number that is not open. */
+    int closed = socket(AF_INET, SOCK_DGRAM, 0);
+    T_ASSERT(closed >= 0);
+    close(closed);
+    EXPECT(volley_wrap(&s, closed, &o), -EBADF);
+
+    int p[2];
+    T_ASSERT(pipe(p) == 0);
+    EXPECT(volley_wrap(&s, p[0], &o), -ENOTSOCK);
+    CHECK(fd_open(p[0]), "volley_wrap(pipe) closed the fd");
+    close(p[0]);
+    close(p[1]);
+
+    int tcp = socket(AF_INET, SOCK_STREAM, 0);
+    T_ASSERT(tcp >= 0);
+    EXPECT(volley_wrap(&s, tcp, &o), -EPROTOTYPE);
+    CHECK(fd_open(tcp), "volley_wrap(TCP) closed the fd");
+    close(tcp);
+
+    int us[2];
+    T_ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, us) == 0);
+    EXPECT(volley_wrap(&s, us[0], &o), -EPROTOTYPE);
+    CHECK(fd_open(us[0]), "volley_wrap(AF_UNIX stream) closed the fd");
+    close(us[0]);
+    close(us[1]);
+
+    /* -EINVAL leaves the fd with the caller too. */
+    int udp = socket(AF_INET, SOCK_DGRAM, 0);
+    T_ASSERT(udp >= 0);
+    EXPECT(volley_wrap(NULL, udp, &o), -EINVAL);
+    CHECK(fd_open(udp), "volley_wrap(NULL out) closed the fd");
+    struct volley_opts bad = o;
+    bad.size = 0;
+    EXPECT(volley_wrap(&s, udp, &bad), -EINVAL);
+    CHECK(fd_open(udp), "volley_wrap(bad opts) closed the fd");
+    bad = o;
+    bad.enable = 0x80;
+    EXPECT(volley_wrap(&s, udp, &bad), -EINVAL);
+    CHECK(fd_open(udp), "volley_wrap(unknown feature) closed the fd");
+
+    /* Any failure leaves the fd open and the caller's, also one found
+     * after volley started setting the socket up (a forced backend that is
+     * turned off). */
+    bad = t_opts(VOLLEY_BACKEND_PAIR);
+    int r = volley_wrap(&s, udp, &bad);
+    EXPECT(r, -ENOTSUP);
+    CHECK(fd_open(udp), "volley_wrap(forced pair) = %d closed the fd", r);
+    setenv("VOLLEY_DISABLE", "mmsg", 1);
+    bad = t_opts(VOLLEY_BACKEND_MMSG);
+    r = volley_wrap(&s, udp, &bad);
+    unsetenv("VOLLEY_DISABLE");
+    EXPECT(r, -ENOTSUP);
+    CHECK(fd_open(udp), "volley_wrap(forced mmsg, disabled) = %d closed the fd", r);
+    close(udp);
+
+    /* A datagram socket of a family volley cannot drive. */
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (nl >= 0) {
+        r = volley_wrap(&s, nl, &o);
+        EXPECT(r, -EAFNOSUPPORT);
+        CHECK(fd_open(nl), "volley_wrap(AF_NETLINK) = %d closed the fd", r);
+        close(nl);
+    }
+}
+
+static void test_pair(void)
+{
+    ctx = "pair";
+    volley_sock *a, *b;
+    struct volley_opts o = t_opts(VOLLEY_BACKEND_PAIR);
+    int r = volley_pair(&a, &b, &o);
+    if (r < 0) {
+        CHECK(0, "volley_pair = %d (%s)", r, volley_strerror(r));
+        return;
+    }
+    struct volley_addr addr;
+    struct volley_dgram d[2];
+    memset(d, 0, sizeof d);
+    d[0].data = big;
+    d[0].len = 1;
+    EXPECT(volley_connect(a, "127.0.0.1:9"), -ENOTSUP);
+    EXPECT(volley_local_addr(a, &addr), -ENOTSUP);
+    EXPECT(volley_send(a, d, 0), -EINVAL);
+    EXPECT(volley_send(a, d, VOLLEY_BATCH_MAX + 1), -EINVAL);
+    EXPECT(volley_recv(b, d, 0), -EINVAL);
+    EXPECT(volley_recv(b, d, VOLLEY_BATCH_MAX + 1), -EINVAL);
+    d[0].ecn = 4;
+    EXPECT(volley_send(a, d, 1), -EINVAL);
+    d[0].ecn = 0;
+    d[0].len = 100;
+    d[0].segment = 101;
+    EXPECT(volley_send(a, d, 1), -EINVAL);
+    d[0].segment = 0;
+    d[0].data = NULL;
+    EXPECT(volley_send(a, d, 1), -EINVAL);
+    EXPECT(volley_wait(a, 0, 0), -EINVAL);
+    struct volley_stats st;
+    EXPECT(volley_get_stats(a, &st, 0), -EINVAL);
+    volley_close(a);
+    volley_close(b);
+}
+
+static void test_strerror(void)
+{
+    ctx = "strerror";
+    static const int v[] = {INT_MIN, INT_MIN + 1, -100000, -4096, -EINVAL, -1,     0,
+                            1,       EINVAL,      4095,    4096,  100000,  INT_MAX};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        const char *t = volley_strerror(v[i]);
+        CHECK(t != NULL, "volley_strerror(%d) = NULL", v[i]);
+        if (t)
+            CHECK(strlen(t) < 1000, "volley_strerror(%d) is not a sane string", v[i]);
+    }
+    CHECK(volley_strerror(-EMSGSIZE) && volley_strerror(EMSGSIZE) &&
+              !strcmp(volley_strerror(-EMSGSIZE), volley_strerror(EMSGSIZE)),
+          "volley_strerror(-x) and (x) differ");
+}
+
+int main(void)
+{
+    t_watchdog("test_badinput", 60);
+    unsetenv("VOLLEY_BACKEND");
+    unsetenv("VOLLEY_DISABLE");
+    memset(big, 0x5a, sizeof big);
+    test_null_pointers();
+    test_open_args();
+    test_env();
+    test_wrap();
+    static const unsigned bes[] = {VOLLEY_BACKEND_SCALAR, VOLLEY_BACKEND_MMSG};
+    for (size_t i = 0; i < 2; i++) {
+        test_send_recv(bes[i], "127.0.0.1:0");
+        test_send_recv(bes[i], "[::1]:0");
+        test_mapped_peer(bes[i]);
+    }
+    test_pair();
+    test_strerror();
+    if (fails) {
+        fprintf(stderr, "test_badinput: %d check(s) failed\n", fails);
+        return 1;
+    }
+    printf("test_badinput: ok\n");
+    return 0;
+}

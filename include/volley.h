@@ -157,6 +157,10 @@ struct volley_opts {
                               of two, at most 4096) */
     uint32_t tx_arena;     /* bytes of send slots in flight (4 MiB) */
     uint32_t uring_reserved;
+    /* pacing (see volley_set_pacing): */
+    uint64_t pace_rate_bps; /* 0 = send as fast as the kernel takes */
+    uint32_t pace_burst;    /* bytes, 0 = default */
+    uint32_t pace_flags;    /* VOLLEY_PACE_* */
 };
 #define VOLLEY_OPTS_INIT                                                                 \
     {                                                                                    \
@@ -202,6 +206,7 @@ struct volley_stats {
     uint64_t tx_zc_sends;   /* messages sent zero-copy */
     uint64_t tx_cancelled;  /* messages cancelled after an earlier one failed
                                while in flight (counted in tx_errors too) */
+    uint64_t tx_paced;      /* send calls cut short by the pacer */
 };
 
 /* An asynchronous error report (ICMP, or a pending socket error). */
@@ -306,6 +311,35 @@ VOLLEY_API int volley_local_addr(const volley_sock *s, struct volley_addr *out);
 VOLLEY_API int volley_get_stats(const volley_sock *s, struct volley_stats *out,
                                 size_t size);
 
+/*
+ * Pacing: send at most rate_bps bits per second, in bursts of at most
+ * burst bytes, counting each datagram as it is on the wire: payload plus
+ * UDP (8) and IP (20 for IPv4 and v4-mapped peers, 40 for IPv6) headers;
+ * link-layer framing is not counted; AF_UNIX and pair datagrams count
+ * their payload only. volley_send then takes only what the budget allows
+ * now (the rest is "not taken", as for a full socket); a GSO run is never
+ * larger than the burst, and a datagram larger than the burst goes when the
+ * bucket is full. volley_wait(VOLLEY_WAIT_SEND) sleeps until the datagram
+ * that was refused may go. rate_bps 0 turns pacing off. burst 0 picks one
+ * millisecond at the rate, at least 3000 bytes. A change takes effect on
+ * the next call; the budget earned so far is kept (up to the new burst).
+ *
+ * VOLLEY_PACE_KERNEL leaves pacing to the kernel (SO_MAX_PACING_RATE; it
+ * needs the fq qdisc on the outgoing device to be enforced, see `volley
+ * probe`); volley then does not hold datagrams back itself.
+ * Errors: -EINVAL (rate above 10 Tbit/s, unknown flags), -ENOTSUP (kernel
+ * pacing on a socket that cannot do it), setsockopt(2)'s errors.
+ */
+#define VOLLEY_PACE_KERNEL 0x1u
+VOLLEY_API int volley_set_pacing(volley_sock *s, uint64_t rate_bps, uint32_t burst,
+                                 unsigned flags);
+
+/* Nanoseconds until a datagram of len payload bytes to peer (NULL: the
+ * socket's family, or the connected peer) may go under pacing: 0 = now.
+ * Errors: -EINVAL. */
+VOLLEY_API int64_t volley_pacing_delay(const volley_sock *s, size_t len,
+                                       const struct volley_addr *peer);
+
 /* Pop up to n queued asynchronous error reports (oldest first). The queue
  * holds 32; older reports are dropped and counted in sockerr_lost. */
 VOLLEY_API int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n);
@@ -341,9 +375,10 @@ struct volley_feature {
 struct volley_caps {
     struct volley_feature scalar, mmsg, gso, gro, pktinfo, ecn, timestamp, rxq_ovfl,
         recverr, ipv6;
-    unsigned gso_max_segments;      /* 128 or 64 when gso.ok */
-    struct volley_feature uring;    /* the uring backend: a round trip */
-    struct volley_feature uring_zc; /* IORING_OP_SENDMSG_ZC known */
+    unsigned gso_max_segments;           /* 128 or 64 when gso.ok */
+    struct volley_feature uring;         /* the uring backend: a round trip */
+    struct volley_feature uring_zc;      /* IORING_OP_SENDMSG_ZC known */
+    struct volley_feature kernel_pacing; /* SO_MAX_PACING_RATE accepted */
 };
 /* Fill *out (size = sizeof as the caller knows it). Errors: -EINVAL. */
 VOLLEY_API int volley_probe(struct volley_caps *out, size_t size);

@@ -457,8 +457,9 @@ static int side_open(volley_sock **out, struct pair_shared *sh, unsigned i,
     s->features = (VOLLEY_F_DEFAULT | o->enable) & ~o->disable &
                   (VOLLEY_F_ECN | VOLLEY_F_TIMESTAMP);
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd < 0) {
-        int err = -errno;
+    int err = fd < 0 ? -errno : volley__pace_init(s);
+    if (err < 0) {
+        volley__sys_close(fd);
         volley_close(s);
         return err;
     }

@@ -78,6 +78,15 @@ struct volley__txinfo {
     bool gso; /* carries UDP_SEGMENT */
 };
 
+/* Token bucket (see pacer.c). */
+struct volley__pacer {
+    uint64_t rate_bps; /* 0: off */
+    uint32_t burst;    /* bytes */
+    int64_t tokens;    /* bytes; negative after a datagram above the burst */
+    uint64_t frac;     /* part of a byte earned, in bit-nanoseconds */
+    int64_t last_ns;   /* clock of the last refill */
+};
+
 /* The GSO planner's output (see gso.c). */
 struct volley__run;
 
@@ -92,6 +101,9 @@ struct volley_sock {
     struct volley_opts opts;
     struct volley_stats st;
     struct volley_addr bound; /* local address, for the port of rx local */
+    struct volley__pacer pacer;
+    uint64_t pace_want; /* wire bytes of the datagram the pacer refused */
+    bool kernel_paced;  /* SO_MAX_PACING_RATE set by volley */
 
     /* SO_RXQ_OVFL: the kernel's counter is cumulative and 32-bit */
     bool ovfl_seen;
@@ -132,6 +144,8 @@ VOLLEY_INTERNAL int volley__opts_load(struct volley_opts *dst,
  * NULL when out of memory. volley_close frees it. */
 VOLLEY_INTERNAL volley_sock *volley__sock_alloc(const struct volley_opts *o,
                                                 const struct volley_backend *be);
+/* Apply opts.pace_* to a new socket (after family and fd are set). */
+VOLLEY_INTERNAL int volley__pace_init(volley_sock *s);
 /* Record an error of kind err (negative) in the per-kind counters. */
 VOLLEY_INTERNAL void volley__count_err(volley_sock *s, int err);
 /* Queue an asynchronous error report (drops the oldest when full). */
@@ -196,6 +210,24 @@ VOLLEY_INTERNAL void volley__tx_account(volley_sock *s, unsigned from, unsigned 
  * pieces in two, the descriptor is done and the rest count as failed. */
 VOLLEY_INTERNAL void volley__tx_settle_partial(volley_sock *s, unsigned off,
                                                unsigned nmsg, unsigned *done, int err);
+
+/* ---- pacer.c (pure) ---- */
+#define VOLLEY__PACE_MAX_BPS 10000000000000ull /* 10 Tbit/s */
+/* Start or change pacing at now_ns (burst 0: the default). */
+VOLLEY_INTERNAL void volley__pacer_set(struct volley__pacer *p, uint64_t rate_bps,
+                                       uint32_t burst, int64_t now_ns);
+VOLLEY_INTERNAL uint32_t volley__pacer_default_burst(uint64_t rate_bps);
+/* Add what the rate earned since the last refill, up to the burst. */
+VOLLEY_INTERNAL void volley__pacer_refill(struct volley__pacer *p, int64_t now_ns);
+/* Take cost bytes if the budget allows now (always when off). */
+VOLLEY_INTERNAL bool volley__pacer_admit(struct volley__pacer *p, uint64_t cost);
+/* Give back what was admitted but not sent. */
+VOLLEY_INTERNAL void volley__pacer_refund(struct volley__pacer *p, uint64_t cost);
+/* Nanoseconds from now_ns until cost bytes would be admitted (0: now). */
+VOLLEY_INTERNAL int64_t volley__pacer_delay(const struct volley__pacer *p, uint64_t cost,
+                                            int64_t now_ns);
+/* Bytes descriptor d occupies on the wire for pacing (see volley.h). */
+VOLLEY_INTERNAL uint64_t volley__wire_bytes(int fam, const struct volley_dgram *d);
 
 /* ---- probe.c ---- */
 /* The kernel's GSO segment limit (128 or 64), found once per process by

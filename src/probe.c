@@ -253,6 +253,17 @@ static int probe_gro(void)
     return r;
 }
 
+static int probe_kernel_pacing(void)
+{
+    volley_sock *s;
+    int r = volley_open(&s, "127.0.0.1:0", NULL);
+    if (r < 0)
+        return r;
+    r = volley_set_pacing(s, 1000000, 0, VOLLEY_PACE_KERNEL);
+    volley_close(s);
+    return r;
+}
+
 static void probe_uring(struct volley_caps *c)
 {
 #if VOLLEY_HAVE_URING
@@ -305,6 +316,10 @@ int volley_probe(struct volley_caps *out, size_t size)
         "a send to a closed loopback port came back as ECONNREFUSED",
         "IP_RECVERR refused, or no ICMP report for a closed loopback port");
     probe_uring(&c);
+    set(&c.kernel_pacing, probe_kernel_pacing(),
+        "SO_MAX_PACING_RATE accepted on a UDP socket; enforced where the outgoing "
+        "device uses the fq qdisc",
+        "SO_MAX_PACING_RATE refused on a UDP socket");
     volley_sock *v6;
     int r = volley_open(&v6, "[::1]:0", NULL);
     set(&c.ipv6, r, "bound a UDP socket on [::1]", "cannot bind a UDP socket on [::1]");

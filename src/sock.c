@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -80,6 +81,9 @@ int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src)
     }
     dst->size = sizeof *dst;
     if (dst->backend > VOLLEY_BACKEND_URING || (dst->enable | dst->disable) & ~F_ALL)
+        return -EINVAL;
+    if (dst->pace_flags & ~VOLLEY_PACE_KERNEL ||
+        dst->pace_rate_bps > VOLLEY__PACE_MAX_BPS)
         return -EINVAL;
     if (dst->rx_batch > VOLLEY_BATCH_MAX || dst->rx_slot_size > 65536 ||
         dst->rcvbuf < 0 || dst->sndbuf < 0 || dst->pair_capacity > 65536 ||
@@ -293,6 +297,9 @@ static int setup(volley_sock *s)
         return r;
     set_bufsize(s->fd, SO_RCVBUFFORCE, SO_RCVBUF, s->opts.rcvbuf);
     set_bufsize(s->fd, SO_SNDBUFFORCE, SO_SNDBUF, s->opts.sndbuf);
+    r = volley__pace_init(s);
+    if (r < 0)
+        return r;
     if (s->family == AF_INET || s->family == AF_INET6) {
         unsigned want = (VOLLEY_F_DEFAULT | s->opts.enable) & ~s->opts.disable;
         if (s->be == &volley__backend_scalar)
@@ -726,6 +733,34 @@ unsigned volley__deliver(volley_sock *s, struct volley_dgram *d, unsigned n)
 
 /* ---- public entry points ---- */
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Send what the pacer allows now; give back the budget of what the kernel
+ * did not take. */
+static int paced_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
+{
+    struct volley__pacer *p = &s->pacer;
+    volley__pacer_refill(p, mono_ns());
+    unsigned k = 0;
+    while (k < n && volley__pacer_admit(p, volley__wire_bytes(s->family, &d[k])))
+        k++;
+    if (k < n) {
+        s->pace_want = volley__wire_bytes(s->family, &d[k]);
+        s->st.tx_paced++;
+    }
+    if (k == 0)
+        return 0;
+    int r = s->be->send(s, d, k);
+    for (unsigned i = r > 0 ? (unsigned)r : 0; i < k; i++)
+        volley__pacer_refund(p, volley__wire_bytes(s->family, &d[i]));
+    return r;
+}
+
 int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 {
     if (!s || !d || n == 0 || n > VOLLEY_BATCH_MAX)
@@ -734,7 +769,87 @@ int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
     int r = volley__check_send(s, d, n, &ok);
     if (ok == 0)
         return r;
+    if (s->pacer.rate_bps)
+        return paced_send(s, d, ok);
     return s->be->send(s, d, ok);
+}
+
+/* ---- pacing ---- */
+
+int volley_set_pacing(volley_sock *s, uint64_t rate_bps, uint32_t burst, unsigned flags)
+{
+    if (!s || flags & ~VOLLEY_PACE_KERNEL || rate_bps > VOLLEY__PACE_MAX_BPS)
+        return -EINVAL;
+    bool ip = s->family == AF_INET || s->family == AF_INET6;
+    if (flags & VOLLEY_PACE_KERNEL && !ip)
+        return -ENOTSUP;
+    if (ip && (flags & VOLLEY_PACE_KERNEL || s->kernel_paced)) {
+        /* bytes per second; all ones lifts the limit again */
+        uint64_t bytes = flags & VOLLEY_PACE_KERNEL && rate_bps ? rate_bps / 8 : ~0ull;
+        int r = volley__sys_setsockopt(s->fd, SOL_SOCKET, SO_MAX_PACING_RATE, &bytes,
+                                       sizeof bytes);
+        if (r < 0)
+            return r;
+        s->kernel_paced = (flags & VOLLEY_PACE_KERNEL) && rate_bps;
+    }
+    if (flags & VOLLEY_PACE_KERNEL)
+        rate_bps = 0; /* the kernel holds datagrams back, not volley */
+    if (rate_bps)
+        volley__pacer_set(&s->pacer, rate_bps, burst, mono_ns());
+    else
+        memset(&s->pacer, 0, sizeof s->pacer);
+    s->pace_want = 0;
+    return 0;
+}
+
+int volley__pace_init(volley_sock *s)
+{
+    const struct volley_opts *o = &s->opts;
+    if (!o->pace_rate_bps)
+        return 0;
+    return volley_set_pacing(s, o->pace_rate_bps, o->pace_burst, o->pace_flags);
+}
+
+int64_t volley_pacing_delay(const volley_sock *s, size_t len,
+                            const struct volley_addr *peer)
+{
+    if (!s)
+        return -EINVAL;
+    struct volley_dgram d;
+    memset(&d, 0, sizeof d);
+    d.len = len;
+    if (peer)
+        d.peer = *peer;
+    return volley__pacer_delay(&s->pacer, volley__wire_bytes(s->family, &d), mono_ns());
+}
+
+/* Sleep ns (interrupted early by a signal: the caller's loop calls again). */
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {ns / 1000000000, ns % 1000000000};
+    (void)clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+}
+
+static int wait_socket(volley_sock *s, unsigned events, int timeout_ms);
+
+/* Waiting for SEND on a paced socket means waiting for the budget of the
+ * datagram the pacer refused last. */
+static int wait_paced(volley_sock *s, unsigned events, int timeout_ms, int64_t pace_ns)
+{
+    unsigned other = events & ~VOLLEY_WAIT_SEND;
+    int64_t limit = timeout_ms < 0 ? INT64_MAX : (int64_t)timeout_ms * 1000000;
+    int64_t ns = pace_ns < limit ? pace_ns : limit;
+    int ready = 0;
+    if (other) {
+        int ms = (int)((ns + 999999) / 1000000);
+        ready = wait_socket(s, other, ms);
+        if (ready < 0)
+            return ready;
+    } else {
+        sleep_ns(ns);
+    }
+    int64_t left = volley__pacer_delay(&s->pacer, s->pace_want, mono_ns());
+    return ready | (left == 0 ? (int)VOLLEY_WAIT_SEND : 0);
 }
 
 int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
@@ -766,6 +881,16 @@ int volley_wait(volley_sock *s, unsigned events, int timeout_ms)
 {
     if (!s || !events || events & ~(VOLLEY_WAIT_RECV | VOLLEY_WAIT_SEND))
         return -EINVAL;
+    if (events & VOLLEY_WAIT_SEND && s->pacer.rate_bps && s->pace_want) {
+        int64_t ns = volley__pacer_delay(&s->pacer, s->pace_want, mono_ns());
+        if (ns > 0)
+            return wait_paced(s, events, timeout_ms, ns);
+    }
+    return wait_socket(s, events, timeout_ms);
+}
+
+static int wait_socket(volley_sock *s, unsigned events, int timeout_ms)
+{
     if (s->be->wait)
         return s->be->wait(s, events, timeout_ms);
     if (events & VOLLEY_WAIT_RECV && volley__pending(s))

@@ -556,6 +556,11 @@ static const struct bcase bcases[] = {
     {"v6 sock, v4 peer, ecn", AF_INET6, "10.0.0.9:443", NULL, 0, 2, 0, K_TOS},
     {"v6 sock, v4 peer, all", AF_INET6, "10.0.0.9:443", "10.0.0.1:0", 5, 2, 1000,
      K_PKT4 | K_TOS | K_SEG},
+    /* written as v4-mapped IPv6: still leaves through IPv4 */
+    {"v6 sock, mapped peer, ecn", AF_INET6, "[::ffff:10.0.0.9]:443", NULL, 0, 2, 0,
+     K_TOS},
+    {"v6 sock, mapped peer, mapped local", AF_INET6, "[::ffff:10.0.0.9]:443",
+     "[::ffff:10.0.0.1]:0", 0, 1, 0, K_PKT4 | K_TOS},
 };
 
 static size_t want_bytes(unsigned k)
@@ -605,6 +610,8 @@ static void check_built(const struct bcase *bc, const uint8_t *buf, size_t len)
                   bc->name, (size_t)h->cmsg_len);
             memcpy(&p, data, sizeof p);
             uint32_t want = local.sa.sa_family == AF_INET ? local.sin.sin_addr.s_addr : 0;
+            if (local.sa.sa_family == AF_INET6) /* v4-mapped: its last four bytes */
+                memcpy(&want, local.sin6.sin6_addr.s6_addr + 12, 4);
             CHECK(p.ipi_spec_dst.s_addr == want, "%s: ipi_spec_dst %08x, want %08x",
                   bc->name, ntohl(p.ipi_spec_dst.s_addr), ntohl(want));
             CHECK((uint32_t)p.ipi_ifindex == bc->ifindex, "%s: ipi_ifindex %d, want %u",

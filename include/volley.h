@@ -268,12 +268,10 @@ VOLLEY_API int volley_connect_addr(volley_sock *s, const struct volley_addr *pee
  * kernel's answer for that datagram (-EHOSTUNREACH, -EPERM, ...). Errors the
  * kernel reports later (ICMP) are counted in stats and queued for
  * volley_errors(); they never fail a send.
- * On the uring backend the datagrams of one call do not stop at a failure:
- * a failed one that a later one in the same call overtook is counted in
- * tx_errors and queued for volley_errors() with its destination, so the
- * return count never covers a datagram that must be sent again. A zero-copy
- * or still-running send that fails after the call returned is reported the
- * same way.
+ * On the uring backend a send still running when the call returns (rare:
+ * sends are made not to wait) counts as taken; if it fails later, the
+ * failure is counted in tx_errors and queued for volley_errors() with its
+ * destination.
  */
 VOLLEY_API int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n);
 

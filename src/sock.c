@@ -38,6 +38,7 @@ static const struct {
     {"rxq_ovfl", VOLLEY_F_RXQ_OVFL},
     {"recverr", VOLLEY_F_RECVERR},
     {"mmsg", F_NO_MMSG},
+    {"uring", F_NO_URING},
 };
 
 /* VOLLEY_DISABLE=gso,gro,...: returns the mask or -EINVAL on an unknown name. */

@@ -1,0 +1,1293 @@
+/*
+ * The io_uring backend on its own terms: a provided-buffer ring that runs
+ * dry under a slow consumer, zero-copy send slots that must outlive the
+ * kernel's use of them, set-up failures through the syscall seam, teardown
+ * with sends in flight, submission retries, the eventfd behind volley_fd,
+ * the connected fast path, a steady receive that needs no system call,
+ * per-datagram metadata identical to the mmsg backend's, a datagram refused
+ * in the middle of a batch, and sockets whose queue or send buffer fills.
+ *
+ * test_uring [case]: each case runs in a child process, so one failure does
+ * not hide the others and the leak checker runs once per case. Exits 77
+ * when io_uring cannot be used here.
+ */
+#include "internal.h"
+#include "t.h"
+
+#if VOLLEY_HAVE_URING
+
+#include <dirent.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define URING   VOLLEY_BACKEND_URING
+#define MMSG    VOLLEY_BACKEND_MMSG
+#define SKIPPED 1
+#define WAIT_MS 3000
+#define MIB     (1 << 20)
+#define POISON  0xa5
+
+#define FAIL_AT(line, ...)                                                               \
+    do {                                                                                 \
+        fprintf(stderr, "FAIL %s:%d: ", __FILE__, line);                                 \
+        fprintf(stderr, __VA_ARGS__);                                                    \
+        fprintf(stderr, "\n");                                                           \
+        exit(1);                                                                         \
+    } while (0)
+
+#define SKIP_CASE(why)                                                                   \
+    do {                                                                                 \
+        printf("skip: %s (%s)\n", __func__, why);                                        \
+        return SKIPPED;                                                                  \
+    } while (0)
+
+/* ---- sockets ---- */
+
+static struct volley_opts opts_for(unsigned backend, unsigned disable)
+{
+    struct volley_opts o = t_opts(backend);
+    o.disable = disable;
+    return o;
+}
+
+static volley_sock *open_sock(const struct volley_opts *o, const char *bind)
+{
+    volley_sock *s;
+    int r = volley_open(&s, bind, o);
+    T_SKIP_IF(r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL, "address family unavailable");
+    T_SKIP_IF(r == -ENOTSUP && o->backend == URING, "io_uring not available");
+    T_OK(r);
+    T_ASSERT(!strcmp(volley_backend_name(s), o->backend == URING ? "uring" : "mmsg"));
+    return s;
+}
+
+static struct volley_addr addr_of(const volley_sock *s)
+{
+    struct volley_addr a;
+    T_OK(volley_local_addr(s, &a));
+    return a;
+}
+
+static struct volley_stats stats_of(const volley_sock *s)
+{
+    struct volley_stats st;
+    T_OK(volley_get_stats(s, &st, sizeof st));
+    return st;
+}
+
+static const char *fmt(const struct volley_addr *a, char *buf)
+{
+    if (volley_addr_format(a, buf, 64) < 0)
+        snprintf(buf, 64, "(family %d)", a->sa.sa_family);
+    return buf;
+}
+
+static int fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    T_ASSERT(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static bool zc_supported(void)
+{
+    struct volley_caps c;
+    T_OK(volley_probe(&c, sizeof c));
+    return c.uring_zc.ok;
+}
+
+/* ---- payloads ---- */
+
+/* The first SEQ_BYTES bytes carry the sequence number 7 bits at a time;
+ * no byte of any payload is ever the poison, so one poison byte proves a
+ * send slot was overwritten while the kernel still read it. */
+#define SEQ_BYTES 3
+
+static uint8_t pat(uint32_t seq, size_t i)
+{
+    if (i < SEQ_BYTES)
+        return (uint8_t)((seq >> (7 * i)) & 0x7f);
+    uint8_t b = t_byte(seq, i);
+    return b == POISON ? 0x5a : b;
+}
+
+static void fill(uint8_t *p, size_t len, uint32_t seq)
+{
+    for (size_t i = 0; i < len; i++)
+        p[i] = pat(seq, i);
+}
+
+static uint32_t seq_of(const struct volley_dgram *d)
+{
+    const uint8_t *p = d->data;
+    uint32_t seq = 0;
+    for (size_t i = 0; i < SEQ_BYTES && i < d->len; i++)
+        seq |= (uint32_t)(p[i] & 0x7f) << (7 * i);
+    return seq;
+}
+
+#define CHECK_PAYLOAD(d, len) check_payload_((d), (len), __LINE__)
+static void check_payload_(const struct volley_dgram *d, size_t len, int line)
+{
+    if (d->len != len)
+        FAIL_AT(line, "length %zu, want %zu", d->len, len);
+    const uint8_t *p = d->data;
+    size_t poison = 0, bad = SIZE_MAX;
+    for (size_t i = 0; i < len; i++)
+        poison += p[i] == POISON;
+    if (poison)
+        FAIL_AT(line,
+                "%zu of %zu bytes are poison: a send slot was released while "
+                "the kernel still read it",
+                poison, len);
+    uint32_t seq = seq_of(d);
+    for (size_t i = 0; i < len && bad == SIZE_MAX; i++)
+        if (p[i] != pat(seq, i))
+            bad = i;
+    if (bad != SIZE_MAX)
+        FAIL_AT(line, "seq %u: byte %zu is 0x%02x, want 0x%02x", seq, bad, p[bad],
+                pat(seq, bad));
+}
+
+/* Descriptors with their own payload memory. */
+struct outbox {
+    struct volley_dgram *d;
+    uint8_t *buf;
+    size_t stride;
+    unsigned n;
+};
+
+static struct outbox outbox_new(unsigned n, size_t stride)
+{
+    struct outbox o = {calloc(n, sizeof *o.d), malloc(n * stride), stride, n};
+    T_ASSERT(o.d && o.buf);
+    return o;
+}
+
+static void outbox_set(struct outbox *o, unsigned i, uint32_t seq, size_t len,
+                       const struct volley_addr *to)
+{
+    T_ASSERT(i < o->n && len <= o->stride);
+    struct volley_dgram *d = &o->d[i];
+    memset(d, 0, sizeof *d);
+    d->data = o->buf + i * o->stride;
+    d->len = len;
+    if (to)
+        d->peer = *to;
+    fill(d->data, len, seq);
+}
+
+static void outbox_free(struct outbox *o)
+{
+    free(o->d);
+    free(o->buf);
+}
+
+/* Received datagrams with payloads copied out of socket memory. */
+struct inbox {
+    struct volley_dgram *d;
+    uint8_t *buf;
+    size_t stride;
+};
+
+static struct inbox inbox_new(unsigned n, size_t stride)
+{
+    struct inbox in = {calloc(n, sizeof *in.d), malloc(n * stride), stride};
+    T_ASSERT(in.d && in.buf);
+    return in;
+}
+
+static void inbox_free(struct inbox *in)
+{
+    free(in->d);
+    free(in->buf);
+}
+
+/* Send seq0 .. seq0+n-1, len bytes each, all of them or fail. */
+static void send_seq(volley_sock *tx, const struct volley_addr *to, uint32_t seq0,
+                     unsigned n, size_t len)
+{
+    struct outbox o = outbox_new(n, len);
+    for (unsigned i = 0; i < n; i++)
+        outbox_set(&o, i, seq0 + i, len, to);
+    T_EQ(t_send_all(tx, o.d, n, WAIT_MS), n);
+    outbox_free(&o);
+}
+
+/* Receive exactly seq0 .. seq0+n-1 in order, len bytes each. */
+static void recv_seq(volley_sock *rx, uint32_t seq0, unsigned n, size_t len)
+{
+    struct inbox in = inbox_new(n, len ? len : 1);
+    unsigned got = t_recv_n(rx, in.d, n, in.buf, in.stride, WAIT_MS);
+    if (got != n)
+        T_FAIL("received %u of %u datagrams (seq %u..)", got, n, seq0);
+    for (unsigned i = 0; i < n; i++) {
+        CHECK_PAYLOAD(&in.d[i], len);
+        if (seq_of(&in.d[i]) != seq0 + i)
+            T_FAIL("datagram %u carries seq %u, want %u", i, seq_of(&in.d[i]), seq0 + i);
+    }
+    inbox_free(&in);
+}
+
+/* ---- 1. ring exhaustion with a slow consumer ---- */
+
+/* Take a burst of n datagrams [seq0, seq0+n) 8 at a time until each is
+ * delivered or counted as a kernel drop (drops0: the count before the
+ * burst), or idle_ms pass with nothing new. Each must arrive intact and at
+ * most once. Returns how many arrived. */
+static unsigned drain_burst(volley_sock *rx, uint32_t seq0, unsigned n, size_t len,
+                            uint64_t drops0, int idle_ms)
+{
+    uint8_t *seen = calloc(n, 1);
+    T_ASSERT(seen);
+    struct volley_dgram d[8];
+    unsigned got = 0;
+    long long last = t_now_ms();
+    for (;;) {
+        int r = T_OK(volley_recv(rx, d, 8));
+        for (int i = 0; i < r; i++) {
+            CHECK_PAYLOAD(&d[i], len);
+            uint32_t q = seq_of(&d[i]) - seq0;
+            if (q >= n)
+                T_FAIL("seq %u is not from this burst", q + seq0);
+            if (seen[q])
+                T_FAIL("seq %u delivered twice", q + seq0);
+            seen[q] = 1;
+            got++;
+        }
+        if (r > 0) {
+            last = t_now_ms();
+            continue;
+        }
+        if (got + (stats_of(rx).rx_kernel_drops - drops0) >= n ||
+            t_now_ms() - last > idle_ms)
+            break;
+        (void)volley_wait(rx, VOLLEY_WAIT_RECV, 50);
+    }
+    /* Everything is accounted for: anything more would be a second copy. */
+    (void)volley_wait(rx, VOLLEY_WAIT_RECV, 20);
+    T_EQ(volley_recv(rx, d, 8), 0);
+    free(seen);
+    return got;
+}
+
+static void exhaustion_run(uint32_t ring, int rcvbuf, bool expect_drops)
+{
+    enum { BURST = 5000, LEN = 200, ROUNDS = 20, ROUND_BURST = 1000, AFTER = 100 };
+    const unsigned nogso = VOLLEY_F_GSO | VOLLEY_F_GRO;
+    struct volley_opts ro = opts_for(URING, nogso);
+    ro.rx_ring_bufs = ring;
+    ro.rx_batch = 8;
+    ro.rcvbuf = rcvbuf;
+    struct volley_opts so = opts_for(MMSG, nogso);
+    volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
+    volley_sock *tx = open_sock(&so, "127.0.0.1:0");
+    struct volley_addr to = addr_of(rx);
+
+    /* the whole burst goes out before the receiver reads anything */
+    send_seq(tx, &to, 0, BURST, LEN);
+    unsigned got = drain_burst(rx, 0, BURST, LEN, 0, 500);
+    struct volley_stats st = stats_of(rx);
+    printf("  ring %u, rcvbuf %d: delivered %u, kernel drops %llu, ring empty %llu, "
+           "rearms %llu\n",
+           ring, rcvbuf, got, (unsigned long long)st.rx_kernel_drops,
+           (unsigned long long)st.rx_ring_empty, (unsigned long long)st.rx_rearms);
+    T_EQ(got + st.rx_kernel_drops, BURST);
+    T_EQ(st.rx_dgrams, got);
+    T_ASSERT(got >= ring);
+    T_ASSERT(st.rx_ring_empty >= 1);
+    T_ASSERT(st.rx_rearms >= 2);
+    T_EQ(st.rx_errors, 0);
+    if (expect_drops)
+        T_ASSERT(st.rx_kernel_drops > 0);
+
+    /* the ring still holds all its buffers: a later burst arrives whole */
+    send_seq(tx, &to, BURST, AFTER, LEN);
+    T_EQ(drain_burst(rx, BURST, AFTER, LEN, st.rx_kernel_drops, 500), AFTER);
+
+    /* and keeps them over many exhaustions */
+    uint32_t seq = BURST + AFTER;
+    for (int round = 0; round < ROUNDS; round++) {
+        struct volley_stats b = stats_of(rx);
+        send_seq(tx, &to, seq, ROUND_BURST, LEN);
+        unsigned n = drain_burst(rx, seq, ROUND_BURST, LEN, b.rx_kernel_drops, 500);
+        struct volley_stats a = stats_of(rx);
+        if (n < ring || n + (a.rx_kernel_drops - b.rx_kernel_drops) != ROUND_BURST)
+            T_FAIL("round %d: delivered %u, dropped %llu of %d", round, n,
+                   (unsigned long long)(a.rx_kernel_drops - b.rx_kernel_drops),
+                   ROUND_BURST);
+        T_ASSERT(a.rx_ring_empty > b.rx_ring_empty);
+        T_ASSERT(a.rx_rearms > b.rx_rearms);
+        seq += ROUND_BURST;
+    }
+    uint64_t drops = stats_of(rx).rx_kernel_drops;
+    send_seq(tx, &to, seq, AFTER, LEN);
+    T_EQ(drain_burst(rx, seq, AFTER, LEN, drops, 500), AFTER);
+    volley_close(tx);
+    volley_close(rx);
+}
+
+static int case_exhaustion(void)
+{
+    exhaustion_run(16, 4 * MIB, false);
+    /* a receive buffer too small for the burst: drops are counted exactly */
+    exhaustion_run(16, 64 * 1024, true);
+    /* the smallest ring there is (1 is rounded up to 2) */
+    exhaustion_run(1, 4 * MIB, false);
+    return 0;
+}
+
+/* ---- 2. zero-copy ---- */
+
+static void zc_run(const char *label, unsigned disable, uint32_t arena, int32_t sndbuf)
+{
+    enum { N = 2000, LEN = 4000, BATCH = 200 };
+    struct volley_opts so = opts_for(URING, disable);
+    so.zc_threshold = 1024;
+    so.tx_arena = arena;
+    so.sndbuf = sndbuf;
+    struct volley_opts ro = opts_for(MMSG, 0);
+    ro.rcvbuf = 4 * MIB;
+    volley_sock *tx = open_sock(&so, "127.0.0.1:0");
+    volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
+    struct volley_addr to = addr_of(rx);
+    for (uint32_t seq = 0; seq < N; seq += BATCH) {
+        send_seq(tx, &to, seq, BATCH, LEN);
+        recv_seq(rx, seq, BATCH, LEN);
+    }
+    /* let the last completions and notifications in */
+    long long deadline = t_now_ms() + WAIT_MS;
+    while (stats_of(tx).tx_dgrams < N && t_now_ms() < deadline)
+        (void)volley_wait(tx, VOLLEY_WAIT_SEND, 10);
+    struct volley_stats st = stats_of(tx);
+    printf("  %s: zc sends %llu, gso sends %llu, syscalls %llu\n", label,
+           (unsigned long long)st.tx_zc_sends, (unsigned long long)st.tx_gso_sends,
+           (unsigned long long)st.tx_syscalls);
+    T_ASSERT(st.tx_zc_sends > 0);
+    T_EQ(st.tx_dgrams, N);
+    T_EQ(st.tx_bytes, (uint64_t)N * LEN);
+    T_EQ(st.tx_errors, 0);
+    if (!(disable & VOLLEY_F_GSO) && volley_gso_max_segments(tx))
+        T_ASSERT(st.tx_gso_sends > 0);
+    volley_close(tx);
+    volley_close(rx);
+}
+
+/* Move this process into a network namespace of its own whose loopback
+ * queues packets in a rate-limited qdisc: the kernel then still holds the
+ * pages of a zero-copy send after the send itself completed (plain
+ * loopback copies them before that). False if not allowed here. */
+static bool slow_private_loopback(void)
+{
+    if (unshare(CLONE_NEWNET) != 0)
+        return false;
+    return system("ip link set lo up && tc qdisc add dev lo root tbf rate 400mbit "
+                  "burst 128kb latency 200ms 2>/dev/null") == 0;
+}
+
+static int case_zerocopy(void)
+{
+    if (!zc_supported())
+        SKIP_CASE("IORING_OP_SENDMSG_ZC not supported");
+    volley__uring_poison = true;
+    zc_run("no gso", VOLLEY_F_GSO, 0, 0);
+    zc_run("gso", 0, 0, 0);
+    /* the smallest arena: slots are reused as soon as they are released */
+    zc_run("no gso, 64 KiB arena", VOLLEY_F_GSO, 65536, 0);
+    zc_run("gso, 64 KiB arena", 0, 65536, 0);
+    /* last: this leaves the host's network namespace. The send buffer is
+     * made big enough for a whole batch, so that only the pages' lifetime
+     * is tested here (a send buffer that fills: case sndbuf_full) */
+    if (slow_private_loopback()) {
+        zc_run("queued, no gso", VOLLEY_F_GSO, 0, 64 * MIB);
+        zc_run("queued, gso", 0, 0, 64 * MIB);
+        zc_run("queued, no gso, 64 KiB arena", VOLLEY_F_GSO, 65536, 64 * MIB);
+    } else {
+        printf("  skip: queued runs (no private network namespace with tc here)\n");
+    }
+    volley__uring_poison = false;
+    return 0;
+}
+
+/* ---- 3. set-up failures through the seam ---- */
+
+static void expect_uring_refused(enum volley__sysop op, int err)
+{
+    struct volley_opts o = opts_for(URING, 0);
+    int fds = fd_count();
+    for (int i = 0; i < 20; i++) {
+        volley__fault_set(op, 1, 0, err, 0);
+        volley_sock *s = NULL;
+        int r = volley_open(&s, "127.0.0.1:0", &o);
+        if (r != -ENOTSUP)
+            T_FAIL("op %d failing with %d: volley_open gave %d, want -ENOTSUP", op, err,
+                   r);
+        T_ASSERT(s == NULL);
+        T_ASSERT(volley__sys_count(op) >= 1); /* the seam was reached */
+        volley__fault_clear();
+    }
+    T_EQ(fd_count(), fds);
+}
+
+static void expect_auto_fallback(enum volley__sysop op, int err)
+{
+    int fds = fd_count();
+    volley__fault_set(op, 1, 0, err, 0);
+    struct volley_opts o = opts_for(VOLLEY_BACKEND_AUTO, 0);
+    volley_sock *a, *b;
+    T_OK(volley_open(&a, "127.0.0.1:0", &o));
+    T_OK(volley_open(&b, "127.0.0.1:0", NULL));
+    T_ASSERT(strcmp(volley_backend_name(a), "uring"));
+    T_ASSERT(!strcmp(volley_backend_name(a), "mmsg"));
+    struct volley_addr to = addr_of(b);
+    send_seq(a, &to, 7, 1, 50);
+    recv_seq(b, 7, 1, 50);
+    volley_close(a);
+    volley_close(b);
+    volley__fault_clear();
+    T_EQ(fd_count(), fds);
+}
+
+static int case_setup_faults(void)
+{
+    unsetenv("VOLLEY_BACKEND");
+    unsetenv("VOLLEY_DISABLE");
+    expect_uring_refused(VOLLEY__SYS_URING_INIT, EPERM);
+    expect_auto_fallback(VOLLEY__SYS_URING_INIT, EPERM);
+    expect_uring_refused(VOLLEY__SYS_URING_INIT, ENOSYS);
+    expect_auto_fallback(VOLLEY__SYS_URING_INIT, ENOSYS);
+    /* the ring exists when these fail: it must be torn down again */
+    expect_uring_refused(VOLLEY__SYS_URING_REGISTER, EINVAL);
+    expect_uring_refused(VOLLEY__SYS_URING_SUBMIT, EPERM); /* arming fails */
+    /* nothing sticks: the next open works */
+    struct volley_opts o = opts_for(URING, 0);
+    volley_sock *a = open_sock(&o, "127.0.0.1:0");
+    volley_sock *b = open_sock(&o, "127.0.0.1:0");
+    struct volley_addr to = addr_of(b);
+    send_seq(a, &to, 1, 10, 300);
+    recv_seq(b, 1, 10, 300);
+    volley_close(a);
+    volley_close(b);
+    return 0;
+}
+
+/* VOLLEY_DISABLE=uring is documented in volley.h: forced uring is refused,
+ * auto carries on without it. */
+static int case_disable_env(void)
+{
+    unsetenv("VOLLEY_BACKEND");
+    T_OK(setenv("VOLLEY_DISABLE", "uring", 1));
+    struct volley_opts o = opts_for(URING, 0);
+    volley_sock *s = NULL;
+    int r = volley_open(&s, "127.0.0.1:0", &o);
+    if (r != -ENOTSUP)
+        T_FAIL("VOLLEY_DISABLE=uring: forced uring open gave %d (%s), want -ENOTSUP", r,
+               volley_strerror(r));
+    T_OK(volley_open(&s, "127.0.0.1:0", NULL));
+    T_ASSERT(strcmp(volley_backend_name(s), "uring"));
+    volley_close(s);
+    unsetenv("VOLLEY_DISABLE");
+    return 0;
+}
+
+/* ---- 4. close with sends in flight ---- */
+
+static void close_inflight_run(const char *label, unsigned disable, uint32_t zc,
+                               bool reader_bound)
+{
+    enum { REPS = 50, BATCHES = 10, N = 256, LEN = 1200 };
+    struct outbox o = outbox_new(N, LEN);
+    struct volley_opts so = opts_for(URING, disable);
+    so.zc_threshold = zc;
+    struct volley_opts ro = opts_for(URING, 0);
+    ro.rx_ring_bufs = 64;
+    ro.rx_batch = 32;
+    long long t0 = t_now_ms();
+    unsigned sent = 0;
+    for (int rep = 0; rep < REPS; rep++) {
+        volley_sock *tx = open_sock(&so, "127.0.0.1:0");
+        volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
+        struct volley_addr to = addr_of(rx);
+        if (!reader_bound) {
+            /* a port nobody listens on: every datagram draws an ICMP error */
+            volley_close(rx);
+            rx = NULL;
+        }
+        for (unsigned i = 0; i < N; i++)
+            outbox_set(&o, i, i, LEN, &to);
+        for (int b = 0; b < BATCHES; b++) {
+            int r = volley_send(tx, o.d, N);
+            if (r < 0 && (reader_bound || r != -ECONNREFUSED))
+                T_FAIL("%s: volley_send: %s", label, volley_strerror(r));
+            if (reader_bound && r == 0)
+                T_FAIL("%s: volley_send took nothing", label);
+            sent += r > 0 ? (unsigned)r : 0;
+        }
+        volley_close(tx);
+        volley_close(rx);
+    }
+    printf("  %s: %u datagrams taken, %d rounds in %lld ms\n", label, sent, REPS,
+           t_now_ms() - t0);
+    outbox_free(&o);
+}
+
+static int case_close_inflight(void)
+{
+    int fds = fd_count();
+    close_inflight_run("gso, reader", 0, 0, true);
+    close_inflight_run("no gso, reader", VOLLEY_F_GSO, 0, true);
+    close_inflight_run("gso, closed port", 0, 0, false);
+    close_inflight_run("no gso, closed port", VOLLEY_F_GSO, 0, false);
+    if (zc_supported()) {
+        close_inflight_run("zc, reader", VOLLEY_F_GSO, 1024, true);
+        close_inflight_run("zc gso, closed port", 0, 1024, false);
+    }
+    T_EQ(fd_count(), fds);
+    return 0;
+}
+
+/* ---- 5. submission retried ---- */
+
+static int case_submit_retry(void)
+{
+    enum { N = 64, LEN = 300 };
+    struct volley_opts so = opts_for(URING, VOLLEY_F_GSO);
+    struct volley_opts ro = opts_for(MMSG, 0); /* makes no io_uring calls */
+    volley_sock *tx = open_sock(&so, "127.0.0.1:0");
+    volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
+    struct volley_addr to = addr_of(rx);
+    struct outbox o = outbox_new(N, LEN);
+    for (uint32_t round = 0; round < 3; round++) {
+        for (unsigned i = 0; i < N; i++)
+            outbox_set(&o, i, round * N + i, LEN, &to);
+        volley__fault_set(VOLLEY__SYS_URING_SUBMIT, 1, 2, EBUSY, 0);
+        T_EQ(volley_send(tx, o.d, N), N);
+        T_ASSERT(volley__sys_count(VOLLEY__SYS_URING_SUBMIT) >= 3);
+        volley__fault_clear();
+        recv_seq(rx, round * N, N, LEN);
+    }
+    struct volley_stats st = stats_of(tx);
+    T_EQ(st.tx_errors, 0);
+    outbox_free(&o);
+    volley_close(tx);
+    volley_close(rx);
+    return 0;
+}
+
+/* Submission refused on every retry: volley_send counts the batch as taken,
+ * so it must leave without the caller sending anything else. */
+static int case_submit_stall(void)
+{
+    enum { N = 64, LEN = 300 };
+    struct volley_opts so = opts_for(URING, VOLLEY_F_GSO);
+    struct volley_opts ro = opts_for(MMSG, 0);
+    volley_sock *tx = open_sock(&so, "127.0.0.1:0");
+    volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
+    struct volley_addr to = addr_of(rx);
+    struct outbox o = outbox_new(N, LEN);
+    for (unsigned i = 0; i < N; i++)
+        outbox_set(&o, i, i, LEN, &to);
+    volley__fault_set(VOLLEY__SYS_URING_SUBMIT, 1, 0, EBUSY, 0);
+    int r = volley_send(tx, o.d, N);
+    volley__fault_clear();
+    printf("  every submission refused: volley_send returned %d\n", r);
+    if (r == N) {
+        /* taken: the sender only waits, as a caller with nothing more to
+         * send would */
+        for (int i = 0; i < 10; i++)
+            (void)volley_wait(tx, VOLLEY_WAIT_SEND, 10);
+        struct inbox in = inbox_new(N, LEN);
+        unsigned got = t_recv_n(rx, in.d, N, in.buf, LEN, 500);
+        inbox_free(&in);
+        if (got != N)
+            T_FAIL("volley_send took %d datagrams but %u arrived: they wait in the "
+                   "submission queue for the next send",
+                   N, got);
+    } else {
+        /* not taken: nothing may have gone out, or a resend duplicates */
+        T_ASSERT(r <= 0);
+        (void)volley_wait(tx, VOLLEY_WAIT_SEND, 100);
+        struct volley_dgram d[1];
+        (void)volley_wait(rx, VOLLEY_WAIT_RECV, 200);
+        T_EQ(volley_recv(rx, d, 1), 0);
+    }
+    outbox_free(&o);
+    volley_close(tx);
+    volley_close(rx);
+    return 0;
+}
+
+/* ---- 6. volley_fd and volley_wait ---- */
+
+static bool readable(int fd, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, timeout_ms);
+    T_ASSERT(r >= 0);
+    return r == 1 && (p.revents & POLLIN);
+}
+
+static int case_eventfd(void)
+{
+    struct volley_opts ro = opts_for(URING, 0);
+    volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
+    volley_sock *other = open_sock(&ro, "127.0.0.1:0");
+    struct volley_opts so = opts_for(MMSG, 0);
+    volley_sock *tx = open_sock(&so, "127.0.0.1:0");
+    struct volley_addr to = addr_of(rx);
+
+    int fd = volley_fd(rx);
+    T_ASSERT(fd >= 0);
+    T_ASSERT(fd != rx->fd);
+    char path[64], link[128];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    T_ASSERT(n > 0);
+    link[n] = 0;
+    if (!strstr(link, "eventfd"))
+        T_FAIL("volley_fd is %s, want an eventfd", link);
+    T_ASSERT(volley_fd(other) != fd);
+
+    T_ASSERT(!readable(fd, 0));
+    send_seq(tx, &to, 3, 1, 100);
+    T_ASSERT(readable(fd, 2000));
+    T_ASSERT(!readable(volley_fd(other), 0)); /* not for that socket */
+    T_EQ(volley_wait(rx, VOLLEY_WAIT_RECV, 2000), VOLLEY_WAIT_RECV);
+    recv_seq(rx, 3, 1, 100);
+    struct volley_dgram d[4];
+    T_EQ(volley_recv(rx, d, 4), 0);
+    /* nothing is waiting, so an event loop polling the fd must sleep */
+    T_ASSERT(!readable(fd, 0));
+    T_EQ(volley_wait(rx, VOLLEY_WAIT_RECV, 50), 0);
+    T_ASSERT(!readable(fd, 0));
+
+    /* again, waiting first */
+    send_seq(tx, &to, 4, 3, 100);
+    T_EQ(volley_wait(rx, VOLLEY_WAIT_RECV, 2000), VOLLEY_WAIT_RECV);
+    recv_seq(rx, 4, 3, 100);
+    T_EQ(volley_wait(rx, VOLLEY_WAIT_RECV, 50), 0);
+
+    /* the ring runs dry while the caller holds every buffer: what waits in
+     * the socket must still wake the caller */
+    struct volley_opts small = opts_for(URING, VOLLEY_F_GRO);
+    small.rx_ring_bufs = 4;
+    small.rx_batch = 4;
+    volley_sock *dry = open_sock(&small, "127.0.0.1:0");
+    struct volley_addr to_dry = addr_of(dry);
+    send_seq(tx, &to_dry, 10, 10, 100);
+    T_EQ(volley_wait(dry, VOLLEY_WAIT_RECV, 2000), VOLLEY_WAIT_RECV);
+    unsigned got = 0;
+    while (got < 4) {
+        int r = T_OK(volley_recv(dry, d, 4 - got));
+        if (r == 0)
+            T_EQ(volley_wait(dry, VOLLEY_WAIT_RECV, 2000), VOLLEY_WAIT_RECV);
+        for (int i = 0; i < r; i++)
+            T_EQ(seq_of(&d[i]), 10 + got + (unsigned)i);
+        got += (unsigned)r;
+    }
+    /* all four buffers are on loan now */
+    T_EQ(volley_wait(dry, VOLLEY_WAIT_RECV, 2000), VOLLEY_WAIT_RECV);
+    recv_seq(dry, 14, 6, 100);
+    T_EQ(volley_wait(dry, VOLLEY_WAIT_RECV, 50), 0);
+    T_ASSERT(stats_of(dry).rx_ring_empty >= 1);
+
+    volley_close(dry);
+    volley_close(tx);
+    volley_close(other);
+    volley_close(rx);
+    return 0;
+}
+
+/* ---- 7. connected fast path ---- */
+
+static void connected_run(const char *label, uint32_t zc, bool same_len)
+{
+    enum { N = 1000, STRIDE = 1400 };
+    /* equal lengths make GSO runs (sendmsg with a control message); without
+     * GSO every message goes out with the plain send opcodes */
+    struct volley_opts so = opts_for(URING, same_len ? 0 : VOLLEY_F_GSO);
+    so.zc_threshold = zc;
+    struct volley_opts ro = opts_for(URING, 0);
+    ro.rcvbuf = 4 * MIB;
+    volley_sock *tx = open_sock(&so, "127.0.0.1:0");
+    volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
+    struct volley_addr to = addr_of(rx), from = addr_of(tx);
+    char buf[64];
+    T_OK(volley_connect(tx, fmt(&to, buf)));
+
+    struct outbox o = outbox_new(N, STRIDE);
+    size_t lens[N];
+    for (unsigned i = 0; i < N; i++) {
+        lens[i] = same_len ? 1000 : 600 + (i * 37) % 800;
+        outbox_set(&o, i, i, lens[i], NULL);
+        T_EQ(o.d[i].peer.sa.sa_family, AF_UNSPEC);
+    }
+    struct inbox in = inbox_new(N, STRIDE);
+    unsigned got = 0;
+    for (unsigned i = 0; i < N; i += 100) {
+        T_EQ(t_send_all(tx, o.d + i, 100, WAIT_MS), 100);
+        got += t_recv_n(rx, in.d + got, i + 100 - got, in.buf + (size_t)got * STRIDE,
+                        STRIDE, WAIT_MS);
+    }
+    T_EQ(got, N);
+    for (unsigned i = 0; i < N; i++) {
+        CHECK_PAYLOAD(&in.d[i], lens[i]);
+        if (seq_of(&in.d[i]) != i)
+            T_FAIL("%s: datagram %u carries seq %u", label, i, seq_of(&in.d[i]));
+        if (!volley_addr_equal(&in.d[i].peer, &from))
+            T_FAIL("%s: datagram %u from %s", label, i, fmt(&in.d[i].peer, buf));
+    }
+    long long deadline = t_now_ms() + WAIT_MS;
+    while (stats_of(tx).tx_dgrams < N && t_now_ms() < deadline)
+        (void)volley_wait(tx, VOLLEY_WAIT_SEND, 10);
+    struct volley_stats st = stats_of(tx);
+    T_EQ(st.tx_dgrams, N);
+    T_EQ(st.tx_errors, 0);
+    if (zc)
+        T_ASSERT(st.tx_zc_sends > 0);
+    if (!same_len)
+        T_EQ(st.tx_gso_sends, 0);
+    printf("  %s: gso sends %llu, zc sends %llu\n", label,
+           (unsigned long long)st.tx_gso_sends, (unsigned long long)st.tx_zc_sends);
+    inbox_free(&in);
+    outbox_free(&o);
+    volley_close(tx);
+    volley_close(rx);
+}
+
+static int case_connected(void)
+{
+    connected_run("plain send", 0, false);
+    connected_run("gso", 0, true);
+    if (zc_supported()) {
+        connected_run("plain send zc", 512, false);
+        connected_run("gso zc", 512, true);
+    }
+    return 0;
+}
+
+/* ---- 8. steady receive without system calls ---- */
+
+static int case_steady(void)
+{
+    enum { N = 64, LEN = 500, BATCHES = 200 };
+    /* no GRO: every datagram takes its own buffer, so the ring cycles */
+    struct volley_opts ro = opts_for(URING, VOLLEY_F_GRO);
+    volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
+    struct volley_opts so = opts_for(MMSG, 0);
+    volley_sock *tx = open_sock(&so, "127.0.0.1:0");
+    struct volley_addr to = addr_of(rx);
+    send_seq(tx, &to, 0, N, LEN);
+    recv_seq(rx, 0, N, LEN);
+    struct volley_stats before = stats_of(rx);
+    for (uint32_t b = 1; b <= BATCHES; b++) {
+        send_seq(tx, &to, b * N, N, LEN);
+        T_EQ(volley_wait(rx, VOLLEY_WAIT_RECV, WAIT_MS), VOLLEY_WAIT_RECV);
+        recv_seq(rx, b * N, N, LEN);
+    }
+    struct volley_stats after = stats_of(rx);
+    uint64_t calls = after.rx_syscalls - before.rx_syscalls;
+    printf("  %d batches of %d: %llu receive syscalls, %llu rearms\n", BATCHES, N,
+           (unsigned long long)calls,
+           (unsigned long long)(after.rx_rearms - before.rx_rearms));
+    T_ASSERT(calls < 20);
+    T_EQ(after.rx_dgrams - before.rx_dgrams, BATCHES * N);
+    T_EQ(after.rx_ring_empty, 0);
+    volley_close(tx);
+    volley_close(rx);
+    return 0;
+}
+
+/* ---- 9. metadata parity with mmsg ---- */
+
+struct spec {
+    size_t len;
+    uint8_t ecn;
+};
+
+struct exchange {
+    struct inbox in;
+    unsigned got;
+    struct volley_addr to;   /* where the sender sent */
+    struct volley_addr from; /* the sender's address, as the receiver sees it */
+    struct volley_stats rx, tx;
+    int64_t t0, t1;
+};
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A sender on tx_bind sends sp[0..n) to a receiver on rx_bind; both sockets
+ * use the backend. A receiver on "[::]" is reached at 127.0.0.1. */
+static struct exchange run_exchange(unsigned backend, const char *rx_bind,
+                                    const char *tx_bind, uint32_t slot,
+                                    const struct spec *sp, unsigned n)
+{
+    struct exchange x;
+    memset(&x, 0, sizeof x);
+    struct volley_opts o = opts_for(backend, 0);
+    o.enable = VOLLEY_F_TIMESTAMP;
+    o.rx_slot_size = slot;
+    volley_sock *rx = open_sock(&o, rx_bind);
+    volley_sock *tx = open_sock(&o, tx_bind);
+    T_ASSERT(volley_features(rx) & VOLLEY_F_TIMESTAMP);
+    T_ASSERT(volley_features(rx) & VOLLEY_F_PKTINFO);
+    T_ASSERT(volley_features(rx) & VOLLEY_F_ECN);
+    x.to = addr_of(rx);
+    if (x.to.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&x.to.sin6.sin6_addr)) {
+        uint16_t port = x.to.sin6.sin6_port;
+        T_OK(volley_addr_parse(&x.to, "127.0.0.1:0"));
+        x.to.sin.sin_port = port;
+    }
+    x.from = addr_of(tx);
+    struct outbox ob = outbox_new(n, 65536);
+    for (unsigned i = 0; i < n; i++) {
+        outbox_set(&ob, i, i, sp[i].len, &x.to);
+        ob.d[i].ecn = sp[i].ecn;
+    }
+    x.in = inbox_new(n, 65536);
+    x.t0 = realtime_ns();
+    T_EQ(t_send_all(tx, ob.d, n, WAIT_MS), n);
+    x.got = t_recv_n(rx, x.in.d, n, x.in.buf, x.in.stride, 500);
+    x.t1 = realtime_ns();
+    long long deadline = t_now_ms() + WAIT_MS;
+    while (stats_of(tx).tx_dgrams < n && t_now_ms() < deadline)
+        (void)volley_wait(tx, VOLLEY_WAIT_SEND, 10);
+    x.rx = stats_of(rx);
+    x.tx = stats_of(tx);
+    outbox_free(&ob);
+    volley_close(tx);
+    volley_close(rx);
+    return x;
+}
+
+#define SAME(field, fmtspec)                                                             \
+    do {                                                                                 \
+        if (a->field != b->field)                                                        \
+            T_FAIL("%s datagram %u (len %zu ecn %u): " #field " mmsg " fmtspec           \
+                   ", uring " fmtspec,                                                   \
+                   label, i, sp[i].len, sp[i].ecn, a->field, b->field);                  \
+    } while (0)
+
+#define SAME_STAT(field)                                                                 \
+    do {                                                                                 \
+        if (m.field != u.field)                                                          \
+            T_FAIL("%s: " #field " mmsg %llu, uring %llu", label,                        \
+                   (unsigned long long)m.field, (unsigned long long)u.field);            \
+    } while (0)
+
+static void parity_run(const char *label, const char *rx_bind, const char *tx_bind,
+                       uint32_t slot, const struct spec *sp, unsigned n)
+{
+    struct exchange xm = run_exchange(MMSG, rx_bind, tx_bind, slot, sp, n);
+    struct exchange xu = run_exchange(URING, rx_bind, tx_bind, slot, sp, n);
+    T_EQ(xm.got, n);
+    T_EQ(xu.got, n);
+    char b1[64], b2[64];
+    for (unsigned i = 0; i < n; i++) {
+        const struct volley_dgram *a = &xm.in.d[i], *b = &xu.in.d[i];
+        SAME(len, "%zu");
+        SAME(ecn, "%u");
+        SAME(flags, "0x%x");
+        SAME(ifindex, "%u");
+        SAME(segment, "%u");
+        if (memcmp(a->data, b->data, a->len))
+            T_FAIL("%s datagram %u: payloads differ", label, i);
+        size_t want = sp[i].len < slot ? sp[i].len : slot;
+        if (b->len != want)
+            T_FAIL("%s datagram %u: length %zu, sent %zu, slot %u", label, i, b->len,
+                   sp[i].len, slot);
+        if (want >= SEQ_BYTES)
+            CHECK_PAYLOAD(b, want);
+        if (!(b->flags & VOLLEY_DGRAM_TRUNC) != (sp[i].len <= slot))
+            T_FAIL("%s datagram %u: %zu bytes into a %u-byte slot, flags 0x%x", label, i,
+                   sp[i].len, slot, b->flags);
+        const struct exchange *xs[2] = {&xm, &xu};
+        for (int k = 0; k < 2; k++) {
+            const struct volley_dgram *d = &xs[k]->in.d[i];
+            if (!volley_addr_equal(&d->peer, &xs[k]->from))
+                T_FAIL("%s datagram %u: peer %s, want %s", label, i, fmt(&d->peer, b1),
+                       fmt(&xs[k]->from, b2));
+            if (!volley_addr_equal(&d->local, &xs[k]->to))
+                T_FAIL("%s datagram %u: local %s, want %s", label, i, fmt(&d->local, b1),
+                       fmt(&xs[k]->to, b2));
+            if (!(d->flags & VOLLEY_DGRAM_TSTAMP) || d->rx_ns < xs[k]->t0 - 1000000000 ||
+                d->rx_ns > xs[k]->t1 + 1000000000)
+                T_FAIL("%s datagram %u: timestamp %lld outside [%lld, %lld]", label, i,
+                       (long long)d->rx_ns, (long long)xs[k]->t0, (long long)xs[k]->t1);
+        }
+        T_ASSERT(b->ifindex != 0);
+    }
+    struct volley_stats m = xm.rx, u = xu.rx;
+    SAME_STAT(rx_dgrams);
+    SAME_STAT(rx_bytes);
+    SAME_STAT(rx_truncated);
+    SAME_STAT(rx_gro_buffers);
+    SAME_STAT(rx_kernel_drops);
+    SAME_STAT(rx_errors);
+    m = xm.tx;
+    u = xu.tx;
+    SAME_STAT(tx_dgrams);
+    SAME_STAT(tx_bytes);
+    SAME_STAT(tx_gso_sends);
+    SAME_STAT(tx_errors);
+    inbox_free(&xm.in);
+    inbox_free(&xu.in);
+}
+
+static int case_parity(void)
+{
+    static const struct spec mixed[] = {
+        {0, 0},    {1, 1},    {3, 2},    {100, 3},  {1200, 1},  {1200, 1},
+        {1200, 1}, {1200, 1}, {1200, 2}, {1200, 2}, {1100, 2},  {1200, 3},
+        {500, 3},  {1472, 0}, {9000, 1}, {9000, 1}, {60000, 2}, {7, 3},
+    };
+    static const struct spec cut[] = {
+        {999, 1},  {1000, 2}, {1001, 3}, {1010, 1}, {1040, 2},
+        {1041, 3}, {1100, 1}, {1500, 0}, {3000, 2},
+    };
+    const unsigned nm = sizeof mixed / sizeof *mixed, nc = sizeof cut / sizeof *cut;
+    parity_run("ipv4", "127.0.0.1:0", "127.0.0.1:0", 65535, mixed, nm);
+    parity_run("ipv6", "[::1]:0", "[::1]:0", 65535, mixed, nm);
+    /* IPv4 into a dual-stack socket: both pktinfo families, plain AF_INET */
+    parity_run("dual-stack", "[::]:0", "127.0.0.1:0", 65535, mixed, nm);
+    parity_run("ipv4, 1000-byte slots", "127.0.0.1:0", "127.0.0.1:0", 1000, cut, nc);
+    parity_run("ipv6, 1000-byte slots", "[::1]:0", "[::1]:0", 1000, cut, nc);
+    return 0;
+}
+
+/* ---- 10. a datagram refused in the middle of a batch ---- */
+
+/* Where a send fails the moment the kernel runs it: broadcast without
+ * SO_BROADCAST (EACCES), or no route at all. */
+#define BAD_DEST "255.255.255.255:9"
+
+/* As with sendmmsg: a batch stops at a datagram the kernel refuses. So
+ * [0 1 2 bad 4 5 6] gives 3 and 0 1 2 arrive; the refused one alone then
+ * fails its own call (counted once, not queued as a late report); the
+ * rest follow, and 0 1 2 4 5 6 arrive once each, in order. Nothing
+ * behind the failure may have gone out (the link cancelled it). */
+static void refused_run(const char *label, unsigned disable, uint32_t zc, size_t len)
+{
+    enum { ROUNDS = 300 };
+    struct volley_opts so = opts_for(URING, disable);
+    so.zc_threshold = zc;
+    struct volley_opts ro = opts_for(MMSG, 0);
+    ro.rcvbuf = 4 * MIB;
+    volley_sock *tx = open_sock(&so, "127.0.0.1:0");
+    volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
+    struct volley_addr to = addr_of(rx), bad;
+    T_OK(volley_addr_parse(&bad, BAD_DEST));
+    struct outbox o = outbox_new(7, len);
+    struct inbox in = inbox_new(6, len);
+    /* 300 rounds: a slot kept by a refused or cancelled message would run
+     * the send side dry long before the last one */
+    for (uint32_t round = 0; round < ROUNDS; round++) {
+        uint32_t seq0 = round * 7;
+        for (unsigned i = 0; i < 7; i++)
+            outbox_set(&o, i, seq0 + i, len, i == 3 ? &bad : &to);
+        struct volley_stats before = stats_of(tx);
+        int r = volley_send(tx, o.d, 7);
+        if (r != 3)
+            T_FAIL("%s round %u: volley_send gave %d, want 3", label, round, r);
+        recv_seq(rx, seq0, 3, len);
+        struct volley_dgram extra[1];
+        T_EQ(volley_recv(rx, extra, 1), 0); /* nothing behind the refusal */
+        r = volley_send(tx, o.d + 3, 4);
+        if (r >= 0)
+            T_FAIL("%s round %u: the refused datagram first gave %d", label, round, r);
+        T_EQ(volley_send(tx, o.d + 4, 3), 3);
+        struct volley_stats after = stats_of(tx);
+        T_EQ(after.tx_errors - before.tx_errors, 1);
+        T_EQ(after.sockerr_queued - before.sockerr_queued, 0);
+        unsigned got = t_recv_n(rx, in.d, 3, in.buf, len, 1000);
+        T_EQ(got, 3);
+        for (unsigned i = 0; i < 3; i++) {
+            CHECK_PAYLOAD(&in.d[i], len);
+            if (seq_of(&in.d[i]) != seq0 + 4 + i)
+                T_FAIL("%s round %u: datagram %u is seq %u, want %u", label, round, i,
+                       seq_of(&in.d[i]), seq0 + 4 + i);
+        }
+        T_EQ(volley_recv(rx, extra, 1), 0);
+    }
+    (void)volley_wait(tx, VOLLEY_WAIT_SEND, 10);
+    struct volley_stats st = stats_of(tx);
+    printf("  %s: tx_dgrams %llu, tx_errors %llu, zc sends %llu\n", label,
+           (unsigned long long)st.tx_dgrams, (unsigned long long)st.tx_errors,
+           (unsigned long long)st.tx_zc_sends);
+    T_EQ(st.tx_dgrams, ROUNDS * 6);
+    T_EQ(st.tx_errors, ROUNDS);
+    inbox_free(&in);
+    outbox_free(&o);
+    volley_close(tx);
+    volley_close(rx);
+}
+
+static int case_refused(void)
+{
+    /* only meaningful where such a send fails at once: ask mmsg */
+    struct volley_opts mo = opts_for(MMSG, VOLLEY_F_GSO);
+    volley_sock *tx = open_sock(&mo, "127.0.0.1:0");
+    struct volley_addr bad;
+    T_OK(volley_addr_parse(&bad, BAD_DEST));
+    uint8_t byte = 0;
+    struct volley_dgram d = {.data = &byte, .len = 1, .peer = bad};
+    int r = volley_send(tx, &d, 1);
+    volley_close(tx);
+    if (r >= 0)
+        SKIP_CASE("a send to " BAD_DEST " does not fail at once here");
+    refused_run("no gso", VOLLEY_F_GSO, 0, 300);
+    refused_run("gso", 0, 0, 300);
+    if (zc_supported())
+        refused_run("zc", VOLLEY_F_GSO, 1024, 1200);
+    return 0;
+}
+
+/* ---- 11. a socket that fills ---- */
+
+/* A connected AF_UNIX datagram pair: the writer blocks when the reader's
+ * queue is full, which loopback UDP never does. */
+static void unix_pair(volley_sock **tx, volley_sock **rx)
+{
+    int sv[2];
+    T_ASSERT(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) == 0);
+    struct volley_opts uo = opts_for(URING, 0), mo = opts_for(MMSG, 0);
+    int r = volley_wrap(tx, sv[0], &uo);
+    T_SKIP_IF(r == -ENOTSUP, "io_uring not available");
+    T_OK(r);
+    T_OK(volley_wrap(rx, sv[1], &mo));
+    T_ASSERT(!strcmp(volley_backend_name(*tx), "uring"));
+}
+
+/* Calls of 64 datagrams, seq = c * 64 + i, until one is not taken whole;
+ * returns how many were taken. */
+static unsigned fill_until_full(volley_sock *tx, uint32_t call0, unsigned calls)
+{
+    struct outbox o = outbox_new(64, 100);
+    unsigned taken = 0;
+    for (uint32_t c = call0; c < call0 + calls; c++) {
+        for (unsigned i = 0; i < 64; i++)
+            outbox_set(&o, i, c * 64 + i, 100, NULL);
+        int r = T_OK(volley_send(tx, o.d, 64));
+        taken += (unsigned)r;
+        if (r < 64)
+            break;
+    }
+    outbox_free(&o);
+    return taken;
+}
+
+/* Like sendmmsg: a full socket stops the call (the rest stays the
+ * caller's, nothing is left running in the kernel), the next call takes
+ * nothing, and what was taken arrives once, in order, across calls. */
+static int case_full_socket(void)
+{
+    enum { CALLS = 64 };
+    volley_sock *tx, *rx;
+    unix_pair(&tx, &rx);
+    uint32_t seq = 0;
+    for (int round = 0; round < 3; round++) {
+        struct volley_stats before = stats_of(tx);
+        unsigned taken = fill_until_full(tx, seq / 64, CALLS);
+        T_ASSERT(taken < CALLS * 64); /* it filled */
+        struct volley_stats st = stats_of(tx);
+        /* everything taken is already sent: nothing waits in the kernel */
+        T_EQ(st.tx_dgrams - before.tx_dgrams, taken);
+        T_EQ(st.tx_errors, 0);
+        T_ASSERT(st.tx_wouldblock > before.tx_wouldblock);
+        struct outbox o = outbox_new(1, 100);
+        outbox_set(&o, 0, 0, 100, NULL);
+        T_EQ(volley_send(tx, o.d, 1), 0);
+        outbox_free(&o);
+        /* the reader takes it all: in order, once */
+        struct volley_dgram d[64];
+        unsigned got = 0;
+        long long last = t_now_ms();
+        while (t_now_ms() - last < 200) {
+            int r = T_OK(volley_recv(rx, d, 64));
+            for (int i = 0; i < r; i++, got++) {
+                CHECK_PAYLOAD(&d[i], 100);
+                uint32_t q = seq_of(&d[i]);
+                if (q != seq + got)
+                    T_FAIL("round %d: datagram %u is seq %u, want %u", round, got, q,
+                           seq + got);
+            }
+            if (r > 0)
+                last = t_now_ms();
+            else
+                (void)volley_wait(rx, VOLLEY_WAIT_RECV, 20);
+        }
+        T_EQ(got, taken);
+        T_EQ(volley_wait(tx, VOLLEY_WAIT_SEND, 1000), VOLLEY_WAIT_SEND);
+        /* the 64-aligned seq of the call after the short one */
+        seq = (seq + taken + 63) / 64 * 64;
+    }
+    /* the reader goes: the next send fails at once, not later */
+    volley_close(rx);
+    struct outbox o = outbox_new(4, 100);
+    for (unsigned i = 0; i < 4; i++)
+        outbox_set(&o, i, i, 100, NULL);
+    int r = volley_send(tx, o.d, 4);
+    if (r >= 0)
+        T_FAIL("a send to a closed AF_UNIX peer gave %d, want an error", r);
+    struct volley_stats st = stats_of(tx);
+    T_EQ(st.tx_errors, 1);
+    outbox_free(&o);
+    volley_close(tx);
+    return 0;
+}
+
+/* ---- 12. a send buffer that fills and drains during a batch ---- */
+
+/* Behind a rate-limited qdisc the send buffer fills, and frees up while a
+ * batch is being sent, as it does behind a real NIC. sendmmsg stops at the
+ * first EAGAIN and says how many it took; whatever volley_send says it
+ * took must arrive. Returns how many of n arrived. */
+static unsigned sndbuf_run(unsigned backend, uint32_t zc, struct volley_stats *st)
+{
+    enum { N = 200, LEN = 4000 };
+    struct volley_opts so = opts_for(backend, VOLLEY_F_GSO);
+    so.zc_threshold = zc;
+    struct volley_opts ro = opts_for(MMSG, 0);
+    ro.rcvbuf = 4 * MIB;
+    volley_sock *tx = open_sock(&so, "127.0.0.1:0");
+    volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
+    struct volley_addr to = addr_of(rx);
+    send_seq(tx, &to, 0, N, LEN);
+    struct inbox in = inbox_new(N, LEN);
+    unsigned got = t_recv_n(rx, in.d, N, in.buf, LEN, 1000);
+    for (unsigned i = 0; i < got; i++)
+        CHECK_PAYLOAD(&in.d[i], LEN);
+    long long deadline = t_now_ms() + WAIT_MS;
+    while (stats_of(tx).tx_dgrams + stats_of(tx).tx_errors < N && t_now_ms() < deadline)
+        (void)volley_wait(tx, VOLLEY_WAIT_SEND, 10);
+    *st = stats_of(tx);
+    inbox_free(&in);
+    volley_close(tx);
+    volley_close(rx);
+    return got;
+}
+
+static int case_sndbuf_full(void)
+{
+    enum { N = 200 };
+    if (!slow_private_loopback())
+        SKIP_CASE("no private network namespace with tc here");
+    struct volley_stats st;
+    unsigned ref = sndbuf_run(MMSG, 0, &st);
+    if (ref != N || st.tx_wouldblock == 0)
+        SKIP_CASE("the send buffer did not fill under mmsg");
+    const uint32_t zcs[2] = {0, 1024};
+    for (int k = 0; k < (zc_supported() ? 2 : 1); k++) {
+        unsigned got = sndbuf_run(URING, zcs[k], &st);
+        printf("  zc %u: %u of %d arrived, tx_errors %llu, tx_wouldblock %llu, "
+               "reports %llu\n",
+               zcs[k], got, N, (unsigned long long)st.tx_errors,
+               (unsigned long long)st.tx_wouldblock,
+               (unsigned long long)st.sockerr_queued);
+        if (got != N || st.tx_errors)
+            T_FAIL("zc %u: volley_send took %d datagrams, %u arrived and %llu were "
+                   "counted failed (mmsg: all %d arrived)",
+                   zcs[k], N, got, (unsigned long long)st.tx_errors, N);
+    }
+    return 0;
+}
+
+/* ---- driver ---- */
+
+struct tcase {
+    const char *name;
+    int (*fn)(void);
+};
+
+/* Run one case in a child: 0 pass, 1 fail, 77 skip. */
+static int run_case(const struct tcase *c)
+{
+    fflush(stdout);
+    fflush(stderr);
+    long long t0 = t_now_ms();
+    pid_t pid = fork();
+    T_ASSERT(pid >= 0);
+    if (pid == 0) {
+        static char watch[64];
+        snprintf(watch, sizeof watch, "test_uring: case %s", c->name);
+        t_watchdog(watch, 60);
+        int r = c->fn();
+        fflush(stdout);
+        exit(r == SKIPPED ? T_SKIP : 0);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        T_ASSERT(errno == EINTR);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        printf("ok: %s (%lld ms)\n", c->name, t_now_ms() - t0);
+        return 0;
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == T_SKIP)
+        return T_SKIP;
+    if (WIFSIGNALED(st))
+        printf("FAIL: %s (signal %d)\n", c->name, WTERMSIG(st));
+    else
+        printf("FAIL: %s (exit %d)\n", c->name, WEXITSTATUS(st));
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct tcase cases[] = {
+        {"exhaustion", case_exhaustion},
+        {"zerocopy", case_zerocopy},
+        {"setup_faults", case_setup_faults},
+        {"disable_env", case_disable_env},
+        {"close_inflight", case_close_inflight},
+        {"submit_retry", case_submit_retry},
+        {"submit_stall", case_submit_stall},
+        {"eventfd", case_eventfd},
+        {"connected", case_connected},
+        {"steady", case_steady},
+        {"parity", case_parity},
+        {"refused", case_refused},
+        {"full_socket", case_full_socket},
+        {"sndbuf_full", case_sndbuf_full},
+    };
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    struct volley_opts o = opts_for(URING, 0);
+    volley_sock *s;
+    int r = volley_open(&s, "127.0.0.1:0", &o);
+    T_SKIP_IF(r == -ENOTSUP, "io_uring not available here");
+    T_OK(r);
+    volley_close(s);
+    unsigned ran = 0, failed = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (argc > 1 && strcmp(argv[1], cases[i].name))
+            continue;
+        r = run_case(&cases[i]);
+        ran += r != T_SKIP;
+        failed += r == 1;
+    }
+    printf("uring: %u cases run, %u failed\n", ran, failed);
+    if (failed)
+        return 1;
+    return ran ? 0 : T_SKIP;
+}
+
+#else /* !VOLLEY_HAVE_URING */
+
+int main(void)
+{
+    fprintf(stderr, "SKIP: built without liburing\n");
+    return T_SKIP;
+}
+
+#endif

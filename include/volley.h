@@ -111,8 +111,8 @@ enum volley_backend_id {
  * volley_opts.enable). A feature the kernel refuses is simply off: see
  * volley_features() and `volley probe`.
  */
-#define VOLLEY_F_GSO       0x01u /* UDP_SEGMENT send offload (mmsg backend) */
-#define VOLLEY_F_GRO       0x02u /* UDP_GRO receive offload (mmsg backend) */
+#define VOLLEY_F_GSO       0x01u /* UDP_SEGMENT send offload (mmsg, uring) */
+#define VOLLEY_F_GRO       0x02u /* UDP_GRO receive offload (mmsg, uring) */
 #define VOLLEY_F_PKTINFO   0x04u /* local address/ifindex on receive */
 #define VOLLEY_F_ECN       0x08u /* ECN codepoint on receive */
 #define VOLLEY_F_TIMESTAMP 0x10u /* SO_TIMESTAMPNS receive timestamps */
@@ -227,9 +227,16 @@ typedef struct volley_sock volley_sock;
  * Open a non-blocking UDP socket bound to `bind`: "127.0.0.1:0", "[::1]:4433",
  * "[::]:0" (dual-stack: IPv4 peers appear as AF_INET), "[fe80::1%2]:9".
  * Addresses are numeric; no name lookup.
- * Errors: -EINVAL (NULL or unparsable, bad options), -E2BIG (opts->size
- * larger than known with non-zero tail), -ENOTSUP (forced backend not
- * available or disabled), -ENOMEM, and any errno from socket()/bind().
+ * The backend: opts->backend, or with AUTO the VOLLEY_BACKEND environment
+ * variable, or else mmsg where sendmmsg works and scalar otherwise. The
+ * uring backend is used when asked for (it receives with no system call
+ * per batch, but on this project's benchmark it did not beat mmsg's
+ * throughput everywhere, so it is not the automatic choice).
+ * Errors: -EINVAL (NULL or unparsable, bad options, unknown VOLLEY_BACKEND
+ * or VOLLEY_DISABLE name), -E2BIG (opts->size larger than known with a
+ * non-zero tail), -ENOTSUP (forced backend not available or disabled),
+ * -ENOMEM, volley_set_pacing's errors when opts ask for pacing, and any
+ * errno from socket()/bind().
  */
 VOLLEY_API int volley_open(volley_sock **out, const char *bind,
                            const struct volley_opts *o);
@@ -237,16 +244,22 @@ VOLLEY_API int volley_open(volley_sock **out, const char *bind,
 /*
  * Adopt an existing SOCK_DGRAM fd (UDP or AF_UNIX). volley sets it
  * non-blocking and, on success, owns it: volley_close closes it. On failure
- * the fd is left open and remains the caller's.
- * Errors: -EINVAL, -EBADF, -ENOTSOCK, -EPROTOTYPE (not SOCK_DGRAM),
- * -EAFNOSUPPORT (not IP or AF_UNIX), -ENOTSUP, -ENOMEM.
+ * the fd is left open and remains the caller's (possibly now O_NONBLOCK).
+ * Errors: -EINVAL, -E2BIG, -EBADF, -ENOTSOCK, -EPROTOTYPE (not SOCK_DGRAM),
+ * -EAFNOSUPPORT (not IP or AF_UNIX), -ENOTSUP, -ENOMEM, and pacing errors
+ * as for volley_open.
  */
 VOLLEY_API int volley_wrap(volley_sock **out, int fd, const struct volley_opts *o);
 
 /*
  * Two connected in-memory sockets: what a sends, b receives and the other
  * way round, through bounded queues (a full queue drops and counts), with
- * optional seeded drop/duplicate/reorder/delay. Same API as real sockets.
+ * optional seeded drop/duplicate/reorder/delay. Same API as real sockets;
+ * volley_send on one end after the other was closed gives -EPIPE. A full
+ * queue's drop is counted twice: pair_queue_full for the sender and
+ * rx_kernel_drops for the receiver, like a kernel's receive buffer.
+ * Errors: -EINVAL (NULL, a backend other than AUTO/PAIR, bad options),
+ * -E2BIG, -ENOMEM, eventfd(2)'s errors.
  */
 VOLLEY_API int volley_pair(volley_sock **a, volley_sock **b, const struct volley_opts *o);
 
@@ -254,7 +267,8 @@ VOLLEY_API int volley_pair(volley_sock **a, volley_sock **b, const struct volley
 VOLLEY_API void volley_close(volley_sock *s);
 
 /* Fix the peer (connect(2)); datagrams may then leave peer AF_UNSPEC.
- * Errors: -EINVAL, -EAFNOSUPPORT, -ENOTSUP (pair), connect(2)'s errors. */
+ * Errors: -EINVAL, -EAFNOSUPPORT, -ENOTSUP (pair, AF_UNIX), connect(2)'s
+ * errors. */
 VOLLEY_API int volley_connect(volley_sock *s, const char *peer);
 VOLLEY_API int volley_connect_addr(volley_sock *s, const struct volley_addr *peer);
 
@@ -265,7 +279,8 @@ VOLLEY_API int volley_connect_addr(volley_sock *s, const struct volley_addr *pee
  * big), -EAFNOSUPPORT (peer family does not match), -EDESTADDRREQ (no peer
  * on an unconnected socket), -EINVAL (bad arguments, n == 0 or above
  * VOLLEY_BATCH_MAX, ecn > 3, bad segment), -ENOBUFS (retry later), or the
- * kernel's answer for that datagram (-EHOSTUNREACH, -EPERM, ...). Errors the
+ * kernel's answer for that datagram (-EHOSTUNREACH, -EPERM, ...; -EPIPE on
+ * a pair whose other end is closed). Errors the
  * kernel reports later (ICMP) are counted in stats and queued for
  * volley_errors(); they never fail a send.
  * On the uring backend a send still running when the call returns (rare:
@@ -288,7 +303,10 @@ VOLLEY_API int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n);
 /* The file descriptor to watch for readability with poll/epoll: the socket
  * itself, or for the uring and pair backends an eventfd that becomes
  * readable when datagrams (or send completions) are waiting. Readiness is
- * a hint: volley_recv may still return 0. */
+ * a hint: volley_recv may still return 0. Datagrams volley already holds
+ * (the rest of a GRO buffer the caller's array was too small for) do not
+ * make it readable: call volley_recv until it returns 0 before waiting on
+ * the fd. Errors: -EINVAL (NULL). */
 VOLLEY_API int volley_fd(const volley_sock *s);
 
 #define VOLLEY_WAIT_RECV 0x1u
@@ -296,16 +314,20 @@ VOLLEY_API int volley_fd(const volley_sock *s);
 #define VOLLEY_WAIT_ERR  0x4u /* reports are waiting in volley_errors() */
 /*
  * Wait until the socket can receive and/or send (events is a mask of
- * VOLLEY_WAIT_RECV/SEND) or timeout_ms passes (-1: no limit). Returns the
- * ready mask, 0 on timeout. Errors: -EINVAL, poll(2)'s errors.
+ * VOLLEY_WAIT_RECV/SEND; VOLLEY_WAIT_ERR only ever comes back) or
+ * timeout_ms passes (-1: no limit). Returns the ready mask, with
+ * VOLLEY_WAIT_ERR added when new reports wait in volley_errors(); 0 on
+ * timeout, and possibly early (a signal, or a wake-up that turned out to be
+ * for nothing): callers loop. Errors: -EINVAL (NULL, events 0 or unknown
+ * bits), poll(2)'s errors.
  */
 VOLLEY_API int volley_wait(volley_sock *s, unsigned events, int timeout_ms);
 
 /* The bound local address. Errors: -EINVAL, -ENOTSUP (pair), getsockname(2). */
 VOLLEY_API int volley_local_addr(const volley_sock *s, struct volley_addr *out);
 
-/* Copy the counters; size is sizeof(*out) as the caller knows it.
- * Errors: -EINVAL. */
+/* Copy the counters; size is sizeof(*out) as the caller knows it (bytes
+ * past what this library knows are left untouched). Errors: -EINVAL. */
 VOLLEY_API int volley_get_stats(const volley_sock *s, struct volley_stats *out,
                                 size_t size);
 
@@ -332,17 +354,18 @@ VOLLEY_API int volley_get_stats(const volley_sock *s, struct volley_stats *out,
 VOLLEY_API int volley_set_pacing(volley_sock *s, uint64_t rate_bps, uint32_t burst,
                                  unsigned flags);
 
-/* Nanoseconds until a datagram of len payload bytes to peer (NULL: the
- * socket's family, or the connected peer) may go under pacing: 0 = now.
- * Errors: -EINVAL. */
+/* Nanoseconds until a datagram of len payload bytes to peer may go under
+ * pacing: 0 = now. peer NULL: headers counted by the socket's family, as
+ * volley_send does for a datagram without a peer. Errors: -EINVAL. */
 VOLLEY_API int64_t volley_pacing_delay(const volley_sock *s, size_t len,
                                        const struct volley_addr *peer);
 
 /* Pop up to n queued asynchronous error reports (oldest first). The queue
- * holds 32; older reports are dropped and counted in sockerr_lost. */
+ * holds 32; older reports are dropped and counted in sockerr_lost.
+ * Errors: -EINVAL (NULL, n == 0). */
 VOLLEY_API int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n);
 
-/* "scalar", "mmsg", "uring" or "pair". */
+/* "scalar", "mmsg", "uring" or "pair" ("none" for NULL). */
 VOLLEY_API const char *volley_backend_name(const volley_sock *s);
 
 /* VOLLEY_F_* mask of what is on for this socket after probing. */

@@ -101,17 +101,24 @@ int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src)
     if (env_disable(&env) < 0)
         return -EINVAL;
     dst->disable |= env & F_ALL;
-    if (dst->backend == VOLLEY_BACKEND_AUTO) {
-        const char *b = getenv("VOLLEY_BACKEND");
-        if (b && !strcmp(b, "scalar"))
-            dst->backend = VOLLEY_BACKEND_SCALAR;
-        else if (b && !strcmp(b, "mmsg"))
-            dst->backend = VOLLEY_BACKEND_MMSG;
-        else if (b && !strcmp(b, "uring"))
-            dst->backend = VOLLEY_BACKEND_URING;
-        else if (b && *b && strcmp(b, "auto"))
-            return -EINVAL;
-    }
+    return 0;
+}
+
+/* VOLLEY_BACKEND picks among the kernel backends when the caller left the
+ * choice to volley (pairs are not affected). */
+static int env_backend(unsigned *backend)
+{
+    const char *b = getenv("VOLLEY_BACKEND");
+    if (!b || !*b || !strcmp(b, "auto"))
+        return 0;
+    if (!strcmp(b, "scalar"))
+        *backend = VOLLEY_BACKEND_SCALAR;
+    else if (!strcmp(b, "mmsg"))
+        *backend = VOLLEY_BACKEND_MMSG;
+    else if (!strcmp(b, "uring"))
+        *backend = VOLLEY_BACKEND_URING;
+    else
+        return -EINVAL;
     return 0;
 }
 
@@ -321,6 +328,8 @@ int volley_open(volley_sock **out, const char *bind, const struct volley_opts *o
     if (!out || !bind)
         return -EINVAL;
     int r = volley__opts_load(&opts, o);
+    if (r == 0 && opts.backend == VOLLEY_BACKEND_AUTO)
+        r = env_backend(&opts.backend);
     if (r < 0)
         return r;
     if (volley_addr_parse(&a, bind) < 0)
@@ -358,6 +367,8 @@ int volley_wrap(volley_sock **out, int fd, const struct volley_opts *o)
     if (fd < 0)
         return -EBADF;
     int r = volley__opts_load(&opts, o);
+    if (r == 0 && opts.backend == VOLLEY_BACKEND_AUTO)
+        r = env_backend(&opts.backend);
     if (r < 0)
         return r;
     if (opts.backend == VOLLEY_BACKEND_PAIR)

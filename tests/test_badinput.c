@@ -434,6 +434,16 @@ static void test_env(void)
               volley_backend_name(s));
         volley_close(s);
     }
+    /* An unknown name is an error where it applies, and only there. */
+    setenv("VOLLEY_BACKEND", "bogus", 1);
+    EXPECT(volley_open(&s, "127.0.0.1:0", &o), -EINVAL);
+    volley_sock *pa, *pb;
+    r = volley_pair(&pa, &pb, NULL);
+    EXPECT(r, 0);
+    if (r == 0) {
+        volley_close(pa);
+        volley_close(pb);
+    }
     unsetenv("VOLLEY_BACKEND");
 }
 

@@ -4,7 +4,13 @@
  * per-family byte ceiling, coalesces only plain same-path datagrams of one
  * size (the last may be shorter), and never puts a segment size on a
  * single datagram. The run array is sized exactly n, so ASan sees any
- * write past it. */
+ * write past it.
+ *
+ * The same input also drives the GRO split: its last four bytes are a
+ * buffer length (at most 65535) and a segment size, and walking that buffer
+ * with volley__gro_next must give ceil(len / seg) pieces (one when seg is
+ * 0, none when len is 0), all of seg bytes but maybe the last, summing to
+ * len, as volley__deliver relies on. */
 #include "internal.h"
 
 #include <arpa/inet.h>
@@ -69,12 +75,42 @@ static bool same_path(const struct volley_dgram *a, const struct volley_dgram *b
            volley_addr_equal(&a->local, &b->local);
 }
 
+/* The GRO split of a buffer whose length and segment size are the last
+ * four bytes (big-endian u16 each). */
+static void fuzz_gro_split(const uint8_t *data, size_t size)
+{
+    if (size < 4)
+        return;
+    const uint8_t *p = data + size - 4;
+    uint32_t len = (uint32_t)p[0] << 8 | p[1];
+    uint16_t seg = (uint16_t)(p[2] << 8 | p[3]);
+    uint32_t off = 0, pieces = 0;
+    while (off < len) {
+        uint32_t n = volley__gro_next(len, seg, off);
+        REQUIRE(n > 0 && n <= len - off);
+        if (seg)
+            REQUIRE(n == seg || (n < seg && off + n == len));
+        else
+            REQUIRE(n == len - off);
+        off += n;
+        REQUIRE(++pieces <= len);
+    }
+    REQUIRE(off == len);
+    REQUIRE(volley__gro_next(len, seg, len) == 0);
+    REQUIRE(volley__gro_next(len, seg, len + 1 + p[3]) == 0);
+    uint32_t want = seg ? (len + seg - 1) / seg : len > 0;
+    REQUIRE(pieces == want);
+    if (seg)
+        REQUIRE(volley__gso_count(len, seg) == pieces);
+}
+
 /* Byte 0: max_segs. Then 4 bytes per descriptor:
  *   b0: peer (3 bits), ecn (2), local (2), explicit segment flag (1)
  *   b1, b2: length (b1 top bit: from the boundary table by b2)
  *   b3: ifindex (low bit), segment size selector */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    fuzz_gro_split(data, size);
     if (size < 1)
         return 0;
     unsigned max_segs = data[0] < 200 ? data[0] % 130 : 64;

@@ -340,9 +340,10 @@ VOLLEY_API int volley_get_stats(const volley_sock *s, struct volley_stats *out,
  * now (the rest is "not taken", as for a full socket); a GSO run is never
  * larger than the burst, and a datagram larger than the burst goes when the
  * bucket is full. volley_wait(VOLLEY_WAIT_SEND) sleeps until the datagram
- * that was refused may go. rate_bps 0 turns pacing off. burst 0 picks one
- * millisecond at the rate, at least 3000 bytes. A change takes effect on
- * the next call; the budget earned so far is kept (up to the new burst).
+ * that was refused may go. rate_bps 0 turns pacing off. burst 0 picks four
+ * milliseconds at the rate (room for a late wake-up), at least 3000 bytes.
+ * A change takes effect on the next call; the budget earned so far is kept
+ * (up to the new burst).
  *
  * VOLLEY_PACE_KERNEL leaves pacing to the kernel (SO_MAX_PACING_RATE; it
  * needs the fq qdisc on the outgoing device to be enforced, see `volley

@@ -26,10 +26,14 @@ void volley__pacer_set(struct volley__pacer *p, uint64_t rate_bps, uint32_t burs
 
 uint32_t volley__pacer_default_burst(uint64_t rate_bps)
 {
-    uint64_t ms = rate_bps / 8 / 1000; /* one millisecond at the rate */
-    if (ms < 3000)
+    /* Four milliseconds at the rate: a sender that sleeps until its next
+     * datagram may go and wakes up late (a busy host overshoots by a
+     * millisecond or more) finds its budget still there instead of
+     * overflowing a full bucket, so the long-run rate holds. */
+    uint64_t b = rate_bps / 8 / 250;
+    if (b < 3000)
         return 3000;
-    return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+    return b > UINT32_MAX ? UINT32_MAX : (uint32_t)b;
 }
 
 void volley__pacer_refill(struct volley__pacer *p, int64_t now_ns)

@@ -1,0 +1,161 @@
+/* Errors: counting them by kind, the queue of asynchronous reports
+ * (ICMP through the error queue, or pending socket errors), and the retry
+ * policy every backend applies to a failed system call. */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+void volley__count_err(volley_sock *s, int err)
+{
+    switch (-err) {
+    case ECONNREFUSED:
+        s->st.err_connrefused++;
+        break;
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+        s->st.err_unreach++;
+        break;
+    case EMSGSIZE:
+        s->st.err_msgsize++;
+        break;
+    case ENOBUFS:
+    case ENOMEM:
+        s->st.err_nobufs++;
+        break;
+    case EPERM:
+    case EACCES:
+        s->st.err_perm++;
+        break;
+    default:
+        s->st.err_other++;
+    }
+}
+
+void volley__sockerr_push(volley_sock *s, const struct volley_sockerr *e)
+{
+    if (s->err_count == VOLLEY__SOCKERR_RING) {
+        s->err_head = (s->err_head + 1) % VOLLEY__SOCKERR_RING;
+        s->err_count--;
+        s->st.sockerr_lost++;
+    }
+    s->errs[(s->err_head + s->err_count) % VOLLEY__SOCKERR_RING] = *e;
+    s->err_count++;
+    s->st.sockerr_queued++;
+}
+
+int volley__drain_errqueue(volley_sock *s)
+{
+    int got = 0;
+    /* Bounded: the queue is limited by the receive buffer, but never spin. */
+    for (int i = 0; i < 64; i++) {
+        uint8_t ctrl[256] __attribute__((aligned(8)));
+        struct sockaddr_in6 dest;
+        uint8_t byte;
+        struct iovec iov = {&byte, 1};
+        struct msghdr m = {.msg_name = &dest,
+                           .msg_namelen = sizeof dest,
+                           .msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = ctrl,
+                           .msg_controllen = sizeof ctrl};
+        ssize_t r = volley__sys_recvmsg(s->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT);
+        if (r == -EINTR)
+            continue;
+        if (r < 0)
+            break;
+        struct volley_sockerr e;
+        if (volley__cmsg_parse_err(ctrl, m.msg_controllen, &e) < 0)
+            continue;
+        volley__addr_from_sockaddr(&e.dest, (struct sockaddr *)&dest, m.msg_namelen);
+        volley__count_err(s, e.error);
+        volley__sockerr_push(s, &e);
+        got++;
+    }
+    return got;
+}
+
+bool volley__err_is_async(int err)
+{
+    return err == -ECONNREFUSED || err == -EHOSTUNREACH || err == -ENETUNREACH ||
+           err == -EHOSTDOWN || err == -ENETDOWN || err == -EPROTO;
+}
+
+void volley__async_err(volley_sock *s, int err)
+{
+    /* With RECVERR the details wait in the error queue; otherwise the
+     * kernel gave us only the errno. */
+    if ((s->features & VOLLEY_F_RECVERR) && volley__drain_errqueue(s) > 0)
+        return;
+    struct volley_sockerr e;
+    memset(&e, 0, sizeof e);
+    e.error = err;
+    volley__count_err(s, err);
+    volley__sockerr_push(s, &e);
+}
+
+bool volley__send_retry(volley_sock *s, struct volley__retry *rt, int err)
+{
+    /* Bounded even for EINTR, so a broken kernel cannot hang a call. */
+    if (rt->tries >= 16)
+        return false;
+    rt->tries++;
+    if (err == -EINTR)
+        return true;
+    if (!volley__err_is_async(err))
+        return false;
+    /* UDP sends never fail with ECONNREFUSED on their own account: it is
+     * always an earlier datagram's ICMP. Unreachable errors can be either,
+     * so they are retried once and judged by the outcome. */
+    if (err == -ECONNREFUSED) {
+        volley__async_err(s, err);
+        return true;
+    }
+    if (rt->maybe_async == err)
+        return false;
+    rt->maybe_async = err;
+    return true;
+}
+
+void volley__send_ok(volley_sock *s, struct volley__retry *rt)
+{
+    if (rt->maybe_async)
+        volley__async_err(s, rt->maybe_async);
+    rt->maybe_async = 0;
+    rt->tries = 0;
+}
+
+bool volley__recv_retry(volley_sock *s, unsigned *tries, int err)
+{
+    if ((*tries)++ >= 16)
+        return false;
+    if (err == -EINTR)
+        return true;
+    if (!volley__err_is_async(err))
+        return false;
+    volley__async_err(s, err);
+    return true;
+}
+
+int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n)
+{
+    if (!s || !out || n == 0)
+        return -EINVAL;
+    unsigned k = 0;
+    for (; k < n && s->err_count; k++) {
+        out[k] = s->errs[s->err_head];
+        s->err_head = (s->err_head + 1) % VOLLEY__SOCKERR_RING;
+        s->err_count--;
+    }
+    return (int)k;
+}
+
+const char *volley_strerror(int err)
+{
+    if (err == 0)
+        return "Success";
+    if (err == INT32_MIN)
+        return "Unknown error";
+    const char *t = strerrordesc_np(err < 0 ? -err : err);
+    return t ? t : "Unknown error";
+}

@@ -1,0 +1,115 @@
+/* Message plumbing the kernel backends share: msghdrs for sends, staging
+ * received messages, and handing datagrams to the caller, splitting GRO
+ * buffers in place. */
+#include "internal.h"
+
+#include <string.h>
+
+void volley__fill_txmsg(volley_sock *s, unsigned slot, struct msghdr *m,
+                        const struct volley_dgram *d, struct iovec *iov, size_t niov,
+                        uint16_t gso_seg)
+{
+    memset(m, 0, sizeof *m);
+    m->msg_iov = iov;
+    m->msg_iovlen = niov;
+    if (s->family != AF_INET && s->family != AF_INET6)
+        return;
+    int len = volley__addr_to_sockaddr(&d->peer, s->family, &s->tx_names[slot]);
+    if (len > 0) {
+        m->msg_name = &s->tx_names[slot];
+        m->msg_namelen = (socklen_t)len;
+    }
+    uint8_t *ctrl = s->tx_ctrl + (size_t)slot * VOLLEY__TX_CTRL;
+    int clen = volley__cmsg_build(ctrl, VOLLEY__TX_CTRL, s->family, d, gso_seg);
+    if (clen > 0) {
+        m->msg_control = ctrl;
+        m->msg_controllen = (size_t)clen;
+    }
+}
+
+void volley__reset_rxmsg(volley_sock *s, unsigned i)
+{
+    struct msghdr *m = &s->rx_msgs[i].msg_hdr;
+    s->rx_iov[i].iov_base = s->rx_slab + (size_t)i * s->slot_size;
+    s->rx_iov[i].iov_len = s->slot_size;
+    m->msg_name = &s->rx_names[i];
+    m->msg_namelen = sizeof s->rx_names[i];
+    m->msg_iov = &s->rx_iov[i];
+    m->msg_iovlen = 1;
+    m->msg_control = s->rx_ctrl + (size_t)i * VOLLEY__RX_CTRL;
+    m->msg_controllen = VOLLEY__RX_CTRL;
+    m->msg_flags = 0;
+}
+
+void volley__stage(volley_sock *s, uint8_t *data, size_t len, bool trunc,
+                   const void *name, socklen_t namelen, const void *ctrl, size_t ctrllen)
+{
+    struct volley__rxpend *p = &s->pend[s->pend_n++];
+    p->data = data;
+    p->len = (uint32_t)(len < s->slot_size ? len : s->slot_size);
+    p->off = 0;
+    p->trunc = trunc || len > s->slot_size; /* a buffer bigger than the slot */
+    volley__addr_from_sockaddr(&p->peer, name, namelen);
+    (void)volley__cmsg_parse(ctrl, ctrllen, &p->meta);
+    if (p->meta.local.sa.sa_family == AF_INET)
+        p->meta.local.sin.sin_port = s->bound.sin.sin_port;
+    else if (p->meta.local.sa.sa_family == AF_INET6)
+        p->meta.local.sin6.sin6_port = s->bound.sin6.sin6_port;
+    if (p->meta.has_ovfl) {
+        /* Unsigned difference survives the kernel's 32-bit wrap. */
+        s->st.rx_kernel_drops += (uint32_t)(p->meta.ovfl - s->ovfl_last);
+        s->ovfl_last = p->meta.ovfl;
+    }
+    if (p->meta.gro_segment && p->len > p->meta.gro_segment)
+        s->st.rx_gro_buffers++;
+}
+
+void volley__stage_rx(volley_sock *s, unsigned i, size_t len, int mflags)
+{
+    const struct msghdr *m = &s->rx_msgs[i].msg_hdr;
+    volley__stage(s, s->rx_iov[i].iov_base, len, (mflags & MSG_TRUNC) != 0, m->msg_name,
+                  m->msg_namelen, m->msg_control, m->msg_controllen);
+}
+
+bool volley__pending(const volley_sock *s)
+{
+    return s->pend_i < s->pend_n;
+}
+
+unsigned volley__deliver(volley_sock *s, struct volley_dgram *d, unsigned n)
+{
+    unsigned k = 0;
+    while (k < n && s->pend_i < s->pend_n) {
+        struct volley__rxpend *p = &s->pend[s->pend_i];
+        uint32_t seg = p->meta.gro_segment;
+        uint32_t len = volley__gro_next(p->len, (uint16_t)seg, p->off);
+        struct volley_dgram *x = &d[k++];
+        x->data = p->data + p->off;
+        x->len = len;
+        x->peer = p->peer;
+        x->local = p->meta.local;
+        x->ifindex = p->meta.ifindex;
+        x->segment = 0;
+        x->ecn = p->meta.ecn;
+        x->flags = 0;
+        x->rx_ns = p->meta.has_ts ? p->meta.rx_ns : 0;
+        if (p->meta.has_ts)
+            x->flags |= VOLLEY_DGRAM_TSTAMP;
+        if (seg && p->len > seg)
+            x->flags |= VOLLEY_DGRAM_GRO;
+        p->off += len;
+        if (p->off >= p->len) {
+            /* The cut, if any, is at the end of the buffer. */
+            if (p->trunc) {
+                x->flags |= VOLLEY_DGRAM_TRUNC;
+                s->st.rx_truncated++;
+            }
+            s->pend_i++;
+        }
+        s->st.rx_dgrams++;
+        s->st.rx_bytes += len;
+    }
+    if (s->pend_i == s->pend_n)
+        s->pend_i = s->pend_n = 0;
+    return k;
+}

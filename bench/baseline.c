@@ -1,7 +1,8 @@
 /*
  * The baseline `volley bench` measures against: UDP written the simple way,
  * one sendto(2) per datagram and one blocking recvfrom(2) per datagram, with
- * no libvolley. Its system calls are counted here, one per call made.
+ * no libvolley. Its system calls are counted here, one per call made. The
+ * latency pair (ping and echo) is written the same way.
  */
 #include "bench.h"
 
@@ -63,7 +64,7 @@ void *bench_baseline_tx(void *arg)
     struct bench_hdr h = {.stream = r->stream};
     int64_t cpu0 = bench_cpu_ns();
 
-    r->tx_start_ns = bench_mono_ns();
+    bench_tx_start(r);
     while (r->tx.dgrams < BENCH_CAP) {
         ssize_t n;
         int e;
@@ -116,6 +117,111 @@ void *bench_baseline_rx(void *arg)
             r->rx.bytes += (uint64_t)n;
             quiet = r->last_rx_ns = now;
         } else if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR) {
+            r->rx.err = -e;
+            break;
+        }
+        if (bench_rx_finished(r, now, quiet))
+            break;
+    }
+    r->rx.cpu_ns = bench_cpu_ns() - cpu0;
+    return NULL;
+}
+
+static bool transient(int e)
+{
+    return e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == ENOBUFS;
+}
+
+/* Waits in blocking recvfrom (10 ms at a time) for the answer to seq. */
+static int64_t baseline_await(struct bench_run *r, uint64_t seq, int64_t t0)
+{
+    uint8_t buf[65536];
+
+    for (;;) {
+        ssize_t n = recvfrom(r->tx_fd, buf, sizeof(buf), 0, NULL, NULL);
+        int e = errno;
+        int64_t now = bench_mono_ns();
+
+        r->tx.syscalls++;
+        if (n >= 0 && bench_lat_match(r, buf, (size_t)n, seq))
+            return now - t0;
+        if (n < 0 && !transient(e)) {
+            r->tx.err = -e;
+            return -1;
+        }
+        if (now - t0 >= BENCH_LAT_TIMEOUT_MS * 1000000LL)
+            return -1;
+    }
+}
+
+void *bench_baseline_ping(void *arg)
+{
+    struct bench_run *r = arg;
+    struct bench_hdr h = {.stream = r->stream};
+    struct timeval tv = {.tv_usec = BENCH_POLL_MS * 1000};
+    int64_t cpu0 = bench_cpu_ns();
+
+    if (setsockopt(r->tx_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+        int e = errno;
+
+        r->tx.err = -e;
+    }
+    bench_tx_start(r);
+    for (uint64_t seq = 0; !r->tx.err && r->rtt_n < r->rtt_cap; seq++) {
+        int64_t t0 = bench_mono_ns(), rtt;
+        ssize_t n;
+        int e;
+
+        if (t0 >= r->tx_end_ns)
+            break;
+        h.seq = seq;
+        h.sent_ns = (uint64_t)bench_real_ns();
+        if (r->size >= BENCH_HDR_LEN)
+            bench_hdr_encode(r->payload, &h);
+        n = sendto(r->tx_fd, r->payload, r->size, 0, (struct sockaddr *)&r->dst,
+                   sizeof(r->dst));
+        e = errno;
+        r->tx.syscalls++;
+        if (n < 0) {
+            if (!transient(e))
+                r->tx.err = -e;
+            continue;
+        }
+        r->tx.dgrams++;
+        rtt = baseline_await(r, seq, t0);
+        if (!r->tx.err)
+            bench_lat_record(r, rtt);
+    }
+    bench_tx_finish(r, cpu0);
+    return NULL;
+}
+
+void *bench_baseline_echo(void *arg)
+{
+    struct bench_run *r = arg;
+    uint8_t buf[65536];
+    int64_t cpu0 = bench_cpu_ns(), quiet = bench_mono_ns();
+
+    for (;;) {
+        struct sockaddr_in from;
+        socklen_t len = sizeof(from);
+        ssize_t n =
+            recvfrom(r->rx_fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len);
+        int e = errno;
+        int64_t now = bench_mono_ns();
+
+        r->rx.syscalls++;
+        if (n >= 0) {
+            r->rx.dgrams++;
+            quiet = now;
+            r->rx.syscalls++;
+            n = sendto(r->rx_fd, buf, (size_t)n, 0, (struct sockaddr *)&from, len);
+            e = errno;
+            if (n < 0 && !transient(e)) {
+                r->rx.err = -e;
+                break;
+            }
+        } else if (!transient(e)) {
             r->rx.err = -e;
             break;
         }

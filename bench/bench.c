@@ -1,15 +1,17 @@
 /*
- * Benchmark helpers: the sequence header, the sequence tracker, and the
- * volley paths of `volley bench`. Each cell runs a sender thread and a
- * receiver thread over loopback; both are bounded in time so a cell can
- * never hang, whatever the kernel drops.
+ * Benchmark helpers: the sequence header, the sequence tracker,
+ * percentiles, and the volley paths of `volley bench`. Each cell runs a sender thread and
+ * a receiver thread over loopback; both are bounded in time so a cell can never hang,
+ * whatever the kernel drops.
  */
 #include "bench.h"
 
 #include "volley.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -161,6 +163,29 @@ uint64_t bench_seq_lost(const struct bench_seq *t)
     return t->highest - t->distinct + 1;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+void bench_sort_ns(int64_t *v, uint64_t n)
+{
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_i64);
+}
+
+int64_t bench_percentile(const int64_t *sorted, uint64_t n, double pct)
+{
+    /* ceil(rank) - 1 as an index; the slack keeps 99.9% of 1000, which
+     * floating point makes 999.0000000000001, at rank 999. */
+    double rank = ceil(pct / 100.0 * (double)n - 1e-9);
+    uint64_t i = rank < 1 ? 0 : (uint64_t)rank - 1;
+
+    return sorted[i < n ? i : n - 1];
+}
+
 const char *bench_path_name(enum bench_path p)
 {
     static const char *const names[BENCH_NPATHS] = {
@@ -171,6 +196,7 @@ const char *bench_path_name(enum bench_path p)
         [BENCH_GSO_PLAIN] = "gso->plain",
         [BENCH_URING] = "uring",
         [BENCH_URING_GSO] = "uring+gso",
+        [BENCH_IPERF3] = "iperf3",
     };
     return names[p];
 }
@@ -210,6 +236,12 @@ void bench_stamp(uint8_t *payload, size_t size, unsigned n, uint32_t stream, uin
     }
 }
 
+void bench_tx_start(struct bench_run *r)
+{
+    r->tx_start_ns = bench_mono_ns();
+    r->tx_end_ns = r->tx_start_ns + r->tx_ns;
+}
+
 void bench_tx_finish(struct bench_run *r, int64_t cpu_start)
 {
     r->tx.cpu_ns = bench_cpu_ns() - cpu_start;
@@ -230,7 +262,7 @@ static void *volley_tx(void *arg)
         d[i].len = r->size;
         d[i].peer.sin = r->dst;
     }
-    r->tx_start_ns = bench_mono_ns();
+    bench_tx_start(r);
     while (r->tx.dgrams < BENCH_CAP && bench_mono_ns() < r->tx_end_ns) {
         uint64_t left = BENCH_CAP - r->tx.dgrams;
         unsigned n = left < BENCH_BATCH ? (unsigned)left : BENCH_BATCH;
@@ -291,8 +323,9 @@ static void *volley_rx(void *arg)
 }
 
 /* Both ends on loopback; the options make each path what its name says. */
-static int volley_ends_open(struct bench_run *r, enum bench_path p)
+int bench_volley_open(struct bench_run *r)
 {
+    enum bench_path p = r->path;
     struct volley_opts tx = VOLLEY_OPTS_INIT, rx = VOLLEY_OPTS_INIT;
     struct volley_addr a;
     int err;
@@ -320,26 +353,47 @@ static int volley_ends_open(struct bench_run *r, enum bench_path p)
     return err < 0 ? err : 0;
 }
 
-static void volley_ends_close(struct bench_run *r)
+void bench_volley_close(struct bench_run *r)
 {
     volley_close(r->tx_sock);
     volley_close(r->rx_sock);
 }
 
+/* A thread created on `cpu` never runs anywhere else (-1: anywhere). */
+static int spawn(pthread_t *t, int cpu, void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    cpu_set_t set;
+    int err = pthread_attr_init(&attr);
+
+    if (err)
+        return err;
+    if (cpu >= 0) {
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        err = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+    }
+    if (!err)
+        err = pthread_create(t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return err;
+}
+
 /* The receiver starts first so that it is draining when the flood begins. */
-static int run_threads(struct bench_run *r, double seconds, void *(*tx)(void *),
-                       void *(*rx)(void *))
+int bench_run_threads(struct bench_run *r, double seconds, const struct bench_pin *pin,
+                      void *(*tx)(void *), void *(*rx)(void *))
 {
     pthread_t rx_thread, tx_thread;
     int64_t now = bench_mono_ns();
     int err;
 
-    r->tx_end_ns = now + (int64_t)(seconds * 1e9);
+    r->tx_ns = (int64_t)(seconds * 1e9);
+    r->tx_end_ns = now + r->tx_ns;
     r->rx_deadline_ns = r->tx_end_ns + BENCH_GRACE_NS;
-    err = pthread_create(&rx_thread, NULL, rx, r);
+    err = spawn(&rx_thread, pin ? pin->rx : -1, rx, r);
     if (err)
         return -err;
-    err = pthread_create(&tx_thread, NULL, tx, r);
+    err = spawn(&tx_thread, pin ? pin->tx : -1, tx, r);
     if (err)
         /* No sender: let the receiver see a finished one and quit. */
         atomic_store(&r->tx_done_ns, bench_mono_ns());
@@ -378,24 +432,27 @@ static void fill_result(const struct bench_run *r, enum bench_path p,
     out->rx_cpu_ns_per_dgram = per((double)r->rx.cpu_ns, r->rx.dgrams);
 }
 
-int bench_cell(enum bench_path p, size_t size, double seconds, struct bench_result *out)
+int bench_cell(enum bench_path p, size_t size, double seconds,
+               const struct bench_pin *pin, struct bench_result *out)
 {
-    struct bench_run r = {.size = size, .tx_fd = -1, .rx_fd = -1};
+    struct bench_run r = {.path = p, .size = size, .tx_fd = -1, .rx_fd = -1};
     bool base = p == BENCH_BASELINE;
     int err;
 
+    if (p == BENCH_IPERF3)
+        return -EINVAL; /* not a thread pair: see bench_iperf3_cell */
     r.stream = bench_stream_id();
     r.payload = calloc(BENCH_BATCH, size);
     if (!r.payload)
         return -ENOMEM;
-    err = base ? bench_baseline_open(&r) : volley_ends_open(&r, p);
+    err = base ? bench_baseline_open(&r) : bench_volley_open(&r);
     if (err == 0)
-        err = run_threads(&r, seconds, base ? bench_baseline_tx : volley_tx,
-                          base ? bench_baseline_rx : volley_rx);
+        err = bench_run_threads(&r, seconds, pin, base ? bench_baseline_tx : volley_tx,
+                                base ? bench_baseline_rx : volley_rx);
     if (base)
         bench_baseline_close(&r);
     else
-        volley_ends_close(&r);
+        bench_volley_close(&r);
     free(r.payload);
     if (err == 0)
         err = r.tx.err ? r.tx.err : r.rx.err;

@@ -1,8 +1,9 @@
 /*
- * Helpers shared by `volley send`, `volley recv` and `volley bench`: the
- * sequence header both ends agree on, the loss/duplicate/reorder tracker,
- * clocks, and the benchmark cells (volley paths in bench.c, the plain-C
- * baseline in baseline.c).
+ * Helpers shared by the volley tool's commands: the sequence header both
+ * ends agree on, the loss/duplicate/reorder tracker, clocks, percentiles,
+ * and the benchmark cells: throughput over the volley paths (bench.c) and
+ * the plain-C baseline (baseline.c), ping-pong latency (latency.c), iperf3
+ * for comparison (iperf.c), and the SVG chart (plot.c).
  */
 #ifndef VOLLEY_BENCH_H
 #define VOLLEY_BENCH_H
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /*
  * Sequence header, at the start of a payload, all fields big-endian:
@@ -63,7 +65,15 @@ void bench_seq_free(struct bench_seq *t);
 void bench_seq_add(struct bench_seq *t, uint64_t seq);
 uint64_t bench_seq_lost(const struct bench_seq *t);
 
-/* The paths `volley bench` compares, in table order. */
+/* Sorts n nanosecond values in place, ascending. */
+void bench_sort_ns(int64_t *v, uint64_t n);
+/* The pct-th percentile (0 < pct <= 100) of n >= 1 sorted values, by the
+ * nearest-rank method: the smallest value with at least pct% of all at or
+ * below it. So p50 <= p90 <= p99 <= p99.9 <= max always holds. */
+int64_t bench_percentile(const int64_t *sorted, uint64_t n, double pct);
+
+/* The paths `volley bench` compares, in table order. iperf3 is the iperf3
+ * program itself, run when it is installed. */
 enum bench_path {
     BENCH_BASELINE,
     BENCH_SCALAR,
@@ -72,6 +82,7 @@ enum bench_path {
     BENCH_GSO_PLAIN,
     BENCH_URING,
     BENCH_URING_GSO,
+    BENCH_IPERF3,
     BENCH_NPATHS
 };
 
@@ -81,8 +92,10 @@ const char *bench_path_name(enum bench_path p);
 #define BENCH_RCVBUF (8 * 1024 * 1024)
 /* Receive timeouts: short enough to notice the sender is done promptly. */
 #define BENCH_POLL_MS 10
-/* The receiver stops once the sender is done and this long passed quietly. */
-#define BENCH_QUIET_NS 100000000LL
+/* The receiver stops once the sender is done and this long passed quietly.
+ * Over loopback a datagram is queued before its send returns, so the last
+ * ones are waiting already; this covers io_uring's completions. */
+#define BENCH_QUIET_NS 30000000LL
 /* ... or this long after the sender's planned end, whatever happens. */
 #define BENCH_GRACE_NS 2000000000LL
 /* A bound on datagrams per cell that does not depend on the clock. */
@@ -103,20 +116,31 @@ struct bench_side {
 
 struct volley_sock;
 
+/* CPUs to pin a cell's two threads to (-1: not pinned). In a latency cell
+ * tx is the client, rx the echo. */
+struct bench_pin {
+    int tx, rx;
+};
+
 /* One cell: shared by its sender and receiver threads. */
 struct bench_run {
+    enum bench_path path;
     size_t size;
     uint32_t stream;
     uint8_t *payload; /* BENCH_BATCH * size bytes for the sender */
     struct sockaddr_in dst;
     int tx_fd, rx_fd;                      /* baseline */
     struct volley_sock *tx_sock, *rx_sock; /* volley paths */
+    int64_t tx_ns;                         /* sending time */
     int64_t tx_end_ns;                     /* the sender stops here (CLOCK_MONOTONIC) */
     int64_t rx_deadline_ns;                /* the receiver stops here in any case */
     int64_t tx_start_ns;                   /* written by the sender */
     int64_t last_rx_ns;                    /* written by the receiver */
     _Atomic int64_t tx_done_ns;            /* 0 until the sender is done */
     struct bench_side tx, rx;
+    /* latency cells: round-trip times, and requests never answered */
+    int64_t *rtt;
+    uint64_t rtt_cap, rtt_n, rtt_lost;
 };
 
 /* Receiver threads call this when a receive found nothing; quiet_since is
@@ -126,8 +150,20 @@ bool bench_rx_finished(const struct bench_run *r, int64_t now, int64_t quiet_sin
  * payload, numbered from seq; a no-op when size is below BENCH_HDR_LEN. */
 void bench_stamp(uint8_t *payload, size_t size, unsigned n, uint32_t stream,
                  uint64_t seq);
+/* The sender's start: its sending time counts from now, however late the
+ * thread got going on a busy machine. */
+void bench_tx_start(struct bench_run *r);
 /* The sender's end: records its CPU time and tells the receiver. */
 void bench_tx_finish(struct bench_run *r, int64_t cpu_start);
+
+/* Starts rx, then tx, on their CPUs; returns once both are done. The
+ * sender stops at `seconds`, the receiver when bench_rx_finished says so. */
+int bench_run_threads(struct bench_run *r, double seconds, const struct bench_pin *pin,
+                      void *(*tx)(void *), void *(*rx)(void *));
+
+/* Both volley sockets of a cell on 127.0.0.1, configured as r->path says. */
+int bench_volley_open(struct bench_run *r);
+void bench_volley_close(struct bench_run *r);
 
 /* baseline.c: sendto/recvfrom, one datagram per call, no libvolley. */
 int bench_baseline_open(struct bench_run *r);
@@ -147,6 +183,69 @@ struct bench_result {
 
 /* Run one path at one payload size for about `seconds`. Negative errno when
  * a socket could not be opened or a side failed. */
-int bench_cell(enum bench_path p, size_t size, double seconds, struct bench_result *out);
+int bench_cell(enum bench_path p, size_t size, double seconds,
+               const struct bench_pin *pin, struct bench_result *out);
+
+/*
+ * latency.c: ping-pong over loopback, one datagram in flight: a client
+ * thread sends, the echo thread sends it back, the client waits for it
+ * (BENCH_LAT_TIMEOUT_MS at most: then it is lost) and sends the next, for
+ * about `seconds` or BENCH_LAT_CAP round trips.
+ */
+#define BENCH_LAT_CAP        1000000u
+#define BENCH_LAT_TIMEOUT_MS 200
+
+struct bench_lat_result {
+    enum bench_path path;
+    size_t size;
+    uint64_t samples, lost;
+    double min_us, p50_us, p99_us, max_us;
+};
+
+int bench_latency_cell(enum bench_path p, size_t size, double seconds,
+                       const struct bench_pin *pin, struct bench_lat_result *out);
+void *bench_baseline_ping(void *run);
+void *bench_baseline_echo(void *run);
+/* Whether buf/len answers request seq of this cell. */
+bool bench_lat_match(const struct bench_run *r, const void *buf, size_t len,
+                     uint64_t seq);
+/* Keeps one round-trip time (negative: lost). */
+void bench_lat_record(struct bench_run *r, int64_t rtt_ns);
+
+/*
+ * iperf.c: the iperf3 program over loopback, UDP, unlimited rate: a one-off
+ * server (`iperf3 -s -1`) and a client sending `dgrams` datagrams of `size`
+ * bytes (`-k`; its -t takes whole seconds only), each killed if it runs past
+ * a deadline derived from `seconds`. Fills the rates, sent, received and
+ * lost from the client's JSON report (the receiver's side); the per-datagram
+ * costs are unknown (negative). On failure returns a negative errno and
+ * puts the reason in why.
+ */
+bool bench_iperf3_found(void);
+int bench_iperf3_cell(size_t size, uint64_t dgrams, double seconds,
+                      const struct bench_pin *pin, struct bench_result *out, char *why,
+                      size_t why_size);
+
+/* plot.c: the throughput chart and latency bars as an SVG document. */
+struct bench_plot_bar {
+    const char *path;
+    size_t size;
+    double dgrams_per_s;
+    double ratio; /* to the baseline at the same size, 0: none */
+};
+struct bench_plot_lat {
+    const char *path;
+    double p50_us, p99_us;
+};
+struct bench_plot {
+    const char *title;
+    const char *subtitle;              /* lines separated by '\n' */
+    const struct bench_plot_bar *bars; /* grouped by size, in path order */
+    unsigned nbars;
+    const struct bench_plot_lat *lat;
+    unsigned nlat;
+};
+/* Writes the document to f; negative errno when writing failed. */
+int bench_plot_svg(FILE *f, const struct bench_plot *p);
 
 #endif /* VOLLEY_BENCH_H */

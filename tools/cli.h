@@ -1,0 +1,124 @@
+/*
+ * The volley command-line tool: what its commands share. Each command lives
+ * in its own tools/cmd_<name>.c and reaches the library through volley.h
+ * only, as a user's program would.
+ * Exit status of every command: 0 done, 1 runtime error, 2 bad usage.
+ */
+#ifndef VOLLEY_CLI_H
+#define VOLLEY_CLI_H
+
+#include "volley.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EXIT_USAGE 2
+/* Option parsers return this when the command should go on and run. */
+#define PARSE_RUN (-1)
+#define NS_PER_S  1000000000LL
+/* Longest accepted duration: keeps seconds-to-nanoseconds far from overflow. */
+#define MAX_SECONDS 1e6
+/* Highest --rate: the library's pacing limit, 10 Tbit/s. */
+#define MAX_RATE_BPS 10000000000000ull
+
+/* Long options without a short form. */
+enum {
+    OPT_NO_GSO = 256,
+    OPT_NO_GRO,
+    OPT_SECONDS,
+    OPT_SIZES,
+    OPT_PATHS,
+    OPT_REPEAT,
+    OPT_PLOT,
+    OPT_CPU,
+    OPT_NO_LATENCY,
+    OPT_BURST,
+    OPT_KERNEL_PACING,
+};
+
+/* "volley recv" once a command is chosen: prefixes every message. */
+extern const char *cli_name;
+/* Set by SIGINT/SIGTERM once cli_catch_signals ran. */
+extern volatile sig_atomic_t cli_stop;
+
+__attribute__((format(printf, 1, 2))) int cli_usage_error(const char *fmt, ...);
+/* getopt has already said what was wrong. */
+int cli_bad_option(void);
+int cli_runtime_error(const char *what, int err);
+/* Ctrl-C ends a run early but still prints its summary. No SA_RESTART, so
+ * a wait in progress returns at once. */
+void cli_catch_signals(void);
+
+/* Parsers: true and *out set when s is valid. */
+bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+bool cli_parse_seconds(const char *s, bool allow_zero, double *out);
+bool cli_parse_backend(const char *s, unsigned *out);
+/* A positive decimal number, fractions allowed, no sign or exponent. */
+bool cli_parse_decimal(const char *s, double *out);
+/* Bits per second: a decimal number with an optional SI suffix k, M, G or T
+ * (either case; powers of 1000), "2.5G". Above 0, at most MAX_RATE_BPS. */
+bool cli_parse_rate(const char *s, uint64_t *bps);
+/* "TX,RX": two CPU numbers this process may run on. */
+bool cli_parse_cpus(const char *s, int *tx, int *rx);
+
+int64_t cli_seconds_ns(double s);
+double cli_ns_seconds(int64_t ns);
+/* A poll timeout that wakes at `when`, capped at a second. */
+int cli_ms_until(int64_t now, int64_t when);
+/* amount per second over ns, 0 for an empty span. */
+double cli_rate(double amount, int64_t ns);
+/* "1.23 Gbit/s", "750 kbit/s": SI, three significant digits or so. */
+void cli_format_bps(char *buf, size_t size, double bps);
+
+/* IP and UDP header bytes a datagram to a carries on the wire, as the
+ * library's pacer counts them: 28 for IPv4 (and v4-mapped), 48 for IPv6. */
+unsigned cli_ip_overhead(const struct volley_addr *a);
+
+/* A probed feature's explanation; a library that left it out still gets a
+ * reason. */
+const char *cli_feature_why(const struct volley_feature *f);
+
+/* A JSON string (NULL prints null) on stdout. */
+void cli_json_string(const char *s);
+
+/* What recv, send and echo share. */
+struct flow_cfg {
+    const char *addr;
+    struct volley_addr peer;
+    uint64_t count;  /* 0: no limit */
+    double duration; /* 0: no limit */
+    double idle;     /* recv, echo: 0 never stops on silence */
+    uint64_t size;
+    uint64_t batch;
+    unsigned backend;
+    unsigned disable;
+    bool json;
+    /* send only */
+    uint64_t rate_bps; /* 0: as fast as the socket takes */
+    uint64_t burst;    /* 0: the library's default */
+    unsigned pace_flags;
+};
+
+/* Handles the options recv, send and echo share; PARSE_RUN when it did. */
+int cli_flow_option(int opt, struct flow_cfg *c);
+/* Checks the one operand, ADDR, once the flags are parsed; a destination
+ * (send) needs a port. */
+int cli_flow_operand(int argc, char **argv, struct flow_cfg *c, bool is_dest);
+
+#define CLI_HEADER_HELP                                                                  \
+    "Sequence header (big-endian, at the start of each payload of 24 bytes or more):\n"  \
+    "  bytes  0-3   magic \"VLY1\"\n"                                                    \
+    "  bytes  4-7   stream id (u32, random per sender run)\n"                            \
+    "  bytes  8-15  sequence number (u64, from 0)\n"                                     \
+    "  bytes 16-23  send time, CLOCK_REALTIME nanoseconds (u64)\n"
+
+int cmd_probe(int argc, char **argv);
+int cmd_recv(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+int cmd_echo(int argc, char **argv);
+int cmd_ping(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif /* VOLLEY_CLI_H */

@@ -1,0 +1,755 @@
+/*
+ * volley bench: every I/O path side by side over loopback, at several
+ * payload sizes, against a plain sendto/recvfrom baseline (and iperf3 when
+ * it is installed), plus a ping-pong latency row per path.
+ *
+ * Each cell runs --repeat times, interleaved: one repetition visits every
+ * cell once, round-robin, before the next starts, so that a slow spell of a
+ * noisy machine hits all cells alike rather than all runs of one. Each
+ * cell's figure is the median of its runs; ratios are ratios of medians.
+ */
+#include "bench.h"
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_SIZES    16
+#define MAX_REPEAT   100
+#define MAX_CELLS    (MAX_SIZES * BENCH_NPATHS + BENCH_NPATHS)
+#define LAT_SIZE     64
+#define ALL_PATHS    ((1u << BENCH_NPATHS) - 1)
+#define IPERF_GUESS  200000.0 /* datagrams/s, before anything was measured */
+#define IPERF_MIN_DG 1000u
+
+struct bench_cfg {
+    double seconds;
+    size_t sizes[MAX_SIZES];
+    unsigned nsizes;
+    unsigned paths; /* bit per enum bench_path */
+    unsigned repeat;
+    bool json;
+    bool latency;
+    const char *plot;
+    struct bench_pin pin;
+};
+
+enum cell_kind { CELL_TPUT, CELL_LAT };
+
+struct cell {
+    enum cell_kind kind;
+    enum bench_path path;
+    size_t size;
+    struct bench_result *tput;    /* one per repetition */
+    struct bench_lat_result *lat; /* one per repetition */
+    unsigned runs;                /* repetitions that produced a result */
+    bool dead;                    /* failed (iperf3 only): not run again */
+    char note[160];
+    /* filled in once every repetition is done */
+    struct bench_result med;
+    struct bench_lat_result lmed;
+    double lo, hi; /* smallest and largest dgrams/s (or p50) of the runs */
+    double ratio;  /* median over the baseline's median, 0: no baseline */
+};
+
+struct matrix {
+    struct cell cells[MAX_CELLS];
+    unsigned n;
+    char notes[BENCH_NPATHS * 2][200];
+    unsigned nnotes;
+    int64_t start_ns, end_ns;
+};
+
+static void bench_usage(void)
+{
+    puts("Usage: volley bench [options]\n"
+         "Compare I/O paths over loopback (127.0.0.1), a sender and a receiver thread\n"
+         "per cell, for each payload size:\n"
+         "  baseline    plain sendto/recvfrom, one datagram per call, no libvolley\n"
+         "  scalar      volley, scalar backend\n"
+         "  mmsg        volley, mmsg backend, GSO and GRO off\n"
+         "  gso+gro     volley, mmsg backend, sender GSO, receiver GRO\n"
+         "  gso->plain  volley, mmsg backend, sender GSO, receiver without GRO\n"
+         "  uring       volley, uring backend, GSO and GRO off\n"
+         "  uring+gso   volley, uring backend, sender GSO, receiver GRO\n"
+         "  iperf3      the iperf3 program (UDP, -b 0), when it is installed\n"
+         "and a latency row per path (not iperf3): ping-pong, one 64-byte datagram in\n"
+         "flight, echoed by the other thread. Rows `volley probe` finds unavailable\n"
+         "here are skipped with a note.\n"
+         "\n"
+         "      --seconds S     sending time per cell and run (default 0.25)\n"
+         "      --repeat N      runs per cell, interleaved across cells; the median\n"
+         "                      is reported (default 3, at most 100)\n"
+         "      --sizes LIST    payload sizes, comma-separated\n"
+         "                      (default 64,512,1200,1472)\n"
+         "      --paths LIST    paths to run, comma-separated (default all); ratios\n"
+         "                      need baseline in the list\n"
+         "      --no-latency    leave out the latency rows\n"
+         "      --cpu TX,RX     pin the sender (ping client) thread to CPU TX and the\n"
+         "                      receiver (echo) thread to CPU RX\n"
+         "      --plot FILE     also draw the results as an SVG chart into FILE\n"
+         "  -j, --json          print a JSON array, one object per cell\n"
+         "  -h, --help          show this help\n"
+         "\n"
+         "Throughput columns: received datagrams/s (median) and the spread of the\n"
+         "runs ((max - min) / median), payload Gbit/s, system calls and thread CPU ns\n"
+         "per datagram sent (tx) and received (rx), datagrams sent, received and lost\n"
+         "over all runs, and the ratio to the baseline at the same size. Latency\n"
+         "columns: round-trip p50 and p99 (medians of the runs), min and max, round\n"
+         "trips measured, requests lost, and p50 relative to the baseline.\n"
+         "A progress line is shown on standard error when it is a terminal.");
+}
+
+static bool parse_sizes(const char *s, struct bench_cfg *c)
+{
+    char buf[256], *save = NULL;
+
+    if (strlen(s) >= sizeof(buf))
+        return false;
+    strcpy(buf, s);
+    c->nsizes = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        uint64_t v;
+
+        if (c->nsizes == MAX_SIZES || !cli_parse_u64(tok, 1, VOLLEY_UDP4_MAX, &v))
+            return false;
+        c->sizes[c->nsizes++] = (size_t)v;
+    }
+    return c->nsizes > 0;
+}
+
+static bool parse_paths(const char *s, struct bench_cfg *c)
+{
+    char buf[256], *save = NULL;
+
+    if (strlen(s) >= sizeof(buf))
+        return false;
+    strcpy(buf, s);
+    c->paths = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        enum bench_path p = 0;
+
+        while (p < BENCH_NPATHS && strcmp(tok, bench_path_name(p)))
+            p++;
+        if (p == BENCH_NPATHS)
+            return false;
+        c->paths |= 1u << p;
+    }
+    return c->paths != 0;
+}
+
+static int bench_option(int opt, struct bench_cfg *c)
+{
+    uint64_t v;
+
+    switch (opt) {
+    case 'j':
+        c->json = true;
+        break;
+    case OPT_SECONDS:
+        if (!cli_parse_seconds(optarg, false, &c->seconds) || c->seconds > 60)
+            return cli_usage_error("bad --seconds '%s': want above 0, at most 60",
+                                   optarg);
+        break;
+    case OPT_REPEAT:
+        if (!cli_parse_u64(optarg, 1, MAX_REPEAT, &v))
+            return cli_usage_error("bad --repeat '%s': want 1 to %d", optarg, MAX_REPEAT);
+        c->repeat = (unsigned)v;
+        break;
+    case OPT_SIZES:
+        if (!parse_sizes(optarg, c))
+            return cli_usage_error("bad --sizes '%s': want up to %d sizes of 1 to %d "
+                                   "bytes, comma-separated",
+                                   optarg, MAX_SIZES, VOLLEY_UDP4_MAX);
+        break;
+    case OPT_PATHS:
+        if (!parse_paths(optarg, c))
+            return cli_usage_error("bad --paths '%s': want names from `volley bench "
+                                   "--help`, comma-separated",
+                                   optarg);
+        break;
+    case OPT_NO_LATENCY:
+        c->latency = false;
+        break;
+    case OPT_CPU:
+        if (!cli_parse_cpus(optarg, &c->pin.tx, &c->pin.rx))
+            return cli_usage_error("bad --cpu '%s': want TX,RX, two CPU numbers this "
+                                   "process may run on",
+                                   optarg);
+        break;
+    case OPT_PLOT:
+        if (*optarg == '\0')
+            return cli_usage_error("bad --plot '': want a file name");
+        c->plot = optarg;
+        break;
+    default:
+        return cli_bad_option();
+    }
+    return PARSE_RUN;
+}
+
+static int bench_parse(int argc, char **argv, struct bench_cfg *c)
+{
+    static const struct option lo[] = {{"seconds", required_argument, NULL, OPT_SECONDS},
+                                       {"repeat", required_argument, NULL, OPT_REPEAT},
+                                       {"sizes", required_argument, NULL, OPT_SIZES},
+                                       {"paths", required_argument, NULL, OPT_PATHS},
+                                       {"no-latency", no_argument, NULL, OPT_NO_LATENCY},
+                                       {"cpu", required_argument, NULL, OPT_CPU},
+                                       {"plot", required_argument, NULL, OPT_PLOT},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    int opt, rc;
+
+    while ((opt = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
+        if (opt == 'h') {
+            bench_usage();
+            return 0;
+        }
+        rc = bench_option(opt, c);
+        if (rc != PARSE_RUN)
+            return rc;
+    }
+    if (optind < argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    return PARSE_RUN;
+}
+
+/* ---- the matrix ---- */
+
+/* The feature path p needs that this machine lacks, or NULL. */
+static const char *path_lacks(enum bench_path p, const struct volley_caps *c,
+                              const char **why)
+{
+    if ((p == BENCH_GSO_GRO || p == BENCH_GSO_PLAIN || p == BENCH_URING_GSO) &&
+        !c->gso.ok) {
+        *why = cli_feature_why(&c->gso);
+        return "gso";
+    }
+    if ((p == BENCH_URING || p == BENCH_URING_GSO) && !c->uring.ok) {
+        *why = cli_feature_why(&c->uring);
+        return "uring";
+    }
+    if (p == BENCH_IPERF3 && !bench_iperf3_found()) {
+        *why = "not found in PATH; install it to compare";
+        return "iperf3";
+    }
+    return NULL;
+}
+
+static int add_cell(struct matrix *m, enum cell_kind kind, enum bench_path p, size_t size,
+                    unsigned repeat)
+{
+    struct cell *c = &m->cells[m->n];
+
+    memset(c, 0, sizeof(*c));
+    c->kind = kind;
+    c->path = p;
+    c->size = size;
+    if (kind == CELL_TPUT)
+        c->tput = calloc(repeat, sizeof(*c->tput));
+    else
+        c->lat = calloc(repeat, sizeof(*c->lat));
+    if (!c->tput && !c->lat)
+        return -ENOMEM;
+    m->n++;
+    return 0;
+}
+
+static void matrix_free(struct matrix *m)
+{
+    for (unsigned i = 0; i < m->n; i++) {
+        free(m->cells[i].tput);
+        free(m->cells[i].lat);
+    }
+}
+
+/* Throughput cells size by size in path order, then a latency cell per path. */
+static int matrix_build(struct matrix *m, const struct bench_cfg *c)
+{
+    struct volley_caps caps;
+    bool lacking[BENCH_NPATHS] = {false};
+    int err = volley_probe(&caps, sizeof(caps));
+
+    if (err < 0)
+        return err;
+    for (enum bench_path p = 0; p < BENCH_NPATHS; p++) {
+        const char *why, *lack;
+
+        if (!(c->paths & (1u << p)))
+            continue;
+        lack = path_lacks(p, &caps, &why);
+        if (!lack)
+            continue;
+        lacking[p] = true;
+        snprintf(m->notes[m->nnotes++], sizeof(m->notes[0]), "%s: skipped: no %s (%s)",
+                 bench_path_name(p), lack, why);
+    }
+    for (unsigned i = 0; i < c->nsizes; i++)
+        for (enum bench_path p = 0; p < BENCH_NPATHS; p++)
+            if (c->paths & (1u << p) && !lacking[p] &&
+                (err = add_cell(m, CELL_TPUT, p, c->sizes[i], c->repeat)) < 0)
+                return err;
+    for (enum bench_path p = 0; c->latency && p < BENCH_IPERF3; p++)
+        if (c->paths & (1u << p) && !lacking[p] &&
+            (err = add_cell(m, CELL_LAT, p, LAT_SIZE, c->repeat)) < 0)
+            return err;
+    return 0;
+}
+
+static const struct cell *find_cell(const struct matrix *m, enum cell_kind kind,
+                                    enum bench_path p, size_t size)
+{
+    for (unsigned i = 0; i < m->n; i++)
+        if (m->cells[i].kind == kind && m->cells[i].path == p && m->cells[i].size == size)
+            return &m->cells[i];
+    return NULL;
+}
+
+/* iperf3 is told how many datagrams to send (its -t takes whole seconds):
+ * enough for about `seconds` at the rate iperf3 itself, or else the
+ * baseline, last sent at this size. */
+static uint64_t iperf_dgrams(const struct matrix *m, const struct cell *c, double seconds)
+{
+    const struct cell *base = find_cell(m, CELL_TPUT, BENCH_BASELINE, c->size);
+    const struct bench_result *last = NULL;
+    double rate = IPERF_GUESS, n;
+
+    if (c->runs)
+        last = &c->tput[c->runs - 1];
+    else if (base && base->runs)
+        last = &base->tput[base->runs - 1];
+    if (last && last->seconds > 0 && last->sent)
+        rate = (double)last->sent / last->seconds;
+    n = rate * seconds;
+    if (n < IPERF_MIN_DG)
+        n = IPERF_MIN_DG;
+    return n > (double)BENCH_CAP ? BENCH_CAP : (uint64_t)n;
+}
+
+static int run_cell(struct matrix *m, struct cell *c, const struct bench_cfg *cfg)
+{
+    char why[sizeof(c->note)] = "";
+    int err;
+
+    if (c->kind == CELL_LAT)
+        err = bench_latency_cell(c->path, c->size, cfg->seconds, &cfg->pin,
+                                 &c->lat[c->runs]);
+    else if (c->path == BENCH_IPERF3)
+        err = bench_iperf3_cell(c->size, iperf_dgrams(m, c, cfg->seconds), cfg->seconds,
+                                &cfg->pin, &c->tput[c->runs], why, sizeof(why));
+    else
+        err = bench_cell(c->path, c->size, cfg->seconds, &cfg->pin, &c->tput[c->runs]);
+    if (err == 0) {
+        c->runs++;
+    } else if (c->path == BENCH_IPERF3) {
+        /* Someone else's program: note it and go on without it. */
+        c->dead = true;
+        snprintf(c->note, sizeof(c->note), "%s", why);
+        err = 0;
+    }
+    return err;
+}
+
+static void progress(const struct matrix *m, const struct cell *c, unsigned done,
+                     unsigned total, unsigned rep, unsigned repeat)
+{
+    double elapsed = cli_ns_seconds(bench_mono_ns() - m->start_ns);
+
+    fprintf(stderr, "\r\033[K[%3u/%u] run %u/%u  %-10s %-10s %5zu B  %5.1f s", done + 1,
+            total, rep + 1, repeat, bench_path_name(c->path),
+            c->kind == CELL_LAT ? "latency" : "throughput", c->size, elapsed);
+    if (done > 0)
+        fprintf(stderr, ", about %.0f s left", elapsed / done * (total - done));
+    fflush(stderr);
+}
+
+static int matrix_run(struct matrix *m, const struct bench_cfg *cfg)
+{
+    bool live = isatty(STDERR_FILENO);
+    unsigned total = m->n * cfg->repeat, done = 0;
+    int err = 0;
+
+    m->start_ns = bench_mono_ns();
+    for (unsigned rep = 0; rep < cfg->repeat && !err && !cli_stop; rep++) {
+        for (unsigned i = 0; i < m->n && !err && !cli_stop; i++, done++) {
+            struct cell *c = &m->cells[i];
+
+            if (c->dead)
+                continue;
+            if (live)
+                progress(m, c, done, total, rep, cfg->repeat);
+            err = run_cell(m, c, cfg);
+            if (err < 0) {
+                if (live)
+                    fputs("\r\033[K", stderr);
+                fprintf(stderr, "%s: %s %s at %zu bytes: %s\n", cli_name,
+                        bench_path_name(c->path),
+                        c->kind == CELL_LAT ? "latency" : "throughput", c->size,
+                        volley_strerror(err));
+            }
+        }
+    }
+    if (live && !err)
+        fputs("\r\033[K", stderr);
+    m->end_ns = bench_mono_ns();
+    return err;
+}
+
+/* ---- medians ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* The median of the runs' values of one field. */
+static double median_of(const void *runs, size_t stride, size_t off, unsigned n)
+{
+    double v[MAX_REPEAT];
+
+    for (unsigned i = 0; i < n; i++)
+        memcpy(&v[i], (const char *)runs + i * stride + off, sizeof(double));
+    qsort(v, n, sizeof(v[0]), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#define TPUT_MEDIAN(c, field)                                                            \
+    median_of((c)->tput, sizeof(*(c)->tput), offsetof(struct bench_result, field),       \
+              (c)->runs)
+#define LAT_MEDIAN(c, field)                                                             \
+    median_of((c)->lat, sizeof(*(c)->lat), offsetof(struct bench_lat_result, field),     \
+              (c)->runs)
+
+static void tput_medians(struct cell *c)
+{
+    struct bench_result *r = &c->med;
+
+    memset(r, 0, sizeof(*r));
+    r->path = c->path;
+    r->size = c->size;
+    r->dgrams_per_s = TPUT_MEDIAN(c, dgrams_per_s);
+    r->gbit_per_s = TPUT_MEDIAN(c, gbit_per_s);
+    r->tx_syscalls_per_dgram = TPUT_MEDIAN(c, tx_syscalls_per_dgram);
+    r->rx_syscalls_per_dgram = TPUT_MEDIAN(c, rx_syscalls_per_dgram);
+    r->tx_cpu_ns_per_dgram = TPUT_MEDIAN(c, tx_cpu_ns_per_dgram);
+    r->rx_cpu_ns_per_dgram = TPUT_MEDIAN(c, rx_cpu_ns_per_dgram);
+    c->lo = c->hi = c->tput[0].dgrams_per_s;
+    for (unsigned i = 0; i < c->runs; i++) {
+        r->sent += c->tput[i].sent;
+        r->received += c->tput[i].received;
+        r->lost += c->tput[i].lost;
+        c->lo = fmin(c->lo, c->tput[i].dgrams_per_s);
+        c->hi = fmax(c->hi, c->tput[i].dgrams_per_s);
+    }
+}
+
+static void lat_medians(struct cell *c)
+{
+    struct bench_lat_result *r = &c->lmed;
+
+    memset(r, 0, sizeof(*r));
+    r->path = c->path;
+    r->size = c->size;
+    r->p50_us = LAT_MEDIAN(c, p50_us);
+    r->p99_us = LAT_MEDIAN(c, p99_us);
+    r->min_us = c->lat[0].min_us;
+    r->max_us = c->lat[0].max_us;
+    c->lo = c->hi = c->lat[0].p50_us;
+    for (unsigned i = 0; i < c->runs; i++) {
+        r->samples += c->lat[i].samples;
+        r->lost += c->lat[i].lost;
+        r->min_us = fmin(r->min_us, c->lat[i].min_us);
+        r->max_us = fmax(r->max_us, c->lat[i].max_us);
+        c->lo = fmin(c->lo, c->lat[i].p50_us);
+        c->hi = fmax(c->hi, c->lat[i].p50_us);
+    }
+}
+
+static void matrix_medians(struct matrix *m)
+{
+    for (unsigned i = 0; i < m->n; i++) {
+        struct cell *c = &m->cells[i];
+
+        if (c->runs == 0)
+            continue;
+        if (c->kind == CELL_TPUT)
+            tput_medians(c);
+        else
+            lat_medians(c);
+    }
+    for (unsigned i = 0; i < m->n; i++) {
+        struct cell *c = &m->cells[i];
+        const struct cell *b = find_cell(m, c->kind, BENCH_BASELINE, c->size);
+
+        c->ratio = 0;
+        if (c->runs == 0 || !b || b->runs == 0)
+            continue;
+        if (c->kind == CELL_TPUT && b->med.dgrams_per_s > 0)
+            c->ratio = c->med.dgrams_per_s / b->med.dgrams_per_s;
+        else if (c->kind == CELL_LAT && b->lmed.p50_us > 0)
+            c->ratio = c->lmed.p50_us / b->lmed.p50_us;
+    }
+}
+
+/* ---- output ---- */
+
+static double spread(const struct cell *c)
+{
+    double mid = c->kind == CELL_TPUT ? c->med.dgrams_per_s : c->lmed.p50_us;
+
+    return mid > 0 ? (c->hi - c->lo) / mid * 100 : 0;
+}
+
+/* A per-datagram cost, or "-" where it is not known (iperf3). */
+static void cost(double v, int width, int prec)
+{
+    if (v < 0)
+        printf(" %*s", width, "-");
+    else
+        printf(" %*.*f", width, prec, v);
+}
+
+static void machine(char *buf, size_t size)
+{
+    struct utsname u;
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (uname(&u) != 0)
+        memset(&u, 0, sizeof(u));
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
+    snprintf(buf, size, "%s %s %s, %ld CPUs, %s", u.sysname, u.release, u.machine,
+             sysconf(_SC_NPROCESSORS_ONLN), when);
+}
+
+static void print_table(const struct matrix *m, const struct bench_cfg *cfg)
+{
+    char host[256];
+    bool lat = false;
+
+    machine(host, sizeof(host));
+    printf("volley bench: loopback, %s\nmedian of %u interleaved run%s of %.2f s per "
+           "cell\n\n",
+           host, cfg->repeat, cfg->repeat == 1 ? "" : "s", cfg->seconds);
+    printf("%-10s %5s %10s %6s %7s %9s %9s %8s %8s %10s %10s %8s %6s\n", "path", "size",
+           "dgrams/s", "spread", "Gbit/s", "tx_sys/dg", "rx_sys/dg", "tx_ns/dg",
+           "rx_ns/dg", "sent", "received", "lost", "ratio");
+    for (unsigned i = 0; i < m->n; i++) {
+        const struct cell *c = &m->cells[i];
+        const struct bench_result *r = &c->med;
+
+        if (c->kind == CELL_LAT) {
+            lat = true;
+            continue;
+        }
+        if (c->runs == 0)
+            continue;
+        printf("%-10s %5zu %10.0f %5.1f%% %7.3f", bench_path_name(c->path), c->size,
+               r->dgrams_per_s, spread(c), r->gbit_per_s);
+        cost(r->tx_syscalls_per_dgram, 9, 4);
+        cost(r->rx_syscalls_per_dgram, 9, 4);
+        cost(r->tx_cpu_ns_per_dgram, 8, 0);
+        cost(r->rx_cpu_ns_per_dgram, 8, 0);
+        printf(" %10" PRIu64 " %10" PRIu64 " %8" PRIu64, r->sent, r->received, r->lost);
+        if (c->ratio > 0)
+            printf(" %6.2f\n", c->ratio);
+        else
+            printf(" %6s\n", "-");
+    }
+    if (!lat)
+        return;
+    printf("\nlatency: ping-pong, one %d-byte datagram in flight, echoed by the other "
+           "thread (us)\n",
+           LAT_SIZE);
+    printf("%-10s %8s %8s %8s %9s %9s %6s %9s\n", "path", "p50", "p99", "min", "max",
+           "samples", "lost", "p50 ratio");
+    for (unsigned i = 0; i < m->n; i++) {
+        const struct cell *c = &m->cells[i];
+        const struct bench_lat_result *l = &c->lmed;
+
+        if (c->kind != CELL_LAT || c->runs == 0)
+            continue;
+        printf("%-10s %8.1f %8.1f %8.1f %9.1f %9" PRIu64 " %6" PRIu64,
+               bench_path_name(c->path), l->p50_us, l->p99_us, l->min_us, l->max_us,
+               l->samples, l->lost);
+        if (c->ratio > 0)
+            printf(" %9.2f\n", c->ratio);
+        else
+            printf(" %9s\n", "-");
+    }
+}
+
+static void json_num(const char *key, double v, int prec)
+{
+    if (v < 0 || !isfinite(v))
+        printf(",\"%s\":null", key);
+    else
+        printf(",\"%s\":%.*f", key, prec, v);
+}
+
+static void json_tput(const struct cell *c)
+{
+    const struct bench_result *r = &c->med;
+    bool known = r->tx_syscalls_per_dgram >= 0;
+
+    printf("{\"kind\":\"throughput\",\"path\":\"%s\",\"size\":%zu,\"repeat\":%u",
+           bench_path_name(c->path), c->size, c->runs);
+    json_num("dgrams_per_s", r->dgrams_per_s, 1);
+    json_num("dgrams_per_s_min", c->lo, 1);
+    json_num("dgrams_per_s_max", c->hi, 1);
+    json_num("gbit_per_s", r->gbit_per_s, 4);
+    json_num("syscalls_per_dgram",
+             known ? r->tx_syscalls_per_dgram + r->rx_syscalls_per_dgram : -1, 6);
+    json_num("tx_syscalls_per_dgram", r->tx_syscalls_per_dgram, 6);
+    json_num("rx_syscalls_per_dgram", r->rx_syscalls_per_dgram, 6);
+    json_num("tx_cpu_ns_per_dgram", r->tx_cpu_ns_per_dgram, 1);
+    json_num("rx_cpu_ns_per_dgram", r->rx_cpu_ns_per_dgram, 1);
+    printf(",\"sent\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64, r->sent,
+           r->received, r->lost);
+    json_num("ratio_to_baseline", c->ratio > 0 ? c->ratio : -1, 4);
+    putchar('}');
+}
+
+static void json_lat(const struct cell *c)
+{
+    const struct bench_lat_result *l = &c->lmed;
+
+    printf("{\"kind\":\"latency\",\"path\":\"%s\",\"size\":%zu,\"repeat\":%u",
+           bench_path_name(c->path), c->size, c->runs);
+    json_num("p50_us", l->p50_us, 3);
+    json_num("p99_us", l->p99_us, 3);
+    json_num("min_us", l->min_us, 3);
+    json_num("max_us", l->max_us, 3);
+    printf(",\"samples\":%" PRIu64 ",\"lost\":%" PRIu64, l->samples, l->lost);
+    json_num("ratio_to_baseline", c->ratio > 0 ? c->ratio : -1, 4);
+    putchar('}');
+}
+
+static void print_json(const struct matrix *m)
+{
+    const char *sep = "";
+
+    putchar('[');
+    for (unsigned i = 0; i < m->n; i++) {
+        const struct cell *c = &m->cells[i];
+
+        if (c->runs == 0)
+            continue;
+        printf("%s\n", sep);
+        if (c->kind == CELL_TPUT)
+            json_tput(c);
+        else
+            json_lat(c);
+        sep = ",";
+    }
+    puts("\n]");
+}
+
+static void print_notes(const struct matrix *m, const struct bench_cfg *cfg)
+{
+    FILE *f = cfg->json ? stderr : stdout;
+    unsigned cells = 0;
+
+    if (!cfg->json && m->nnotes)
+        putchar('\n');
+    for (unsigned i = 0; i < m->nnotes; i++)
+        fprintf(f, "%s\n", m->notes[i]);
+    for (unsigned i = 0; i < m->n; i++) {
+        cells += m->cells[i].runs;
+        if (m->cells[i].dead)
+            fprintf(f, "%s at %zu bytes: failed: %s\n", bench_path_name(m->cells[i].path),
+                    m->cells[i].size, m->cells[i].note);
+    }
+    fprintf(f, "%stotal %.1f s: %u cell runs of %.2f s%s\n",
+            cfg->json || m->nnotes ? "" : "\n", cli_ns_seconds(m->end_ns - m->start_ns),
+            cells, cfg->seconds, cli_stop ? " (interrupted)" : "");
+}
+
+static int write_plot(FILE *f, const struct matrix *m, const struct bench_cfg *cfg)
+{
+    static struct bench_plot_bar bars[MAX_CELLS];
+    static struct bench_plot_lat lat[BENCH_NPATHS];
+    char sub[400], host[256];
+    struct bench_plot p = {.title = "volley bench: UDP datagrams over loopback",
+                           .subtitle = sub,
+                           .bars = bars,
+                           .lat = lat};
+
+    machine(host, sizeof(host));
+    snprintf(sub, sizeof(sub),
+             "%s\nmedian of %u interleaved run%s of %.2f s per cell; bar labels: ratio "
+             "to the plain sendto/recvfrom baseline at the same size",
+             host, cfg->repeat, cfg->repeat == 1 ? "" : "s", cfg->seconds);
+    for (unsigned i = 0; i < m->n; i++) {
+        const struct cell *c = &m->cells[i];
+
+        if (c->runs == 0)
+            continue;
+        if (c->kind == CELL_TPUT)
+            bars[p.nbars++] = (struct bench_plot_bar){bench_path_name(c->path), c->size,
+                                                      c->med.dgrams_per_s, c->ratio};
+        else
+            lat[p.nlat++] = (struct bench_plot_lat){bench_path_name(c->path),
+                                                    c->lmed.p50_us, c->lmed.p99_us};
+    }
+    return bench_plot_svg(f, &p);
+}
+
+static int bench_main(const struct bench_cfg *cfg)
+{
+    static struct matrix m;
+    FILE *plot = NULL;
+    int err, rc = 0;
+
+    /* Open the chart first: a bad path should not cost a whole run. */
+    if (cfg->plot && !(plot = fopen(cfg->plot, "w")))
+        return cli_runtime_error(cfg->plot, -errno);
+    cli_catch_signals();
+    err = matrix_build(&m, cfg);
+    if (err < 0)
+        rc = cli_runtime_error("setting up", err);
+    else if (matrix_run(&m, cfg) < 0)
+        rc = 1; /* matrix_run said what failed */
+    if (rc == 0) {
+        matrix_medians(&m);
+        if (cfg->json)
+            print_json(&m);
+        else
+            print_table(&m, cfg);
+        print_notes(&m, cfg);
+        if (plot && write_plot(plot, &m, cfg) < 0)
+            rc = cli_runtime_error(cfg->plot, -EIO);
+    }
+    if (plot && fclose(plot) != 0 && rc == 0)
+        rc = cli_runtime_error(cfg->plot, -errno);
+    matrix_free(&m);
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    struct bench_cfg c = {.seconds = 0.25,
+                          .sizes = {64, 512, 1200, 1472},
+                          .nsizes = 4,
+                          .paths = ALL_PATHS,
+                          .repeat = 3,
+                          .latency = true,
+                          .pin = {-1, -1}};
+    int rc = bench_parse(argc, argv, &c);
+
+    return rc == PARSE_RUN ? bench_main(&c) : rc;
+}

@@ -1,0 +1,229 @@
+/*
+ * volley echo: a UDP echo server on any backend. Every datagram goes back
+ * to its sender unchanged, from the local address it arrived on and with the
+ * ECN codepoint it carried, in batches both ways (with GSO, a batch of
+ * same-size replies to one peer leaves as one UDP_SEGMENT send).
+ */
+#include "bench.h"
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* A server left running must still stop by itself. */
+#define ECHO_DEFAULT_SECONDS 60.0
+/* Longest wait for send room before checking the clock again. */
+#define ECHO_SEND_WAIT_MS 100
+
+struct echo_state {
+    uint64_t received, echoed, bytes, errors, dropped;
+    int64_t start_ns, first_ns, last_ns, end_ns;
+    const char *stopped;
+};
+
+static void echo_usage(void)
+{
+    printf("Usage: volley echo ADDR [options]\n"
+           "Bind ADDR (\"ip:port\" or \"[ip6]:port\") and send every UDP datagram back\n"
+           "to its sender, unchanged, from the address it arrived on and with the same\n"
+           "ECN codepoint. Receives and sends in batches. Works with `volley ping`\n"
+           "and any UDP client.\n"
+           "\n"
+           "  -c, --count N        stop after N datagrams\n"
+           "  -d, --duration S     stop after S seconds (default %.0f, at most %.0f)\n"
+           "  -i, --idle S         stop after S seconds without traffic once traffic\n"
+           "                       has begun (default 0: never)\n"
+           "  -B, --batch N        datagrams per receive call (default %d, max %d)\n"
+           "  -b, --backend NAME   auto, scalar, mmsg or uring (default auto)\n"
+           "      --no-gso         turn UDP GSO off\n"
+           "      --no-gro         turn UDP GRO off\n"
+           "  -j, --json           print the summary as one JSON object\n"
+           "  -h, --help           show this help\n"
+           "\n"
+           "SIGINT or SIGTERM stops it early; the summary is printed either way.\n",
+           ECHO_DEFAULT_SECONDS, MAX_SECONDS, BENCH_BATCH, VOLLEY_BATCH_MAX);
+}
+
+static int echo_parse(int argc, char **argv, struct flow_cfg *c)
+{
+    static const struct option lo[] = {{"count", required_argument, NULL, 'c'},
+                                       {"duration", required_argument, NULL, 'd'},
+                                       {"idle", required_argument, NULL, 'i'},
+                                       {"batch", required_argument, NULL, 'B'},
+                                       {"backend", required_argument, NULL, 'b'},
+                                       {"no-gso", no_argument, NULL, OPT_NO_GSO},
+                                       {"no-gro", no_argument, NULL, OPT_NO_GRO},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    int opt, rc;
+
+    while ((opt = getopt_long(argc, argv, "c:d:i:B:b:jh", lo, NULL)) != -1) {
+        if (opt == 'h') {
+            echo_usage();
+            return 0;
+        }
+        rc = cli_flow_option(opt, c);
+        if (rc != PARSE_RUN)
+            return rc;
+    }
+    return cli_flow_operand(argc, argv, c, false);
+}
+
+/* Sends d[0..n) back where each came from. Descriptors from volley_recv
+ * already hold the peer, the local address and the ECN codepoint. */
+static int echo_batch(volley_sock *s, struct volley_dgram *d, unsigned n,
+                      struct echo_state *st)
+{
+    unsigned done = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        d[i].segment = 0;
+    while (done < n) {
+        int w = volley_send(s, d + done, n - done);
+        int64_t now, until;
+
+        if (w > 0) {
+            for (int i = 0; i < w; i++)
+                st->bytes += d[done + (unsigned)i].len;
+            st->echoed += (unsigned)w;
+            done += (unsigned)w;
+            continue;
+        }
+        if (w < 0 && w != -ENOBUFS) {
+            st->errors++; /* this one cannot go: skip it */
+            done++;
+            continue;
+        }
+        now = bench_mono_ns();
+        if (cli_stop || now >= st->end_ns)
+            break;
+        until = now + ECHO_SEND_WAIT_MS * 1000000LL;
+        if (until > st->end_ns)
+            until = st->end_ns;
+        w = volley_wait(s, VOLLEY_WAIT_SEND, cli_ms_until(now, until));
+        if (w < 0 && w != -EINTR) {
+            st->dropped += n - done;
+            return w;
+        }
+    }
+    st->dropped += n - done;
+    return 0;
+}
+
+static int echo_loop(volley_sock *s, const struct flow_cfg *c, struct echo_state *st)
+{
+    struct volley_dgram d[VOLLEY_BATCH_MAX];
+    int64_t idle = cli_seconds_ns(c->idle);
+
+    st->end_ns = st->start_ns + cli_seconds_ns(c->duration);
+    while (!cli_stop) {
+        int n = volley_recv(s, d, (unsigned)c->batch);
+        int64_t now = bench_mono_ns(), wake = st->end_ns;
+        int err;
+
+        if (n < 0)
+            return n;
+        if (n > 0) {
+            if (c->count && (uint64_t)n > c->count - st->received)
+                n = (int)(c->count - st->received);
+            if (st->received == 0)
+                st->first_ns = now;
+            st->received += (unsigned)n;
+            st->last_ns = now;
+            err = echo_batch(s, d, (unsigned)n, st);
+            if (err < 0)
+                return err;
+        }
+        if (c->count && st->received >= c->count) {
+            st->stopped = "count";
+            return 0;
+        }
+        if (now >= st->end_ns) {
+            st->stopped = "duration";
+            return 0;
+        }
+        if (idle > 0 && st->received && now - st->last_ns >= idle) {
+            st->stopped = "idle";
+            return 0;
+        }
+        if (n > 0)
+            continue;
+        if (idle > 0 && st->received && st->last_ns + idle < wake)
+            wake = st->last_ns + idle;
+        n = volley_wait(s, VOLLEY_WAIT_RECV, cli_ms_until(now, wake));
+        if (n < 0 && n != -EINTR)
+            return n;
+    }
+    st->stopped = "signal";
+    return 0;
+}
+
+static void echo_summary(volley_sock *s, const struct flow_cfg *c,
+                         const struct echo_state *st)
+{
+    struct volley_stats vs = {0};
+    int64_t span = st->last_ns - st->first_ns;
+
+    volley_get_stats(s, &vs, sizeof(vs));
+    if (c->json) {
+        printf("{\"received\":%" PRIu64 ",\"echoed\":%" PRIu64 ",\"bytes\":%" PRIu64
+               ",\"errors\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"seconds\":%.6f"
+               ",\"rx_syscalls\":%" PRIu64 ",\"tx_syscalls\":%" PRIu64
+               ",\"gso_sends\":%" PRIu64 ",\"dgrams_per_s\":%.1f,\"stopped\":\"%s\""
+               ",\"backend\":",
+               st->received, st->echoed, st->bytes, st->errors, st->dropped,
+               cli_ns_seconds(span), vs.rx_syscalls, vs.tx_syscalls, vs.tx_gso_sends,
+               cli_rate((double)st->echoed, span), st->stopped);
+        cli_json_string(volley_backend_name(s));
+        puts("}");
+        return;
+    }
+    printf("echoed %" PRIu64 " of %" PRIu64 " datagrams (%" PRIu64
+           " bytes) in %.3f s: %.0f dgrams/s\n",
+           st->echoed, st->received, st->bytes, cli_ns_seconds(span),
+           cli_rate((double)st->echoed, span));
+    printf("backend %s, %" PRIu64 " receive calls, %" PRIu64 " send calls, %" PRIu64
+           " GSO sends, %" PRIu64 " errors, %" PRIu64 " dropped; stopped by %s\n",
+           volley_backend_name(s), vs.rx_syscalls, vs.tx_syscalls, vs.tx_gso_sends,
+           st->errors, st->dropped, st->stopped);
+}
+
+static int echo_run(const struct flow_cfg *c)
+{
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+    struct echo_state st = {.stopped = "signal"};
+    struct volley_addr local;
+    char name[64];
+    volley_sock *s;
+    int err;
+
+    o.backend = c->backend;
+    o.disable = c->disable;
+    o.rx_batch = (uint32_t)c->batch;
+    o.rcvbuf = BENCH_RCVBUF;
+    err = volley_open(&s, c->addr, &o);
+    if (err < 0)
+        return cli_runtime_error(c->addr, err);
+    if (volley_local_addr(s, &local) >= 0 &&
+        volley_addr_format(&local, name, sizeof(name)) >= 0)
+        fprintf(stderr, "%s: listening on %s (%s)\n", cli_name, name,
+                volley_backend_name(s));
+    cli_catch_signals();
+    st.start_ns = bench_mono_ns();
+    err = echo_loop(s, c, &st);
+    echo_summary(s, c, &st);
+    volley_close(s);
+    return err < 0 ? cli_runtime_error("echo", err) : 0;
+}
+
+int cmd_echo(int argc, char **argv)
+{
+    struct flow_cfg c = {.duration = ECHO_DEFAULT_SECONDS, .batch = BENCH_BATCH};
+    int rc = echo_parse(argc, argv, &c);
+
+    return rc == PARSE_RUN ? echo_run(&c) : rc;
+}

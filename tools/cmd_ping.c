@@ -1,0 +1,509 @@
+/*
+ * volley ping: round-trip latency against `volley echo` or any UDP echo
+ * server. Each request carries the sequence header; a reply is matched by
+ * its stream id and sequence number, so a server that returns the bytes
+ * unchanged is all it takes. The send times and the round-trip times live
+ * in two arrays sized once from --count; percentiles come from the sorted
+ * round-trip times.
+ */
+#include "bench.h"
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PING_MAX_COUNT   10000000ull
+#define PING_BATCH       64
+#define PING_DEFAULT_SEC 30.0
+#define NS_PER_MS        1000000LL
+#define NS_PER_US        1000.0
+/* Marks a request that was answered (or failed) in ping_state.sent. */
+#define PING_DONE (-1)
+
+struct ping_cfg {
+    const char *addr;
+    struct volley_addr peer;
+    uint64_t count;
+    int64_t interval_ns; /* 0: ping-pong, one request in flight */
+    uint64_t size;
+    int64_t timeout_ns;
+    double duration;
+    unsigned backend;
+    bool json;
+};
+
+struct ping_state {
+    int64_t *sent;  /* per sequence number: CLOCK_MONOTONIC send time, 0 not
+                       sent yet, PING_DONE answered or failed */
+    int64_t *rtt;   /* round-trip times of the replies in time, in order */
+    uint8_t *buf;   /* PING_BATCH request payloads */
+    uint64_t nsent; /* requests sent (or failed to send) */
+    uint64_t received, late, duplicated, errors, foreign;
+    uint32_t stream;
+    int64_t start_ns, last_send_ns, end_ns;
+    bool awaiting; /* ping-pong: the last request is unanswered */
+    const char *stopped;
+    /* the current one-second interval */
+    int64_t tick_ns, tick_sum, tick_max;
+    uint64_t tick_sent, tick_received;
+    unsigned ticks;
+};
+
+static void ping_usage(void)
+{
+    printf(
+        "Usage: volley ping ADDR [options]\n"
+        "Measure round-trip times to the UDP echo server at ADDR (`volley echo`, or\n"
+        "any server that sends the bytes back) and print their percentiles.\n"
+        "By default one request is in flight at a time (ping-pong): the next one goes\n"
+        "when the reply is in or --timeout passed. With --rate or --interval,\n"
+        "requests go on a fixed schedule whatever the replies do.\n"
+        "\n"
+        "  -c, --count N        requests to send (default 1000, at most %llu)\n"
+        "  -r, --rate PPS       send PPS requests per second (fractions allowed)\n"
+        "  -I, --interval MS    send one request every MS milliseconds\n"
+        "  -s, --size BYTES     payload bytes per request (default 64, at least %d)\n"
+        "  -t, --timeout MS     a reply later than this is late, not counted in the\n"
+        "                       times (default 1000)\n"
+        "  -d, --duration S     stop after S seconds in any case (default %.0f)\n"
+        "  -b, --backend NAME   auto, scalar, mmsg or uring (default auto)\n"
+        "  -j, --json           print only the summary, as one JSON object\n"
+        "  -h, --help           show this help\n"
+        "\n"
+        "Each second: requests sent and replies received in it, their mean and\n"
+        "largest round-trip time. Then: sent, received, lost (no reply), late,\n"
+        "duplicated, and min, mean, p50, p90, p99, p99.9 and max in microseconds.\n"
+        "\n" CLI_HEADER_HELP,
+        PING_MAX_COUNT, BENCH_HDR_LEN, PING_DEFAULT_SEC);
+}
+
+static int ping_option(int opt, struct ping_cfg *c)
+{
+    double v;
+
+    switch (opt) {
+    case 'c':
+        if (!cli_parse_u64(optarg, 1, PING_MAX_COUNT, &c->count))
+            return cli_usage_error("bad --count '%s': want 1 to %llu", optarg,
+                                   PING_MAX_COUNT);
+        break;
+    case 'r':
+        if (c->interval_ns)
+            return cli_usage_error("--rate and --interval exclude each other");
+        if (!cli_parse_decimal(optarg, &v) || v > 1e9 || v < 0.001)
+            return cli_usage_error("bad --rate '%s': want requests per second, "
+                                   "0.001 to 1000000000",
+                                   optarg);
+        c->interval_ns = (int64_t)(1e9 / v);
+        break;
+    case 'I':
+        if (c->interval_ns)
+            return cli_usage_error("--rate and --interval exclude each other");
+        if (!cli_parse_decimal(optarg, &v) || v > 1e6 || v < 1e-6)
+            return cli_usage_error("bad --interval '%s': want milliseconds above 0, "
+                                   "at most 1e6",
+                                   optarg);
+        c->interval_ns = (int64_t)(v * 1e6);
+        break;
+    case 's':
+        if (!cli_parse_u64(optarg, BENCH_HDR_LEN, VOLLEY_UDP6_MAX, &c->size))
+            return cli_usage_error("bad --size '%s': want %d to %d bytes", optarg,
+                                   BENCH_HDR_LEN, VOLLEY_UDP6_MAX);
+        break;
+    case 't':
+        if (!cli_parse_decimal(optarg, &v) || v > 60000)
+            return cli_usage_error("bad --timeout '%s': want milliseconds above 0, at "
+                                   "most 60000",
+                                   optarg);
+        c->timeout_ns = (int64_t)(v * 1e6);
+        break;
+    case 'd':
+        if (!cli_parse_seconds(optarg, false, &c->duration))
+            return cli_usage_error("bad --duration '%s': want seconds above 0", optarg);
+        break;
+    case 'b':
+        if (!cli_parse_backend(optarg, &c->backend))
+            return cli_usage_error("bad --backend '%s': want auto, scalar, mmsg or uring",
+                                   optarg);
+        break;
+    case 'j':
+        c->json = true;
+        break;
+    default:
+        return cli_bad_option();
+    }
+    return PARSE_RUN;
+}
+
+static int ping_parse(int argc, char **argv, struct ping_cfg *c)
+{
+    static const struct option lo[] = {{"count", required_argument, NULL, 'c'},
+                                       {"rate", required_argument, NULL, 'r'},
+                                       {"interval", required_argument, NULL, 'I'},
+                                       {"size", required_argument, NULL, 's'},
+                                       {"timeout", required_argument, NULL, 't'},
+                                       {"duration", required_argument, NULL, 'd'},
+                                       {"backend", required_argument, NULL, 'b'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    int opt, rc;
+
+    while ((opt = getopt_long(argc, argv, "c:r:I:s:t:d:b:jh", lo, NULL)) != -1) {
+        if (opt == 'h') {
+            ping_usage();
+            return 0;
+        }
+        rc = ping_option(opt, c);
+        if (rc != PARSE_RUN)
+            return rc;
+    }
+    if (optind >= argc)
+        return cli_usage_error("missing ADDR");
+    if (optind + 1 < argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind + 1]);
+    c->addr = argv[optind];
+    if (volley_addr_parse(&c->peer, c->addr) < 0)
+        return cli_usage_error("bad ADDR '%s': want ip:port or [ip6]:port", c->addr);
+    if (volley_addr_port(&c->peer) == 0)
+        return cli_usage_error("ADDR '%s' needs a port other than 0", c->addr);
+    if (c->peer.sa.sa_family == AF_INET && c->size > VOLLEY_UDP4_MAX)
+        return cli_usage_error("--size %" PRIu64 " is above the IPv4 limit of %d",
+                               c->size, VOLLEY_UDP4_MAX);
+    return PARSE_RUN;
+}
+
+static void ping_interval(struct ping_state *st, const struct ping_cfg *c, int64_t end)
+{
+    double from = cli_ns_seconds(st->tick_ns - st->start_ns);
+
+    if (!c->json) {
+        if (st->ticks++ == 0)
+            printf("%-13s %10s %10s %10s %10s\n", "interval(s)", "sent", "received",
+                   "mean(us)", "max(us)");
+        printf("%6.2f-%-6.2f %10" PRIu64 " %10" PRIu64 " %10.1f %10.1f\n", from,
+               from + cli_ns_seconds(end - st->tick_ns), st->tick_sent, st->tick_received,
+               st->tick_received
+                   ? (double)st->tick_sum / (double)st->tick_received / NS_PER_US
+                   : 0.0,
+               (double)st->tick_max / NS_PER_US);
+    }
+    st->tick_ns = end;
+    st->tick_sent = st->tick_received = 0;
+    st->tick_sum = st->tick_max = 0;
+}
+
+static void ping_reply(struct ping_state *st, const struct ping_cfg *c,
+                       const struct volley_dgram *d, int64_t now)
+{
+    struct bench_hdr h;
+    int64_t rtt;
+
+    if (!bench_hdr_decode(d->data, d->len, &h) || h.stream != st->stream ||
+        h.seq >= st->nsent || st->sent[h.seq] == 0) {
+        st->foreign++; /* not an answer to this run */
+        return;
+    }
+    if (st->sent[h.seq] == PING_DONE) {
+        st->duplicated++;
+        return;
+    }
+    rtt = now - st->sent[h.seq];
+    st->sent[h.seq] = PING_DONE;
+    if (h.seq + 1 == st->nsent)
+        st->awaiting = false;
+    if (rtt > c->timeout_ns) {
+        st->late++;
+        return;
+    }
+    st->rtt[st->received++] = rtt;
+    st->tick_received++;
+    st->tick_sum += rtt;
+    if (rtt > st->tick_max)
+        st->tick_max = rtt;
+}
+
+/* Requests due now: in ping-pong one once the last is answered or timed out;
+ * on a schedule, every one whose time has come. */
+static unsigned ping_due(const struct ping_state *st, const struct ping_cfg *c,
+                         int64_t now)
+{
+    uint64_t due;
+
+    if (st->nsent >= c->count)
+        return 0;
+    if (c->interval_ns == 0)
+        return !st->awaiting || now - st->last_send_ns >= c->timeout_ns;
+    if (now < st->start_ns)
+        return 0;
+    due = (uint64_t)((now - st->start_ns) / c->interval_ns) + 1;
+    if (due > c->count)
+        due = c->count;
+    if (due <= st->nsent)
+        return 0;
+    return due - st->nsent > PING_BATCH ? PING_BATCH : (unsigned)(due - st->nsent);
+}
+
+static int ping_send(volley_sock *s, struct ping_state *st, const struct ping_cfg *c,
+                     unsigned n)
+{
+    struct volley_dgram d[PING_BATCH];
+    int64_t now;
+    int k;
+
+    memset(d, 0, sizeof(d));
+    for (unsigned i = 0; i < n; i++) {
+        d[i].data = st->buf + (size_t)i * c->size;
+        d[i].len = c->size;
+        d[i].peer = c->peer;
+    }
+    bench_stamp(st->buf, c->size, n, st->stream, st->nsent);
+    now = bench_mono_ns();
+    k = volley_send(s, d, n);
+    if (k == 0 || k == -ENOBUFS) /* no room now: the loop comes back */
+        return volley_wait(s, VOLLEY_WAIT_SEND, 1);
+    if (k < 0) {
+        /* That request cannot go: it counts as sent, and lost. */
+        st->errors++;
+        st->sent[st->nsent++] = PING_DONE;
+        st->tick_sent++;
+        return 0;
+    }
+    for (int i = 0; i < k; i++)
+        st->sent[st->nsent++] = now;
+    st->tick_sent += (unsigned)k;
+    st->last_send_ns = now;
+    st->awaiting = true;
+    return 0;
+}
+
+/* ICMP errors (port unreachable) come back as reports: a request that drew
+ * one will not be answered, so ping-pong need not wait out the timeout. */
+static void ping_errors(volley_sock *s, struct ping_state *st)
+{
+    struct volley_sockerr e[8];
+    int n;
+
+    while ((n = volley_errors(s, e, 8)) > 0) {
+        st->errors += (unsigned)n;
+        st->awaiting = false;
+    }
+}
+
+/* When the loop must look again: the next request, the timeout of the
+ * last, the next interval line, or the end. */
+static int64_t ping_wake(const struct ping_state *st, const struct ping_cfg *c)
+{
+    int64_t wake = st->end_ns;
+
+    if (st->nsent < c->count && c->interval_ns)
+        wake = st->start_ns + (int64_t)st->nsent * c->interval_ns;
+    else if (st->awaiting || st->nsent >= c->count)
+        wake = st->last_send_ns + c->timeout_ns;
+    if (st->tick_ns + NS_PER_S < wake)
+        wake = st->tick_ns + NS_PER_S;
+    return wake < st->end_ns ? wake : st->end_ns;
+}
+
+/* Waits for replies until wake. volley_wait counts in milliseconds, which
+ * would overshoot a schedule of requests less than that apart: a shorter
+ * wait polls the socket's descriptor with a nanosecond timeout instead
+ * (nothing is buffered inside the library: the last receive found nothing). */
+static int ping_wait(volley_sock *s, int64_t now, int64_t wake)
+{
+    struct pollfd p = {.fd = volley_fd(s), .events = POLLIN};
+    struct timespec ts;
+
+    if (wake - now >= NS_PER_MS || p.fd < 0)
+        return volley_wait(s, VOLLEY_WAIT_RECV, cli_ms_until(now, wake));
+    if (wake <= now)
+        return 0;
+    ts.tv_sec = 0;
+    ts.tv_nsec = (long)(wake - now);
+    return ppoll(&p, 1, &ts, NULL) < 0 ? -errno : 0;
+}
+
+static bool ping_finished(struct ping_state *st, const struct ping_cfg *c, int64_t now)
+{
+    if (cli_stop)
+        st->stopped = "signal";
+    else if (now >= st->end_ns)
+        st->stopped = "duration";
+    else if (st->nsent >= c->count &&
+             (st->received + st->late + st->errors >= st->nsent ||
+              now - st->last_send_ns >= c->timeout_ns))
+        st->stopped = "count";
+    return st->stopped != NULL;
+}
+
+static int ping_loop(volley_sock *s, struct ping_state *st, const struct ping_cfg *c)
+{
+    struct volley_dgram d[PING_BATCH];
+
+    for (;;) {
+        int64_t now = bench_mono_ns();
+        unsigned due = ping_due(st, c, now);
+        int n, err;
+
+        while (now - st->tick_ns >= NS_PER_S)
+            ping_interval(st, c, st->tick_ns + NS_PER_S);
+        if (due) {
+            err = ping_send(s, st, c, due);
+            if (err < 0 && err != -EINTR)
+                return err;
+        }
+        n = volley_recv(s, d, PING_BATCH);
+        if (n < 0)
+            return n;
+        now = bench_mono_ns();
+        for (int i = 0; i < n; i++)
+            ping_reply(st, c, &d[i], now);
+        ping_errors(s, st);
+        if (ping_finished(st, c, now))
+            return 0;
+        if (n > 0 || ping_due(st, c, now))
+            continue;
+        n = ping_wait(s, now, ping_wake(st, c));
+        if (n < 0 && n != -EINTR)
+            return n;
+    }
+}
+
+static double us(int64_t ns)
+{
+    return (double)ns / NS_PER_US;
+}
+
+static void ping_stats_json(const struct ping_state *st)
+{
+    const int64_t *r = st->rtt;
+    uint64_t n = st->received;
+    double sum = 0;
+
+    if (n == 0) {
+        fputs(",\"min_us\":null,\"mean_us\":null,\"p50_us\":null,\"p90_us\":null"
+              ",\"p99_us\":null,\"p999_us\":null,\"max_us\":null",
+              stdout);
+        return;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        sum += (double)r[i];
+    printf(",\"min_us\":%.3f,\"mean_us\":%.3f,\"p50_us\":%.3f,\"p90_us\":%.3f"
+           ",\"p99_us\":%.3f,\"p999_us\":%.3f,\"max_us\":%.3f",
+           us(r[0]), sum / (double)n / NS_PER_US, us(bench_percentile(r, n, 50)),
+           us(bench_percentile(r, n, 90)), us(bench_percentile(r, n, 99)),
+           us(bench_percentile(r, n, 99.9)), us(r[n - 1]));
+}
+
+static uint64_t ping_lost(const struct ping_state *st)
+{
+    return st->nsent - st->received - st->late;
+}
+
+static void ping_summary(volley_sock *s, struct ping_state *st, const struct ping_cfg *c)
+{
+    int64_t span = bench_mono_ns() - st->start_ns;
+    uint64_t n = st->received;
+    const int64_t *r = st->rtt;
+    double sum = 0;
+
+    bench_sort_ns(st->rtt, n);
+    if (c->json) {
+        printf("{\"peer\":");
+        cli_json_string(c->addr);
+        printf(",\"size\":%" PRIu64 ",\"mode\":\"%s\",\"interval_ms\":%.3f"
+               ",\"sent\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64
+               ",\"late\":%" PRIu64 ",\"duplicated\":%" PRIu64 ",\"errors\":%" PRIu64
+               ",\"seconds\":%.6f",
+               c->size, c->interval_ns ? "interval" : "ping-pong",
+               (double)c->interval_ns / 1e6, st->nsent, n, ping_lost(st), st->late,
+               st->duplicated, st->errors, cli_ns_seconds(span));
+        ping_stats_json(st);
+        printf(",\"stopped\":\"%s\",\"backend\":", st->stopped);
+        cli_json_string(volley_backend_name(s));
+        puts("}");
+        return;
+    }
+    if (st->ticks && st->tick_ns < st->start_ns + span)
+        ping_interval(st, c, st->start_ns + span);
+    printf("--- %s: %" PRIu64 " sent, %" PRIu64 " received, %" PRIu64
+           " lost (%.2f%%), %" PRIu64 " late, %" PRIu64 " duplicated, %" PRIu64
+           " errors in %.3f s\n",
+           c->addr, st->nsent, n, ping_lost(st),
+           st->nsent ? 100.0 * (double)ping_lost(st) / (double)st->nsent : 0.0, st->late,
+           st->duplicated, st->errors, cli_ns_seconds(span));
+    printf("%" PRIu64 "-byte payloads, %s, backend %s; stopped by %s\n", c->size,
+           c->interval_ns ? "on a schedule" : "ping-pong", volley_backend_name(s),
+           st->stopped);
+    if (n == 0) {
+        puts("no replies");
+        return;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        sum += (double)r[i];
+    printf("rtt us: min %.1f  mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  "
+           "max %.1f\n",
+           us(r[0]), sum / (double)n / NS_PER_US, us(bench_percentile(r, n, 50)),
+           us(bench_percentile(r, n, 90)), us(bench_percentile(r, n, 99)),
+           us(bench_percentile(r, n, 99.9)), us(r[n - 1]));
+}
+
+static int ping_alloc(struct ping_state *st, const struct ping_cfg *c)
+{
+    st->sent = calloc(c->count, sizeof(*st->sent));
+    st->rtt = calloc(c->count, sizeof(*st->rtt));
+    st->buf = calloc(PING_BATCH, c->size);
+    return st->sent && st->rtt && st->buf ? 0 : -ENOMEM;
+}
+
+static void ping_free(struct ping_state *st)
+{
+    free(st->sent);
+    free(st->rtt);
+    free(st->buf);
+}
+
+static int ping_run(const struct ping_cfg *c)
+{
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+    struct ping_state st;
+    volley_sock *s;
+    int err;
+
+    memset(&st, 0, sizeof(st));
+    o.backend = c->backend;
+    o.enable = VOLLEY_F_RECVERR;
+    err = volley_open(&s, c->peer.sa.sa_family == AF_INET6 ? "[::]:0" : "0.0.0.0:0", &o);
+    if (err < 0)
+        return cli_runtime_error("open", err);
+    err = ping_alloc(&st, c);
+    if (err == 0) {
+        cli_catch_signals();
+        st.stream = bench_stream_id();
+        st.start_ns = st.tick_ns = bench_mono_ns();
+        st.end_ns = st.start_ns + cli_seconds_ns(c->duration);
+        err = ping_loop(s, &st, c);
+    }
+    if (err == 0)
+        ping_summary(s, &st, c);
+    ping_free(&st);
+    volley_close(s);
+    return err < 0 ? cli_runtime_error("ping", err) : 0;
+}
+
+int cmd_ping(int argc, char **argv)
+{
+    struct ping_cfg c = {.count = 1000,
+                         .size = 64,
+                         .timeout_ns = 1000 * NS_PER_MS,
+                         .duration = PING_DEFAULT_SEC};
+    int rc = ping_parse(argc, argv, &c);
+
+    return rc == PARSE_RUN ? ping_run(&c) : rc;
+}

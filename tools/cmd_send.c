@@ -1,0 +1,328 @@
+/*
+ * volley send: a bounded sender that stamps the sequence header, as fast as
+ * the socket takes datagrams or at a --rate kept by the library's pacer.
+ */
+#include "bench.h"
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What `volley send` has done. */
+struct tx_state {
+    uint64_t dgrams;
+    int64_t start_ns, end_ns;
+    int64_t tick_ns;
+    uint64_t tick_dgrams;
+    unsigned ticks;
+    unsigned overhead; /* IP + UDP header bytes per datagram */
+};
+
+static void send_usage(void)
+{
+    fputs("Usage: volley send ADDR [options]\n"
+          "Send datagrams carrying the sequence header to ADDR, as fast as the socket\n"
+          "takes them or at --rate. Without --count or --duration, sends for 5 seconds.\n"
+          "\n"
+          "  -c, --count N        send N datagrams\n"
+          "  -d, --duration S     send for S seconds (fractions allowed)\n"
+          "  -s, --size BYTES     payload bytes per datagram (default 1200)\n"
+          "  -r, --rate RATE      send at most RATE bits per second, counting payload\n"
+          "                       and UDP/IP headers (28 bytes IPv4, 48 IPv6): a number\n"
+          "                       with an optional SI suffix k, M, G or T (powers of\n"
+          "                       1000), e.g. 750k, 100M, 2.5G\n"
+          "      --burst BYTES    with --rate: largest burst (default 4 ms at the rate,\n"
+          "                       at least 3000 bytes)\n"
+          "      --kernel-pacing  with --rate: leave pacing to the kernel\n"
+          "                       (SO_MAX_PACING_RATE; needs the fq qdisc)\n"
+          "  -B, --batch N        datagrams per volley_send call (default 64, max 1024)\n"
+          "  -b, --backend NAME   auto, scalar, mmsg or uring (default auto)\n"
+          "      --no-gso         turn UDP GSO off\n"
+          "  -j, --json           print only the summary, as one JSON object\n"
+          "  -h, --help           show this help\n"
+          "\n"
+          "Each second: the interval, datagrams, payload Mbit/s and Mbit/s counted with\n"
+          "the headers. The summary gives both rates and, with --rate, how close the\n"
+          "achieved rate came to it.\n"
+          "\n" CLI_HEADER_HELP,
+          stdout);
+}
+
+static int send_option(int opt, struct flow_cfg *c)
+{
+    switch (opt) {
+    case 'r':
+        if (!cli_parse_rate(optarg, &c->rate_bps))
+            return cli_usage_error("bad --rate '%s': want bits per second above 0, at "
+                                   "most 10T, with an optional suffix k, M, G or T "
+                                   "(e.g. 100M, 2.5G)",
+                                   optarg);
+        break;
+    case OPT_BURST:
+        if (!cli_parse_u64(optarg, 1, UINT32_MAX, &c->burst))
+            return cli_usage_error("bad --burst '%s': want 1 to %" PRIu32 " bytes",
+                                   optarg, UINT32_MAX);
+        break;
+    case OPT_KERNEL_PACING:
+        c->pace_flags |= VOLLEY_PACE_KERNEL;
+        break;
+    default:
+        return cli_flow_option(opt, c);
+    }
+    return PARSE_RUN;
+}
+
+static int send_parse(int argc, char **argv, struct flow_cfg *c)
+{
+    static const struct option lo[] = {
+        {"count", required_argument, NULL, 'c'},
+        {"duration", required_argument, NULL, 'd'},
+        {"size", required_argument, NULL, 's'},
+        {"rate", required_argument, NULL, 'r'},
+        {"burst", required_argument, NULL, OPT_BURST},
+        {"kernel-pacing", no_argument, NULL, OPT_KERNEL_PACING},
+        {"batch", required_argument, NULL, 'B'},
+        {"backend", required_argument, NULL, 'b'},
+        {"no-gso", no_argument, NULL, OPT_NO_GSO},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int opt, rc;
+
+    while ((opt = getopt_long(argc, argv, "c:d:s:r:B:b:jh", lo, NULL)) != -1) {
+        if (opt == 'h') {
+            send_usage();
+            return 0;
+        }
+        rc = send_option(opt, c);
+        if (rc != PARSE_RUN)
+            return rc;
+    }
+    if (c->rate_bps == 0 && c->burst)
+        return cli_usage_error("--burst needs --rate");
+    if (c->rate_bps == 0 && c->pace_flags)
+        return cli_usage_error("--kernel-pacing needs --rate");
+    return cli_flow_operand(argc, argv, c, true);
+}
+
+static double wire_bits(const struct tx_state *st, const struct flow_cfg *c,
+                        uint64_t dgrams)
+{
+    return (double)dgrams * (double)(c->size + st->overhead) * 8;
+}
+
+static void tx_interval(struct tx_state *st, const struct flow_cfg *c, int64_t end_ns)
+{
+    double from = cli_ns_seconds(st->tick_ns - st->start_ns);
+    int64_t span = end_ns - st->tick_ns;
+
+    if (c->json) {
+        st->tick_ns = end_ns;
+        return;
+    }
+    if (st->ticks++ == 0)
+        printf("%-13s %10s %10s %11s\n", "interval(s)", "dgrams", "Mbit/s", "Mbit/s(IP)");
+    printf("%6.2f-%-6.2f %10" PRIu64 " %10.2f %11.2f\n", from,
+           from + cli_ns_seconds(span), st->tick_dgrams,
+           cli_rate((double)(st->tick_dgrams * c->size) * 8 / 1e6, span),
+           cli_rate(wire_bits(st, c, st->tick_dgrams) / 1e6, span));
+    st->tick_dgrams = 0;
+    st->tick_ns = end_ns;
+}
+
+static int send_batch(volley_sock *s, const struct flow_cfg *c, struct volley_dgram *d,
+                      uint32_t stream, struct tx_state *st, int64_t wake)
+{
+    unsigned n = (unsigned)c->batch;
+    int k;
+
+    if (c->count && c->count - st->dgrams < n)
+        n = (unsigned)(c->count - st->dgrams);
+    bench_stamp(d[0].data, c->size, n, stream, st->dgrams);
+    k = volley_send(s, d, n);
+    if (k > 0) {
+        st->dgrams += (unsigned)k;
+        st->tick_dgrams += (unsigned)k;
+        /* All taken: go on. Part taken: the rest would not be now either. */
+        if ((unsigned)k == n)
+            return 0;
+        k = 0;
+    }
+    /* Not taken: a full socket buffer, the device queue (ENOBUFS) or the
+     * pacer. The wait sleeps until there is room, or the pacer allows. */
+    if (k == 0 || k == -ENOBUFS)
+        k = volley_wait(s, VOLLEY_WAIT_SEND, cli_ms_until(bench_mono_ns(), wake));
+    return k < 0 && k != -EINTR ? k : 0;
+}
+
+static int send_loop(volley_sock *s, const struct flow_cfg *c, struct volley_dgram *d,
+                     struct tx_state *st)
+{
+    uint32_t stream = bench_stream_id();
+    int64_t end =
+        c->duration > 0 ? st->start_ns + cli_seconds_ns(c->duration) : INT64_MAX;
+    int err = 0;
+
+    st->tick_ns = st->start_ns;
+    while (!cli_stop && (c->count == 0 || st->dgrams < c->count)) {
+        int64_t now = bench_mono_ns(), tick_end;
+
+        if (now >= end)
+            break;
+        while (now - st->tick_ns >= NS_PER_S)
+            tx_interval(st, c, st->tick_ns + NS_PER_S);
+        tick_end = st->tick_ns + NS_PER_S;
+        err = send_batch(s, c, d, stream, st, end < tick_end ? end : tick_end);
+        if (err < 0)
+            break;
+    }
+    st->end_ns = bench_mono_ns();
+    return err;
+}
+
+static void send_json(volley_sock *s, const struct flow_cfg *c, const struct tx_state *st,
+                      const struct volley_stats *vs)
+{
+    int64_t span = st->end_ns - st->start_ns;
+    uint64_t bytes = st->dgrams * c->size;
+
+    printf("{\"datagrams\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"seconds\":%.6f"
+           ",\"syscalls\":%" PRIu64 ",\"gso_sends\":%" PRIu64 ",\"errors\":%" PRIu64
+           ",\"dgrams_per_s\":%.1f,\"mbit_per_s\":%.3f,\"rate_bps\":%.0f"
+           ",\"payload_rate_bps\":%.0f,\"header_bytes\":%u,\"paced\":%" PRIu64,
+           st->dgrams, bytes, cli_ns_seconds(span), vs->tx_syscalls, vs->tx_gso_sends,
+           vs->tx_errors, cli_rate((double)st->dgrams, span),
+           cli_rate((double)bytes * 8 / 1e6, span),
+           cli_rate(wire_bits(st, c, st->dgrams), span),
+           cli_rate((double)bytes * 8, span), st->overhead, vs->tx_paced);
+    if (c->rate_bps)
+        printf(
+            ",\"target_rate_bps\":%" PRIu64 ",\"burst\":%" PRIu64 ",\"kernel_pacing\":%s",
+            c->rate_bps, c->burst, c->pace_flags & VOLLEY_PACE_KERNEL ? "true" : "false");
+    else
+        fputs(",\"target_rate_bps\":null", stdout);
+    fputs(",\"backend\":", stdout);
+    cli_json_string(volley_backend_name(s));
+    puts("}");
+}
+
+/* Kernel pacing is only enforced by the fq qdisc; say so when it was not. */
+static void kernel_pacing_note(const struct flow_cfg *c, double achieved)
+{
+    if (!(c->pace_flags & VOLLEY_PACE_KERNEL) || achieved <= 1.1 * (double)c->rate_bps)
+        return;
+    fprintf(stderr,
+            "%s: note: the kernel did not hold the rate; SO_MAX_PACING_RATE needs the "
+            "fq qdisc on the outgoing device (see `volley probe`)\n",
+            cli_name);
+}
+
+static void send_summary(volley_sock *s, const struct flow_cfg *c, struct tx_state *st)
+{
+    struct volley_stats vs = {0};
+    int64_t span = st->end_ns - st->start_ns;
+    uint64_t bytes = st->dgrams * c->size;
+    double wire = cli_rate(wire_bits(st, c, st->dgrams), span);
+    char w[32], p[32], t[32];
+
+    volley_get_stats(s, &vs, sizeof(vs));
+    kernel_pacing_note(c, wire);
+    if (c->json) {
+        send_json(s, c, st, &vs);
+        return;
+    }
+    if (st->ticks && st->end_ns > st->tick_ns)
+        tx_interval(st, c, st->end_ns);
+    cli_format_bps(w, sizeof(w), wire);
+    cli_format_bps(p, sizeof(p), cli_rate((double)bytes * 8, span));
+    printf("sent %" PRIu64 " datagrams, %" PRIu64 " bytes in %.3f s: %.0f dgrams/s, "
+           "%s with headers (payload %s)\n",
+           st->dgrams, bytes, cli_ns_seconds(span), cli_rate((double)st->dgrams, span), w,
+           p);
+    if (c->rate_bps) {
+        cli_format_bps(t, sizeof(t), (double)c->rate_bps);
+        printf("target %s (%s pacing): achieved %.1f%%, %" PRIu64
+               " calls cut short by the pacer\n",
+               t, c->pace_flags & VOLLEY_PACE_KERNEL ? "kernel" : "library",
+               100.0 * wire / (double)c->rate_bps, vs.tx_paced);
+    }
+    printf("backend %s, %" PRIu64 " send calls, %" PRIu64 " GSO sends, %" PRIu64
+           " errors\n",
+           volley_backend_name(s), vs.tx_syscalls, vs.tx_gso_sends, vs.tx_errors);
+}
+
+/* Every datagram has its own buffer: each carries its own sequence number. */
+static struct volley_dgram *send_buffers(const struct flow_cfg *c)
+{
+    struct volley_dgram *d = calloc(c->batch, sizeof(*d));
+    uint8_t *payload = calloc(c->batch, c->size);
+
+    if (!d || !payload) {
+        free(d);
+        free(payload);
+        return NULL;
+    }
+    for (uint64_t i = 0; i < c->batch; i++) {
+        d[i].data = payload + i * c->size;
+        d[i].len = c->size;
+        d[i].peer = c->peer;
+    }
+    return d;
+}
+
+static int send_open(volley_sock **s, const struct flow_cfg *c)
+{
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+    int err;
+
+    o.backend = c->backend;
+    o.disable = c->disable;
+    o.pace_rate_bps = c->rate_bps;
+    o.pace_burst = (uint32_t)c->burst;
+    o.pace_flags = c->pace_flags;
+    err = volley_open(s, c->peer.sa.sa_family == AF_INET6 ? "[::]:0" : "0.0.0.0:0", &o);
+    if (err < 0)
+        return cli_runtime_error(c->rate_bps ? "open with pacing" : "open", err);
+    return 0;
+}
+
+static int send_run(const struct flow_cfg *c)
+{
+    struct tx_state st = {.overhead = cli_ip_overhead(&c->peer)};
+    struct volley_dgram *d;
+    volley_sock *s;
+    int err;
+
+    if (send_open(&s, c) != 0)
+        return 1;
+    d = send_buffers(c);
+    if (!d) {
+        volley_close(s);
+        return cli_runtime_error("send", -ENOMEM);
+    }
+    cli_catch_signals();
+    st.start_ns = bench_mono_ns();
+    err = send_loop(s, c, d, &st);
+    if (err == 0)
+        send_summary(s, c, &st);
+    free(d[0].data);
+    free(d);
+    volley_close(s);
+    return err < 0 ? cli_runtime_error("send", err) : 0;
+}
+
+int cmd_send(int argc, char **argv)
+{
+    struct flow_cfg c = {.size = 1200, .batch = 64};
+    int rc = send_parse(argc, argv, &c);
+
+    if (rc != PARSE_RUN)
+        return rc;
+    if (c.count == 0 && c.duration == 0)
+        c.duration = 5.0;
+    return send_run(&c);
+}

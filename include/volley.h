@@ -167,7 +167,9 @@ struct volley_opts {
         .size = sizeof(struct volley_opts)                                               \
     }
 
-/* Per-socket counters, since open. Grown at the end only. */
+/* Per-socket counters, since open. Grown at the end only. System calls
+ * count every call volley makes for the socket, waiting included: a wait
+ * for receiving counts as rx, a wait for sending only as tx. */
 struct volley_stats {
     uint64_t tx_syscalls;
     uint64_t tx_dgrams; /* datagrams the kernel took */

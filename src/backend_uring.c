@@ -25,16 +25,19 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define TAG_RECV   1ull
-#define TAG_CANCEL 2ull
-#define TAG_SEND   (1ull << 32) /* | slot index */
-#define BGID       7
+/* A multishot receive is tagged with its generation: after it is moved to
+ * another thread, the old one's last completions must not disarm the new. */
+#define TAG_RECV(gen) (((uint64_t)(gen) << 8) | 1u)
+#define TAG_CANCEL    2ull
+#define TAG_SEND      (1ull << 32) /* | slot index */
+#define BGID          7
 
 #define SQ_ENTRIES    1024
 #define CQ_ENTRIES    8192
@@ -73,7 +76,9 @@ struct uring {
     unsigned nbufs;
     struct msghdr rxhdr; /* namelen/controllen template the kernel uses */
     bool armed;
-    uint16_t *rxq; /* buffer ids whose completions were reaped, in order */
+    uint32_t gen;       /* generation of the current multishot */
+    pthread_t armed_by; /* its receive work runs in this thread */
+    uint16_t *rxq;      /* buffer ids whose completions were reaped, in order */
     int32_t *rxq_res;
     uint32_t *rxq_flags;
     unsigned rxq_head, rxq_n;
@@ -197,7 +202,8 @@ static void on_send_cqe(volley_sock *s, const struct io_uring_cqe *cqe)
 static void on_recv_cqe(volley_sock *s, const struct io_uring_cqe *cqe)
 {
     struct uring *u = U(s);
-    if (!(cqe->flags & IORING_CQE_F_MORE))
+    bool current = cqe->user_data == TAG_RECV(u->gen);
+    if (current && !(cqe->flags & IORING_CQE_F_MORE))
         u->armed = false; /* ended: ENOBUFS, CQ overflow or cancel */
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         /* Every reaped buffer has a distinct id, so this never overflows. */
@@ -219,6 +225,18 @@ static void on_recv_cqe(volley_sock *s, const struct io_uring_cqe *cqe)
     }
 }
 
+/* Run the task work the kernel left for this thread (receives that
+ * finished arriving), which posts their completions. */
+static void run_task_work(volley_sock *s, uint64_t *syscalls)
+{
+    struct uring *u = U(s);
+    if (IO_URING_READ_ONCE(*u->ring.sq.kflags) &
+        (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) {
+        (void)volley__sys_uring_submit(&u->ring);
+        (*syscalls)++;
+    }
+}
+
 /* Take every posted completion. */
 static void reap(volley_sock *s)
 {
@@ -227,10 +245,10 @@ static void reap(volley_sock *s)
     unsigned head, n = 0;
     io_uring_for_each_cqe(&u->ring, head, cqe)
     {
-        if (cqe->user_data == TAG_RECV)
-            on_recv_cqe(s, cqe);
-        else if (cqe->user_data >= TAG_SEND)
+        if (cqe->user_data >= TAG_SEND)
             on_send_cqe(s, cqe);
+        else if ((cqe->user_data & 0xff) == 1)
+            on_recv_cqe(s, cqe);
         n++;
     }
     io_uring_cq_advance(&u->ring, n);
@@ -269,13 +287,33 @@ static int arm(volley_sock *s)
     io_uring_prep_recvmsg_multishot(sqe, s->fd, &u->rxhdr, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BGID;
-    io_uring_sqe_set_data64(sqe, TAG_RECV);
+    u->gen = (u->gen + 1) & 0xffffff;
+    io_uring_sqe_set_data64(sqe, TAG_RECV(u->gen));
     int r = enter(s, &s->st.rx_syscalls);
     if (r < 0)
         return r;
     u->armed = true;
+    u->armed_by = pthread_self();
     s->st.rx_rearms++;
     return 0;
+}
+
+/* io_uring finishes a receive in the thread that armed it, and with
+ * cooperative task running only when that thread enters the kernel. When
+ * another thread has taken over receiving, move the multishot to it:
+ * cancel the old one (its data stays in the socket) and arm a new one. */
+static int follow_thread(volley_sock *s)
+{
+    struct uring *u = U(s);
+    if (!u->armed || pthread_equal(u->armed_by, pthread_self()))
+        return 0;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (sqe) {
+        io_uring_prep_cancel64(sqe, TAG_RECV(u->gen), 0);
+        io_uring_sqe_set_data64(sqe, TAG_CANCEL);
+    }
+    u->armed = false;
+    return arm(s);
 }
 
 /* Give the buffers of the previous volley_recv back to the kernel. */
@@ -347,11 +385,11 @@ static int uring_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
         return (int)volley__deliver(s, d, n);
     give_back(u);
     flush_queued(s, &s->st.tx_syscalls);
+    int moved = follow_thread(s);
+    if (moved < 0)
+        return moved;
+    run_task_work(s, &s->st.rx_syscalls);
     reap(s);
-    if (io_uring_cq_has_overflow(&u->ring)) {
-        (void)enter(s, &s->st.rx_syscalls);
-        reap(s);
-    }
     if (!u->armed && u->rxq_n == 0) {
         int r = arm(s);
         if (r < 0) {
@@ -584,11 +622,30 @@ static int ready_mask(volley_sock *s, unsigned events, unsigned errs)
     return ready;
 }
 
+/* Sleep in io_uring_enter until a completion is posted or timeout_ms
+ * passes (-1: no limit). 0 either way, or a negative errno. */
+static int wait_cqe(volley_sock *s, int timeout_ms)
+{
+    struct uring *u = U(s);
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts = {timeout_ms / 1000,
+                                   (long long)(timeout_ms % 1000) * 1000000};
+    s->st.rx_syscalls++;
+    int r = io_uring_wait_cqe_timeout(&u->ring, &cqe, timeout_ms < 0 ? NULL : &ts);
+    return r == -ETIME || r == -EINTR || r == -EAGAIN || r >= 0 ? 0 : r;
+}
+
 static int uring_wait(volley_sock *s, unsigned events, int timeout_ms)
 {
     struct uring *u = U(s);
     unsigned errs = s->err_count;
     flush_queued(s, &s->st.tx_syscalls);
+    if (events & VOLLEY_WAIT_RECV) {
+        int r = follow_thread(s);
+        if (r < 0)
+            return r;
+    }
+    run_task_work(s, &s->st.rx_syscalls);
     for (bool polled = false;; polled = true) {
         reap(s);
         int ready = ready_mask(s, events, errs);
@@ -601,12 +658,21 @@ static int uring_wait(volley_sock *s, unsigned events, int timeout_ms)
         ready = ready_mask(s, events, errs);
         if (ready)
             return ready;
+        /* Armed, everything that can make us ready is a completion: wait
+         * on the ring itself, one hop shorter than its eventfd. */
+        if (u->armed || !(events & VOLLEY_WAIT_RECV)) {
+            int r = wait_cqe(s, timeout_ms);
+            if (r < 0)
+                return r;
+            continue;
+        }
         /* Unarmed (the ring ran dry while the caller held every buffer),
          * data waits in the socket itself: watch that too. */
         struct pollfd p[2] = {{.fd = u->efd, .events = POLLIN}, {.fd = s->fd}};
         if (!u->armed && events & VOLLEY_WAIT_RECV)
             p[1].events = POLLIN;
         int r = volley__sys_poll(p, 2, timeout_ms);
+        s->st.rx_syscalls++;
         if (r < 0 && r != -EINTR)
             return r;
         if (p[1].revents & POLLIN)
@@ -626,7 +692,7 @@ static void quiesce(volley_sock *s)
     struct uring *u = U(s);
     struct io_uring_sqe *sqe = u->armed ? io_uring_get_sqe(&u->ring) : NULL;
     if (sqe) {
-        io_uring_prep_cancel64(sqe, TAG_RECV, 0);
+        io_uring_prep_cancel64(sqe, TAG_RECV(u->gen), 0);
         io_uring_sqe_set_data64(sqe, TAG_CANCEL);
     }
     io_uring_submit(&u->ring); /* also sends still queued */
@@ -712,9 +778,19 @@ static int start_ring(volley_sock *s, struct uring *u)
 {
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
-    p.flags = IORING_SETUP_CQSIZE;
+    /* Cooperative task running: completions of the multishot receive are
+     * finished when this thread next enters the kernel, not by
+     * interrupting it (an inter-processor interrupt per wake-up, costly
+     * in a VM). TASKRUN_FLAG tells us when such work waits. */
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     p.cq_entries = CQ_ENTRIES;
     int r = volley__sys_uring_init(SQ_ENTRIES, &u->ring, &p);
+    if (r == -EINVAL) { /* before Linux 5.19 */
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = CQ_ENTRIES;
+        r = volley__sys_uring_init(SQ_ENTRIES, &u->ring, &p);
+    }
     if (r < 0) {
         u->ring.ring_fd = -1;
         return r;

@@ -601,6 +601,7 @@ static int wait_paced(volley_sock *s, unsigned events, int timeout_ms, int64_t p
             return ready;
     } else {
         sleep_ns(ns);
+        s->st.tx_syscalls++;
     }
     int64_t left = volley__pacer_delay(&s->pacer, s->pace_want, mono_ns());
     return ready | (left == 0 ? (int)VOLLEY_WAIT_SEND : 0);
@@ -655,6 +656,11 @@ static int wait_socket(volley_sock *s, unsigned events, int timeout_ms)
     if (events & VOLLEY_WAIT_SEND)
         p.events |= POLLOUT;
     int r = volley__sys_poll(&p, 1, timeout_ms);
+    /* Waiting is a system call made for this socket like any other. */
+    if (events & VOLLEY_WAIT_RECV)
+        s->st.rx_syscalls++;
+    else
+        s->st.tx_syscalls++;
     /* A signal ends the wait early; the caller's loop calls again. */
     if (r == -EINTR)
         return 0;

@@ -32,12 +32,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "recv: %s\n", volley_strerror(n));
             break;
         }
-        /* Received descriptors already hold peer, local and ECN: sending
-         * them back answers each datagram from where it came in. */
-        for (int i = 0; i < n; i++) {
-            struct volley_addr from = d[i].peer;
-            d[i].peer = from;
-        }
+        /* Received descriptors already hold peer, local address and ECN,
+         * so sending them back as they are answers each datagram from the
+         * address it came in on, with the same marking. */
         for (int done = 0; done < n;) {
             int w = volley_send(s, d + done, (unsigned)(n - done));
             if (w < 0) {

@@ -196,6 +196,7 @@ const char *bench_path_name(enum bench_path p)
         [BENCH_GSO_PLAIN] = "gso->plain",
         [BENCH_URING] = "uring",
         [BENCH_URING_GSO] = "uring+gso",
+        [BENCH_URING_ZC] = "uring+zc",
         [BENCH_IPERF3] = "iperf3",
     };
     return names[p];
@@ -332,7 +333,7 @@ int bench_volley_open(struct bench_run *r)
 
     if (p == BENCH_SCALAR)
         tx.backend = rx.backend = VOLLEY_BACKEND_SCALAR;
-    else if (p == BENCH_URING || p == BENCH_URING_GSO)
+    else if (p == BENCH_URING || p == BENCH_URING_GSO || p == BENCH_URING_ZC)
         tx.backend = rx.backend = VOLLEY_BACKEND_URING;
     else
         tx.backend = rx.backend = VOLLEY_BACKEND_MMSG;
@@ -341,6 +342,8 @@ int bench_volley_open(struct bench_run *r)
         tx.disable = rx.disable = VOLLEY_F_GSO | VOLLEY_F_GRO;
     else if (p == BENCH_GSO_PLAIN)
         rx.disable = VOLLEY_F_GRO;
+    if (p == BENCH_URING_ZC)
+        tx.zc_threshold = 1; /* every message zero-copy */
     rx.rx_batch = BENCH_BATCH;
     rx.rcvbuf = BENCH_RCVBUF;
     err = volley_open(&r->rx_sock, "127.0.0.1:0", &rx);

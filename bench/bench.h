@@ -82,6 +82,7 @@ enum bench_path {
     BENCH_GSO_PLAIN,
     BENCH_URING,
     BENCH_URING_GSO,
+    BENCH_URING_ZC,
     BENCH_IPERF3,
     BENCH_NPATHS
 };

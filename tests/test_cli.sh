@@ -279,11 +279,12 @@ timeout $T "$VOLLEY" echo 127.0.0.1:0 --duration 0.3 --json >"$tmp/noecho.json" 
 # --- bench: one object per cell, baseline is the unit, and the chart
 check_json "$tmp/probe.json" 'assert j["gso"]["ok"]' 2>/dev/null && gso=True || gso=False
 check_json "$tmp/probe.json" 'assert j["uring"]["ok"]' 2>/dev/null && uring=True || uring=False
+check_json "$tmp/probe.json" 'assert j["uring_zc"]["ok"]' 2>/dev/null && zc=True || zc=False
 if timeout 120 "$VOLLEY" bench --seconds 0.1 --repeat 1 --sizes 64 --json \
     --plot "$tmp/bench.svg" >"$tmp/bench.json" 2>"$tmp/bench.err"; then
     check_json "$tmp/bench.json" '
 import shutil
-gso, uring = a[0] == "True", a[1] == "True"
+gso, uring, zc = a[0] == "True", a[1] == "True", a[2] == "True"
 tkeys = {"kind", "path", "size", "repeat", "dgrams_per_s", "gbit_per_s",
          "syscalls_per_dgram", "tx_syscalls_per_dgram", "rx_syscalls_per_dgram",
          "tx_cpu_ns_per_dgram", "rx_cpu_ns_per_dgram", "sent", "received", "lost",
@@ -291,7 +292,8 @@ tkeys = {"kind", "path", "size", "repeat", "dgrams_per_s", "gbit_per_s",
 lkeys = {"kind", "path", "size", "p50_us", "p99_us", "samples", "lost",
          "ratio_to_baseline"}
 paths = (["baseline", "scalar", "mmsg"] + (["gso+gro", "gso->plain"] if gso else [])
-         + (["uring"] if uring else []) + (["uring+gso"] if gso and uring else []))
+         + (["uring"] if uring else []) + (["uring+gso"] if gso and uring else [])
+         + (["uring+zc"] if gso and uring and zc else []))
 tput = [c for c in j if c["kind"] == "throughput"]
 lat = [c for c in j if c["kind"] == "latency"]
 assert isinstance(j, list) and len(tput) + len(lat) == len(j)
@@ -311,7 +313,7 @@ for c in lat:
     assert 0 < c["p50_us"] <= c["p99_us"], c
 assert tput[0]["path"] == "baseline" and tput[0]["ratio_to_baseline"] == 1
 assert lat[0]["path"] == "baseline" and lat[0]["ratio_to_baseline"] == 1
-' "$gso" "$uring" || fail "bench --json: $(cat "$tmp/bench.json" "$tmp/bench.err")"
+' "$gso" "$uring" "$zc" || fail "bench --json: $(cat "$tmp/bench.json" "$tmp/bench.err")"
     # The chart is well-formed XML with one bar per throughput cell and one
     # latency bar per latency cell, labelled axes, a legend and a title.
     timeout $T python3 -c '

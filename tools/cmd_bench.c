@@ -80,6 +80,7 @@ static void bench_usage(void)
          "  gso->plain  volley, mmsg backend, sender GSO, receiver without GRO\n"
          "  uring       volley, uring backend, GSO and GRO off\n"
          "  uring+gso   volley, uring backend, sender GSO, receiver GRO\n"
+         "  uring+zc    as uring+gso, every send zero-copy (SENDMSG_ZC)\n"
          "  iperf3      the iperf3 program (UDP, -b 0), when it is installed\n"
          "and a latency row per path (not iperf3): ping-pong, one 64-byte datagram in\n"
          "flight, echoed by the other thread. Rows `volley probe` finds unavailable\n"
@@ -230,14 +231,20 @@ static int bench_parse(int argc, char **argv, struct bench_cfg *c)
 static const char *path_lacks(enum bench_path p, const struct volley_caps *c,
                               const char **why)
 {
-    if ((p == BENCH_GSO_GRO || p == BENCH_GSO_PLAIN || p == BENCH_URING_GSO) &&
+    if ((p == BENCH_GSO_GRO || p == BENCH_GSO_PLAIN || p == BENCH_URING_GSO ||
+         p == BENCH_URING_ZC) &&
         !c->gso.ok) {
         *why = cli_feature_why(&c->gso);
         return "gso";
     }
-    if ((p == BENCH_URING || p == BENCH_URING_GSO) && !c->uring.ok) {
+    if ((p == BENCH_URING || p == BENCH_URING_GSO || p == BENCH_URING_ZC) &&
+        !c->uring.ok) {
         *why = cli_feature_why(&c->uring);
         return "uring";
+    }
+    if (p == BENCH_URING_ZC && !c->uring_zc.ok) {
+        *why = cli_feature_why(&c->uring_zc);
+        return "zero-copy sends";
     }
     if (p == BENCH_IPERF3 && !bench_iperf3_found()) {
         *why = "not found in PATH; install it to compare";

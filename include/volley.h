@@ -308,7 +308,10 @@ VOLLEY_API int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n);
  * a hint: volley_recv may still return 0. Datagrams volley already holds
  * (the rest of a GRO buffer the caller's array was too small for) do not
  * make it readable: call volley_recv until it returns 0 before waiting on
- * the fd. Errors: -EINVAL (NULL). */
+ * the fd. On the uring backend the kernel finishes receives in the thread
+ * that last called volley_recv or volley_wait on the socket (at first, the
+ * one that opened it), when that thread enters the kernel: wait on the fd
+ * from that thread. Errors: -EINVAL (NULL). */
 VOLLEY_API int volley_fd(const volley_sock *s);
 
 #define VOLLEY_WAIT_RECV 0x1u

@@ -340,30 +340,49 @@ fi
 if ! timeout $T "$VOLLEY" send --help 2>/dev/null | grep -q -e --rate; then
     skip "volley send --rate not in this build"
 else
+    # A paced sender never goes faster than its budget, but loses the time
+    # it is not running beyond its burst: on a virtual machine a wake-up
+    # can come tens of milliseconds late. So: the burst covers 10 ms at the
+    # rate (the default, 4 ms, is checked against late wake-ups in
+    # test_pacer), the rate may never be more than 2% above the target,
+    # and within 2% below it in the best of three runs. Under the
+    # sanitizers (VOLLEY_TEST_SANITIZED, set by the build) the floor is
+    # 10%: instrumented code misses more of its wake-ups.
+    floor=0.02
+    [ -n "${VOLLEY_TEST_SANITIZED:-}" ] && floor=0.10
     for rate in 20M 100M; do
-        start_volley recv "rate$rate" --idle 1 --duration 20 --json || continue
+        case $rate in 20M) burst=25000 ;; *) burst=125000 ;; esac
         begin "send --rate $rate -> recv, 3 s of 1200-byte datagrams"
-        timeout $T "$VOLLEY" send "127.0.0.1:$port" --rate $rate --duration 3 --size 1200 \
-            --json >"$tmp/send$rate.out" 2>"$tmp/send$rate.err" ||
-            fail "volley send --rate $rate exited non-zero: $(cat "$tmp/send$rate.err")"
-        finish "rate$rate" || continue
-        sent=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["datagrams"])' \
-            "$tmp/send$rate.out" 2>/dev/null)
-        [ -n "$sent" ] && counted "rate$rate" "$sent" $((sent * 1200))
-        # The receiver's wire rate (payload + UDP + IPv4 headers) between its
-        # first and last datagram: n datagrams span n - 1 gaps.
-        check_json "$tmp/rate$rate.out" '
-want = float(a[0].rstrip("M")) * 1e6
+        ok=
+        for attempt in 1 2 3; do
+            start_volley recv "rate$rate" --idle 1 --duration 20 --json || break
+            timeout $T "$VOLLEY" send "127.0.0.1:$port" --rate $rate --burst $burst \
+                --duration 3 --size 1200 --json >"$tmp/send$rate.out" 2>"$tmp/send$rate.err" ||
+                fail "volley send --rate $rate exited non-zero: $(cat "$tmp/send$rate.err")"
+            finish "rate$rate" || break
+            sent=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["datagrams"])' \
+                "$tmp/send$rate.out" 2>/dev/null)
+            [ -n "$sent" ] && counted "rate$rate" "$sent" $((sent * 1200))
+            # The receiver's wire rate (payload + UDP + IPv4 headers) between
+            # its first and last datagram: n datagrams span n - 1 gaps.
+            verdict=$(check_json "$tmp/rate$rate.out" '
+want, floor = float(a[0].rstrip("M")) * 1e6, float(a[1])
 d, secs = j["datagrams"], j["seconds"]
 assert j["lost"] == 0 and d > 100 and secs > 2, "too little measured"
 got = (j["bytes"] + 28 * d) * 8 * (d - 1) / d / secs
-print("  receiver measured %.0f bit/s for a target of %.0f (%+.2f%%)" % (
-    got, want, 100 * (got / want - 1)))
-assert abs(got - want) <= 0.02 * want, "off by more than 2%"
 if "rate_bps" in j:
     r = j["rate_bps"]
-    assert abs(r - got) <= 0.005 * got, "recv rate_bps %s, computed %.0f" % (r, got)' \
-            "$rate" || fail "send --rate $rate: $(cat "$tmp/send$rate.out") -> $(cat "$tmp/rate$rate.out")"
+    assert abs(r - got) <= 0.005 * got, "recv rate_bps %s, computed %.0f" % (r, got)
+dev = got / want - 1
+print("%s %+.2f%%" % ("over" if dev > 0.02 else "ok" if dev >= -floor else "under", 100 * dev))' \
+                "$rate" "$floor") || { fail "send --rate $rate: $(cat "$tmp/rate$rate.out")"; break; }
+            echo "  attempt $attempt: receiver measured $verdict against $rate"
+            case $verdict in
+            over*) fail "send --rate $rate went faster than its target"; ok=done; break ;;
+            ok*) ok=yes; break ;;
+            esac
+        done
+        [ -n "$ok" ] || fail "send --rate $rate: more than ${floor} below the target in three runs"
     done
 fi
 

@@ -49,8 +49,6 @@ static int mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 
 static int mmsg_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
 {
-    if (volley__pending(s))
-        return (int)volley__deliver(s, d, n);
     unsigned want = n < s->rx_batch ? n : s->rx_batch;
     unsigned tries = 0;
     for (unsigned i = 0; i < want; i++)

@@ -25,11 +25,10 @@ static int send_one(volley_sock *s, struct msghdr *m)
 static int send_desc(volley_sock *s, const struct volley_dgram *d)
 {
     unsigned pieces = d->segment ? volley__gso_count(d->len, d->segment) : 1;
-    size_t step = d->segment ? d->segment : d->len;
     for (unsigned p = 0; p < pieces; p++) {
-        size_t off = (size_t)p * step;
+        uint32_t off = p * d->segment;
         struct iovec iov = {(uint8_t *)d->data + off,
-                            d->len - off < step ? d->len - off : step};
+                            volley__seg_next((uint32_t)d->len, d->segment, off)};
         struct msghdr m;
         volley__fill_txmsg(s, 0, &m, d, &iov, 1, 0);
         int r = send_one(s, &m);
@@ -70,8 +69,6 @@ static int scalar_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 
 static int scalar_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
 {
-    if (volley__pending(s))
-        return (int)volley__deliver(s, d, n);
     unsigned want = n < s->rx_batch ? n : s->rx_batch;
     unsigned got = 0, tries = 0;
     while (got < want) {

@@ -381,8 +381,6 @@ static void reset_eventfd(volley_sock *s, uint64_t *syscalls)
 static int uring_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
 {
     struct uring *u = U(s);
-    if (volley__pending(s))
-        return (int)volley__deliver(s, d, n);
     give_back(u);
     flush_queued(s, &s->st.tx_syscalls);
     int moved = follow_thread(s);

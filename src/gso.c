@@ -22,7 +22,7 @@ unsigned volley__gso_count(size_t len, uint16_t seg)
     return (unsigned)((len + seg - 1) / seg);
 }
 
-uint32_t volley__gro_next(uint32_t len, uint16_t seg, uint32_t off)
+uint32_t volley__seg_next(uint32_t len, uint16_t seg, uint32_t off)
 {
     if (off >= len)
         return 0;

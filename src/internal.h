@@ -26,6 +26,7 @@
 struct volley_backend {
     const char *name;
     int (*send)(volley_sock *s, const struct volley_dgram *d, unsigned n);
+    /* called only when nothing staged by an earlier call is pending */
     int (*recv)(volley_sock *s, struct volley_dgram *d, unsigned n);
     /* NULL: poll(2) on s->fd */
     int (*wait)(volley_sock *s, unsigned events, int timeout_ms);
@@ -273,9 +274,10 @@ struct volley__run {
  * (<= n). */
 VOLLEY_INTERNAL unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n,
                                           unsigned max_segs, struct volley__run *runs);
-/* The next datagram in a received buffer of len bytes coalesced at seg
- * (0: not coalesced), starting at off < len: returns its length. */
-VOLLEY_INTERNAL uint32_t volley__gro_next(uint32_t len, uint16_t seg, uint32_t off);
+/* The length of the datagram at offset off < len in a buffer of len bytes
+ * cut at seg (0: one datagram): a GRO buffer being split, or a GSO buffer
+ * being cut by hand. */
+VOLLEY_INTERNAL uint32_t volley__seg_next(uint32_t len, uint16_t seg, uint32_t off);
 /* Datagrams in a GSO/GRO buffer of len bytes cut at seg (seg > 0). */
 VOLLEY_INTERNAL unsigned volley__gso_count(size_t len, uint16_t seg);
 /* Payload ceiling of one (super-)datagram to peer p on a socket of fam. */

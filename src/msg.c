@@ -82,7 +82,7 @@ unsigned volley__deliver(volley_sock *s, struct volley_dgram *d, unsigned n)
     while (k < n && s->pend_i < s->pend_n) {
         struct volley__rxpend *p = &s->pend[s->pend_i];
         uint32_t seg = p->meta.gro_segment;
-        uint32_t len = volley__gro_next(p->len, (uint16_t)seg, p->off);
+        uint32_t len = volley__seg_next(p->len, (uint16_t)seg, p->off);
         struct volley_dgram *x = &d[k++];
         x->data = p->data + p->off;
         x->len = len;

@@ -611,6 +611,10 @@ int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
 {
     if (!s || !d || n == 0 || n > VOLLEY_BATCH_MAX)
         return -EINVAL;
+    /* What an earlier call staged (the rest of a GRO buffer) goes first,
+     * before any buffer is reused: that keeps the lifetime rule. */
+    if (volley__pending(s))
+        return (int)volley__deliver(s, d, n);
     return s->be->recv(s, d, n);
 }
 

@@ -32,8 +32,8 @@ static bool add_pieces(volley_sock *s, struct volley__txbuild *b,
     if (b->nmsg + pieces > MSG_CAP || b->niov + pieces > IOV_CAP)
         return false;
     for (unsigned p = 0; p < pieces; p++) {
-        size_t off = (size_t)p * d->segment;
-        size_t len = d->len - off < d->segment ? d->len - off : d->segment;
+        uint32_t off = p * d->segment;
+        uint32_t len = volley__seg_next((uint32_t)d->len, d->segment, off);
         s->tx_iov[b->niov] = (struct iovec){(uint8_t *)d->data + off, len};
         add_msg(s, b, d, idx, 1, p + 1 == pieces, 1, len, 0);
     }

@@ -48,6 +48,10 @@ extern "C" {
  * bytes are not counted by IPv6's payload length, but UDP's 16-bit length is). */
 #define VOLLEY_UDP4_MAX 65507
 #define VOLLEY_UDP6_MAX 65527
+/* Most segments one explicit GSO descriptor may carry (see volley_dgram).
+ * This is volley's limit, the same whether GSO is on or off; the kernel's
+ * own per-message limit is volley_gso_max_segments(). */
+#define VOLLEY_GSO_SEGMENTS_MAX 128
 
 /*
  * An IP address and port, or none (family AF_UNSPEC). It is the sockaddr the
@@ -74,10 +78,17 @@ struct volley_addr {
  *
  * Send: data/len is the payload; peer the destination (AF_UNSPEC on a
  * connected socket); local the source address to use (AF_UNSPEC: the kernel
- * chooses; only the IP is used, not the port); ifindex the outgoing interface
+ * chooses; only the IP is used, not the port; of the family the datagram
+ * leaves by: on an IPv6 socket an IPv4 local goes with an IPv4 or
+ * v4-mapped peer and an IPv6 local with an IPv6 peer, as on an IPv4 socket
+ * an IPv6 one is refused, -EAFNOSUPPORT); ifindex the outgoing interface
  * (0: any); ecn the ECN codepoint (0..3). segment > 0 makes this descriptor a
- * GSO buffer: len bytes cut by the kernel into segment-sized datagrams (the
- * last may be shorter); it counts as one descriptor in the return value.
+ * GSO buffer: len bytes cut into segment-sized datagrams (the last may be
+ * shorter), at most VOLLEY_GSO_SEGMENTS_MAX of them, segment <= len, and len
+ * within the UDP maximum for the peer. The same buffers are accepted
+ * whether GSO is on, off or turned off after a refusal: volley sends them
+ * in as many messages as the kernel's limit needs (one per datagram without
+ * GSO). It counts as one descriptor in the return value.
  *
  * Receive: everything is filled in. local/ifindex need the pktinfo feature,
  * ecn the ecn feature, rx_ns the timestamp feature (and VOLLEY_DGRAM_TSTAMP).
@@ -124,7 +135,10 @@ enum volley_backend_id {
 /*
  * Options. Set size = sizeof(struct volley_opts) (VOLLEY_OPTS_INIT does);
  * zero in any other field means its default, so new fields can be added at
- * the end without breaking callers built against an older header.
+ * the end without breaking callers built against an older header. Every
+ * field is checked at open against the range written beside it (ppm
+ * fields at most 1000000, pace_rate_bps at most 10 Tbit/s, rcvbuf and
+ * sndbuf not negative): anything outside is -EINVAL, whatever the backend.
  *
  * Environment (read at open, applies to every socket):
  *   VOLLEY_BACKEND=scalar|mmsg|uring   backend when opts->backend is AUTO
@@ -137,26 +151,32 @@ struct volley_opts {
     uint32_t backend;      /* enum volley_backend_id */
     uint32_t enable;       /* VOLLEY_F_* to add to the defaults */
     uint32_t disable;      /* VOLLEY_F_* to turn off */
-    uint32_t rx_batch;     /* receive slots: datagrams per syscall (256) */
-    uint32_t rx_slot_size; /* bytes per receive slot (65535); smaller truncates */
+    uint32_t rx_batch;     /* receive slots: datagrams per syscall, at most
+                              VOLLEY_BATCH_MAX (256) */
+    uint32_t rx_slot_size; /* bytes per receive slot, at most 65536 (65535);
+                              smaller truncates, and leaves GRO off */
     int32_t rcvbuf;        /* receive buffer bytes (SO_RCVBUFFORCE when allowed,
                               else SO_RCVBUF capped by rmem_max); 0 = default */
     int32_t sndbuf;        /* send buffer bytes, likewise; 0 = default */
     /* volley_pair only: */
-    uint32_t pair_capacity;    /* datagrams queued per direction (256) */
+    uint32_t pair_capacity;    /* datagrams queued per direction, at most 65536
+                                  (256) */
     uint32_t pair_drop_ppm;    /* per-million chance a datagram is dropped */
     uint32_t pair_dup_ppm;     /* ... duplicated */
     uint32_t pair_reorder_ppm; /* ... held back behind the next one */
     uint32_t pair_delay_us;    /* delivery delay */
-    uint32_t pair_reserved;
-    uint64_t pair_seed; /* impairment PRNG seed (0 picks a fixed default) */
+    uint32_t pair_reserved;    /* must be 0 */
+    uint64_t pair_seed;        /* impairment PRNG seed (0 picks a fixed default) */
     /* uring only: */
-    uint32_t zc_threshold; /* send messages of at least this many bytes
-                              zero-copy (SENDMSG_ZC); 0 = never */
-    uint32_t rx_ring_bufs; /* provided receive buffers (2 * rx_batch, power
-                              of two, at most 4096) */
-    uint32_t tx_arena;     /* bytes of send slots in flight (4 MiB) */
-    uint32_t uring_reserved;
+    uint32_t zc_threshold;   /* send messages of at least this many bytes
+                                zero-copy (SENDMSG_ZC); 0 = never */
+    uint32_t rx_ring_bufs;   /* provided receive buffers, at most 4096, rounded
+                                up to a power of two (2 * rx_batch, up to 4096) */
+    uint32_t tx_arena;       /* bytes of send slots in flight, 65536 .. 2^30
+                                (4 MiB); also the largest datagram the socket
+                                sends (larger: -EMSGSIZE), which matters for
+                                AF_UNIX only */
+    uint32_t uring_reserved; /* must be 0 */
     /* pacing (see volley_set_pacing): */
     uint64_t pace_rate_bps; /* 0 = send as fast as the kernel takes */
     uint32_t pace_burst;    /* bytes, 0 = default */
@@ -167,7 +187,7 @@ struct volley_opts {
         .size = sizeof(struct volley_opts)                                               \
     }
 
-/* Per-socket counters, since open. Grown at the end only. System calls
+/* Per-socket counters, since open or wrap. Grown at the end only. System calls
  * count every call volley makes for the socket, waiting included: a wait
  * for receiving counts as rx, a wait for sending only as tx. */
 struct volley_stats {
@@ -234,11 +254,14 @@ typedef struct volley_sock volley_sock;
  * uring backend is used when asked for (it receives with no system call
  * per batch, but on this project's benchmark it did not beat mmsg's
  * throughput everywhere, so it is not the automatic choice).
- * Errors: -EINVAL (NULL or unparsable, bad options, unknown VOLLEY_BACKEND
- * or VOLLEY_DISABLE name), -E2BIG (opts->size larger than known with a
- * non-zero tail), -ENOTSUP (forced backend not available or disabled),
- * -ENOMEM, volley_set_pacing's errors when opts ask for pacing, and any
- * errno from socket()/bind().
+ * Errors: -EINVAL (NULL or unparsable, an option out of its range, unknown
+ * VOLLEY_BACKEND or VOLLEY_DISABLE name: see volley_env_check), -E2BIG
+ * (opts->size larger than known with a non-zero tail), -ENOTSUP (forced
+ * backend disabled, or not available here: for uring, a kernel without
+ * io_uring, one that refuses it by policy, or one too old for what the
+ * backend needs), -ENOMEM, volley_set_pacing's errors when opts ask for
+ * pacing, and any errno from socket()/bind() and, for uring, from setting
+ * up the ring (-EMFILE, -ENFILE, -ENOMEM, ...).
  */
 VOLLEY_API int volley_open(volley_sock **out, const char *bind,
                            const struct volley_opts *o);
@@ -278,13 +301,22 @@ VOLLEY_API int volley_connect_addr(volley_sock *s, const struct volley_addr *pee
  * Send up to n datagrams, in order. Returns how many were taken (GSO
  * descriptors count as one), 0 if the socket would block.
  * A negative return is about d[0] only: it was not sent. -EMSGSIZE (too
- * big), -EAFNOSUPPORT (peer family does not match), -EDESTADDRREQ (no peer
- * on an unconnected socket), -EINVAL (bad arguments, n == 0 or above
- * VOLLEY_BATCH_MAX, ecn > 3, bad segment), -ENOBUFS (retry later), or the
+ * big: over the UDP maximum for the peer, or for AF_UNIX over what the
+ * socket can hold: 2^31 - 1 bytes, and on uring its tx_arena), -EAFNOSUPPORT
+ * (peer or local family does not match), -EDESTADDRREQ (no peer on an
+ * unconnected socket), -EINVAL (bad arguments, n == 0 or above
+ * VOLLEY_BATCH_MAX, ecn > 3, a GSO buffer whose segment is larger than len
+ * or that holds more than VOLLEY_GSO_SEGMENTS_MAX segments), -ENOBUFS
+ * (retry later), or the
  * kernel's answer for that datagram (-EHOSTUNREACH, -EPERM, ...; -EPIPE on
  * a pair whose other end is closed). Errors the
  * kernel reports later (ICMP) are counted in stats and queued for
- * volley_errors(); they never fail a send.
+ * volley_errors(); they never fail a send. When the kernel refuses a
+ * segmented message (EIO, EINVAL) volley sends its datagrams again
+ * unsegmented: if they go, GSO was the problem and is turned off for the
+ * socket (tx_gso_fallback); if they fail too, that is the datagram's own
+ * error and GSO stays on. 0 ("would block") always means that waiting
+ * (volley_wait with VOLLEY_WAIT_SEND) will help.
  * On the uring backend a send still running when the call returns (rare:
  * sends are made not to wait) counts as taken; if it fails later, the
  * failure is counted in tx_errors and queued for volley_errors() with its
@@ -380,6 +412,15 @@ VOLLEY_API unsigned volley_features(const volley_sock *s);
 /* GSO segment limit in use (0: GSO off). */
 VOLLEY_API unsigned volley_gso_max_segments(const volley_sock *s);
 
+/*
+ * Check the environment variables volley_open reads (VOLLEY_BACKEND,
+ * VOLLEY_DISABLE). Returns 0 when each is unset or valid; -EINVAL when one
+ * is not, with a one-line message naming the variable, the bad value and
+ * what is accepted written to msg (NUL-terminated, cut to fit; msg may be
+ * NULL when size is 0). Errors: -EINVAL (also for msg NULL with size > 0).
+ */
+VOLLEY_API int volley_env_check(char *msg, size_t size);
+
 /* Explain a negative errno (or a positive one). Never NULL. */
 VOLLEY_API const char *volley_strerror(int err);
 
@@ -407,7 +448,9 @@ struct volley_caps {
     struct volley_feature uring_zc;      /* IORING_OP_SENDMSG_ZC known */
     struct volley_feature kernel_pacing; /* SO_MAX_PACING_RATE accepted */
 };
-/* Fill *out (size = sizeof as the caller knows it). Errors: -EINVAL. */
+/* Fill *out (size = sizeof as the caller knows it). Errors: -EINVAL (NULL,
+ * size 0, or an invalid VOLLEY_BACKEND/VOLLEY_DISABLE: see volley_env_check;
+ * nothing is probed then). */
 VOLLEY_API int volley_probe(struct volley_caps *out, size_t size);
 
 #ifdef __cplusplus

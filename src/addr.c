@@ -14,6 +14,12 @@ bool volley__addr_is_v4mapped(const struct in6_addr *a)
     return memcmp(a->s6_addr, prefix, sizeof prefix) == 0;
 }
 
+bool volley__addr_is_v4(const struct volley_addr *a)
+{
+    return a->sa.sa_family == AF_INET ||
+           (a->sa.sa_family == AF_INET6 && volley__addr_is_v4mapped(&a->sin6.sin6_addr));
+}
+
 /* Parse a decimal port "0".."65535" occupying all of s. */
 static int parse_port(const char *s, uint16_t *out)
 {

@@ -1,6 +1,6 @@
 /* The batching backend: sendmmsg/recvmmsg, with UDP GSO on send (runs of
  * same-destination, same-size datagrams become one UDP_SEGMENT message)
- * and GRO on receive (coalesced buffers split in sock.c's deliver). */
+ * and GRO on receive (coalesced buffers split by msg.c's volley__deliver). */
 #include "internal.h"
 
 #include <errno.h>
@@ -8,7 +8,7 @@
 static int mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 {
     unsigned done = 0;
-    struct volley__txbuild b = {0, 0, 0};
+    struct volley__txbuild b = {0};
     struct volley__retry rt = {0, 0};
     while (b.next < n) {
         b.nmsg = b.niov = 0;
@@ -20,6 +20,7 @@ static int mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             s->st.tx_syscalls++;
             if (r > 0) {
                 volley__send_ok(s, &rt);
+                volley__tx_gso_verdict(s, &b, true);
                 volley__tx_account(s, off, off + (unsigned)r, &done);
                 off += (unsigned)r;
                 continue;
@@ -28,11 +29,9 @@ static int mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
                 r = -EAGAIN; /* not expected with messages to send; never spin */
             else if (volley__send_retry(s, &rt, r))
                 continue;
-            if ((r == -EIO || r == -EINVAL) && s->tx_info[off].gso) {
-                volley__gso_fallback(s);
-                b.next = s->tx_info[off].first;
+            if (volley__tx_gso_refused(s, &b, off, r))
                 break;
-            }
+            volley__tx_gso_verdict(s, &b, false);
             if (r == -EAGAIN)
                 s->st.tx_wouldblock++;
             volley__tx_settle_partial(s, off, b.nmsg, &done, r);

@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 
 #define PAIR_SEED_DEFAULT 0x2545f4914f6cdd1dull
@@ -90,19 +89,18 @@ static bool chance(struct pair_queue *q, uint32_t ppm)
 
 /* Keep the receiver's eventfd readable exactly while datagrams wait for it
  * (queued or held), so it can sit in an epoll set. Called under the lock
- * after every change. Neither call can fail: the counter only moves between
- * 0 and 1, and the fd stays open while the receiver is. */
+ * after every change. The counter only moves between 0 and 1 and the fd
+ * stays open while the receiver is, so neither call fails but by injection;
+ * then the next change tries again. */
 static void efd_sync(struct pair_queue *q)
 {
     bool want = q->queued || q->hold_copies;
     if (want == q->efd_set)
         return;
-    eventfd_t v;
-    if (want)
-        (void)eventfd_write(q->efd, 1);
-    else
-        (void)eventfd_read(q->efd, &v);
-    q->efd_set = want;
+    int r =
+        want ? volley__sys_eventfd_write(q->efd, 1) : volley__sys_eventfd_read(q->efd);
+    if (r == 0)
+        q->efd_set = want;
 }
 
 static void entry_copy(struct pair_entry *dst, const struct pair_entry *src)
@@ -456,8 +454,8 @@ static int side_open(volley_sock **out, struct pair_shared *sh, unsigned i,
     s->connected = true;
     s->features = (VOLLEY_F_DEFAULT | o->enable) & ~o->disable &
                   (VOLLEY_F_ECN | VOLLEY_F_TIMESTAMP);
-    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    int err = fd < 0 ? -errno : volley__pace_init(s);
+    int fd = volley__sys_eventfd();
+    int err = fd < 0 ? fd : volley__pace_init(s);
     if (err < 0) {
         volley__sys_close(fd);
         volley_close(s);
@@ -474,7 +472,7 @@ VOLLEY_API int volley_pair(volley_sock **a, volley_sock **b, const struct volley
     if (!a || !b)
         return -EINVAL;
     struct volley_opts opts;
-    int r = volley__opts_load(&opts, o);
+    int r = volley__opts_load(&opts, o, false);
     if (r < 0)
         return r;
     /* The caller's own choice: VOLLEY_BACKEND picks among the kernel

@@ -28,9 +28,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 /* A multishot receive is tagged with its generation: after it is moved to
  * another thread, the old one's last completions must not disarm the new. */
@@ -55,7 +52,7 @@ struct slot {
     size_t arena_off;        /* where its payload copy sits */
     size_t charge;           /* arena bytes to release with this slot */
     unsigned ndgram;
-    uint32_t bytes;
+    size_t bytes;
     int res;
     uint8_t state;
     bool gso;
@@ -71,6 +68,7 @@ struct uring {
     /* receive */
     struct io_uring_buf_ring *br;
     size_t br_bytes;
+    bool br_registered;
     uint8_t *bufs;
     size_t buf_size;
     unsigned nbufs;
@@ -90,6 +88,7 @@ struct uring {
     unsigned long slot_head, slot_tail; /* FIFO: allocate at head */
     uint8_t *arena;
     size_t arena_size, a_head, a_used;
+    size_t tx_want; /* arena bytes of the message that found no room */
     size_t zc_threshold;
 };
 
@@ -107,28 +106,34 @@ static void *buf_addr(struct uring *u, unsigned bid)
 
 /* ---- send slots and the payload arena ---- */
 
-/* Reserve len contiguous arena bytes; the ring wraps by skipping the tail
- * gap, charged to the slot so release order stays FIFO. */
-static bool arena_alloc(struct uring *u, size_t len, size_t *off, size_t *charge)
+/* Where len contiguous arena bytes would go: the ring wraps by skipping the
+ * tail gap, charged to the slot so release order stays FIFO. False when
+ * they do not fit now. */
+static bool arena_place(const struct uring *u, size_t len, size_t *off, size_t *charge)
 {
-    size_t tail = (u->a_head + u->arena_size - u->a_used) % u->arena_size;
-    if (u->a_used == 0)
-        u->a_head = tail = 0;
-    if (u->a_used && u->a_head <= tail) { /* free space is [head, tail) */
-        if (tail - u->a_head < len)
+    size_t head = u->a_used ? u->a_head : 0;
+    size_t tail = (head + u->arena_size - u->a_used) % u->arena_size;
+    if (u->a_used && head <= tail) { /* free space is [head, tail) */
+        if (tail - head < len)
             return false;
-        *off = u->a_head;
+        *off = head;
         *charge = len;
-    } else if (u->arena_size - u->a_head >= len) {
-        *off = u->a_head;
+    } else if (u->arena_size - head >= len) {
+        *off = head;
         *charge = len;
-    } else if (tail >= len &&
-               u->a_used + (u->arena_size - u->a_head) + len <= u->arena_size) {
+    } else if (tail >= len && u->a_used + (u->arena_size - head) + len <= u->arena_size) {
         *off = 0;
-        *charge = (u->arena_size - u->a_head) + len;
+        *charge = (u->arena_size - head) + len;
     } else {
         return false;
     }
+    return true;
+}
+
+static bool arena_alloc(struct uring *u, size_t len, size_t *off, size_t *charge)
+{
+    if (!arena_place(u, len, off, charge))
+        return false;
     u->a_head = *off + len;
     if (u->a_head == u->arena_size)
         u->a_head = 0;
@@ -172,9 +177,6 @@ static void late_send_result(volley_sock *s, struct slot *sl)
         s->st.tx_cancelled++;
         return;
     }
-    if ((sl->res == -EIO || sl->res == -EINVAL) && sl->gso &&
-        (s->features & VOLLEY_F_GSO))
-        volley__gso_fallback(s);
     struct volley_sockerr e;
     memset(&e, 0, sizeof e);
     e.error = sl->res;
@@ -370,11 +372,10 @@ static unsigned take_received(volley_sock *s, unsigned want)
 static void reset_eventfd(volley_sock *s, uint64_t *syscalls)
 {
     struct uring *u = U(s);
-    uint64_t v;
     if (!u->efd_dirty)
         return;
     u->efd_dirty = false;
-    (void)!read(u->efd, &v, sizeof v);
+    (void)volley__sys_eventfd_read(u->efd);
     (*syscalls)++;
 }
 
@@ -422,8 +423,12 @@ static struct slot *fill_slot(volley_sock *s, unsigned j, const struct volley_dg
     if (slots_busy(u) == u->nslots)
         return NULL;
     size_t off = 0, charge = 0;
-    if (t->bytes && !arena_alloc(u, t->bytes, &off, &charge))
+    /* t->bytes never exceeds the arena: s->tx_max is its size. */
+    if (t->bytes && !arena_alloc(u, t->bytes, &off, &charge)) {
+        u->tx_want = t->bytes;
         return NULL;
+    }
+    u->tx_want = 0;
     struct slot *sl = &u->slots[u->slot_head++ % u->nslots];
     size_t pos = 0;
     for (size_t k = 0; k < m->msg_iovlen; k++) {
@@ -542,17 +547,10 @@ static unsigned judge_chain(volley_sock *s, struct slot **chain, unsigned k, int
     return taken;
 }
 
-/* GSO refused (EIO/EINVAL from a device or kernel without it): turn it
- * off and resend a refused message's datagrams one by one. */
-static bool gso_refused(const struct slot *sl)
-{
-    return (sl->res == -EIO || sl->res == -EINVAL) && sl->gso;
-}
-
 static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 {
     unsigned done = 0;
-    struct volley__txbuild b = {0, 0, 0};
+    struct volley__txbuild b = {0};
     struct volley__retry rt = {0, 0};
     struct slot *chain[VOLLEY_BATCH_MAX];
     reap(s);
@@ -575,17 +573,17 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             for (unsigned j = off; j < off + taken; j++)
                 done += s->tx_info[j].ndesc;
             off += taken;
-            if (taken)
+            if (taken) {
                 volley__send_ok(s, &rt);
+                volley__tx_gso_verdict(s, &b, true);
+            }
             if (!err)
                 continue;
-            if (gso_refused(chain[taken])) {
-                volley__gso_fallback(s);
-                b.next = s->tx_info[off].first;
-                break;
-            }
             if (volley__send_retry(s, &rt, err))
                 continue;
+            if (volley__tx_gso_refused(s, &b, off, err))
+                break;
+            volley__tx_gso_verdict(s, &b, false);
             if (err == -EAGAIN)
                 s->st.tx_wouldblock++;
             volley__tx_settle_partial(s, off, b.nmsg, &done, err);
@@ -602,9 +600,16 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 
 /* ---- waiting ---- */
 
-static bool can_send(struct uring *u)
+/* Room for the message that found none last time, or else for a good
+ * share of a batch. */
+static bool can_send(const struct uring *u)
 {
-    return slots_busy(u) < u->nslots && u->a_used < u->arena_size / 2;
+    size_t off, charge;
+    if (slots_busy(u) == u->nslots)
+        return false;
+    if (u->tx_want)
+        return arena_place(u, u->tx_want, &off, &charge);
+    return u->a_used < u->arena_size / 2;
 }
 
 static int ready_mask(volley_sock *s, unsigned events, unsigned errs)
@@ -625,11 +630,10 @@ static int ready_mask(volley_sock *s, unsigned events, unsigned errs)
 static int wait_cqe(volley_sock *s, int timeout_ms)
 {
     struct uring *u = U(s);
-    struct io_uring_cqe *cqe;
     struct __kernel_timespec ts = {timeout_ms / 1000,
                                    (long long)(timeout_ms % 1000) * 1000000};
     s->st.rx_syscalls++;
-    int r = io_uring_wait_cqe_timeout(&u->ring, &cqe, timeout_ms < 0 ? NULL : &ts);
+    int r = volley__sys_uring_wait(&u->ring, timeout_ms < 0 ? NULL : &ts);
     return r == -ETIME || r == -EINTR || r == -EAGAIN || r >= 0 ? 0 : r;
 }
 
@@ -693,11 +697,10 @@ static void quiesce(volley_sock *s)
         io_uring_prep_cancel64(sqe, TAG_RECV(u->gen), 0);
         io_uring_sqe_set_data64(sqe, TAG_CANCEL);
     }
-    io_uring_submit(&u->ring); /* also sends still queued */
+    (void)volley__sys_uring_submit(&u->ring); /* also sends still queued */
     for (int i = 0; i < 200 && (u->armed || slots_busy(u)); i++) {
-        struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = {0, 5 * 1000 * 1000};
-        io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts);
+        (void)volley__sys_uring_wait(&u->ring, &ts);
         reap(s);
     }
 }
@@ -709,12 +712,9 @@ static void uring_close(volley_sock *s)
         return;
     if (u->ring.ring_fd > 0) {
         quiesce(s);
-        if (u->br)
-            io_uring_unregister_buf_ring(&u->ring, BGID);
-        io_uring_queue_exit(&u->ring);
+        volley__sys_uring_exit(&u->ring, u->br_registered ? BGID : -1);
     }
-    if (u->br)
-        munmap(u->br, u->br_bytes);
+    volley__sys_munmap(u->br, u->br_bytes);
     if (u->efd >= 0)
         volley__sys_close(u->efd);
     free(u->bufs);
@@ -739,10 +739,11 @@ static unsigned pow2_at_least(unsigned v)
 
 static int alloc_state(volley_sock *s, struct uring *u)
 {
+    /* volley__opts_load bounded rx_ring_bufs; 2 * rx_batch may be larger */
     unsigned want = s->opts.rx_ring_bufs ? s->opts.rx_ring_bufs : 2 * s->rx_batch;
+    if (want > VOLLEY__RING_BUFS_MAX)
+        want = VOLLEY__RING_BUFS_MAX;
     u->nbufs = pow2_at_least(want < 2 ? 2 : want);
-    if (u->nbufs > 4096)
-        u->nbufs = 4096;
     u->rxhdr.msg_namelen = NAME_SPACE;
     u->rxhdr.msg_controllen = VOLLEY__RX_CTRL;
     u->buf_size =
@@ -756,18 +757,17 @@ static int alloc_state(volley_sock *s, struct uring *u)
     u->nslots = VOLLEY_BATCH_MAX;
     u->slots = calloc(u->nslots, sizeof *u->slots);
     u->arena_size = s->opts.tx_arena ? s->opts.tx_arena : DEFAULT_ARENA;
-    if (u->arena_size < 65536)
-        u->arena_size = 65536; /* one full GSO message must fit */
     u->arena = malloc(u->arena_size);
+    s->tx_max = u->arena_size; /* a datagram is copied whole into the arena */
     u->zc_threshold = s->opts.zc_threshold;
     if (!u->bufs || !u->rxq || !u->rxq_res || !u->rxq_flags || !u->loaned || !u->slots ||
         !u->arena)
         return -ENOMEM;
     u->br_bytes = (size_t)u->nbufs * sizeof(struct io_uring_buf);
-    void *br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE,
-                    MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-    if (br == MAP_FAILED)
-        return -ENOMEM;
+    void *br;
+    int r = volley__sys_mmap(u->br_bytes, &br);
+    if (r < 0)
+        return r;
     u->br = br;
     return 0;
 }
@@ -799,19 +799,17 @@ static int start_ring(volley_sock *s, struct uring *u)
     reg.ring_entries = u->nbufs;
     reg.bgid = BGID;
     r = volley__sys_uring_register_buf_ring(&u->ring, &reg);
-    if (r < 0) {
-        munmap(u->br, u->br_bytes);
-        u->br = NULL;
+    if (r < 0)
         return r;
-    }
+    u->br_registered = true;
     io_uring_buf_ring_init(u->br);
     for (unsigned i = 0; i < u->nbufs; i++)
         u->loaned[u->nloaned++] = (uint16_t)i;
     give_back(u);
-    u->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (u->efd < 0)
-        return -errno;
-    r = io_uring_register_eventfd(&u->ring, u->efd);
+    r = u->efd = volley__sys_eventfd();
+    if (r < 0)
+        return r;
+    r = volley__sys_uring_register_eventfd(&u->ring, u->efd);
     if (r < 0)
         return r;
     s->poll_fd = u->efd;

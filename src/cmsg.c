@@ -33,13 +33,6 @@ static int put(uint8_t *buf, size_t cap, size_t off, int level, int type,
     return (int)(off + CMSG_SPACE(len));
 }
 
-/* IPv4, or IPv6 holding a v4-mapped address. */
-static bool is_v4(const struct volley_addr *a)
-{
-    return a->sa.sa_family == AF_INET ||
-           (a->sa.sa_family == AF_INET6 && volley__addr_is_v4mapped(&a->sin6.sin6_addr));
-}
-
 int volley__cmsg_build(uint8_t *buf, size_t cap, int fam, const struct volley_dgram *d,
                        uint16_t gso_seg)
 {
@@ -47,8 +40,8 @@ int volley__cmsg_build(uint8_t *buf, size_t cap, int fam, const struct volley_dg
     /* A v4 (or v4-mapped) peer on an IPv6 socket leaves through the IPv4
      * stack, which reads only SOL_IP control messages: an IPV6_TCLASS
      * would be ignored there. */
-    bool v4 = fam == AF_INET || is_v4(&d->peer) ||
-              (d->peer.sa.sa_family == AF_UNSPEC && is_v4(&d->local));
+    bool v4 = fam == AF_INET || volley__addr_is_v4(&d->peer) ||
+              (d->peer.sa.sa_family == AF_UNSPEC && volley__addr_is_v4(&d->local));
     bool want_pktinfo = d->local.sa.sa_family != AF_UNSPEC || d->ifindex != 0;
 
     if (want_pktinfo && v4) {
@@ -57,7 +50,7 @@ int volley__cmsg_build(uint8_t *buf, size_t cap, int fam, const struct volley_dg
         pi.ipi_ifindex = (int)d->ifindex;
         if (d->local.sa.sa_family == AF_INET)
             pi.ipi_spec_dst = d->local.sin.sin_addr;
-        else if (is_v4(&d->local))
+        else if (volley__addr_is_v4(&d->local))
             memcpy(&pi.ipi_spec_dst, d->local.sin6.sin6_addr.s6_addr + 12, 4);
         off = put(buf, cap, (size_t)off, IPPROTO_IP, IP_PKTINFO, &pi, sizeof pi);
     } else if (want_pktinfo) {

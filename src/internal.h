@@ -19,6 +19,14 @@
  * RXQ_OVFL + UDP_GRO on receive. */
 #define VOLLEY__TX_CTRL 96
 #define VOLLEY__RX_CTRL 256
+/* Option limits (volley.h documents them). */
+#define VOLLEY__PAIR_CAPACITY_MAX 65536u
+#define VOLLEY__RING_BUFS_MAX     4096u
+#define VOLLEY__ARENA_MIN         65536u /* one full GSO message must fit */
+#define VOLLEY__ARENA_MAX         (1u << 30)
+/* No socket takes a datagram this large: the kernel's send buffer limits
+ * (an int) refuse it, so volley does too, before any arithmetic on it. */
+#define VOLLEY__DGRAM_MAX 0x7fffffffu
 /* GSO payload ceiling for one super-packet, by destination family. */
 #define VOLLEY__GSO_MAX_BYTES4 VOLLEY_UDP4_MAX
 #define VOLLEY__GSO_MAX_BYTES6 VOLLEY_UDP6_MAX
@@ -75,7 +83,7 @@ struct volley__txinfo {
     unsigned first;  /* index of its first descriptor in the call */
     unsigned ndesc;  /* descriptors it completes (0 for a non-final piece) */
     unsigned ndgram; /* datagrams on the wire */
-    uint32_t bytes;
+    size_t bytes;
     bool gso; /* carries UDP_SEGMENT */
 };
 
@@ -99,6 +107,7 @@ struct volley_sock {
     bool connected;
     unsigned features; /* VOLLEY_F_* actually on */
     unsigned gso_segs; /* GSO segment limit, 0 when GSO is off */
+    size_t tx_max;     /* bytes one datagram may carry (the uring arena's size) */
     struct volley_opts opts;
     struct volley_stats st;
     struct volley_addr bound; /* local address, for the port of rx local */
@@ -106,8 +115,8 @@ struct volley_sock {
     uint64_t pace_want; /* wire bytes of the datagram the pacer refused */
     bool kernel_paced;  /* SO_MAX_PACING_RATE set by volley */
 
-    /* SO_RXQ_OVFL: the kernel's counter is cumulative and 32-bit */
-    bool ovfl_seen;
+    /* SO_RXQ_OVFL: the kernel's counter is cumulative and 32-bit; this is
+     * its value when volley last looked (at open or wrap at first) */
     uint32_t ovfl_last;
 
     /* receive: rx_batch slots of slot_size bytes */
@@ -138,9 +147,11 @@ struct volley_sock {
 
 /* ---- sock.c: shared by the backends ---- */
 /* Validate and copy caller options (NULL: defaults) into *dst, applying
- * defaults and the VOLLEY_DISABLE/VOLLEY_BACKEND environment. */
+ * defaults and the VOLLEY_DISABLE environment, and VOLLEY_BACKEND when
+ * env_backend_applies and the caller left the backend to volley. */
 VOLLEY_INTERNAL int volley__opts_load(struct volley_opts *dst,
-                                      const struct volley_opts *src);
+                                      const struct volley_opts *src,
+                                      bool env_backend_applies);
 /* A zeroed socket with fd -1, the given options and backend; no slabs.
  * NULL when out of memory. volley_close frees it. */
 VOLLEY_INTERNAL volley_sock *volley__sock_alloc(const struct volley_opts *o,
@@ -196,14 +207,24 @@ VOLLEY_INTERNAL bool volley__pending(const volley_sock *s);
 /* ---- txbuild.c: descriptors to messages in s->tx_msgs/tx_info ---- */
 struct volley__txbuild {
     unsigned nmsg, niov;
-    unsigned next; /* first descriptor not yet built */
+    unsigned next;      /* first descriptor not yet built */
+    unsigned plain_end; /* descriptors below it are built without GSO */
+    bool suspect;       /* a GSO message was refused: being resent plain */
 };
 /* Build messages for d[b->next .. n) until the message or iovec arrays
  * are full; b->nmsg/niov must be 0. Advances b->next. */
 VOLLEY_INTERNAL void volley__tx_build(volley_sock *s, const struct volley_dgram *d,
                                       unsigned n, struct volley__txbuild *b);
-/* The kernel refused segmentation: GSO off for good on this socket. */
-VOLLEY_INTERNAL void volley__gso_fallback(volley_sock *s);
+/* Message j was refused with err. When it carried UDP_SEGMENT and began its
+ * descriptor, its datagrams are rebuilt unsegmented (b->next moves back)
+ * and true is returned: whether they then go out tells a GSO problem from
+ * the datagram's own error. */
+VOLLEY_INTERNAL bool volley__tx_gso_refused(volley_sock *s, struct volley__txbuild *b,
+                                            unsigned j, int err);
+/* The first message after such a refusal was sent, or failed for good
+ * (sent false): only a send proves GSO guilty, and turns it off for good. */
+VOLLEY_INTERNAL void volley__tx_gso_verdict(volley_sock *s, struct volley__txbuild *b,
+                                            bool sent);
 /* Messages [from, to) went out: count them and the descriptors done. */
 VOLLEY_INTERNAL void volley__tx_account(volley_sock *s, unsigned from, unsigned to,
                                         unsigned *done);
@@ -231,8 +252,12 @@ VOLLEY_INTERNAL int64_t volley__pacer_delay(const struct volley__pacer *p, uint6
 VOLLEY_INTERNAL uint64_t volley__wire_bytes(int fam, const struct volley_dgram *d);
 
 /* ---- probe.c ---- */
-/* The kernel's GSO segment limit (128 or 64), found once per process by
- * sending a segmented datagram over loopback; 0 when GSO does not work. */
+/* The kernel's GSO segment limit (128 or 64; 0 when it refuses GSO), found
+ * by sending a segmented datagram over loopback. Only the kernel's verdict
+ * is kept for the process: a probe that could not run (no free fd, no
+ * memory) returns its negative errno and is tried again next time. */
+VOLLEY_INTERNAL int volley__gso_check(void);
+/* The same, 0 when GSO cannot be used now. */
 VOLLEY_INTERNAL unsigned volley__gso_limit(void);
 
 /* ---- addr.c ---- */
@@ -244,6 +269,8 @@ VOLLEY_INTERNAL void volley__addr_from_sockaddr(struct volley_addr *out,
 VOLLEY_INTERNAL int volley__addr_to_sockaddr(const struct volley_addr *a, int fam,
                                              struct sockaddr_in6 *out);
 VOLLEY_INTERNAL bool volley__addr_is_v4mapped(const struct in6_addr *a);
+/* IPv4, or IPv6 holding a v4-mapped address. */
+VOLLEY_INTERNAL bool volley__addr_is_v4(const struct volley_addr *a);
 
 /* ---- cmsg.c (pure) ---- */
 /* Build send control messages for d on a socket of family fam. Returns the
@@ -299,9 +326,14 @@ enum volley__sysop {
     VOLLEY__SYS_RECVMMSG,
     VOLLEY__SYS_POLL,
     VOLLEY__SYS_FCNTL,
+    VOLLEY__SYS_EVENTFD,
+    VOLLEY__SYS_EVENTFD_READ,
+    VOLLEY__SYS_EVENTFD_WRITE,
+    VOLLEY__SYS_MMAP,
     VOLLEY__SYS_URING_INIT,
     VOLLEY__SYS_URING_REGISTER,
     VOLLEY__SYS_URING_SUBMIT,
+    VOLLEY__SYS_URING_WAIT,
     VOLLEY__SYS_COUNT
 };
 VOLLEY_INTERNAL int volley__sys_socket(int domain, int type, int proto);
@@ -322,6 +354,15 @@ VOLLEY_INTERNAL int volley__sys_recvmmsg(int fd, struct mmsghdr *m, unsigned n,
 VOLLEY_INTERNAL int volley__sys_poll(struct pollfd *p, unsigned n, int timeout_ms);
 VOLLEY_INTERNAL int volley__sys_fcntl(int fd, int cmd, int arg);
 VOLLEY_INTERNAL void volley__sys_close(int fd);
+/* eventfd(2), non-blocking and close-on-exec. */
+VOLLEY_INTERNAL int volley__sys_eventfd(void);
+/* Read (reset) or add to an eventfd's counter: 0 or a negative errno
+ * (-EAGAIN: nothing to read, or the counter is full). */
+VOLLEY_INTERNAL int volley__sys_eventfd_read(int fd);
+VOLLEY_INTERNAL int volley__sys_eventfd_write(int fd, uint64_t v);
+/* Anonymous private read-write memory: 0 and *out, or a negative errno. */
+VOLLEY_INTERNAL int volley__sys_mmap(size_t len, void **out);
+VOLLEY_INTERNAL void volley__sys_munmap(void *p, size_t len);
 #if VOLLEY_HAVE_URING
 struct io_uring;
 struct io_uring_params;
@@ -330,8 +371,17 @@ VOLLEY_INTERNAL int volley__sys_uring_init(unsigned entries, struct io_uring *ri
                                            struct io_uring_params *p);
 VOLLEY_INTERNAL int volley__sys_uring_register_buf_ring(struct io_uring *ring,
                                                         struct io_uring_buf_reg *reg);
+VOLLEY_INTERNAL int volley__sys_uring_register_eventfd(struct io_uring *ring, int fd);
 /* io_uring_submit, or io_uring_get_events when nothing is queued. */
 VOLLEY_INTERNAL int volley__sys_uring_submit(struct io_uring *ring);
+/* Wait for a completion up to ts (NULL: no limit); 0, or a negative errno
+ * (-ETIME when the time ran out). */
+struct __kernel_timespec;
+VOLLEY_INTERNAL int volley__sys_uring_wait(struct io_uring *ring,
+                                           struct __kernel_timespec *ts);
+/* Teardown: unregister the buffer ring bgid (if registered) and release
+ * the ring. Nothing to fail: the kernel frees it all with the ring fd. */
+VOLLEY_INTERNAL void volley__sys_uring_exit(struct io_uring *ring, int bgid);
 #endif
 
 /*

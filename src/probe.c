@@ -16,8 +16,11 @@
 #define UDP_SEGMENT 103
 #endif
 
-static unsigned gso_limit;
-static pthread_once_t gso_once = PTHREAD_ONCE_INIT;
+/* The kernel's GSO verdict, once it has given one: its segment limit, or
+ * 0 when it refused. -1 while unknown (never probed, or every probe so
+ * far failed for a reason of the moment, like no free fd). */
+static int gso_verdict = -1;
+static pthread_mutex_t gso_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Count datagrams waiting on a plain non-blocking socket (bounded wait). */
 static unsigned drain_count(int fd, unsigned want)
@@ -40,8 +43,10 @@ static unsigned drain_count(int fd, unsigned want)
 }
 
 /* Send one UDP_SEGMENT message of segs 16-byte segments from tx to the
- * address of rx; true if the kernel took it and all segments arrived. */
-static bool try_segments(int tx, int rx, const struct sockaddr_in *to, unsigned segs)
+ * address of rx: 1 if the kernel took it and all segments arrived, 0 if it
+ * refused, or a negative errno for a failure that says nothing about GSO
+ * (out of memory or buffers). */
+static int try_segments(int tx, int rx, const struct sockaddr_in *to, unsigned segs)
 {
     static uint8_t payload[128 * 16];
     uint16_t seg = 16;
@@ -59,35 +64,58 @@ static bool try_segments(int tx, int rx, const struct sockaddr_in *to, unsigned 
     c->cmsg_type = UDP_SEGMENT;
     c->cmsg_len = CMSG_LEN(sizeof seg);
     memcpy(CMSG_DATA(c), &seg, sizeof seg);
-    if (volley__sys_sendmsg(tx, &m, 0) != (ssize_t)iov.iov_len)
-        return false;
-    return drain_count(rx, segs) == segs;
+    ssize_t r = volley__sys_sendmsg(tx, &m, 0);
+    if (r == (ssize_t)iov.iov_len)
+        return drain_count(rx, segs) == segs;
+    if (r == -ENOMEM || r == -ENOBUFS || r == -EAGAIN || r == -EINTR)
+        return (int)r;
+    return 0;
 }
 
-static void probe_gso_limit(void)
+/* The limit (128 or 64, 0 when refused), or a negative errno when the
+ * probe could not run. */
+static int probe_gso_limit(void)
 {
     int tx = volley__sys_socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     int rx = volley__sys_socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
-    if (tx >= 0 && rx >= 0 &&
-        volley__sys_bind(rx, (struct sockaddr *)&a, sizeof a) == 0 &&
-        volley__sys_getsockname(rx, (struct sockaddr *)&a, &len) == 0) {
+    int r = tx < 0 ? tx : rx;
+    if (r >= 0)
+        r = volley__sys_bind(rx, (struct sockaddr *)&a, sizeof a);
+    if (r >= 0)
+        r = volley__sys_getsockname(rx, (struct sockaddr *)&a, &len);
+    if (r >= 0) {
         /* Linux took 64 segments from 4.18 and 128 from 6.9. */
-        if (try_segments(tx, rx, &a, 128))
-            gso_limit = 128;
-        else if (try_segments(tx, rx, &a, 64))
-            gso_limit = 64;
+        r = try_segments(tx, rx, &a, 128);
+        if (r > 0)
+            r = 128;
+        else if (r == 0)
+            r = try_segments(tx, rx, &a, 64) > 0 ? 64 : 0;
     }
     volley__sys_close(tx);
     volley__sys_close(rx);
+    return r;
+}
+
+int volley__gso_check(void)
+{
+    pthread_mutex_lock(&gso_lock);
+    int r = gso_verdict;
+    if (r < 0) {
+        r = probe_gso_limit();
+        if (r >= 0)
+            gso_verdict = r;
+    }
+    pthread_mutex_unlock(&gso_lock);
+    return r;
 }
 
 unsigned volley__gso_limit(void)
 {
-    pthread_once(&gso_once, probe_gso_limit);
-    return gso_limit;
+    int r = volley__gso_check();
+    return r > 0 ? (unsigned)r : 0;
 }
 
 /* ---- volley_probe ---- */
@@ -294,6 +322,11 @@ int volley_probe(struct volley_caps *out, size_t size)
 {
     if (!out || size == 0)
         return -EINVAL;
+    /* With a bad VOLLEY_BACKEND or VOLLEY_DISABLE every open fails: report
+     * that, not a kernel that seems to lack everything. */
+    int bad = volley_env_check(NULL, 0);
+    if (bad < 0)
+        return bad;
     struct volley_caps c;
     memset(&c, 0, sizeof c);
     set(&c.scalar, probe_backend(VOLLEY_BACKEND_SCALAR),
@@ -301,12 +334,17 @@ int volley_probe(struct volley_caps *out, size_t size)
     set(&c.mmsg, probe_backend(VOLLEY_BACKEND_MMSG),
         "sendmmsg/recvmmsg round trip over loopback",
         "sendmmsg/recvmmsg unavailable or disabled (VOLLEY_DISABLE=mmsg)");
-    c.gso_max_segments = volley__gso_limit();
-    set(&c.gso, c.gso_max_segments ? 0 : -ENOTSUP,
-        c.gso_max_segments == 128
-            ? "a 128-segment UDP_SEGMENT send arrived whole over loopback"
-            : "a 64-segment UDP_SEGMENT send arrived whole over loopback",
-        "the kernel refused a UDP_SEGMENT send over loopback");
+    int gso = volley__gso_check();
+    c.gso_max_segments = gso > 0 ? (unsigned)gso : 0;
+    set(&c.gso,
+        gso > 0   ? 0
+        : gso < 0 ? gso
+                  : -ENOTSUP,
+        gso == 128 ? "a 128-segment UDP_SEGMENT send arrived whole over loopback"
+                   : "a 64-segment UDP_SEGMENT send arrived whole over loopback",
+        gso < 0 ? "the GSO probe could not run (sockets over loopback failed); it is "
+                  "tried again at the next open"
+                : "the kernel refused a UDP_SEGMENT send over loopback");
     set(&c.gro, probe_gro(), "a segmented send arrived coalesced on a UDP_GRO socket",
         "UDP_GRO refused, or a segmented send did not arrive coalesced");
     probe_metadata(&c);

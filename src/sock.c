@@ -7,6 +7,7 @@
 #include <linux/sock_diag.h>
 #include <netinet/udp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -40,25 +41,68 @@ static const struct {
     {"uring", F_NO_URING},
 };
 
-/* VOLLEY_DISABLE=gso,gro,...: returns the mask or -EINVAL on an unknown name. */
-static int env_disable(unsigned *mask)
+/* The kernel backends VOLLEY_BACKEND may name (pairs are never chosen by
+ * the environment). */
+static const struct {
+    const char *name;
+    unsigned id;
+} backend_names[] = {
+    {"auto", VOLLEY_BACKEND_AUTO},
+    {"scalar", VOLLEY_BACKEND_SCALAR},
+    {"mmsg", VOLLEY_BACKEND_MMSG},
+    {"uring", VOLLEY_BACKEND_URING},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* What the environment asks of every socket. */
+struct env {
+    unsigned backend; /* VOLLEY_BACKEND_*; AUTO when unset */
+    unsigned disable; /* VOLLEY_F_* and F_NO_* */
+};
+
+/* VOLLEY_BACKEND: 0, or -EINVAL with the reason in msg. */
+static int env_backend(struct env *e, char *msg, size_t size)
 {
-    const char *v = getenv("VOLLEY_DISABLE");
-    *mask = 0;
-    if (!v)
+    const char *v = getenv("VOLLEY_BACKEND");
+    if (!v || !*v)
         return 0;
-    while (*v) {
+    for (size_t i = 0; i < COUNT(backend_names); i++) {
+        if (!strcmp(v, backend_names[i].name)) {
+            e->backend = backend_names[i].id;
+            return 0;
+        }
+    }
+    if (size)
+        snprintf(msg, size,
+                 "VOLLEY_BACKEND=\"%s\": unknown backend (use auto, scalar, mmsg or "
+                 "uring)",
+                 v);
+    return -EINVAL;
+}
+
+/* VOLLEY_DISABLE=gso,gro,...: 0, or -EINVAL naming the unknown item. */
+static int env_disable(struct env *e, char *msg, size_t size)
+{
+    const char *all = getenv("VOLLEY_DISABLE");
+    for (const char *v = all; v && *v;) {
         size_t len = strcspn(v, ",");
-        bool found = len == 0;
-        for (size_t i = 0; i < sizeof feature_names / sizeof feature_names[0]; i++) {
+        bool found = len == 0; /* empty items are harmless */
+        for (size_t i = 0; i < COUNT(feature_names) && !found; i++) {
             if (strlen(feature_names[i].name) == len &&
                 !strncmp(v, feature_names[i].name, len)) {
-                *mask |= feature_names[i].bit;
+                e->disable |= feature_names[i].bit;
                 found = true;
             }
         }
-        if (!found)
+        if (!found) {
+            if (size)
+                snprintf(msg, size,
+                         "VOLLEY_DISABLE=\"%s\": unknown name \"%.*s\" (use gso, gro, "
+                         "pktinfo, ecn, timestamp, rxq_ovfl, recverr, mmsg or uring)",
+                         all, (int)len, v);
             return -EINVAL;
+        }
         v += len;
         if (*v == ',')
             v++;
@@ -66,7 +110,40 @@ static int env_disable(unsigned *mask)
     return 0;
 }
 
-int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src)
+static int env_read(struct env *e, char *msg, size_t size)
+{
+    memset(e, 0, sizeof *e);
+    if (size)
+        msg[0] = '\0';
+    int r = env_backend(e, msg, size);
+    return r < 0 ? r : env_disable(e, msg, size);
+}
+
+int volley_env_check(char *msg, size_t size)
+{
+    struct env e;
+    if (!msg && size)
+        return -EINVAL;
+    return env_read(&e, msg, size);
+}
+
+/* Every field's range as the header documents it. */
+static bool opts_valid(const struct volley_opts *o)
+{
+    return o->backend <= VOLLEY_BACKEND_URING && !((o->enable | o->disable) & ~F_ALL) &&
+           !(o->pace_flags & ~VOLLEY_PACE_KERNEL) &&
+           o->pace_rate_bps <= VOLLEY__PACE_MAX_BPS && o->rx_batch <= VOLLEY_BATCH_MAX &&
+           o->rx_slot_size <= 65536 && o->rcvbuf >= 0 && o->sndbuf >= 0 &&
+           o->pair_capacity <= VOLLEY__PAIR_CAPACITY_MAX && o->pair_drop_ppm <= 1000000 &&
+           o->pair_dup_ppm <= 1000000 && o->pair_reorder_ppm <= 1000000 &&
+           o->rx_ring_bufs <= VOLLEY__RING_BUFS_MAX &&
+           (o->tx_arena == 0 ||
+            (o->tx_arena >= VOLLEY__ARENA_MIN && o->tx_arena <= VOLLEY__ARENA_MAX)) &&
+           o->pair_reserved == 0 && o->uring_reserved == 0;
+}
+
+int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src,
+                      bool env_backend_applies)
 {
     memset(dst, 0, sizeof *dst);
     if (src) {
@@ -80,15 +157,7 @@ int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src)
         memcpy(dst, src, src->size < sizeof *dst ? src->size : sizeof *dst);
     }
     dst->size = sizeof *dst;
-    if (dst->backend > VOLLEY_BACKEND_URING || (dst->enable | dst->disable) & ~F_ALL)
-        return -EINVAL;
-    if (dst->pace_flags & ~VOLLEY_PACE_KERNEL ||
-        dst->pace_rate_bps > VOLLEY__PACE_MAX_BPS)
-        return -EINVAL;
-    if (dst->rx_batch > VOLLEY_BATCH_MAX || dst->rx_slot_size > 65536 ||
-        dst->rcvbuf < 0 || dst->sndbuf < 0 || dst->pair_capacity > 65536 ||
-        dst->pair_drop_ppm > 1000000 || dst->pair_dup_ppm > 1000000 ||
-        dst->pair_reorder_ppm > 1000000)
+    if (!opts_valid(dst))
         return -EINVAL;
     if (!dst->rx_batch)
         dst->rx_batch = 256;
@@ -96,28 +165,21 @@ int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src)
         dst->rx_slot_size = 65535;
     if (!dst->pair_capacity)
         dst->pair_capacity = 256;
-    unsigned env;
-    if (env_disable(&env) < 0)
-        return -EINVAL;
-    dst->disable |= env & F_ALL;
-    return 0;
-}
-
-/* VOLLEY_BACKEND picks among the kernel backends when the caller left the
- * choice to volley (pairs are not affected). */
-static int env_backend(unsigned *backend)
-{
-    const char *b = getenv("VOLLEY_BACKEND");
-    if (!b || !*b || !strcmp(b, "auto"))
-        return 0;
-    if (!strcmp(b, "scalar"))
-        *backend = VOLLEY_BACKEND_SCALAR;
-    else if (!strcmp(b, "mmsg"))
-        *backend = VOLLEY_BACKEND_MMSG;
-    else if (!strcmp(b, "uring"))
-        *backend = VOLLEY_BACKEND_URING;
-    else
-        return -EINVAL;
+    struct env env;
+    memset(&env, 0, sizeof env);
+    /* VOLLEY_BACKEND is an error only where it applies: when the choice of
+     * a kernel backend is left to volley. */
+    int r = env_backend_applies && dst->backend == VOLLEY_BACKEND_AUTO
+                ? env_backend(&env, NULL, 0)
+                : 0;
+    if (r == 0)
+        r = env_disable(&env, NULL, 0);
+    if (r < 0)
+        return r;
+    /* The internal copy also carries F_NO_MMSG/F_NO_URING for the choice. */
+    dst->disable |= env.disable;
+    if (dst->backend == VOLLEY_BACKEND_AUTO)
+        dst->backend = env.backend;
     return 0;
 }
 
@@ -129,6 +191,7 @@ volley_sock *volley__sock_alloc(const struct volley_opts *o,
         return NULL;
     s->fd = -1;
     s->poll_fd = -1;
+    s->tx_max = VOLLEY__DGRAM_MAX;
     s->be = be;
     s->opts = *o;
     return s;
@@ -200,6 +263,19 @@ static bool setopt_on(int fd, int level, int opt)
     return volley__sys_setsockopt(fd, level, opt, &one, sizeof one) == 0;
 }
 
+/* The kernel's drop counter for the socket now (SO_MEMINFO reads the same
+ * 32-bit counter SO_RXQ_OVFL reports); false when it cannot be read. */
+static bool meminfo_drops(const volley_sock *s, uint32_t *drops)
+{
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof mem;
+    if (volley__sys_getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 ||
+        len <= SK_MEMINFO_DROPS * sizeof mem[0])
+        return false;
+    *drops = mem[SK_MEMINFO_DROPS];
+    return true;
+}
+
 /* Turn on what was asked for and the kernel accepts; the rest stays off. */
 static void enable_features(volley_sock *s, unsigned want)
 {
@@ -255,25 +331,31 @@ static void set_bufsize(int fd, int force_opt, int opt, int32_t size)
         (void)volley__sys_setsockopt(fd, SOL_SOCKET, opt, &size, sizeof size);
 }
 
-/* Try io_uring; false if this kernel or sandbox does not allow it. */
-static bool try_uring(volley_sock *s)
+/* Set up io_uring on s. A kernel without it (ENOSYS), one that refuses it
+ * by policy (EPERM: sysctl or seccomp) or lacks what the backend needs
+ * (EINVAL, EOPNOTSUPP from an older kernel) means "not available here";
+ * any other failure (EMFILE, ENOMEM, ...) is reported as itself. */
+static int try_uring(volley_sock *s)
 {
 #if VOLLEY_HAVE_URING
     s->be = &volley__backend_uring;
-    if (volley__uring_init(s) == 0)
-        return true;
+    int r = volley__uring_init(s);
+    if (r == 0)
+        return 0;
     s->be = NULL;
+    if (r == -ENOSYS || r == -EPERM || r == -EINVAL || r == -EOPNOTSUPP)
+        return -ENOTSUP;
+    return r;
 #else
     (void)s;
+    return -ENOTSUP;
 #endif
-    return false;
 }
 
 static int choose_backend(volley_sock *s)
 {
     unsigned b = s->opts.backend;
-    unsigned env = 0;
-    (void)env_disable(&env); /* already validated by volley__opts_load */
+    unsigned off = s->opts.disable;
     if (b == VOLLEY_BACKEND_PAIR)
         return -ENOTSUP;
     if (b == VOLLEY_BACKEND_SCALAR) {
@@ -281,10 +363,10 @@ static int choose_backend(volley_sock *s)
         return 0;
     }
     if (b == VOLLEY_BACKEND_URING)
-        return !(env & F_NO_URING) && try_uring(s) ? 0 : -ENOTSUP;
+        return off & F_NO_URING ? -ENOTSUP : try_uring(s);
     /* sendmmsg with no messages tells whether the call exists. */
     bool mmsg_ok =
-        !(env & F_NO_MMSG) && volley__sys_sendmmsg(s->fd, s->tx_msgs, 0, 0) == 0;
+        !(off & F_NO_MMSG) && volley__sys_sendmmsg(s->fd, s->tx_msgs, 0, 0) == 0;
     if (b == VOLLEY_BACKEND_MMSG && !mmsg_ok)
         return -ENOTSUP;
     s->be = mmsg_ok ? &volley__backend_mmsg : &volley__backend_scalar;
@@ -312,6 +394,10 @@ static int setup(volley_sock *s)
         if (s->be == &volley__backend_scalar)
             want &= ~(VOLLEY_F_GSO | VOLLEY_F_GRO); /* portable path: plain calls */
         enable_features(s, want);
+        /* Counters start at open or wrap: drops a wrapped socket saw
+         * before are not ours to report. */
+        if (s->features & VOLLEY_F_RXQ_OVFL && !meminfo_drops(s, &s->ovfl_last))
+            s->ovfl_last = 0;
         struct sockaddr_in6 sa;
         socklen_t len = sizeof sa;
         if (volley__sys_getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0)
@@ -326,9 +412,7 @@ int volley_open(volley_sock **out, const char *bind, const struct volley_opts *o
     struct volley_addr a;
     if (!out || !bind)
         return -EINVAL;
-    int r = volley__opts_load(&opts, o);
-    if (r == 0 && opts.backend == VOLLEY_BACKEND_AUTO)
-        r = env_backend(&opts.backend);
+    int r = volley__opts_load(&opts, o, true);
     if (r < 0)
         return r;
     if (volley_addr_parse(&a, bind) < 0)
@@ -365,9 +449,7 @@ int volley_wrap(volley_sock **out, int fd, const struct volley_opts *o)
         return -EINVAL;
     if (fd < 0)
         return -EBADF;
-    int r = volley__opts_load(&opts, o);
-    if (r == 0 && opts.backend == VOLLEY_BACKEND_AUTO)
-        r = env_backend(&opts.backend);
+    int r = volley__opts_load(&opts, o, true);
     if (r < 0)
         return r;
     if (opts.backend == VOLLEY_BACKEND_PAIR)
@@ -450,6 +532,20 @@ static int check_addr_family(const volley_sock *s, int fam)
     return 0;
 }
 
+/* A source address must belong to the family the datagram leaves by: on
+ * an IPv6 socket an IPv4 (or v4-mapped) local goes with an IPv4 (or
+ * v4-mapped) peer, and only with one, as an IPv4 socket refuses IPv6. */
+static int check_local(const volley_sock *s, const struct volley_dgram *d)
+{
+    int r = check_addr_family(s, d->local.sa.sa_family);
+    if (r < 0 || d->local.sa.sa_family == AF_UNSPEC || s->family != AF_INET6 ||
+        d->peer.sa.sa_family == AF_UNSPEC)
+        return r;
+    return volley__addr_is_v4(&d->local) == volley__addr_is_v4(&d->peer) ? 0
+                                                                         : -EAFNOSUPPORT;
+}
+
+/* Sizes are checked before any arithmetic on them. */
 static int check_one(const volley_sock *s, const struct volley_dgram *d)
 {
     if (d->ecn > 3 || (!d->data && d->len))
@@ -458,16 +554,17 @@ static int check_one(const volley_sock *s, const struct volley_dgram *d)
         return -EDESTADDRREQ;
     int r = check_addr_family(s, d->peer.sa.sa_family);
     if (r == 0)
-        r = check_addr_family(s, d->local.sa.sa_family);
+        r = check_local(s, d);
     if (r < 0)
         return r;
-    if (d->segment) {
-        unsigned limit = s->gso_segs ? s->gso_segs : 64;
-        if (d->segment > d->len || volley__gso_count(d->len, d->segment) > limit)
-            return -EINVAL;
-    }
-    if (s->family != AF_UNIX && d->len > volley__max_payload(s->family, &d->peer))
+    if (d->len > s->tx_max ||
+        (s->family != AF_UNIX && d->len > volley__max_payload(s->family, &d->peer)))
         return -EMSGSIZE;
+    /* The same limit whether GSO is on, off or refused: volley cuts a
+     * buffer into as many messages as the kernel needs. */
+    if (d->segment && (d->segment > d->len ||
+                       volley__gso_count(d->len, d->segment) > VOLLEY_GSO_SEGMENTS_MAX))
+        return -EINVAL;
     return 0;
 }
 
@@ -700,18 +797,14 @@ int volley_local_addr(const volley_sock *s, struct volley_addr *out)
 }
 
 /* SO_RXQ_OVFL reports drops only with the next datagram queued after
- * them; SO_MEMINFO reads the same kernel counter now. */
+ * them; SO_MEMINFO tells them now. */
 static uint64_t kernel_drops_now(const volley_sock *s)
 {
-    uint32_t mem[SK_MEMINFO_VARS];
-    socklen_t len = sizeof mem;
-    if (!(s->features & VOLLEY_F_RXQ_OVFL) ||
-        volley__sys_getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 ||
-        len <= SK_MEMINFO_DROPS * sizeof mem[0])
+    uint32_t drops;
+    if (!(s->features & VOLLEY_F_RXQ_OVFL) || !meminfo_drops(s, &drops))
         return s->st.rx_kernel_drops;
-    /* Same 32-bit counter as the control message, so the same wrap rule. */
-    uint64_t extra = (uint32_t)(mem[SK_MEMINFO_DROPS] - s->ovfl_last);
-    return s->st.rx_kernel_drops + extra;
+    /* Unsigned difference: the same wrap rule as the control message. */
+    return s->st.rx_kernel_drops + (uint32_t)(drops - s->ovfl_last);
 }
 
 int volley_get_stats(const volley_sock *s, struct volley_stats *out, size_t size)

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #if VOLLEY_HAVE_URING
 #include <liburing.h>
@@ -184,6 +186,41 @@ void volley__sys_close(int fd)
         close(fd);
 }
 
+int volley__sys_eventfd(void)
+{
+    FAULT_ERR(VOLLEY__SYS_EVENTFD);
+    return ret_or_errno(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+}
+
+int volley__sys_eventfd_read(int fd)
+{
+    FAULT_ERR(VOLLEY__SYS_EVENTFD_READ);
+    eventfd_t v;
+    return ret_or_errno(eventfd_read(fd, &v));
+}
+
+int volley__sys_eventfd_write(int fd, uint64_t v)
+{
+    FAULT_ERR(VOLLEY__SYS_EVENTFD_WRITE);
+    return ret_or_errno(eventfd_write(fd, v));
+}
+
+int volley__sys_mmap(size_t len, void **out)
+{
+    FAULT_ERR(VOLLEY__SYS_MMAP);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (p == MAP_FAILED)
+        return ret_or_errno(-1);
+    *out = p;
+    return 0;
+}
+
+void volley__sys_munmap(void *p, size_t len)
+{
+    if (p)
+        munmap(p, len);
+}
+
 #if VOLLEY_HAVE_URING
 int volley__sys_uring_init(unsigned entries, struct io_uring *ring,
                            struct io_uring_params *p)
@@ -197,6 +234,27 @@ int volley__sys_uring_register_buf_ring(struct io_uring *ring,
 {
     FAULT_ERR(VOLLEY__SYS_URING_REGISTER);
     return io_uring_register_buf_ring(ring, reg, 0);
+}
+
+int volley__sys_uring_register_eventfd(struct io_uring *ring, int fd)
+{
+    FAULT_ERR(VOLLEY__SYS_URING_REGISTER);
+    return io_uring_register_eventfd(ring, fd);
+}
+
+int volley__sys_uring_wait(struct io_uring *ring, struct __kernel_timespec *ts)
+{
+    FAULT_ERR(VOLLEY__SYS_URING_WAIT);
+    struct io_uring_cqe *cqe;
+    int r = io_uring_wait_cqe_timeout(ring, &cqe, ts);
+    return r < 0 ? r : 0;
+}
+
+void volley__sys_uring_exit(struct io_uring *ring, int bgid)
+{
+    if (bgid >= 0)
+        (void)io_uring_unregister_buf_ring(ring, bgid);
+    io_uring_queue_exit(ring);
 }
 
 int volley__sys_uring_submit(struct io_uring *ring)

@@ -1,7 +1,10 @@
 /* Turning a batch of descriptors into messages: GSO runs become one
- * UDP_SEGMENT message, explicit GSO buffers are cut up when GSO is off.
+ * UDP_SEGMENT message, explicit GSO buffers are cut into as many messages
+ * as the kernel's segment limit needs (one per datagram when GSO is off).
  * Shared by every backend that can send many messages at once. */
 #include "internal.h"
+
+#include <errno.h>
 
 /* Messages and iovecs one build may use. */
 #define MSG_CAP VOLLEY_BATCH_MAX
@@ -17,26 +20,49 @@ static void add_msg(volley_sock *s, struct volley__txbuild *b,
     t->first = first;
     t->ndesc = ndesc;
     t->ndgram = ndgram;
-    t->bytes = (uint32_t)bytes;
+    t->bytes = bytes; /* at most VOLLEY__DGRAM_MAX: volley__check_send saw to it */
     t->gso = seg != 0;
     b->nmsg++;
     b->niov += niov;
 }
 
-/* Cut an explicit GSO descriptor into plain datagrams (GSO is off). Only
- * the last piece completes the descriptor. Returns false if out of room. */
+/* Cut an explicit GSO descriptor into messages of at most per segments
+ * (per 1: plain datagrams). Only the last piece completes the descriptor.
+ * Returns false if out of room. */
 static bool add_pieces(volley_sock *s, struct volley__txbuild *b,
-                       const struct volley_dgram *d, unsigned idx)
+                       const struct volley_dgram *d, unsigned idx, unsigned per)
 {
-    unsigned pieces = volley__gso_count(d->len, d->segment);
+    unsigned segs = volley__gso_count(d->len, d->segment);
+    unsigned pieces = (segs + per - 1) / per;
     if (b->nmsg + pieces > MSG_CAP || b->niov + pieces > IOV_CAP)
         return false;
+    size_t step = (size_t)per * d->segment;
     for (unsigned p = 0; p < pieces; p++) {
-        uint32_t off = p * d->segment;
-        uint32_t len = volley__seg_next((uint32_t)d->len, d->segment, off);
+        size_t off = p * step;
+        size_t len = d->len - off < step ? d->len - off : step;
+        unsigned n = volley__gso_count(len, d->segment);
         s->tx_iov[b->niov] = (struct iovec){(uint8_t *)d->data + off, len};
-        add_msg(s, b, d, idx, 1, p + 1 == pieces, 1, len, 0);
+        add_msg(s, b, d, idx, 1, p + 1 == pieces, n, len, n > 1 ? d->segment : 0);
     }
+    return true;
+}
+
+/* One planned run: a single datagram or a coalesced GSO run. */
+static bool add_run(volley_sock *s, struct volley__txbuild *b,
+                    const struct volley_dgram *x, unsigned idx,
+                    const struct volley__run *run)
+{
+    if (b->nmsg + 1 > MSG_CAP || b->niov + run->count > IOV_CAP)
+        return false;
+    size_t bytes = 0;
+    for (unsigned j = 0; j < run->count; j++) {
+        s->tx_iov[b->niov + j] = (struct iovec){x[j].data, x[j].len};
+        bytes += x[j].len;
+    }
+    /* Never a segment size on a single datagram: some kernels and devices
+     * mishandle it. */
+    uint16_t seg = run->count > 1 ? run->seg : 0;
+    add_msg(s, b, x, idx, run->count, run->count, run->count, bytes, seg);
     return true;
 }
 
@@ -45,37 +71,45 @@ void volley__tx_build(volley_sock *s, const struct volley_dgram *d, unsigned n,
 {
     unsigned gso = (s->features & VOLLEY_F_GSO) ? s->gso_segs : 0;
     unsigned base = b->next;
+    if (base < b->plain_end) { /* a refused GSO message's datagrams, unsegmented */
+        gso = 0;
+        n = b->plain_end;
+    }
     unsigned nr = volley__gso_plan(d + base, n - base, gso, s->runs);
     for (unsigned r = 0; r < nr; r++) {
         const struct volley__run *run = &s->runs[r];
         unsigned idx = base + run->first;
         const struct volley_dgram *x = &d[idx];
-        if (x->segment && !gso) {
-            if (!add_pieces(s, b, x, idx))
-                return;
-        } else {
-            if (b->nmsg + 1 > MSG_CAP || b->niov + run->count > IOV_CAP)
-                return;
-            size_t bytes = 0;
-            for (unsigned j = 0; j < run->count; j++) {
-                s->tx_iov[b->niov + j] = (struct iovec){x[j].data, x[j].len};
-                bytes += x[j].len;
-            }
-            unsigned ndgram =
-                x->segment ? volley__gso_count(x->len, x->segment) : run->count;
-            /* Never a segment size on a single datagram: some kernels and
-             * devices mishandle it. */
-            uint16_t seg = ndgram > 1 ? run->seg : 0;
-            add_msg(s, b, x, idx, run->count, run->count, ndgram, bytes, seg);
-        }
+        if (x->segment ? !add_pieces(s, b, x, idx, gso > 1 ? gso : 1)
+                       : !add_run(s, b, x, idx, run))
+            return;
         b->next = idx + run->count;
     }
 }
 
-/* The device or kernel refused segmentation: turn it off for good on this
- * socket; the caller rebuilds from the refused message unsegmented. */
-void volley__gso_fallback(volley_sock *s)
+bool volley__tx_gso_refused(volley_sock *s, struct volley__txbuild *b, unsigned j,
+                            int err)
 {
+    const struct volley__txinfo *t = &s->tx_info[j];
+    if ((err != -EIO && err != -EINVAL) || !t->gso || b->suspect)
+        return false;
+    /* A later piece of a cut-up buffer: its first pieces are out, and
+     * resending from the start would duplicate them. */
+    if (j > 0 && s->tx_info[j - 1].ndesc == 0)
+        return false;
+    b->next = t->first;
+    b->plain_end = t->first + (t->ndesc ? t->ndesc : 1);
+    b->suspect = true;
+    return true;
+}
+
+void volley__tx_gso_verdict(volley_sock *s, struct volley__txbuild *b, bool sent)
+{
+    if (!b->suspect)
+        return;
+    b->suspect = false;
+    if (!sent)
+        return; /* the datagram's own error: GSO stays on */
     s->features &= ~VOLLEY_F_GSO;
     s->gso_segs = 0;
     s->st.tx_gso_fallback++;
@@ -102,7 +136,7 @@ void volley__tx_settle_partial(volley_sock *s, unsigned off, unsigned nmsg,
     unsigned first = s->tx_info[off].first;
     unsigned j = off;
     for (; j < nmsg && s->tx_info[j].first == first; j++)
-        s->st.tx_errors++;
+        s->st.tx_errors += s->tx_info[j].ndgram;
     volley__count_err(s, err);
     (*done)++;
 }

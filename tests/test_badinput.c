@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <stddef.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -459,6 +460,179 @@ static void test_env(void)
     unsetenv("VOLLEY_BACKEND");
 }
 
+/* Open with o; expect want (closing the socket if it opened). */
+static void expect_open(const struct volley_opts *o, int want, const char *what)
+{
+    volley_sock *s = NULL;
+    int r = volley_open(&s, "127.0.0.1:0", o);
+    if (o->backend == VOLLEY_BACKEND_URING && want == 0 && r == -ENOTSUP)
+        return; /* no io_uring here: nothing to learn */
+    CHECK(r == want, "%s: volley_open = %d (%s), want %d", what, r, volley_strerror(r),
+          want);
+    if (r == 0)
+        volley_close(s);
+}
+
+/* Every option is checked against its documented range at open, on every
+ * backend, before anything is sized from it (rx_ring_bufs above 2^31 once
+ * made the uring open loop forever). */
+static void test_option_ranges(void)
+{
+    ctx = "option ranges";
+    static const unsigned bes[] = {VOLLEY_BACKEND_AUTO, VOLLEY_BACKEND_SCALAR,
+                                   VOLLEY_BACKEND_MMSG, VOLLEY_BACKEND_URING};
+    for (size_t i = 0; i < sizeof bes / sizeof bes[0]; i++) {
+        struct volley_opts o = t_opts(bes[i]);
+        o.rx_ring_bufs = 0x80000001u;
+        expect_open(&o, -EINVAL, "rx_ring_bufs 2^31+1");
+        o.rx_ring_bufs = UINT32_MAX;
+        expect_open(&o, -EINVAL, "rx_ring_bufs 2^32-1");
+        o.rx_ring_bufs = 4097;
+        expect_open(&o, -EINVAL, "rx_ring_bufs 4097");
+        o.rx_ring_bufs = 4096;
+        expect_open(&o, 0, "rx_ring_bufs 4096");
+        o = t_opts(bes[i]);
+        o.tx_arena = 65535;
+        expect_open(&o, -EINVAL, "tx_arena 65535");
+        o.tx_arena = (1u << 30) + 1;
+        expect_open(&o, -EINVAL, "tx_arena 2^30+1");
+        o.tx_arena = 65536;
+        expect_open(&o, 0, "tx_arena 65536");
+        o = t_opts(bes[i]);
+        o.rx_slot_size = 65537;
+        expect_open(&o, -EINVAL, "rx_slot_size 65537");
+        o = t_opts(bes[i]);
+        o.pair_capacity = 65537;
+        expect_open(&o, -EINVAL, "pair_capacity 65537");
+        o = t_opts(bes[i]);
+        o.pair_drop_ppm = 1000001;
+        expect_open(&o, -EINVAL, "pair_drop_ppm 1000001");
+        o = t_opts(bes[i]);
+        o.rcvbuf = -1;
+        expect_open(&o, -EINVAL, "rcvbuf -1");
+        o = t_opts(bes[i]);
+        o.pace_rate_bps = 10000000000001ull;
+        expect_open(&o, -EINVAL, "pace_rate_bps above 10 Tbit/s");
+        o = t_opts(bes[i]);
+        o.pair_reserved = 1;
+        expect_open(&o, -EINVAL, "pair_reserved 1");
+        o = t_opts(bes[i]);
+        o.uring_reserved = 1;
+        expect_open(&o, -EINVAL, "uring_reserved 1");
+    }
+}
+
+/* A length no socket can take is refused before any arithmetic on it:
+ * above 2^31-1 bytes everywhere (a 4 GiB AF_UNIX datagram once sized a
+ * uring send slot with a 32-bit count and overflowed it), and on uring
+ * above the send arena (a 100000-byte datagram with a 64 KiB arena once
+ * made volley_send return 0 for ever). mmsg takes 100000 bytes whole. */
+static void test_huge_unix(void)
+{
+    static const unsigned bes[] = {VOLLEY_BACKEND_SCALAR, VOLLEY_BACKEND_MMSG,
+                                   VOLLEY_BACKEND_URING};
+    static const char *const names[] = {"scalar", "mmsg", "uring"};
+    size_t span = (4ull << 30) + 4096;
+    void *map =
+        mmap(NULL, span, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    T_ASSERT(map != MAP_FAILED);
+    for (size_t i = 0; i < 3; i++) {
+        static char name[64];
+        snprintf(name, sizeof name, "huge AF_UNIX %s", names[i]);
+        ctx = name;
+        int sv[2];
+        T_ASSERT(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) == 0);
+        int big_buf = 1 << 20;
+        (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big_buf, sizeof big_buf);
+        (void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big_buf, sizeof big_buf);
+        struct volley_opts o = t_opts(bes[i]);
+        o.tx_arena = 65536;
+        volley_sock *s, *rx;
+        int r = volley_wrap(&s, sv[0], &o);
+        if (r == -ENOTSUP && bes[i] == VOLLEY_BACKEND_URING) {
+            close(sv[0]);
+            close(sv[1]);
+            continue;
+        }
+        T_OK(r);
+        o = t_opts(VOLLEY_BACKEND_MMSG);
+        T_OK(volley_wrap(&rx, sv[1], &o));
+        struct volley_dgram x = {.data = map, .len = (4ull << 30) + 1};
+        EXPECT(volley_send(s, &x, 1), -EMSGSIZE);
+        x.len = 0x80000000u;
+        EXPECT(volley_send(s, &x, 1), -EMSGSIZE);
+        x.len = SIZE_MAX;
+        EXPECT(volley_send(s, &x, 1), -EMSGSIZE);
+        x.len = 4096;
+        x.segment = 1;
+        EXPECT(volley_send(s, &x, 1), -EINVAL); /* 4096 segments */
+        x = (struct volley_dgram){.data = map, .len = 100000};
+        if (bes[i] == VOLLEY_BACKEND_URING) {
+            EXPECT(volley_send(s, &x, 1), -EMSGSIZE);
+        } else {
+            EXPECT(volley_send(s, &x, 1), 1);
+            struct volley_dgram d;
+            volley_wait(rx, VOLLEY_WAIT_RECV, 1000);
+            EXPECT(volley_recv(rx, &d, 1), 1);
+            /* taken whole; the receiver's 64 KiB slot cuts it, and says so */
+            CHECK(d.len == 65535 && (d.flags & VOLLEY_DGRAM_TRUNC),
+                  "100000-byte datagram arrived as %zu bytes, flags %#x", d.len, d.flags);
+        }
+        struct volley_stats st;
+        T_OK(volley_get_stats(s, &st, sizeof st));
+        CHECK(st.tx_bytes <= 100000, "tx_bytes %llu after refusals",
+              (unsigned long long)st.tx_bytes);
+        volley_close(rx);
+        volley_close(s);
+    }
+    munmap(map, span);
+}
+
+/* The source address belongs to the family the datagram leaves by: on an
+ * IPv6 socket an IPv4 local goes with an IPv4 peer (it was once silently
+ * ignored with an IPv6 one), an IPv6 local with an IPv6 peer. */
+static void test_local_family(const struct sendcfg *c)
+{
+    static char name[64];
+    snprintf(name, sizeof name, "local family %s", c->label);
+    ctx = name;
+    struct volley_opts o = t_opts(c->backend);
+    o.disable = c->disable;
+    volley_sock *s, *rx4;
+    int r = volley_open(&s, "[::]:0", &o);
+    if (r == -ENOTSUP || r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL)
+        return; /* no io_uring, or no IPv6 */
+    T_OK(r);
+    T_OK(volley_open(&rx4, "127.0.0.1:0", &o));
+    struct volley_addr to4, to6, lo4, lo6;
+    T_OK(volley_local_addr(rx4, &to4));
+    T_OK(volley_addr_parse(&to6, "[::1]:9"));
+    T_OK(volley_addr_parse(&lo4, "127.0.0.2:0"));
+    T_OK(volley_addr_parse(&lo6, "[::1]:0"));
+    struct volley_dgram x = dg(&to6, 10);
+    x.local = lo4;
+    EXPECT(volley_send(s, &x, 1), -EAFNOSUPPORT);
+    x = dg(&to4, 10);
+    x.local = lo6;
+    EXPECT(volley_send(s, &x, 1), -EAFNOSUPPORT);
+    /* The pair that is meant: IPv4 from 127.0.0.2 to an IPv4 peer. */
+    x = dg(&to4, 10);
+    x.local = lo4;
+    EXPECT(volley_send(s, &x, 1), 1);
+    struct volley_dgram d;
+    uint8_t store[16];
+    if (t_recv_n(rx4, &d, 1, store, sizeof store, 1000) == 1) {
+        char got[64];
+        volley_addr_format(&d.peer, got, sizeof got);
+        CHECK(d.peer.sa.sa_family == AF_INET && !strncmp(got, "127.0.0.2:", 10),
+              "datagram from local 127.0.0.2 arrived from %s", got);
+    } else {
+        CHECK(0, "the datagram from 127.0.0.2 did not arrive");
+    }
+    volley_close(rx4);
+    volley_close(s);
+}
+
 static void test_wrap(void)
 {
     ctx = "wrap";
@@ -609,6 +783,10 @@ int main(void)
     }
     test_mapped_peer(VOLLEY_BACKEND_SCALAR);
     test_mapped_peer(VOLLEY_BACKEND_MMSG);
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++)
+        test_local_family(&cfgs[i]);
+    test_option_ranges();
+    test_huge_unix();
     test_pair();
     test_strerror();
     if (fails) {

@@ -8,7 +8,9 @@
 #include "internal.h"
 #include "t.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <linux/sock_diag.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,8 +55,21 @@ static void pair_up(unsigned be, unsigned disable, volley_sock **a, volley_sock 
     o.rcvbuf = 4 << 20;
     struct volley_addr to_a;
     t_socks(&o, "127.0.0.1:0", a, b, to_b, &to_a);
-    T_ASSERT(
-        !strcmp(volley_backend_name(*a), be == VOLLEY_BACKEND_MMSG ? "mmsg" : "scalar"));
+    const char *want = be == VOLLEY_BACKEND_MMSG    ? "mmsg"
+                       : be == VOLLEY_BACKEND_URING ? "uring"
+                                                    : "scalar";
+    T_ASSERT(!strcmp(volley_backend_name(*a), want));
+}
+
+/* True when a uring socket opens here (io_uring may be refused). */
+static bool uring_works(void)
+{
+    struct volley_opts o = t_opts(VOLLEY_BACKEND_URING);
+    volley_sock *s;
+    if (volley_open(&s, "127.0.0.1:0", &o) < 0)
+        return false;
+    volley_close(s);
+    return true;
 }
 
 /* n datagrams of len bytes numbered from seq0. */
@@ -466,6 +481,158 @@ static int gso_refused(unsigned be)
     return 0;
 }
 
+/* EINVAL on a segmented message that the same datagrams get unsegmented
+ * too is their own error (a batch to port 0, or from a source address that
+ * is not ours), not GSO's: GSO stays on, and an explicit GSO descriptor is
+ * still sent segmented afterwards. Once, any such EINVAL turned GSO off for
+ * good. */
+static int gso_einval_own(unsigned be)
+{
+    if (be == VOLLEY_BACKEND_URING && !uring_works())
+        return T_SKIP;
+    volley_sock *a, *b;
+    struct volley_addr to;
+    pair_up(be, 0, &a, &b, &to);
+    unsigned segs = volley_gso_max_segments(a);
+    if (!segs)
+        return T_SKIP;
+    struct volley_addr port0 = to, stranger;
+    port0.sin.sin_port = 0;
+    fill(txd, txbuf, 8, 0, PLEN, &port0);
+    T_EQ(volley_send(a, txd, 8), -EINVAL);
+    T_EQ(volley_gso_max_segments(a), segs);
+    T_OK(volley_addr_parse(&stranger, "192.0.2.1:0"));
+    fill(txd, txbuf, 8, 0, PLEN, &to);
+    for (unsigned i = 0; i < 8; i++)
+        txd[i].local = stranger;
+    T_ASSERT(volley_send(a, txd, 8) < 0);
+    T_EQ(volley_gso_max_segments(a), segs);
+    struct volley_stats st = stats(a);
+    T_EQ(st.tx_gso_fallback, 0);
+    uint64_t gso_before = st.tx_gso_sends;
+    fill(txd, txbuf, 8, 0, PLEN, &to);
+    struct volley_dgram one = {
+        .data = txbuf, .len = 8 * PLEN, .segment = PLEN, .peer = to};
+    T_EQ(volley_send(a, &one, 1), 1);
+    expect_seq(b, 8, 0);
+    st = stats(a);
+    T_EQ(st.tx_gso_sends, gso_before + 1);
+    /* An injected refusal of the segmented message alone is GSO's: off. */
+    volley__fault_set(be == VOLLEY_BACKEND_URING ? VOLLEY__SYS_URING_SUBMIT
+                                                 : VOLLEY__SYS_SENDMMSG,
+                      1, 1, EINVAL, 0);
+    int r = volley_send(a, &one, 1);
+    volley__fault_clear();
+    if (be != VOLLEY_BACKEND_URING) { /* uring's submit fault is not a send result */
+        T_EQ(r, 1);
+        expect_seq(b, 8, 0);
+        T_EQ(volley_gso_max_segments(a), 0);
+        T_EQ(stats(a).tx_gso_fallback, 1);
+    }
+    volley_close(a);
+    volley_close(b);
+    return 0;
+}
+
+/* The first open probes GSO while no fd is free: that socket goes without
+ * GSO, but the failure is not taken as the kernel's verdict: the next open
+ * probes again. Once, it was cached for the whole process. */
+static int gso_probe_transient(unsigned be)
+{
+    struct volley_opts o = t_opts(be);
+    volley_sock *s;
+    /* socket() call 1 is the socket's own, 2 and 3 are the probe's */
+    volley__fault_set(VOLLEY__SYS_SOCKET, 2, 2, EMFILE, 0);
+    T_OK(volley_open(&s, "127.0.0.1:0", &o));
+    volley__fault_clear();
+    T_EQ(volley_gso_max_segments(s), 0);
+    volley_close(s);
+    struct volley_caps c;
+    T_OK(volley_probe(&c, sizeof c));
+    if (!c.gso.ok)
+        return T_SKIP; /* the kernel's own verdict: no GSO */
+    T_OK(volley_open(&s, "127.0.0.1:0", &o));
+    T_EQ(volley_gso_max_segments(s), c.gso_max_segments);
+    volley_close(s);
+    return 0;
+}
+
+/* A forced uring open reports what stopped it: a kernel without usable
+ * io_uring is -ENOTSUP, running out of fds or memory is itself. Once,
+ * every failure came back as -ENOTSUP. */
+static int uring_open_errors(unsigned be)
+{
+    if (!uring_works())
+        return T_SKIP;
+    static const struct {
+        enum volley__sysop op;
+        int err, want;
+    } cases[] = {
+        {VOLLEY__SYS_URING_INIT, EMFILE, -EMFILE},
+        {VOLLEY__SYS_URING_INIT, ENFILE, -ENFILE},
+        {VOLLEY__SYS_URING_INIT, ENOMEM, -ENOMEM},
+        {VOLLEY__SYS_URING_INIT, ENOSYS, -ENOTSUP},
+        {VOLLEY__SYS_URING_INIT, EPERM, -ENOTSUP},
+        {VOLLEY__SYS_URING_REGISTER, ENOMEM, -ENOMEM},
+        {VOLLEY__SYS_URING_REGISTER, EINVAL, -ENOTSUP},
+        {VOLLEY__SYS_EVENTFD, EMFILE, -EMFILE},
+        {VOLLEY__SYS_MMAP, ENOMEM, -ENOMEM},
+    };
+    struct volley_opts o = t_opts(be);
+    int before = count_fds();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        volley_sock *s = NULL;
+        volley__fault_set(cases[i].op, 1, 0, cases[i].err, 0);
+        int r = volley_open(&s, "127.0.0.1:0", &o);
+        volley__fault_clear();
+        if (r != cases[i].want)
+            T_FAIL("case %zu: %s injected: volley_open = %d (%s), want %d", i,
+                   volley_strerror(-cases[i].err), r, volley_strerror(r), cases[i].want);
+        T_EQ(count_fds(), before);
+    }
+    return 0;
+}
+
+/* Drops a socket saw before volley_wrap are not counted as the wrapped
+ * socket's: counters start at the wrap. */
+static int wrap_old_drops(unsigned be)
+{
+    int rx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int tx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t len = sizeof a;
+    int tiny = 1;
+    T_ASSERT(rx >= 0 && tx >= 0);
+    T_ASSERT(setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny) == 0);
+    T_ASSERT(bind(rx, (struct sockaddr *)&a, sizeof a) == 0);
+    T_ASSERT(getsockname(rx, (struct sockaddr *)&a, &len) == 0);
+    static uint8_t buf[1000];
+    for (int i = 0; i < 64; i++)
+        (void)sendto(tx, buf, sizeof buf, 0, (struct sockaddr *)&a, sizeof a);
+    uint32_t mem[SK_MEMINFO_VARS];
+    len = sizeof mem;
+    T_ASSERT(getsockopt(rx, SOL_SOCKET, SO_MEMINFO, mem, &len) == 0);
+    if (mem[SK_MEMINFO_DROPS] == 0)
+        return T_SKIP; /* nothing was dropped: nothing to check */
+    struct volley_opts o = t_opts(be);
+    volley_sock *s;
+    T_OK(volley_wrap(&s, rx, &o));
+    T_EQ(stats(s).rx_kernel_drops, 0);
+    static struct volley_dgram d[64];
+    unsigned got = 0;
+    for (int r; (r = volley_recv(s, d, 64)) > 0;)
+        got += (unsigned)r;
+    T_ASSERT(got > 0);
+    T_EQ(stats(s).rx_kernel_drops, 0);
+    /* New drops after the wrap are counted. */
+    for (int i = 0; i < 64; i++)
+        (void)sendto(tx, buf, sizeof buf, 0, (struct sockaddr *)&a, sizeof a);
+    T_ASSERT(stats(s).rx_kernel_drops > 0);
+    volley_close(s);
+    close(tx);
+    return 0;
+}
+
 struct fcase {
     const char *name;
     int (*fn)(unsigned be);
@@ -493,6 +660,11 @@ static const struct fcase cases[] = {
     BOTH(setsockopt_refused),
     {"no_sendmmsg", no_sendmmsg, VOLLEY_BACKEND_AUTO},
     {"gso_refused mmsg", gso_refused, VOLLEY_BACKEND_MMSG},
+    {"gso_einval_own mmsg", gso_einval_own, VOLLEY_BACKEND_MMSG},
+    {"gso_einval_own uring", gso_einval_own, VOLLEY_BACKEND_URING},
+    {"gso_probe_transient mmsg", gso_probe_transient, VOLLEY_BACKEND_MMSG},
+    {"uring_open_errors", uring_open_errors, VOLLEY_BACKEND_URING},
+    BOTH(wrap_old_drops),
 };
 
 /* argv[1], if given, runs only the cases whose name contains it. */

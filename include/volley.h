@@ -403,6 +403,11 @@ VOLLEY_API int64_t volley_pacing_delay(const volley_sock *s, size_t len,
  * Errors: -EINVAL (NULL, n == 0). */
 VOLLEY_API int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n);
 
+/* The backend id for a name: "auto", "scalar", "mmsg", "uring" or "pair"
+ * (the names volley_backend_name returns, and VOLLEY_BACKEND takes but
+ * for "pair"). Errors: -EINVAL (NULL or unknown). */
+VOLLEY_API int volley_backend_parse(const char *name);
+
 /* "scalar", "mmsg", "uring" or "pair" ("none" for NULL). */
 VOLLEY_API const char *volley_backend_name(const volley_sock *s);
 

@@ -77,8 +77,19 @@ static int mmsg_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
     return (int)volley__deliver(s, d, n);
 }
 
+/* sendmmsg with no messages tells whether the call exists. */
+static int mmsg_init(volley_sock *s)
+{
+    if (volley__sys_sendmmsg(s->fd, s->tx_msgs, 0, 0) != 0)
+        return -ENOTSUP;
+    return volley__msg_alloc_rx(s);
+}
+
 const struct volley_backend volley__backend_mmsg = {
     .name = "mmsg",
+    .id = VOLLEY_BACKEND_MMSG,
+    .caps = VOLLEY__BE_KERNEL | VOLLEY__BE_OFFLOAD,
+    .init = mmsg_init,
     .send = mmsg_send,
     .recv = mmsg_recv,
 };

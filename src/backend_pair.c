@@ -502,6 +502,7 @@ VOLLEY_API int volley_pair(volley_sock **a, volley_sock **b, const struct volley
 
 const struct volley_backend volley__backend_pair = {
     .name = "pair",
+    .id = VOLLEY_BACKEND_PAIR,
     .send = pair_send,
     .recv = pair_recv,
     .wait = pair_wait,

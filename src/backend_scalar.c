@@ -99,6 +99,9 @@ static int scalar_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
 
 const struct volley_backend volley__backend_scalar = {
     .name = "scalar",
+    .id = VOLLEY_BACKEND_SCALAR,
+    .caps = VOLLEY__BE_KERNEL,
+    .init = volley__msg_alloc_rx,
     .send = scalar_send,
     .recv = scalar_recv,
 };

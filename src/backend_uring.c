@@ -816,7 +816,11 @@ static int start_ring(volley_sock *s, struct uring *u)
     return arm(s);
 }
 
-int volley__uring_init(volley_sock *s)
+/* A kernel without io_uring (ENOSYS), one that refuses it by policy (EPERM:
+ * sysctl or seccomp) or lacks what this backend needs (EINVAL, EOPNOTSUPP
+ * from an older kernel) means "not available here"; any other failure
+ * (EMFILE, ENOMEM, ...) is reported as itself. */
+static int uring_init(volley_sock *s)
 {
     struct uring *u = calloc(1, sizeof *u);
     if (!u)
@@ -829,11 +833,16 @@ int volley__uring_init(volley_sock *s)
         r = start_ring(s, u);
     if (r < 0)
         uring_close(s);
+    if (r == -ENOSYS || r == -EPERM || r == -EINVAL || r == -EOPNOTSUPP)
+        return -ENOTSUP;
     return r;
 }
 
 const struct volley_backend volley__backend_uring = {
     .name = "uring",
+    .id = VOLLEY_BACKEND_URING,
+    .caps = VOLLEY__BE_KERNEL | VOLLEY__BE_OFFLOAD,
+    .init = uring_init,
     .send = uring_send,
     .recv = uring_recv,
     .wait = uring_wait,

@@ -19,6 +19,13 @@
  * RXQ_OVFL + UDP_GRO on receive. */
 #define VOLLEY__TX_CTRL 96
 #define VOLLEY__RX_CTRL 256
+/* Backends VOLLEY_DISABLE turns off, kept in the internal copy of
+ * volley_opts.disable next to the feature bits. */
+#define VOLLEY__F_NO_MMSG  0x10000u
+#define VOLLEY__F_NO_URING 0x20000u
+#define VOLLEY__F_ALL                                                                    \
+    (VOLLEY_F_GSO | VOLLEY_F_GRO | VOLLEY_F_PKTINFO | VOLLEY_F_ECN |                     \
+     VOLLEY_F_TIMESTAMP | VOLLEY_F_RXQ_OVFL | VOLLEY_F_RECVERR)
 /* Option limits (volley.h documents them). */
 #define VOLLEY__PAIR_CAPACITY_MAX 65536u
 #define VOLLEY__RING_BUFS_MAX     4096u
@@ -31,8 +38,21 @@
 #define VOLLEY__GSO_MAX_BYTES4 VOLLEY_UDP4_MAX
 #define VOLLEY__GSO_MAX_BYTES6 VOLLEY_UDP6_MAX
 
+/* What a backend is and can do (struct volley_backend.caps). */
+#define VOLLEY__BE_KERNEL  0x1u /* drives a kernel socket: connect, local address */
+#define VOLLEY__BE_OFFLOAD 0x2u /* can use UDP GSO and GRO */
+
+/* A datagram backend: one file, one table. volley_open/volley_wrap choose
+ * one (sock.c) and call its init; adding a backend is adding a file, a
+ * table and an entry in sock.c's list. */
 struct volley_backend {
     const char *name;
+    unsigned id;   /* VOLLEY_BACKEND_* */
+    unsigned caps; /* VOLLEY__BE_* */
+    /* Set the backend up on a socket whose fd, family, options and send
+     * buffers are ready: 0, or a negative errno (-ENOTSUP: not available
+     * here). NULL for backends that are not opened on an fd (the pair). */
+    int (*init)(volley_sock *s);
     int (*send)(volley_sock *s, const struct volley_dgram *d, unsigned n);
     /* called only when nothing staged by an earlier call is pending */
     int (*recv)(volley_sock *s, struct volley_dgram *d, unsigned n);
@@ -47,9 +67,6 @@ extern const struct volley_backend volley__backend_mmsg VOLLEY_INTERNAL;
 extern const struct volley_backend volley__backend_pair VOLLEY_INTERNAL;
 #if VOLLEY_HAVE_URING
 extern const struct volley_backend volley__backend_uring VOLLEY_INTERNAL;
-/* Set up the uring backend on an open socket (buffers already sized):
- * 0, or a negative errno meaning io_uring cannot be used here. */
-VOLLEY_INTERNAL int volley__uring_init(volley_sock *s);
 /* Tests: overwrite a send slot's payload the moment it is released, so a
  * kernel still reading it would send the poison. */
 extern bool volley__uring_poison VOLLEY_INTERNAL;
@@ -145,7 +162,7 @@ struct volley_sock {
     void *priv; /* backend-private state (pair) */
 };
 
-/* ---- sock.c: shared by the backends ---- */
+/* ---- opts.c, setup.c, sock.c: shared by the backends ---- */
 /* Validate and copy caller options (NULL: defaults) into *dst, applying
  * defaults and the VOLLEY_DISABLE environment, and VOLLEY_BACKEND when
  * env_backend_applies and the caller left the backend to volley. */
@@ -198,6 +215,12 @@ VOLLEY_INTERNAL void volley__stage_rx(volley_sock *s, unsigned i, size_t len, in
 VOLLEY_INTERNAL void volley__stage(volley_sock *s, uint8_t *data, size_t len, bool trunc,
                                    const void *name, socklen_t namelen, const void *ctrl,
                                    size_t ctrllen);
+/* The recvmsg/recvmmsg slab: rx_batch slots with their headers (the
+ * scalar and mmsg backends' init). 0 or -ENOMEM. */
+VOLLEY_INTERNAL int volley__msg_alloc_rx(volley_sock *s);
+/* The kernel's drop counter for the socket now (SO_MEMINFO, the counter
+ * SO_RXQ_OVFL reports); false when it cannot be read. */
+VOLLEY_INTERNAL bool volley__msg_meminfo_drops(const volley_sock *s, uint32_t *drops);
 /* Hand pending datagrams to the caller; returns how many. */
 VOLLEY_INTERNAL unsigned volley__deliver(volley_sock *s, struct volley_dgram *d,
                                          unsigned n);

@@ -3,6 +3,9 @@
  * buffers in place. */
 #include "internal.h"
 
+#include <errno.h>
+#include <linux/sock_diag.h>
+#include <stdlib.h>
 #include <string.h>
 
 void volley__fill_txmsg(volley_sock *s, unsigned slot, struct msghdr *m,
@@ -112,4 +115,30 @@ unsigned volley__deliver(volley_sock *s, struct volley_dgram *d, unsigned n)
     if (s->pend_i == s->pend_n)
         s->pend_i = s->pend_n = 0;
     return k;
+}
+
+int volley__msg_alloc_rx(volley_sock *s)
+{
+    unsigned rb = s->rx_batch;
+    s->rx_slab = malloc((size_t)rb * s->slot_size);
+    s->rx_msgs = calloc(rb, sizeof *s->rx_msgs);
+    s->rx_iov = calloc(rb, sizeof *s->rx_iov);
+    s->rx_names = calloc(rb, sizeof *s->rx_names);
+    s->rx_ctrl = calloc(rb, VOLLEY__RX_CTRL);
+    if (!s->rx_slab || !s->rx_msgs || !s->rx_iov || !s->rx_names || !s->rx_ctrl)
+        return -ENOMEM;
+    return 0;
+}
+
+/* The kernel's drop counter for the socket now (SO_MEMINFO reads the same
+ * 32-bit counter SO_RXQ_OVFL reports); false when it cannot be read. */
+bool volley__msg_meminfo_drops(const volley_sock *s, uint32_t *drops)
+{
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof mem;
+    if (volley__sys_getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 ||
+        len <= SK_MEMINFO_DROPS * sizeof mem[0])
+        return false;
+    *drops = mem[SK_MEMINFO_DROPS];
+    return true;
 }

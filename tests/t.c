@@ -25,17 +25,12 @@ void t_watchdog(const char *name, unsigned seconds)
 
 unsigned t_backend(const char *name)
 {
-    if (!name || !strcmp(name, "auto"))
+    if (!name)
         return VOLLEY_BACKEND_AUTO;
-    if (!strcmp(name, "scalar"))
-        return VOLLEY_BACKEND_SCALAR;
-    if (!strcmp(name, "mmsg"))
-        return VOLLEY_BACKEND_MMSG;
-    if (!strcmp(name, "pair"))
-        return VOLLEY_BACKEND_PAIR;
-    if (!strcmp(name, "uring"))
-        return VOLLEY_BACKEND_URING;
-    T_FAIL("unknown backend %s", name);
+    int id = volley_backend_parse(name);
+    if (id < 0)
+        T_FAIL("unknown backend %s", name);
+    return (unsigned)id;
 }
 
 struct volley_opts t_opts(unsigned backend)

@@ -450,6 +450,28 @@ static void test_env(void)
     /* An unknown name is an error where it applies, and only there. */
     setenv("VOLLEY_BACKEND", "bogus", 1);
     EXPECT(volley_open(&s, "127.0.0.1:0", &o), -EINVAL);
+    /* ... named with its value, and no capabilities are invented for it */
+    char msg[256];
+    EXPECT(volley_env_check(msg, sizeof msg), -EINVAL);
+    CHECK(strstr(msg, "VOLLEY_BACKEND") && strstr(msg, "bogus"), "message: %s", msg);
+    struct volley_caps caps;
+    EXPECT(volley_probe(&caps, sizeof caps), -EINVAL);
+    char tiny[8];
+    EXPECT(volley_env_check(tiny, sizeof tiny), -EINVAL);
+    CHECK(strlen(tiny) == sizeof tiny - 1, "cut message: \"%s\"", tiny);
+    EXPECT(volley_env_check(NULL, 0), -EINVAL);
+    EXPECT(volley_env_check(NULL, 10), -EINVAL);
+    setenv("VOLLEY_BACKEND", "pair", 1); /* volley_open never makes a pair */
+    EXPECT(volley_env_check(NULL, 0), -EINVAL);
+    setenv("VOLLEY_BACKEND", "mmsg", 1);
+    setenv("VOLLEY_DISABLE", "gso,,foo", 1);
+    EXPECT(volley_env_check(msg, sizeof msg), -EINVAL);
+    CHECK(strstr(msg, "VOLLEY_DISABLE") && strstr(msg, "\"foo\""), "message: %s", msg);
+    setenv("VOLLEY_DISABLE", "gso,,gro,", 1);
+    EXPECT(volley_env_check(msg, sizeof msg), 0);
+    CHECK(msg[0] == '\0', "message when valid: %s", msg);
+    unsetenv("VOLLEY_DISABLE");
+    setenv("VOLLEY_BACKEND", "bogus", 1);
     volley_sock *pa, *pb;
     r = volley_pair(&pa, &pb, NULL);
     EXPECT(r, 0);
@@ -744,6 +766,35 @@ static void test_pair(void)
     volley_close(b);
 }
 
+/* Backend names: one table, and every name volley_backend_name gives
+ * parses back to its backend. */
+static void test_backend_names(void)
+{
+    ctx = "backend names";
+    EXPECT(volley_backend_parse(NULL), -EINVAL);
+    EXPECT(volley_backend_parse(""), -EINVAL);
+    EXPECT(volley_backend_parse("bogus"), -EINVAL);
+    EXPECT(volley_backend_parse("MMSG"), -EINVAL);
+    EXPECT(volley_backend_parse("mmsg "), -EINVAL);
+    EXPECT(volley_backend_parse("auto"), VOLLEY_BACKEND_AUTO);
+    EXPECT(volley_backend_parse("pair"), VOLLEY_BACKEND_PAIR);
+    static const unsigned ids[] = {VOLLEY_BACKEND_SCALAR, VOLLEY_BACKEND_MMSG,
+                                   VOLLEY_BACKEND_URING};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        struct volley_opts o = t_opts(ids[i]);
+        volley_sock *s;
+        if (volley_open(&s, "127.0.0.1:0", &o) < 0)
+            continue; /* uring may be refused here */
+        EXPECT(volley_backend_parse(volley_backend_name(s)), ids[i]);
+        volley_close(s);
+    }
+    volley_sock *a, *b;
+    T_OK(volley_pair(&a, &b, NULL));
+    EXPECT(volley_backend_parse(volley_backend_name(a)), VOLLEY_BACKEND_PAIR);
+    volley_close(a);
+    volley_close(b);
+}
+
 static void test_strerror(void)
 {
     ctx = "strerror";
@@ -788,6 +839,7 @@ int main(void)
     test_option_ranges();
     test_huge_unix();
     test_pair();
+    test_backend_names();
     test_strerror();
     if (fails) {
         fprintf(stderr, "test_badinput: %d check(s) failed\n", fails);

@@ -141,7 +141,8 @@ enum volley_backend_id {
  * sndbuf not negative): anything outside is -EINVAL, whatever the backend.
  *
  * Environment (read at open, applies to every socket):
- *   VOLLEY_BACKEND=scalar|mmsg|uring   backend when opts->backend is AUTO
+ *   VOLLEY_BACKEND=auto|scalar|mmsg|uring   backend when opts->backend is
+ *                                AUTO (volley_pair ignores it)
  *   VOLLEY_DISABLE=gso,gro,...   features to turn off: gso, gro, pktinfo,
  *                                ecn, timestamp, rxq_ovfl, recverr, and the
  *                                backends mmsg and uring
@@ -171,7 +172,8 @@ struct volley_opts {
     uint32_t zc_threshold;   /* send messages of at least this many bytes
                                 zero-copy (SENDMSG_ZC); 0 = never */
     uint32_t rx_ring_bufs;   /* provided receive buffers, at most 4096, rounded
-                                up to a power of two (2 * rx_batch, up to 4096) */
+                                up to a power of two, at least 2 (2 * rx_batch,
+                                up to 4096) */
     uint32_t tx_arena;       /* bytes of send slots in flight, 65536 .. 2^30
                                 (4 MiB); also the largest datagram the socket
                                 sends (larger: -EMSGSIZE), which matters for
@@ -271,8 +273,9 @@ VOLLEY_API int volley_open(volley_sock **out, const char *bind,
  * non-blocking and, on success, owns it: volley_close closes it. On failure
  * the fd is left open and remains the caller's (possibly now O_NONBLOCK).
  * Errors: -EINVAL, -E2BIG, -EBADF, -ENOTSOCK, -EPROTOTYPE (not SOCK_DGRAM),
- * -EAFNOSUPPORT (not IP or AF_UNIX), -ENOTSUP, -ENOMEM, and pacing errors
- * as for volley_open.
+ * -EAFNOSUPPORT (not IP or AF_UNIX), -ENOTSUP, -ENOMEM, getsockopt(2)'s and
+ * fcntl(2)'s errors, and the backend setup and pacing errors as for
+ * volley_open (-EMFILE, -ENFILE, ...).
  */
 VOLLEY_API int volley_wrap(volley_sock **out, int fd, const struct volley_opts *o);
 
@@ -283,8 +286,9 @@ VOLLEY_API int volley_wrap(volley_sock **out, int fd, const struct volley_opts *
  * volley_send on one end after the other was closed gives -EPIPE. A full
  * queue's drop is counted twice: pair_queue_full for the sender and
  * rx_kernel_drops for the receiver, like a kernel's receive buffer.
- * Errors: -EINVAL (NULL, a backend other than AUTO/PAIR, bad options),
- * -E2BIG, -ENOMEM, eventfd(2)'s errors.
+ * Errors: -EINVAL (NULL, a backend other than AUTO/PAIR, an option out of
+ * its range, an unknown VOLLEY_DISABLE name), -E2BIG, -ENOMEM, eventfd(2)'s
+ * errors.
  */
 VOLLEY_API int volley_pair(volley_sock **a, volley_sock **b, const struct volley_opts *o);
 
@@ -315,12 +319,14 @@ VOLLEY_API int volley_connect_addr(volley_sock *s, const struct volley_addr *pee
  * segmented message (EIO, EINVAL) volley sends its datagrams again
  * unsegmented: if they go, GSO was the problem and is turned off for the
  * socket (tx_gso_fallback); if they fail too, that is the datagram's own
- * error and GSO stays on. 0 ("would block") always means that waiting
- * (volley_wait with VOLLEY_WAIT_SEND) will help.
- * On the uring backend a send still running when the call returns (rare:
- * sends are made not to wait) counts as taken; if it fails later, the
- * failure is counted in tx_errors and queued for volley_errors() with its
- * destination.
+ * error and GSO stays on. (Two cases are not resent: a later piece of a
+ * GSO buffer cut in several messages, whose first pieces are out, counts
+ * as failed like any partly sent buffer; and a uring send that fails
+ * after the call returned is reported as above.) 0 ("would block") always means that
+ * waiting (volley_wait with VOLLEY_WAIT_SEND) will help. On the uring backend a send
+ * still running when the call returns (rare: sends are made not to wait) counts as taken;
+ * if it fails later, the failure is counted in tx_errors and queued for volley_errors()
+ * with its destination.
  */
 VOLLEY_API int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n);
 

@@ -77,11 +77,14 @@ static int mmsg_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
     return (int)volley__deliver(s, d, n);
 }
 
-/* sendmmsg with no messages tells whether the call exists. */
+/* sendmmsg with no messages tells whether the call exists: ENOSYS (not in
+ * this kernel) or EPERM (refused by a seccomp filter) make mmsg not
+ * available here, -ENOTSUP; any other failure is reported as itself. */
 static int mmsg_init(volley_sock *s)
 {
-    if (volley__sys_sendmmsg(s->fd, s->tx_msgs, 0, 0) != 0)
-        return -ENOTSUP;
+    int r = volley__sys_sendmmsg(s->fd, s->tx_msgs, 0, 0);
+    if (r < 0)
+        return r == -ENOSYS || r == -EPERM ? -ENOTSUP : r;
     return volley__msg_alloc_rx(s);
 }
 

@@ -92,7 +92,12 @@ struct uring {
     size_t zc_threshold;
 };
 
+#if VOLLEY_TESTING
 bool volley__uring_poison;
+#define POISONING volley__uring_poison
+#else
+#define POISONING false
+#endif
 
 static struct uring *U(volley_sock *s)
 {
@@ -149,7 +154,7 @@ static void slots_release(struct uring *u)
         if (sl->state != SLOT_DONE)
             break;
         u->a_used -= sl->charge;
-        if (volley__uring_poison)
+        if (POISONING)
             memset(u->arena + sl->arena_off, 0xa5, sl->bytes);
         sl->state = SLOT_FREE;
         u->slot_tail++;
@@ -772,6 +777,17 @@ static int alloc_state(volley_sock *s, struct uring *u)
     return 0;
 }
 
+/* What a step of setting io_uring up answered (the ring, its registrations,
+ * the first receive): a kernel without
+ * it (ENOSYS), one that refuses it by policy (EPERM: sysctl or seccomp) or
+ * lacks what this backend needs (EINVAL, EOPNOTSUPP from an older kernel)
+ * means "not available here"; any other failure (EMFILE, ENOMEM, ...) is
+ * reported as itself. */
+static int unavailable(int r)
+{
+    return r == -ENOSYS || r == -EPERM || r == -EINVAL || r == -EOPNOTSUPP ? -ENOTSUP : r;
+}
+
 static int start_ring(volley_sock *s, struct uring *u)
 {
     struct io_uring_params p;
@@ -791,7 +807,7 @@ static int start_ring(volley_sock *s, struct uring *u)
     }
     if (r < 0) {
         u->ring.ring_fd = -1;
-        return r;
+        return unavailable(r);
     }
     struct io_uring_buf_reg reg;
     memset(&reg, 0, sizeof reg);
@@ -800,7 +816,7 @@ static int start_ring(volley_sock *s, struct uring *u)
     reg.bgid = BGID;
     r = volley__sys_uring_register_buf_ring(&u->ring, &reg);
     if (r < 0)
-        return r;
+        return unavailable(r);
     u->br_registered = true;
     io_uring_buf_ring_init(u->br);
     for (unsigned i = 0; i < u->nbufs; i++)
@@ -811,15 +827,11 @@ static int start_ring(volley_sock *s, struct uring *u)
         return r;
     r = volley__sys_uring_register_eventfd(&u->ring, u->efd);
     if (r < 0)
-        return r;
+        return unavailable(r);
     s->poll_fd = u->efd;
-    return arm(s);
+    return unavailable(arm(s));
 }
 
-/* A kernel without io_uring (ENOSYS), one that refuses it by policy (EPERM:
- * sysctl or seccomp) or lacks what this backend needs (EINVAL, EOPNOTSUPP
- * from an older kernel) means "not available here"; any other failure
- * (EMFILE, ENOMEM, ...) is reported as itself. */
 static int uring_init(volley_sock *s)
 {
     struct uring *u = calloc(1, sizeof *u);
@@ -833,8 +845,6 @@ static int uring_init(volley_sock *s)
         r = start_ring(s, u);
     if (r < 0)
         uring_close(s);
-    if (r == -ENOSYS || r == -EPERM || r == -EINVAL || r == -EOPNOTSUPP)
-        return -ENOTSUP;
     return r;
 }
 

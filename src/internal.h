@@ -67,9 +67,11 @@ extern const struct volley_backend volley__backend_mmsg VOLLEY_INTERNAL;
 extern const struct volley_backend volley__backend_pair VOLLEY_INTERNAL;
 #if VOLLEY_HAVE_URING
 extern const struct volley_backend volley__backend_uring VOLLEY_INTERNAL;
+#if VOLLEY_TESTING
 /* Tests: overwrite a send slot's payload the moment it is released, so a
  * kernel still reading it would send the poison. */
 extern bool volley__uring_poison VOLLEY_INTERNAL;
+#endif
 #endif
 
 /* Metadata parsed from one received message's control messages. */
@@ -407,6 +409,7 @@ VOLLEY_INTERNAL int volley__sys_uring_wait(struct io_uring *ring,
 VOLLEY_INTERNAL void volley__sys_uring_exit(struct io_uring *ring, int bgid);
 #endif
 
+#if VOLLEY_TESTING
 /*
  * Fault injection (tests). Arm op so that, counting its calls from now
  * (1-based), calls nth .. nth+times-1 fail: with -err when err != 0, or,
@@ -419,5 +422,6 @@ VOLLEY_INTERNAL void volley__fault_set(enum volley__sysop op, unsigned nth,
                                        unsigned times, int err, unsigned short_n);
 VOLLEY_INTERNAL void volley__fault_clear(void);
 VOLLEY_INTERNAL unsigned long volley__sys_count(enum volley__sysop op);
+#endif
 
 #endif /* VOLLEY_INTERNAL_H */

@@ -295,7 +295,16 @@ static int probe_kernel_pacing(void)
 static void probe_uring(struct volley_caps *c)
 {
 #if VOLLEY_HAVE_URING
-    int r = probe_backend(VOLLEY_BACKEND_URING);
+    /* A uring open says only -ENOTSUP when io_uring is refused; a bare
+     * ring tells why. */
+    struct io_uring ring;
+    struct io_uring_params params;
+    memset(&params, 0, sizeof params);
+    int r = volley__sys_uring_init(2, &ring, &params);
+    if (r == 0) {
+        volley__sys_uring_exit(&ring, -1);
+        r = probe_backend(VOLLEY_BACKEND_URING);
+    }
     const char *why = "io_uring refused: disabled (VOLLEY_DISABLE=uring, or sysctl "
                       "kernel.io_uring_disabled), blocked by seccomp, or provided-buffer "
                       "rings/multishot recvmsg missing (Linux 6.0+)";

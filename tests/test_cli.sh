@@ -1,11 +1,14 @@
 #!/bin/sh
 # Drives the volley command-line tool as a user would: help and usage errors,
-# rate parsing, probe's JSON, a send/recv run over loopback with every
+# the numbers every flag takes and refuses, bad environment variables named
+# as such, rate parsing, probe's JSON, a send/recv run over loopback with every
 # datagram accounted for, a sender without the sequence header, echo and ping
 # round trips, and a short bench with its JSON and its SVG chart.
 #
 # Usage: sh tests/test_cli.sh /path/to/volley
 # Exit status: 0 pass, 1 fail, 77 skip (python3 or timeout missing).
+
+# shellcheck disable=SC2015 # "run && check || fail": fail when either does
 
 VOLLEY=${1:?usage: sh test_cli.sh /path/to/volley}
 T=20 # seconds any one command may take
@@ -45,7 +48,7 @@ exec(sys.argv[2])' "$f" "$code" "$@"
 check_help() {
     cmd=$1
     shift
-    if ! timeout $T "$VOLLEY" $cmd --help >"$tmp/help" 2>&1; then
+    if ! timeout $T "$VOLLEY" ${cmd:+"$cmd"} --help >"$tmp/help" 2>&1; then
         fail "volley $cmd --help did not exit 0"
         return
     fi
@@ -60,6 +63,48 @@ expect_usage() {
     rc=$?
     [ $rc -eq 2 ] || fail "volley $* exited $rc, want 2"
     [ -s "$tmp/err" ] || fail "volley $* printed nothing on stderr"
+}
+
+# refuses FLAG VALUE RANGE ARG...: `volley ARG... FLAG VALUE` exits 2, and
+# its message names the flag, the value and the allowed range "RANGE)".
+refuses() {
+    flag=$1
+    value=$2
+    shift 2
+    refuses_item "$flag" "$value" "$value" "$@"
+}
+
+# refuses_item FLAG LIST ITEM RANGE ARG...: the same for a list whose bad
+# ITEM is named.
+refuses_item() {
+    flag=$1
+    value=$2
+    item=$3
+    range=$4
+    shift 4
+    timeout $T "$VOLLEY" "$@" "$flag" "$value" >/dev/null 2>"$tmp/err"
+    rc=$?
+    if [ $rc -ne 2 ]; then
+        fail "volley $* $flag '$value' exited $rc, want 2"
+    elif ! grep -q -F -e "$flag: \"$item\"" "$tmp/err" ||
+        ! grep -q -F -e "$range)" "$tmp/err"; then
+        fail "volley $* $flag '$value' does not name the flag, $item and $range: $(cat "$tmp/err")"
+    fi
+}
+
+# env_refused VAR=VALUE ARG...: `volley ARG...` with that in its environment
+# exits 2 and names the variable and the value.
+env_refused() {
+    setting=$1
+    shift
+    env "$setting" timeout $T "$VOLLEY" "$@" >/dev/null 2>"$tmp/err"
+    rc=$?
+    if [ $rc -ne 2 ]; then
+        fail "$setting volley $* exited $rc, want 2"
+    elif ! grep -q -F -e "${setting%%=*}" "$tmp/err" ||
+        ! grep -q -F -e "\"${setting#*=}\"" "$tmp/err"; then
+        fail "$setting volley $* does not name it: $(cat "$tmp/err")"
+    fi
 }
 
 free_port() {
@@ -81,9 +126,9 @@ start_server() {
     cmd=$1
     name=$2
     shift 2
-    for attempt in 1 2 3 4 5; do
+    for _ in 1 2 3 4 5; do
         port=$(free_port)
-        timeout $T "$VOLLEY" $cmd "127.0.0.1:$port" "$@" --json \
+        timeout $T "$VOLLEY" "$cmd" "127.0.0.1:$port" "$@" --json \
             >"$tmp/$name.json" 2>"$tmp/$name.err" &
         rpid=$!
         i=0
@@ -117,6 +162,16 @@ check_help send --count --duration --size --rate --burst --kernel-pacing --batch
 check_help echo --count --duration --idle --batch --backend --no-gso --no-gro --json
 check_help ping --count --rate --interval --size --timeout --duration --backend --json VLY1
 check_help bench --seconds --repeat --sizes --paths --no-latency --cpu --plot --json iperf3
+# every command with numeric flags states their syntax, and each flag its range
+for cmd in recv send echo ping bench; do
+    check_help $cmd "plain decimal"
+done
+check_help recv "0.001 to 1000000" "0 to 1000000" "1 to 18446744073709551615"
+check_help send "0 to 65507" "0 to 65527" "1 to 10T" "1 to 4294967295" "1 to 1024"
+check_help echo "0.001 to 1000000" "0 to 1000000" "1 to 1024"
+check_help ping "1 to 10000000" "0.001 to 1000000000" "0.000001 to" "24 to 65507" \
+    "24 to 65527" "0.001 to 60000"
+check_help bench "0.001 to 60" "1 to 100" "1 to 16" "1 to 65507" "0 to 1023"
 timeout $T "$VOLLEY" --version | grep -q -E '^volley [0-9]+\.[0-9]+\.[0-9]+$' ||
     fail "volley --version"
 expect_usage
@@ -128,13 +183,13 @@ expect_usage recv 127.0.0.1:9 --idle -1
 expect_usage send --bogus 127.0.0.1:9
 expect_usage send not-an-address
 expect_usage send 127.0.0.1:9 --count abc
-expect_usage send 127.0.0.1:9 --size 0
 expect_usage send 127.0.0.1:9 --batch 5000
 expect_usage send 127.0.0.1:9 --backend nope
 expect_usage send 127.0.0.1:0
 # --rate: a decimal number of bits/s with one optional SI suffix
-for bad in "" abc 0 0k -5M +5M " 5M" 5X 1.2.3M M 5MM 5Mbit 1e6 0x10 inf 10.5T 11T; do
-    expect_usage send 127.0.0.1:9 --rate "$bad"
+for bad in "" abc 0 0k -5M +5M " 5M" "5M " 5X 1.2.3M M 5MM 5Mbit 1e6 0x10 inf 10.5T 11T \
+    .5M 5.M 05M 1.5 0.0005k; do
+    refuses --rate "$bad" 1..10T send 127.0.0.1:9 --count 1
 done
 expect_usage send 127.0.0.1:9 --burst 3000
 expect_usage send 127.0.0.1:9 --kernel-pacing
@@ -164,6 +219,110 @@ expect_usage bench --cpu 0
 expect_usage bench --cpu 0,99999
 expect_usage bench --cpu a,b
 expect_usage bench --plot ""
+
+# --- numbers: one parser for every flag. Each refusal class for a flag of
+# each command; an accepted value would end the command at once, exit 0.
+# hex, blank, exponent, sign, trailing garbage, a fraction of a whole number
+for bad in 0x10 " 10" 1e1 -10 10x 10.5; do
+    refuses --count "$bad" 1..18446744073709551615 recv 127.0.0.1:0 --duration 0.1
+    refuses --batch "$bad" 1..1024 send 127.0.0.1:9 --count 1
+    refuses --batch "$bad" 1..1024 echo 127.0.0.1:0 --duration 0.1
+    refuses --count "$bad" 1..10000000 ping 127.0.0.1:9 --timeout 100
+    refuses --repeat "$bad" 1..100 bench --paths baseline --no-latency --sizes 64 \
+        --seconds 0.01
+done
+for bad in 0x1 " 1" "1 " 1e-3 1E3 -1 +1 1s 1,5 .5 5. 01 inf nan ""; do
+    refuses --duration "$bad" 0.001..1000000 recv 127.0.0.1:0 --idle 0
+    refuses --idle "$bad" 0..1000000 echo 127.0.0.1:0 --duration 0.1
+    refuses --timeout "$bad" 0.001..60000 ping 127.0.0.1:9 --count 1
+    refuses --seconds "$bad" 0.001..60 bench --paths baseline --no-latency --sizes 64 \
+        --repeat 1
+done
+# finer than the flag's unit, or out of range
+refuses --duration 0.0001 0.001..1000000 send 127.0.0.1:9
+refuses --duration 0 0.001..1000000 recv 127.0.0.1:0
+refuses --duration 1000000.001 0.001..1000000 recv 127.0.0.1:0
+refuses --idle 1000001 0..1000000 recv 127.0.0.1:0 --duration 0.1
+refuses --count 0 1..18446744073709551615 send 127.0.0.1:9
+refuses --count 18446744073709551616 1..18446744073709551615 send 127.0.0.1:9
+refuses --burst 4294967296 1..4294967295 send 127.0.0.1:9 --count 1 --rate 1M
+refuses --batch 1025 1..1024 echo 127.0.0.1:0 --duration 0.1
+refuses --count 10000001 1..10000000 ping 127.0.0.1:9 --timeout 100
+refuses --rate 0.0001 0.001..1000000000 ping 127.0.0.1:9 --count 1
+refuses --rate 1000000001 0.001..1000000000 ping 127.0.0.1:9 --count 1
+refuses --interval 0.0000001 0.000001..1000000 ping 127.0.0.1:9 --count 1
+refuses --interval 1000000.5 0.000001..1000000 ping 127.0.0.1:9 --count 1
+refuses --timeout 60000.001 0.001..60000 ping 127.0.0.1:9 --count 1
+refuses --seconds 60.001 0.001..60 bench --paths baseline --no-latency --sizes 64
+refuses --repeat 101 1..100 bench --paths baseline --no-latency --sizes 64
+# a size over the UDP maximum of ADDR's family is bad usage, not a failed send
+refuses --size 65508 0..65507 send 127.0.0.1:9 --count 1
+refuses --size 65508 0..65507 send "[::ffff:127.0.0.1]:9" --count 1
+refuses --size 65528 0..65527 send "[::1]:9" --count 1
+refuses --size 70000 24..65507 ping 127.0.0.1:9 --count 1 --timeout 100
+refuses --size 65508 24..65507 ping "[::ffff:127.0.0.1]:9" --count 1 --timeout 100
+refuses --size 65528 24..65527 ping "[::1]:9" --count 1 --timeout 100
+refuses --size 23 24..65507 ping 127.0.0.1:9 --count 1 --timeout 100
+refuses --sizes 65508 1..65507 bench --paths baseline --no-latency --seconds 0.01
+# lists: no empty item, at most as many items as allowed, each a number
+bench1="bench --paths baseline --no-latency --seconds 0.01 --repeat 1"
+for bad in 64,,512 ,64 "64," "" 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17; do
+    # shellcheck disable=SC2086 # $bench1 is meant to split
+    refuses --sizes "$bad" 1..65507 $bench1
+done
+for bad in 0x10 " 512" -64 1e2 64k 0 65508; do
+    # shellcheck disable=SC2086
+    refuses_item --sizes "64,$bad" "$bad" 1..65507 $bench1
+done
+for bad in 0 "0," ,0 0,,0 0,0,0; do
+    # shellcheck disable=SC2086
+    refuses --cpu "$bad" 0..1023 $bench1 --sizes 64
+done
+for bad in 0x0 -1 1024 1e1; do
+    # shellcheck disable=SC2086
+    refuses_item --cpu "0,$bad" "$bad" 0..1023 $bench1 --sizes 64
+done
+# shellcheck disable=SC2086
+expect_usage $bench1 --sizes 64 --paths baseline,,mmsg
+# shellcheck disable=SC2086
+expect_usage $bench1 --sizes 64 --paths baseline,
+# the forms that are documented still work, at the ends of their ranges
+timeout $T "$VOLLEY" send "127.0.0.1:$(free_port)" --size 65507 --count 1 --batch 1024 \
+    --json >"$tmp/big.json" &&
+    check_json "$tmp/big.json" 'assert j["datagrams"] == 1 and j["bytes"] == 65507' ||
+    fail "send --size 65507: $(cat "$tmp/big.json")"
+timeout $T "$VOLLEY" send "[::ffff:127.0.0.1]:$(free_port)" --size 65507 --count 1 \
+    --json >"$tmp/mapped.json" &&
+    check_json "$tmp/mapped.json" 'assert j["datagrams"] == 1 and j["errors"] == 0' ||
+    fail "send --size 65507 to a v4-mapped ADDR: $(cat "$tmp/mapped.json")"
+timeout $T "$VOLLEY" send "127.0.0.1:$(free_port)" --size 0 --count 3 --json \
+    >"$tmp/empty.json" &&
+    check_json "$tmp/empty.json" 'assert j["datagrams"] == 3 and j["bytes"] == 0' ||
+    fail "send --size 0: $(cat "$tmp/empty.json")"
+timeout $T "$VOLLEY" recv 127.0.0.1:0 --duration 0.001 --idle 0.250 --count 1 --json \
+    >/dev/null 2>&1 || fail "recv --duration 0.001 --idle 0.250"
+timeout $T "$VOLLEY" ping "127.0.0.1:$(free_port)" --count 1 --interval 0.000001 \
+    --timeout 0.001 --duration 1000000 --json >"$tmp/fine.json" &&
+    check_json "$tmp/fine.json" 'assert j["sent"] == 1 and j["interval_ms"] == 0.000001' ||
+    fail "ping --interval 0.000001: $(cat "$tmp/fine.json")"
+
+# --- a bad environment variable is named as the cause, by every command
+for cmd in probe "recv 127.0.0.1:0 --duration 0.1" "send 127.0.0.1:9 --count 1" \
+    "echo 127.0.0.1:0 --duration 0.1" "ping 127.0.0.1:9 --count 1 --timeout 100" \
+    "$bench1 --sizes 64"; do
+    # shellcheck disable=SC2086 # $cmd is meant to split
+    env_refused VOLLEY_BACKEND=bogus $cmd
+    # shellcheck disable=SC2086
+    env_refused VOLLEY_DISABLE=foo $cmd
+    # shellcheck disable=SC2086
+    env_refused VOLLEY_DISABLE=gso,nope $cmd
+done
+env VOLLEY_BACKEND=scalar VOLLEY_DISABLE=gso,gro timeout $T "$VOLLEY" recv 127.0.0.1:0 \
+    --duration 0.1 --json >"$tmp/env.json" 2>"$tmp/env.err" &&
+    check_json "$tmp/env.json" 'assert j["backend"] == "scalar"' ||
+    fail "valid VOLLEY_BACKEND and VOLLEY_DISABLE: $(cat "$tmp/env.json" "$tmp/env.err")"
+env VOLLEY_BACKEND=mmsg VOLLEY_DISABLE=ecn timeout $T "$VOLLEY" probe >/dev/null ||
+    fail "volley probe with a valid environment"
 
 # --- rates the parser takes: SI, powers of 1000, bits per second
 rate_is 750k 750000
@@ -195,7 +354,7 @@ timeout $T "$VOLLEY" send "127.0.0.1:$(free_port)" --duration 0.3 --json >"$tmp/
 if start_recv seq --count 5000; then
     timeout $T "$VOLLEY" send "127.0.0.1:$port" --count 5000 --size 200 --json \
         >"$tmp/send.json" || fail "volley send exited non-zero"
-    wait $rpid || fail "volley recv exited non-zero: $(cat "$tmp/seq.err")"
+    wait "$rpid" || fail "volley recv exited non-zero: $(cat "$tmp/seq.err")"
     check_json "$tmp/send.json" '
 assert j["datagrams"] == 5000 and j["bytes"] == 5000 * 200
 assert j["header_bytes"] == 28 and j["target_rate_bps"] is None
@@ -224,7 +383,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(100):
     s.sendto(b"%030d" % i, ("127.0.0.1", int(sys.argv[1])))' \
         "$port" || fail "python sender"
-    wait $rpid || fail "volley recv exited non-zero: $(cat "$tmp/plain.err")"
+    wait "$rpid" || fail "volley recv exited non-zero: $(cat "$tmp/plain.err")"
     check_json "$tmp/plain.json" '
 assert j["datagrams"] == 100 and j["bytes"] == 100 * 30
 assert j["lost"] == 0 and j["stream"] is None and j["jitter_ms"] is None' ||
@@ -259,7 +418,7 @@ assert j["mode"] == "ping-pong" and j["size"] == 64' 500 ||
         check_json "$tmp/ping2.json" "$pcheck"'
 assert j["mode"] == "interval" and j["interval_ms"] == 0.5 and j["size"] == 100' 200 ||
         fail "ping --rate: $(cat "$tmp/ping2.json")"
-    wait $rpid || fail "volley echo exited non-zero: $(cat "$tmp/echo.err")"
+    wait "$rpid" || fail "volley echo exited non-zero: $(cat "$tmp/echo.err")"
     check_json "$tmp/echo.json" '
 assert j["received"] == 700 and j["echoed"] == 700 and j["stopped"] == "count"
 assert j["bytes"] == 500 * 64 + 200 * 100 and j["errors"] == 0 and j["dropped"] == 0' ||

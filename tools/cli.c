@@ -10,14 +10,11 @@
  */
 #include "cli.h"
 
-#include <errno.h>
+#include <ctype.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <math.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 const char *cli_name = "volley";
@@ -64,147 +61,199 @@ void cli_catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    unsigned long long v;
-    char *end;
-
-    /* strtoull would accept "-1" (as a huge number) and leading blanks. */
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-bool cli_parse_seconds(const char *s, bool allow_zero, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-
-    if (end == s || *end != '\0' || !isfinite(v) || v < 0 || v > MAX_SECONDS)
-        return false;
-    if (v == 0 && !allow_zero)
-        return false;
-    *out = v;
-    return true;
-}
-
+/* The library's one table of names; a pair is not a socket the tool opens. */
 bool cli_parse_backend(const char *s, unsigned *out)
 {
-    if (strcmp(s, "auto") == 0)
-        *out = VOLLEY_BACKEND_AUTO;
-    else if (strcmp(s, "scalar") == 0)
-        *out = VOLLEY_BACKEND_SCALAR;
-    else if (strcmp(s, "mmsg") == 0)
-        *out = VOLLEY_BACKEND_MMSG;
-    else if (strcmp(s, "uring") == 0)
-        *out = VOLLEY_BACKEND_URING;
+    int id = volley_backend_parse(s);
+    if (id < 0 || id == VOLLEY_BACKEND_PAIR)
+        return false;
+    *out = (unsigned)id;
+    return true;
+}
+
+enum num_fault { NUM_OK, NUM_SYNTAX, NUM_PLACES, NUM_RANGE };
+
+/* The decimal exponent a suffix stands for, 0 for none. */
+static unsigned si_exponent(char ch)
+{
+    static const char suffixes[] = "kmgt";
+    const char *p = ch ? strchr(suffixes, tolower((unsigned char)ch)) : NULL;
+
+    return p ? 3 * (unsigned)(p - suffixes + 1) : 0;
+}
+
+/* *v = *v * 10^k + add; false when that overflows. */
+static bool shift_in(uint64_t *v, unsigned k, unsigned add)
+{
+    for (; k > 0; k--) {
+        if (*v > UINT64_MAX / 10)
+            return false;
+        *v *= 10;
+    }
+    if (*v > UINT64_MAX - add)
+        return false;
+    *v += add;
+    return true;
+}
+
+static size_t digits(const char *p, const char *end)
+{
+    size_t n = 0;
+
+    while (p + n < end && isdigit((unsigned char)p[n]))
+        n++;
+    return n;
+}
+
+/* Reads s[0..len) into *out, exactly, in units of 10^-f->places. Written by
+ * hand: strtod and strtoull take blanks, signs, hex and exponents. */
+static enum num_fault scan_number(const char *s, size_t len, const struct cli_num *f,
+                                  uint64_t *out)
+{
+    const char *end = s + len, *frac;
+    unsigned shift = f->places;
+    size_t whole, nfrac = 0;
+    uint64_t v = 0;
+    bool fits = true;
+
+    if (len > 0 && f->si && si_exponent(end[-1])) {
+        end--;
+        shift += si_exponent(*end);
+    }
+    whole = digits(s, end);
+    /* "0" alone may start a number: "010" could be meant as octal. */
+    if (whole == 0 || (whole > 1 && *s == '0'))
+        return NUM_SYNTAX;
+    frac = s + whole;
+    if (frac < end && *frac == '.') {
+        nfrac = digits(++frac, end);
+        if (nfrac == 0)
+            return NUM_SYNTAX;
+    }
+    if (frac + nfrac != end)
+        return NUM_SYNTAX;
+    while (nfrac > 0 && frac[nfrac - 1] == '0') /* they change nothing */
+        nfrac--;
+    if (nfrac > shift)
+        return NUM_PLACES;
+    for (size_t i = 0; i < whole; i++)
+        fits = fits && shift_in(&v, 1, (unsigned)(s[i] - '0'));
+    for (size_t i = 0; i < nfrac; i++)
+        fits = fits && shift_in(&v, 1, (unsigned)(frac[i] - '0'));
+    if (!fits || !shift_in(&v, shift - (unsigned)nfrac, 0) || v < f->min || v > f->max)
+        return NUM_RANGE;
+    *out = v;
+    return NUM_OK;
+}
+
+/* v units of 10^-f->places as written: "0.25", "10T". */
+static void format_units(char *buf, size_t size, uint64_t v, const struct cli_num *f)
+{
+    static const char suffixes[] = "kMGT";
+    uint64_t one = 1;
+    unsigned k = 0;
+    int n;
+
+    for (unsigned i = 0; i < f->places; i++)
+        one *= 10;
+    while (f->si && k < 4 && v >= 1000 && v % 1000 == 0) {
+        v /= 1000;
+        k++;
+    }
+    n = snprintf(buf, size, "%" PRIu64, v / one);
+    if (v % one) {
+        n += snprintf(buf + n, size - (size_t)n, ".%0*" PRIu64, (int)f->places, v % one);
+        while (buf[n - 1] == '0')
+            buf[--n] = '\0';
+    }
+    if (k)
+        snprintf(buf + n, size - (size_t)n, "%c", suffixes[k - 1]);
+}
+
+static int refuse(const struct cli_num *f, const char *s, size_t len, enum num_fault why)
+{
+    char lo[32], hi[32], what[80];
+
+    format_units(lo, sizeof(lo), f->min, f);
+    format_units(hi, sizeof(hi), f->max, f);
+    if (why == NUM_SYNTAX)
+        snprintf(what, sizeof(what), "is not a plain decimal number%s",
+                 f->si ? " with an optional k, M, G or T suffix" : "");
+    else if (why == NUM_PLACES && f->places)
+        snprintf(what, sizeof(what), "has more than %u decimal places", f->places);
     else
-        return false;
-    return true;
+        snprintf(what, sizeof(what), "%s",
+                 why == NUM_PLACES ? "is not a whole number" : "is out of range");
+    return cli_usage_error("%s: \"%.*s\" %s (%s..%s)", f->flag, (int)len, s, what, lo,
+                           hi);
 }
 
-/* Digits, then an optional fraction; *end is left after them. strtod is
- * not used: it takes blanks, signs, hex, "inf" and exponents. */
-static bool decimal_prefix(const char *s, double *out, const char **end)
+int cli_number(const char *s, const struct cli_num *f, uint64_t *out)
 {
-    double v = 0, scale = 1;
-    bool digits = false;
+    size_t len = strlen(s);
+    enum num_fault why = scan_number(s, len, f, out);
 
-    for (; *s >= '0' && *s <= '9'; s++, digits = true)
-        v = v * 10 + (*s - '0');
-    if (*s == '.') {
-        for (s++; *s >= '0' && *s <= '9'; s++, digits = true) {
-            scale /= 10;
-            v += (*s - '0') * scale;
-        }
+    return why == NUM_OK ? PARSE_RUN : refuse(f, s, len, why);
+}
+
+static int refuse_list(const struct cli_num *f, const char *s, const char *what,
+                       unsigned min_n, unsigned max_n)
+{
+    char lo[32], hi[32], n[32];
+
+    format_units(lo, sizeof(lo), f->min, f);
+    format_units(hi, sizeof(hi), f->max, f);
+    if (min_n == max_n)
+        snprintf(n, sizeof(n), "%u", min_n);
+    else
+        snprintf(n, sizeof(n), "%u to %u", min_n, max_n);
+    return cli_usage_error("%s: \"%s\" %s (want %s comma-separated numbers, each %s..%s)",
+                           f->flag, s, what, n, lo, hi);
+}
+
+int cli_number_list(const char *s, const struct cli_num *f, unsigned min_n,
+                    unsigned max_n, uint64_t *out, unsigned *n)
+{
+    const char *item = s, *comma;
+
+    for (*n = 0;; item = comma + 1) {
+        size_t len;
+        enum num_fault why;
+
+        comma = strchr(item, ',');
+        len = comma ? (size_t)(comma - item) : strlen(item);
+        if (len == 0)
+            return refuse_list(f, s, "has an empty item", min_n, max_n);
+        if (*n == max_n)
+            return refuse_list(f, s, "has too many items", min_n, max_n);
+        why = scan_number(item, len, f, &out[*n]);
+        if (why != NUM_OK)
+            return refuse(f, item, len, why);
+        ++*n;
+        if (!comma)
+            break;
     }
-    *out = v;
-    *end = s;
-    return digits && isfinite(v);
+    if (*n < min_n)
+        return refuse_list(f, s, "has too few items", min_n, max_n);
+    return PARSE_RUN;
 }
 
-bool cli_parse_decimal(const char *s, double *out)
+/* Reached over IPv4: an IPv4 or a v4-mapped IPv6 address. */
+static bool over_ipv4(const struct volley_addr *a)
 {
-    const char *end;
-    double v;
-
-    if (!decimal_prefix(s, &v, &end) || *end != '\0' || v <= 0)
-        return false;
-    *out = v;
-    return true;
+    return a->sa.sa_family != AF_INET6 || IN6_IS_ADDR_V4MAPPED(&a->sin6.sin6_addr);
 }
 
-bool cli_parse_rate(const char *s, uint64_t *bps)
+unsigned cli_udp_max(const struct volley_addr *a)
 {
-    const char *end;
-    double v, mult = 1;
-
-    if (!decimal_prefix(s, &v, &end))
-        return false;
-    switch (*end) {
-    case '\0':
-        break;
-    case 'k':
-    case 'K':
-        mult = 1e3;
-        break;
-    case 'm':
-    case 'M':
-        mult = 1e6;
-        break;
-    case 'g':
-    case 'G':
-        mult = 1e9;
-        break;
-    case 't':
-    case 'T':
-        mult = 1e12;
-        break;
-    default:
-        return false;
-    }
-    if (*end != '\0' && end[1] != '\0')
-        return false;
-    v = round(v * mult);
-    if (v < 1 || v > (double)MAX_RATE_BPS)
-        return false;
-    *bps = (uint64_t)v;
-    return true;
+    return over_ipv4(a) ? VOLLEY_UDP4_MAX : VOLLEY_UDP6_MAX;
 }
 
-bool cli_parse_cpus(const char *s, int *tx, int *rx)
+int cli_size(const char *s, uint64_t min, const struct volley_addr *a, uint64_t *out)
 {
-    cpu_set_t allowed;
-    uint64_t a, b;
-    char buf[32], *comma;
+    const struct cli_num f = {.flag = "--size", .min = min, .max = cli_udp_max(a)};
 
-    if (strlen(s) >= sizeof(buf))
-        return false;
-    strcpy(buf, s);
-    comma = strchr(buf, ',');
-    if (!comma)
-        return false;
-    *comma = '\0';
-    if (!cli_parse_u64(buf, 0, CPU_SETSIZE - 1, &a) ||
-        !cli_parse_u64(comma + 1, 0, CPU_SETSIZE - 1, &b))
-        return false;
-    /* A CPU outside the process's set would fail only once threads start. */
-    if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0 &&
-        (!CPU_ISSET((int)a, &allowed) || !CPU_ISSET((int)b, &allowed)))
-        return false;
-    *tx = (int)a;
-    *rx = (int)b;
-    return true;
-}
-
-int64_t cli_seconds_ns(double s)
-{
-    return (int64_t)(s * 1e9);
+    return cli_number(s, &f, out);
 }
 
 double cli_ns_seconds(int64_t ns)
@@ -240,9 +289,7 @@ void cli_format_bps(char *buf, size_t size, double bps)
 
 unsigned cli_ip_overhead(const struct volley_addr *a)
 {
-    if (a->sa.sa_family == AF_INET6 && !IN6_IS_ADDR_V4MAPPED(&a->sin6.sin6_addr))
-        return 48;
-    return 28;
+    return over_ipv4(a) ? 28 : 48;
 }
 
 const char *cli_feature_why(const struct volley_feature *f)
@@ -272,52 +319,56 @@ void cli_json_string(const char *s)
     putchar('"');
 }
 
+static const struct cli_num count_num = {.flag = "--count", .min = 1, .max = UINT64_MAX};
+/* Seconds to the millisecond: the loops wait in milliseconds. */
+const struct cli_num cli_duration = {
+    .flag = "--duration", .min = 1, .max = MAX_SECONDS * 1000ull, .places = 3};
+static const struct cli_num idle_num = {
+    .flag = "--idle", .min = 0, .max = MAX_SECONDS * 1000ull, .places = 3};
+static const struct cli_num batch_num = {
+    .flag = "--batch", .min = 1, .max = VOLLEY_BATCH_MAX};
+
+int cli_seconds(const char *s, const struct cli_num *f, int64_t *ns)
+{
+    uint64_t ms;
+    int rc = cli_number(s, f, &ms);
+
+    if (rc == PARSE_RUN)
+        *ns = (int64_t)ms * NS_PER_MS;
+    return rc;
+}
+
 int cli_flow_option(int opt, struct flow_cfg *c)
 {
     switch (opt) {
     case 'j':
         c->json = true;
-        break;
+        return PARSE_RUN;
     case 'c':
-        if (!cli_parse_u64(optarg, 1, UINT64_MAX, &c->count))
-            return cli_usage_error("bad --count '%s': want a whole number from 1",
-                                   optarg);
-        break;
+        return cli_number(optarg, &count_num, &c->count);
     case 'd':
-        if (!cli_parse_seconds(optarg, false, &c->duration))
-            return cli_usage_error("bad --duration '%s': want seconds above 0, at "
-                                   "most %.0f",
-                                   optarg, MAX_SECONDS);
-        break;
+        return cli_seconds(optarg, &cli_duration, &c->duration_ns);
     case 'i':
-        if (!cli_parse_seconds(optarg, true, &c->idle))
-            return cli_usage_error("bad --idle '%s': want seconds, 0 or more", optarg);
-        break;
+        return cli_seconds(optarg, &idle_num, &c->idle_ns);
     case 's':
-        if (!cli_parse_u64(optarg, 1, VOLLEY_UDP6_MAX, &c->size))
-            return cli_usage_error("bad --size '%s': want 1 to %d bytes", optarg,
-                                   VOLLEY_UDP6_MAX);
-        break;
+        c->size_arg = optarg;
+        return PARSE_RUN;
     case 'B':
-        if (!cli_parse_u64(optarg, 1, VOLLEY_BATCH_MAX, &c->batch))
-            return cli_usage_error("bad --batch '%s': want 1 to %d", optarg,
-                                   VOLLEY_BATCH_MAX);
-        break;
+        return cli_number(optarg, &batch_num, &c->batch);
     case 'b':
         if (!cli_parse_backend(optarg, &c->backend))
             return cli_usage_error("bad --backend '%s': want auto, scalar, mmsg or uring",
                                    optarg);
-        break;
+        return PARSE_RUN;
     case OPT_NO_GSO:
         c->disable |= VOLLEY_F_GSO;
-        break;
+        return PARSE_RUN;
     case OPT_NO_GRO:
         c->disable |= VOLLEY_F_GRO;
-        break;
+        return PARSE_RUN;
     default:
         return cli_bad_option();
     }
-    return PARSE_RUN;
 }
 
 int cli_flow_operand(int argc, char **argv, struct flow_cfg *c, bool is_dest)
@@ -333,10 +384,21 @@ int cli_flow_operand(int argc, char **argv, struct flow_cfg *c, bool is_dest)
         return PARSE_RUN;
     if (volley_addr_port(&c->peer) == 0)
         return cli_usage_error("ADDR '%s' needs a port other than 0", c->addr);
-    if (c->peer.sa.sa_family == AF_INET && c->size > VOLLEY_UDP4_MAX)
-        return cli_usage_error("--size %" PRIu64 " is above the IPv4 limit of %d",
-                               c->size, VOLLEY_UDP4_MAX);
-    return PARSE_RUN;
+    /* Read only now: the largest size depends on ADDR's family. */
+    return c->size_arg ? cli_size(c->size_arg, 0, &c->peer, &c->size) : PARSE_RUN;
+}
+
+/* A bad VOLLEY_BACKEND or VOLLEY_DISABLE fails volley_open and volley_probe
+ * with a bare EINVAL, which a command would blame on its ADDR or show as
+ * missing features: say what is wrong, by name, before any command runs. */
+static int check_env(void)
+{
+    char msg[256];
+
+    if (volley_env_check(msg, sizeof(msg)) == 0)
+        return PARSE_RUN;
+    fprintf(stderr, "volley: %s\n", msg);
+    return EXIT_USAGE;
 }
 
 static void top_usage(FILE *f)
@@ -386,6 +448,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         if (strcmp(argv[1], cmds[i].name) != 0)
             continue;
+        /* Every command opens sockets or probes, all under the environment. */
+        if (check_env() != PARSE_RUN)
+            return EXIT_USAGE;
         snprintf(name, sizeof(name), "volley %s", cmds[i].name);
         cli_name = name;
         /* getopt names the program by argv[0] in its messages. */

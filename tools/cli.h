@@ -18,8 +18,9 @@
 /* Option parsers return this when the command should go on and run. */
 #define PARSE_RUN (-1)
 #define NS_PER_S  1000000000LL
-/* Longest accepted duration: keeps seconds-to-nanoseconds far from overflow. */
-#define MAX_SECONDS 1e6
+#define NS_PER_MS 1000000LL
+/* Longest accepted duration, in seconds: far from overflowing nanoseconds. */
+#define MAX_SECONDS 1000000
 /* Highest --rate: the library's pacing limit, 10 Tbit/s. */
 #define MAX_RATE_BPS 10000000000000ull
 
@@ -51,19 +52,46 @@ int cli_runtime_error(const char *what, int err);
  * a wait in progress returns at once. */
 void cli_catch_signals(void);
 
-/* Parsers: true and *out set when s is valid. */
-bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-bool cli_parse_seconds(const char *s, bool allow_zero, double *out);
+/* true and *out set when s names a backend. */
 bool cli_parse_backend(const char *s, unsigned *out);
-/* A positive decimal number, fractions allowed, no sign or exponent. */
-bool cli_parse_decimal(const char *s, double *out);
-/* Bits per second: a decimal number with an optional SI suffix k, M, G or T
- * (either case; powers of 1000), "2.5G". Above 0, at most MAX_RATE_BPS. */
-bool cli_parse_rate(const char *s, uint64_t *bps);
-/* "TX,RX": two CPU numbers this process may run on. */
-bool cli_parse_cpus(const char *s, int *tx, int *rx);
 
-int64_t cli_seconds_ns(double s);
+/*
+ * Every numeric flag is read by cli_number. A value is plain decimal: "0" or
+ * digits without a leading zero, then optionally "." and digits, then (where
+ * si is set) optionally one SI suffix k, M, G or T in either case, powers of
+ * 1000. Nothing else: no sign, blanks, hex, exponent or unit text. The value
+ * is kept exactly, as a whole number of steps of 10^-places; one between two
+ * steps is refused: with places 3, "0.25" and "0.2500" are 250, "0.0001" is
+ * refused. No flag takes a negative number.
+ */
+struct cli_num {
+    const char *flag;  /* "--size": messages name it */
+    uint64_t min, max; /* inclusive, in steps */
+    unsigned places;   /* a step is 10^-places */
+    bool si;           /* the suffixes k, M, G and T are allowed */
+};
+/* What every command's --help says about the above. */
+#define CLI_NUMBER_HELP                                                                  \
+    "Numbers are plain decimal, like 1200 or 0.25: no sign, exponent, hex, blanks or\n"  \
+    "leading zeros. A value must lie in its flag's range and be a whole number, or\n"    \
+    "have at most the decimals shown. Anything else is refused (exit status 2).\n"
+
+/* PARSE_RUN and *out set when s is valid for f; otherwise says why, naming
+ * the flag, the value and its range, and returns EXIT_USAGE. */
+int cli_number(const char *s, const struct cli_num *f, uint64_t *out);
+/* A comma-separated list of min_n to max_n numbers, each read as f says
+ * into out[0..*n); no item may be empty. Returns as cli_number does. */
+int cli_number_list(const char *s, const struct cli_num *f, unsigned min_n,
+                    unsigned max_n, uint64_t *out, unsigned *n);
+/* A flag in seconds to the millisecond (f->places 3), into nanoseconds. */
+int cli_seconds(const char *s, const struct cli_num *f, int64_t *ns);
+/* --duration of recv, send, echo and ping: 0.001 to MAX_SECONDS. */
+extern const struct cli_num cli_duration;
+/* The largest UDP payload to a: IPv4's for IPv4 and v4-mapped peers. */
+unsigned cli_udp_max(const struct volley_addr *a);
+/* --size, read once ADDR is known: min to the UDP limit for a. */
+int cli_size(const char *s, uint64_t min, const struct volley_addr *a, uint64_t *out);
+
 double cli_ns_seconds(int64_t ns);
 /* A poll timeout that wakes at `when`, capped at a second. */
 int cli_ms_until(int64_t now, int64_t when);
@@ -87,10 +115,11 @@ void cli_json_string(const char *s);
 struct flow_cfg {
     const char *addr;
     struct volley_addr peer;
-    uint64_t count;  /* 0: no limit */
-    double duration; /* 0: no limit */
-    double idle;     /* recv, echo: 0 never stops on silence */
+    uint64_t count;      /* 0: no limit */
+    int64_t duration_ns; /* 0: no limit */
+    int64_t idle_ns;     /* recv, echo: 0 never stops on silence */
     uint64_t size;
+    const char *size_arg; /* --size as given, read with ADDR (send only) */
     uint64_t batch;
     unsigned backend;
     unsigned disable;
@@ -104,7 +133,7 @@ struct flow_cfg {
 /* Handles the options recv, send and echo share; PARSE_RUN when it did. */
 int cli_flow_option(int opt, struct flow_cfg *c);
 /* Checks the one operand, ADDR, once the flags are parsed; a destination
- * (send) needs a port. */
+ * (send) needs a port, and its --size must fit a UDP datagram to it. */
 int cli_flow_operand(int argc, char **argv, struct flow_cfg *c, bool is_dest);
 
 #define CLI_HEADER_HELP                                                                  \

@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,131 +71,148 @@ struct matrix {
 
 static void bench_usage(void)
 {
-    puts("Usage: volley bench [options]\n"
-         "Compare I/O paths over loopback (127.0.0.1), a sender and a receiver thread\n"
-         "per cell, for each payload size:\n"
-         "  baseline    plain sendto/recvfrom, one datagram per call, no libvolley\n"
-         "  scalar      volley, scalar backend\n"
-         "  mmsg        volley, mmsg backend, GSO and GRO off\n"
-         "  gso+gro     volley, mmsg backend, sender GSO, receiver GRO\n"
-         "  gso->plain  volley, mmsg backend, sender GSO, receiver without GRO\n"
-         "  uring       volley, uring backend, GSO and GRO off\n"
-         "  uring+gso   volley, uring backend, sender GSO, receiver GRO\n"
-         "  uring+zc    as uring+gso, every send zero-copy (SENDMSG_ZC)\n"
-         "  iperf3      the iperf3 program (UDP, -b 0), when it is installed\n"
-         "and a latency row per path (not iperf3): ping-pong, one 64-byte datagram in\n"
-         "flight, echoed by the other thread. Rows `volley probe` finds unavailable\n"
-         "here are skipped with a note.\n"
-         "\n"
-         "      --seconds S     sending time per cell and run (default 0.25)\n"
-         "      --repeat N      runs per cell, interleaved across cells; the median\n"
-         "                      is reported (default 3, at most 100)\n"
-         "      --sizes LIST    payload sizes, comma-separated\n"
-         "                      (default 64,512,1200,1472)\n"
-         "      --paths LIST    paths to run, comma-separated (default all); ratios\n"
-         "                      need baseline in the list\n"
-         "      --no-latency    leave out the latency rows\n"
-         "      --cpu TX,RX     pin the sender (ping client) thread to CPU TX and the\n"
-         "                      receiver (echo) thread to CPU RX\n"
-         "      --plot FILE     also draw the results as an SVG chart into FILE\n"
-         "  -j, --json          print a JSON array, one object per cell\n"
-         "  -h, --help          show this help\n"
-         "\n"
-         "Throughput columns: received datagrams/s (median) and the spread of the\n"
-         "runs ((max - min) / median), payload Gbit/s, system calls and thread CPU ns\n"
-         "per datagram sent (tx) and received (rx), datagrams sent, received and lost\n"
-         "over all runs, and the ratio to the baseline at the same size. Latency\n"
-         "columns: round-trip p50 and p99 (medians of the runs), min and max, round\n"
-         "trips measured, requests lost, and p50 relative to the baseline.\n"
-         "A progress line is shown on standard error when it is a terminal.");
+    fputs("Usage: volley bench [options]\n"
+          "Compare I/O paths over loopback (127.0.0.1), a sender and a receiver thread\n"
+          "per cell, for each payload size:\n"
+          "  baseline    plain sendto/recvfrom, one datagram per call, no libvolley\n"
+          "  scalar      volley, scalar backend\n"
+          "  mmsg        volley, mmsg backend, GSO and GRO off\n"
+          "  gso+gro     volley, mmsg backend, sender GSO, receiver GRO\n"
+          "  gso->plain  volley, mmsg backend, sender GSO, receiver without GRO\n"
+          "  uring       volley, uring backend, GSO and GRO off\n"
+          "  uring+gso   volley, uring backend, sender GSO, receiver GRO\n"
+          "  uring+zc    as uring+gso, every send zero-copy (SENDMSG_ZC)\n"
+          "  iperf3      the iperf3 program (UDP, -b 0), when it is installed\n"
+          "and a latency row per path (not iperf3): ping-pong, one 64-byte datagram in\n"
+          "flight, echoed by the other thread. Rows `volley probe` finds unavailable\n"
+          "here are skipped with a note.\n"
+          "\n"
+          "      --seconds S     sending time per cell and run, 0.001 to 60\n"
+          "                      (3 decimals; default 0.25)\n"
+          "      --repeat N      runs per cell, interleaved across cells; the median\n"
+          "                      is reported: 1 to 100 (default 3)\n"
+          "      --sizes LIST    payload sizes, 1 to 16 of them, comma-separated, each\n"
+          "                      1 to 65507 (default 64,512,1200,1472)\n"
+          "      --paths LIST    paths to run, comma-separated (default all); ratios\n"
+          "                      need baseline in the list\n"
+          "      --no-latency    leave out the latency rows\n"
+          "      --cpu TX,RX     pin the sender (ping client) thread to CPU TX and the\n"
+          "                      receiver (echo) thread to CPU RX: 0 to 1023, CPUs\n"
+          "                      this process may run on\n"
+          "      --plot FILE     also draw the results as an SVG chart into FILE\n"
+          "  -j, --json          print a JSON array, one object per cell\n"
+          "  -h, --help          show this help\n"
+          "\n"
+          "Throughput columns: received datagrams/s (median) and the spread of the\n"
+          "runs ((max - min) / median), payload Gbit/s, system calls and thread CPU ns\n"
+          "per datagram sent (tx) and received (rx), datagrams sent, received and lost\n"
+          "over all runs, and the ratio to the baseline at the same size. Latency\n"
+          "columns: round-trip p50 and p99 (medians of the runs), min and max, round\n"
+          "trips measured, requests lost, and p50 relative to the baseline.\n"
+          "A progress line is shown on standard error when it is a terminal.\n"
+          "\n" CLI_NUMBER_HELP,
+          stdout);
 }
 
-static bool parse_sizes(const char *s, struct bench_cfg *c)
+static const struct cli_num seconds_num = {
+    .flag = "--seconds", .min = 1, .max = 60000, .places = 3};
+static const struct cli_num repeat_num = {
+    .flag = "--repeat", .min = 1, .max = MAX_REPEAT};
+/* Every cell runs over IPv4 loopback. */
+static const struct cli_num sizes_num = {
+    .flag = "--sizes", .min = 1, .max = VOLLEY_UDP4_MAX};
+static const struct cli_num cpu_num = {.flag = "--cpu", .min = 0, .max = CPU_SETSIZE - 1};
+
+static int parse_sizes(const char *s, struct bench_cfg *c)
 {
-    char buf[256], *save = NULL;
+    uint64_t v[MAX_SIZES];
+    int rc = cli_number_list(s, &sizes_num, 1, MAX_SIZES, v, &c->nsizes);
 
-    if (strlen(s) >= sizeof(buf))
-        return false;
-    strcpy(buf, s);
-    c->nsizes = 0;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        uint64_t v;
-
-        if (c->nsizes == MAX_SIZES || !cli_parse_u64(tok, 1, VOLLEY_UDP4_MAX, &v))
-            return false;
-        c->sizes[c->nsizes++] = (size_t)v;
-    }
-    return c->nsizes > 0;
+    for (unsigned i = 0; rc == PARSE_RUN && i < c->nsizes; i++)
+        c->sizes[i] = (size_t)v[i];
+    return rc;
 }
 
-static bool parse_paths(const char *s, struct bench_cfg *c)
+static int parse_cpus(const char *s, struct bench_pin *pin)
 {
-    char buf[256], *save = NULL;
+    cpu_set_t allowed;
+    uint64_t v[2];
+    unsigned n;
+    int rc = cli_number_list(s, &cpu_num, 2, 2, v, &n);
 
-    if (strlen(s) >= sizeof(buf))
-        return false;
-    strcpy(buf, s);
-    c->paths = 0;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    if (rc != PARSE_RUN)
+        return rc;
+    /* A CPU outside the process's set would fail only once threads start. */
+    for (unsigned i = 0; i < n && sched_getaffinity(0, sizeof(allowed), &allowed) == 0;
+         i++)
+        if (!CPU_ISSET((int)v[i], &allowed))
+            return cli_usage_error("--cpu: CPU %" PRIu64 " is not one this process may "
+                                   "run on",
+                                   v[i]);
+    pin->tx = (int)v[0];
+    pin->rx = (int)v[1];
+    return PARSE_RUN;
+}
+
+static int parse_paths(const char *s, struct bench_cfg *c)
+{
+    const char *item = s, *comma;
+
+    for (c->paths = 0;; item = comma + 1) {
         enum bench_path p = 0;
+        size_t len;
 
-        while (p < BENCH_NPATHS && strcmp(tok, bench_path_name(p)))
+        comma = strchr(item, ',');
+        len = comma ? (size_t)(comma - item) : strlen(item);
+        while (p < BENCH_NPATHS && (strlen(bench_path_name(p)) != len ||
+                                    strncmp(item, bench_path_name(p), len) != 0))
             p++;
         if (p == BENCH_NPATHS)
-            return false;
+            return cli_usage_error("--paths: \"%.*s\" in \"%s\" is not a path: want "
+                                   "names from `volley bench --help`, comma-separated",
+                                   (int)len, item, s);
         c->paths |= 1u << p;
+        if (!comma)
+            return PARSE_RUN;
     }
-    return c->paths != 0;
 }
 
 static int bench_option(int opt, struct bench_cfg *c)
 {
     uint64_t v;
+    int rc;
 
     switch (opt) {
     case 'j':
         c->json = true;
-        break;
+        return PARSE_RUN;
     case OPT_SECONDS:
-        if (!cli_parse_seconds(optarg, false, &c->seconds) || c->seconds > 60)
-            return cli_usage_error("bad --seconds '%s': want above 0, at most 60",
-                                   optarg);
-        break;
+        rc = cli_number(optarg, &seconds_num, &v);
+        if (rc == PARSE_RUN)
+            c->seconds = (double)v / 1000;
+        return rc;
     case OPT_REPEAT:
-        if (!cli_parse_u64(optarg, 1, MAX_REPEAT, &v))
-            return cli_usage_error("bad --repeat '%s': want 1 to %d", optarg, MAX_REPEAT);
-        c->repeat = (unsigned)v;
-        break;
+        rc = cli_number(optarg, &repeat_num, &v);
+        if (rc == PARSE_RUN)
+            c->repeat = (unsigned)v;
+        return rc;
     case OPT_SIZES:
-        if (!parse_sizes(optarg, c))
-            return cli_usage_error("bad --sizes '%s': want up to %d sizes of 1 to %d "
-                                   "bytes, comma-separated",
-                                   optarg, MAX_SIZES, VOLLEY_UDP4_MAX);
-        break;
+        return parse_sizes(optarg, c);
     case OPT_PATHS:
-        if (!parse_paths(optarg, c))
-            return cli_usage_error("bad --paths '%s': want names from `volley bench "
-                                   "--help`, comma-separated",
-                                   optarg);
-        break;
+        return parse_paths(optarg, c);
     case OPT_NO_LATENCY:
         c->latency = false;
-        break;
+        return PARSE_RUN;
     case OPT_CPU:
-        if (!cli_parse_cpus(optarg, &c->pin.tx, &c->pin.rx))
-            return cli_usage_error("bad --cpu '%s': want TX,RX, two CPU numbers this "
-                                   "process may run on",
-                                   optarg);
-        break;
+        return parse_cpus(optarg, &c->pin);
     case OPT_PLOT:
         if (*optarg == '\0')
             return cli_usage_error("bad --plot '': want a file name");
         c->plot = optarg;
-        break;
+        return PARSE_RUN;
     default:
         return cli_bad_option();
     }
-    return PARSE_RUN;
 }
 
 static int bench_parse(int argc, char **argv, struct bench_cfg *c)

@@ -14,7 +14,7 @@
 #include <string.h>
 
 /* A server left running must still stop by itself. */
-#define ECHO_DEFAULT_SECONDS 60.0
+#define ECHO_DEFAULT_SECONDS 60
 /* Longest wait for send room before checking the clock again. */
 #define ECHO_SEND_WAIT_MS 100
 
@@ -32,19 +32,21 @@ static void echo_usage(void)
            "ECN codepoint. Receives and sends in batches. Works with `volley ping`\n"
            "and any UDP client.\n"
            "\n"
-           "  -c, --count N        stop after N datagrams\n"
-           "  -d, --duration S     stop after S seconds (default %.0f, at most %.0f)\n"
+           "  -c, --count N        stop after N datagrams, 1 to 18446744073709551615\n"
+           "  -d, --duration S     stop after S seconds, 0.001 to %d (3 decimals;\n"
+           "                       default %d)\n"
            "  -i, --idle S         stop after S seconds without traffic once traffic\n"
-           "                       has begun (default 0: never)\n"
-           "  -B, --batch N        datagrams per receive call (default %d, max %d)\n"
+           "                       has begun, 0 to %d (3 decimals; default 0: never)\n"
+           "  -B, --batch N        datagrams per receive call, 1 to %d (default %d)\n"
            "  -b, --backend NAME   auto, scalar, mmsg or uring (default auto)\n"
            "      --no-gso         turn UDP GSO off\n"
            "      --no-gro         turn UDP GRO off\n"
            "  -j, --json           print the summary as one JSON object\n"
            "  -h, --help           show this help\n"
            "\n"
-           "SIGINT or SIGTERM stops it early; the summary is printed either way.\n",
-           ECHO_DEFAULT_SECONDS, MAX_SECONDS, BENCH_BATCH, VOLLEY_BATCH_MAX);
+           "SIGINT or SIGTERM stops it early; the summary is printed either way.\n"
+           "\n" CLI_NUMBER_HELP,
+           MAX_SECONDS, ECHO_DEFAULT_SECONDS, MAX_SECONDS, VOLLEY_BATCH_MAX, BENCH_BATCH);
 }
 
 static int echo_parse(int argc, char **argv, struct flow_cfg *c)
@@ -117,9 +119,9 @@ static int echo_batch(volley_sock *s, struct volley_dgram *d, unsigned n,
 static int echo_loop(volley_sock *s, const struct flow_cfg *c, struct echo_state *st)
 {
     struct volley_dgram d[VOLLEY_BATCH_MAX];
-    int64_t idle = cli_seconds_ns(c->idle);
+    int64_t idle = c->idle_ns;
 
-    st->end_ns = st->start_ns + cli_seconds_ns(c->duration);
+    st->end_ns = st->start_ns + c->duration_ns;
     while (!cli_stop) {
         int n = volley_recv(s, d, (unsigned)c->batch);
         int64_t now = bench_mono_ns(), wake = st->end_ns;
@@ -222,7 +224,8 @@ static int echo_run(const struct flow_cfg *c)
 
 int cmd_echo(int argc, char **argv)
 {
-    struct flow_cfg c = {.duration = ECHO_DEFAULT_SECONDS, .batch = BENCH_BATCH};
+    struct flow_cfg c = {.duration_ns = ECHO_DEFAULT_SECONDS * NS_PER_S,
+                         .batch = BENCH_BATCH};
     int rc = echo_parse(argc, argv, &c);
 
     return rc == PARSE_RUN ? echo_run(&c) : rc;

@@ -20,8 +20,7 @@
 
 #define PING_MAX_COUNT   10000000ull
 #define PING_BATCH       64
-#define PING_DEFAULT_SEC 30.0
-#define NS_PER_MS        1000000LL
+#define PING_DEFAULT_SEC 30
 #define NS_PER_US        1000.0
 /* Marks a request that was answered (or failed) in ping_state.sent. */
 #define PING_DONE (-1)
@@ -32,8 +31,9 @@ struct ping_cfg {
     uint64_t count;
     int64_t interval_ns; /* 0: ping-pong, one request in flight */
     uint64_t size;
+    const char *size_arg; /* --size as given */
     int64_t timeout_ns;
-    double duration;
+    int64_t duration_ns;
     unsigned backend;
     bool json;
 };
@@ -65,13 +65,17 @@ static void ping_usage(void)
         "when the reply is in or --timeout passed. With --rate or --interval,\n"
         "requests go on a fixed schedule whatever the replies do.\n"
         "\n"
-        "  -c, --count N        requests to send (default 1000, at most %llu)\n"
-        "  -r, --rate PPS       send PPS requests per second (fractions allowed)\n"
-        "  -I, --interval MS    send one request every MS milliseconds\n"
-        "  -s, --size BYTES     payload bytes per request (default 64, at least %d)\n"
+        "  -c, --count N        requests to send, 1 to %llu (default 1000)\n"
+        "  -r, --rate PPS       send PPS requests per second, 0.001 to 1000000000\n"
+        "                       (3 decimals)\n"
+        "  -I, --interval MS    send one request every MS milliseconds, 0.000001 to\n"
+        "                       1000000 (6 decimals)\n"
+        "  -s, --size BYTES     payload bytes per request, %d to %d to an IPv4 (or\n"
+        "                       v4-mapped) ADDR, %d to %d to IPv6 (default 64)\n"
         "  -t, --timeout MS     a reply later than this is late, not counted in the\n"
-        "                       times (default 1000)\n"
-        "  -d, --duration S     stop after S seconds in any case (default %.0f)\n"
+        "                       times: 0.001 to 60000 (3 decimals; default 1000)\n"
+        "  -d, --duration S     stop after S seconds in any case, 0.001 to %d\n"
+        "                       (3 decimals; default %d)\n"
         "  -b, --backend NAME   auto, scalar, mmsg or uring (default auto)\n"
         "  -j, --json           print only the summary, as one JSON object\n"
         "  -h, --help           show this help\n"
@@ -79,66 +83,68 @@ static void ping_usage(void)
         "Each second: requests sent and replies received in it, their mean and\n"
         "largest round-trip time. Then: sent, received, lost (no reply), late,\n"
         "duplicated, and min, mean, p50, p90, p99, p99.9 and max in microseconds.\n"
-        "\n" CLI_HEADER_HELP,
-        PING_MAX_COUNT, BENCH_HDR_LEN, PING_DEFAULT_SEC);
+        "\n" CLI_NUMBER_HELP "\n" CLI_HEADER_HELP,
+        PING_MAX_COUNT, BENCH_HDR_LEN, VOLLEY_UDP4_MAX, BENCH_HDR_LEN, VOLLEY_UDP6_MAX,
+        MAX_SECONDS, PING_DEFAULT_SEC);
+}
+
+static const struct cli_num count_num = {
+    .flag = "--count", .min = 1, .max = PING_MAX_COUNT};
+/* --rate and --interval span the same schedules: 1 ns to 1000 s apart. */
+static const struct cli_num rate_num = {
+    .flag = "--rate", .min = 1, .max = 1000000000000ull, .places = 3};
+static const struct cli_num interval_num = {
+    .flag = "--interval", .min = 1, .max = 1000000000000ull, .places = 6};
+static const struct cli_num timeout_num = {
+    .flag = "--timeout", .min = 1, .max = 60000000, .places = 3};
+
+/* --rate in thousandths of a request per second, or --interval in
+ * nanoseconds: the time between two requests. */
+static int ping_schedule(int opt, struct ping_cfg *c)
+{
+    uint64_t v;
+    int rc;
+
+    if (c->interval_ns)
+        return cli_usage_error("--rate and --interval exclude each other");
+    rc = cli_number(optarg, opt == 'r' ? &rate_num : &interval_num, &v);
+    if (rc == PARSE_RUN)
+        c->interval_ns = (int64_t)(opt == 'r' ? 1000000000000ull / v : v);
+    return rc;
 }
 
 static int ping_option(int opt, struct ping_cfg *c)
 {
-    double v;
+    uint64_t us;
+    int rc;
 
     switch (opt) {
     case 'c':
-        if (!cli_parse_u64(optarg, 1, PING_MAX_COUNT, &c->count))
-            return cli_usage_error("bad --count '%s': want 1 to %llu", optarg,
-                                   PING_MAX_COUNT);
-        break;
+        return cli_number(optarg, &count_num, &c->count);
     case 'r':
-        if (c->interval_ns)
-            return cli_usage_error("--rate and --interval exclude each other");
-        if (!cli_parse_decimal(optarg, &v) || v > 1e9 || v < 0.001)
-            return cli_usage_error("bad --rate '%s': want requests per second, "
-                                   "0.001 to 1000000000",
-                                   optarg);
-        c->interval_ns = (int64_t)(1e9 / v);
-        break;
     case 'I':
-        if (c->interval_ns)
-            return cli_usage_error("--rate and --interval exclude each other");
-        if (!cli_parse_decimal(optarg, &v) || v > 1e6 || v < 1e-6)
-            return cli_usage_error("bad --interval '%s': want milliseconds above 0, "
-                                   "at most 1e6",
-                                   optarg);
-        c->interval_ns = (int64_t)(v * 1e6);
-        break;
+        return ping_schedule(opt, c);
     case 's':
-        if (!cli_parse_u64(optarg, BENCH_HDR_LEN, VOLLEY_UDP6_MAX, &c->size))
-            return cli_usage_error("bad --size '%s': want %d to %d bytes", optarg,
-                                   BENCH_HDR_LEN, VOLLEY_UDP6_MAX);
-        break;
+        c->size_arg = optarg; /* read with ADDR, whose family sets the limit */
+        return PARSE_RUN;
     case 't':
-        if (!cli_parse_decimal(optarg, &v) || v > 60000)
-            return cli_usage_error("bad --timeout '%s': want milliseconds above 0, at "
-                                   "most 60000",
-                                   optarg);
-        c->timeout_ns = (int64_t)(v * 1e6);
-        break;
+        rc = cli_number(optarg, &timeout_num, &us);
+        if (rc == PARSE_RUN)
+            c->timeout_ns = (int64_t)us * 1000;
+        return rc;
     case 'd':
-        if (!cli_parse_seconds(optarg, false, &c->duration))
-            return cli_usage_error("bad --duration '%s': want seconds above 0", optarg);
-        break;
+        return cli_seconds(optarg, &cli_duration, &c->duration_ns);
     case 'b':
         if (!cli_parse_backend(optarg, &c->backend))
             return cli_usage_error("bad --backend '%s': want auto, scalar, mmsg or uring",
                                    optarg);
-        break;
+        return PARSE_RUN;
     case 'j':
         c->json = true;
-        break;
+        return PARSE_RUN;
     default:
         return cli_bad_option();
     }
-    return PARSE_RUN;
 }
 
 static int ping_parse(int argc, char **argv, struct ping_cfg *c)
@@ -173,10 +179,8 @@ static int ping_parse(int argc, char **argv, struct ping_cfg *c)
         return cli_usage_error("bad ADDR '%s': want ip:port or [ip6]:port", c->addr);
     if (volley_addr_port(&c->peer) == 0)
         return cli_usage_error("ADDR '%s' needs a port other than 0", c->addr);
-    if (c->peer.sa.sa_family == AF_INET && c->size > VOLLEY_UDP4_MAX)
-        return cli_usage_error("--size %" PRIu64 " is above the IPv4 limit of %d",
-                               c->size, VOLLEY_UDP4_MAX);
-    return PARSE_RUN;
+    return c->size_arg ? cli_size(c->size_arg, BENCH_HDR_LEN, &c->peer, &c->size)
+                       : PARSE_RUN;
 }
 
 static void ping_interval(struct ping_state *st, const struct ping_cfg *c, int64_t end)
@@ -417,7 +421,7 @@ static void ping_summary(volley_sock *s, struct ping_state *st, const struct pin
     if (c->json) {
         printf("{\"peer\":");
         cli_json_string(c->addr);
-        printf(",\"size\":%" PRIu64 ",\"mode\":\"%s\",\"interval_ms\":%.3f"
+        printf(",\"size\":%" PRIu64 ",\"mode\":\"%s\",\"interval_ms\":%.6f"
                ",\"sent\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64
                ",\"late\":%" PRIu64 ",\"duplicated\":%" PRIu64 ",\"errors\":%" PRIu64
                ",\"seconds\":%.6f",
@@ -487,7 +491,7 @@ static int ping_run(const struct ping_cfg *c)
         cli_catch_signals();
         st.stream = bench_stream_id();
         st.start_ns = st.tick_ns = bench_mono_ns();
-        st.end_ns = st.start_ns + cli_seconds_ns(c->duration);
+        st.end_ns = st.start_ns + c->duration_ns;
         err = ping_loop(s, &st, c);
     }
     if (err == 0)
@@ -502,7 +506,7 @@ int cmd_ping(int argc, char **argv)
     struct ping_cfg c = {.count = 1000,
                          .size = 64,
                          .timeout_ns = 1000 * NS_PER_MS,
-                         .duration = PING_DEFAULT_SEC};
+                         .duration_ns = PING_DEFAULT_SEC * NS_PER_S};
     int rc = ping_parse(argc, argv, &c);
 
     return rc == PARSE_RUN ? ping_run(&c) : rc;

@@ -38,10 +38,11 @@ static void recv_usage(void)
           "arrives. Loss, duplicates, reordering and jitter are tracked for the first\n"
           "stream carrying the sequence header; datagrams without it are only counted.\n"
           "\n"
-          "  -c, --count N        stop after N datagrams\n"
-          "  -d, --duration S     stop after S seconds (fractions allowed)\n"
+          "  -c, --count N        stop after N datagrams, 1 to 18446744073709551615\n"
+          "  -d, --duration S     stop after S seconds, 0.001 to 1000000 (3 decimals)\n"
           "  -i, --idle S         stop after S seconds without traffic once traffic\n"
-          "                       has begun (default 2; 0: never)\n"
+          "                       has begun, 0 to 1000000 (3 decimals; default 2;\n"
+          "                       0: never)\n"
           "  -b, --backend NAME   auto, scalar, mmsg or uring (default auto)\n"
           "      --no-gso         turn UDP GSO off\n"
           "      --no-gro         turn UDP GRO off\n"
@@ -53,7 +54,7 @@ static void recv_usage(void)
           "(RFC 3550: arrival time against the header's send time, smoothed by 1/16).\n"
           "Then a summary with the rate counted on the wire as the pacer of `volley\n"
           "send --rate` counts it (payload + 28 bytes for IPv4, 48 for IPv6).\n"
-          "\n" CLI_HEADER_HELP,
+          "\n" CLI_NUMBER_HELP "\n" CLI_HEADER_HELP,
           stdout);
 }
 
@@ -179,9 +180,8 @@ static void rx_account(struct rx_state *st, const struct flow_cfg *c,
 static int recv_loop(volley_sock *s, const struct flow_cfg *c, struct rx_state *st)
 {
     struct volley_dgram d[BENCH_BATCH];
-    int64_t idle = cli_seconds_ns(c->idle);
-    int64_t end =
-        c->duration > 0 ? bench_mono_ns() + cli_seconds_ns(c->duration) : INT64_MAX;
+    int64_t idle = c->idle_ns;
+    int64_t end = c->duration_ns > 0 ? bench_mono_ns() + c->duration_ns : INT64_MAX;
 
     while (!cli_stop) {
         int n = volley_recv(s, d, BENCH_BATCH);
@@ -314,7 +314,7 @@ static int recv_run(const struct flow_cfg *c)
 
 int cmd_recv(int argc, char **argv)
 {
-    struct flow_cfg c = {.idle = 2.0};
+    struct flow_cfg c = {.idle_ns = 2 * NS_PER_S};
     int rc = recv_parse(argc, argv, &c);
 
     return rc == PARSE_RUN ? recv_run(&c) : rc;

@@ -28,18 +28,21 @@ static void send_usage(void)
           "Send datagrams carrying the sequence header to ADDR, as fast as the socket\n"
           "takes them or at --rate. Without --count or --duration, sends for 5 seconds.\n"
           "\n"
-          "  -c, --count N        send N datagrams\n"
-          "  -d, --duration S     send for S seconds (fractions allowed)\n"
-          "  -s, --size BYTES     payload bytes per datagram (default 1200)\n"
-          "  -r, --rate RATE      send at most RATE bits per second, counting payload\n"
-          "                       and UDP/IP headers (28 bytes IPv4, 48 IPv6): a number\n"
-          "                       with an optional SI suffix k, M, G or T (powers of\n"
-          "                       1000), e.g. 750k, 100M, 2.5G\n"
-          "      --burst BYTES    with --rate: largest burst (default 4 ms at the rate,\n"
-          "                       at least 3000 bytes)\n"
+          "  -c, --count N        send N datagrams, 1 to 18446744073709551615\n"
+          "  -d, --duration S     send for S seconds, 0.001 to 1000000 (3 decimals)\n"
+          "  -s, --size BYTES     payload bytes per datagram, 0 to 65507 to an IPv4\n"
+          "                       or v4-mapped ADDR, 0 to 65527 to IPv6 (default 1200)\n"
+          "  -r, --rate RATE      send at most RATE bits per second, 1 to 10T, counting\n"
+          "                       payload and UDP/IP headers (28 bytes IPv4, 48 IPv6):\n"
+          "                       a number with an optional SI suffix k, M, G or T\n"
+          "                       (powers of 1000) that comes to whole bits, e.g.\n"
+          "                       750k, 100M, 2.5G\n"
+          "      --burst BYTES    with --rate: largest burst, 1 to 4294967295 (default\n"
+          "                       4 ms at the rate, at least 3000 bytes)\n"
           "      --kernel-pacing  with --rate: leave pacing to the kernel\n"
           "                       (SO_MAX_PACING_RATE; needs the fq qdisc)\n"
-          "  -B, --batch N        datagrams per volley_send call (default 64, max 1024)\n"
+          "  -B, --batch N        datagrams per volley_send call, 1 to 1024\n"
+          "                       (default 64)\n"
           "  -b, --backend NAME   auto, scalar, mmsg or uring (default auto)\n"
           "      --no-gso         turn UDP GSO off\n"
           "  -j, --json           print only the summary, as one JSON object\n"
@@ -48,32 +51,28 @@ static void send_usage(void)
           "Each second: the interval, datagrams, payload Mbit/s and Mbit/s counted with\n"
           "the headers. The summary gives both rates and, with --rate, how close the\n"
           "achieved rate came to it.\n"
-          "\n" CLI_HEADER_HELP,
+          "\n" CLI_NUMBER_HELP "\n" CLI_HEADER_HELP,
           stdout);
 }
+
+static const struct cli_num rate_num = {
+    .flag = "--rate", .min = 1, .max = MAX_RATE_BPS, .si = true};
+/* The library's pace_burst is 32 bits wide; 0 there means its default. */
+static const struct cli_num burst_num = {.flag = "--burst", .min = 1, .max = UINT32_MAX};
 
 static int send_option(int opt, struct flow_cfg *c)
 {
     switch (opt) {
     case 'r':
-        if (!cli_parse_rate(optarg, &c->rate_bps))
-            return cli_usage_error("bad --rate '%s': want bits per second above 0, at "
-                                   "most 10T, with an optional suffix k, M, G or T "
-                                   "(e.g. 100M, 2.5G)",
-                                   optarg);
-        break;
+        return cli_number(optarg, &rate_num, &c->rate_bps);
     case OPT_BURST:
-        if (!cli_parse_u64(optarg, 1, UINT32_MAX, &c->burst))
-            return cli_usage_error("bad --burst '%s': want 1 to %" PRIu32 " bytes",
-                                   optarg, UINT32_MAX);
-        break;
+        return cli_number(optarg, &burst_num, &c->burst);
     case OPT_KERNEL_PACING:
         c->pace_flags |= VOLLEY_PACE_KERNEL;
-        break;
+        return PARSE_RUN;
     default:
         return cli_flow_option(opt, c);
     }
-    return PARSE_RUN;
 }
 
 static int send_parse(int argc, char **argv, struct flow_cfg *c)
@@ -163,8 +162,7 @@ static int send_loop(volley_sock *s, const struct flow_cfg *c, struct volley_dgr
                      struct tx_state *st)
 {
     uint32_t stream = bench_stream_id();
-    int64_t end =
-        c->duration > 0 ? st->start_ns + cli_seconds_ns(c->duration) : INT64_MAX;
+    int64_t end = c->duration_ns > 0 ? st->start_ns + c->duration_ns : INT64_MAX;
     int err = 0;
 
     st->tick_ns = st->start_ns;
@@ -259,7 +257,8 @@ static void send_summary(volley_sock *s, const struct flow_cfg *c, struct tx_sta
 static struct volley_dgram *send_buffers(const struct flow_cfg *c)
 {
     struct volley_dgram *d = calloc(c->batch, sizeof(*d));
-    uint8_t *payload = calloc(c->batch, c->size);
+    /* Empty datagrams still need a buffer to point into. */
+    uint8_t *payload = calloc(c->batch, c->size ? c->size : 1);
 
     if (!d || !payload) {
         free(d);
@@ -322,7 +321,7 @@ int cmd_send(int argc, char **argv)
 
     if (rc != PARSE_RUN)
         return rc;
-    if (c.count == 0 && c.duration == 0)
-        c.duration = 5.0;
+    if (c.count == 0 && c.duration_ns == 0)
+        c.duration_ns = 5 * NS_PER_S;
     return send_run(&c);
 }

@@ -184,10 +184,21 @@ struct volley_opts {
     uint32_t pace_burst;    /* bytes, 0 = default */
     uint32_t pace_flags;    /* VOLLEY_PACE_* */
 };
+#ifdef __cplusplus
+/* C++ before C++20 has no designated initializers. */
+static inline struct volley_opts volley_opts_init_cxx_(void)
+{
+    struct volley_opts o = {};
+    o.size = sizeof o;
+    return o;
+}
+#define VOLLEY_OPTS_INIT volley_opts_init_cxx_()
+#else
 #define VOLLEY_OPTS_INIT                                                                 \
     {                                                                                    \
         .size = sizeof(struct volley_opts)                                               \
     }
+#endif
 
 /* Per-socket counters, since open or wrap. Grown at the end only. System calls
  * count every call volley makes for the socket, waiting included: a wait

@@ -378,7 +378,7 @@ print("%s %+.2f%%" % ("over" if dev > 0.02 else "ok" if dev >= -floor else "unde
                 "$rate" "$floor") || { fail "send --rate $rate: $(cat "$tmp/rate$rate.out")"; break; }
             echo "  attempt $attempt: receiver measured $verdict against $rate"
             case $verdict in
-            over*) fail "send --rate $rate went faster than its target"; ok=done; break ;;
+            over*) fail "send --rate $rate went faster than its target"; ok="done"; break ;;
             ok*) ok=yes; break ;;
             esac
         done

@@ -27,7 +27,8 @@ static int send_desc(volley_sock *s, const struct volley_dgram *d)
     unsigned pieces = d->segment ? volley__gso_count(d->len, d->segment) : 1;
     for (unsigned p = 0; p < pieces; p++) {
         uint32_t off = p * d->segment;
-        struct iovec iov = {(uint8_t *)d->data + off,
+        /* data may be NULL for an empty datagram: no arithmetic on it then */
+        struct iovec iov = {off ? (uint8_t *)d->data + off : d->data,
                             volley__seg_next((uint32_t)d->len, d->segment, off)};
         struct msghdr m;
         volley__fill_txmsg(s, 0, &m, d, &iov, 1, 0);

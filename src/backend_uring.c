@@ -437,8 +437,10 @@ static struct slot *fill_slot(volley_sock *s, unsigned j, const struct volley_dg
     struct slot *sl = &u->slots[u->slot_head++ % u->nslots];
     size_t pos = 0;
     for (size_t k = 0; k < m->msg_iovlen; k++) {
-        memcpy(u->arena + off + pos, m->msg_iov[k].iov_base, m->msg_iov[k].iov_len);
-        pos += m->msg_iov[k].iov_len;
+        size_t len = m->msg_iov[k].iov_len;
+        if (len) /* an empty datagram's data may be NULL */
+            memcpy(u->arena + off + pos, m->msg_iov[k].iov_base, len);
+        pos += len;
     }
     memset(&sl->m, 0, sizeof sl->m);
     sl->iov = (struct iovec){u->arena + off, t->bytes};

@@ -8,9 +8,9 @@
  *
  * The same input also drives the GRO split: its last four bytes are a
  * buffer length (at most 65535) and a segment size, and walking that buffer
- * with volley__seg_next must give ceil(len / seg) pieces (one when seg is
+ * with volley__gso_seg_next must give ceil(len / seg) pieces (one when seg is
  * 0, none when len is 0), all of seg bytes but maybe the last, summing to
- * len, as volley__deliver relies on. */
+ * len, as volley__msg_deliver relies on. */
 #include "internal.h"
 
 #include <arpa/inet.h>
@@ -86,7 +86,7 @@ static void fuzz_gro_split(const uint8_t *data, size_t size)
     uint16_t seg = (uint16_t)(p[2] << 8 | p[3]);
     uint32_t off = 0, pieces = 0;
     while (off < len) {
-        uint32_t n = volley__seg_next(len, seg, off);
+        uint32_t n = volley__gso_seg_next(len, seg, off);
         REQUIRE(n > 0 && n <= len - off);
         if (seg)
             REQUIRE(n == seg || (n < seg && off + n == len));
@@ -96,8 +96,8 @@ static void fuzz_gro_split(const uint8_t *data, size_t size)
         REQUIRE(++pieces <= len);
     }
     REQUIRE(off == len);
-    REQUIRE(volley__seg_next(len, seg, len) == 0);
-    REQUIRE(volley__seg_next(len, seg, len + 1 + p[3]) == 0);
+    REQUIRE(volley__gso_seg_next(len, seg, len) == 0);
+    REQUIRE(volley__gso_seg_next(len, seg, len + 1 + p[3]) == 0);
     uint32_t want = seg ? (len + seg - 1) / seg : len > 0;
     REQUIRE(pieces == want);
     if (seg)

@@ -170,7 +170,9 @@ struct volley_opts {
     uint64_t pair_seed;        /* impairment PRNG seed (0 picks a fixed default) */
     /* uring only: */
     uint32_t zc_threshold;   /* send messages of at least this many bytes
-                                zero-copy (SENDMSG_ZC); 0 = never */
+                                zero-copy (SENDMSG_ZC); 0 = never. Ignored
+                                where zero-copy cannot work: AF_UNIX sockets,
+                                kernels before Linux 6.1 */
     uint32_t rx_ring_bufs;   /* provided receive buffers, at most 4096, rounded
                                 up to a power of two, at least 2 (2 * rx_batch,
                                 up to 4096) */

@@ -1,6 +1,6 @@
 /* The batching backend: sendmmsg/recvmmsg, with UDP GSO on send (runs of
  * same-destination, same-size datagrams become one UDP_SEGMENT message)
- * and GRO on receive (coalesced buffers split by msg.c's volley__deliver). */
+ * and GRO on receive (coalesced buffers split by msg.c's volley__msg_deliver). */
 #include "internal.h"
 
 #include <errno.h>
@@ -19,7 +19,7 @@ static int mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
                 volley__sys_sendmmsg(s->fd, s->tx_msgs + off, b.nmsg - off, MSG_DONTWAIT);
             s->st.tx_syscalls++;
             if (r > 0) {
-                volley__send_ok(s, &rt);
+                volley__err_send_ok(s, &rt);
                 volley__tx_gso_verdict(s, &b, true);
                 volley__tx_account(s, off, off + (unsigned)r, &done);
                 off += (unsigned)r;
@@ -27,7 +27,7 @@ static int mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             }
             if (r == 0)
                 r = -EAGAIN; /* not expected with messages to send; never spin */
-            else if (volley__send_retry(s, &rt, r))
+            else if (volley__err_send_retry(s, &rt, r))
                 continue;
             if (volley__tx_gso_refused(s, &b, off, r))
                 break;
@@ -37,7 +37,7 @@ static int mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             volley__tx_settle_partial(s, off, b.nmsg, &done, r);
             if (r != -EAGAIN && done == 0) {
                 s->st.tx_errors++;
-                volley__count_err(s, r);
+                volley__err_count(s, r);
                 return r;
             }
             return (int)done;
@@ -51,16 +51,16 @@ static int mmsg_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
     unsigned want = n < s->rx_batch ? n : s->rx_batch;
     unsigned tries = 0;
     for (unsigned i = 0; i < want; i++)
-        volley__reset_rxmsg(s, i);
+        volley__msg_reset_rx(s, i);
     int r;
     for (;;) {
         r = volley__sys_recvmmsg(s->fd, s->rx_msgs, want, MSG_DONTWAIT);
         s->st.rx_syscalls++;
-        if (r >= 0 || !volley__recv_retry(s, &tries, r))
+        if (r >= 0 || !volley__err_recv_retry(s, &tries, r))
             break;
         /* The failed call may have touched the headers. */
         for (unsigned i = 0; i < want; i++)
-            volley__reset_rxmsg(s, i);
+            volley__msg_reset_rx(s, i);
     }
     if (r == -EAGAIN || r == 0 || volley__err_is_async(r)) {
         s->st.rx_wouldblock++;
@@ -68,13 +68,13 @@ static int mmsg_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
     }
     if (r < 0) {
         s->st.rx_errors++;
-        volley__count_err(s, r);
+        volley__err_count(s, r);
         return r;
     }
     for (int i = 0; i < r; i++)
-        volley__stage_rx(s, (unsigned)i, s->rx_msgs[i].msg_len,
-                         s->rx_msgs[i].msg_hdr.msg_flags);
-    return (int)volley__deliver(s, d, n);
+        volley__msg_stage_rx(s, (unsigned)i, s->rx_msgs[i].msg_len,
+                             s->rx_msgs[i].msg_hdr.msg_flags);
+    return (int)volley__msg_deliver(s, d, n);
 }
 
 /* sendmmsg with no messages tells whether the call exists: ENOSYS (not in

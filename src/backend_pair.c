@@ -442,7 +442,7 @@ static int side_open(volley_sock **out, struct pair_shared *sh, unsigned i,
     struct pair_side *me = malloc(sizeof *me);
     if (!me)
         return -ENOMEM;
-    volley_sock *s = volley__sock_alloc(o, &volley__backend_pair);
+    volley_sock *s = volley__setup_alloc(o, &volley__backend_pair);
     if (!s) {
         free(me);
         return -ENOMEM;
@@ -455,7 +455,7 @@ static int side_open(volley_sock **out, struct pair_shared *sh, unsigned i,
     s->features = (VOLLEY_F_DEFAULT | o->enable) & ~o->disable &
                   (VOLLEY_F_ECN | VOLLEY_F_TIMESTAMP);
     int fd = volley__sys_eventfd();
-    int err = fd < 0 ? fd : volley__pace_init(s);
+    int err = fd < 0 ? fd : volley__sock_pace_init(s);
     if (err < 0) {
         volley__sys_close(fd);
         volley_close(s);

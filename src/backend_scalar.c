@@ -12,10 +12,10 @@ static int send_one(volley_sock *s, struct msghdr *m)
         ssize_t r = volley__sys_sendmsg(s->fd, m, MSG_DONTWAIT);
         s->st.tx_syscalls++;
         if (r >= 0) {
-            volley__send_ok(s, &rt);
+            volley__err_send_ok(s, &rt);
             return 0;
         }
-        if (!volley__send_retry(s, &rt, (int)r))
+        if (!volley__err_send_retry(s, &rt, (int)r))
             return (int)r;
     }
 }
@@ -29,9 +29,9 @@ static int send_desc(volley_sock *s, const struct volley_dgram *d)
         uint32_t off = p * d->segment;
         /* data may be NULL for an empty datagram: no arithmetic on it then */
         struct iovec iov = {off ? (uint8_t *)d->data + off : d->data,
-                            volley__seg_next((uint32_t)d->len, d->segment, off)};
+                            volley__gso_seg_next((uint32_t)d->len, d->segment, off)};
         struct msghdr m;
-        volley__fill_txmsg(s, 0, &m, d, &iov, 1, 0);
+        volley__msg_fill_tx(s, 0, &m, d, &iov, 1, 0);
         int r = send_one(s, &m);
         if (r < 0 && p == 0)
             return r;
@@ -39,7 +39,7 @@ static int send_desc(volley_sock *s, const struct volley_dgram *d)
             /* Part of the buffer is on the wire: the descriptor is done, and
              * the pieces that could not follow are counted as failed. */
             s->st.tx_errors += pieces - p;
-            volley__count_err(s, r);
+            volley__err_count(s, r);
             return (int)p;
         }
         s->st.tx_dgrams++;
@@ -62,7 +62,7 @@ static int scalar_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
         if (done)
             break; /* the error comes back on the next call, counted then */
         s->st.tx_errors++;
-        volley__count_err(s, r);
+        volley__err_count(s, r);
         return r;
     }
     return (int)done;
@@ -74,28 +74,28 @@ static int scalar_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
     unsigned got = 0, tries = 0;
     while (got < want) {
         struct msghdr *m = &s->rx_msgs[got].msg_hdr;
-        volley__reset_rxmsg(s, got);
+        volley__msg_reset_rx(s, got);
         ssize_t r = volley__sys_recvmsg(s->fd, m, MSG_DONTWAIT);
         s->st.rx_syscalls++;
         if (r >= 0) {
-            volley__stage_rx(s, got++, (size_t)r, m->msg_flags);
+            volley__msg_stage_rx(s, got++, (size_t)r, m->msg_flags);
             continue;
         }
-        if (volley__recv_retry(s, &tries, (int)r))
+        if (volley__err_recv_retry(s, &tries, (int)r))
             continue;
         if (r == -EAGAIN)
             break;
         if (got)
             break; /* the error comes back on the next call */
         s->st.rx_errors++;
-        volley__count_err(s, (int)r);
+        volley__err_count(s, (int)r);
         return (int)r;
     }
     if (!got) {
         s->st.rx_wouldblock++;
         return 0;
     }
-    return (int)volley__deliver(s, d, n);
+    return (int)volley__msg_deliver(s, d, n);
 }
 
 const struct volley_backend volley__backend_scalar = {

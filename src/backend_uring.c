@@ -186,8 +186,8 @@ static void late_send_result(volley_sock *s, struct slot *sl)
     memset(&e, 0, sizeof e);
     e.error = sl->res;
     e.dest = sl->peer;
-    volley__count_err(s, sl->res);
-    volley__sockerr_push(s, &e);
+    volley__err_count(s, sl->res);
+    volley__err_push(s, &e);
 }
 
 static void on_send_cqe(volley_sock *s, const struct io_uring_cqe *cqe)
@@ -225,10 +225,10 @@ static void on_recv_cqe(volley_sock *s, const struct io_uring_cqe *cqe)
     else if (cqe->res == -ECANCELED || cqe->res >= 0)
         return;
     else if (volley__err_is_async(cqe->res))
-        volley__async_err(s, cqe->res);
+        volley__err_async(s, cqe->res);
     else {
         s->st.rx_errors++;
-        volley__count_err(s, cqe->res);
+        volley__err_count(s, cqe->res);
     }
 }
 
@@ -349,8 +349,8 @@ static bool stage_buffer(volley_sock *s, unsigned bid, int res)
     uint8_t *payload = io_uring_recvmsg_payload(o, &u->rxhdr);
     size_t len = io_uring_recvmsg_payload_length(o, res, &u->rxhdr);
     bool trunc = (o->flags & MSG_TRUNC) || o->payloadlen > len;
-    volley__stage(s, payload, len, trunc, io_uring_recvmsg_name(o), namelen,
-                  (uint8_t *)io_uring_recvmsg_name(o) + NAME_SPACE, ctrllen);
+    volley__msg_stage(s, payload, len, trunc, io_uring_recvmsg_name(o), namelen,
+                      (uint8_t *)io_uring_recvmsg_name(o) + NAME_SPACE, ctrllen);
     return true;
 }
 
@@ -398,7 +398,7 @@ static int uring_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
         int r = arm(s);
         if (r < 0) {
             s->st.rx_errors++;
-            volley__count_err(s, r);
+            volley__err_count(s, r);
             return r;
         }
         reap(s);
@@ -414,7 +414,7 @@ static int uring_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
             return 0;
         }
     }
-    return (int)volley__deliver(s, d, n);
+    return (int)volley__msg_deliver(s, d, n);
 }
 
 /* ---- send ---- */
@@ -581,12 +581,12 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
                 done += s->tx_info[j].ndesc;
             off += taken;
             if (taken) {
-                volley__send_ok(s, &rt);
+                volley__err_send_ok(s, &rt);
                 volley__tx_gso_verdict(s, &b, true);
             }
             if (!err)
                 continue;
-            if (volley__send_retry(s, &rt, err))
+            if (volley__err_send_retry(s, &rt, err))
                 continue;
             if (volley__tx_gso_refused(s, &b, off, err))
                 break;
@@ -596,7 +596,7 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             volley__tx_settle_partial(s, off, b.nmsg, &done, err);
             if (done == 0 && err != -EAGAIN) {
                 s->st.tx_errors++;
-                volley__count_err(s, err);
+                volley__err_count(s, err);
                 return err;
             }
             return (int)done;
@@ -623,7 +623,7 @@ static int ready_mask(volley_sock *s, unsigned events, unsigned errs)
 {
     struct uring *u = U(s);
     int ready = 0;
-    if (events & VOLLEY_WAIT_RECV && (volley__pending(s) || u->rxq_n))
+    if (events & VOLLEY_WAIT_RECV && (volley__msg_pending(s) || u->rxq_n))
         ready |= VOLLEY_WAIT_RECV;
     if (events & VOLLEY_WAIT_SEND && can_send(u))
         ready |= VOLLEY_WAIT_SEND;
@@ -766,7 +766,6 @@ static int alloc_state(volley_sock *s, struct uring *u)
     u->arena_size = s->opts.tx_arena ? s->opts.tx_arena : DEFAULT_ARENA;
     u->arena = malloc(u->arena_size);
     s->tx_max = u->arena_size; /* a datagram is copied whole into the arena */
-    u->zc_threshold = s->opts.zc_threshold;
     if (!u->bufs || !u->rxq || !u->rxq_res || !u->rxq_flags || !u->loaned || !u->slots ||
         !u->arena)
         return -ENOMEM;
@@ -788,6 +787,20 @@ static int alloc_state(volley_sock *s, struct uring *u)
 static int unavailable(int r)
 {
     return r == -ENOSYS || r == -EPERM || r == -EINVAL || r == -EOPNOTSUPP ? -ENOTSUP : r;
+}
+
+/* Zero-copy needs an IP socket (AF_UNIX answers EOPNOTSUPP) and a kernel
+ * that knows SENDMSG_ZC (Linux 6.1); elsewhere sends are copied. */
+static bool zc_usable(const volley_sock *s, struct uring *u)
+{
+    if (!s->opts.zc_threshold || (s->family != AF_INET && s->family != AF_INET6))
+        return false;
+    struct io_uring_probe *p = io_uring_get_probe_ring(&u->ring);
+    bool ok = p && io_uring_opcode_supported(p, IORING_OP_SENDMSG_ZC) &&
+              io_uring_opcode_supported(p, IORING_OP_SEND_ZC);
+    if (p)
+        io_uring_free_probe(p);
+    return ok;
 }
 
 static int start_ring(volley_sock *s, struct uring *u)
@@ -831,6 +844,7 @@ static int start_ring(volley_sock *s, struct uring *u)
     if (r < 0)
         return unavailable(r);
     s->poll_fd = u->efd;
+    u->zc_threshold = zc_usable(s, u) ? s->opts.zc_threshold : 0;
     return unavailable(arm(s));
 }
 

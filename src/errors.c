@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-void volley__count_err(volley_sock *s, int err)
+void volley__err_count(volley_sock *s, int err)
 {
     switch (-err) {
     case ECONNREFUSED:
@@ -32,7 +32,7 @@ void volley__count_err(volley_sock *s, int err)
     }
 }
 
-void volley__sockerr_push(volley_sock *s, const struct volley_sockerr *e)
+void volley__err_push(volley_sock *s, const struct volley_sockerr *e)
 {
     if (s->err_count == VOLLEY__SOCKERR_RING) {
         s->err_head = (s->err_head + 1) % VOLLEY__SOCKERR_RING;
@@ -44,7 +44,7 @@ void volley__sockerr_push(volley_sock *s, const struct volley_sockerr *e)
     s->st.sockerr_queued++;
 }
 
-int volley__drain_errqueue(volley_sock *s)
+int volley__err_drain_queue(volley_sock *s)
 {
     int got = 0;
     /* Bounded: the queue is limited by the receive buffer, but never spin. */
@@ -68,8 +68,8 @@ int volley__drain_errqueue(volley_sock *s)
         if (volley__cmsg_parse_err(ctrl, m.msg_controllen, &e) < 0)
             continue;
         volley__addr_from_sockaddr(&e.dest, (struct sockaddr *)&dest, m.msg_namelen);
-        volley__count_err(s, e.error);
-        volley__sockerr_push(s, &e);
+        volley__err_count(s, e.error);
+        volley__err_push(s, &e);
         got++;
     }
     return got;
@@ -81,20 +81,20 @@ bool volley__err_is_async(int err)
            err == -EHOSTDOWN || err == -ENETDOWN || err == -EPROTO;
 }
 
-void volley__async_err(volley_sock *s, int err)
+void volley__err_async(volley_sock *s, int err)
 {
     /* With RECVERR the details wait in the error queue; otherwise the
      * kernel gave us only the errno. */
-    if ((s->features & VOLLEY_F_RECVERR) && volley__drain_errqueue(s) > 0)
+    if ((s->features & VOLLEY_F_RECVERR) && volley__err_drain_queue(s) > 0)
         return;
     struct volley_sockerr e;
     memset(&e, 0, sizeof e);
     e.error = err;
-    volley__count_err(s, err);
-    volley__sockerr_push(s, &e);
+    volley__err_count(s, err);
+    volley__err_push(s, &e);
 }
 
-bool volley__send_retry(volley_sock *s, struct volley__retry *rt, int err)
+bool volley__err_send_retry(volley_sock *s, struct volley__retry *rt, int err)
 {
     /* Bounded even for EINTR, so a broken kernel cannot hang a call. */
     if (rt->tries >= 16)
@@ -108,7 +108,7 @@ bool volley__send_retry(volley_sock *s, struct volley__retry *rt, int err)
      * always an earlier datagram's ICMP. Unreachable errors can be either,
      * so they are retried once and judged by the outcome. */
     if (err == -ECONNREFUSED) {
-        volley__async_err(s, err);
+        volley__err_async(s, err);
         return true;
     }
     if (rt->maybe_async == err)
@@ -117,15 +117,15 @@ bool volley__send_retry(volley_sock *s, struct volley__retry *rt, int err)
     return true;
 }
 
-void volley__send_ok(volley_sock *s, struct volley__retry *rt)
+void volley__err_send_ok(volley_sock *s, struct volley__retry *rt)
 {
     if (rt->maybe_async)
-        volley__async_err(s, rt->maybe_async);
+        volley__err_async(s, rt->maybe_async);
     rt->maybe_async = 0;
     rt->tries = 0;
 }
 
-bool volley__recv_retry(volley_sock *s, unsigned *tries, int err)
+bool volley__err_recv_retry(volley_sock *s, unsigned *tries, int err)
 {
     if ((*tries)++ >= 16)
         return false;
@@ -133,7 +133,7 @@ bool volley__recv_retry(volley_sock *s, unsigned *tries, int err)
         return true;
     if (!volley__err_is_async(err))
         return false;
-    volley__async_err(s, err);
+    volley__err_async(s, err);
     return true;
 }
 

@@ -2,7 +2,7 @@
  * message) and GRO/GSO piece arithmetic. Pure; fuzzed by fuzz/fuzz_gso.c. */
 #include "internal.h"
 
-size_t volley__max_payload(int fam, const struct volley_addr *p)
+size_t volley__gso_max_payload(int fam, const struct volley_addr *p)
 {
     /* A v4-mapped peer is reached over IPv4, with IPv4's ceiling. */
     if (p->sa.sa_family == AF_INET ||
@@ -22,7 +22,7 @@ unsigned volley__gso_count(size_t len, uint16_t seg)
     return (unsigned)((len + seg - 1) / seg);
 }
 
-uint32_t volley__seg_next(uint32_t len, uint16_t seg, uint32_t off)
+uint32_t volley__gso_seg_next(uint32_t len, uint16_t seg, uint32_t off)
 {
     if (off >= len)
         return 0;
@@ -56,7 +56,7 @@ unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n, unsigned max
         }
         /* Without a peer (connected socket) assume the smaller IPv4 ceiling. */
         size_t ceiling = d[i].peer.sa.sa_family == AF_INET6
-                             ? volley__max_payload(AF_INET6, &d[i].peer)
+                             ? volley__gso_max_payload(AF_INET6, &d[i].peer)
                              : VOLLEY_UDP4_MAX;
         size_t total = seg;
         unsigned j = i + 1;

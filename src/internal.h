@@ -173,20 +173,20 @@ VOLLEY_INTERNAL int volley__opts_load(struct volley_opts *dst,
                                       bool env_backend_applies);
 /* A zeroed socket with fd -1, the given options and backend; no slabs.
  * NULL when out of memory. volley_close frees it. */
-VOLLEY_INTERNAL volley_sock *volley__sock_alloc(const struct volley_opts *o,
-                                                const struct volley_backend *be);
+VOLLEY_INTERNAL volley_sock *volley__setup_alloc(const struct volley_opts *o,
+                                                 const struct volley_backend *be);
 /* Apply opts.pace_* to a new socket (after family and fd are set). */
-VOLLEY_INTERNAL int volley__pace_init(volley_sock *s);
+VOLLEY_INTERNAL int volley__sock_pace_init(volley_sock *s);
 /* Record an error of kind err (negative) in the per-kind counters. */
-VOLLEY_INTERNAL void volley__count_err(volley_sock *s, int err);
+VOLLEY_INTERNAL void volley__err_count(volley_sock *s, int err);
 /* Queue an asynchronous error report (drops the oldest when full). */
-VOLLEY_INTERNAL void volley__sockerr_push(volley_sock *s, const struct volley_sockerr *e);
+VOLLEY_INTERNAL void volley__err_push(volley_sock *s, const struct volley_sockerr *e);
 /* Drain MSG_ERRQUEUE into the report queue. Returns reports read. */
-VOLLEY_INTERNAL int volley__drain_errqueue(volley_sock *s);
+VOLLEY_INTERNAL int volley__err_drain_queue(volley_sock *s);
 /* True for errors that belong to an earlier datagram (ICMP feedback). */
 VOLLEY_INTERNAL bool volley__err_is_async(int err);
 /* Handle an asynchronous error seen by a syscall: count, queue, drain. */
-VOLLEY_INTERNAL void volley__async_err(volley_sock *s, int err);
+VOLLEY_INTERNAL void volley__err_async(volley_sock *s, int err);
 /* Retry policy for one outgoing message that failed with err: EINTR and
  * errors left over from earlier datagrams (ICMP feedback) are retried a
  * few times; anything else belongs to this message. */
@@ -194,29 +194,31 @@ struct volley__retry {
     unsigned tries;
     int maybe_async; /* seen once; async only if the retry then succeeds */
 };
-VOLLEY_INTERNAL bool volley__send_retry(volley_sock *s, struct volley__retry *rt,
-                                        int err);
-/* The message went out: settle what volley__send_retry left undecided. */
-VOLLEY_INTERNAL void volley__send_ok(volley_sock *s, struct volley__retry *rt);
+VOLLEY_INTERNAL bool volley__err_send_retry(volley_sock *s, struct volley__retry *rt,
+                                            int err);
+/* The message went out: settle what volley__err_send_retry left undecided. */
+VOLLEY_INTERNAL void volley__err_send_ok(volley_sock *s, struct volley__retry *rt);
 /* Same for receive: true to call again (at most a few times per call). */
-VOLLEY_INTERNAL bool volley__recv_retry(volley_sock *s, unsigned *tries, int err);
+VOLLEY_INTERNAL bool volley__err_recv_retry(volley_sock *s, unsigned *tries, int err);
 /* Check a send batch at the boundary; returns 0 or a negative errno for
  * the first bad descriptor, and *bad its index. */
-VOLLEY_INTERNAL int volley__check_send(const volley_sock *s, const struct volley_dgram *d,
-                                       unsigned n, unsigned *bad);
+VOLLEY_INTERNAL int volley__sock_check_send(const volley_sock *s,
+                                            const struct volley_dgram *d, unsigned n,
+                                            unsigned *bad);
 /* Fill the msghdr for descriptor d (name, iov, control). gso_seg > 0 adds
  * UDP_SEGMENT; iovs/niov describe the payload. */
-VOLLEY_INTERNAL void volley__fill_txmsg(volley_sock *s, unsigned slot, struct msghdr *m,
-                                        const struct volley_dgram *d, struct iovec *iov,
-                                        size_t niov, uint16_t gso_seg);
+VOLLEY_INTERNAL void volley__msg_fill_tx(volley_sock *s, unsigned slot, struct msghdr *m,
+                                         const struct volley_dgram *d, struct iovec *iov,
+                                         size_t niov, uint16_t gso_seg);
 /* Prepare receive slot i's msghdr for a fresh receive. */
-VOLLEY_INTERNAL void volley__reset_rxmsg(volley_sock *s, unsigned i);
+VOLLEY_INTERNAL void volley__msg_reset_rx(volley_sock *s, unsigned i);
 /* Turn received message i (len bytes, kernel flags) into a pending entry. */
-VOLLEY_INTERNAL void volley__stage_rx(volley_sock *s, unsigned i, size_t len, int mflags);
+VOLLEY_INTERNAL void volley__msg_stage_rx(volley_sock *s, unsigned i, size_t len,
+                                          int mflags);
 /* The same from explicit parts (len bytes are at data; trunc: cut). */
-VOLLEY_INTERNAL void volley__stage(volley_sock *s, uint8_t *data, size_t len, bool trunc,
-                                   const void *name, socklen_t namelen, const void *ctrl,
-                                   size_t ctrllen);
+VOLLEY_INTERNAL void volley__msg_stage(volley_sock *s, uint8_t *data, size_t len,
+                                       bool trunc, const void *name, socklen_t namelen,
+                                       const void *ctrl, size_t ctrllen);
 /* The recvmsg/recvmmsg slab: rx_batch slots with their headers (the
  * scalar and mmsg backends' init). 0 or -ENOMEM. */
 VOLLEY_INTERNAL int volley__msg_alloc_rx(volley_sock *s);
@@ -224,10 +226,10 @@ VOLLEY_INTERNAL int volley__msg_alloc_rx(volley_sock *s);
  * SO_RXQ_OVFL reports); false when it cannot be read. */
 VOLLEY_INTERNAL bool volley__msg_meminfo_drops(const volley_sock *s, uint32_t *drops);
 /* Hand pending datagrams to the caller; returns how many. */
-VOLLEY_INTERNAL unsigned volley__deliver(volley_sock *s, struct volley_dgram *d,
-                                         unsigned n);
+VOLLEY_INTERNAL unsigned volley__msg_deliver(volley_sock *s, struct volley_dgram *d,
+                                             unsigned n);
 /* True when staged datagrams are waiting to be delivered. */
-VOLLEY_INTERNAL bool volley__pending(const volley_sock *s);
+VOLLEY_INTERNAL bool volley__msg_pending(const volley_sock *s);
 
 /* ---- txbuild.c: descriptors to messages in s->tx_msgs/tx_info ---- */
 struct volley__txbuild {
@@ -274,16 +276,16 @@ VOLLEY_INTERNAL void volley__pacer_refund(struct volley__pacer *p, uint64_t cost
 VOLLEY_INTERNAL int64_t volley__pacer_delay(const struct volley__pacer *p, uint64_t cost,
                                             int64_t now_ns);
 /* Bytes descriptor d occupies on the wire for pacing (see volley.h). */
-VOLLEY_INTERNAL uint64_t volley__wire_bytes(int fam, const struct volley_dgram *d);
+VOLLEY_INTERNAL uint64_t volley__pacer_wire_bytes(int fam, const struct volley_dgram *d);
 
 /* ---- probe.c ---- */
 /* The kernel's GSO segment limit (128 or 64; 0 when it refuses GSO), found
  * by sending a segmented datagram over loopback. Only the kernel's verdict
  * is kept for the process: a probe that could not run (no free fd, no
  * memory) returns its negative errno and is tried again next time. */
-VOLLEY_INTERNAL int volley__gso_check(void);
+VOLLEY_INTERNAL int volley__probe_gso(void);
 /* The same, 0 when GSO cannot be used now. */
-VOLLEY_INTERNAL unsigned volley__gso_limit(void);
+VOLLEY_INTERNAL unsigned volley__probe_gso_limit(void);
 
 /* ---- addr.c ---- */
 VOLLEY_INTERNAL void volley__addr_from_sockaddr(struct volley_addr *out,
@@ -329,11 +331,11 @@ VOLLEY_INTERNAL unsigned volley__gso_plan(const struct volley_dgram *d, unsigned
 /* The length of the datagram at offset off < len in a buffer of len bytes
  * cut at seg (0: one datagram): a GRO buffer being split, or a GSO buffer
  * being cut by hand. */
-VOLLEY_INTERNAL uint32_t volley__seg_next(uint32_t len, uint16_t seg, uint32_t off);
+VOLLEY_INTERNAL uint32_t volley__gso_seg_next(uint32_t len, uint16_t seg, uint32_t off);
 /* Datagrams in a GSO/GRO buffer of len bytes cut at seg (seg > 0). */
 VOLLEY_INTERNAL unsigned volley__gso_count(size_t len, uint16_t seg);
 /* Payload ceiling of one (super-)datagram to peer p on a socket of fam. */
-VOLLEY_INTERNAL size_t volley__max_payload(int fam, const struct volley_addr *p);
+VOLLEY_INTERNAL size_t volley__gso_max_payload(int fam, const struct volley_addr *p);
 
 /* ---- sys.c: the only place system calls are made ----
  * Each returns the call's result or a negative errno (errno read once). */
@@ -415,12 +417,12 @@ VOLLEY_INTERNAL void volley__sys_uring_exit(struct io_uring *ring, int bgid);
  * (1-based), calls nth .. nth+times-1 fail: with -err when err != 0, or,
  * for sendmmsg/recvmmsg with err == 0, are made with at most short_n
  * messages (a short count). times 0 means every call from nth on.
- * volley__fault_clear disarms everything; volley__sys_count tells how many
+ * volley__sys_fault_clear disarms everything; volley__sys_count tells how many
  * calls of op were made since the last clear.
  */
-VOLLEY_INTERNAL void volley__fault_set(enum volley__sysop op, unsigned nth,
-                                       unsigned times, int err, unsigned short_n);
-VOLLEY_INTERNAL void volley__fault_clear(void);
+VOLLEY_INTERNAL void volley__sys_fault_set(enum volley__sysop op, unsigned nth,
+                                           unsigned times, int err, unsigned short_n);
+VOLLEY_INTERNAL void volley__sys_fault_clear(void);
 VOLLEY_INTERNAL unsigned long volley__sys_count(enum volley__sysop op);
 #endif
 

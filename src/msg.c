@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void volley__fill_txmsg(volley_sock *s, unsigned slot, struct msghdr *m,
-                        const struct volley_dgram *d, struct iovec *iov, size_t niov,
-                        uint16_t gso_seg)
+void volley__msg_fill_tx(volley_sock *s, unsigned slot, struct msghdr *m,
+                         const struct volley_dgram *d, struct iovec *iov, size_t niov,
+                         uint16_t gso_seg)
 {
     memset(m, 0, sizeof *m);
     m->msg_iov = iov;
@@ -30,7 +30,7 @@ void volley__fill_txmsg(volley_sock *s, unsigned slot, struct msghdr *m,
     }
 }
 
-void volley__reset_rxmsg(volley_sock *s, unsigned i)
+void volley__msg_reset_rx(volley_sock *s, unsigned i)
 {
     struct msghdr *m = &s->rx_msgs[i].msg_hdr;
     s->rx_iov[i].iov_base = s->rx_slab + (size_t)i * s->slot_size;
@@ -44,8 +44,9 @@ void volley__reset_rxmsg(volley_sock *s, unsigned i)
     m->msg_flags = 0;
 }
 
-void volley__stage(volley_sock *s, uint8_t *data, size_t len, bool trunc,
-                   const void *name, socklen_t namelen, const void *ctrl, size_t ctrllen)
+void volley__msg_stage(volley_sock *s, uint8_t *data, size_t len, bool trunc,
+                       const void *name, socklen_t namelen, const void *ctrl,
+                       size_t ctrllen)
 {
     struct volley__rxpend *p = &s->pend[s->pend_n++];
     p->data = data;
@@ -67,25 +68,25 @@ void volley__stage(volley_sock *s, uint8_t *data, size_t len, bool trunc,
         s->st.rx_gro_buffers++;
 }
 
-void volley__stage_rx(volley_sock *s, unsigned i, size_t len, int mflags)
+void volley__msg_stage_rx(volley_sock *s, unsigned i, size_t len, int mflags)
 {
     const struct msghdr *m = &s->rx_msgs[i].msg_hdr;
-    volley__stage(s, s->rx_iov[i].iov_base, len, (mflags & MSG_TRUNC) != 0, m->msg_name,
-                  m->msg_namelen, m->msg_control, m->msg_controllen);
+    volley__msg_stage(s, s->rx_iov[i].iov_base, len, (mflags & MSG_TRUNC) != 0,
+                      m->msg_name, m->msg_namelen, m->msg_control, m->msg_controllen);
 }
 
-bool volley__pending(const volley_sock *s)
+bool volley__msg_pending(const volley_sock *s)
 {
     return s->pend_i < s->pend_n;
 }
 
-unsigned volley__deliver(volley_sock *s, struct volley_dgram *d, unsigned n)
+unsigned volley__msg_deliver(volley_sock *s, struct volley_dgram *d, unsigned n)
 {
     unsigned k = 0;
     while (k < n && s->pend_i < s->pend_n) {
         struct volley__rxpend *p = &s->pend[s->pend_i];
         uint32_t seg = p->meta.gro_segment;
-        uint32_t len = volley__seg_next(p->len, (uint16_t)seg, p->off);
+        uint32_t len = volley__gso_seg_next(p->len, (uint16_t)seg, p->off);
         struct volley_dgram *x = &d[k++];
         x->data = p->data + p->off;
         x->len = len;

@@ -95,13 +95,13 @@ int64_t volley__pacer_delay(const struct volley__pacer *p, uint64_t cost, int64_
     return ns > INT64_MAX ? INT64_MAX : (int64_t)ns;
 }
 
-uint64_t volley__wire_bytes(int fam, const struct volley_dgram *d)
+uint64_t volley__pacer_wire_bytes(int fam, const struct volley_dgram *d)
 {
     size_t ip;
     if (fam != AF_INET && fam != AF_INET6)
         ip = 0; /* AF_UNIX, the pair: no headers */
     else
-        ip = volley__max_payload(fam, &d->peer) == VOLLEY_UDP4_MAX ? 28 : 48;
+        ip = volley__gso_max_payload(fam, &d->peer) == VOLLEY_UDP4_MAX ? 28 : 48;
     if (!d->segment)
         return d->len + ip;
     return d->len + (uint64_t)volley__gso_count(d->len, d->segment) * ip;

@@ -99,7 +99,7 @@ static int probe_gso_limit(void)
     return r;
 }
 
-int volley__gso_check(void)
+int volley__probe_gso(void)
 {
     pthread_mutex_lock(&gso_lock);
     int r = gso_verdict;
@@ -112,9 +112,9 @@ int volley__gso_check(void)
     return r;
 }
 
-unsigned volley__gso_limit(void)
+unsigned volley__probe_gso_limit(void)
 {
-    int r = volley__gso_check();
+    int r = volley__probe_gso();
     return r > 0 ? (unsigned)r : 0;
 }
 
@@ -343,7 +343,7 @@ int volley_probe(struct volley_caps *out, size_t size)
     set(&c.mmsg, probe_backend(VOLLEY_BACKEND_MMSG),
         "sendmmsg/recvmmsg round trip over loopback",
         "sendmmsg/recvmmsg unavailable or disabled (VOLLEY_DISABLE=mmsg)");
-    int gso = volley__gso_check();
+    int gso = volley__probe_gso();
     c.gso_max_segments = gso > 0 ? (unsigned)gso : 0;
     set(&c.gso,
         gso > 0   ? 0

@@ -15,8 +15,8 @@
 #define UDP_GRO 104
 #endif
 
-volley_sock *volley__sock_alloc(const struct volley_opts *o,
-                                const struct volley_backend *be)
+volley_sock *volley__setup_alloc(const struct volley_opts *o,
+                                 const struct volley_backend *be)
 {
     volley_sock *s = calloc(1, sizeof *s);
     if (!s)
@@ -117,7 +117,7 @@ static void enable_features(volley_sock *s, unsigned want)
         /* Setting 0 asks the kernel whether it knows UDP_SEGMENT and leaves
          * no segment size set socket-wide. */
         int zero = 0;
-        unsigned limit = volley__gso_limit();
+        unsigned limit = volley__probe_gso_limit();
         if (limit &&
             volley__sys_setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0) {
             on |= VOLLEY_F_GSO;
@@ -195,7 +195,7 @@ static int setup(volley_sock *s)
         return r;
     set_bufsize(s->fd, SO_RCVBUFFORCE, SO_RCVBUF, s->opts.rcvbuf);
     set_bufsize(s->fd, SO_SNDBUFFORCE, SO_SNDBUF, s->opts.sndbuf);
-    r = volley__pace_init(s);
+    r = volley__sock_pace_init(s);
     if (r < 0)
         return r;
     if (s->family == AF_INET || s->family == AF_INET6) {
@@ -229,7 +229,7 @@ int volley_open(volley_sock **out, const char *bind, const struct volley_opts *o
         return -EINVAL;
     if (opts.backend == VOLLEY_BACKEND_PAIR)
         return -ENOTSUP;
-    volley_sock *s = volley__sock_alloc(&opts, NULL);
+    volley_sock *s = volley__setup_alloc(&opts, NULL);
     if (!s)
         return -ENOMEM;
     s->family = a.sa.sa_family;
@@ -277,7 +277,7 @@ int volley_wrap(volley_sock **out, int fd, const struct volley_opts *o)
         return r;
     if (dom != AF_INET && dom != AF_INET6 && dom != AF_UNIX)
         return -EAFNOSUPPORT;
-    volley_sock *s = volley__sock_alloc(&opts, NULL);
+    volley_sock *s = volley__setup_alloc(&opts, NULL);
     if (!s)
         return -ENOMEM;
     s->fd = fd;

@@ -74,7 +74,7 @@ static int check_one(const volley_sock *s, const struct volley_dgram *d)
     if (r < 0)
         return r;
     if (d->len > s->tx_max ||
-        (s->family != AF_UNIX && d->len > volley__max_payload(s->family, &d->peer)))
+        (s->family != AF_UNIX && d->len > volley__gso_max_payload(s->family, &d->peer)))
         return -EMSGSIZE;
     /* The same limit whether GSO is on, off or refused: volley cuts a
      * buffer into as many messages as the kernel needs. */
@@ -84,8 +84,8 @@ static int check_one(const volley_sock *s, const struct volley_dgram *d)
     return 0;
 }
 
-int volley__check_send(const volley_sock *s, const struct volley_dgram *d, unsigned n,
-                       unsigned *bad)
+int volley__sock_check_send(const volley_sock *s, const struct volley_dgram *d,
+                            unsigned n, unsigned *bad)
 {
     for (unsigned i = 0; i < n; i++) {
         int r = check_one(s, &d[i]);
@@ -114,17 +114,17 @@ static int paced_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
     struct volley__pacer *p = &s->pacer;
     volley__pacer_refill(p, mono_ns());
     unsigned k = 0;
-    while (k < n && volley__pacer_admit(p, volley__wire_bytes(s->family, &d[k])))
+    while (k < n && volley__pacer_admit(p, volley__pacer_wire_bytes(s->family, &d[k])))
         k++;
     if (k < n) {
-        s->pace_want = volley__wire_bytes(s->family, &d[k]);
+        s->pace_want = volley__pacer_wire_bytes(s->family, &d[k]);
         s->st.tx_paced++;
     }
     if (k == 0)
         return 0;
     int r = s->be->send(s, d, k);
     for (unsigned i = r > 0 ? (unsigned)r : 0; i < k; i++)
-        volley__pacer_refund(p, volley__wire_bytes(s->family, &d[i]));
+        volley__pacer_refund(p, volley__pacer_wire_bytes(s->family, &d[i]));
     return r;
 }
 
@@ -133,7 +133,7 @@ int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
     if (!s || !d || n == 0 || n > VOLLEY_BATCH_MAX)
         return -EINVAL;
     unsigned ok;
-    int r = volley__check_send(s, d, n, &ok);
+    int r = volley__sock_check_send(s, d, n, &ok);
     if (ok == 0)
         return r;
     if (s->pacer.rate_bps)
@@ -169,7 +169,7 @@ int volley_set_pacing(volley_sock *s, uint64_t rate_bps, uint32_t burst, unsigne
     return 0;
 }
 
-int volley__pace_init(volley_sock *s)
+int volley__sock_pace_init(volley_sock *s)
 {
     const struct volley_opts *o = &s->opts;
     if (!o->pace_rate_bps)
@@ -187,7 +187,8 @@ int64_t volley_pacing_delay(const volley_sock *s, size_t len,
     d.len = len;
     if (peer)
         d.peer = *peer;
-    return volley__pacer_delay(&s->pacer, volley__wire_bytes(s->family, &d), mono_ns());
+    return volley__pacer_delay(&s->pacer, volley__pacer_wire_bytes(s->family, &d),
+                               mono_ns());
 }
 
 /* Sleep ns (interrupted early by a signal: the caller's loop calls again). */
@@ -226,8 +227,8 @@ int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
         return -EINVAL;
     /* What an earlier call staged (the rest of a GRO buffer) goes first,
      * before any buffer is reused: that keeps the lifetime rule. */
-    if (volley__pending(s))
-        return (int)volley__deliver(s, d, n);
+    if (volley__msg_pending(s))
+        return (int)volley__msg_deliver(s, d, n);
     return s->be->recv(s, d, n);
 }
 
@@ -241,12 +242,12 @@ int volley_fd(const volley_sock *s)
 /* Consume a pending error poll() reported, so waiting does not spin. */
 static void take_poll_error(volley_sock *s)
 {
-    if (s->features & VOLLEY_F_RECVERR && volley__drain_errqueue(s) > 0)
+    if (s->features & VOLLEY_F_RECVERR && volley__err_drain_queue(s) > 0)
         return;
     int err = 0;
     socklen_t len = sizeof err;
     if (volley__sys_getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
-        volley__async_err(s, -err);
+        volley__err_async(s, -err);
 }
 
 int volley_wait(volley_sock *s, unsigned events, int timeout_ms)
@@ -265,7 +266,7 @@ static int wait_socket(volley_sock *s, unsigned events, int timeout_ms)
 {
     if (s->be->wait)
         return s->be->wait(s, events, timeout_ms);
-    if (events & VOLLEY_WAIT_RECV && volley__pending(s))
+    if (events & VOLLEY_WAIT_RECV && volley__msg_pending(s))
         return VOLLEY_WAIT_RECV;
     struct pollfd p = {.fd = s->fd};
     if (events & VOLLEY_WAIT_RECV)

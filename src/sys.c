@@ -29,8 +29,8 @@ static atomic_int faults_armed;
 static struct fault faults[VOLLEY__SYS_COUNT];
 static unsigned long calls[VOLLEY__SYS_COUNT];
 
-void volley__fault_set(enum volley__sysop op, unsigned nth, unsigned times, int err,
-                       unsigned short_n)
+void volley__sys_fault_set(enum volley__sysop op, unsigned nth, unsigned times, int err,
+                           unsigned short_n)
 {
     if ((unsigned)op >= VOLLEY__SYS_COUNT || nth == 0)
         return;
@@ -43,7 +43,7 @@ void volley__fault_set(enum volley__sysop op, unsigned nth, unsigned times, int 
     atomic_store(&faults_armed, 1);
 }
 
-void volley__fault_clear(void)
+void volley__sys_fault_clear(void)
 {
     for (int i = 0; i < VOLLEY__SYS_COUNT; i++) {
         faults[i].armed = false;

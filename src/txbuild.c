@@ -15,12 +15,12 @@ static void add_msg(volley_sock *s, struct volley__txbuild *b,
                     unsigned ndesc, unsigned ndgram, size_t bytes, uint16_t seg)
 {
     struct volley__txinfo *t = &s->tx_info[b->nmsg];
-    volley__fill_txmsg(s, b->nmsg, &s->tx_msgs[b->nmsg].msg_hdr, d, &s->tx_iov[b->niov],
-                       niov, seg);
+    volley__msg_fill_tx(s, b->nmsg, &s->tx_msgs[b->nmsg].msg_hdr, d, &s->tx_iov[b->niov],
+                        niov, seg);
     t->first = first;
     t->ndesc = ndesc;
     t->ndgram = ndgram;
-    t->bytes = bytes; /* at most VOLLEY__DGRAM_MAX: volley__check_send saw to it */
+    t->bytes = bytes; /* at most VOLLEY__DGRAM_MAX: volley__sock_check_send saw to it */
     t->gso = seg != 0;
     b->nmsg++;
     b->niov += niov;
@@ -137,6 +137,6 @@ void volley__tx_settle_partial(volley_sock *s, unsigned off, unsigned nmsg,
     unsigned j = off;
     for (; j < nmsg && s->tx_info[j].first == first; j++)
         s->st.tx_errors += s->tx_info[j].ndgram;
-    volley__count_err(s, err);
+    volley__err_count(s, err);
     (*done)++;
 }

@@ -139,10 +139,10 @@ static int eintr_send(unsigned be)
     struct volley_addr to;
     pair_up(be, 0, &a, &b, &to);
     fill(txd, txbuf, 10, 0, PLEN, &to);
-    volley__fault_set(ops_of(be).send, 1, 1, EINTR, 0);
+    volley__sys_fault_set(ops_of(be).send, 1, 1, EINTR, 0);
     int r = volley_send(a, txd, 10);
     unsigned long calls = volley__sys_count(ops_of(be).send);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     T_EQ(r, 10);
     /* the interrupted call, then the real one(s) */
     T_EQ(calls, be == VOLLEY_BACKEND_MMSG ? 2 : 11);
@@ -161,10 +161,10 @@ static int eintr_recv(unsigned be)
     T_EQ(volley_send(a, txd, 10), 10);
     settle(b);
     struct volley_dgram d[10];
-    volley__fault_set(ops_of(be).recv, 1, 1, EINTR, 0);
+    volley__sys_fault_set(ops_of(be).recv, 1, 1, EINTR, 0);
     int r = volley_recv(b, d, 10);
     unsigned long calls = volley__sys_count(ops_of(be).recv);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     T_EQ(r, 10);
     T_ASSERT(calls >= 2);
     for (unsigned i = 0; i < 10; i++)
@@ -184,9 +184,9 @@ static int eagain_send(unsigned be)
     /* scalar: the 3rd datagram would block; mmsg: the whole first call */
     unsigned nth = be == VOLLEY_BACKEND_MMSG ? 1 : 3;
     int want = be == VOLLEY_BACKEND_MMSG ? 0 : 2;
-    volley__fault_set(ops_of(be).send, nth, 1, EAGAIN, 0);
+    volley__sys_fault_set(ops_of(be).send, nth, 1, EAGAIN, 0);
     int r = volley_send(a, txd, 10);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     struct volley_stats s1 = stats(a);
     T_EQ(r, want);
     T_EQ(s1.tx_wouldblock - s0.tx_wouldblock, 1);
@@ -207,10 +207,10 @@ static int short_send(unsigned be)
     pair_up(be, VOLLEY_F_GSO, &a, &b, &to);
     fill(txd, txbuf, 10, 0, PLEN, &to);
     struct volley_stats s0 = stats(a);
-    volley__fault_set(VOLLEY__SYS_SENDMMSG, 1, 1, 0, 3);
+    volley__sys_fault_set(VOLLEY__SYS_SENDMMSG, 1, 1, 0, 3);
     int r = volley_send(a, txd, 10);
     unsigned long calls = volley__sys_count(VOLLEY__SYS_SENDMMSG);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     struct volley_stats s1 = stats(a);
     T_EQ(r, 10);
     T_EQ(calls, 2);
@@ -231,9 +231,9 @@ static int short_recv(unsigned be)
     T_EQ(volley_send(a, txd, 10), 10);
     settle(b);
     struct volley_dgram d[10];
-    volley__fault_set(VOLLEY__SYS_RECVMMSG, 1, 1, 0, 3);
+    volley__sys_fault_set(VOLLEY__SYS_RECVMMSG, 1, 1, 0, 3);
     int r = volley_recv(b, d, 10);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     /* a short count is data, not an error; the rest comes next */
     T_ASSERT(r >= 1 && r <= 3);
     for (int i = 0; i < r; i++)
@@ -250,9 +250,9 @@ static int nobufs_first(unsigned be)
     struct volley_addr to;
     pair_up(be, 0, &a, &b, &to);
     fill(txd, txbuf, 10, 0, PLEN, &to);
-    volley__fault_set(ops_of(be).send, 1, 1, ENOBUFS, 0);
+    volley__sys_fault_set(ops_of(be).send, 1, 1, ENOBUFS, 0);
     int r = volley_send(a, txd, 10);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     struct volley_stats st = stats(a);
     T_EQ(r, -ENOBUFS);
     T_EQ(st.err_nobufs, 1);
@@ -271,9 +271,9 @@ static int nobufs_later(unsigned be)
     struct volley_addr to;
     pair_up(be, 0, &a, &b, &to);
     fill(txd, txbuf, 10, 0, PLEN, &to);
-    volley__fault_set(VOLLEY__SYS_SENDMSG, 4, 1, ENOBUFS, 0);
+    volley__sys_fault_set(VOLLEY__SYS_SENDMSG, 4, 1, ENOBUFS, 0);
     int r = volley_send(a, txd, 10);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     T_EQ(r, 3);
     T_EQ(stats(a).tx_dgrams, 3);
     T_EQ(volley_send(a, txd + 3, 7), 7);
@@ -299,9 +299,9 @@ static int connrefused_send(unsigned be)
     struct volley_addr to;
     pair_up(be, 0, &a, &b, &to);
     fill(txd, txbuf, 10, 0, PLEN, &to);
-    volley__fault_set(ops_of(be).send, 1, 1, ECONNREFUSED, 0);
+    volley__sys_fault_set(ops_of(be).send, 1, 1, ECONNREFUSED, 0);
     int r = volley_send(a, txd, 10);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     struct volley_stats st = stats(a);
     /* an earlier datagram's ICMP: reported, never fails this send */
     T_EQ(r, 10);
@@ -324,9 +324,9 @@ static int connrefused_recv(unsigned be)
     T_EQ(volley_send(a, txd, 10), 10);
     settle(b);
     struct volley_dgram d[10];
-    volley__fault_set(ops_of(be).recv, 1, 1, ECONNREFUSED, 0);
+    volley__sys_fault_set(ops_of(be).recv, 1, 1, ECONNREFUSED, 0);
     int r = volley_recv(b, d, 10);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     struct volley_stats st = stats(b);
     /* the data that is waiting comes back, not the error */
     T_EQ(r, 10);
@@ -345,9 +345,9 @@ static int open_fails(unsigned be, enum volley__sysop op, int err)
     struct volley_opts o = t_opts(be);
     int before = count_fds();
     volley_sock *s = NULL;
-    volley__fault_set(op, 1, 0, err, 0); /* every call, probes included */
+    volley__sys_fault_set(op, 1, 0, err, 0); /* every call, probes included */
     int r = volley_open(&s, "127.0.0.1:0", &o);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     T_EQ(r, -err);
     T_EQ(count_fds(), before);
     /* and with the fault gone the same open works */
@@ -372,9 +372,9 @@ static int setsockopt_refused(unsigned be)
 {
     volley_sock *a, *b;
     struct volley_addr to;
-    volley__fault_set(VOLLEY__SYS_SETSOCKOPT, 1, 0, ENOPROTOOPT, 0);
+    volley__sys_fault_set(VOLLEY__SYS_SETSOCKOPT, 1, 0, ENOPROTOOPT, 0);
     pair_up(be, 0, &a, &b, &to);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     T_EQ(volley_features(a), 0);
     T_EQ(volley_gso_max_segments(a), 0);
     fill(txd, txbuf, 10, 0, PLEN, &to);
@@ -392,7 +392,7 @@ static int no_sendmmsg(unsigned be)
     int before = count_fds();
     volley_sock *a, *b;
     struct volley_opts o = t_opts(VOLLEY_BACKEND_AUTO);
-    volley__fault_set(VOLLEY__SYS_SENDMMSG, 1, 0, ENOSYS, 0);
+    volley__sys_fault_set(VOLLEY__SYS_SENDMMSG, 1, 0, ENOSYS, 0);
     T_OK(volley_open(&a, "127.0.0.1:0", &o));
     T_OK(volley_open(&b, "127.0.0.1:0", &o));
     if (strcmp(volley_backend_name(a), "scalar"))
@@ -407,7 +407,7 @@ static int no_sendmmsg(unsigned be)
     fill(txd, txbuf, 10, 0, PLEN, &to);
     T_EQ(volley_send(a, txd, 10), 10);
     T_EQ(volley__sys_count(VOLLEY__SYS_SENDMMSG) >= 3, 1);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     expect_seq(b, 10, 0);
     volley_close(a);
     volley_close(b);
@@ -432,7 +432,7 @@ static int gso_refused(unsigned be)
     static uint8_t buf[BATCH * LEN];
     static struct volley_dgram d[BATCH], rd[VOLLEY_BATCH_MAX];
     unsigned received = 0;
-    volley__fault_set(VOLLEY__SYS_SENDMMSG, 3, 1, EIO, 0);
+    volley__sys_fault_set(VOLLEY__SYS_SENDMMSG, 3, 1, EIO, 0);
     for (unsigned seq0 = 0; seq0 < TOTAL; seq0 += BATCH) {
         unsigned n = TOTAL - seq0 < BATCH ? TOTAL - seq0 : BATCH;
         fill(d, buf, n, seq0, LEN, &to);
@@ -466,7 +466,7 @@ static int gso_refused(unsigned be)
         }
     }
     unsigned long calls = volley__sys_count(VOLLEY__SYS_SENDMMSG);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     T_ASSERT(calls >= 3);
     volley_wait(b, VOLLEY_WAIT_RECV, 50);
     T_EQ(volley_recv(b, rd, 1), 0);
@@ -518,11 +518,11 @@ static int gso_einval_own(unsigned be)
     st = stats(a);
     T_EQ(st.tx_gso_sends, gso_before + 1);
     /* An injected refusal of the segmented message alone is GSO's: off. */
-    volley__fault_set(be == VOLLEY_BACKEND_URING ? VOLLEY__SYS_URING_SUBMIT
-                                                 : VOLLEY__SYS_SENDMMSG,
-                      1, 1, EINVAL, 0);
+    volley__sys_fault_set(be == VOLLEY_BACKEND_URING ? VOLLEY__SYS_URING_SUBMIT
+                                                     : VOLLEY__SYS_SENDMMSG,
+                          1, 1, EINVAL, 0);
     int r = volley_send(a, &one, 1);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     if (be != VOLLEY_BACKEND_URING) { /* uring's submit fault is not a send result */
         T_EQ(r, 1);
         expect_seq(b, 8, 0);
@@ -542,9 +542,9 @@ static int gso_probe_transient(unsigned be)
     struct volley_opts o = t_opts(be);
     volley_sock *s;
     /* socket() call 1 is the socket's own, 2 and 3 are the probe's */
-    volley__fault_set(VOLLEY__SYS_SOCKET, 2, 2, EMFILE, 0);
+    volley__sys_fault_set(VOLLEY__SYS_SOCKET, 2, 2, EMFILE, 0);
     T_OK(volley_open(&s, "127.0.0.1:0", &o));
-    volley__fault_clear();
+    volley__sys_fault_clear();
     T_EQ(volley_gso_max_segments(s), 0);
     volley_close(s);
     struct volley_caps c;
@@ -582,9 +582,9 @@ static int uring_open_errors(unsigned be)
     int before = count_fds();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         volley_sock *s = NULL;
-        volley__fault_set(cases[i].op, 1, 0, cases[i].err, 0);
+        volley__sys_fault_set(cases[i].op, 1, 0, cases[i].err, 0);
         int r = volley_open(&s, "127.0.0.1:0", &o);
-        volley__fault_clear();
+        volley__sys_fault_clear();
         if (r != cases[i].want)
             T_FAIL("case %zu: %s injected: volley_open = %d (%s), want %d", i,
                    volley_strerror(-cases[i].err), r, volley_strerror(r), cases[i].want);
@@ -683,7 +683,7 @@ int main(int argc, char **argv)
             T_FAIL("fork");
         if (pid == 0) {
             t_watchdog(c->name, 60);
-            volley__fault_clear();
+            volley__sys_fault_clear();
             exit(c->fn(c->be));
         }
         int st;

@@ -1,6 +1,6 @@
 /* GRO splitting and segmentation offload interop.
  *
- * First volley__seg_next without sockets: boundary rows and exhaustive
+ * First volley__gso_seg_next without sockets: boundary rows and exhaustive
  * walks (ceil(len / seg) pieces, all full but maybe the last, summing to
  * len). Then over loopback, for each batching backend (mmsg, and uring
  * when it opens):
@@ -44,7 +44,7 @@ static void skip(const char *what, const char *why)
     skipped++;
 }
 
-/* ---- pure: volley__seg_next ---- */
+/* ---- pure: volley__gso_seg_next ---- */
 
 static const struct {
     uint32_t len;
@@ -92,20 +92,21 @@ static const struct {
 static void test_gro_rows(void)
 {
     for (size_t i = 0; i < sizeof gro_rows / sizeof gro_rows[0]; i++) {
-        uint32_t r = volley__seg_next(gro_rows[i].len, gro_rows[i].seg, gro_rows[i].off);
+        uint32_t r =
+            volley__gso_seg_next(gro_rows[i].len, gro_rows[i].seg, gro_rows[i].off);
         CHECK(r == gro_rows[i].want, "gro_next(%u, %u, %u) = %u, want %u",
               gro_rows[i].len, gro_rows[i].seg, gro_rows[i].off, r, gro_rows[i].want);
     }
 }
 
-/* Walk a buffer as volley__deliver does; false after reporting a broken
+/* Walk a buffer as volley__msg_deliver does; false after reporting a broken
  * invariant. */
 static bool walk(uint32_t len, uint16_t seg)
 {
     uint32_t off = 0, pieces = 0;
     uint64_t sum = 0;
     while (off < len && pieces <= len) {
-        uint32_t n = volley__seg_next(len, seg, off);
+        uint32_t n = volley__gso_seg_next(len, seg, off);
         if (!CHECK(n > 0, "walk(%u, %u): empty piece at %u", len, seg, off))
             return false;
         bool last = off + (uint64_t)n == len;
@@ -131,7 +132,7 @@ static bool walk(uint32_t len, uint16_t seg)
                       "gso_count(%u, %u) = %u, the walk found %u", len, seg,
                       volley__gso_count(len, seg), want))
         return false;
-    return CHECK(volley__seg_next(len, seg, off) == 0,
+    return CHECK(volley__gso_seg_next(len, seg, off) == 0,
                  "walk(%u, %u): a piece after the end", len, seg);
 }
 

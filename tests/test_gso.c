@@ -438,17 +438,19 @@ static void test_max_payload(void)
 {
     struct volley_addr v4 = addr_of("10.0.0.1:1"), v6 = addr_of("[2001:db8::1]:1"),
                        none = addr_of(NULL);
-    CHECK(volley__max_payload(AF_INET, &v4) == VOLLEY_UDP4_MAX, "max_payload(INET, v4)");
-    CHECK(volley__max_payload(AF_INET6, &v4) == VOLLEY_UDP4_MAX,
-          "max_payload(INET6, v4-mapped peer) = %zu", volley__max_payload(AF_INET6, &v4));
-    CHECK(volley__max_payload(AF_INET6, &v6) == VOLLEY_UDP6_MAX,
+    CHECK(volley__gso_max_payload(AF_INET, &v4) == VOLLEY_UDP4_MAX,
+          "max_payload(INET, v4)");
+    CHECK(volley__gso_max_payload(AF_INET6, &v4) == VOLLEY_UDP4_MAX,
+          "max_payload(INET6, v4-mapped peer) = %zu",
+          volley__gso_max_payload(AF_INET6, &v4));
+    CHECK(volley__gso_max_payload(AF_INET6, &v6) == VOLLEY_UDP6_MAX,
           "max_payload(INET6, v6)");
     struct volley_addr mapped = addr_of("[::ffff:10.0.0.1]:1");
-    CHECK(volley__max_payload(AF_INET6, &mapped) == VOLLEY_UDP4_MAX,
+    CHECK(volley__gso_max_payload(AF_INET6, &mapped) == VOLLEY_UDP4_MAX,
           "max_payload(INET6, [::ffff:10.0.0.1]) = %zu, want %d (it leaves over IPv4)",
-          volley__max_payload(AF_INET6, &mapped), VOLLEY_UDP4_MAX);
-    CHECK(volley__max_payload(AF_INET, &none) == VOLLEY_UDP4_MAX,
-          "max_payload(INET, connected) = %zu", volley__max_payload(AF_INET, &none));
+          volley__gso_max_payload(AF_INET6, &mapped), VOLLEY_UDP4_MAX);
+    CHECK(volley__gso_max_payload(AF_INET, &none) == VOLLEY_UDP4_MAX,
+          "max_payload(INET, connected) = %zu", volley__gso_max_payload(AF_INET, &none));
 }
 
 int main(void)

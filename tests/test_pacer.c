@@ -168,17 +168,17 @@ static void test_wire(void)
 {
     struct volley_dgram d = {.len = 1200};
     T_OK(volley_addr_parse(&d.peer, "127.0.0.1:1"));
-    T_EQ(volley__wire_bytes(AF_INET, &d), 1228);
-    T_EQ(volley__wire_bytes(AF_INET6, &d), 1228); /* v4 peer on dual-stack */
+    T_EQ(volley__pacer_wire_bytes(AF_INET, &d), 1228);
+    T_EQ(volley__pacer_wire_bytes(AF_INET6, &d), 1228); /* v4 peer on dual-stack */
     T_OK(volley_addr_parse(&d.peer, "[::ffff:127.0.0.1]:1"));
-    T_EQ(volley__wire_bytes(AF_INET6, &d), 1228);
+    T_EQ(volley__pacer_wire_bytes(AF_INET6, &d), 1228);
     T_OK(volley_addr_parse(&d.peer, "[::1]:1"));
-    T_EQ(volley__wire_bytes(AF_INET6, &d), 1248);
+    T_EQ(volley__pacer_wire_bytes(AF_INET6, &d), 1248);
     d.len = 5000;
     d.segment = 1200; /* 5 datagrams on the wire */
-    T_EQ(volley__wire_bytes(AF_INET6, &d), 5000 + 5 * 48);
+    T_EQ(volley__pacer_wire_bytes(AF_INET6, &d), 5000 + 5 * 48);
     memset(&d.peer, 0, sizeof d.peer);
-    T_EQ(volley__wire_bytes(AF_UNSPEC, &d), 5000);
+    T_EQ(volley__pacer_wire_bytes(AF_UNSPEC, &d), 5000);
 }
 
 static long long now_ms(void)

@@ -458,7 +458,7 @@ static void full(volley_sock *a, volley_sock *b, const struct volley_addr *to)
 /* Turn counting on without failing anything. */
 static void count_calls(void)
 {
-    volley__fault_set(VOLLEY__SYS_SOCKET, ~0u, 1, 0, 0);
+    volley__sys_fault_set(VOLLEY__SYS_SOCKET, ~0u, 1, 0, 0);
 }
 
 /* Run the scenario; with g.op >= 0 the fault is armed first. Writes to the
@@ -467,11 +467,11 @@ static void count_calls(void)
  * exits 1. */
 static int child_main(void)
 {
-    volley__fault_clear();
+    volley__sys_fault_clear();
     int fds0 = count_fds();
     unsigned gso0 = 0;
     if (g.op >= 0) {
-        volley__fault_set((enum volley__sysop)g.op, g.nth, 1, g.err, 0);
+        volley__sys_fault_set((enum volley__sysop)g.op, g.nth, 1, g.err, 0);
     } else {
         count_calls();
     }
@@ -489,14 +489,14 @@ static int child_main(void)
     char line[64];
     if (g.op >= 0) {
         bool hit = volley__sys_count((enum volley__sysop)g.op) >= g.nth;
-        volley__fault_clear();
+        volley__sys_fault_clear();
         /* A failure while probing must not turn GSO off for sockets
          * opened after it went away. */
         if (g.be->kind == K_IP && g.be->id != VOLLEY_BACKEND_SCALAR) {
-            gso0 = volley__gso_limit();
+            gso0 = volley__probe_gso_limit();
             if (gso0 == 0)
                 child_report("GSO is off for good after one failed call "
-                             "(volley__gso_limit() = 0 once the fault is gone)");
+                             "(volley__probe_gso_limit() = 0 once the fault is gone)");
         }
         int m = snprintf(line, sizeof line, "H%d\n", hit);
         (void)!write(g.out, line, (size_t)m);
@@ -504,7 +504,7 @@ static int child_main(void)
         unsigned long counts[VOLLEY__SYS_COUNT];
         for (int op = 0; op < VOLLEY__SYS_COUNT; op++)
             counts[op] = volley__sys_count((enum volley__sysop)op);
-        volley__fault_clear();
+        volley__sys_fault_clear();
         for (int op = 0; op < VOLLEY__SYS_COUNT; op++) {
             int m = snprintf(line, sizeof line, "C%lu\n", counts[op]);
             (void)!write(g.out, line, (size_t)m);

@@ -423,7 +423,7 @@ static void expect_uring_refused(enum volley__sysop op, int err)
     struct volley_opts o = opts_for(URING, 0);
     int fds = fd_count();
     for (int i = 0; i < 20; i++) {
-        volley__fault_set(op, 1, 0, err, 0);
+        volley__sys_fault_set(op, 1, 0, err, 0);
         volley_sock *s = NULL;
         int r = volley_open(&s, "127.0.0.1:0", &o);
         if (r != -ENOTSUP)
@@ -431,7 +431,7 @@ static void expect_uring_refused(enum volley__sysop op, int err)
                    r);
         T_ASSERT(s == NULL);
         T_ASSERT(volley__sys_count(op) >= 1); /* the seam was reached */
-        volley__fault_clear();
+        volley__sys_fault_clear();
     }
     T_EQ(fd_count(), fds);
 }
@@ -439,7 +439,7 @@ static void expect_uring_refused(enum volley__sysop op, int err)
 static void expect_auto_fallback(enum volley__sysop op, int err)
 {
     int fds = fd_count();
-    volley__fault_set(op, 1, 0, err, 0);
+    volley__sys_fault_set(op, 1, 0, err, 0);
     struct volley_opts o = opts_for(VOLLEY_BACKEND_AUTO, 0);
     volley_sock *a, *b;
     T_OK(volley_open(&a, "127.0.0.1:0", &o));
@@ -451,7 +451,7 @@ static void expect_auto_fallback(enum volley__sysop op, int err)
     recv_seq(b, 7, 1, 50);
     volley_close(a);
     volley_close(b);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     T_EQ(fd_count(), fds);
 }
 
@@ -567,10 +567,10 @@ static int case_submit_retry(void)
     for (uint32_t round = 0; round < 3; round++) {
         for (unsigned i = 0; i < N; i++)
             outbox_set(&o, i, round * N + i, LEN, &to);
-        volley__fault_set(VOLLEY__SYS_URING_SUBMIT, 1, 2, EBUSY, 0);
+        volley__sys_fault_set(VOLLEY__SYS_URING_SUBMIT, 1, 2, EBUSY, 0);
         T_EQ(volley_send(tx, o.d, N), N);
         T_ASSERT(volley__sys_count(VOLLEY__SYS_URING_SUBMIT) >= 3);
-        volley__fault_clear();
+        volley__sys_fault_clear();
         recv_seq(rx, round * N, N, LEN);
     }
     struct volley_stats st = stats_of(tx);
@@ -594,9 +594,9 @@ static int case_submit_stall(void)
     struct outbox o = outbox_new(N, LEN);
     for (unsigned i = 0; i < N; i++)
         outbox_set(&o, i, i, LEN, &to);
-    volley__fault_set(VOLLEY__SYS_URING_SUBMIT, 1, 0, EBUSY, 0);
+    volley__sys_fault_set(VOLLEY__SYS_URING_SUBMIT, 1, 0, EBUSY, 0);
     int r = volley_send(tx, o.d, N);
-    volley__fault_clear();
+    volley__sys_fault_clear();
     printf("  every submission refused: volley_send returned %d\n", r);
     if (r == N) {
         /* taken: the sender only waits, as a caller with nothing more to

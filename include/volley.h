@@ -300,8 +300,9 @@ VOLLEY_API int volley_wrap(volley_sock **out, int fd, const struct volley_opts *
  * queue's drop is counted twice: pair_queue_full for the sender and
  * rx_kernel_drops for the receiver, like a kernel's receive buffer.
  * Errors: -EINVAL (NULL, a backend other than AUTO/PAIR, an option out of
- * its range, an unknown VOLLEY_DISABLE name), -E2BIG, -ENOMEM, eventfd(2)'s
- * errors.
+ * its range, an unknown VOLLEY_DISABLE name), -E2BIG, -ENOTSUP (opts ask
+ * for kernel pacing, VOLLEY_PACE_KERNEL, which a pair cannot do), -ENOMEM,
+ * eventfd(2)'s and pthread_mutex_init(3)'s errors.
  */
 VOLLEY_API int volley_pair(volley_sock **a, volley_sock **b, const struct volley_opts *o);
 
@@ -316,30 +317,30 @@ VOLLEY_API int volley_connect_addr(volley_sock *s, const struct volley_addr *pee
 
 /*
  * Send up to n datagrams, in order. Returns how many were taken (GSO
- * descriptors count as one), 0 if the socket would block.
- * A negative return is about d[0] only: it was not sent. -EMSGSIZE (too
- * big: over the UDP maximum for the peer, or for AF_UNIX over what the
- * socket can hold: 2^31 - 1 bytes, and on uring its tx_arena), -EAFNOSUPPORT
- * (peer or local family does not match), -EDESTADDRREQ (no peer on an
- * unconnected socket), -EINVAL (bad arguments, n == 0 or above
- * VOLLEY_BATCH_MAX, ecn > 3, a GSO buffer whose segment is larger than len
- * or that holds more than VOLLEY_GSO_SEGMENTS_MAX segments), -ENOBUFS
- * (retry later), or the
- * kernel's answer for that datagram (-EHOSTUNREACH, -EPERM, ...; -EPIPE on
- * a pair whose other end is closed). Errors the
- * kernel reports later (ICMP) are counted in stats and queued for
- * volley_errors(); they never fail a send. When the kernel refuses a
+ * descriptors count as one), 0 if the socket would block. 0 ("would
+ * block") always means that waiting (volley_wait with VOLLEY_WAIT_SEND)
+ * will help. A negative return is about d[0] only: it was not sent.
+ * Errors the kernel reports later (ICMP) are counted in stats and queued
+ * for volley_errors(); they never fail a send. When the kernel refuses a
  * segmented message (EIO, EINVAL) volley sends its datagrams again
  * unsegmented: if they go, GSO was the problem and is turned off for the
  * socket (tx_gso_fallback); if they fail too, that is the datagram's own
  * error and GSO stays on. (Two cases are not resent: a later piece of a
  * GSO buffer cut in several messages, whose first pieces are out, counts
  * as failed like any partly sent buffer; and a uring send that fails
- * after the call returned is reported as above.) 0 ("would block") always means that
- * waiting (volley_wait with VOLLEY_WAIT_SEND) will help. On the uring backend a send
- * still running when the call returns (rare: sends are made not to wait) counts as taken;
- * if it fails later, the failure is counted in tx_errors and queued for volley_errors()
- * with its destination.
+ * after the call returned is reported as below.) On the uring backend a
+ * send still running when the call returns (rare: sends are made not to
+ * wait) counts as taken; if it fails later, the failure is counted in
+ * tx_errors and queued for volley_errors() with its destination.
+ * Errors: -EMSGSIZE (too big: over the UDP maximum for the peer, or for
+ * AF_UNIX over what the socket can hold: 2^31 - 1 bytes, and on uring its
+ * tx_arena), -EAFNOSUPPORT (peer or local family does not match),
+ * -EDESTADDRREQ (no peer on an unconnected socket), -EINVAL (bad
+ * arguments, n == 0 or above VOLLEY_BATCH_MAX, ecn > 3, a GSO buffer whose
+ * segment is larger than len or that holds more than
+ * VOLLEY_GSO_SEGMENTS_MAX segments), -ENOBUFS (retry later), -EPIPE (a
+ * pair whose other end is closed), or the kernel's answer for that
+ * datagram (-EHOSTUNREACH, -EPERM, ...).
  */
 VOLLEY_API int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n);
 
@@ -375,7 +376,7 @@ VOLLEY_API int volley_fd(const volley_sock *s);
  * VOLLEY_WAIT_ERR added when new reports wait in volley_errors(); 0 on
  * timeout, and possibly early (a signal, or a wake-up that turned out to be
  * for nothing): callers loop. Errors: -EINVAL (NULL, events 0 or unknown
- * bits), poll(2)'s errors.
+ * bits), poll(2)'s errors (on uring, io_uring_enter(2)'s).
  */
 VOLLEY_API int volley_wait(volley_sock *s, unsigned events, int timeout_ms);
 
@@ -448,9 +449,13 @@ VOLLEY_API int volley_env_check(char *msg, size_t size);
 /* Explain a negative errno (or a positive one). Never NULL. */
 VOLLEY_API const char *volley_strerror(int err);
 
-/* Address helpers. parse: -EINVAL when not "ip:port"/"[ip6]:port" with a
- * numeric port 0..65535. format: writes "1.2.3.4:5" or "[::1]:5", returns
- * the length or -ENOSPC (buffer of 64 is always enough). */
+/* Address helpers. parse reads "ip:port" or "[ip6]:port" with a numeric port
+ * 0..65535. format writes "1.2.3.4:5" or "[::1]:5" ("-" for AF_UNSPEC) and
+ * returns the length (a buffer of 64 is always enough). equal, port and len
+ * never fail (NULL gives 0).
+ * Errors: volley_addr_parse: -EINVAL (NULL, or not one of those forms).
+ * volley_addr_format: -EINVAL (NULL), -EAFNOSUPPORT (a family other than
+ * AF_INET, AF_INET6 and AF_UNSPEC), -ENOSPC (buffer too small). */
 VOLLEY_API int volley_addr_parse(struct volley_addr *out, const char *s);
 VOLLEY_API int volley_addr_format(const struct volley_addr *a, char *buf, size_t size);
 VOLLEY_API int volley_addr_equal(const struct volley_addr *a,

@@ -92,6 +92,8 @@ struct volley_addr {
  *
  * Receive: everything is filled in. local/ifindex need the pktinfo feature,
  * ecn the ecn feature, rx_ns the timestamp feature (and VOLLEY_DGRAM_TSTAMP).
+ * segment is 0 (one datagram) unless the GRO_SEGMENTS feature is on: then
+ * a coalesced buffer comes as one descriptor cut at segment, as on send.
  * IPv4-mapped IPv6 addresses are returned as plain AF_INET.
  */
 struct volley_dgram {
@@ -118,17 +120,27 @@ enum volley_backend_id {
 /*
  * Features. On by default: GSO, GRO, PKTINFO, ECN, RXQ_OVFL (each can be
  * turned off with volley_opts.disable or the VOLLEY_DISABLE environment
- * variable). Off by default: TIMESTAMP, RECVERR (turn on with
+ * variable). Off by default: TIMESTAMP, RECVERR, GRO_SEGMENTS (turn on with
  * volley_opts.enable). A feature the kernel refuses is simply off: see
  * volley_features() and `volley probe`.
+ *
+ * GRO_SEGMENTS hands GRO-coalesced buffers to the caller whole instead of
+ * one descriptor per datagram: such a descriptor has segment set to the
+ * stride (the size of every datagram in it but the last, which may be
+ * shorter), len to the whole buffer and VOLLEY_DGRAM_GRO in flags, exactly
+ * the form volley_send takes for a GSO buffer, so a relay can send it on
+ * unchanged. It is for callers that walk the strides themselves (QUIC
+ * stacks): no per-datagram work at all. A descriptor with segment 0 is one
+ * datagram, as always. Stats still count datagrams. Needs GRO (off with it).
  */
-#define VOLLEY_F_GSO       0x01u /* UDP_SEGMENT send offload (mmsg, uring) */
-#define VOLLEY_F_GRO       0x02u /* UDP_GRO receive offload (mmsg, uring) */
-#define VOLLEY_F_PKTINFO   0x04u /* local address/ifindex on receive */
-#define VOLLEY_F_ECN       0x08u /* ECN codepoint on receive */
-#define VOLLEY_F_TIMESTAMP 0x10u /* SO_TIMESTAMPNS receive timestamps */
-#define VOLLEY_F_RXQ_OVFL  0x20u /* SO_RXQ_OVFL kernel drop counter */
-#define VOLLEY_F_RECVERR   0x40u /* IP_RECVERR ICMP error reports */
+#define VOLLEY_F_GSO          0x01u /* UDP_SEGMENT send offload (mmsg, uring) */
+#define VOLLEY_F_GRO          0x02u /* UDP_GRO receive offload (mmsg, uring) */
+#define VOLLEY_F_PKTINFO      0x04u /* local address/ifindex on receive */
+#define VOLLEY_F_ECN          0x08u /* ECN codepoint on receive */
+#define VOLLEY_F_TIMESTAMP    0x10u /* SO_TIMESTAMPNS receive timestamps */
+#define VOLLEY_F_RXQ_OVFL     0x20u /* SO_RXQ_OVFL kernel drop counter */
+#define VOLLEY_F_RECVERR      0x40u /* IP_RECVERR ICMP error reports */
+#define VOLLEY_F_GRO_SEGMENTS 0x80u /* GRO buffers returned whole (see above) */
 #define VOLLEY_F_DEFAULT                                                                 \
     (VOLLEY_F_GSO | VOLLEY_F_GRO | VOLLEY_F_PKTINFO | VOLLEY_F_ECN | VOLLEY_F_RXQ_OVFL)
 

@@ -83,23 +83,27 @@ bool volley__msg_pending(const volley_sock *s)
 unsigned volley__msg_deliver(volley_sock *s, struct volley_dgram *d, unsigned n)
 {
     unsigned k = 0;
+    /* GRO_SEGMENTS: a coalesced buffer goes out whole, cut at its stride. */
+    bool whole = s->features & VOLLEY_F_GRO_SEGMENTS;
     while (k < n && s->pend_i < s->pend_n) {
         struct volley__rxpend *p = &s->pend[s->pend_i];
         uint32_t seg = p->meta.gro_segment;
-        uint32_t len = volley__gso_seg_next(p->len, (uint16_t)seg, p->off);
+        bool gro = seg && p->len > seg;
+        uint32_t len = gro && whole ? p->len - p->off
+                                    : volley__gso_seg_next(p->len, (uint16_t)seg, p->off);
         struct volley_dgram *x = &d[k++];
         x->data = p->data + p->off;
         x->len = len;
         x->peer = p->peer;
         x->local = p->meta.local;
         x->ifindex = p->meta.ifindex;
-        x->segment = 0;
+        x->segment = gro && whole ? (uint16_t)seg : 0;
         x->ecn = p->meta.ecn;
         x->flags = 0;
         x->rx_ns = p->meta.has_ts ? p->meta.rx_ns : 0;
         if (p->meta.has_ts)
             x->flags |= VOLLEY_DGRAM_TSTAMP;
-        if (seg && p->len > seg)
+        if (gro)
             x->flags |= VOLLEY_DGRAM_GRO;
         p->off += len;
         if (p->off >= p->len) {
@@ -110,7 +114,7 @@ unsigned volley__msg_deliver(volley_sock *s, struct volley_dgram *d, unsigned n)
             }
             s->pend_i++;
         }
-        s->st.rx_dgrams++;
+        s->st.rx_dgrams += x->segment ? volley__gso_count(len, x->segment) : 1;
         s->st.rx_bytes += len;
     }
     if (s->pend_i == s->pend_n)

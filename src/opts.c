@@ -19,6 +19,7 @@ static const struct {
     {"timestamp", VOLLEY_F_TIMESTAMP},
     {"rxq_ovfl", VOLLEY_F_RXQ_OVFL},
     {"recverr", VOLLEY_F_RECVERR},
+    {"gro_segments", VOLLEY_F_GRO_SEGMENTS},
     {"mmsg", VOLLEY__F_NO_MMSG},
     {"uring", VOLLEY__F_NO_URING},
 };

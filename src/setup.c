@@ -112,7 +112,7 @@ static void enable_features(volley_sock *s, unsigned want)
     }
     /* A coalesced buffer is up to 64 KiB: a smaller slot would cut it. */
     if (want & VOLLEY_F_GRO && s->slot_size >= 65535 && setopt_on(fd, SOL_UDP, UDP_GRO))
-        on |= VOLLEY_F_GRO;
+        on |= VOLLEY_F_GRO | (want & VOLLEY_F_GRO_SEGMENTS);
     if (want & VOLLEY_F_GSO) {
         /* Setting 0 asks the kernel whether it knows UDP_SEGMENT and leaves
          * no segment size set socket-wide. */

@@ -393,7 +393,7 @@ static void test_open_args(void)
     EXPECT(volley_open(&s, "127.0.0.1:0", &o), -ENOTSUP);
 
     o = t_opts(0);
-    o.enable = 0x80;
+    o.enable = 0x100;
     EXPECT(volley_open(&s, "127.0.0.1:0", &o), -EINVAL);
     o = t_opts(0);
     o.disable = 0x80000000u;
@@ -413,7 +413,7 @@ static void test_open_args(void)
     o.size = 0;
     EXPECT(volley_pair(&a, &b, &o), -EINVAL);
     o = t_opts(0);
-    o.enable = 0x80;
+    o.enable = 0x100;
     EXPECT(volley_pair(&a, &b, &o), -EINVAL);
     bigger.tail[0] = 1;
     EXPECT(volley_pair(&a, &b, &bigger.o), -E2BIG);
@@ -707,7 +707,7 @@ static void test_wrap(void)
     EXPECT(volley_wrap(&s, udp, &bad), -EINVAL);
     CHECK(fd_open(udp), "volley_wrap(bad opts) closed the fd");
     bad = o;
-    bad.enable = 0x80;
+    bad.enable = 0x100;
     EXPECT(volley_wrap(&s, udp, &bad), -EINVAL);
     CHECK(fd_open(udp), "volley_wrap(unknown feature) closed the fd");
 

@@ -273,9 +273,11 @@ struct volley_sockerr {
 typedef struct volley_sock volley_sock;
 
 /*
- * Open a non-blocking UDP socket bound to `bind`: "127.0.0.1:0", "[::1]:4433",
+ * Open a UDP socket bound to `bind`: "127.0.0.1:0", "[::1]:4433",
  * "[::]:0" (dual-stack: IPv4 peers appear as AF_INET), "[fe80::1%2]:9".
- * Addresses are numeric; no name lookup.
+ * Addresses are numeric; no name lookup. Every volley call on it is
+ * non-blocking (MSG_DONTWAIT); the fd itself is blocking, so that
+ * volley_recv_wait can sleep in the receive.
  * The backend: opts->backend, or with AUTO the VOLLEY_BACKEND environment
  * variable, or else mmsg where sendmmsg works and scalar otherwise. The
  * uring backend is used when asked for (it receives with no system call
@@ -365,6 +367,24 @@ VOLLEY_API int volley_send(volley_sock *s, const struct volley_dgram *d, unsigne
  * never fail a receive: see volley_errors().
  */
 VOLLEY_API int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n);
+
+/*
+ * volley_recv that sleeps: when nothing is waiting, wait up to timeout_ms
+ * (-1: no limit, 0: not at all) for datagrams, then receive them. It is
+ * the cheapest way to wait for the next datagram: one blocking receive on
+ * a socket from volley_open (mmsg, scalar), one io_uring_enter on uring,
+ * where volley_wait + volley_recv take two system calls or more. A socket
+ * from volley_wrap (left non-blocking) and the pair wait as volley_wait
+ * does. A changed timeout_ms costs one setsockopt(SO_RCVTIMEO) on mmsg and
+ * scalar; the same one again costs nothing. Returns as volley_recv does;
+ * 0 when the time ran out, and possibly early (a signal, an ICMP report,
+ * a completion that was not a datagram): callers loop. Send completions
+ * and queued error reports are handled as by volley_recv.
+ * Errors: -EINVAL (NULL, n == 0 or above VOLLEY_BATCH_MAX, timeout_ms
+ * below -1), and volley_recv's and volley_wait's errors.
+ */
+VOLLEY_API int volley_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned n,
+                                int timeout_ms);
 
 /* The file descriptor to watch for readability with poll/epoll: the socket
  * itself, or for the uring and pair backends an eventfd that becomes

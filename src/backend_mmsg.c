@@ -46,7 +46,10 @@ static int mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
     return (int)done;
 }
 
-static int mmsg_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
+/* flags MSG_DONTWAIT, or MSG_WAITFORONE to sleep in the kernel until the
+ * first datagram (or SO_RCVTIMEO) on a blocking fd; a signal then ends
+ * the wait early. */
+static int mmsg_receive(volley_sock *s, struct volley_dgram *d, unsigned n, int flags)
 {
     unsigned want = n < s->rx_batch ? n : s->rx_batch;
     unsigned tries = 0;
@@ -54,8 +57,10 @@ static int mmsg_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
         volley__msg_reset_rx(s, i);
     int r;
     for (;;) {
-        r = volley__sys_recvmmsg(s->fd, s->rx_msgs, want, MSG_DONTWAIT);
+        r = volley__sys_recvmmsg(s->fd, s->rx_msgs, want, flags);
         s->st.rx_syscalls++;
+        if (r == -EINTR && !(flags & MSG_DONTWAIT))
+            r = -EAGAIN;
         if (r >= 0 || !volley__err_recv_retry(s, &tries, r))
             break;
         /* The failed call may have touched the headers. */
@@ -77,6 +82,20 @@ static int mmsg_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
     return (int)volley__msg_deliver(s, d, n);
 }
 
+static int mmsg_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
+{
+    return mmsg_receive(s, d, n, MSG_DONTWAIT);
+}
+
+static int mmsg_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned n,
+                          int timeout_ms)
+{
+    int r = volley__msg_block_for(s, timeout_ms);
+    if (r == 0)
+        return mmsg_receive(s, d, n, MSG_WAITFORONE);
+    return r == -EAGAIN ? volley__sock_recv_poll(s, d, n, timeout_ms) : r;
+}
+
 /* sendmmsg with no messages tells whether the call exists: ENOSYS (not in
  * this kernel) or EPERM (refused by a seccomp filter) make mmsg not
  * available here, -ENOTSUP; any other failure is reported as itself. */
@@ -95,4 +114,5 @@ const struct volley_backend volley__backend_mmsg = {
     .init = mmsg_init,
     .send = mmsg_send,
     .recv = mmsg_recv,
+    .recv_wait = mmsg_recv_wait,
 };

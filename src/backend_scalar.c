@@ -68,15 +68,20 @@ static int scalar_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
     return (int)done;
 }
 
-static int scalar_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
+/* block: the first call sleeps in the kernel (a blocking fd, bounded by
+ * SO_RCVTIMEO; a signal ends it early), the rest never do. */
+static int scalar_receive(volley_sock *s, struct volley_dgram *d, unsigned n, bool block)
 {
     unsigned want = n < s->rx_batch ? n : s->rx_batch;
     unsigned got = 0, tries = 0;
     while (got < want) {
         struct msghdr *m = &s->rx_msgs[got].msg_hdr;
         volley__msg_reset_rx(s, got);
-        ssize_t r = volley__sys_recvmsg(s->fd, m, MSG_DONTWAIT);
+        bool sleep = block && got == 0;
+        ssize_t r = volley__sys_recvmsg(s->fd, m, sleep ? 0 : MSG_DONTWAIT);
         s->st.rx_syscalls++;
+        if (r == -EINTR && sleep)
+            r = -EAGAIN;
         if (r >= 0) {
             volley__msg_stage_rx(s, got++, (size_t)r, m->msg_flags);
             continue;
@@ -98,6 +103,20 @@ static int scalar_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
     return (int)volley__msg_deliver(s, d, n);
 }
 
+static int scalar_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
+{
+    return scalar_receive(s, d, n, false);
+}
+
+static int scalar_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned n,
+                            int timeout_ms)
+{
+    int r = volley__msg_block_for(s, timeout_ms);
+    if (r == 0)
+        return scalar_receive(s, d, n, true);
+    return r == -EAGAIN ? volley__sock_recv_poll(s, d, n, timeout_ms) : r;
+}
+
 const struct volley_backend volley__backend_scalar = {
     .name = "scalar",
     .id = VOLLEY_BACKEND_SCALAR,
@@ -105,4 +124,5 @@ const struct volley_backend volley__backend_scalar = {
     .init = volley__msg_alloc_rx,
     .send = scalar_send,
     .recv = scalar_recv,
+    .recv_wait = scalar_recv_wait,
 };

@@ -384,18 +384,21 @@ static void reset_eventfd(volley_sock *s, uint64_t *syscalls)
     (*syscalls)++;
 }
 
-static int uring_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
+/* Everything a receive starts with: the caller's buffers back to the ring,
+ * queued sends out, the multishot in this thread and armed, completions
+ * reaped. 0 or a negative errno. */
+static int recv_prepare(volley_sock *s)
 {
     struct uring *u = U(s);
     give_back(u);
     flush_queued(s, &s->st.tx_syscalls);
-    int moved = follow_thread(s);
-    if (moved < 0)
-        return moved;
+    int r = follow_thread(s);
+    if (r < 0)
+        return r;
     run_task_work(s, &s->st.rx_syscalls);
     reap(s);
     if (!u->armed && u->rxq_n == 0) {
-        int r = arm(s);
+        r = arm(s);
         if (r < 0) {
             s->st.rx_errors++;
             volley__err_count(s, r);
@@ -403,6 +406,14 @@ static int uring_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
         }
         reap(s);
     }
+    return 0;
+}
+
+static int uring_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
+{
+    int r = recv_prepare(s);
+    if (r < 0)
+        return r;
     unsigned want = n < s->rx_batch ? n : s->rx_batch;
     if (!take_received(s, want)) {
         /* Reset the readiness signal, then look once more: a completion
@@ -413,6 +424,33 @@ static int uring_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
             s->st.rx_wouldblock++;
             return 0;
         }
+    }
+    return (int)volley__msg_deliver(s, d, n);
+}
+
+static int wait_cqe(volley_sock *s, int timeout_ms);
+
+/* What is there, else one io_uring_enter that sleeps until a completion
+ * (running the receive's task work), then what came. The eventfd is not
+ * reset: a caller that sleeps here is not polling it, and the next
+ * volley_recv resets it. */
+static int uring_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned n,
+                           int timeout_ms)
+{
+    int r = recv_prepare(s);
+    if (r < 0)
+        return r;
+    unsigned want = n < s->rx_batch ? n : s->rx_batch;
+    if (!take_received(s, want) && timeout_ms != 0) {
+        r = wait_cqe(s, timeout_ms);
+        if (r < 0)
+            return r;
+        reap(s);
+        (void)take_received(s, want);
+    }
+    if (!volley__msg_pending(s)) {
+        s->st.rx_wouldblock++;
+        return 0;
     }
     return (int)volley__msg_deliver(s, d, n);
 }
@@ -871,6 +909,7 @@ const struct volley_backend volley__backend_uring = {
     .init = uring_init,
     .send = uring_send,
     .recv = uring_recv,
+    .recv_wait = uring_recv_wait,
     .wait = uring_wait,
     .close = uring_close,
 };

@@ -56,6 +56,8 @@ struct volley_backend {
     int (*send)(volley_sock *s, const struct volley_dgram *d, unsigned n);
     /* called only when nothing staged by an earlier call is pending */
     int (*recv)(volley_sock *s, struct volley_dgram *d, unsigned n);
+    /* volley_recv_wait, likewise; NULL: volley__sock_recv_poll */
+    int (*recv_wait)(volley_sock *s, struct volley_dgram *d, unsigned n, int timeout_ms);
     /* NULL: poll(2) on s->fd */
     int (*wait)(volley_sock *s, unsigned events, int timeout_ms);
     /* backend-private teardown; NULL if none. The fd is closed by sock.c. */
@@ -124,6 +126,9 @@ struct volley_sock {
     int poll_fd; /* what volley_fd returns instead of fd when >= 0 */
     int family;  /* AF_INET, AF_INET6, AF_UNIX */
     bool connected;
+    bool fd_blocks;    /* the fd is blocking (volley_open): every call but
+                          volley_recv_wait's passes MSG_DONTWAIT */
+    int rcvtimeo_ms;   /* SO_RCVTIMEO as last set (-1: none, the default) */
     unsigned features; /* VOLLEY_F_* actually on */
     unsigned gso_segs; /* GSO segment limit, 0 when GSO is off */
     size_t tx_max;     /* bytes one datagram may carry (the uring arena's size) */
@@ -200,6 +205,9 @@ VOLLEY_INTERNAL bool volley__err_send_retry(volley_sock *s, struct volley__retry
 VOLLEY_INTERNAL void volley__err_send_ok(volley_sock *s, struct volley__retry *rt);
 /* Same for receive: true to call again (at most a few times per call). */
 VOLLEY_INTERNAL bool volley__err_recv_retry(volley_sock *s, unsigned *tries, int err);
+/* volley_recv_wait the plain way: receive, else wait, then receive. */
+VOLLEY_INTERNAL int volley__sock_recv_poll(volley_sock *s, struct volley_dgram *d,
+                                           unsigned n, int timeout_ms);
 /* Check a send batch at the boundary; returns 0 or a negative errno for
  * the first bad descriptor, and *bad its index. */
 VOLLEY_INTERNAL int volley__sock_check_send(const volley_sock *s,
@@ -225,6 +233,10 @@ VOLLEY_INTERNAL int volley__msg_alloc_rx(volley_sock *s);
 /* The kernel's drop counter for the socket now (SO_MEMINFO, the counter
  * SO_RXQ_OVFL reports); false when it cannot be read. */
 VOLLEY_INTERNAL bool volley__msg_meminfo_drops(const volley_sock *s, uint32_t *drops);
+/* Make the next blocking receive on s->fd wait at most timeout_ms (-1: no
+ * limit), setting SO_RCVTIMEO only when it changes: 0, -EAGAIN when the fd
+ * cannot block (wrapped fds stay non-blocking; timeout 0), or an error. */
+VOLLEY_INTERNAL int volley__msg_block_for(volley_sock *s, int timeout_ms);
 /* Hand pending datagrams to the caller; returns how many. */
 VOLLEY_INTERNAL unsigned volley__msg_deliver(volley_sock *s, struct volley_dgram *d,
                                              unsigned n);

@@ -7,6 +7,7 @@
 #include <linux/sock_diag.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 void volley__msg_fill_tx(volley_sock *s, unsigned slot, struct msghdr *m,
                          const struct volley_dgram *d, struct iovec *iov, size_t niov,
@@ -146,4 +147,22 @@ bool volley__msg_meminfo_drops(const volley_sock *s, uint32_t *drops)
         return false;
     *drops = mem[SK_MEMINFO_DROPS];
     return true;
+}
+
+int volley__msg_block_for(volley_sock *s, int timeout_ms)
+{
+    if (!s->fd_blocks || timeout_ms == 0)
+        return -EAGAIN;
+    if (timeout_ms == s->rcvtimeo_ms)
+        return 0;
+    /* all zero: no limit */
+    struct timeval tv = {0, 0};
+    if (timeout_ms > 0)
+        tv = (struct timeval){timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    int r = volley__sys_setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    s->st.rx_syscalls++;
+    if (r < 0)
+        return r;
+    s->rcvtimeo_ms = timeout_ms;
+    return 0;
 }

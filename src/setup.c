@@ -24,6 +24,7 @@ volley_sock *volley__setup_alloc(const struct volley_opts *o,
     s->fd = -1;
     s->poll_fd = -1;
     s->tx_max = VOLLEY__DGRAM_MAX;
+    s->rcvtimeo_ms = -1;
     s->be = be;
     s->opts = *o;
     return s;
@@ -233,8 +234,10 @@ int volley_open(volley_sock **out, const char *bind, const struct volley_opts *o
     if (!s)
         return -ENOMEM;
     s->family = a.sa.sa_family;
-    r = s->fd =
-        volley__sys_socket(s->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* A blocking fd: every call volley makes on it passes MSG_DONTWAIT
+     * but volley_recv_wait's, which sleeps in the receive itself. */
+    r = s->fd = volley__sys_socket(s->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    s->fd_blocks = true;
     if (r >= 0 && s->family == AF_INET6) {
         int zero = 0; /* "[::]" means both families */
         (void)volley__sys_setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,

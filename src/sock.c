@@ -232,6 +232,29 @@ int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
     return s->be->recv(s, d, n);
 }
 
+int volley__sock_recv_poll(volley_sock *s, struct volley_dgram *d, unsigned n,
+                           int timeout_ms)
+{
+    int r = s->be->recv(s, d, n);
+    if (r != 0 || timeout_ms == 0)
+        return r;
+    r = wait_socket(s, VOLLEY_WAIT_RECV, timeout_ms);
+    if (r <= 0 || !(r & VOLLEY_WAIT_RECV))
+        return r < 0 ? r : 0;
+    return volley_recv(s, d, n);
+}
+
+int volley_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned n, int timeout_ms)
+{
+    if (!s || !d || n == 0 || n > VOLLEY_BATCH_MAX || timeout_ms < -1)
+        return -EINVAL;
+    if (volley__msg_pending(s))
+        return (int)volley__msg_deliver(s, d, n);
+    if (s->be->recv_wait)
+        return s->be->recv_wait(s, d, n, timeout_ms);
+    return volley__sock_recv_poll(s, d, n, timeout_ms);
+}
+
 int volley_fd(const volley_sock *s)
 {
     if (!s)

@@ -6,6 +6,9 @@
  */
 #include "bench.h"
 
+#include "cli.h"
+#include "seq.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sys/socket.h>
@@ -61,7 +64,7 @@ void bench_baseline_close(struct bench_run *r)
 void *bench_baseline_tx(void *arg)
 {
     struct bench_run *r = arg;
-    struct bench_hdr h = {.stream = r->stream};
+    struct seq_hdr h = {.stream = r->stream};
     int64_t cpu0 = bench_cpu_ns();
 
     bench_tx_start(r);
@@ -72,13 +75,13 @@ void *bench_baseline_tx(void *arg)
         /* The clock is read once per BENCH_BATCH calls, as the volley paths
          * read it once per batch. */
         if (r->tx.syscalls % BENCH_BATCH == 0) {
-            if (bench_mono_ns() >= r->tx_end_ns)
+            if (cli_mono_ns() >= r->tx_end_ns)
                 break;
-            h.sent_ns = (uint64_t)bench_real_ns();
+            h.sent_ns = (uint64_t)cli_real_ns();
         }
         h.seq = r->tx.dgrams;
-        if (r->size >= BENCH_HDR_LEN)
-            bench_hdr_encode(r->payload, &h);
+        if (r->size >= SEQ_HDR_LEN)
+            seq_hdr_encode(r->payload, &h);
         n = sendto(r->tx_fd, r->payload, r->size, 0, (struct sockaddr *)&r->dst,
                    sizeof(r->dst));
         e = errno;
@@ -93,7 +96,7 @@ void *bench_baseline_tx(void *arg)
         }
         /* Refused for lack of room, maybe after SO_SNDTIMEO: the round count
          * may be far off, so check the clock now. */
-        if (bench_mono_ns() >= r->tx_end_ns)
+        if (cli_mono_ns() >= r->tx_end_ns)
             break;
     }
     bench_tx_finish(r, cpu0);
@@ -104,12 +107,12 @@ void *bench_baseline_rx(void *arg)
 {
     struct bench_run *r = arg;
     uint8_t buf[65536];
-    int64_t cpu0 = bench_cpu_ns(), quiet = bench_mono_ns();
+    int64_t cpu0 = bench_cpu_ns(), quiet = cli_mono_ns();
 
     for (;;) {
         ssize_t n = recvfrom(r->rx_fd, buf, sizeof(buf), 0, NULL, NULL);
         int e = errno;
-        int64_t now = bench_mono_ns();
+        int64_t now = cli_mono_ns();
 
         r->rx.syscalls++;
         if (n >= 0) {
@@ -140,7 +143,7 @@ static int64_t baseline_await(struct bench_run *r, uint64_t seq, int64_t t0)
     for (;;) {
         ssize_t n = recvfrom(r->tx_fd, buf, sizeof(buf), 0, NULL, NULL);
         int e = errno;
-        int64_t now = bench_mono_ns();
+        int64_t now = cli_mono_ns();
 
         r->tx.syscalls++;
         if (n >= 0 && bench_lat_match(r, buf, (size_t)n, seq))
@@ -157,7 +160,7 @@ static int64_t baseline_await(struct bench_run *r, uint64_t seq, int64_t t0)
 void *bench_baseline_ping(void *arg)
 {
     struct bench_run *r = arg;
-    struct bench_hdr h = {.stream = r->stream};
+    struct seq_hdr h = {.stream = r->stream};
     struct timeval tv = {.tv_usec = BENCH_POLL_MS * 1000};
     int64_t cpu0 = bench_cpu_ns();
 
@@ -168,16 +171,16 @@ void *bench_baseline_ping(void *arg)
     }
     bench_tx_start(r);
     for (uint64_t seq = 0; !r->tx.err && r->rtt_n < r->rtt_cap; seq++) {
-        int64_t t0 = bench_mono_ns(), rtt;
+        int64_t t0 = cli_mono_ns(), rtt;
         ssize_t n;
         int e;
 
         if (t0 >= r->tx_end_ns)
             break;
         h.seq = seq;
-        h.sent_ns = (uint64_t)bench_real_ns();
-        if (r->size >= BENCH_HDR_LEN)
-            bench_hdr_encode(r->payload, &h);
+        h.sent_ns = (uint64_t)cli_real_ns();
+        if (r->size >= SEQ_HDR_LEN)
+            seq_hdr_encode(r->payload, &h);
         n = sendto(r->tx_fd, r->payload, r->size, 0, (struct sockaddr *)&r->dst,
                    sizeof(r->dst));
         e = errno;
@@ -200,7 +203,7 @@ void *bench_baseline_echo(void *arg)
 {
     struct bench_run *r = arg;
     uint8_t buf[65536];
-    int64_t cpu0 = bench_cpu_ns(), quiet = bench_mono_ns();
+    int64_t cpu0 = bench_cpu_ns(), quiet = cli_mono_ns();
 
     for (;;) {
         struct sockaddr_in from;
@@ -208,7 +211,7 @@ void *bench_baseline_echo(void *arg)
         ssize_t n =
             recvfrom(r->rx_fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len);
         int e = errno;
-        int64_t now = bench_mono_ns();
+        int64_t now = cli_mono_ns();
 
         r->rx.syscalls++;
         if (n >= 0) {

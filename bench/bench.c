@@ -1,189 +1,28 @@
 /*
- * Benchmark helpers: the sequence header, the sequence tracker,
- * percentiles, and the volley paths of `volley bench`. Each cell runs a sender thread and
- * a receiver thread over loopback; both are bounded in time so a cell can never hang,
- * whatever the kernel drops.
+ * The volley paths of `volley bench`. Each cell runs a sender thread and a
+ * receiver thread over loopback; both are bounded in time so a cell can never
+ * hang, whatever the kernel drops.
  */
 #include "bench.h"
 
+#include "cli.h"
+#include "seq.h"
 #include "volley.h"
 
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
-
-static const uint8_t hdr_magic[4] = {'V', 'L', 'Y', '1'};
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be(const uint8_t *p, unsigned n)
-{
-    uint64_t v = 0;
-
-    for (unsigned i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-void bench_hdr_encode(uint8_t *buf, const struct bench_hdr *h)
-{
-    memcpy(buf, hdr_magic, sizeof(hdr_magic));
-    put_be32(buf + 4, h->stream);
-    put_be64(buf + 8, h->seq);
-    put_be64(buf + 16, h->sent_ns);
-}
-
-bool bench_hdr_decode(const uint8_t *buf, size_t len, struct bench_hdr *h)
-{
-    if (len < BENCH_HDR_LEN || memcmp(buf, hdr_magic, sizeof(hdr_magic)) != 0)
-        return false;
-    h->stream = (uint32_t)get_be(buf + 4, 4);
-    h->seq = get_be(buf + 8, 8);
-    h->sent_ns = get_be(buf + 16, 8);
-    return true;
-}
-
-uint32_t bench_stream_id(void)
-{
-    uint32_t id;
-
-    if (getrandom(&id, sizeof(id), GRND_NONBLOCK) == (ssize_t)sizeof(id))
-        return id;
-    /* No entropy yet (early boot): distinct enough between runs. */
-    return (uint32_t)bench_real_ns() ^ (uint32_t)getpid() * 2654435761u;
-}
-
-static int64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t bench_mono_ns(void)
-{
-    return clock_ns(CLOCK_MONOTONIC);
-}
-
-int64_t bench_real_ns(void)
-{
-    return clock_ns(CLOCK_REALTIME);
-}
 
 int64_t bench_cpu_ns(void)
 {
-    return clock_ns(CLOCK_THREAD_CPUTIME_ID);
-}
+    struct timespec ts;
 
-int bench_seq_init(struct bench_seq *t)
-{
-    memset(t, 0, sizeof(*t));
-    t->seen = calloc(BENCH_SEQ_WINDOW / 64, sizeof(uint64_t));
-    return t->seen ? 0 : -ENOMEM;
-}
-
-void bench_seq_free(struct bench_seq *t)
-{
-    free(t->seen);
-    t->seen = NULL;
-}
-
-static uint64_t *seen_word(const struct bench_seq *t, uint64_t seq, uint64_t *mask)
-{
-    uint64_t bit = seq % BENCH_SEQ_WINDOW;
-
-    *mask = 1ull << (bit % 64);
-    return &t->seen[bit / 64];
-}
-
-/* Move the window up so that it starts at base, forgetting what falls out. */
-static void seq_slide(struct bench_seq *t, uint64_t base)
-{
-    uint64_t mask;
-
-    if (base - t->base >= BENCH_SEQ_WINDOW) {
-        memset(t->seen, 0, BENCH_SEQ_WINDOW / 8);
-    } else {
-        for (uint64_t s = t->base; s < base; s++)
-            *seen_word(t, s, &mask) &= ~mask;
-    }
-    t->base = base;
-}
-
-void bench_seq_add(struct bench_seq *t, uint64_t seq)
-{
-    uint64_t mask, *word;
-
-    if (seq < t->base) {
-        t->reordered++;
-        t->distinct++;
-        return;
-    }
-    /* Written as a difference: seq comes off the wire and may be near 2^64. */
-    if (seq - t->base >= BENCH_SEQ_WINDOW)
-        seq_slide(t, seq - BENCH_SEQ_WINDOW + 1);
-    word = seen_word(t, seq, &mask);
-    if (*word & mask) {
-        t->duplicated++;
-        return;
-    }
-    *word |= mask;
-    t->distinct++;
-    if (t->any && seq < t->highest)
-        t->reordered++;
-    else
-        t->highest = seq;
-    t->any = true;
-}
-
-uint64_t bench_seq_lost(const struct bench_seq *t)
-{
-    /* Late arrivals below the window may have been duplicates counted as
-     * distinct, so distinct can exceed highest + 1: clamp rather than wrap. */
-    if (!t->any || t->distinct > t->highest)
-        return 0;
-    return t->highest - t->distinct + 1;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-    return (x > y) - (x < y);
-}
-
-void bench_sort_ns(int64_t *v, uint64_t n)
-{
-    if (n > 1)
-        qsort(v, n, sizeof(*v), cmp_i64);
-}
-
-int64_t bench_percentile(const int64_t *sorted, uint64_t n, double pct)
-{
-    /* ceil(rank) - 1 as an index; the slack keeps 99.9% of 1000, which
-     * floating point makes 999.0000000000001, at rank 999. */
-    double rank = ceil(pct / 100.0 * (double)n - 1e-9);
-    uint64_t i = rank < 1 ? 0 : (uint64_t)rank - 1;
-
-    return sorted[i < n ? i : n - 1];
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 const char *bench_path_name(enum bench_path p)
@@ -225,21 +64,9 @@ bool bench_rx_finished(const struct bench_run *r, int64_t now, int64_t quiet_sin
     return now - quiet_since >= BENCH_QUIET_NS;
 }
 
-void bench_stamp(uint8_t *payload, size_t size, unsigned n, uint32_t stream, uint64_t seq)
-{
-    struct bench_hdr h = {.stream = stream, .sent_ns = (uint64_t)bench_real_ns()};
-
-    if (size < BENCH_HDR_LEN)
-        return;
-    for (unsigned i = 0; i < n; i++) {
-        h.seq = seq + i;
-        bench_hdr_encode(payload + (size_t)i * size, &h);
-    }
-}
-
 void bench_tx_start(struct bench_run *r)
 {
-    r->tx_start_ns = bench_mono_ns();
+    r->tx_start_ns = cli_mono_ns();
     r->tx_end_ns = r->tx_start_ns + r->tx_ns;
 }
 
@@ -247,7 +74,7 @@ void bench_tx_finish(struct bench_run *r, int64_t cpu_start)
 {
     r->tx.cpu_ns = bench_cpu_ns() - cpu_start;
     r->tx.bytes = r->tx.dgrams * r->size;
-    atomic_store(&r->tx_done_ns, bench_mono_ns());
+    atomic_store(&r->tx_done_ns, cli_mono_ns());
 }
 
 static void *volley_tx(void *arg)
@@ -264,12 +91,12 @@ static void *volley_tx(void *arg)
         d[i].peer.sin = r->dst;
     }
     bench_tx_start(r);
-    while (r->tx.dgrams < BENCH_CAP && bench_mono_ns() < r->tx_end_ns) {
+    while (r->tx.dgrams < BENCH_CAP && cli_mono_ns() < r->tx_end_ns) {
         uint64_t left = BENCH_CAP - r->tx.dgrams;
         unsigned n = left < BENCH_BATCH ? (unsigned)left : BENCH_BATCH;
         int k;
 
-        bench_stamp(r->payload, r->size, n, r->stream, r->tx.dgrams);
+        seq_stamp(r->payload, r->size, n, r->stream, r->tx.dgrams);
         k = volley_send(r->tx_sock, d, n);
         if (k > 0) {
             r->tx.dgrams += (unsigned)k;
@@ -291,11 +118,11 @@ static void *volley_rx(void *arg)
     struct bench_run *r = arg;
     struct volley_dgram d[BENCH_BATCH];
     struct volley_stats st;
-    int64_t cpu0 = bench_cpu_ns(), quiet = bench_mono_ns();
+    int64_t cpu0 = bench_cpu_ns(), quiet = cli_mono_ns();
 
     for (;;) {
         int n = volley_recv(r->rx_sock, d, BENCH_BATCH);
-        int64_t now = bench_mono_ns();
+        int64_t now = cli_mono_ns();
 
         if (n < 0) {
             r->rx.err = n;
@@ -387,7 +214,7 @@ int bench_run_threads(struct bench_run *r, double seconds, const struct bench_pi
                       void *(*tx)(void *), void *(*rx)(void *))
 {
     pthread_t rx_thread, tx_thread;
-    int64_t now = bench_mono_ns();
+    int64_t now = cli_mono_ns();
     int err;
 
     r->tx_ns = (int64_t)(seconds * 1e9);
@@ -399,7 +226,7 @@ int bench_run_threads(struct bench_run *r, double seconds, const struct bench_pi
     err = spawn(&tx_thread, pin ? pin->tx : -1, tx, r);
     if (err)
         /* No sender: let the receiver see a finished one and quit. */
-        atomic_store(&r->tx_done_ns, bench_mono_ns());
+        atomic_store(&r->tx_done_ns, cli_mono_ns());
     else
         pthread_join(tx_thread, NULL);
     pthread_join(rx_thread, NULL);
@@ -444,7 +271,7 @@ int bench_cell(enum bench_path p, size_t size, double seconds,
 
     if (p == BENCH_IPERF3)
         return -EINVAL; /* not a thread pair: see bench_iperf3_cell */
-    r.stream = bench_stream_id();
+    r.stream = seq_stream_id();
     r.payload = calloc(BENCH_BATCH, size);
     if (!r.payload)
         return -ENOMEM;

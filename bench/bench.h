@@ -1,9 +1,9 @@
 /*
- * Helpers shared by the volley tool's commands: the sequence header both
- * ends agree on, the loss/duplicate/reorder tracker, clocks, percentiles,
- * and the benchmark cells: throughput over the volley paths (bench.c) and
- * the plain-C baseline (baseline.c), ping-pong latency (latency.c), iperf3
- * for comparison (iperf.c), and the SVG chart (plot.c).
+ * The cells of `volley bench`: throughput over the volley paths (bench.c)
+ * and the plain-C baseline (baseline.c), ping-pong latency (latency.c),
+ * iperf3 for comparison (iperf.c), and the SVG chart (plot.c). The sequence
+ * header and percentiles are the tool's (tools/seq.h), as are the clocks
+ * (tools/cli.h).
  */
 #ifndef VOLLEY_BENCH_H
 #define VOLLEY_BENCH_H
@@ -15,62 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/*
- * Sequence header, at the start of a payload, all fields big-endian:
- *   bytes  0-3   magic "VLY1"
- *   bytes  4-7   stream id (u32, random per sender run)
- *   bytes  8-15  sequence number (u64, from 0)
- *   bytes 16-23  send time, CLOCK_REALTIME nanoseconds (u64)
- * Payloads shorter than BENCH_HDR_LEN carry no header.
- */
-#define BENCH_HDR_LEN 24
-
-struct bench_hdr {
-    uint32_t stream;
-    uint64_t seq;
-    uint64_t sent_ns;
-};
-
-/* buf must hold BENCH_HDR_LEN bytes. */
-void bench_hdr_encode(uint8_t *buf, const struct bench_hdr *h);
-/* true when buf/len starts with a header (then *h is filled). */
-bool bench_hdr_decode(const uint8_t *buf, size_t len, struct bench_hdr *h);
-/* A random stream id for this run. */
-uint32_t bench_stream_id(void);
-
-int64_t bench_mono_ns(void); /* CLOCK_MONOTONIC */
-int64_t bench_real_ns(void); /* CLOCK_REALTIME, for headers */
-int64_t bench_cpu_ns(void);  /* CPU time of the calling thread */
-
-/*
- * Loss, duplicate and reorder tracking for one stream over a sliding window
- * of BENCH_SEQ_WINDOW sequence numbers, allocated once by bench_seq_init.
- * A number below the window counts as reordered (it came late; whether it is
- * also a duplicate can no longer be told). lost = highest + 1 - distinct.
- */
-#define BENCH_SEQ_WINDOW 65536u
-
-struct bench_seq {
-    uint64_t *seen; /* BENCH_SEQ_WINDOW bits, indexed by seq % window */
-    uint64_t base;  /* lowest number still inside the window */
-    uint64_t highest;
-    uint64_t distinct;
-    uint64_t duplicated;
-    uint64_t reordered;
-    bool any;
-};
-
-int bench_seq_init(struct bench_seq *t);
-void bench_seq_free(struct bench_seq *t);
-void bench_seq_add(struct bench_seq *t, uint64_t seq);
-uint64_t bench_seq_lost(const struct bench_seq *t);
-
-/* Sorts n nanosecond values in place, ascending. */
-void bench_sort_ns(int64_t *v, uint64_t n);
-/* The pct-th percentile (0 < pct <= 100) of n >= 1 sorted values, by the
- * nearest-rank method: the smallest value with at least pct% of all at or
- * below it. So p50 <= p90 <= p99 <= p99.9 <= max always holds. */
-int64_t bench_percentile(const int64_t *sorted, uint64_t n, double pct);
+int64_t bench_cpu_ns(void); /* CPU time of the calling thread */
 
 /* The paths `volley bench` compares, in table order. iperf3 is the iperf3
  * program itself, run when it is installed. */
@@ -147,10 +92,6 @@ struct bench_run {
 /* Receiver threads call this when a receive found nothing; quiet_since is
  * when the last datagram arrived (or when the receiver started). */
 bool bench_rx_finished(const struct bench_run *r, int64_t now, int64_t quiet_since);
-/* Writes headers into n datagrams of size bytes laid out back to back in
- * payload, numbered from seq; a no-op when size is below BENCH_HDR_LEN. */
-void bench_stamp(uint8_t *payload, size_t size, unsigned n, uint32_t stream,
-                 uint64_t seq);
 /* The sender's start: its sending time counts from now, however late the
  * thread got going on a busy machine. */
 void bench_tx_start(struct bench_run *r);

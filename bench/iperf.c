@@ -7,6 +7,8 @@
  */
 #include "bench.h"
 
+#include "cli.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -102,7 +104,7 @@ static int reap(pid_t pid, int64_t deadline)
             return status;
         if (r < 0 && e != EINTR)
             return -e;
-        if (bench_mono_ns() >= deadline)
+        if (cli_mono_ns() >= deadline)
             break;
         usleep(10000);
     }
@@ -119,7 +121,7 @@ static size_t slurp(int fd, char *buf, size_t cap, int64_t deadline)
 
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int64_t left = deadline - bench_mono_ns();
+        int64_t left = deadline - cli_mono_ns();
         ssize_t n;
 
         if (left <= 0 || poll(&p, 1, (int)(left / 1000000 + 1)) <= 0)
@@ -323,7 +325,7 @@ int bench_iperf3_cell(size_t size, uint64_t dgrams, double seconds,
     char *client[] = {IPERF3, "-u",         "-c",     "127.0.0.1", "-p",   port_s,
                       "-b",   "0",          "-l",     len_s,       "-k",   count_s,
                       "-w",   IPERF_WINDOW, "--json", "-A",        cpu_tx, NULL};
-    int64_t deadline = bench_mono_ns() + (int64_t)((4 * seconds + 3) * 1e9);
+    int64_t deadline = cli_mono_ns() + (int64_t)((4 * seconds + 3) * 1e9);
     int port = free_port(), err = 0;
     char *buf;
     pid_t srv;
@@ -367,7 +369,7 @@ int bench_iperf3_cell(size_t size, uint64_t dgrams, double seconds,
     /* A one-off server leaves after its test; one without a test is told to. */
     if (err != 0)
         kill(srv, SIGTERM);
-    reap(srv, bench_mono_ns() + 1000000000LL);
+    reap(srv, cli_mono_ns() + 1000000000LL);
     if (err == 0)
         out->size = size;
     free(buf);

@@ -8,6 +8,8 @@
  */
 #include "bench.h"
 
+#include "cli.h"
+#include "seq.h"
 #include "volley.h"
 
 #include <errno.h>
@@ -18,12 +20,12 @@
 
 bool bench_lat_match(const struct bench_run *r, const void *buf, size_t len, uint64_t seq)
 {
-    struct bench_hdr h;
+    struct seq_hdr h;
 
     /* Too short for a header: with one datagram in flight, it is the one. */
-    if (r->size < BENCH_HDR_LEN)
+    if (r->size < SEQ_HDR_LEN)
         return true;
-    return bench_hdr_decode(buf, len, &h) && h.stream == r->stream && h.seq == seq;
+    return seq_hdr_decode(buf, len, &h) && h.stream == r->stream && h.seq == seq;
 }
 
 void bench_lat_record(struct bench_run *r, int64_t rtt_ns)
@@ -43,7 +45,7 @@ static int64_t volley_await(struct bench_run *r, uint64_t seq, int64_t t0, int *
 
     for (;;) {
         int n = volley_recv(r->tx_sock, d, 8);
-        int64_t now = bench_mono_ns();
+        int64_t now = cli_mono_ns();
 
         if (n < 0) {
             *err = n;
@@ -73,7 +75,7 @@ static int volley_send_one(struct bench_run *r, const struct volley_dgram *q)
 
         if (k != 0 && k != -ENOBUFS)
             return k;
-        if (bench_mono_ns() >= r->tx_end_ns)
+        if (cli_mono_ns() >= r->tx_end_ns)
             return 0;
         volley_wait(r->tx_sock, VOLLEY_WAIT_SEND, BENCH_POLL_MS);
     }
@@ -91,12 +93,12 @@ static void *volley_ping(void *arg)
     q.peer.sin = r->dst;
     bench_tx_start(r);
     for (uint64_t seq = 0; r->rtt_n < r->rtt_cap; seq++) {
-        int64_t t0 = bench_mono_ns(), rtt;
+        int64_t t0 = cli_mono_ns(), rtt;
         int k;
 
         if (t0 >= r->tx_end_ns)
             break;
-        bench_stamp(r->payload, r->size, 1, r->stream, seq);
+        seq_stamp(r->payload, r->size, 1, r->stream, seq);
         k = volley_send_one(r, &q);
         if (k <= 0) {
             r->tx.err = k;
@@ -127,7 +129,7 @@ static int volley_echo_back(struct bench_run *r, struct volley_dgram *d, unsigne
         } else if (k < 0 && k != -ENOBUFS) {
             return k;
         } else {
-            if (bench_mono_ns() >= r->rx_deadline_ns)
+            if (cli_mono_ns() >= r->rx_deadline_ns)
                 return 0;
             volley_wait(r->rx_sock, VOLLEY_WAIT_SEND, BENCH_POLL_MS);
         }
@@ -139,11 +141,11 @@ static void *volley_echo(void *arg)
 {
     struct bench_run *r = arg;
     struct volley_dgram d[BENCH_BATCH];
-    int64_t cpu0 = bench_cpu_ns(), quiet = bench_mono_ns();
+    int64_t cpu0 = bench_cpu_ns(), quiet = cli_mono_ns();
 
     for (;;) {
         int n = volley_recv(r->rx_sock, d, BENCH_BATCH);
-        int64_t now = bench_mono_ns();
+        int64_t now = cli_mono_ns();
 
         if (n > 0) {
             r->rx.dgrams += (unsigned)n;
@@ -177,10 +179,10 @@ static void fill_latency(struct bench_run *r, struct bench_lat_result *out)
     out->lost = r->rtt_lost;
     if (r->rtt_n == 0)
         return;
-    bench_sort_ns(r->rtt, r->rtt_n);
+    seq_sort_ns(r->rtt, r->rtt_n);
     out->min_us = (double)r->rtt[0] / 1e3;
-    out->p50_us = (double)bench_percentile(r->rtt, r->rtt_n, 50) / 1e3;
-    out->p99_us = (double)bench_percentile(r->rtt, r->rtt_n, 99) / 1e3;
+    out->p50_us = (double)seq_percentile(r->rtt, r->rtt_n, 50) / 1e3;
+    out->p99_us = (double)seq_percentile(r->rtt, r->rtt_n, 99) / 1e3;
     out->max_us = (double)r->rtt[r->rtt_n - 1] / 1e3;
 }
 
@@ -193,7 +195,7 @@ int bench_latency_cell(enum bench_path p, size_t size, double seconds,
 
     if (p == BENCH_IPERF3 || size == 0)
         return -EINVAL;
-    r.stream = bench_stream_id();
+    r.stream = seq_stream_id();
     r.rtt_cap = BENCH_LAT_CAP;
     r.payload = calloc(1, size);
     r.rtt = malloc(r.rtt_cap * sizeof(*r.rtt));

@@ -2,30 +2,13 @@
  * yields an IPv4/IPv6 address whose formatted text parses back to the same
  * address and formats identically. The input is also read as a raw
  * struct volley_addr and as a sockaddr of the input's length. */
+#define FUZZ_NAME "fuzz_addr"
+#include "fuzz.h"
 #include "internal.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Undefined behaviour fails the run, even where the build left UBSan's
- * checks recoverable (report and continue). */
-const char *__ubsan_default_options(void);
-const char *__ubsan_default_options(void)
-{
-    return "halt_on_error=1:print_stacktrace=1";
-}
-
-#define REQUIRE(c)                                                                       \
-    do {                                                                                 \
-        if (!(c)) {                                                                      \
-            fprintf(stderr, "fuzz_addr: %s:%d: %s\n", __FILE__, __LINE__, #c);           \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
 
 /* format(a) parses back to an equal address and is a fixed point. */
 static void round_trip(const struct volley_addr *a)

@@ -3,30 +3,13 @@
  * its length (the copy is exactly that long, so ASan sees any overread).
  * The first bytes also describe a send descriptor for volley__cmsg_build,
  * whose output must be well-formed and stay within the capacity given. */
+#define FUZZ_NAME "fuzz_cmsg"
+#include "fuzz.h"
 #include "internal.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Undefined behaviour fails the run, even where the build left UBSan's
- * checks recoverable (report and continue). */
-const char *__ubsan_default_options(void);
-const char *__ubsan_default_options(void)
-{
-    return "halt_on_error=1:print_stacktrace=1";
-}
-
-#define REQUIRE(c)                                                                       \
-    do {                                                                                 \
-        if (!(c)) {                                                                      \
-            fprintf(stderr, "fuzz_cmsg: %s:%d: %s\n", __FILE__, __LINE__, #c);           \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
 
 static bool family_ok(const struct volley_addr *a)
 {

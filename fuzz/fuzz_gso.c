@@ -11,30 +11,13 @@
  * with volley__gso_seg_next must give ceil(len / seg) pieces (one when seg is
  * 0, none when len is 0), all of seg bytes but maybe the last, summing to
  * len, as volley__msg_deliver relies on. */
+#define FUZZ_NAME "fuzz_gso"
+#include "fuzz.h"
 #include "internal.h"
 
 #include <arpa/inet.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Undefined behaviour fails the run, even where the build left UBSan's
- * checks recoverable (report and continue). */
-const char *__ubsan_default_options(void);
-const char *__ubsan_default_options(void)
-{
-    return "halt_on_error=1:print_stacktrace=1";
-}
-
-#define REQUIRE(c)                                                                       \
-    do {                                                                                 \
-        if (!(c)) {                                                                      \
-            fprintf(stderr, "fuzz_gso: %s:%d: %s\n", __FILE__, __LINE__, #c);            \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
 
 static const char *const peer_text[] = {NULL,
                                         "10.0.0.1:443",

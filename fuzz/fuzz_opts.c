@@ -17,37 +17,18 @@
  * NULL options (6), clamp fields into range (7), [2] size mode, [3..4]
  * size parameter, [5] tail byte, [6] variant, then the struct's bytes,
  * then up to eight (op, argument) byte pairs. */
+#define FUZZ_NAME "fuzz_opts"
+#include "fuzz.h"
 #include "internal.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Undefined behaviour fails the run, even where the build left UBSan's
- * checks recoverable (report and continue). */
-const char *__ubsan_default_options(void);
-const char *__ubsan_default_options(void)
-{
-    return "halt_on_error=1:print_stacktrace=1";
-}
-
-#define REQUIRE(c)                                                                       \
-    do {                                                                                 \
-        if (!(c)) {                                                                      \
-            fprintf(stderr, "fuzz_opts: %s:%d: %s\n", __FILE__, __LINE__, #c);           \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
-
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The errors volley.h lists for each function. Where it says "X's errors"
  * the list is X's own from its manual page. */
@@ -84,19 +65,6 @@ static const int local_errs[] = {EINVAL, ENOTSUP,
 static const int pacing_errs[] = {EINVAL, ENOTSUP,
                                   /* setsockopt(2) */
                                   EBADF, EFAULT, ENOPROTOOPT, ENOTSOCK};
-
-static void check_err(const char *fn, int r, const int *set, size_t n)
-{
-    if (r >= 0)
-        return;
-    for (size_t i = 0; i < n; i++)
-        if (-r == set[i])
-            return;
-    fprintf(stderr, "fuzz_opts: %s returned %d (%s), not an error volley.h lists\n", fn,
-            r, volley_strerror(r));
-    abort();
-}
-#define CHECK_ERR(fn, r, set) check_err(fn, r, set, COUNT(set))
 
 static int count_fds(void)
 {
@@ -220,19 +188,6 @@ static void echo_raw(struct ctx *c)
     }
 }
 
-/* Every counter only grows. */
-static void check_monotonic(const struct volley_stats *a, const struct volley_stats *b)
-{
-    const uint64_t *x = (const uint64_t *)a, *y = (const uint64_t *)b;
-    for (size_t i = 0; i < sizeof *a / sizeof *x; i++) {
-        if (y[i] < x[i]) {
-            fprintf(stderr, "fuzz_opts: stats counter %zu went from %llu to %llu\n", i,
-                    (unsigned long long)x[i], (unsigned long long)y[i]);
-            abort();
-        }
-    }
-}
-
 static void read_stats(struct ctx *c)
 {
     struct volley_stats st;
@@ -306,10 +261,8 @@ static void send_one(struct ctx *c, size_t len, unsigned kind)
     CHECK_ERR("volley_wait", w, wait_errs);
     r = do_send(c, &d, 1);
     if (r == 0) {
-        fprintf(stderr,
-                "fuzz_opts: a %zu-byte datagram on an idle %s socket is never taken\n",
-                len, volley_backend_name(c->s));
-        abort();
+        fuzz_fail("a %zu-byte datagram on an idle %s socket is never taken", len,
+                  volley_backend_name(c->s));
     }
 }
 
@@ -623,8 +576,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!null_opts)
         memcpy(&eff, ob, osz < sizeof eff ? osz : sizeof eff);
     if (nonzero_tail && osz > sizeof o && !null_opts) {
-        fprintf(stderr, "fuzz_opts: options with a non-zero tail were accepted\n");
-        abort();
+        fuzz_fail("options with a non-zero tail were accepted");
     }
 
     /* The backend asked for is the one used. */

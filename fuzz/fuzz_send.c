@@ -19,38 +19,18 @@
  * bytes; a send that stopped early takes more once the receiver is
  * drained; counters never go backwards. Sockets are opened once, on first
  * use, and drained after every input. */
+#define FUZZ_NAME "fuzz_send"
+#include "fuzz.h"
 #include "internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Undefined behaviour fails the run, even where the build left UBSan's
- * checks recoverable (report and continue). */
-const char *__ubsan_default_options(void);
-const char *__ubsan_default_options(void)
-{
-    return "halt_on_error=1:print_stacktrace=1";
-}
-
-#define REQUIRE(c)                                                                       \
-    do {                                                                                 \
-        if (!(c)) {                                                                      \
-            fprintf(stderr, "fuzz_send: %s:%d: %s\n", __FILE__, __LINE__, #c);           \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
-
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* volley_send's errors as volley.h lists them, and the kernel's answers
  * for one datagram that can come back from loopback or a socketpair. */
@@ -106,19 +86,6 @@ static struct target targets[T_COUNT];
 static uint8_t small[SMALL_MAX];
 static const uint8_t *big;
 static uint8_t rxbuf[SMALL_MAX];
-
-static void check_send_err(int r)
-{
-    if (r >= 0)
-        return;
-    for (size_t i = 0; i < COUNT(send_errs); i++)
-        if (-r == send_errs[i])
-            return;
-    fprintf(stderr,
-            "fuzz_send: volley_send returned %d (%s), not an error volley.h lists\n", r,
-            volley_strerror(r));
-    abort();
-}
 
 static int plain_socket(int fam, struct volley_addr *bound)
 {
@@ -428,11 +395,9 @@ static unsigned expect(const struct volley_dgram *d, unsigned k, struct piece *o
 static void mismatch(const char *what, unsigned idx, size_t got, const struct piece *p,
                      const struct volley_dgram *d)
 {
-    fprintf(stderr,
-            "fuzz_send: %s: datagram %u (of descriptor %u: len %zu, segment %u) "
-            "arrived as %zu bytes, expected %zu\n",
-            what, idx, p->desc, d[p->desc].len, d[p->desc].segment, got, p->len);
-    abort();
+    fuzz_fail("%s: datagram %u (of descriptor %u: len %zu, segment %u) "
+              "arrived as %zu bytes, expected %zu",
+              what, idx, p->desc, d[p->desc].len, d[p->desc].segment, got, p->len);
 }
 
 /* Take everything waiting at the AF_UNIX other end and compare it with
@@ -450,17 +415,14 @@ static void check_unix(struct target *t, const struct volley_dgram *d, unsigned 
             break;
         }
         if (got >= nw) {
-            fprintf(stderr, "fuzz_send: AF_UNIX: %u datagrams arrived for %u expected\n",
-                    got + 1, nw);
-            abort();
+            fuzz_fail("AF_UNIX: %u datagrams arrived for %u expected", got + 1, nw);
         }
         const struct piece *p = &want[got];
         if ((size_t)r != p->len)
             mismatch("AF_UNIX", got, (size_t)r, p, d);
         size_t cmp = (size_t)r < sizeof rxbuf ? (size_t)r : sizeof rxbuf;
         if (cmp && memcmp(rxbuf, p->data, cmp) != 0) {
-            fprintf(stderr, "fuzz_send: AF_UNIX: datagram %u has other bytes\n", got);
-            abort();
+            fuzz_fail("AF_UNIX: datagram %u has other bytes", got);
         }
         got++;
     }
@@ -468,9 +430,7 @@ static void check_unix(struct target *t, const struct volley_dgram *d, unsigned 
         /* Only the last descriptor's tail pieces may be missing. */
         unsigned last = want[nw - 1].desc;
         if (!(got > 0 && want[got - 1].desc == last && d[last].segment)) {
-            fprintf(stderr, "fuzz_send: AF_UNIX: %u datagrams arrived for %u expected\n",
-                    got, nw);
-            abort();
+            fuzz_fail("AF_UNIX: %u datagrams arrived for %u expected", got, nw);
         }
     }
 }
@@ -535,14 +495,7 @@ static void check_stats(struct target *t, unsigned taken, bool exact)
 {
     struct volley_stats st;
     REQUIRE(volley_get_stats(t->s, &st, sizeof st) == 0);
-    const uint64_t *x = (const uint64_t *)&t->st, *y = (const uint64_t *)&st;
-    for (size_t i = 0; i < sizeof st / sizeof *x; i++) {
-        if (y[i] < x[i]) {
-            fprintf(stderr, "fuzz_send: stats counter %zu went from %llu to %llu\n", i,
-                    (unsigned long long)x[i], (unsigned long long)y[i]);
-            abort();
-        }
-    }
+    check_monotonic(&t->st, &st);
     /* Every descriptor taken put at least one datagram on the wire (uring
      * may still be finishing one). */
     if (exact)
@@ -587,13 +540,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int round = 0; round < 3 && off < first_bad; round++) {
         uint64_t full_before = t->st.pair_queue_full;
         int r = volley_send(t->s, d + off, n - off);
-        check_send_err(r);
+        CHECK_ERR("volley_send", r, send_errs);
         REQUIRE(r <= (int)(n - off));
         if (r < 0) {
             REQUIRE(off < n);
         } else if (off + (unsigned)r > first_bad) {
-            fprintf(stderr, "fuzz_send: descriptor %u was taken but is bad\n", first_bad);
-            abort();
+            fuzz_fail("descriptor %u was taken but is bad", first_bad);
         }
         unsigned k = r > 0 ? (unsigned)r : 0;
         if (t->uring)
@@ -611,25 +563,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r < 0)
             break;
         if (r == 0 && round > 0) {
-            fprintf(stderr,
-                    "fuzz_send: %s: descriptor %u (len %zu, segment %u) is never taken "
-                    "though the socket is idle\n",
-                    volley_backend_name(t->s), off, d[off].len, d[off].segment);
-            abort();
+            fuzz_fail("%s: descriptor %u (len %zu, segment %u) is never taken "
+                      "though the socket is idle",
+                      volley_backend_name(t->s), off, d[off].len, d[off].segment);
         }
         off += k;
     }
     if (first_bad == 0) {
         /* A bad first descriptor fails the call. */
         int r = volley_send(t->s, d, n);
-        check_send_err(r);
+        CHECK_ERR("volley_send", r, send_errs);
         if (r >= 0) {
-            fprintf(stderr,
-                    "fuzz_send: %s: descriptor 0 is bad (len %zu, segment %u, ecn %u, "
-                    "peer family %d) but volley_send returned %d\n",
-                    volley_backend_name(t->s), d[0].len, d[0].segment, d[0].ecn,
-                    d[0].peer.sa.sa_family, r);
-            abort();
+            fuzz_fail("%s: descriptor 0 is bad (len %zu, segment %u, ecn %u, "
+                      "peer family %d) but volley_send returned %d",
+                      volley_backend_name(t->s), d[0].len, d[0].segment, d[0].ecn,
+                      d[0].peer.sa.sa_family, r);
         }
     }
     return 0;

@@ -10,39 +10,11 @@
 
 # shellcheck disable=SC2015 # "run && check || fail": fail when either does
 
-VOLLEY=${1:?usage: sh test_cli.sh /path/to/volley}
 T=20 # seconds any one command may take
-
-if ! command -v python3 >/dev/null 2>&1; then
-    echo "skip: python3 not found"
-    exit 77
-fi
-if ! command -v timeout >/dev/null 2>&1; then
-    echo "skip: timeout not found"
-    exit 77
-fi
-
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-
-# check_json FILE CODE [ARG...]: runs Python CODE (asserts) with j, the
-# parsed FILE, and the ARGs as the list a.
-check_json() {
-    f=$1
-    code=$2
-    shift 2
-    timeout $T python3 -c '
-import json, sys
-j = json.load(open(sys.argv[1]))
-a = sys.argv[3:]
-exec(sys.argv[2])' "$f" "$code" "$@"
-}
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
+need python3
+need timeout
 
 # check_help CMD FLAG...: --help exits 0 and names every flag.
 check_help() {
@@ -107,42 +79,10 @@ env_refused() {
     fi
 }
 
-free_port() {
-    python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
 # start_recv NAME ARG...: runs `volley recv 127.0.0.1:PORT ARG... --json`
-# in the background once it has bound a free port; sets port and rpid.
+# in the background once it has bound a free port; sets port and vpid.
 start_recv() {
-    start_server recv "$@"
-}
-
-# start_server CMD NAME ARG...: the same for `volley CMD` (recv or echo).
-start_server() {
-    cmd=$1
-    name=$2
-    shift 2
-    for _ in 1 2 3 4 5; do
-        port=$(free_port)
-        timeout $T "$VOLLEY" "$cmd" "127.0.0.1:$port" "$@" --json \
-            >"$tmp/$name.json" 2>"$tmp/$name.err" &
-        rpid=$!
-        i=0
-        while [ $i -lt 100 ] && kill -0 $rpid 2>/dev/null; do
-            grep -q listening "$tmp/$name.err" 2>/dev/null && return 0
-            sleep 0.05
-            i=$((i + 1))
-        done
-        # Lost the race for the port, or never came up: try another.
-        kill $rpid 2>/dev/null
-        wait $rpid 2>/dev/null
-    done
-    fail "volley $cmd did not start: $(cat "$tmp/$name.err")"
-    return 1
+    start_volley recv "$@" --json
 }
 
 # rate_is RATE BPS: `volley send --rate RATE` takes it as BPS bits/s.
@@ -354,7 +294,7 @@ timeout $T "$VOLLEY" send "127.0.0.1:$(free_port)" --duration 0.3 --json >"$tmp/
 if start_recv seq --count 5000; then
     timeout $T "$VOLLEY" send "127.0.0.1:$port" --count 5000 --size 200 --json \
         >"$tmp/send.json" || fail "volley send exited non-zero"
-    wait "$rpid" || fail "volley recv exited non-zero: $(cat "$tmp/seq.err")"
+    reap "$vpid" || fail "volley recv exited non-zero: $(cat "$tmp/seq.err")"
     check_json "$tmp/send.json" '
 assert j["datagrams"] == 5000 and j["bytes"] == 5000 * 200
 assert j["header_bytes"] == 28 and j["target_rate_bps"] is None
@@ -364,7 +304,7 @@ assert abs(j["rate_bps"] / j["payload_rate_bps"] - 228 / 200) < 1e-6' ||
     # Loopback with a large buffer should not drop 5000 datagrams, but if the
     # kernel did, it must have said so. With GRO a dropped buffer may hold
     # several datagrams yet counts once, hence <= rather than ==.
-    check_json "$tmp/seq.json" '
+    check_json "$tmp/seq.out" '
 assert j["duplicated"] == 0 and j["truncated"] == 0 and j["stream"] is not None
 assert j["bytes"] == j["datagrams"] * 200
 assert ((j["datagrams"] == 5000 and j["lost"] == 0) or
@@ -372,7 +312,7 @@ assert ((j["datagrams"] == 5000 and j["lost"] == 0) or
 # the header carries send times: RFC 3550 jitter is known, and small
 assert isinstance(j["jitter_ms"], float) and 0 <= j["jitter_ms"] < 1000
 assert j["rate_bps"] > j["payload_rate_bps"] > 0' ||
-        fail "recv summary: $(cat "$tmp/seq.json")"
+        fail "recv summary: $(cat "$tmp/seq.out")"
 fi
 
 # --- a plain sender without the header is counted exactly
@@ -383,11 +323,11 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(100):
     s.sendto(b"%030d" % i, ("127.0.0.1", int(sys.argv[1])))' \
         "$port" || fail "python sender"
-    wait "$rpid" || fail "volley recv exited non-zero: $(cat "$tmp/plain.err")"
-    check_json "$tmp/plain.json" '
+    reap "$vpid" || fail "volley recv exited non-zero: $(cat "$tmp/plain.err")"
+    check_json "$tmp/plain.out" '
 assert j["datagrams"] == 100 and j["bytes"] == 100 * 30
 assert j["lost"] == 0 and j["stream"] is None and j["jitter_ms"] is None' ||
-        fail "plain recv summary: $(cat "$tmp/plain.json")"
+        fail "plain recv summary: $(cat "$tmp/plain.out")"
 fi
 
 # --- a paced sender: the rate it reports is the pacer's, within reason (the
@@ -408,7 +348,7 @@ assert j["late"] == 0 and j["duplicated"] == 0 and j["stopped"] == "count"
 p = [j[k] for k in ("min_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us")]
 assert all(x > 0 for x in p) and p == sorted(p), p
 assert p[0] <= j["mean_us"] <= p[-1]'
-if start_server echo echo --count 700 --duration 20; then
+if start_volley echo echo --count 700 --duration 20 --json; then
     timeout $T "$VOLLEY" ping "127.0.0.1:$port" --count 500 --json >"$tmp/ping.json" &&
         check_json "$tmp/ping.json" "$pcheck"'
 assert j["mode"] == "ping-pong" and j["size"] == 64' 500 ||
@@ -418,11 +358,11 @@ assert j["mode"] == "ping-pong" and j["size"] == 64' 500 ||
         check_json "$tmp/ping2.json" "$pcheck"'
 assert j["mode"] == "interval" and j["interval_ms"] == 0.5 and j["size"] == 100' 200 ||
         fail "ping --rate: $(cat "$tmp/ping2.json")"
-    wait "$rpid" || fail "volley echo exited non-zero: $(cat "$tmp/echo.err")"
-    check_json "$tmp/echo.json" '
+    reap "$vpid" || fail "volley echo exited non-zero: $(cat "$tmp/echo.err")"
+    check_json "$tmp/echo.out" '
 assert j["received"] == 700 and j["echoed"] == 700 and j["stopped"] == "count"
 assert j["bytes"] == 500 * 64 + 200 * 100 and j["errors"] == 0 and j["dropped"] == 0' ||
-        fail "echo summary: $(cat "$tmp/echo.json")"
+        fail "echo summary: $(cat "$tmp/echo.out")"
 fi
 # nobody answers: bounded by the timeout, every request lost
 timeout $T "$VOLLEY" ping "127.0.0.1:$(free_port)" --count 3 --timeout 100 --json \

@@ -3,14 +3,15 @@
 # a plain UDP client byte for byte, then exits after its count.
 # $1: the volley binary; the examples sit next to it.
 set -u
-dir=$(dirname "$1")
-echo_bin="$dir/example_echo"
+T=20 # seconds any one command may take
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
+echo_bin="$(dirname "$VOLLEY")/example_echo"
 [ -x "$echo_bin" ] || { echo "FAIL: $echo_bin not built"; exit 1; }
-command -v python3 >/dev/null 2>&1 || { echo "SKIP: python3 missing"; exit 77; }
+need python3
 
-port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-timeout 20 "$echo_bin" "127.0.0.1:$port" 20 >/tmp/volley-example-echo.$$ 2>&1 &
-pid=$!
+port=$(free_port)
+run_bg timeout $T "$echo_bin" "127.0.0.1:$port" 20 >"$tmp/echo.out" 2>&1
 timeout 15 python3 - "$port" <<'PY'
 import socket, sys, time
 port = int(sys.argv[1])
@@ -31,9 +32,9 @@ for i in range(20):
         sys.exit("datagram %d came back different" % i)
 PY
 rc=$?
-wait $pid
+reap "$bpid"
 erc=$?
-out=$(cat /tmp/volley-example-echo.$$); rm -f /tmp/volley-example-echo.$$
+out=$(cat "$tmp/echo.out")
 [ $rc -eq 0 ] || { echo "FAIL: client ($rc)"; exit 1; }
 [ $erc -eq 0 ] || { echo "FAIL: example_echo exited $erc: $out"; exit 1; }
 case "$out" in

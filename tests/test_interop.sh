@@ -13,51 +13,15 @@
 # Usage: sh tests/test_interop.sh /path/to/volley
 # Exit status: 0 pass, 1 fail, 77 skip (every case skipped).
 
-VOLLEY=${1:?usage: sh test_interop.sh /path/to/volley}
 T=30 # seconds any one command may take
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
+need timeout
+need python3 "every case checks JSON with it"
 
-if ! command -v timeout >/dev/null 2>&1; then
-    echo "skip: timeout not found"
-    exit 77
-fi
-if ! command -v python3 >/dev/null 2>&1; then
-    echo "skip: python3 not found (every case checks JSON with it)"
-    exit 77
-fi
-
-tmp=$(mktemp -d) || exit 1
-bg="" # background processes this script started and has not reaped
-# run_bg CMD...: starts CMD in the background; sets bpid.
-run_bg() {
-    "$@" &
-    bpid=$!
-    bg="$bg $bpid"
-}
-# reap PID: waits for it (its status is wait's) and forgets it, so the exit
-# trap never signals a process id that may have been reused.
-reap() {
-    wait "$1"
-    rc=$?
-    bg=$(echo " $bg " | sed "s/ $1 / /")
-    return $rc
-}
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-    for p in $bg; do
-        kill "$p" 2>/dev/null
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-failures=0
 ran=0
 skipped=0
 
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
 skip() {
     echo "skip: $*"
     skipped=$((skipped + 1))
@@ -71,59 +35,9 @@ begin() {
 has_sub() {
     timeout $T "$VOLLEY" "$1" --help >/dev/null 2>&1
 }
-has_tool() {
-    command -v "$1" >/dev/null 2>&1
-}
-
-# check_json FILE CODE: runs Python CODE (asserts) with j, the parsed FILE,
-# and any further arguments as a.
-check_json() {
-    f=$1
-    code=$2
-    shift 2
-    timeout $T python3 -c '
-import json, sys
-j = json.load(open(sys.argv[1]))
-a = sys.argv[3:]
-exec(sys.argv[2])' "$f" "$code" "$@"
-}
-
-free_port() {
-    timeout $T python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
 
 mono_us() {
     python3 -c 'import time; print(time.monotonic_ns() // 1000)'
-}
-
-# start_volley CMD NAME ARG...: runs `volley CMD 127.0.0.1:PORT ARG...` in
-# the background once it has bound a free port (it says "listening" on
-# stderr); output in $tmp/NAME.out and .err; sets port and vpid.
-start_volley() {
-    cmd=$1
-    name=$2
-    shift 2
-    for _ in 1 2 3 4 5; do
-        port=$(free_port)
-        run_bg timeout $T "$VOLLEY" "$cmd" "127.0.0.1:$port" "$@" \
-            >"$tmp/$name.out" 2>"$tmp/$name.err"
-        vpid=$bpid
-        i=0
-        while [ $i -lt 100 ] && kill -0 $vpid 2>/dev/null; do
-            grep -q listening "$tmp/$name.err" 2>/dev/null && return 0
-            sleep 0.05
-            i=$((i + 1))
-        done
-        # Lost the race for the port, or never came up: try another.
-        kill "$vpid" 2>/dev/null
-        reap "$vpid" 2>/dev/null
-    done
-    fail "volley $cmd did not start: $(cat "$tmp/$name.err")"
-    return 1
 }
 
 # finish NAME: waits for the background volley; false if it failed.
@@ -173,7 +87,7 @@ print(sent, nbytes)' "$port" >"$tmp/py.sent"; then
 fi
 
 # --- socat: one datagram per block read from a file
-if ! has_tool socat; then
+if ! have socat; then
     skip "socat not installed"
 elif start_volley recv socat --idle 2 --duration 20 --json; then
     begin "recv <- socat, 201 datagrams from a file"
@@ -198,7 +112,7 @@ sys.stdout.write("".join(chr(97 + i % 26) for i in range(200 * 1200 + 345)))' >"
 fi
 
 # --- traffic generators that need no control channel
-if ! has_tool sockperf; then
+if ! have sockperf; then
     skip "sockperf not installed"
 elif start_volley recv sockperf --idle 2 --duration 20 --json; then
     begin "recv <- sockperf throughput, 2 s at 50000 msg/s"
@@ -219,7 +133,7 @@ fi
 # iperf2 (not iperf3, which needs its TCP control channel). --no-udp-fin:
 # without a server, the final handshake would retransmit its FIN datagram
 # for 2 s. -y C reports the exact bytes sent.
-if ! has_tool iperf || ! iperf -v 2>&1 | grep -q 'iperf version 2'; then
+if ! have iperf || ! iperf -v 2>&1 | grep -q 'iperf version 2'; then
     skip "iperf (iperf2) not installed"
 elif ! iperf --help 2>&1 | grep -q -e --no-udp-fin; then
     skip "this iperf has no --no-udp-fin"

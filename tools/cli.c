@@ -13,9 +13,11 @@
 #include <ctype.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 const char *cli_name = "volley";
 volatile sig_atomic_t cli_stop;
@@ -256,6 +258,24 @@ int cli_size(const char *s, uint64_t min, const struct volley_addr *a, uint64_t 
     return cli_number(s, &f, out);
 }
 
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+int64_t cli_mono_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+int64_t cli_real_ns(void)
+{
+    return clock_ns(CLOCK_REALTIME);
+}
+
 double cli_ns_seconds(int64_t ns)
 {
     return (double)ns / 1e9;
@@ -338,8 +358,10 @@ int cli_seconds(const char *s, const struct cli_num *f, int64_t *ns)
     return rc;
 }
 
-int cli_flow_option(int opt, struct flow_cfg *c)
+int cli_flow_option(int opt, void *flow)
 {
+    struct flow_cfg *c = flow;
+
     switch (opt) {
     case 'j':
         c->json = true;
@@ -371,7 +393,7 @@ int cli_flow_option(int opt, struct flow_cfg *c)
     }
 }
 
-int cli_flow_operand(int argc, char **argv, struct flow_cfg *c, bool is_dest)
+static int flow_addr(int argc, char **argv, struct flow_cfg *c)
 {
     if (optind >= argc)
         return cli_usage_error("missing ADDR");
@@ -380,12 +402,122 @@ int cli_flow_operand(int argc, char **argv, struct flow_cfg *c, bool is_dest)
     c->addr = argv[optind];
     if (volley_addr_parse(&c->peer, c->addr) < 0)
         return cli_usage_error("bad ADDR '%s': want ip:port or [ip6]:port", c->addr);
-    if (!is_dest)
-        return PARSE_RUN;
+    return PARSE_RUN;
+}
+
+int cli_bind_addr(int argc, char **argv, void *flow)
+{
+    return flow_addr(argc, argv, flow);
+}
+
+int cli_dest_addr(int argc, char **argv, void *flow)
+{
+    struct flow_cfg *c = flow;
+    int rc = flow_addr(argc, argv, c);
+
+    if (rc != PARSE_RUN)
+        return rc;
     if (volley_addr_port(&c->peer) == 0)
         return cli_usage_error("ADDR '%s' needs a port other than 0", c->addr);
     /* Read only now: the largest size depends on ADDR's family. */
-    return c->size_arg ? cli_size(c->size_arg, 0, &c->peer, &c->size) : PARSE_RUN;
+    return c->size_arg ? cli_size(c->size_arg, c->size_min, &c->peer, &c->size)
+                       : PARSE_RUN;
+}
+
+/* Room to absorb a sender at full speed. */
+#define RCVBUF (8 * 1024 * 1024)
+
+/* Scripts wait for the "listening" line before they send. */
+int cli_listen(volley_sock **s, const struct flow_cfg *c, struct volley_opts *o)
+{
+    struct volley_addr local;
+    char name[64];
+    int err;
+
+    o->backend = c->backend;
+    o->disable = c->disable;
+    o->rcvbuf = RCVBUF;
+    err = volley_open(s, c->addr, o);
+    if (err < 0)
+        return cli_runtime_error(c->addr, err);
+    if (volley_local_addr(*s, &local) >= 0 &&
+        volley_addr_format(&local, name, sizeof(name)) >= 0)
+        fprintf(stderr, "%s: listening on %s (%s)\n", cli_name, name,
+                volley_backend_name(*s));
+    return 0;
+}
+
+/* The flags several commands take, each picked by its CLI_F_* bit; --json
+ * and --help, with no bit, every command takes. */
+static const struct {
+    unsigned bit;
+    struct option flag;
+} shared_flags[] = {
+    {CLI_F_COUNT, {"count", required_argument, NULL, 'c'}},
+    {CLI_F_DURATION, {"duration", required_argument, NULL, 'd'}},
+    {CLI_F_IDLE, {"idle", required_argument, NULL, 'i'}},
+    {CLI_F_SIZE, {"size", required_argument, NULL, 's'}},
+    {CLI_F_BATCH, {"batch", required_argument, NULL, 'B'}},
+    {CLI_F_BACKEND, {"backend", required_argument, NULL, 'b'}},
+    {CLI_F_NO_GSO, {"no-gso", no_argument, NULL, OPT_NO_GSO}},
+    {CLI_F_NO_GRO, {"no-gro", no_argument, NULL, OPT_NO_GRO}},
+    {0, {"json", no_argument, NULL, 'j'}},
+    {0, {"help", no_argument, NULL, 'h'}},
+};
+#define NSHARED   (sizeof(shared_flags) / sizeof(shared_flags[0]))
+#define MAX_FLAGS (CLI_MAX_OWN + NSHARED)
+
+/* Appends f to getopt's long table lo[*n] and, with a short form, to its
+ * option string. */
+static void add_flag(const struct option *f, struct option *lo, size_t *n, char *shorts)
+{
+    size_t len = strlen(shorts);
+
+    lo[(*n)++] = *f;
+    if (f->val > UCHAR_MAX) /* long only */
+        return;
+    shorts[len++] = (char)f->val;
+    if (f->has_arg == required_argument)
+        shorts[len++] = ':';
+    shorts[len] = '\0';
+}
+
+/* The command's own flags first: where an abbreviation is ambiguous, getopt
+ * lists the candidates in table order, as each command always listed them. */
+static void build_flags(const struct cli_cmd *cmd, struct option *lo, char *shorts)
+{
+    size_t n = 0;
+
+    shorts[0] = '\0';
+    for (size_t i = 0; i < CLI_MAX_OWN && cmd->own[i].name; i++)
+        add_flag(&cmd->own[i], lo, &n, shorts);
+    for (size_t i = 0; i < NSHARED; i++)
+        if (!shared_flags[i].bit || (cmd->shared & shared_flags[i].bit))
+            add_flag(&shared_flags[i].flag, lo, &n, shorts);
+    lo[n] = (struct option){0};
+}
+
+int cli_parse(int argc, char **argv, const struct cli_cmd *cmd, void *cfg)
+{
+    struct option lo[MAX_FLAGS + 1];
+    char shorts[2 * MAX_FLAGS + 1];
+    int opt, rc;
+
+    build_flags(cmd, lo, shorts);
+    while ((opt = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+        if (opt == 'h') {
+            cmd->usage();
+            return 0;
+        }
+        rc = cmd->option(opt, cfg);
+        if (rc != PARSE_RUN)
+            return rc;
+    }
+    if (cmd->operands)
+        return cmd->operands(argc, argv, cfg);
+    if (optind < argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    return PARSE_RUN;
 }
 
 /* A bad VOLLEY_BACKEND or VOLLEY_DISABLE fails volley_open and volley_probe

@@ -9,6 +9,7 @@
 
 #include "volley.h"
 
+#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,19 +25,15 @@
 /* Highest --rate: the library's pacing limit, 10 Tbit/s. */
 #define MAX_RATE_BPS 10000000000000ull
 
-/* Long options without a short form. */
+/* Datagrams recv and echo take per receive call by default. */
+#define CLI_RX_BATCH 256
+
+/* Flags without a short form: values above any character. A command's own
+ * start at OPT_OWN. */
 enum {
     OPT_NO_GSO = 256,
     OPT_NO_GRO,
-    OPT_SECONDS,
-    OPT_SIZES,
-    OPT_PATHS,
-    OPT_REPEAT,
-    OPT_PLOT,
-    OPT_CPU,
-    OPT_NO_LATENCY,
-    OPT_BURST,
-    OPT_KERNEL_PACING,
+    OPT_OWN,
 };
 
 /* "volley recv" once a command is chosen: prefixes every message. */
@@ -92,6 +89,8 @@ unsigned cli_udp_max(const struct volley_addr *a);
 /* --size, read once ADDR is known: min to the UDP limit for a. */
 int cli_size(const char *s, uint64_t min, const struct volley_addr *a, uint64_t *out);
 
+int64_t cli_mono_ns(void); /* CLOCK_MONOTONIC */
+int64_t cli_real_ns(void); /* CLOCK_REALTIME, for the sequence header */
 double cli_ns_seconds(int64_t ns);
 /* A poll timeout that wakes at `when`, capped at a second. */
 int cli_ms_until(int64_t now, int64_t when);
@@ -111,7 +110,42 @@ const char *cli_feature_why(const struct volley_feature *f);
 /* A JSON string (NULL prints null) on stdout. */
 void cli_json_string(const char *s);
 
-/* What recv, send and echo share. */
+/*
+ * How a command reads its command line. The flags several commands take are
+ * defined once, in cli.c; a command picks the ones it takes by CLI_F_* bits
+ * and adds its own. Every command takes --json and --help.
+ */
+enum {
+    CLI_F_COUNT = 1u << 0,
+    CLI_F_DURATION = 1u << 1,
+    CLI_F_IDLE = 1u << 2,
+    CLI_F_SIZE = 1u << 3,
+    CLI_F_BATCH = 1u << 4,
+    CLI_F_BACKEND = 1u << 5,
+    CLI_F_NO_GSO = 1u << 6,
+    CLI_F_NO_GRO = 1u << 7,
+};
+#define CLI_MAX_OWN 8
+
+struct cli_cmd {
+    unsigned shared; /* CLI_F_* */
+    /* The command's own flags, ended by an entry without a name. getopt
+     * sees them ahead of the shared ones. */
+    struct option own[CLI_MAX_OWN + 1];
+    void (*usage)(void); /* --help */
+    /* Reads one flag (getopt's return; optarg holds its value) into cfg:
+     * PARSE_RUN to go on, or an exit status. */
+    int (*option)(int opt, void *cfg);
+    /* Reads what follows the flags (argv[optind] on) into cfg, as option
+     * does; NULL when the command takes no operand. */
+    int (*operands)(int argc, char **argv, void *cfg);
+};
+
+/* Reads the command line as cmd says: PARSE_RUN when the command should
+ * run, 0 once --help was shown, or an exit status. */
+int cli_parse(int argc, char **argv, const struct cli_cmd *cmd, void *cfg);
+
+/* What recv, send, echo and ping share. */
 struct flow_cfg {
     const char *addr;
     struct volley_addr peer;
@@ -119,7 +153,8 @@ struct flow_cfg {
     int64_t duration_ns; /* 0: no limit */
     int64_t idle_ns;     /* recv, echo: 0 never stops on silence */
     uint64_t size;
-    const char *size_arg; /* --size as given, read with ADDR (send only) */
+    uint64_t size_min;    /* the smallest --size: ping's carry the header */
+    const char *size_arg; /* --size as given, read with ADDR (send, ping) */
     uint64_t batch;
     unsigned backend;
     unsigned disable;
@@ -130,18 +165,17 @@ struct flow_cfg {
     unsigned pace_flags;
 };
 
-/* Handles the options recv, send and echo share; PARSE_RUN when it did. */
-int cli_flow_option(int opt, struct flow_cfg *c);
-/* Checks the one operand, ADDR, once the flags are parsed; a destination
- * (send) needs a port, and its --size must fit a UDP datagram to it. */
-int cli_flow_operand(int argc, char **argv, struct flow_cfg *c, bool is_dest);
-
-#define CLI_HEADER_HELP                                                                  \
-    "Sequence header (big-endian, at the start of each payload of 24 bytes or more):\n"  \
-    "  bytes  0-3   magic \"VLY1\"\n"                                                    \
-    "  bytes  4-7   stream id (u32, random per sender run)\n"                            \
-    "  bytes  8-15  sequence number (u64, from 0)\n"                                     \
-    "  bytes 16-23  send time, CLOCK_REALTIME nanoseconds (u64)\n"
+/* A cli_cmd option reader for the shared flags, into a struct flow_cfg. */
+int cli_flow_option(int opt, void *flow);
+/* cli_cmd operand readers for the one operand, ADDR, into a struct
+ * flow_cfg: where recv and echo bind, and where send and ping send, which
+ * needs a port and a --size that fits a UDP datagram to it. */
+int cli_bind_addr(int argc, char **argv, void *flow);
+int cli_dest_addr(int argc, char **argv, void *flow);
+/* Opens ADDR for recv and echo with o, to which the flags add the backend,
+ * the features turned off and a large receive buffer; then says where it
+ * listens. 0, or the exit status once it said why it could not. */
+int cli_listen(volley_sock **s, const struct flow_cfg *c, struct volley_opts *o);
 
 int cmd_probe(int argc, char **argv);
 int cmd_recv(int argc, char **argv);

@@ -12,7 +12,6 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <sched.h>
@@ -114,6 +113,16 @@ static void bench_usage(void)
           stdout);
 }
 
+enum {
+    OPT_SECONDS = OPT_OWN,
+    OPT_REPEAT,
+    OPT_SIZES,
+    OPT_PATHS,
+    OPT_NO_LATENCY,
+    OPT_CPU,
+    OPT_PLOT,
+};
+
 static const struct cli_num seconds_num = {
     .flag = "--seconds", .min = 1, .max = 60000, .places = 3};
 static const struct cli_num repeat_num = {
@@ -177,8 +186,9 @@ static int parse_paths(const char *s, struct bench_cfg *c)
     }
 }
 
-static int bench_option(int opt, struct bench_cfg *c)
+static int bench_option(int opt, void *cfg)
 {
+    struct bench_cfg *c = cfg;
     uint64_t v;
     int rc;
 
@@ -213,34 +223,6 @@ static int bench_option(int opt, struct bench_cfg *c)
     default:
         return cli_bad_option();
     }
-}
-
-static int bench_parse(int argc, char **argv, struct bench_cfg *c)
-{
-    static const struct option lo[] = {{"seconds", required_argument, NULL, OPT_SECONDS},
-                                       {"repeat", required_argument, NULL, OPT_REPEAT},
-                                       {"sizes", required_argument, NULL, OPT_SIZES},
-                                       {"paths", required_argument, NULL, OPT_PATHS},
-                                       {"no-latency", no_argument, NULL, OPT_NO_LATENCY},
-                                       {"cpu", required_argument, NULL, OPT_CPU},
-                                       {"plot", required_argument, NULL, OPT_PLOT},
-                                       {"json", no_argument, NULL, 'j'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
-    int opt, rc;
-
-    while ((opt = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
-        if (opt == 'h') {
-            bench_usage();
-            return 0;
-        }
-        rc = bench_option(opt, c);
-        if (rc != PARSE_RUN)
-            return rc;
-    }
-    if (optind < argc)
-        return cli_usage_error("unexpected argument '%s'", argv[optind]);
-    return PARSE_RUN;
 }
 
 /* ---- the matrix ---- */
@@ -388,7 +370,7 @@ static int run_cell(struct matrix *m, struct cell *c, const struct bench_cfg *cf
 static void progress(const struct matrix *m, const struct cell *c, unsigned done,
                      unsigned total, unsigned rep, unsigned repeat)
 {
-    double elapsed = cli_ns_seconds(bench_mono_ns() - m->start_ns);
+    double elapsed = cli_ns_seconds(cli_mono_ns() - m->start_ns);
 
     fprintf(stderr, "\r\033[K[%3u/%u] run %u/%u  %-10s %-10s %5zu B  %5.1f s", done + 1,
             total, rep + 1, repeat, bench_path_name(c->path),
@@ -404,7 +386,7 @@ static int matrix_run(struct matrix *m, const struct bench_cfg *cfg)
     unsigned total = m->n * cfg->repeat, done = 0;
     int err = 0;
 
-    m->start_ns = bench_mono_ns();
+    m->start_ns = cli_mono_ns();
     for (unsigned rep = 0; rep < cfg->repeat && !err && !cli_stop; rep++) {
         for (unsigned i = 0; i < m->n && !err && !cli_stop; i++, done++) {
             struct cell *c = &m->cells[i];
@@ -426,7 +408,7 @@ static int matrix_run(struct matrix *m, const struct bench_cfg *cfg)
     }
     if (live && !err)
         fputs("\r\033[K", stderr);
-    m->end_ns = bench_mono_ns();
+    m->end_ns = cli_mono_ns();
     return err;
 }
 
@@ -767,6 +749,17 @@ static int bench_main(const struct bench_cfg *cfg)
 
 int cmd_bench(int argc, char **argv)
 {
+    static const struct cli_cmd cmd = {
+        .own = {{"seconds", required_argument, NULL, OPT_SECONDS},
+                {"repeat", required_argument, NULL, OPT_REPEAT},
+                {"sizes", required_argument, NULL, OPT_SIZES},
+                {"paths", required_argument, NULL, OPT_PATHS},
+                {"no-latency", no_argument, NULL, OPT_NO_LATENCY},
+                {"cpu", required_argument, NULL, OPT_CPU},
+                {"plot", required_argument, NULL, OPT_PLOT}},
+        .usage = bench_usage,
+        .option = bench_option,
+    };
     struct bench_cfg c = {.seconds = 0.25,
                           .sizes = {64, 512, 1200, 1472},
                           .nsizes = 4,
@@ -774,7 +767,7 @@ int cmd_bench(int argc, char **argv)
                           .repeat = 3,
                           .latency = true,
                           .pin = {-1, -1}};
-    int rc = bench_parse(argc, argv, &c);
+    int rc = cli_parse(argc, argv, &cmd, &c);
 
     return rc == PARSE_RUN ? bench_main(&c) : rc;
 }

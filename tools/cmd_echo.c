@@ -4,11 +4,9 @@
  * ECN codepoint it carried, in batches both ways (with GSO, a batch of
  * same-size replies to one peer leaves as one UDP_SEGMENT send).
  */
-#include "bench.h"
 #include "cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,33 +44,8 @@ static void echo_usage(void)
            "\n"
            "SIGINT or SIGTERM stops it early; the summary is printed either way.\n"
            "\n" CLI_NUMBER_HELP,
-           MAX_SECONDS, ECHO_DEFAULT_SECONDS, MAX_SECONDS, VOLLEY_BATCH_MAX, BENCH_BATCH);
-}
-
-static int echo_parse(int argc, char **argv, struct flow_cfg *c)
-{
-    static const struct option lo[] = {{"count", required_argument, NULL, 'c'},
-                                       {"duration", required_argument, NULL, 'd'},
-                                       {"idle", required_argument, NULL, 'i'},
-                                       {"batch", required_argument, NULL, 'B'},
-                                       {"backend", required_argument, NULL, 'b'},
-                                       {"no-gso", no_argument, NULL, OPT_NO_GSO},
-                                       {"no-gro", no_argument, NULL, OPT_NO_GRO},
-                                       {"json", no_argument, NULL, 'j'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
-    int opt, rc;
-
-    while ((opt = getopt_long(argc, argv, "c:d:i:B:b:jh", lo, NULL)) != -1) {
-        if (opt == 'h') {
-            echo_usage();
-            return 0;
-        }
-        rc = cli_flow_option(opt, c);
-        if (rc != PARSE_RUN)
-            return rc;
-    }
-    return cli_flow_operand(argc, argv, c, false);
+           MAX_SECONDS, ECHO_DEFAULT_SECONDS, MAX_SECONDS, VOLLEY_BATCH_MAX,
+           CLI_RX_BATCH);
 }
 
 /* Sends d[0..n) back where each came from. Descriptors from volley_recv
@@ -100,7 +73,7 @@ static int echo_batch(volley_sock *s, struct volley_dgram *d, unsigned n,
             done++;
             continue;
         }
-        now = bench_mono_ns();
+        now = cli_mono_ns();
         if (cli_stop || now >= st->end_ns)
             break;
         until = now + ECHO_SEND_WAIT_MS * 1000000LL;
@@ -124,7 +97,7 @@ static int echo_loop(volley_sock *s, const struct flow_cfg *c, struct echo_state
     st->end_ns = st->start_ns + c->duration_ns;
     while (!cli_stop) {
         int n = volley_recv(s, d, (unsigned)c->batch);
-        int64_t now = bench_mono_ns(), wake = st->end_ns;
+        int64_t now = cli_mono_ns(), wake = st->end_ns;
         int err;
 
         if (n < 0)
@@ -198,24 +171,14 @@ static int echo_run(const struct flow_cfg *c)
 {
     struct volley_opts o = VOLLEY_OPTS_INIT;
     struct echo_state st = {.stopped = "signal"};
-    struct volley_addr local;
-    char name[64];
     volley_sock *s;
     int err;
 
-    o.backend = c->backend;
-    o.disable = c->disable;
     o.rx_batch = (uint32_t)c->batch;
-    o.rcvbuf = BENCH_RCVBUF;
-    err = volley_open(&s, c->addr, &o);
-    if (err < 0)
-        return cli_runtime_error(c->addr, err);
-    if (volley_local_addr(s, &local) >= 0 &&
-        volley_addr_format(&local, name, sizeof(name)) >= 0)
-        fprintf(stderr, "%s: listening on %s (%s)\n", cli_name, name,
-                volley_backend_name(s));
+    if (cli_listen(&s, c, &o) != 0)
+        return 1;
     cli_catch_signals();
-    st.start_ns = bench_mono_ns();
+    st.start_ns = cli_mono_ns();
     err = echo_loop(s, c, &st);
     echo_summary(s, c, &st);
     volley_close(s);
@@ -224,9 +187,16 @@ static int echo_run(const struct flow_cfg *c)
 
 int cmd_echo(int argc, char **argv)
 {
+    static const struct cli_cmd cmd = {
+        .shared = CLI_F_COUNT | CLI_F_DURATION | CLI_F_IDLE | CLI_F_BATCH |
+                  CLI_F_BACKEND | CLI_F_NO_GSO | CLI_F_NO_GRO,
+        .usage = echo_usage,
+        .option = cli_flow_option,
+        .operands = cli_bind_addr,
+    };
     struct flow_cfg c = {.duration_ns = ECHO_DEFAULT_SECONDS * NS_PER_S,
-                         .batch = BENCH_BATCH};
-    int rc = echo_parse(argc, argv, &c);
+                         .batch = CLI_RX_BATCH};
+    int rc = cli_parse(argc, argv, &cmd, &c);
 
     return rc == PARSE_RUN ? echo_run(&c) : rc;
 }

@@ -6,11 +6,10 @@
  * in two arrays sized once from --count; percentiles come from the sorted
  * round-trip times.
  */
-#include "bench.h"
 #include "cli.h"
+#include "seq.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -26,16 +25,9 @@
 #define PING_DONE (-1)
 
 struct ping_cfg {
-    const char *addr;
-    struct volley_addr peer;
-    uint64_t count;
-    int64_t interval_ns; /* 0: ping-pong, one request in flight */
-    uint64_t size;
-    const char *size_arg; /* --size as given */
+    struct flow_cfg flow; /* ADDR and the flags ping shares with send */
+    int64_t interval_ns;  /* 0: ping-pong, one request in flight */
     int64_t timeout_ns;
-    int64_t duration_ns;
-    unsigned backend;
-    bool json;
 };
 
 struct ping_state {
@@ -83,8 +75,8 @@ static void ping_usage(void)
         "Each second: requests sent and replies received in it, their mean and\n"
         "largest round-trip time. Then: sent, received, lost (no reply), late,\n"
         "duplicated, and min, mean, p50, p90, p99, p99.9 and max in microseconds.\n"
-        "\n" CLI_NUMBER_HELP "\n" CLI_HEADER_HELP,
-        PING_MAX_COUNT, BENCH_HDR_LEN, VOLLEY_UDP4_MAX, BENCH_HDR_LEN, VOLLEY_UDP6_MAX,
+        "\n" CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
+        PING_MAX_COUNT, SEQ_HDR_LEN, VOLLEY_UDP4_MAX, SEQ_HDR_LEN, VOLLEY_UDP6_MAX,
         MAX_SECONDS, PING_DEFAULT_SEC);
 }
 
@@ -113,81 +105,40 @@ static int ping_schedule(int opt, struct ping_cfg *c)
     return rc;
 }
 
-static int ping_option(int opt, struct ping_cfg *c)
+static int ping_option(int opt, void *cfg)
 {
+    struct ping_cfg *c = cfg;
     uint64_t us;
     int rc;
 
     switch (opt) {
     case 'c':
-        return cli_number(optarg, &count_num, &c->count);
+        return cli_number(optarg, &count_num, &c->flow.count);
     case 'r':
     case 'I':
         return ping_schedule(opt, c);
-    case 's':
-        c->size_arg = optarg; /* read with ADDR, whose family sets the limit */
-        return PARSE_RUN;
     case 't':
         rc = cli_number(optarg, &timeout_num, &us);
         if (rc == PARSE_RUN)
             c->timeout_ns = (int64_t)us * 1000;
         return rc;
-    case 'd':
-        return cli_seconds(optarg, &cli_duration, &c->duration_ns);
-    case 'b':
-        if (!cli_parse_backend(optarg, &c->backend))
-            return cli_usage_error("bad --backend '%s': want auto, scalar, mmsg or uring",
-                                   optarg);
-        return PARSE_RUN;
-    case 'j':
-        c->json = true;
-        return PARSE_RUN;
     default:
-        return cli_bad_option();
+        return cli_flow_option(opt, &c->flow);
     }
 }
 
-static int ping_parse(int argc, char **argv, struct ping_cfg *c)
+static int ping_operands(int argc, char **argv, void *cfg)
 {
-    static const struct option lo[] = {{"count", required_argument, NULL, 'c'},
-                                       {"rate", required_argument, NULL, 'r'},
-                                       {"interval", required_argument, NULL, 'I'},
-                                       {"size", required_argument, NULL, 's'},
-                                       {"timeout", required_argument, NULL, 't'},
-                                       {"duration", required_argument, NULL, 'd'},
-                                       {"backend", required_argument, NULL, 'b'},
-                                       {"json", no_argument, NULL, 'j'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
-    int opt, rc;
+    struct ping_cfg *c = cfg;
 
-    while ((opt = getopt_long(argc, argv, "c:r:I:s:t:d:b:jh", lo, NULL)) != -1) {
-        if (opt == 'h') {
-            ping_usage();
-            return 0;
-        }
-        rc = ping_option(opt, c);
-        if (rc != PARSE_RUN)
-            return rc;
-    }
-    if (optind >= argc)
-        return cli_usage_error("missing ADDR");
-    if (optind + 1 < argc)
-        return cli_usage_error("unexpected argument '%s'", argv[optind + 1]);
-    c->addr = argv[optind];
-    if (volley_addr_parse(&c->peer, c->addr) < 0)
-        return cli_usage_error("bad ADDR '%s': want ip:port or [ip6]:port", c->addr);
-    if (volley_addr_port(&c->peer) == 0)
-        return cli_usage_error("ADDR '%s' needs a port other than 0", c->addr);
-    return c->size_arg ? cli_size(c->size_arg, BENCH_HDR_LEN, &c->peer, &c->size)
-                       : PARSE_RUN;
+    return cli_dest_addr(argc, argv, &c->flow);
 }
 
 static void ping_interval(struct ping_state *st, const struct ping_cfg *c, int64_t end)
 {
     double from = cli_ns_seconds(st->tick_ns - st->start_ns);
 
-    if (!c->json) {
+    if (!c->flow.json) {
         if (st->ticks++ == 0)
             printf("%-13s %10s %10s %10s %10s\n", "interval(s)", "sent", "received",
                    "mean(us)", "max(us)");
@@ -206,10 +157,10 @@ static void ping_interval(struct ping_state *st, const struct ping_cfg *c, int64
 static void ping_reply(struct ping_state *st, const struct ping_cfg *c,
                        const struct volley_dgram *d, int64_t now)
 {
-    struct bench_hdr h;
+    struct seq_hdr h;
     int64_t rtt;
 
-    if (!bench_hdr_decode(d->data, d->len, &h) || h.stream != st->stream ||
+    if (!seq_hdr_decode(d->data, d->len, &h) || h.stream != st->stream ||
         h.seq >= st->nsent || st->sent[h.seq] == 0) {
         st->foreign++; /* not an answer to this run */
         return;
@@ -240,15 +191,15 @@ static unsigned ping_due(const struct ping_state *st, const struct ping_cfg *c,
 {
     uint64_t due;
 
-    if (st->nsent >= c->count)
+    if (st->nsent >= c->flow.count)
         return 0;
     if (c->interval_ns == 0)
         return !st->awaiting || now - st->last_send_ns >= c->timeout_ns;
     if (now < st->start_ns)
         return 0;
     due = (uint64_t)((now - st->start_ns) / c->interval_ns) + 1;
-    if (due > c->count)
-        due = c->count;
+    if (due > c->flow.count)
+        due = c->flow.count;
     if (due <= st->nsent)
         return 0;
     return due - st->nsent > PING_BATCH ? PING_BATCH : (unsigned)(due - st->nsent);
@@ -263,12 +214,12 @@ static int ping_send(volley_sock *s, struct ping_state *st, const struct ping_cf
 
     memset(d, 0, sizeof(d));
     for (unsigned i = 0; i < n; i++) {
-        d[i].data = st->buf + (size_t)i * c->size;
-        d[i].len = c->size;
-        d[i].peer = c->peer;
+        d[i].data = st->buf + (size_t)i * c->flow.size;
+        d[i].len = c->flow.size;
+        d[i].peer = c->flow.peer;
     }
-    bench_stamp(st->buf, c->size, n, st->stream, st->nsent);
-    now = bench_mono_ns();
+    seq_stamp(st->buf, c->flow.size, n, st->stream, st->nsent);
+    now = cli_mono_ns();
     k = volley_send(s, d, n);
     if (k == 0 || k == -ENOBUFS) /* no room now: the loop comes back */
         return volley_wait(s, VOLLEY_WAIT_SEND, 1);
@@ -306,9 +257,9 @@ static int64_t ping_wake(const struct ping_state *st, const struct ping_cfg *c)
 {
     int64_t wake = st->end_ns;
 
-    if (st->nsent < c->count && c->interval_ns)
+    if (st->nsent < c->flow.count && c->interval_ns)
         wake = st->start_ns + (int64_t)st->nsent * c->interval_ns;
-    else if (st->awaiting || st->nsent >= c->count)
+    else if (st->awaiting || st->nsent >= c->flow.count)
         wake = st->last_send_ns + c->timeout_ns;
     if (st->tick_ns + NS_PER_S < wake)
         wake = st->tick_ns + NS_PER_S;
@@ -339,7 +290,7 @@ static bool ping_finished(struct ping_state *st, const struct ping_cfg *c, int64
         st->stopped = "signal";
     else if (now >= st->end_ns)
         st->stopped = "duration";
-    else if (st->nsent >= c->count &&
+    else if (st->nsent >= c->flow.count &&
              (st->received + st->late + st->errors >= st->nsent ||
               now - st->last_send_ns >= c->timeout_ns))
         st->stopped = "count";
@@ -351,7 +302,7 @@ static int ping_loop(volley_sock *s, struct ping_state *st, const struct ping_cf
     struct volley_dgram d[PING_BATCH];
 
     for (;;) {
-        int64_t now = bench_mono_ns();
+        int64_t now = cli_mono_ns();
         unsigned due = ping_due(st, c, now);
         int n, err;
 
@@ -365,7 +316,7 @@ static int ping_loop(volley_sock *s, struct ping_state *st, const struct ping_cf
         n = volley_recv(s, d, PING_BATCH);
         if (n < 0)
             return n;
-        now = bench_mono_ns();
+        now = cli_mono_ns();
         for (int i = 0; i < n; i++)
             ping_reply(st, c, &d[i], now);
         ping_errors(s, st);
@@ -384,25 +335,49 @@ static double us(int64_t ns)
     return (double)ns / NS_PER_US;
 }
 
-static void ping_stats_json(const struct ping_state *st)
+/* The round-trip figures of the summary: percentiles, of which 0 is the
+ * smallest time and 100 the largest, and the mean. */
+static const struct {
+    const char *key, *label;
+    double pct; /* negative: the mean */
+} rtt_figures[] = {{"min_us", "min", 0},  {"mean_us", "mean", -1},
+                   {"p50_us", "p50", 50}, {"p90_us", "p90", 90},
+                   {"p99_us", "p99", 99}, {"p999_us", "p99.9", 99.9},
+                   {"max_us", "max", 100}};
+#define NFIGURES (sizeof(rtt_figures) / sizeof(rtt_figures[0]))
+
+/* One figure in microseconds, from the sorted times of at least one reply. */
+static double rtt_us(const struct ping_state *st, double pct)
 {
-    const int64_t *r = st->rtt;
-    uint64_t n = st->received;
     double sum = 0;
 
-    if (n == 0) {
-        fputs(",\"min_us\":null,\"mean_us\":null,\"p50_us\":null,\"p90_us\":null"
-              ",\"p99_us\":null,\"p999_us\":null,\"max_us\":null",
-              stdout);
+    if (pct >= 0)
+        return us(seq_percentile(st->rtt, st->received, pct));
+    for (uint64_t i = 0; i < st->received; i++)
+        sum += (double)st->rtt[i];
+    return sum / (double)st->received / NS_PER_US;
+}
+
+static void ping_stats_json(const struct ping_state *st)
+{
+    for (size_t i = 0; i < NFIGURES; i++)
+        if (st->received)
+            printf(",\"%s\":%.3f", rtt_figures[i].key, rtt_us(st, rtt_figures[i].pct));
+        else
+            printf(",\"%s\":null", rtt_figures[i].key);
+}
+
+static void ping_stats_text(const struct ping_state *st)
+{
+    if (st->received == 0) {
+        puts("no replies");
         return;
     }
-    for (uint64_t i = 0; i < n; i++)
-        sum += (double)r[i];
-    printf(",\"min_us\":%.3f,\"mean_us\":%.3f,\"p50_us\":%.3f,\"p90_us\":%.3f"
-           ",\"p99_us\":%.3f,\"p999_us\":%.3f,\"max_us\":%.3f",
-           us(r[0]), sum / (double)n / NS_PER_US, us(bench_percentile(r, n, 50)),
-           us(bench_percentile(r, n, 90)), us(bench_percentile(r, n, 99)),
-           us(bench_percentile(r, n, 99.9)), us(r[n - 1]));
+    fputs("rtt us:", stdout);
+    for (size_t i = 0; i < NFIGURES; i++)
+        printf("%s%s %.1f", i ? "  " : " ", rtt_figures[i].label,
+               rtt_us(st, rtt_figures[i].pct));
+    putchar('\n');
 }
 
 static uint64_t ping_lost(const struct ping_state *st)
@@ -412,20 +387,18 @@ static uint64_t ping_lost(const struct ping_state *st)
 
 static void ping_summary(volley_sock *s, struct ping_state *st, const struct ping_cfg *c)
 {
-    int64_t span = bench_mono_ns() - st->start_ns;
+    int64_t span = cli_mono_ns() - st->start_ns;
     uint64_t n = st->received;
-    const int64_t *r = st->rtt;
-    double sum = 0;
 
-    bench_sort_ns(st->rtt, n);
-    if (c->json) {
+    seq_sort_ns(st->rtt, n);
+    if (c->flow.json) {
         printf("{\"peer\":");
-        cli_json_string(c->addr);
+        cli_json_string(c->flow.addr);
         printf(",\"size\":%" PRIu64 ",\"mode\":\"%s\",\"interval_ms\":%.6f"
                ",\"sent\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64
                ",\"late\":%" PRIu64 ",\"duplicated\":%" PRIu64 ",\"errors\":%" PRIu64
                ",\"seconds\":%.6f",
-               c->size, c->interval_ns ? "interval" : "ping-pong",
+               c->flow.size, c->interval_ns ? "interval" : "ping-pong",
                (double)c->interval_ns / 1e6, st->nsent, n, ping_lost(st), st->late,
                st->duplicated, st->errors, cli_ns_seconds(span));
         ping_stats_json(st);
@@ -439,30 +412,20 @@ static void ping_summary(volley_sock *s, struct ping_state *st, const struct pin
     printf("--- %s: %" PRIu64 " sent, %" PRIu64 " received, %" PRIu64
            " lost (%.2f%%), %" PRIu64 " late, %" PRIu64 " duplicated, %" PRIu64
            " errors in %.3f s\n",
-           c->addr, st->nsent, n, ping_lost(st),
+           c->flow.addr, st->nsent, n, ping_lost(st),
            st->nsent ? 100.0 * (double)ping_lost(st) / (double)st->nsent : 0.0, st->late,
            st->duplicated, st->errors, cli_ns_seconds(span));
-    printf("%" PRIu64 "-byte payloads, %s, backend %s; stopped by %s\n", c->size,
+    printf("%" PRIu64 "-byte payloads, %s, backend %s; stopped by %s\n", c->flow.size,
            c->interval_ns ? "on a schedule" : "ping-pong", volley_backend_name(s),
            st->stopped);
-    if (n == 0) {
-        puts("no replies");
-        return;
-    }
-    for (uint64_t i = 0; i < n; i++)
-        sum += (double)r[i];
-    printf("rtt us: min %.1f  mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  "
-           "max %.1f\n",
-           us(r[0]), sum / (double)n / NS_PER_US, us(bench_percentile(r, n, 50)),
-           us(bench_percentile(r, n, 90)), us(bench_percentile(r, n, 99)),
-           us(bench_percentile(r, n, 99.9)), us(r[n - 1]));
+    ping_stats_text(st);
 }
 
 static int ping_alloc(struct ping_state *st, const struct ping_cfg *c)
 {
-    st->sent = calloc(c->count, sizeof(*st->sent));
-    st->rtt = calloc(c->count, sizeof(*st->rtt));
-    st->buf = calloc(PING_BATCH, c->size);
+    st->sent = calloc(c->flow.count, sizeof(*st->sent));
+    st->rtt = calloc(c->flow.count, sizeof(*st->rtt));
+    st->buf = calloc(PING_BATCH, c->flow.size);
     return st->sent && st->rtt && st->buf ? 0 : -ENOMEM;
 }
 
@@ -481,17 +444,18 @@ static int ping_run(const struct ping_cfg *c)
     int err;
 
     memset(&st, 0, sizeof(st));
-    o.backend = c->backend;
+    o.backend = c->flow.backend;
     o.enable = VOLLEY_F_RECVERR;
-    err = volley_open(&s, c->peer.sa.sa_family == AF_INET6 ? "[::]:0" : "0.0.0.0:0", &o);
+    err = volley_open(&s, c->flow.peer.sa.sa_family == AF_INET6 ? "[::]:0" : "0.0.0.0:0",
+                      &o);
     if (err < 0)
         return cli_runtime_error("open", err);
     err = ping_alloc(&st, c);
     if (err == 0) {
         cli_catch_signals();
-        st.stream = bench_stream_id();
-        st.start_ns = st.tick_ns = bench_mono_ns();
-        st.end_ns = st.start_ns + c->duration_ns;
+        st.stream = seq_stream_id();
+        st.start_ns = st.tick_ns = cli_mono_ns();
+        st.end_ns = st.start_ns + c->flow.duration_ns;
         err = ping_loop(s, &st, c);
     }
     if (err == 0)
@@ -503,11 +467,21 @@ static int ping_run(const struct ping_cfg *c)
 
 int cmd_ping(int argc, char **argv)
 {
-    struct ping_cfg c = {.count = 1000,
-                         .size = 64,
-                         .timeout_ns = 1000 * NS_PER_MS,
-                         .duration_ns = PING_DEFAULT_SEC * NS_PER_S};
-    int rc = ping_parse(argc, argv, &c);
+    static const struct cli_cmd cmd = {
+        .shared = CLI_F_COUNT | CLI_F_DURATION | CLI_F_SIZE | CLI_F_BACKEND,
+        .own = {{"rate", required_argument, NULL, 'r'},
+                {"interval", required_argument, NULL, 'I'},
+                {"timeout", required_argument, NULL, 't'}},
+        .usage = ping_usage,
+        .option = ping_option,
+        .operands = ping_operands,
+    };
+    struct ping_cfg c = {.flow = {.count = 1000,
+                                  .size = 64,
+                                  .size_min = SEQ_HDR_LEN,
+                                  .duration_ns = PING_DEFAULT_SEC * NS_PER_S},
+                         .timeout_ns = 1000 * NS_PER_MS};
+    int rc = cli_parse(argc, argv, &cmd, &c);
 
     return rc == PARSE_RUN ? ping_run(&c) : rc;
 }

@@ -4,7 +4,6 @@
  */
 #include "cli.h"
 
-#include <getopt.h>
 #include <stdio.h>
 
 static const struct {
@@ -72,26 +71,23 @@ static void probe_print_json(const struct volley_caps *c)
     printf("\"gso_max_segments\":%u}\n", c->gso_max_segments);
 }
 
+static int probe_option(int opt, void *json)
+{
+    if (opt != 'j')
+        return cli_bad_option();
+    *(bool *)json = true;
+    return PARSE_RUN;
+}
+
 int cmd_probe(int argc, char **argv)
 {
-    static const struct option lo[] = {{"json", no_argument, NULL, 'j'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
+    static const struct cli_cmd cmd = {.usage = probe_usage, .option = probe_option};
     struct volley_caps caps;
     bool json = false;
-    int opt, err;
+    int err = cli_parse(argc, argv, &cmd, &json);
 
-    while ((opt = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
-        if (opt == 'h') {
-            probe_usage();
-            return 0;
-        }
-        if (opt != 'j')
-            return cli_bad_option();
-        json = true;
-    }
-    if (optind < argc)
-        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if (err != PARSE_RUN)
+        return err;
     err = volley_probe(&caps, sizeof(caps));
     if (err < 0)
         return cli_runtime_error("probe", err);

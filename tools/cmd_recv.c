@@ -4,11 +4,10 @@
  * reordering, and its interarrival jitter is estimated as RTP does
  * (RFC 3550, 6.4.1) from the header's send time and the arrival time.
  */
-#include "bench.h"
 #include "cli.h"
+#include "seq.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,7 +16,7 @@
 
 /* What `volley recv` has seen. Intervals start at the first datagram. */
 struct rx_state {
-    struct bench_seq seq;
+    struct seq_track seq;
     bool have_stream;
     uint32_t stream;
     uint64_t dgrams, bytes, wire_bytes, truncated;
@@ -54,33 +53,8 @@ static void recv_usage(void)
           "(RFC 3550: arrival time against the header's send time, smoothed by 1/16).\n"
           "Then a summary with the rate counted on the wire as the pacer of `volley\n"
           "send --rate` counts it (payload + 28 bytes for IPv4, 48 for IPv6).\n"
-          "\n" CLI_NUMBER_HELP "\n" CLI_HEADER_HELP,
+          "\n" CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
           stdout);
-}
-
-static int recv_parse(int argc, char **argv, struct flow_cfg *c)
-{
-    static const struct option lo[] = {{"count", required_argument, NULL, 'c'},
-                                       {"duration", required_argument, NULL, 'd'},
-                                       {"idle", required_argument, NULL, 'i'},
-                                       {"backend", required_argument, NULL, 'b'},
-                                       {"no-gso", no_argument, NULL, OPT_NO_GSO},
-                                       {"no-gro", no_argument, NULL, OPT_NO_GRO},
-                                       {"json", no_argument, NULL, 'j'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
-    int opt, rc;
-
-    while ((opt = getopt_long(argc, argv, "c:d:i:b:jh", lo, NULL)) != -1) {
-        if (opt == 'h') {
-            recv_usage();
-            return 0;
-        }
-        rc = cli_flow_option(opt, c);
-        if (rc != PARSE_RUN)
-            return rc;
-    }
-    return cli_flow_operand(argc, argv, c, false);
 }
 
 static void print_jitter(const struct rx_state *st)
@@ -106,7 +80,7 @@ static void rx_interval(struct rx_state *st, const struct flow_cfg *c, int64_t e
     printf("%6.2f-%-6.2f %10" PRIu64 " %10.2f %10" PRIu64 " %10" PRIu64 " %10" PRIu64,
            from, from + cli_ns_seconds(end_ns - st->tick_ns), st->tick_dgrams,
            cli_rate((double)st->tick_bytes * 8 / 1e6, end_ns - st->tick_ns),
-           bench_seq_lost(&st->seq), st->seq.reordered, st->seq.duplicated);
+           seq_track_lost(&st->seq), st->seq.reordered, st->seq.duplicated);
     print_jitter(st);
     st->tick_dgrams = st->tick_bytes = 0;
     st->tick_ns = end_ns;
@@ -128,7 +102,7 @@ static void rx_ticks(struct rx_state *st, const struct flow_cfg *c, int64_t now,
 
 /* RFC 3550 6.4.1: J += (|D| - J) / 16, D the change in transit time between
  * consecutive arrivals. Clock offsets between the hosts cancel out. */
-static void rx_jitter(struct rx_state *st, const struct bench_hdr *h, int64_t arrival)
+static void rx_jitter(struct rx_state *st, const struct seq_hdr *h, int64_t arrival)
 {
     int64_t transit;
 
@@ -144,8 +118,8 @@ static void rx_jitter(struct rx_state *st, const struct bench_hdr *h, int64_t ar
 static void rx_account(struct rx_state *st, const struct flow_cfg *c,
                        const struct volley_dgram *d, unsigned n, int64_t now)
 {
-    int64_t real_now = bench_real_ns();
-    struct bench_hdr h;
+    int64_t real_now = cli_real_ns();
+    struct seq_hdr h;
 
     if (n == 0)
         return;
@@ -160,7 +134,7 @@ static void rx_account(struct rx_state *st, const struct flow_cfg *c,
         st->wire_bytes += d[i].len + cli_ip_overhead(&d[i].peer);
         if (d[i].flags & VOLLEY_DGRAM_TRUNC)
             st->truncated++;
-        if (!bench_hdr_decode(d[i].data, d[i].len, &h))
+        if (!seq_hdr_decode(d[i].data, d[i].len, &h))
             continue;
         if (!st->have_stream) {
             st->have_stream = true;
@@ -168,7 +142,7 @@ static void rx_account(struct rx_state *st, const struct flow_cfg *c,
         }
         if (h.stream != st->stream)
             continue;
-        bench_seq_add(&st->seq, h.seq);
+        seq_track_add(&st->seq, h.seq);
         /* The kernel's receive time when it gave one: a batch read at once
          * would otherwise look like a burst of arrivals. */
         rx_jitter(st, &h, d[i].flags & VOLLEY_DGRAM_TSTAMP ? d[i].rx_ns : real_now);
@@ -179,13 +153,13 @@ static void rx_account(struct rx_state *st, const struct flow_cfg *c,
 
 static int recv_loop(volley_sock *s, const struct flow_cfg *c, struct rx_state *st)
 {
-    struct volley_dgram d[BENCH_BATCH];
+    struct volley_dgram d[CLI_RX_BATCH];
     int64_t idle = c->idle_ns;
-    int64_t end = c->duration_ns > 0 ? bench_mono_ns() + c->duration_ns : INT64_MAX;
+    int64_t end = c->duration_ns > 0 ? cli_mono_ns() + c->duration_ns : INT64_MAX;
 
     while (!cli_stop) {
-        int n = volley_recv(s, d, BENCH_BATCH);
-        int64_t now = bench_mono_ns(), wake = end;
+        int n = volley_recv(s, d, CLI_RX_BATCH);
+        int64_t now = cli_mono_ns(), wake = end;
 
         if (n < 0)
             return n;
@@ -229,7 +203,7 @@ static void recv_json(volley_sock *s, const struct volley_stats *vs, struct rx_s
         ",\"dgrams_per_s\":%.1f,\"mbit_per_s\":%.3f,\"rate_bps\":%.0f"
         ",\"payload_rate_bps\":%.0f,\"jitter_ms\":",
         st->dgrams, st->bytes, cli_ns_seconds(span), vs->rx_syscalls,
-        bench_seq_lost(&st->seq), st->seq.duplicated, st->seq.reordered, st->truncated,
+        seq_track_lost(&st->seq), st->seq.duplicated, st->seq.reordered, st->truncated,
         vs->rx_kernel_drops, span_rate(st, (double)st->dgrams),
         span_rate(st, (double)st->bytes * 8 / 1e6),
         span_rate(st, (double)st->wire_bytes * 8), span_rate(st, (double)st->bytes * 8));
@@ -273,7 +247,7 @@ static void recv_summary(volley_sock *s, const struct flow_cfg *c, struct rx_sta
     }
     printf("stream %08" PRIx32 ": lost %" PRIu64 ", duplicated %" PRIu64
            ", reordered %" PRIu64,
-           st->stream, bench_seq_lost(&st->seq), st->seq.duplicated, st->seq.reordered);
+           st->stream, seq_track_lost(&st->seq), st->seq.duplicated, st->seq.reordered);
     if (st->have_transit)
         printf(", jitter %.3f ms\n", st->jitter_ns / 1e6);
     else
@@ -283,39 +257,39 @@ static void recv_summary(volley_sock *s, const struct flow_cfg *c, struct rx_sta
 static int recv_run(const struct flow_cfg *c)
 {
     struct volley_opts o = VOLLEY_OPTS_INIT;
-    struct volley_addr local;
     struct rx_state st;
-    char name[64];
     volley_sock *s;
     int err;
 
-    o.backend = c->backend;
-    o.disable = c->disable;
-    o.enable = VOLLEY_F_TIMESTAMP;
-    o.rcvbuf = BENCH_RCVBUF;
     memset(&st, 0, sizeof(st));
-    err = volley_open(&s, c->addr, &o);
+    err = seq_track_init(&st.seq);
     if (err < 0)
-        return cli_runtime_error(c->addr, err);
-    err = bench_seq_init(&st.seq);
-    if (err == 0 && volley_local_addr(s, &local) >= 0 &&
-        volley_addr_format(&local, name, sizeof(name)) >= 0)
-        fprintf(stderr, "%s: listening on %s (%s)\n", cli_name, name,
-                volley_backend_name(s));
+        return cli_runtime_error("receive", err);
+    o.enable = VOLLEY_F_TIMESTAMP;
+    if (cli_listen(&s, c, &o) != 0) {
+        seq_track_free(&st.seq);
+        return 1;
+    }
     cli_catch_signals();
-    if (err == 0)
-        err = recv_loop(s, c, &st);
+    err = recv_loop(s, c, &st);
     if (err == 0)
         recv_summary(s, c, &st);
-    bench_seq_free(&st.seq);
+    seq_track_free(&st.seq);
     volley_close(s);
     return err < 0 ? cli_runtime_error("receive", err) : 0;
 }
 
 int cmd_recv(int argc, char **argv)
 {
+    static const struct cli_cmd cmd = {
+        .shared = CLI_F_COUNT | CLI_F_DURATION | CLI_F_IDLE | CLI_F_BACKEND |
+                  CLI_F_NO_GSO | CLI_F_NO_GRO,
+        .usage = recv_usage,
+        .option = cli_flow_option,
+        .operands = cli_bind_addr,
+    };
     struct flow_cfg c = {.idle_ns = 2 * NS_PER_S};
-    int rc = recv_parse(argc, argv, &c);
+    int rc = cli_parse(argc, argv, &cmd, &c);
 
     return rc == PARSE_RUN ? recv_run(&c) : rc;
 }

@@ -2,11 +2,10 @@
  * volley send: a bounded sender that stamps the sequence header, as fast as
  * the socket takes datagrams or at a --rate kept by the library's pacer.
  */
-#include "bench.h"
 #include "cli.h"
+#include "seq.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,17 +50,21 @@ static void send_usage(void)
           "Each second: the interval, datagrams, payload Mbit/s and Mbit/s counted with\n"
           "the headers. The summary gives both rates and, with --rate, how close the\n"
           "achieved rate came to it.\n"
-          "\n" CLI_NUMBER_HELP "\n" CLI_HEADER_HELP,
+          "\n" CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
           stdout);
 }
+
+enum { OPT_BURST = OPT_OWN, OPT_KERNEL_PACING };
 
 static const struct cli_num rate_num = {
     .flag = "--rate", .min = 1, .max = MAX_RATE_BPS, .si = true};
 /* The library's pace_burst is 32 bits wide; 0 there means its default. */
 static const struct cli_num burst_num = {.flag = "--burst", .min = 1, .max = UINT32_MAX};
 
-static int send_option(int opt, struct flow_cfg *c)
+static int send_option(int opt, void *cfg)
 {
+    struct flow_cfg *c = cfg;
+
     switch (opt) {
     case 'r':
         return cli_number(optarg, &rate_num, &c->rate_bps);
@@ -75,37 +78,16 @@ static int send_option(int opt, struct flow_cfg *c)
     }
 }
 
-static int send_parse(int argc, char **argv, struct flow_cfg *c)
+/* The pacing flags mean nothing without a rate; then ADDR, as any sender. */
+static int send_operands(int argc, char **argv, void *cfg)
 {
-    static const struct option lo[] = {
-        {"count", required_argument, NULL, 'c'},
-        {"duration", required_argument, NULL, 'd'},
-        {"size", required_argument, NULL, 's'},
-        {"rate", required_argument, NULL, 'r'},
-        {"burst", required_argument, NULL, OPT_BURST},
-        {"kernel-pacing", no_argument, NULL, OPT_KERNEL_PACING},
-        {"batch", required_argument, NULL, 'B'},
-        {"backend", required_argument, NULL, 'b'},
-        {"no-gso", no_argument, NULL, OPT_NO_GSO},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    int opt, rc;
+    const struct flow_cfg *c = cfg;
 
-    while ((opt = getopt_long(argc, argv, "c:d:s:r:B:b:jh", lo, NULL)) != -1) {
-        if (opt == 'h') {
-            send_usage();
-            return 0;
-        }
-        rc = send_option(opt, c);
-        if (rc != PARSE_RUN)
-            return rc;
-    }
     if (c->rate_bps == 0 && c->burst)
         return cli_usage_error("--burst needs --rate");
     if (c->rate_bps == 0 && c->pace_flags)
         return cli_usage_error("--kernel-pacing needs --rate");
-    return cli_flow_operand(argc, argv, c, true);
+    return cli_dest_addr(argc, argv, cfg);
 }
 
 static double wire_bits(const struct tx_state *st, const struct flow_cfg *c,
@@ -141,7 +123,7 @@ static int send_batch(volley_sock *s, const struct flow_cfg *c, struct volley_dg
 
     if (c->count && c->count - st->dgrams < n)
         n = (unsigned)(c->count - st->dgrams);
-    bench_stamp(d[0].data, c->size, n, stream, st->dgrams);
+    seq_stamp(d[0].data, c->size, n, stream, st->dgrams);
     k = volley_send(s, d, n);
     if (k > 0) {
         st->dgrams += (unsigned)k;
@@ -154,20 +136,20 @@ static int send_batch(volley_sock *s, const struct flow_cfg *c, struct volley_dg
     /* Not taken: a full socket buffer, the device queue (ENOBUFS) or the
      * pacer. The wait sleeps until there is room, or the pacer allows. */
     if (k == 0 || k == -ENOBUFS)
-        k = volley_wait(s, VOLLEY_WAIT_SEND, cli_ms_until(bench_mono_ns(), wake));
+        k = volley_wait(s, VOLLEY_WAIT_SEND, cli_ms_until(cli_mono_ns(), wake));
     return k < 0 && k != -EINTR ? k : 0;
 }
 
 static int send_loop(volley_sock *s, const struct flow_cfg *c, struct volley_dgram *d,
                      struct tx_state *st)
 {
-    uint32_t stream = bench_stream_id();
+    uint32_t stream = seq_stream_id();
     int64_t end = c->duration_ns > 0 ? st->start_ns + c->duration_ns : INT64_MAX;
     int err = 0;
 
     st->tick_ns = st->start_ns;
     while (!cli_stop && (c->count == 0 || st->dgrams < c->count)) {
-        int64_t now = bench_mono_ns(), tick_end;
+        int64_t now = cli_mono_ns(), tick_end;
 
         if (now >= end)
             break;
@@ -178,7 +160,7 @@ static int send_loop(volley_sock *s, const struct flow_cfg *c, struct volley_dgr
         if (err < 0)
             break;
     }
-    st->end_ns = bench_mono_ns();
+    st->end_ns = cli_mono_ns();
     return err;
 }
 
@@ -304,7 +286,7 @@ static int send_run(const struct flow_cfg *c)
         return cli_runtime_error("send", -ENOMEM);
     }
     cli_catch_signals();
-    st.start_ns = bench_mono_ns();
+    st.start_ns = cli_mono_ns();
     err = send_loop(s, c, d, &st);
     if (err == 0)
         send_summary(s, c, &st);
@@ -316,8 +298,18 @@ static int send_run(const struct flow_cfg *c)
 
 int cmd_send(int argc, char **argv)
 {
+    static const struct cli_cmd cmd = {
+        .shared = CLI_F_COUNT | CLI_F_DURATION | CLI_F_SIZE | CLI_F_BATCH |
+                  CLI_F_BACKEND | CLI_F_NO_GSO,
+        .own = {{"rate", required_argument, NULL, 'r'},
+                {"burst", required_argument, NULL, OPT_BURST},
+                {"kernel-pacing", no_argument, NULL, OPT_KERNEL_PACING}},
+        .usage = send_usage,
+        .option = send_option,
+        .operands = send_operands,
+    };
     struct flow_cfg c = {.size = 1200, .batch = 64};
-    int rc = send_parse(argc, argv, &c);
+    int rc = cli_parse(argc, argv, &cmd, &c);
 
     if (rc != PARSE_RUN)
         return rc;

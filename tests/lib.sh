@@ -1,0 +1,105 @@
+# shellcheck shell=sh
+# What the shell tests share, sourced by each as
+#   T=SECONDS   # the longest any one command may take
+#   . "$(dirname "$0")/lib.sh"
+# with the volley binary as the script's $1. It sets VOLLEY, a scratch
+# directory $tmp and the failure count, and on exit kills the background
+# processes started with run_bg and removes $tmp.
+
+: "${T:?set T before sourcing lib.sh}"
+VOLLEY=${1:?usage: sh ${0##*/} /path/to/volley}
+failures=0
+
+# have CMD: CMD is installed.
+have() {
+    command -v "$1" >/dev/null 2>&1
+}
+
+# need CMD [WHY]: skips the whole test (exit status 77) without CMD.
+need() {
+    have "$1" && return 0
+    echo "skip: $1 not found${2:+ ($2)}"
+    exit 77
+}
+
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+
+tmp=$(mktemp -d) || exit 1
+bg="" # background processes started and not reaped yet
+
+# run_bg CMD...: starts CMD in the background; sets bpid.
+run_bg() {
+    "$@" &
+    bpid=$!
+    bg="$bg $bpid"
+}
+
+# reap PID: waits for it (its status is wait's) and forgets it, so the exit
+# trap never signals a process id that may have been reused.
+reap() {
+    wait "$1"
+    reaped=$?
+    bg=$(echo " $bg " | sed "s/ $1 / /")
+    return $reaped
+}
+
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+    for p in $bg; do
+        kill "$p" 2>/dev/null
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# check_json FILE CODE [ARG...]: runs Python CODE (asserts) with j, the
+# parsed FILE, and the ARGs as the list a.
+check_json() {
+    f=$1
+    code=$2
+    shift 2
+    timeout "$T" python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+a = sys.argv[3:]
+exec(sys.argv[2])' "$f" "$code" "$@"
+}
+
+# free_port: a UDP port on 127.0.0.1 that nobody had bound a moment ago.
+free_port() {
+    timeout "$T" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# start_volley CMD NAME ARG...: runs `volley CMD 127.0.0.1:PORT ARG...` (a
+# server: recv or echo) in the background once it has bound a free port (it
+# says "listening" on stderr); output in $tmp/NAME.out and .err; sets port
+# and vpid.
+start_volley() {
+    cmd=$1
+    name=$2
+    shift 2
+    for _ in 1 2 3 4 5; do
+        port=$(free_port)
+        run_bg timeout "$T" "$VOLLEY" "$cmd" "127.0.0.1:$port" "$@" \
+            >"$tmp/$name.out" 2>"$tmp/$name.err"
+        vpid=$bpid
+        i=0
+        while [ $i -lt 100 ] && kill -0 "$vpid" 2>/dev/null; do
+            grep -q listening "$tmp/$name.err" 2>/dev/null && return 0
+            sleep 0.05
+            i=$((i + 1))
+        done
+        # Lost the race for the port, or never came up: try another.
+        kill "$vpid" 2>/dev/null
+        reap "$vpid" 2>/dev/null
+    done
+    fail "volley $cmd did not start: $(cat "$tmp/$name.err")"
+    return 1
+}

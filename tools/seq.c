@@ -1,0 +1,169 @@
+/*
+ * Sequenced streams: the header, the tracker of what arrived, percentiles.
+ */
+#include "seq.h"
+
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+static const uint8_t hdr_magic[4] = {'V', 'L', 'Y', '1'};
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+void seq_hdr_encode(uint8_t *buf, const struct seq_hdr *h)
+{
+    memcpy(buf, hdr_magic, sizeof(hdr_magic));
+    put_be32(buf + 4, h->stream);
+    put_be64(buf + 8, h->seq);
+    put_be64(buf + 16, h->sent_ns);
+}
+
+bool seq_hdr_decode(const uint8_t *buf, size_t len, struct seq_hdr *h)
+{
+    if (len < SEQ_HDR_LEN || memcmp(buf, hdr_magic, sizeof(hdr_magic)) != 0)
+        return false;
+    h->stream = (uint32_t)get_be(buf + 4, 4);
+    h->seq = get_be(buf + 8, 8);
+    h->sent_ns = get_be(buf + 16, 8);
+    return true;
+}
+
+uint32_t seq_stream_id(void)
+{
+    uint32_t id;
+
+    if (getrandom(&id, sizeof(id), GRND_NONBLOCK) == (ssize_t)sizeof(id))
+        return id;
+    /* No entropy yet (early boot): distinct enough between runs. */
+    return (uint32_t)cli_real_ns() ^ (uint32_t)getpid() * 2654435761u;
+}
+
+void seq_stamp(uint8_t *payload, size_t size, unsigned n, uint32_t stream, uint64_t seq)
+{
+    struct seq_hdr h = {.stream = stream, .sent_ns = (uint64_t)cli_real_ns()};
+
+    if (size < SEQ_HDR_LEN)
+        return;
+    for (unsigned i = 0; i < n; i++) {
+        h.seq = seq + i;
+        seq_hdr_encode(payload + (size_t)i * size, &h);
+    }
+}
+
+int seq_track_init(struct seq_track *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->seen = calloc(SEQ_WINDOW / 64, sizeof(uint64_t));
+    return t->seen ? 0 : -ENOMEM;
+}
+
+void seq_track_free(struct seq_track *t)
+{
+    free(t->seen);
+    t->seen = NULL;
+}
+
+static uint64_t *seen_word(const struct seq_track *t, uint64_t seq, uint64_t *mask)
+{
+    uint64_t bit = seq % SEQ_WINDOW;
+
+    *mask = 1ull << (bit % 64);
+    return &t->seen[bit / 64];
+}
+
+/* Move the window up so that it starts at base, forgetting what falls out. */
+static void seq_slide(struct seq_track *t, uint64_t base)
+{
+    uint64_t mask;
+
+    if (base - t->base >= SEQ_WINDOW) {
+        memset(t->seen, 0, SEQ_WINDOW / 8);
+    } else {
+        for (uint64_t s = t->base; s < base; s++)
+            *seen_word(t, s, &mask) &= ~mask;
+    }
+    t->base = base;
+}
+
+void seq_track_add(struct seq_track *t, uint64_t seq)
+{
+    uint64_t mask, *word;
+
+    if (seq < t->base) {
+        t->reordered++;
+        t->distinct++;
+        return;
+    }
+    /* Written as a difference: seq comes off the wire and may be near 2^64. */
+    if (seq - t->base >= SEQ_WINDOW)
+        seq_slide(t, seq - SEQ_WINDOW + 1);
+    word = seen_word(t, seq, &mask);
+    if (*word & mask) {
+        t->duplicated++;
+        return;
+    }
+    *word |= mask;
+    t->distinct++;
+    if (t->any && seq < t->highest)
+        t->reordered++;
+    else
+        t->highest = seq;
+    t->any = true;
+}
+
+uint64_t seq_track_lost(const struct seq_track *t)
+{
+    /* Late arrivals below the window may have been duplicates counted as
+     * distinct, so distinct can exceed highest + 1: clamp rather than wrap. */
+    if (!t->any || t->distinct > t->highest)
+        return 0;
+    return t->highest - t->distinct + 1;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+void seq_sort_ns(int64_t *v, uint64_t n)
+{
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_i64);
+}
+
+int64_t seq_percentile(const int64_t *sorted, uint64_t n, double pct)
+{
+    /* ceil(rank) - 1 as an index; the slack keeps 99.9% of 1000, which
+     * floating point makes 999.0000000000001, at rank 999. */
+    double rank = ceil(pct / 100.0 * (double)n - 1e-9);
+    uint64_t i = rank < 1 ? 0 : (uint64_t)rank - 1;
+
+    return sorted[i < n ? i : n - 1];
+}

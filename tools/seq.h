@@ -1,0 +1,71 @@
+/*
+ * Sequenced streams, as `volley send`, `recv` and `ping` and the benchmark's
+ * cells measure them: the header a sender stamps on each payload, the
+ * tracker of what arrived (loss, duplicates, reordering), and percentiles of
+ * the times measured.
+ */
+#ifndef VOLLEY_SEQ_H
+#define VOLLEY_SEQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The header's layout, as --help gives it; payloads shorter than
+ * SEQ_HDR_LEN carry no header. */
+#define SEQ_HDR_LEN 24
+#define SEQ_HDR_HELP                                                                     \
+    "Sequence header (big-endian, at the start of each payload of 24 bytes or more):\n"  \
+    "  bytes  0-3   magic \"VLY1\"\n"                                                    \
+    "  bytes  4-7   stream id (u32, random per sender run)\n"                            \
+    "  bytes  8-15  sequence number (u64, from 0)\n"                                     \
+    "  bytes 16-23  send time, CLOCK_REALTIME nanoseconds (u64)\n"
+
+struct seq_hdr {
+    uint32_t stream;
+    uint64_t seq;
+    uint64_t sent_ns;
+};
+
+/* buf must hold SEQ_HDR_LEN bytes. */
+void seq_hdr_encode(uint8_t *buf, const struct seq_hdr *h);
+/* true when buf/len starts with a header (then *h is filled). */
+bool seq_hdr_decode(const uint8_t *buf, size_t len, struct seq_hdr *h);
+/* A random stream id for this run. */
+uint32_t seq_stream_id(void);
+/* Writes headers, sent now, into n datagrams of size bytes laid out back to
+ * back in payload, numbered from seq; a no-op when size is below
+ * SEQ_HDR_LEN. */
+void seq_stamp(uint8_t *payload, size_t size, unsigned n, uint32_t stream, uint64_t seq);
+
+/*
+ * Loss, duplicate and reorder tracking for one stream over a sliding window
+ * of SEQ_WINDOW sequence numbers, allocated once by seq_track_init.
+ * A number below the window counts as reordered (it came late; whether it is
+ * also a duplicate can no longer be told). lost = highest + 1 - distinct.
+ */
+#define SEQ_WINDOW 65536u
+
+struct seq_track {
+    uint64_t *seen; /* SEQ_WINDOW bits, indexed by seq % window */
+    uint64_t base;  /* lowest number still inside the window */
+    uint64_t highest;
+    uint64_t distinct;
+    uint64_t duplicated;
+    uint64_t reordered;
+    bool any;
+};
+
+int seq_track_init(struct seq_track *t);
+void seq_track_free(struct seq_track *t);
+void seq_track_add(struct seq_track *t, uint64_t seq);
+uint64_t seq_track_lost(const struct seq_track *t);
+
+/* Sorts n nanosecond values in place, ascending. */
+void seq_sort_ns(int64_t *v, uint64_t n);
+/* The pct-th percentile (0 < pct <= 100) of n >= 1 sorted values, by the
+ * nearest-rank method: the smallest value with at least pct% of all at or
+ * below it. So p50 <= p90 <= p99 <= p99.9 <= max always holds. */
+int64_t seq_percentile(const int64_t *sorted, uint64_t n, double pct);
+
+#endif /* VOLLEY_SEQ_H */

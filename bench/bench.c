@@ -28,15 +28,11 @@ int64_t bench_cpu_ns(void)
 const char *bench_path_name(enum bench_path p)
 {
     static const char *const names[BENCH_NPATHS] = {
-        [BENCH_BASELINE] = "baseline",
-        [BENCH_SCALAR] = "scalar",
-        [BENCH_MMSG] = "mmsg",
-        [BENCH_GSO_GRO] = "gso+gro",
-        [BENCH_GSO_PLAIN] = "gso->plain",
-        [BENCH_URING] = "uring",
-        [BENCH_URING_GSO] = "uring+gso",
-        [BENCH_URING_ZC] = "uring+zc",
-        [BENCH_IPERF3] = "iperf3",
+        [BENCH_BASELINE] = "baseline", [BENCH_RAW] = "raw",
+        [BENCH_SCALAR] = "scalar",     [BENCH_MMSG] = "mmsg",
+        [BENCH_GSO_GRO] = "gso+gro",   [BENCH_GSO_PLAIN] = "gso->plain",
+        [BENCH_URING] = "uring",       [BENCH_URING_GSO] = "uring+gso",
+        [BENCH_URING_ZC] = "uring+zc", [BENCH_IPERF3] = "iperf3",
     };
     return names[p];
 }
@@ -266,7 +262,7 @@ int bench_cell(enum bench_path p, size_t size, double seconds,
                const struct bench_pin *pin, struct bench_result *out)
 {
     struct bench_run r = {.path = p, .size = size, .tx_fd = -1, .rx_fd = -1};
-    bool base = p == BENCH_BASELINE;
+    bool base = p == BENCH_BASELINE, raw = p == BENCH_RAW;
     int err;
 
     if (p == BENCH_IPERF3)
@@ -275,11 +271,16 @@ int bench_cell(enum bench_path p, size_t size, double seconds,
     r.payload = calloc(BENCH_BATCH, size);
     if (!r.payload)
         return -ENOMEM;
-    err = base ? bench_baseline_open(&r) : bench_volley_open(&r);
-    if (err == 0)
+    if (raw)
+        err = bench_raw_open(&r);
+    else
+        err = base ? bench_baseline_open(&r) : bench_volley_open(&r);
+    if (err == 0 && raw)
+        err = bench_run_threads(&r, seconds, pin, bench_raw_tx, bench_raw_rx);
+    else if (err == 0)
         err = bench_run_threads(&r, seconds, pin, base ? bench_baseline_tx : volley_tx,
                                 base ? bench_baseline_rx : volley_rx);
-    if (base)
+    if (base || raw)
         bench_baseline_close(&r);
     else
         bench_volley_close(&r);

@@ -21,6 +21,7 @@ int64_t bench_cpu_ns(void); /* CPU time of the calling thread */
  * program itself, run when it is installed. */
 enum bench_path {
     BENCH_BASELINE,
+    BENCH_RAW,
     BENCH_SCALAR,
     BENCH_MMSG,
     BENCH_GSO_GRO,
@@ -106,6 +107,12 @@ int bench_run_threads(struct bench_run *r, double seconds, const struct bench_pi
 /* Both volley sockets of a cell on 127.0.0.1, configured as r->path says. */
 int bench_volley_open(struct bench_run *r);
 void bench_volley_close(struct bench_run *r);
+
+/* raw.c: the ceiling: sendmmsg of GSO buffers, recvmmsg with GRO, counting
+ * only, no libvolley. Throughput only (no latency row). */
+int bench_raw_open(struct bench_run *r);
+void *bench_raw_tx(void *run);
+void *bench_raw_rx(void *run);
 
 /* baseline.c: sendto/recvfrom, one datagram per call, no libvolley. */
 int bench_baseline_open(struct bench_run *r);

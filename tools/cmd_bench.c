@@ -56,8 +56,9 @@ struct cell {
     /* filled in once every repetition is done */
     struct bench_result med;
     struct bench_lat_result lmed;
-    double lo, hi; /* smallest and largest dgrams/s (or p50) of the runs */
-    double ratio;  /* median over the baseline's median, 0: no baseline */
+    double lo, hi;    /* smallest and largest dgrams/s (or p50) of the runs */
+    double ratio;     /* median over the baseline's median, 0: no baseline */
+    double ratio_raw; /* throughput: median over raw's median, 0: no raw */
 };
 
 struct matrix {
@@ -74,6 +75,8 @@ static void bench_usage(void)
           "Compare I/O paths over loopback (127.0.0.1), a sender and a receiver thread\n"
           "per cell, for each payload size:\n"
           "  baseline    plain sendto/recvfrom, one datagram per call, no libvolley\n"
+          "  raw         the ceiling, no libvolley: sendmmsg of 32 GSO buffers of up to\n"
+          "              64 KiB, recvmmsg into 32 GRO buffers, counting datagrams only\n"
           "  scalar      volley, scalar backend\n"
           "  mmsg        volley, mmsg backend, GSO and GRO off\n"
           "  gso+gro     volley, mmsg backend, sender GSO, receiver GRO\n"
@@ -82,7 +85,8 @@ static void bench_usage(void)
           "  uring+gso   volley, uring backend, sender GSO, receiver GRO\n"
           "  uring+zc    as uring+gso, every send zero-copy (SENDMSG_ZC)\n"
           "  iperf3      the iperf3 program (UDP, -b 0), when it is installed\n"
-          "and a latency row per path (not iperf3): ping-pong, one 64-byte datagram in\n"
+          "and a latency row per path (not raw or iperf3): ping-pong, one 64-byte "
+          "datagram in\n"
           "flight, echoed by the other thread. Rows `volley probe` finds unavailable\n"
           "here are skipped with a note.\n"
           "\n"
@@ -93,7 +97,7 @@ static void bench_usage(void)
           "      --sizes LIST    payload sizes, 1 to 16 of them, comma-separated, each\n"
           "                      1 to 65507 (default 64,512,1200,1472)\n"
           "      --paths LIST    paths to run, comma-separated (default all); ratios\n"
-          "                      need baseline in the list\n"
+          "                      need baseline (and raw) in the list\n"
           "      --no-latency    leave out the latency rows\n"
           "      --cpu TX,RX     pin the sender (ping client) thread to CPU TX and the\n"
           "                      receiver (echo) thread to CPU RX: 0 to 1023, CPUs\n"
@@ -105,7 +109,8 @@ static void bench_usage(void)
           "Throughput columns: received datagrams/s (median) and the spread of the\n"
           "runs ((max - min) / median), payload Gbit/s, system calls and thread CPU ns\n"
           "per datagram sent (tx) and received (rx), datagrams sent, received and lost\n"
-          "over all runs, and the ratio to the baseline at the same size. Latency\n"
+          "over all runs, and the ratios to the baseline and to raw (/raw) at the same\n"
+          "size. Latency\n"
           "columns: round-trip p50 and p99 (medians of the runs), min and max, round\n"
           "trips measured, requests lost, and p50 relative to the baseline.\n"
           "A progress line is shown on standard error when it is a terminal.\n"
@@ -232,10 +237,14 @@ static const char *path_lacks(enum bench_path p, const struct volley_caps *c,
                               const char **why)
 {
     if ((p == BENCH_GSO_GRO || p == BENCH_GSO_PLAIN || p == BENCH_URING_GSO ||
-         p == BENCH_URING_ZC) &&
+         p == BENCH_URING_ZC || p == BENCH_RAW) &&
         !c->gso.ok) {
         *why = cli_feature_why(&c->gso);
         return "gso";
+    }
+    if (p == BENCH_RAW && !c->gro.ok) {
+        *why = cli_feature_why(&c->gro);
+        return "gro";
     }
     if ((p == BENCH_URING || p == BENCH_URING_GSO || p == BENCH_URING_ZC) &&
         !c->uring.ok) {
@@ -306,8 +315,9 @@ static int matrix_build(struct matrix *m, const struct bench_cfg *c)
             if (c->paths & (1u << p) && !lacking[p] &&
                 (err = add_cell(m, CELL_TPUT, p, c->sizes[i], c->repeat)) < 0)
                 return err;
+    /* raw is a throughput ceiling, iperf3 has no ping-pong */
     for (enum bench_path p = 0; c->latency && p < BENCH_IPERF3; p++)
-        if (c->paths & (1u << p) && !lacking[p] &&
+        if (p != BENCH_RAW && c->paths & (1u << p) && !lacking[p] &&
             (err = add_cell(m, CELL_LAT, p, LAT_SIZE, c->repeat)) < 0)
             return err;
     return 0;
@@ -499,8 +509,12 @@ static void matrix_medians(struct matrix *m)
     for (unsigned i = 0; i < m->n; i++) {
         struct cell *c = &m->cells[i];
         const struct cell *b = find_cell(m, c->kind, BENCH_BASELINE, c->size);
+        const struct cell *raw = find_cell(m, CELL_TPUT, BENCH_RAW, c->size);
 
-        c->ratio = 0;
+        c->ratio = c->ratio_raw = 0;
+        if (c->kind == CELL_TPUT && c->runs && raw && raw->runs &&
+            raw->med.dgrams_per_s > 0)
+            c->ratio_raw = c->med.dgrams_per_s / raw->med.dgrams_per_s;
         if (c->runs == 0 || !b || b->runs == 0)
             continue;
         if (c->kind == CELL_TPUT && b->med.dgrams_per_s > 0)
@@ -552,9 +566,9 @@ static void print_table(const struct matrix *m, const struct bench_cfg *cfg)
     printf("volley bench: loopback, %s\nmedian of %u interleaved run%s of %.2f s per "
            "cell\n\n",
            host, cfg->repeat, cfg->repeat == 1 ? "" : "s", cfg->seconds);
-    printf("%-10s %5s %10s %6s %7s %9s %9s %8s %8s %10s %10s %8s %6s\n", "path", "size",
-           "dgrams/s", "spread", "Gbit/s", "tx_sys/dg", "rx_sys/dg", "tx_ns/dg",
-           "rx_ns/dg", "sent", "received", "lost", "ratio");
+    printf("%-10s %5s %10s %6s %7s %9s %9s %8s %8s %10s %10s %8s %6s %6s\n", "path",
+           "size", "dgrams/s", "spread", "Gbit/s", "tx_sys/dg", "rx_sys/dg", "tx_ns/dg",
+           "rx_ns/dg", "sent", "received", "lost", "ratio", "/raw");
     for (unsigned i = 0; i < m->n; i++) {
         const struct cell *c = &m->cells[i];
         const struct bench_result *r = &c->med;
@@ -573,7 +587,11 @@ static void print_table(const struct matrix *m, const struct bench_cfg *cfg)
         cost(r->rx_cpu_ns_per_dgram, 8, 0);
         printf(" %10" PRIu64 " %10" PRIu64 " %8" PRIu64, r->sent, r->received, r->lost);
         if (c->ratio > 0)
-            printf(" %6.2f\n", c->ratio);
+            printf(" %6.2f", c->ratio);
+        else
+            printf(" %6s", "-");
+        if (c->ratio_raw > 0)
+            printf(" %6.2f\n", c->ratio_raw);
         else
             printf(" %6s\n", "-");
     }
@@ -628,6 +646,7 @@ static void json_tput(const struct cell *c)
     printf(",\"sent\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64, r->sent,
            r->received, r->lost);
     json_num("ratio_to_baseline", c->ratio > 0 ? c->ratio : -1, 4);
+    json_num("ratio_to_raw", c->ratio_raw > 0 ? c->ratio_raw : -1, 4);
     putchar('}');
 }
 

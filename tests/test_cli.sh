@@ -387,10 +387,11 @@ gso, uring, zc = a[0] == "True", a[1] == "True", a[2] == "True"
 tkeys = {"kind", "path", "size", "repeat", "dgrams_per_s", "gbit_per_s",
          "syscalls_per_dgram", "tx_syscalls_per_dgram", "rx_syscalls_per_dgram",
          "tx_cpu_ns_per_dgram", "rx_cpu_ns_per_dgram", "sent", "received", "lost",
-         "ratio_to_baseline"}
+         "ratio_to_baseline", "ratio_to_raw"}
 lkeys = {"kind", "path", "size", "p50_us", "p99_us", "samples", "lost",
          "ratio_to_baseline"}
-paths = (["baseline", "scalar", "mmsg"] + (["gso+gro", "gso->plain"] if gso else [])
+paths = (["baseline"] + (["raw"] if gso else []) + ["scalar", "mmsg"]
+         + (["gso+gro", "gso->plain"] if gso else [])
          + (["uring"] if uring else []) + (["uring+gso"] if gso and uring else [])
          + (["uring+zc"] if gso and uring and zc else []))
 tput = [c for c in j if c["kind"] == "throughput"]
@@ -400,7 +401,7 @@ iperf = ["iperf3"] if shutil.which("iperf3") else []
 got = [c["path"] for c in tput]
 # iperf3 is someone else'"'"'s program: a failed run is noted and left out
 assert got == paths + iperf or got == paths, got
-assert [c["path"] for c in lat] == paths
+assert [c["path"] for c in lat] == [p for p in paths if p != "raw"]
 for c in tput:
     assert set(c) >= tkeys and c["size"] == 64 and c["received"] > 0, c
     assert c["repeat"] == 1 and c["sent"] == c["received"] + c["lost"], c
@@ -411,6 +412,7 @@ for c in lat:
     assert set(c) >= lkeys and c["size"] == 64 and c["samples"] > 0, c
     assert 0 < c["p50_us"] <= c["p99_us"], c
 assert tput[0]["path"] == "baseline" and tput[0]["ratio_to_baseline"] == 1
+assert not gso or [c["ratio_to_raw"] for c in tput if c["path"] == "raw"] == [1]
 assert lat[0]["path"] == "baseline" and lat[0]["ratio_to_baseline"] == 1
 ' "$gso" "$uring" "$zc" || fail "bench --json: $(cat "$tmp/bench.json" "$tmp/bench.err")"
     # The chart is well-formed XML with one bar per throughput cell and one

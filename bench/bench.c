@@ -117,7 +117,8 @@ static void *volley_rx(void *arg)
     int64_t cpu0 = bench_cpu_ns(), quiet = cli_mono_ns();
 
     for (;;) {
-        int n = volley_recv(r->rx_sock, d, BENCH_BATCH);
+        /* Sleeps in the receive when nothing is waiting: one system call. */
+        int n = volley_recv_wait(r->rx_sock, d, BENCH_BATCH, BENCH_POLL_MS);
         int64_t now = cli_mono_ns();
 
         if (n < 0) {
@@ -132,13 +133,6 @@ static void *volley_rx(void *arg)
         }
         if (bench_rx_finished(r, now, quiet))
             break;
-        if (n > 0)
-            continue;
-        n = volley_wait(r->rx_sock, VOLLEY_WAIT_RECV, BENCH_POLL_MS);
-        if (n < 0 && n != -EINTR) {
-            r->rx.err = n;
-            break;
-        }
     }
     r->rx.cpu_ns = bench_cpu_ns() - cpu0;
     if (volley_get_stats(r->rx_sock, &st, sizeof(st)) == 0)

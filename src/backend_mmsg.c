@@ -53,8 +53,10 @@ static int mmsg_receive(volley_sock *s, struct volley_dgram *d, unsigned n, int 
 {
     unsigned want = n < s->rx_batch ? n : s->rx_batch;
     unsigned tries = 0;
-    for (unsigned i = 0; i < want; i++)
+    /* Only the headers the last call filled were changed by the kernel. */
+    for (unsigned i = 0; i < want && i < s->rx_dirty; i++)
         volley__msg_reset_rx(s, i);
+    s->rx_dirty = want; /* until we know how many this call fills */
     int r;
     for (;;) {
         r = volley__sys_recvmmsg(s->fd, s->rx_msgs, want, flags);
@@ -76,6 +78,7 @@ static int mmsg_receive(volley_sock *s, struct volley_dgram *d, unsigned n, int 
         volley__err_count(s, r);
         return r;
     }
+    s->rx_dirty = (unsigned)r;
     for (int i = 0; i < r; i++)
         volley__msg_stage_rx(s, (unsigned)i, s->rx_msgs[i].msg_len,
                              s->rx_msgs[i].msg_hdr.msg_flags);

@@ -2,6 +2,8 @@
  * message) and GRO/GSO piece arithmetic. Pure; fuzzed by fuzz/fuzz_gso.c. */
 #include "internal.h"
 
+#include <string.h>
+
 size_t volley__gso_max_payload(int fam, const struct volley_addr *p)
 {
     /* A v4-mapped peer is reached over IPv4, with IPv4's ceiling. */
@@ -30,12 +32,18 @@ uint32_t volley__gso_seg_next(uint32_t len, uint16_t seg, uint32_t off)
     return seg && left > seg ? seg : left;
 }
 
+/* The descriptors of a run are usually copies of one address: comparing
+ * the bytes settles those without a call per datagram. */
+static bool same_addr(const struct volley_addr *a, const struct volley_addr *b)
+{
+    return memcmp(a, b, sizeof *a) == 0 || volley_addr_equal(a, b);
+}
+
 /* Same destination, source, interface and ECN: may share one message. */
 static bool same_path(const struct volley_dgram *a, const struct volley_dgram *b)
 {
     return a->ecn == b->ecn && a->ifindex == b->ifindex &&
-           volley_addr_equal(&a->peer, &b->peer) &&
-           volley_addr_equal(&a->local, &b->local);
+           same_addr(&a->peer, &b->peer) && same_addr(&a->local, &b->local);
 }
 
 unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n, unsigned max_segs,

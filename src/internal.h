@@ -153,6 +153,7 @@ struct volley_sock {
     uint8_t *rx_ctrl; /* rx_batch * VOLLEY__RX_CTRL */
     struct volley__rxpend *pend;
     unsigned pend_n, pend_i;
+    unsigned rx_dirty; /* receive headers [0, rx_dirty) need a reset */
 
     /* send: one message per datagram at most */
     struct mmsghdr *tx_msgs;

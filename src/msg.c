@@ -133,6 +133,9 @@ int volley__msg_alloc_rx(volley_sock *s)
     s->rx_ctrl = calloc(rb, VOLLEY__RX_CTRL);
     if (!s->rx_slab || !s->rx_msgs || !s->rx_iov || !s->rx_names || !s->rx_ctrl)
         return -ENOMEM;
+    for (unsigned i = 0; i < rb; i++)
+        volley__msg_reset_rx(s, i);
+    s->rx_dirty = 0;
     return 0;
 }
 

@@ -47,7 +47,9 @@ static bool add_pieces(volley_sock *s, struct volley__txbuild *b,
     return true;
 }
 
-/* One planned run: a single datagram or a coalesced GSO run. */
+/* One planned run: a single datagram or a coalesced GSO run. Payloads
+ * that lie back to back in memory share one iovec: the kernel copies one
+ * long run much faster than many short ones. */
 static bool add_run(volley_sock *s, struct volley__txbuild *b,
                     const struct volley_dgram *x, unsigned idx,
                     const struct volley__run *run)
@@ -55,14 +57,20 @@ static bool add_run(volley_sock *s, struct volley__txbuild *b,
     if (b->nmsg + 1 > MSG_CAP || b->niov + run->count > IOV_CAP)
         return false;
     size_t bytes = 0;
+    struct iovec *iov = &s->tx_iov[b->niov];
+    unsigned niov = 0;
     for (unsigned j = 0; j < run->count; j++) {
-        s->tx_iov[b->niov + j] = (struct iovec){x[j].data, x[j].len};
+        if (niov && x[j].len &&
+            (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == x[j].data)
+            iov[niov - 1].iov_len += x[j].len;
+        else
+            iov[niov++] = (struct iovec){x[j].data, x[j].len};
         bytes += x[j].len;
     }
     /* Never a segment size on a single datagram: some kernels and devices
      * mishandle it. */
     uint16_t seg = run->count > 1 ? run->seg : 0;
-    add_msg(s, b, x, idx, run->count, run->count, run->count, bytes, seg);
+    add_msg(s, b, x, idx, niov, run->count, run->count, bytes, seg);
     return true;
 }
 

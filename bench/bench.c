@@ -28,11 +28,12 @@ int64_t bench_cpu_ns(void)
 const char *bench_path_name(enum bench_path p)
 {
     static const char *const names[BENCH_NPATHS] = {
-        [BENCH_BASELINE] = "baseline", [BENCH_RAW] = "raw",
-        [BENCH_SCALAR] = "scalar",     [BENCH_MMSG] = "mmsg",
-        [BENCH_GSO_GRO] = "gso+gro",   [BENCH_GSO_PLAIN] = "gso->plain",
-        [BENCH_URING] = "uring",       [BENCH_URING_GSO] = "uring+gso",
-        [BENCH_URING_ZC] = "uring+zc", [BENCH_IPERF3] = "iperf3",
+        [BENCH_BASELINE] = "baseline",   [BENCH_RAW] = "raw",
+        [BENCH_SCALAR] = "scalar",       [BENCH_MMSG] = "mmsg",
+        [BENCH_GSO_GRO] = "gso+gro",     [BENCH_GSO_PLAIN] = "gso->plain",
+        [BENCH_GRO_SEGS] = "gro-segs",   [BENCH_URING] = "uring",
+        [BENCH_URING_GSO] = "uring+gso", [BENCH_URING_ZC] = "uring+zc",
+        [BENCH_IPERF3] = "iperf3",
     };
     return names[p];
 }
@@ -73,6 +74,16 @@ void bench_tx_finish(struct bench_run *r, int64_t cpu_start)
     atomic_store(&r->tx_done_ns, cli_mono_ns());
 }
 
+/* Datagrams per descriptor the sender of r hands volley_send. */
+static unsigned tx_per_desc(const struct bench_run *r)
+{
+    size_t fit = VOLLEY_UDP4_MAX / r->size;
+
+    if (r->path != BENCH_GRO_SEGS || fit < 2)
+        return 1;
+    return fit < VOLLEY_GSO_SEGMENTS_MAX ? (unsigned)fit : VOLLEY_GSO_SEGMENTS_MAX;
+}
+
 static void *volley_tx(void *arg)
 {
     struct bench_run *r = arg;
@@ -80,22 +91,29 @@ static void *volley_tx(void *arg)
     struct volley_stats st;
     int64_t cpu0 = bench_cpu_ns();
 
+    /* gro-segs sends as it receives: GSO buffers (VOLLEY_GSO_SEGMENTS_MAX
+     * datagrams or 64 KiB each, like raw), one descriptor per buffer. */
+    unsigned per = tx_per_desc(r), ndesc = per > 1 ? BENCH_GSO_DESCS : BENCH_BATCH;
+
     memset(d, 0, sizeof(d));
-    for (unsigned i = 0; i < BENCH_BATCH; i++) {
-        d[i].data = r->payload + (size_t)i * r->size;
-        d[i].len = r->size;
+    for (unsigned i = 0; i < ndesc; i++) {
+        d[i].data = per > 1 ? r->payload : r->payload + (size_t)i * r->size;
+        d[i].len = r->size * per;
+        d[i].segment = per > 1 ? (uint16_t)r->size : 0;
         d[i].peer.sin = r->dst;
     }
     bench_tx_start(r);
     while (r->tx.dgrams < BENCH_CAP && cli_mono_ns() < r->tx_end_ns) {
-        uint64_t left = BENCH_CAP - r->tx.dgrams;
-        unsigned n = left < BENCH_BATCH ? (unsigned)left : BENCH_BATCH;
+        uint64_t left = (BENCH_CAP - r->tx.dgrams) / per;
+        unsigned n = left < ndesc ? (unsigned)left : ndesc;
         int k;
 
-        seq_stamp(r->payload, r->size, n, r->stream, r->tx.dgrams);
+        if (n == 0)
+            break;
+        seq_stamp(r->payload, r->size, per > 1 ? per : n, r->stream, r->tx.dgrams);
         k = volley_send(r->tx_sock, d, n);
         if (k > 0) {
-            r->tx.dgrams += (unsigned)k;
+            r->tx.dgrams += (uint64_t)k * per;
         } else if (k == 0 || k == -ENOBUFS) {
             volley_wait(r->tx_sock, VOLLEY_WAIT_SEND, BENCH_POLL_MS);
         } else {
@@ -125,12 +143,14 @@ static void *volley_rx(void *arg)
             r->rx.err = n;
             break;
         }
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
+            /* a whole GRO buffer (gro-segs) holds len / segment datagrams */
+            unsigned seg = d[i].segment;
+            r->rx.dgrams += seg ? (d[i].len + seg - 1) / seg : 1;
             r->rx.bytes += d[i].len;
-        if (n > 0) {
-            r->rx.dgrams += (unsigned)n;
-            quiet = r->last_rx_ns = now;
         }
+        if (n > 0)
+            quiet = r->last_rx_ns = now;
         if (bench_rx_finished(r, now, quiet))
             break;
     }
@@ -159,9 +179,10 @@ int bench_volley_open(struct bench_run *r)
         tx.disable = rx.disable = VOLLEY_F_GSO | VOLLEY_F_GRO;
     else if (p == BENCH_GSO_PLAIN)
         rx.disable = VOLLEY_F_GRO;
+    else if (p == BENCH_GRO_SEGS)
+        rx.enable = VOLLEY_F_GRO_SEGMENTS; /* coalesced buffers handed out whole */
     if (p == BENCH_URING_ZC)
         tx.zc_threshold = 1; /* every message zero-copy */
-    rx.rx_batch = BENCH_BATCH;
     rx.rcvbuf = BENCH_RCVBUF;
     err = volley_open(&r->rx_sock, "127.0.0.1:0", &rx);
     if (err >= 0)

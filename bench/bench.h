@@ -26,6 +26,7 @@ enum bench_path {
     BENCH_MMSG,
     BENCH_GSO_GRO,
     BENCH_GSO_PLAIN,
+    BENCH_GRO_SEGS,
     BENCH_URING,
     BENCH_URING_GSO,
     BENCH_URING_ZC,
@@ -35,8 +36,10 @@ enum bench_path {
 
 const char *bench_path_name(enum bench_path p);
 
-#define BENCH_BATCH  256
-#define BENCH_RCVBUF (8 * 1024 * 1024)
+#define BENCH_BATCH 256
+/* GSO buffers per volley_send on the gro-segs path (as raw sends). */
+#define BENCH_GSO_DESCS 32
+#define BENCH_RCVBUF    (8 * 1024 * 1024)
 /* Receive timeouts: short enough to notice the sender is done promptly. */
 #define BENCH_POLL_MS 10
 /* The receiver stops once the sender is done and this long passed quietly.

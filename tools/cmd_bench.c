@@ -81,6 +81,8 @@ static void bench_usage(void)
           "  mmsg        volley, mmsg backend, GSO and GRO off\n"
           "  gso+gro     volley, mmsg backend, sender GSO, receiver GRO\n"
           "  gso->plain  volley, mmsg backend, sender GSO, receiver without GRO\n"
+          "  gro-segs    as gso+gro, the receiver takes GRO buffers whole\n"
+          "              (VOLLEY_F_GRO_SEGMENTS): no per-datagram work\n"
           "  uring       volley, uring backend, GSO and GRO off\n"
           "  uring+gso   volley, uring backend, sender GSO, receiver GRO\n"
           "  uring+zc    as uring+gso, every send zero-copy (SENDMSG_ZC)\n"
@@ -237,12 +239,12 @@ static const char *path_lacks(enum bench_path p, const struct volley_caps *c,
                               const char **why)
 {
     if ((p == BENCH_GSO_GRO || p == BENCH_GSO_PLAIN || p == BENCH_URING_GSO ||
-         p == BENCH_URING_ZC || p == BENCH_RAW) &&
+         p == BENCH_URING_ZC || p == BENCH_RAW || p == BENCH_GRO_SEGS) &&
         !c->gso.ok) {
         *why = cli_feature_why(&c->gso);
         return "gso";
     }
-    if (p == BENCH_RAW && !c->gro.ok) {
+    if ((p == BENCH_RAW || p == BENCH_GRO_SEGS) && !c->gro.ok) {
         *why = cli_feature_why(&c->gro);
         return "gro";
     }

@@ -44,10 +44,12 @@ static int64_t volley_await(struct bench_run *r, uint64_t seq, int64_t t0, int *
     int64_t deadline = t0 + LAT_TIMEOUT_NS;
 
     for (;;) {
-        int n = volley_recv(r->tx_sock, d, 8);
+        /* One system call: it sleeps in the receive. The same timeout every
+         * time costs no setsockopt; the deadline is checked after it. */
+        int n = volley_recv_wait(r->tx_sock, d, 8, BENCH_POLL_MS);
         int64_t now = cli_mono_ns();
 
-        if (n < 0) {
+        if (n < 0 && n != -EINTR) {
             *err = n;
             return -1;
         }
@@ -56,15 +58,6 @@ static int64_t volley_await(struct bench_run *r, uint64_t seq, int64_t t0, int *
                 return now - t0;
         if (now >= deadline)
             return -1;
-        if (n == 0) {
-            int64_t left = (deadline - now + 999999) / 1000000;
-
-            n = volley_wait(r->tx_sock, VOLLEY_WAIT_RECV, (int)left);
-            if (n < 0 && n != -EINTR) {
-                *err = n;
-                return -1;
-            }
-        }
     }
 }
 
@@ -144,7 +137,7 @@ static void *volley_echo(void *arg)
     int64_t cpu0 = bench_cpu_ns(), quiet = cli_mono_ns();
 
     for (;;) {
-        int n = volley_recv(r->rx_sock, d, BENCH_BATCH);
+        int n = volley_recv_wait(r->rx_sock, d, BENCH_BATCH, BENCH_POLL_MS);
         int64_t now = cli_mono_ns();
 
         if (n > 0) {
@@ -160,11 +153,6 @@ static void *volley_echo(void *arg)
         }
         if (bench_rx_finished(r, now, quiet))
             break;
-        n = volley_wait(r->rx_sock, VOLLEY_WAIT_RECV, BENCH_POLL_MS);
-        if (n < 0 && n != -EINTR) {
-            r->rx.err = n;
-            break;
-        }
     }
     r->rx.cpu_ns = bench_cpu_ns() - cpu0;
     return NULL;

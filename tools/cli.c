@@ -290,6 +290,13 @@ int cli_ms_until(int64_t now, int64_t when)
     return (int)((when - now + 999999) / 1000000);
 }
 
+int cli_wait_ms(int64_t now, int64_t when)
+{
+    int ms = cli_ms_until(now, when);
+
+    return ms > 100 ? 100 : ms;
+}
+
 double cli_rate(double amount, int64_t ns)
 {
     return ns > 0 ? amount / cli_ns_seconds(ns) : 0.0;

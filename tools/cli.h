@@ -94,6 +94,10 @@ int64_t cli_real_ns(void); /* CLOCK_REALTIME, for the sequence header */
 double cli_ns_seconds(int64_t ns);
 /* A poll timeout that wakes at `when`, capped at a second. */
 int cli_ms_until(int64_t now, int64_t when);
+/* A volley_recv_wait timeout that wakes at `when`: 100 ms steps while it
+ * is far, so that a stream's calls keep one timeout (volley then sets it
+ * once, not per call). */
+int cli_wait_ms(int64_t now, int64_t when);
 /* amount per second over ns, 0 for an empty span. */
 double cli_rate(double amount, int64_t ns);
 /* "1.23 Gbit/s", "750 kbit/s": SI, three significant digits or so. */

@@ -96,8 +96,11 @@ static int echo_loop(volley_sock *s, const struct flow_cfg *c, struct echo_state
 
     st->end_ns = st->start_ns + c->duration_ns;
     while (!cli_stop) {
-        int n = volley_recv(s, d, (unsigned)c->batch);
-        int64_t now = cli_mono_ns(), wake = st->end_ns;
+        int64_t t = cli_mono_ns(), wake = st->end_ns;
+        if (idle > 0 && st->received && st->last_ns + idle < wake)
+            wake = st->last_ns + idle;
+        int n = volley_recv_wait(s, d, (unsigned)c->batch, cli_wait_ms(t, wake));
+        int64_t now = cli_mono_ns();
         int err;
 
         if (n < 0)
@@ -125,13 +128,6 @@ static int echo_loop(volley_sock *s, const struct flow_cfg *c, struct echo_state
             st->stopped = "idle";
             return 0;
         }
-        if (n > 0)
-            continue;
-        if (idle > 0 && st->received && st->last_ns + idle < wake)
-            wake = st->last_ns + idle;
-        n = volley_wait(s, VOLLEY_WAIT_RECV, cli_ms_until(now, wake));
-        if (n < 0 && n != -EINTR)
-            return n;
     }
     st->stopped = "signal";
     return 0;

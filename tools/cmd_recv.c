@@ -151,15 +151,30 @@ static void rx_account(struct rx_state *st, const struct flow_cfg *c,
     st->tick_dgrams += n;
 }
 
+/* When the receive must wake up with nothing arrived: the end, the idle
+ * limit or the next interval line. */
+static int64_t recv_wake(const struct rx_state *st, const struct flow_cfg *c, int64_t now,
+                         int64_t end)
+{
+    int64_t wake = end;
+
+    if (st->dgrams && c->idle_ns > 0 && st->last_ns + c->idle_ns < wake)
+        wake = st->last_ns + c->idle_ns;
+    if (st->dgrams && st->tick_ns + NS_PER_S > now && st->tick_ns + NS_PER_S < wake)
+        wake = st->tick_ns + NS_PER_S;
+    return wake;
+}
+
 static int recv_loop(volley_sock *s, const struct flow_cfg *c, struct rx_state *st)
 {
     struct volley_dgram d[CLI_RX_BATCH];
-    int64_t idle = c->idle_ns;
     int64_t end = c->duration_ns > 0 ? cli_mono_ns() + c->duration_ns : INT64_MAX;
 
     while (!cli_stop) {
-        int n = volley_recv(s, d, CLI_RX_BATCH);
-        int64_t now = cli_mono_ns(), wake = end;
+        int64_t t = cli_mono_ns();
+        int n = volley_recv_wait(s, d, CLI_RX_BATCH,
+                                 cli_wait_ms(t, recv_wake(st, c, t, end)));
+        int64_t now = cli_mono_ns();
 
         if (n < 0)
             return n;
@@ -167,17 +182,8 @@ static int recv_loop(volley_sock *s, const struct flow_cfg *c, struct rx_state *
         rx_account(st, c, d, (unsigned)n, now);
         if ((c->count && st->dgrams >= c->count) || now >= end)
             break;
-        if (st->dgrams && idle > 0 && now - st->last_ns >= idle)
+        if (st->dgrams && c->idle_ns > 0 && now - st->last_ns >= c->idle_ns)
             break;
-        if (n > 0)
-            continue;
-        if (st->dgrams && idle > 0 && st->last_ns + idle < wake)
-            wake = st->last_ns + idle;
-        if (st->dgrams && st->tick_ns + NS_PER_S > now && st->tick_ns + NS_PER_S < wake)
-            wake = st->tick_ns + NS_PER_S;
-        n = volley_wait(s, VOLLEY_WAIT_RECV, cli_ms_until(now, wake));
-        if (n < 0 && n != -EINTR)
-            return n;
     }
     return 0;
 }

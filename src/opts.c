@@ -151,7 +151,7 @@ int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src,
     if (!opts_valid(dst))
         return -EINVAL;
     if (!dst->rx_batch)
-        dst->rx_batch = 256;
+        dst->rx_batch = 32;
     if (!dst->rx_slot_size)
         dst->rx_slot_size = 65535;
     if (!dst->pair_capacity)

@@ -27,13 +27,20 @@ static void put_be64(uint8_t *p, uint64_t v)
     memcpy(p, &v, sizeof(v));
 }
 
-static uint64_t get_be(const uint8_t *p, unsigned n)
+static uint32_t get_be32(const uint8_t *p)
 {
-    uint64_t v = 0;
+    uint32_t v;
 
-    for (unsigned i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
+    memcpy(&v, p, sizeof(v));
+    return be32toh(v);
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return be64toh(v);
 }
 
 void seq_hdr_encode(uint8_t *buf, const struct seq_hdr *h)
@@ -48,9 +55,9 @@ bool seq_hdr_decode(const uint8_t *buf, size_t len, struct seq_hdr *h)
 {
     if (len < SEQ_HDR_LEN || memcmp(buf, hdr_magic, sizeof(hdr_magic)) != 0)
         return false;
-    h->stream = (uint32_t)get_be(buf + 4, 4);
-    h->seq = get_be(buf + 8, 8);
-    h->sent_ns = get_be(buf + 16, 8);
+    h->stream = get_be32(buf + 4);
+    h->seq = get_be64(buf + 8);
+    h->sent_ns = get_be64(buf + 16);
     return true;
 }
 

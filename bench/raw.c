@@ -60,9 +60,8 @@ int bench_raw_open(struct bench_run *r)
 struct raw_tx {
     struct mmsghdr m[RAW_MSGS];
     struct iovec iov;
-    union {
-        char buf[CMSG_SPACE(sizeof(uint16_t))];
-        struct cmsghdr align;
+    struct {
+        _Alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(uint16_t))];
     } ctrl;
     unsigned segs; /* datagrams per message */
 };
@@ -158,9 +157,8 @@ static unsigned raw_count(const struct msghdr *h, unsigned len)
 struct raw_rx {
     struct mmsghdr m[RAW_MSGS];
     struct iovec iov[RAW_MSGS];
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
+    struct {
+        _Alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(int))];
     } ctrl[RAW_MSGS];
     uint8_t bufs[RAW_MSGS][RAW_BUF];
 };

@@ -98,9 +98,8 @@ static struct counts now(void)
     return c;
 }
 
+/* A feature mix: the case gives the backend and the name. */
 struct config {
-    const char *name;
-    unsigned backend;
     unsigned enable, disable;
     size_t len;     /* payload bytes */
     unsigned batch; /* datagrams per volley_send */
@@ -117,6 +116,7 @@ static uint8_t txbuf[MAX_BATCH][MAX_LEN];
 static uint64_t run(const struct config *c, volley_sock *a, volley_sock *b, uint64_t n,
                     uint64_t *tstamps)
 {
+    const char *name = t_current()->name;
     uint64_t sent = 0, got = 0;
     long long stall = t_now_ms() + 10000;
     while (sent < n) {
@@ -135,8 +135,7 @@ static uint64_t run(const struct config *c, volley_sock *a, volley_sock *b, uint
             }
             for (int i = 0; i < m; i++) {
                 if (rx[i].len != c->len)
-                    T_FAIL("%s: received %zu bytes, sent %zu", c->name, rx[i].len,
-                           c->len);
+                    T_FAIL("%s: received %zu bytes, sent %zu", name, rx[i].len, c->len);
                 *tstamps += (rx[i].flags & VOLLEY_DGRAM_TSTAMP) != 0;
             }
             got += (unsigned)m;
@@ -145,30 +144,23 @@ static uint64_t run(const struct config *c, volley_sock *a, volley_sock *b, uint
         if (moved)
             stall = t_now_ms() + 10000;
         else if (t_now_ms() > stall)
-            T_FAIL("%s: no progress for 10 s", c->name);
+            T_FAIL("%s: no progress for 10 s", name);
         else
             volley_wait(a, VOLLEY_WAIT_SEND, 10);
     }
     return got;
 }
 
-static void check_config(const struct config *c)
+static int check_config(void)
 {
-    struct volley_opts o = t_opts(c->backend);
+    const struct config *c = t_current()->arg;
+    const char *name = t_current()->name;
+    struct volley_opts o = t_opts(t_current()->backend);
     o.enable = c->enable;
     o.disable = c->disable;
     o.rcvbuf = 4 << 20;
     volley_sock *a, *b;
     struct volley_addr to_a, to_b;
-    if (c->backend == VOLLEY_BACKEND_URING) {
-        int r = volley_open(&a, "127.0.0.1:0", &o);
-        if (r == -ENOTSUP || r == -ENOSYS || r == -EPERM) {
-            printf("skip: %s (%s)\n", c->name, volley_strerror(r));
-            return;
-        }
-        T_OK(r);
-        volley_close(a);
-    }
     t_socks(&o, "127.0.0.1:0", &a, &b, &to_b, &to_a);
     memset(tx, 0, sizeof tx);
     for (unsigned i = 0; i < c->batch; i++) {
@@ -185,46 +177,46 @@ static void check_config(const struct config *c)
     got += run(c, a, b, 400000, &ts);
     struct counts c2 = now();
 
-    struct volley_stats sa, sb;
-    T_OK(volley_get_stats(a, &sa, sizeof sa));
-    T_OK(volley_get_stats(b, &sb, sizeof sb));
+    struct volley_stats sa = t_stats(a), sb = t_stats(b);
     printf("%-10s received %llu of 501000; allocations %lu/%lu/%lu, frees %lu/%lu/%lu;"
            " gso sends %llu, gro buffers %llu, timestamps %llu\n",
-           c->name, (unsigned long long)got, c0.alloc, c1.alloc, c2.alloc, c0.free,
-           c1.free, c2.free, (unsigned long long)sa.tx_gso_sends,
+           name, (unsigned long long)got, c0.alloc, c1.alloc, c2.alloc, c0.free, c1.free,
+           c2.free, (unsigned long long)sa.tx_gso_sends,
            (unsigned long long)sb.rx_gro_buffers, (unsigned long long)ts);
     if (c1.alloc != c0.alloc || c2.alloc != c1.alloc || c1.free != c0.free ||
         c2.free != c1.free)
         T_FAIL("%s: allocations grew with datagrams: after warm-up %lu, +100k %lu, "
                "+400k %lu (frees %lu, %lu, %lu)",
-               c->name, c0.alloc, c1.alloc, c2.alloc, c0.free, c1.free, c2.free);
+               name, c0.alloc, c1.alloc, c2.alloc, c0.free, c1.free, c2.free);
     T_ASSERT(got > 0);
     if (c->enable & VOLLEY_F_TIMESTAMP && volley_features(b) & VOLLEY_F_TIMESTAMP)
         T_EQ(ts, got);
-    if (strstr(c->name, "-gso") && volley_gso_max_segments(a) > 0)
+    if (strstr(name, "-gso") && volley_gso_max_segments(a) > 0)
         T_ASSERT(sa.tx_gso_sends > 0);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    static const struct config configs[] = {
-        {"scalar", VOLLEY_BACKEND_SCALAR, 0, 0, 64, 256},
-        {"mmsg", VOLLEY_BACKEND_MMSG, 0, VOLLEY_F_GSO | VOLLEY_F_GRO, 64, 256},
-        {"pair", VOLLEY_BACKEND_PAIR, 0, 0, 64, 256},
-        {"mmsg-gso", VOLLEY_BACKEND_MMSG, 0, 0, 1200, 64},
-        {"scalar-ts", VOLLEY_BACKEND_SCALAR, VOLLEY_F_TIMESTAMP, 0, 64, 256},
-        {"mmsg-ts", VOLLEY_BACKEND_MMSG, VOLLEY_F_TIMESTAMP, 0, 64, 256},
-        {"uring", VOLLEY_BACKEND_URING, 0, VOLLEY_F_GSO | VOLLEY_F_GRO, 64, 256},
-        {"uring-gso", VOLLEY_BACKEND_URING, 0, 0, 1200, 64},
-        {"uring-ts", VOLLEY_BACKEND_URING, VOLLEY_F_TIMESTAMP, 0, 64, 256},
+    static const struct config plain = {0, 0, 64, 256},
+                               no_offload = {0, VOLLEY_F_GSO | VOLLEY_F_GRO, 64, 256},
+                               gso = {0, 0, 1200, 64},
+                               ts = {VOLLEY_F_TIMESTAMP, 0, 64, 256};
+    static const struct t_case cases[] = {
+        {"scalar", check_config, VOLLEY_BACKEND_SCALAR, &plain},
+        {"mmsg", check_config, VOLLEY_BACKEND_MMSG, &no_offload},
+        {"pair", check_config, VOLLEY_BACKEND_PAIR, &plain},
+        {"mmsg-gso", check_config, VOLLEY_BACKEND_MMSG, &gso},
+        {"scalar-ts", check_config, VOLLEY_BACKEND_SCALAR, &ts},
+        {"mmsg-ts", check_config, VOLLEY_BACKEND_MMSG, &ts},
+        {"uring", check_config, VOLLEY_BACKEND_URING, &no_offload},
+        {"uring-gso", check_config, VOLLEY_BACKEND_URING, &gso},
+        {"uring-ts", check_config, VOLLEY_BACKEND_URING, &ts},
     };
-    t_watchdog("test_alloc", 240);
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    for (size_t i = 0; i < sizeof configs / sizeof *configs; i++)
-        check_config(&configs[i]);
-    return 0;
+    struct t_run how = {.total_s = 240};
+    return t_main(cases, T_COUNT(cases), &how, argc, argv);
 }
 
 #endif

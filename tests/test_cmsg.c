@@ -11,58 +11,12 @@
 #include <stdalign.h>
 #include <time.h>
 
-static int fails;
-
-#define CHECK(c, ...)                                                                    \
-    do {                                                                                 \
-        if (!(c)) {                                                                      \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                         \
-            fprintf(stderr, __VA_ARGS__);                                                \
-            fprintf(stderr, "\n");                                                       \
-            fails++;                                                                     \
-        }                                                                                \
-    } while (0)
-
 #define BUF_CAP 1024
 /* Control buffers must be aligned like a cmsghdr. */
 struct cbuf {
     alignas(struct cmsghdr) uint8_t b[BUF_CAP];
     size_t len;
 };
-
-static struct volley_addr P(const char *s) {
-    struct volley_addr a;
-    if (!s || !*s) {
-        memset(&a, 0, sizeof a);
-        return a;
-    }
-    if (volley_addr_parse(&a, s))
-        T_FAIL("parse(\"%s\") failed", s);
-    return a;
-}
-
-/* Same family and IP (ports are not carried by pktinfo). */
-static bool
-same_ip(const struct volley_addr *a, const struct volley_addr *b)
-{
-    if (a->sa.sa_family != b->sa.sa_family)
-        return false;
-    if (a->sa.sa_family == AF_INET)
-        return a->sin.sin_addr.s_addr == b->sin.sin_addr.s_addr;
-    if (a->sa.sa_family == AF_INET6)
-        return !memcmp(&a->sin6.sin6_addr, &b->sin6.sin6_addr, 16);
-    return true;
-}
-
-static const char *fmt(const struct volley_addr *a)
-{
-    static char bufs[4][64];
-    static unsigned k;
-    char *b = bufs[k++ % 4];
-    if (volley_addr_format(a, b, 64) < 0)
-        snprintf(b, 64, "(family %d)", a->sa.sa_family);
-    return b;
-}
 
 /* Append one control message with data d (dlen bytes); cmsg_len is
  * CMSG_LEN(dlen) + len_delta, so callers can write lying headers. The
@@ -122,7 +76,7 @@ static void init_meta(struct volley__rxmeta *m)
     memset(m, 0, sizeof *m);
 }
 
-static void test_parse_each(void)
+static int parse_each(void)
 {
     struct cbuf c = {.len = 0};
     struct volley__rxmeta m;
@@ -131,10 +85,10 @@ static void test_parse_each(void)
     /* Empty control data. */
     init_meta(&m);
     r = volley__cmsg_parse(c.b, 0, &m);
-    CHECK(r >= 0, "parse(len 0) = %d", r);
-    CHECK(m.local.sa.sa_family == AF_UNSPEC && m.ifindex == 0 && m.ecn == 0 &&
-              !m.has_ts && !m.has_ovfl && m.gro_segment == 0,
-          "parse(len 0) set fields");
+    T_CHECK(r >= 0, "parse(len 0) = %d", r);
+    T_CHECK(m.local.sa.sa_family == AF_UNSPEC && m.ifindex == 0 && m.ecn == 0 &&
+                !m.has_ts && !m.has_ovfl && m.gro_segment == 0,
+            "parse(len 0) set fields");
 
     /* IP_PKTINFO: local = ipi_addr (not ipi_spec_dst), ifindex. */
     c.len = 0;
@@ -142,10 +96,11 @@ static void test_parse_each(void)
     put(&c, IPPROTO_IP, IP_PKTINFO, &p4, sizeof p4, 0);
     init_meta(&m);
     r = volley__cmsg_parse(c.b, c.len, &m);
-    struct volley_addr want = P("10.0.0.2:0");
-    CHECK(r >= 0, "IP_PKTINFO: parse = %d", r);
-    CHECK(same_ip(&m.local, &want), "IP_PKTINFO: local %s, want 10.0.0.2", fmt(&m.local));
-    CHECK(m.ifindex == 7, "IP_PKTINFO: ifindex %u, want 7", m.ifindex);
+    struct volley_addr want = t_addr("10.0.0.2:0");
+    T_CHECK(r >= 0, "IP_PKTINFO: parse = %d", r);
+    T_CHECK(t_same_ip(&m.local, &want), "IP_PKTINFO: local %s, want 10.0.0.2",
+            t_fmt(&m.local));
+    T_CHECK(m.ifindex == 7, "IP_PKTINFO: ifindex %u, want 7", m.ifindex);
 
     /* IPV6_PKTINFO. */
     c.len = 0;
@@ -153,11 +108,11 @@ static void test_parse_each(void)
     put(&c, IPPROTO_IPV6, IPV6_PKTINFO, &p6, sizeof p6, 0);
     init_meta(&m);
     r = volley__cmsg_parse(c.b, c.len, &m);
-    want = P("[2001:db8::2]:0");
-    CHECK(r >= 0, "IPV6_PKTINFO: parse = %d", r);
-    CHECK(same_ip(&m.local, &want), "IPV6_PKTINFO: local %s, want [2001:db8::2]",
-          fmt(&m.local));
-    CHECK(m.ifindex == 5, "IPV6_PKTINFO: ifindex %u, want 5", m.ifindex);
+    want = t_addr("[2001:db8::2]:0");
+    T_CHECK(r >= 0, "IPV6_PKTINFO: parse = %d", r);
+    T_CHECK(t_same_ip(&m.local, &want), "IPV6_PKTINFO: local %s, want [2001:db8::2]",
+            t_fmt(&m.local));
+    T_CHECK(m.ifindex == 5, "IPV6_PKTINFO: ifindex %u, want 5", m.ifindex);
 
     /* IPV6_PKTINFO with a v4-mapped address: normalised to AF_INET. */
     c.len = 0;
@@ -165,11 +120,11 @@ static void test_parse_each(void)
     put(&c, IPPROTO_IPV6, IPV6_PKTINFO, &p6, sizeof p6, 0);
     init_meta(&m);
     r = volley__cmsg_parse(c.b, c.len, &m);
-    want = P("10.0.0.3:0");
-    CHECK(r >= 0, "IPV6_PKTINFO mapped: parse = %d", r);
-    CHECK(same_ip(&m.local, &want),
-          "IPV6_PKTINFO mapped: local %s, want AF_INET 10.0.0.3", fmt(&m.local));
-    CHECK(m.ifindex == 4, "IPV6_PKTINFO mapped: ifindex %u, want 4", m.ifindex);
+    want = t_addr("10.0.0.3:0");
+    T_CHECK(r >= 0, "IPV6_PKTINFO mapped: parse = %d", r);
+    T_CHECK(t_same_ip(&m.local, &want),
+            "IPV6_PKTINFO mapped: local %s, want AF_INET 10.0.0.3", t_fmt(&m.local));
+    T_CHECK(m.ifindex == 4, "IPV6_PKTINFO mapped: ifindex %u, want 4", m.ifindex);
 
     /* IP_TOS is one byte on receive; ecn is its low two bits. */
     static const struct {
@@ -181,8 +136,9 @@ static void test_parse_each(void)
         put(&c, IPPROTO_IP, IP_TOS, &tos[i].tos, 1, 0);
         init_meta(&m);
         r = volley__cmsg_parse(c.b, c.len, &m);
-        CHECK(r >= 0 && m.ecn == tos[i].ecn, "IP_TOS 0x%02x: parse = %d ecn %u, want %u",
-              tos[i].tos, r, m.ecn, tos[i].ecn);
+        T_CHECK(r >= 0 && m.ecn == tos[i].ecn,
+                "IP_TOS 0x%02x: parse = %d ecn %u, want %u", tos[i].tos, r, m.ecn,
+                tos[i].ecn);
     }
 
     /* IPV6_TCLASS is an int. */
@@ -192,8 +148,8 @@ static void test_parse_each(void)
         put(&c, IPPROTO_IPV6, IPV6_TCLASS, &tclass[i], sizeof(int), 0);
         init_meta(&m);
         r = volley__cmsg_parse(c.b, c.len, &m);
-        CHECK(r >= 0 && m.ecn == (tclass[i] & 3), "IPV6_TCLASS 0x%02x: parse = %d ecn %u",
-              tclass[i], r, m.ecn);
+        T_CHECK(r >= 0 && m.ecn == (tclass[i] & 3),
+                "IPV6_TCLASS 0x%02x: parse = %d ecn %u", tclass[i], r, m.ecn);
     }
 
     /* SO_TIMESTAMPNS. */
@@ -202,9 +158,9 @@ static void test_parse_each(void)
     put(&c, SOL_SOCKET, SO_TIMESTAMPNS, &ts, sizeof ts, 0);
     init_meta(&m);
     r = volley__cmsg_parse(c.b, c.len, &m);
-    CHECK(r >= 0 && m.has_ts && m.rx_ns == 1700000000123456789LL,
-          "SO_TIMESTAMPNS: parse = %d has_ts %d rx_ns %lld", r, m.has_ts,
-          (long long)m.rx_ns);
+    T_CHECK(r >= 0 && m.has_ts && m.rx_ns == 1700000000123456789LL,
+            "SO_TIMESTAMPNS: parse = %d has_ts %d rx_ns %lld", r, m.has_ts,
+            (long long)m.rx_ns);
 
     /* A timestamp too large for int64 nanoseconds is never the kernel's, but
      * it must not overflow (UBSan) or come back as a wrapped, negative time:
@@ -215,9 +171,9 @@ static void test_parse_each(void)
     put(&c, SOL_SOCKET, SO_TIMESTAMPNS, &ts, sizeof ts, 0);
     init_meta(&m);
     r = volley__cmsg_parse(c.b, c.len, &m);
-    CHECK(r == -EINVAL || !m.has_ts || m.rx_ns >= 0,
-          "SO_TIMESTAMPNS tv_sec %lld: parse = %d has_ts %d rx_ns %lld (wrapped)",
-          (long long)ts.tv_sec, r, m.has_ts, (long long)m.rx_ns);
+    T_CHECK(r == -EINVAL || !m.has_ts || m.rx_ns >= 0,
+            "SO_TIMESTAMPNS tv_sec %lld: parse = %d has_ts %d rx_ns %lld (wrapped)",
+            (long long)ts.tv_sec, r, m.has_ts, (long long)m.rx_ns);
 
     /* SO_RXQ_OVFL. */
     c.len = 0;
@@ -225,8 +181,8 @@ static void test_parse_each(void)
     put(&c, SOL_SOCKET, SO_RXQ_OVFL, &ovfl, sizeof ovfl, 0);
     init_meta(&m);
     r = volley__cmsg_parse(c.b, c.len, &m);
-    CHECK(r >= 0 && m.has_ovfl && m.ovfl == 0xfffffff0u,
-          "SO_RXQ_OVFL: parse = %d has_ovfl %d ovfl %u", r, m.has_ovfl, m.ovfl);
+    T_CHECK(r >= 0 && m.has_ovfl && m.ovfl == 0xfffffff0u,
+            "SO_RXQ_OVFL: parse = %d has_ovfl %d ovfl %u", r, m.has_ovfl, m.ovfl);
 
     /* UDP_GRO: int segment size. */
     c.len = 0;
@@ -234,8 +190,8 @@ static void test_parse_each(void)
     put(&c, SOL_UDP, UDP_GRO, &gro, sizeof gro, 0);
     init_meta(&m);
     r = volley__cmsg_parse(c.b, c.len, &m);
-    CHECK(r >= 0 && m.gro_segment == 1200, "UDP_GRO: parse = %d gro_segment %u", r,
-          m.gro_segment);
+    T_CHECK(r >= 0 && m.gro_segment == 1200, "UDP_GRO: parse = %d gro_segment %u", r,
+            m.gro_segment);
 
     /* The last message may end at CMSG_LEN without its padding (the kernel
      * trims msg_controllen that way when the buffer is tight). */
@@ -244,13 +200,14 @@ static void test_parse_each(void)
     put(&c, IPPROTO_IP, IP_TOS, &t, 1, 0);
     init_meta(&m);
     r = volley__cmsg_parse(c.b, CMSG_LEN(1), &m);
-    CHECK(r >= 0 && m.ecn == 3, "IP_TOS ending at CMSG_LEN(1): parse = %d ecn %u", r,
-          m.ecn);
+    T_CHECK(r >= 0 && m.ecn == 3, "IP_TOS ending at CMSG_LEN(1): parse = %d ecn %u", r,
+            m.ecn);
+    return 0;
 }
 
 /* Everything a dual-stack socket can get at once, plus messages the parser
  * does not know, in kernel order. */
-static void test_parse_all(void)
+static int parse_all(void)
 {
     struct cbuf c = {.len = 0};
     uint8_t junk[3] = {1, 2, 3};
@@ -274,19 +231,20 @@ static void test_parse_all(void)
     struct volley__rxmeta m;
     init_meta(&m);
     int r = volley__cmsg_parse(c.b, c.len, &m);
-    struct volley_addr want = P("[2001:db8::44]:0");
-    CHECK(r >= 0, "all: parse = %d", r);
-    CHECK(same_ip(&m.local, &want) && m.ifindex == 9, "all: local %s ifindex %u",
-          fmt(&m.local), m.ifindex);
-    CHECK(m.ecn == 2, "all: ecn %u, want 2", m.ecn);
-    CHECK(m.has_ts && m.rx_ns == 5000000006LL, "all: has_ts %d rx_ns %lld", m.has_ts,
-          (long long)m.rx_ns);
-    CHECK(m.has_ovfl && m.ovfl == 17, "all: has_ovfl %d ovfl %u", m.has_ovfl, m.ovfl);
-    CHECK(m.gro_segment == 1350, "all: gro_segment %u", m.gro_segment);
+    struct volley_addr want = t_addr("[2001:db8::44]:0");
+    T_CHECK(r >= 0, "all: parse = %d", r);
+    T_CHECK(t_same_ip(&m.local, &want) && m.ifindex == 9, "all: local %s ifindex %u",
+            t_fmt(&m.local), m.ifindex);
+    T_CHECK(m.ecn == 2, "all: ecn %u, want 2", m.ecn);
+    T_CHECK(m.has_ts && m.rx_ns == 5000000006LL, "all: has_ts %d rx_ns %lld", m.has_ts,
+            (long long)m.rx_ns);
+    T_CHECK(m.has_ovfl && m.ovfl == 17, "all: has_ovfl %d ovfl %u", m.has_ovfl, m.ovfl);
+    T_CHECK(m.gro_segment == 1350, "all: gro_segment %u", m.gro_segment);
+    return 0;
 }
 
 /* Malformed buffers: all -EINVAL, and nothing read past len (ASan). */
-static void test_parse_malformed(void)
+static int parse_malformed(void)
 {
     static const struct {
         const char *name;
@@ -317,10 +275,11 @@ static void test_parse_malformed(void)
         put(&c, shorts[i].level, shorts[i].type, zeros, shorts[i].dlen, 0);
         init_meta(&m);
         r = volley__cmsg_parse(c.b, c.len, &m);
-        CHECK(r == -EINVAL, "%s: parse = %d, want -EINVAL", shorts[i].name, r);
+        T_CHECK(r == -EINVAL, "%s: parse = %d, want -EINVAL", shorts[i].name, r);
         /* and when the buffer ends right at CMSG_LEN */
         r = volley__cmsg_parse(c.b, CMSG_LEN(shorts[i].dlen), &m);
-        CHECK(r == -EINVAL, "%s (unpadded): parse = %d, want -EINVAL", shorts[i].name, r);
+        T_CHECK(r == -EINVAL, "%s (unpadded): parse = %d, want -EINVAL", shorts[i].name,
+                r);
     }
 
     /* cmsg_len smaller than the header itself (0 would loop forever). */
@@ -332,7 +291,7 @@ static void test_parse_malformed(void)
         c.len += 32;
         init_meta(&m);
         r = volley__cmsg_parse(c.b, c.len, &m);
-        CHECK(r == -EINVAL, "cmsg_len %zu: parse = %d, want -EINVAL", tiny[i], r);
+        T_CHECK(r == -EINVAL, "cmsg_len %zu: parse = %d, want -EINVAL", tiny[i], r);
     }
 
     /* cmsg_len past the end of the buffer, including values that overflow
@@ -346,8 +305,8 @@ static void test_parse_malformed(void)
         memcpy(&((struct cmsghdr *)(void *)c.b)->cmsg_len, &past[i], sizeof past[i]);
         init_meta(&m);
         r = volley__cmsg_parse(c.b, CMSG_LEN(4), &m);
-        CHECK(r == -EINVAL, "cmsg_len %zu in %zu bytes: parse = %d, want -EINVAL",
-              past[i], (size_t)CMSG_LEN(4), r);
+        T_CHECK(r == -EINVAL, "cmsg_len %zu in %zu bytes: parse = %d, want -EINVAL",
+                past[i], (size_t)CMSG_LEN(4), r);
     }
 
     /* Same for unknown messages: they are skipped, but only if they fit. */
@@ -355,7 +314,7 @@ static void test_parse_malformed(void)
     put(&c, SOL_SOCKET, 4242, zeros, 8, 100);
     init_meta(&m);
     r = volley__cmsg_parse(c.b, c.len, &m);
-    CHECK(r == -EINVAL, "unknown cmsg running past len: parse = %d, want -EINVAL", r);
+    T_CHECK(r == -EINVAL, "unknown cmsg running past len: parse = %d, want -EINVAL", r);
 
     /* A good message, then a bad one: -EINVAL, the first is kept. */
     c.len = 0;
@@ -365,16 +324,17 @@ static void test_parse_malformed(void)
     put(&c, SOL_UDP, UDP_GRO, &gro, sizeof gro, 64);
     init_meta(&m);
     r = volley__cmsg_parse(c.b, c.len, &m);
-    CHECK(r == -EINVAL, "good then overlong: parse = %d, want -EINVAL", r);
-    CHECK(m.ecn == 2, "good then overlong: ecn %u, want 2 (parsed before the bad one)",
-          m.ecn);
+    T_CHECK(r == -EINVAL, "good then overlong: parse = %d, want -EINVAL", r);
+    T_CHECK(m.ecn == 2, "good then overlong: ecn %u, want 2 (parsed before the bad one)",
+            m.ecn);
 
     c.len = 0;
     put(&c, IPPROTO_IP, IP_TOS, &tos, 1, 0);
     put(&c, IPPROTO_IP, IP_PKTINFO, zeros, 4, 0);
     init_meta(&m);
     r = volley__cmsg_parse(c.b, c.len, &m);
-    CHECK(r == -EINVAL, "good then short IP_PKTINFO: parse = %d, want -EINVAL", r);
+    T_CHECK(r == -EINVAL, "good then short IP_PKTINFO: parse = %d, want -EINVAL", r);
+    return 0;
 }
 
 /* ---- MSG_ERRQUEUE records ---- */
@@ -388,8 +348,9 @@ struct errrec {
     } off;
 };
 
+/* An error record from offender ("192.0.2.1", "2001:db8::9"; NULL: none). */
 static struct errrec rec(int err, uint8_t origin, uint8_t type, uint8_t code,
-                         uint32_t info)
+                         uint32_t info, const char *offender)
 {
     struct errrec e;
     memset(&e, 0, sizeof e);
@@ -398,126 +359,131 @@ static struct errrec rec(int err, uint8_t origin, uint8_t type, uint8_t code,
     e.ee.ee_type = type;
     e.ee.ee_code = code;
     e.ee.ee_info = info;
+    if (offender && strchr(offender, ':')) {
+        e.off.sin6.sin6_family = AF_INET6;
+        inet_pton(AF_INET6, offender, &e.off.sin6.sin6_addr);
+    } else if (offender) {
+        e.off.sin.sin_family = AF_INET;
+        inet_pton(AF_INET, offender, &e.off.sin.sin_addr);
+    }
     return e;
 }
 
-static void test_parse_err(void)
+/* Append e as the RECVERR message of its offender's family (IPv4 for none). */
+static void put_rec(struct cbuf *c, const struct errrec *e)
+{
+    if (e->off.sa.sa_family == AF_INET6)
+        put(c, IPPROTO_IPV6, IPV6_RECVERR, e, sizeof e->ee + sizeof e->off.sin6, 0);
+    else
+        put(c, IPPROTO_IP, IP_RECVERR, e, sizeof e->ee + sizeof e->off.sin, 0);
+}
+
+/* volley__cmsg_parse_err over c into *se, filled with fill bytes first. */
+static int parse_rec(const struct cbuf *c, struct volley_sockerr *se, int fill)
+{
+    memset(se, fill, sizeof *se);
+    return volley__cmsg_parse_err(c->b, c->len, se);
+}
+
+static int parse_err(void)
 {
     struct cbuf c = {.len = 0};
     struct volley_sockerr se;
     int r;
 
     /* ICMP port unreachable, IPv4. */
-    c.len = 0;
-    struct errrec e = rec(ECONNREFUSED, SO_EE_ORIGIN_ICMP, 3, 3, 0);
-    e.off.sin.sin_family = AF_INET;
-    inet_pton(AF_INET, "192.0.2.1", &e.off.sin.sin_addr);
-    put(&c, IPPROTO_IP, IP_RECVERR, &e, sizeof e.ee + sizeof e.off.sin, 0);
-    memset(&se, 0, sizeof se);
-    r = volley__cmsg_parse_err(c.b, c.len, &se);
-    struct volley_addr want = P("192.0.2.1:0");
-    CHECK(r == 0, "IP_RECVERR: parse_err = %d", r);
-    CHECK(se.error == -ECONNREFUSED && se.origin == SO_EE_ORIGIN_ICMP && se.type == 3 &&
-              se.code == 3 && se.info == 0,
-          "IP_RECVERR: error %d origin %u type %u code %u info %u", se.error, se.origin,
-          se.type, se.code, se.info);
-    CHECK(volley_addr_equal(&se.offender, &want),
-          "IP_RECVERR: offender %s, want 192.0.2.1:0", fmt(&se.offender));
+    struct errrec e = rec(ECONNREFUSED, SO_EE_ORIGIN_ICMP, 3, 3, 0, "192.0.2.1");
+    put_rec(&c, &e);
+    r = parse_rec(&c, &se, 0);
+    T_CHECK(r == 0, "IP_RECVERR: parse_err = %d", r);
+    T_CHECK(se.error == -ECONNREFUSED && se.origin == SO_EE_ORIGIN_ICMP && se.type == 3 &&
+                se.code == 3 && se.info == 0,
+            "IP_RECVERR: error %d origin %u type %u code %u info %u", se.error, se.origin,
+            se.type, se.code, se.info);
+    T_CHECK(t_addr_is(&se.offender, "192.0.2.1:0"),
+            "IP_RECVERR: offender %s, want 192.0.2.1:0", t_fmt(&se.offender));
 
     /* Fragmentation needed, after other messages. */
     c.len = 0;
     uint8_t tos = 1;
     put(&c, IPPROTO_IP, IP_TOS, &tos, 1, 0);
     put(&c, SOL_SOCKET, 4242, NULL, 0, 0);
-    e = rec(EMSGSIZE, SO_EE_ORIGIN_ICMP, 3, 4, 1400);
-    e.off.sin.sin_family = AF_INET;
-    inet_pton(AF_INET, "198.51.100.7", &e.off.sin.sin_addr);
-    put(&c, IPPROTO_IP, IP_RECVERR, &e, sizeof e.ee + sizeof e.off.sin, 0);
-    memset(&se, 0, sizeof se);
-    r = volley__cmsg_parse_err(c.b, c.len, &se);
-    want = P("198.51.100.7:0");
-    CHECK(r == 0 && se.error == -EMSGSIZE && se.type == 3 && se.code == 4 &&
-              se.info == 1400,
-          "frag needed: parse_err = %d error %d type %u code %u info %u", r, se.error,
-          se.type, se.code, se.info);
-    CHECK(volley_addr_equal(&se.offender, &want), "frag needed: offender %s",
-          fmt(&se.offender));
+    e = rec(EMSGSIZE, SO_EE_ORIGIN_ICMP, 3, 4, 1400, "198.51.100.7");
+    put_rec(&c, &e);
+    r = parse_rec(&c, &se, 0);
+    T_CHECK(r == 0 && se.error == -EMSGSIZE && se.type == 3 && se.code == 4 &&
+                se.info == 1400,
+            "frag needed: parse_err = %d error %d type %u code %u info %u", r, se.error,
+            se.type, se.code, se.info);
+    T_CHECK(t_addr_is(&se.offender, "198.51.100.7:0"), "frag needed: offender %s",
+            t_fmt(&se.offender));
 
     /* ICMPv6 port unreachable. */
     c.len = 0;
-    e = rec(ECONNREFUSED, SO_EE_ORIGIN_ICMP6, 1, 4, 0);
-    e.off.sin6.sin6_family = AF_INET6;
-    inet_pton(AF_INET6, "2001:db8::9", &e.off.sin6.sin6_addr);
-    put(&c, IPPROTO_IPV6, IPV6_RECVERR, &e, sizeof e.ee + sizeof e.off.sin6, 0);
-    memset(&se, 0, sizeof se);
-    r = volley__cmsg_parse_err(c.b, c.len, &se);
-    want = P("[2001:db8::9]:0");
-    CHECK(r == 0 && se.error == -ECONNREFUSED && se.origin == SO_EE_ORIGIN_ICMP6 &&
-              se.type == 1 && se.code == 4,
-          "IPV6_RECVERR: parse_err = %d error %d origin %u type %u code %u", r, se.error,
-          se.origin, se.type, se.code);
-    CHECK(volley_addr_equal(&se.offender, &want), "IPV6_RECVERR: offender %s",
-          fmt(&se.offender));
+    e = rec(ECONNREFUSED, SO_EE_ORIGIN_ICMP6, 1, 4, 0, "2001:db8::9");
+    put_rec(&c, &e);
+    r = parse_rec(&c, &se, 0);
+    T_CHECK(r == 0 && se.error == -ECONNREFUSED && se.origin == SO_EE_ORIGIN_ICMP6 &&
+                se.type == 1 && se.code == 4,
+            "IPV6_RECVERR: parse_err = %d error %d origin %u type %u code %u", r,
+            se.error, se.origin, se.type, se.code);
+    T_CHECK(t_addr_is(&se.offender, "[2001:db8::9]:0"), "IPV6_RECVERR: offender %s",
+            t_fmt(&se.offender));
 
     /* ICMPv4 on a dual-stack socket: offender is v4-mapped, comes back AF_INET. */
     c.len = 0;
-    e = rec(EHOSTUNREACH, SO_EE_ORIGIN_ICMP, 3, 1, 0);
-    e.off.sin6.sin6_family = AF_INET6;
-    inet_pton(AF_INET6, "::ffff:192.0.2.77", &e.off.sin6.sin6_addr);
-    put(&c, IPPROTO_IPV6, IPV6_RECVERR, &e, sizeof e.ee + sizeof e.off.sin6, 0);
-    memset(&se, 0, sizeof se);
-    r = volley__cmsg_parse_err(c.b, c.len, &se);
-    want = P("192.0.2.77:0");
-    CHECK(r == 0 && se.error == -EHOSTUNREACH, "mapped offender: parse_err = %d error %d",
-          r, se.error);
-    CHECK(volley_addr_equal(&se.offender, &want),
-          "mapped offender: %s, want AF_INET 192.0.2.77", fmt(&se.offender));
+    e = rec(EHOSTUNREACH, SO_EE_ORIGIN_ICMP, 3, 1, 0, "::ffff:192.0.2.77");
+    put_rec(&c, &e);
+    r = parse_rec(&c, &se, 0);
+    T_CHECK(r == 0 && se.error == -EHOSTUNREACH,
+            "mapped offender: parse_err = %d error %d", r, se.error);
+    T_CHECK(t_addr_is(&se.offender, "192.0.2.77:0"),
+            "mapped offender: %s, want AF_INET 192.0.2.77", t_fmt(&se.offender));
 
     /* A local error has no offender (AF_UNSPEC). */
     c.len = 0;
-    e = rec(EMSGSIZE, SO_EE_ORIGIN_LOCAL, 0, 0, 1500);
-    e.off.sa.sa_family = AF_UNSPEC;
-    put(&c, IPPROTO_IP, IP_RECVERR, &e, sizeof e.ee + sizeof e.off.sin, 0);
-    memset(&se, 0xa5, sizeof se);
-    r = volley__cmsg_parse_err(c.b, c.len, &se);
-    CHECK(r == 0 && se.error == -EMSGSIZE && se.origin == SO_EE_ORIGIN_LOCAL &&
-              se.info == 1500,
-          "local error: parse_err = %d error %d origin %u info %u", r, se.error,
-          se.origin, se.info);
-    CHECK(se.offender.sa.sa_family == AF_UNSPEC, "local error: offender family %d",
-          se.offender.sa.sa_family);
+    e = rec(EMSGSIZE, SO_EE_ORIGIN_LOCAL, 0, 0, 1500, NULL);
+    put_rec(&c, &e);
+    r = parse_rec(&c, &se, 0xa5);
+    T_CHECK(r == 0 && se.error == -EMSGSIZE && se.origin == SO_EE_ORIGIN_LOCAL &&
+                se.info == 1500,
+            "local error: parse_err = %d error %d origin %u info %u", r, se.error,
+            se.origin, se.info);
+    T_CHECK(se.offender.sa.sa_family == AF_UNSPEC, "local error: offender family %d",
+            se.offender.sa.sa_family);
 
     /* None present. */
     memset(&se, 0, sizeof se);
     r = volley__cmsg_parse_err(c.b, 0, &se);
-    CHECK(r == -ENOENT, "parse_err(empty) = %d, want -ENOENT", r);
+    T_CHECK(r == -ENOENT, "parse_err(empty) = %d, want -ENOENT", r);
     c.len = 0;
     put(&c, IPPROTO_IP, IP_TOS, &tos, 1, 0);
     int gro = 1000;
     put(&c, SOL_UDP, UDP_GRO, &gro, sizeof gro, 0);
     r = volley__cmsg_parse_err(c.b, c.len, &se);
-    CHECK(r == -ENOENT, "parse_err(no RECVERR) = %d, want -ENOENT", r);
+    T_CHECK(r == -ENOENT, "parse_err(no RECVERR) = %d, want -ENOENT", r);
 
     /* Malformed. */
     c.len = 0;
-    e = rec(ECONNREFUSED, SO_EE_ORIGIN_ICMP, 3, 3, 0);
+    e = rec(ECONNREFUSED, SO_EE_ORIGIN_ICMP, 3, 3, 0, NULL);
     put(&c, IPPROTO_IP, IP_RECVERR, &e, 8, 0); /* shorter than sock_extended_err */
     r = volley__cmsg_parse_err(c.b, c.len, &se);
-    CHECK(r == -EINVAL, "IP_RECVERR with 8 bytes: parse_err = %d, want -EINVAL", r);
+    T_CHECK(r == -EINVAL, "IP_RECVERR with 8 bytes: parse_err = %d, want -EINVAL", r);
     c.len = 0;
     put(&c, IPPROTO_IPV6, IPV6_RECVERR, &e, 4, 0);
     r = volley__cmsg_parse_err(c.b, c.len, &se);
-    CHECK(r == -EINVAL, "IPV6_RECVERR with 4 bytes: parse_err = %d, want -EINVAL", r);
+    T_CHECK(r == -EINVAL, "IPV6_RECVERR with 4 bytes: parse_err = %d, want -EINVAL", r);
     c.len = 0;
     put(&c, IPPROTO_IP, IP_RECVERR, &e, sizeof e.ee + sizeof e.off.sin, 200);
     r = volley__cmsg_parse_err(c.b, c.len, &se);
-    CHECK(r == -EINVAL, "IP_RECVERR running past len: parse_err = %d, want -EINVAL", r);
+    T_CHECK(r == -EINVAL, "IP_RECVERR running past len: parse_err = %d, want -EINVAL", r);
     c.len = 0;
     put_raw(&c, IPPROTO_IP, IP_RECVERR, 0);
     memset(c.b + c.len, 0, 64);
     c.len += 64;
     r = volley__cmsg_parse_err(c.b, c.len, &se);
-    CHECK(r == -EINVAL, "cmsg_len 0: parse_err = %d, want -EINVAL", r);
+    T_CHECK(r == -EINVAL, "cmsg_len 0: parse_err = %d, want -EINVAL", r);
+    return 0;
 }
 
 /* ---- build ---- */
@@ -583,12 +549,22 @@ static struct volley_dgram bdgram(const struct bcase *bc)
 {
     struct volley_dgram d;
     memset(&d, 0, sizeof d);
-    d.peer = P(bc->peer);
-    d.local = P(bc->local);
+    d.peer = t_addr(bc->peer);
+    d.local = t_addr(bc->local);
     d.ifindex = bc->ifindex;
     d.ecn = bc->ecn;
     d.len = 100;
     return d;
+}
+
+/* h (IP_TOS or IPV6_TCLASS, named what) is an int holding bc's ECN. */
+static void check_ecn(const struct bcase *bc, struct cmsghdr *h, const char *what)
+{
+    int v;
+    T_CHECK(h->cmsg_len == CMSG_LEN(sizeof v), "%s: %s cmsg_len %zu", bc->name, what,
+            (size_t)h->cmsg_len);
+    memcpy(&v, CMSG_DATA(h), sizeof v);
+    T_CHECK(v == bc->ecn, "%s: %s %d, want %u", bc->name, what, v, bc->ecn);
 }
 
 /* Walk what build wrote and compare with the case. */
@@ -599,69 +575,62 @@ static void check_built(const struct bcase *bc, const uint8_t *buf, size_t len)
     mh.msg_control = (void *)buf;
     mh.msg_controllen = len;
     unsigned seen = 0;
-    struct volley_addr local = P(bc->local);
+    struct volley_addr local = t_addr(bc->local);
     for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
         const uint8_t *data = CMSG_DATA(h);
         unsigned k = 0;
         if (h->cmsg_level == IPPROTO_IP && h->cmsg_type == IP_PKTINFO) {
             k = K_PKT4;
             struct in_pktinfo p;
-            CHECK(h->cmsg_len == CMSG_LEN(sizeof p), "%s: IP_PKTINFO cmsg_len %zu",
-                  bc->name, (size_t)h->cmsg_len);
+            T_CHECK(h->cmsg_len == CMSG_LEN(sizeof p), "%s: IP_PKTINFO cmsg_len %zu",
+                    bc->name, (size_t)h->cmsg_len);
             memcpy(&p, data, sizeof p);
             uint32_t want = local.sa.sa_family == AF_INET ? local.sin.sin_addr.s_addr : 0;
             if (local.sa.sa_family == AF_INET6) /* v4-mapped: its last four bytes */
                 memcpy(&want, local.sin6.sin6_addr.s6_addr + 12, 4);
-            CHECK(p.ipi_spec_dst.s_addr == want, "%s: ipi_spec_dst %08x, want %08x",
-                  bc->name, ntohl(p.ipi_spec_dst.s_addr), ntohl(want));
-            CHECK((uint32_t)p.ipi_ifindex == bc->ifindex, "%s: ipi_ifindex %d, want %u",
-                  bc->name, p.ipi_ifindex, bc->ifindex);
+            T_CHECK(p.ipi_spec_dst.s_addr == want, "%s: ipi_spec_dst %08x, want %08x",
+                    bc->name, ntohl(p.ipi_spec_dst.s_addr), ntohl(want));
+            T_CHECK((uint32_t)p.ipi_ifindex == bc->ifindex, "%s: ipi_ifindex %d, want %u",
+                    bc->name, p.ipi_ifindex, bc->ifindex);
         } else if (h->cmsg_level == IPPROTO_IP && h->cmsg_type == IP_TOS) {
             k = K_TOS;
-            int v;
-            CHECK(h->cmsg_len == CMSG_LEN(sizeof v), "%s: IP_TOS cmsg_len %zu", bc->name,
-                  (size_t)h->cmsg_len);
-            memcpy(&v, data, sizeof v);
-            CHECK(v == bc->ecn, "%s: IP_TOS %d, want %u", bc->name, v, bc->ecn);
+            check_ecn(bc, h, "IP_TOS");
         } else if (h->cmsg_level == IPPROTO_IPV6 && h->cmsg_type == IPV6_PKTINFO) {
             k = K_PKT6;
             struct in6_pktinfo p;
-            CHECK(h->cmsg_len == CMSG_LEN(sizeof p), "%s: IPV6_PKTINFO cmsg_len %zu",
-                  bc->name, (size_t)h->cmsg_len);
+            T_CHECK(h->cmsg_len == CMSG_LEN(sizeof p), "%s: IPV6_PKTINFO cmsg_len %zu",
+                    bc->name, (size_t)h->cmsg_len);
             memcpy(&p, data, sizeof p);
             struct in6_addr want = IN6ADDR_ANY_INIT;
             if (local.sa.sa_family == AF_INET6)
                 want = local.sin6.sin6_addr;
-            CHECK(!memcmp(&p.ipi6_addr, &want, sizeof want), "%s: ipi6_addr wrong",
-                  bc->name);
-            CHECK(p.ipi6_ifindex == bc->ifindex, "%s: ipi6_ifindex %u, want %u", bc->name,
-                  p.ipi6_ifindex, bc->ifindex);
+            T_CHECK(!memcmp(&p.ipi6_addr, &want, sizeof want), "%s: ipi6_addr wrong",
+                    bc->name);
+            T_CHECK(p.ipi6_ifindex == bc->ifindex, "%s: ipi6_ifindex %u, want %u",
+                    bc->name, p.ipi6_ifindex, bc->ifindex);
         } else if (h->cmsg_level == IPPROTO_IPV6 && h->cmsg_type == IPV6_TCLASS) {
             k = K_TCLASS;
-            int v;
-            CHECK(h->cmsg_len == CMSG_LEN(sizeof v), "%s: IPV6_TCLASS cmsg_len %zu",
-                  bc->name, (size_t)h->cmsg_len);
-            memcpy(&v, data, sizeof v);
-            CHECK(v == bc->ecn, "%s: IPV6_TCLASS %d, want %u", bc->name, v, bc->ecn);
+            check_ecn(bc, h, "IPV6_TCLASS");
         } else if (h->cmsg_level == SOL_UDP && h->cmsg_type == UDP_SEGMENT) {
             k = K_SEG;
             uint16_t v;
-            CHECK(h->cmsg_len == CMSG_LEN(sizeof v), "%s: UDP_SEGMENT cmsg_len %zu",
-                  bc->name, (size_t)h->cmsg_len);
+            T_CHECK(h->cmsg_len == CMSG_LEN(sizeof v), "%s: UDP_SEGMENT cmsg_len %zu",
+                    bc->name, (size_t)h->cmsg_len);
             memcpy(&v, data, sizeof v);
-            CHECK(v == bc->gso, "%s: UDP_SEGMENT %u, want %u", bc->name, v, bc->gso);
+            T_CHECK(v == bc->gso, "%s: UDP_SEGMENT %u, want %u", bc->name, v, bc->gso);
         } else {
-            CHECK(0, "%s: unexpected cmsg level %d type %d", bc->name, h->cmsg_level,
-                  h->cmsg_type);
+            T_CHECK(0, "%s: unexpected cmsg level %d type %d", bc->name, h->cmsg_level,
+                    h->cmsg_type);
             continue;
         }
-        CHECK(!(seen & k), "%s: cmsg kind %u written twice", bc->name, k);
+        T_CHECK(!(seen & k), "%s: cmsg kind %u written twice", bc->name, k);
         seen |= k;
     }
-    CHECK(seen == bc->want, "%s: wrote kinds 0x%x, want 0x%x", bc->name, seen, bc->want);
+    T_CHECK(seen == bc->want, "%s: wrote kinds 0x%x, want 0x%x", bc->name, seen,
+            bc->want);
 }
 
-static void test_build(void)
+static int build(void)
 {
     for (size_t i = 0; i < sizeof bcases / sizeof bcases[0]; i++) {
         const struct bcase *bc = &bcases[i];
@@ -671,16 +640,17 @@ static void test_build(void)
 
         memset(c.b, 0xee, sizeof c.b);
         int r = volley__cmsg_build(c.b, BUF_CAP, bc->fam, &d, bc->gso);
-        CHECK(r == (int)want, "%s: build = %d, want %zu", bc->name, r, want);
+        T_CHECK(r == (int)want, "%s: build = %d, want %zu", bc->name, r, want);
         if (r > 0)
             check_built(bc, c.b, (size_t)r);
-        CHECK(want <= VOLLEY__TX_CTRL, "%s: needs %zu > VOLLEY__TX_CTRL", bc->name, want);
+        T_CHECK(want <= VOLLEY__TX_CTRL, "%s: needs %zu > VOLLEY__TX_CTRL", bc->name,
+                want);
 
         /* Exactly enough room. */
         memset(c.b, 0xee, sizeof c.b);
         r = volley__cmsg_build(c.b, want, bc->fam, &d, bc->gso);
-        CHECK(r == (int)want, "%s: build(cap %zu) = %d", bc->name, want, r);
-        CHECK(c.b[want] == 0xee, "%s: build(cap %zu) wrote past cap", bc->name, want);
+        T_CHECK(r == (int)want, "%s: build(cap %zu) = %d", bc->name, want, r);
+        T_CHECK(c.b[want] == 0xee, "%s: build(cap %zu) wrote past cap", bc->name, want);
 
         /* One byte short, and far too short: -ENOSPC, nothing past cap. */
         if (want > 0) {
@@ -688,48 +658,49 @@ static void test_build(void)
             for (size_t j = 0; j < 3; j++) {
                 memset(c.b, 0xee, sizeof c.b);
                 r = volley__cmsg_build(c.b, caps[j], bc->fam, &d, bc->gso);
-                CHECK(r == -ENOSPC, "%s: build(cap %zu) = %d, want -ENOSPC", bc->name,
-                      caps[j], r);
+                T_CHECK(r == -ENOSPC, "%s: build(cap %zu) = %d, want -ENOSPC", bc->name,
+                        caps[j], r);
                 bool clean = true;
                 for (size_t k = caps[j]; k < BUF_CAP; k++)
                     clean &= c.b[k] == 0xee;
-                CHECK(clean, "%s: build(cap %zu) wrote past cap", bc->name, caps[j]);
+                T_CHECK(clean, "%s: build(cap %zu) wrote past cap", bc->name, caps[j]);
             }
         }
     }
+    return 0;
 }
 
 /* Send and receive forms that mean the same thing round-trip. */
-static void test_round_trip(void)
+static int round_trip(void)
 {
     struct volley_dgram d;
     memset(&d, 0, sizeof d);
-    d.peer = P("[2001:db8::9]:443");
-    d.local = P("[2001:db8::1]:0");
+    d.peer = t_addr("[2001:db8::9]:443");
+    d.local = t_addr("[2001:db8::1]:0");
     d.ifindex = 2;
     for (uint8_t ecn = 0; ecn < 4; ecn++) {
         d.ecn = ecn;
         struct cbuf c;
         int r = volley__cmsg_build(c.b, BUF_CAP, AF_INET6, &d, 1200);
-        CHECK(r > 0, "round trip v6 ecn %u: build = %d", ecn, r);
+        T_CHECK(r > 0, "round trip v6 ecn %u: build = %d", ecn, r);
         if (r <= 0)
             continue;
         struct volley__rxmeta m;
         init_meta(&m);
         r = volley__cmsg_parse(c.b, (size_t)r, &m);
-        CHECK(r >= 0, "round trip v6 ecn %u: parse = %d", ecn, r);
-        CHECK(m.ecn == ecn, "round trip v6: ecn %u, want %u", m.ecn, ecn);
-        CHECK(same_ip(&m.local, &d.local) && m.ifindex == 2,
-              "round trip v6: local %s ifindex %u", fmt(&m.local), m.ifindex);
-        CHECK(m.gro_segment == 0, "round trip v6: UDP_SEGMENT read as UDP_GRO (%u)",
-              m.gro_segment);
+        T_CHECK(r >= 0, "round trip v6 ecn %u: parse = %d", ecn, r);
+        T_CHECK(m.ecn == ecn, "round trip v6: ecn %u, want %u", m.ecn, ecn);
+        T_CHECK(t_same_ip(&m.local, &d.local) && m.ifindex == 2,
+                "round trip v6: local %s ifindex %u", t_fmt(&m.local), m.ifindex);
+        T_CHECK(m.gro_segment == 0, "round trip v6: UDP_SEGMENT read as UDP_GRO (%u)",
+                m.gro_segment);
     }
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     /* IP_TOS is an int on send and a byte on receive: the low byte comes
      * first only on little-endian machines. */
     memset(&d, 0, sizeof d);
-    d.peer = P("10.0.0.9:443");
+    d.peer = t_addr("10.0.0.9:443");
     for (uint8_t ecn = 1; ecn < 4; ecn++) {
         d.ecn = ecn;
         struct cbuf c;
@@ -737,25 +708,19 @@ static void test_round_trip(void)
         struct volley__rxmeta m;
         init_meta(&m);
         int p = r > 0 ? volley__cmsg_parse(c.b, (size_t)r, &m) : -1;
-        CHECK(r > 0 && p >= 0 && m.ecn == ecn,
-              "round trip v4 ecn %u: build %d parse %d ecn %u", ecn, r, p, m.ecn);
+        T_CHECK(r > 0 && p >= 0 && m.ecn == ecn,
+                "round trip v4 ecn %u: build %d parse %d ecn %u", ecn, r, p, m.ecn);
     }
 #endif
+    return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    t_watchdog("test_cmsg", 30);
-    test_parse_each();
-    test_parse_all();
-    test_parse_malformed();
-    test_parse_err();
-    test_build();
-    test_round_trip();
-    if (fails) {
-        fprintf(stderr, "test_cmsg: %d check(s) failed\n", fails);
-        return 1;
-    }
-    printf("test_cmsg: ok\n");
-    return 0;
+    static const struct t_case cases[] = {
+        T_CASE(parse_each), T_CASE(parse_all), T_CASE(parse_malformed),
+        T_CASE(parse_err),  T_CASE(build),     T_CASE(round_trip),
+    };
+    struct t_run how = {.total_s = 30};
+    return t_main(cases, T_COUNT(cases), &how, argc, argv);
 }

@@ -10,98 +10,29 @@
 #include <netinet/ip_icmp.h>
 #include <stdint.h>
 #include <sys/socket.h>
-#include <time.h>
 
-#define SKIPPED 1
 #define WAIT_MS 5000
 #define MIB     (1 << 20)
 
-static unsigned g_backend;
-static const char *g_name;
-
-#define FAIL_AT(line, ...)                                                               \
-    do {                                                                                 \
-        fprintf(stderr, "FAIL %s:%d: ", __FILE__, line);                                 \
-        fprintf(stderr, __VA_ARGS__);                                                    \
-        fprintf(stderr, "\n");                                                           \
-        exit(1);                                                                         \
-    } while (0)
-
-/* Skip the whole case (only this case) with a reason. */
-#define SKIP_CASE(why)                                                                   \
-    do {                                                                                 \
-        printf("skip: %s (%s)\n", __func__, why);                                        \
-        return SKIPPED;                                                                  \
-    } while (0)
-
-static void skip_part(const char *what, const char *why)
-{
-    printf("skip: %s (%s)\n", what, why);
-}
+static const struct t_backend *g_be; /* the backend under test */
 
 static bool is_pair(void)
 {
-    return g_backend == VOLLEY_BACKEND_PAIR;
-}
-
-/* Backends that turn GRO on for their receive path. */
-static bool gro_backend(void)
-{
-    return g_backend == VOLLEY_BACKEND_MMSG || g_backend == VOLLEY_BACKEND_URING;
+    return !g_be->kernel;
 }
 
 static struct volley_opts opts(void)
 {
-    return t_opts(g_backend);
+    return t_opts(g_be->id);
 }
 
 /* ---- addresses ---- */
 
-static struct volley_addr parse(const char *s)
-{
-    struct volley_addr a;
-    int r = volley_addr_parse(&a, s);
-    if (r < 0)
-        T_FAIL("volley_addr_parse(%s): %s", s, volley_strerror(r));
-    return a;
-}
-
-static struct volley_addr local_of(const volley_sock *s)
-{
-    struct volley_addr a;
-    T_OK(volley_local_addr(s, &a));
-    return a;
-}
-
-static uint16_t raw_port(const struct volley_addr *a)
-{
-    return a->sa.sa_family == AF_INET ? a->sin.sin_port : a->sin6.sin6_port;
-}
-
-/* ip ("127.0.0.1:0", "[::1]:0") with the port s is bound to. */
-static struct volley_addr dest_of(const volley_sock *s, const char *ip)
-{
-    struct volley_addr l = local_of(s), a = parse(ip);
-    if (a.sa.sa_family == AF_INET)
-        a.sin.sin_port = raw_port(&l);
-    else
-        a.sin6.sin6_port = raw_port(&l);
-    return a;
-}
-
-static const char *fmt(const struct volley_addr *a, char *buf)
-{
-    if (volley_addr_format(a, buf, 64) < 0)
-        snprintf(buf, 64, "(family %d)", a->sa.sa_family);
-    return buf;
-}
-
 static void expect_addr_(const struct volley_addr *got, const struct volley_addr *want,
                          const char *what, int line)
 {
-    char g[64], w[64];
     if (!volley_addr_equal(got, want))
-        FAIL_AT(line, "%s: got %s, want %s", what, fmt(got, g), fmt(want, w));
+        t_fail_at(__FILE__, line, "%s: got %s, want %s", what, t_fmt(got), t_fmt(want));
 }
 #define EXPECT_ADDR(got, want) expect_addr_(got, want, #got, __LINE__)
 
@@ -109,112 +40,44 @@ static void expect_addr_(const struct volley_addr *got, const struct volley_addr
 static void expect_ip_(const struct volley_addr *got, const char *want_s,
                        const char *what, int line)
 {
-    struct volley_addr want = parse(want_s);
-    char g[64];
-    bool same = got->sa.sa_family == want.sa.sa_family;
-    if (same && want.sa.sa_family == AF_INET)
-        same = got->sin.sin_addr.s_addr == want.sin.sin_addr.s_addr;
-    else if (same)
-        same = !memcmp(&got->sin6.sin6_addr, &want.sin6.sin6_addr, 16);
-    if (!same)
-        FAIL_AT(line, "%s: got %s, want the IP of %s", what, fmt(got, g), want_s);
+    struct volley_addr want = t_addr(want_s);
+    if (!t_same_ip(got, &want))
+        t_fail_at(__FILE__, line, "%s: got %s, want the IP of %s", what, t_fmt(got),
+                  want_s);
 }
 #define EXPECT_IP(got, want) expect_ip_(got, want, #got, __LINE__)
 
-/* Open a socket; false when the address family is not available here. */
-static bool try_open(volley_sock **s, const char *bind, const struct volley_opts *o)
-{
-    int r = volley_open(s, bind, o);
-    if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL)
-        return false;
-    if (r < 0)
-        T_FAIL("volley_open(%s): %s", bind, volley_strerror(r));
-    return true;
-}
-
 /* ---- payloads ---- */
-
-static void fill(uint8_t *p, size_t len, uint64_t seq)
-{
-    for (size_t i = 0; i < len; i++)
-        p[i] = t_byte(seq, i);
-}
 
 /* d holds len bytes of seq's payload starting at payload offset off, and is
  * not flagged truncated. */
 static void check_dgram_(const struct volley_dgram *d, size_t len, uint64_t seq,
                          size_t off, int line)
 {
-    if (d->len != len)
-        FAIL_AT(line, "datagram %llu: len %zu, want %zu", (unsigned long long)seq, d->len,
-                len);
+    t_payload_at(__FILE__, line, d, len, seq, off);
     if (d->flags & VOLLEY_DGRAM_TRUNC)
-        FAIL_AT(line, "datagram %llu: flagged TRUNC", (unsigned long long)seq);
-    const uint8_t *p = d->data;
-    for (size_t i = 0; i < len; i++)
-        if (p[i] != t_byte(seq, off + i))
-            FAIL_AT(line, "datagram %llu: byte %zu is %u, want %u",
-                    (unsigned long long)seq, i, p[i], t_byte(seq, off + i));
+        t_fail_at(__FILE__, line, "datagram %llu: flagged TRUNC",
+                  (unsigned long long)seq);
 }
 #define CHECK_DGRAM(d, len, seq) check_dgram_(d, len, seq, 0, __LINE__)
 
 /* n datagrams of stride bytes to peer (NULL: AF_UNSPEC), datagram i
- * carrying seq base + i. Free with batch_free. */
-struct batch {
-    struct volley_dgram *d;
-    uint8_t *buf;
-    unsigned n;
-    size_t stride;
-};
-
-static struct batch batch_new(unsigned n, size_t stride, const struct volley_addr *peer,
-                              uint64_t base)
+ * carrying seq base + i. Free with t_batch_free. */
+static struct t_batch batch_new(unsigned n, size_t stride, const struct volley_addr *peer,
+                                uint64_t base)
 {
-    struct batch b = {.n = n, .stride = stride};
-    b.d = calloc(n, sizeof *b.d);
-    b.buf = malloc((size_t)n * stride + 1);
-    T_ASSERT(b.d && b.buf);
+    struct t_batch b = t_batch_new(n, stride);
     for (unsigned i = 0; i < n; i++) {
-        fill(b.buf + (size_t)i * stride, stride, base + i);
-        b.d[i].data = b.buf + (size_t)i * stride;
-        b.d[i].len = stride;
+        t_fill(b.d[i].data, stride, base + i);
         if (peer)
             b.d[i].peer = *peer;
     }
     return b;
 }
 
-static void batch_free(struct batch *b)
+static unsigned recv_into(volley_sock *s, struct t_batch *in, unsigned n)
 {
-    free(b->d);
-    free(b->buf);
-}
-
-/* Room to receive n datagrams of up to stride bytes and keep them. */
-struct inbox {
-    struct volley_dgram *d;
-    uint8_t *store;
-    size_t stride;
-};
-
-static struct inbox inbox_new(unsigned n, size_t stride)
-{
-    struct inbox in = {.stride = stride};
-    in.d = calloc(n, sizeof *in.d);
-    in.store = malloc((size_t)n * stride + 1);
-    T_ASSERT(in.d && in.store);
-    return in;
-}
-
-static void inbox_free(struct inbox *in)
-{
-    free(in->d);
-    free(in->store);
-}
-
-static unsigned recv_into(volley_sock *s, struct inbox *in, unsigned n)
-{
-    return t_recv_n(s, in->d, n, in->store, in->stride, WAIT_MS);
+    return t_recv_n(s, in->d, n, in->buf, in->stride, WAIT_MS);
 }
 
 /* One datagram, bounded wait. */
@@ -223,7 +86,7 @@ static struct volley_dgram recv1_(volley_sock *s, int line)
     struct volley_dgram d;
     memset(&d, 0, sizeof d);
     if (t_recv_n(s, &d, 1, NULL, 0, WAIT_MS) != 1)
-        FAIL_AT(line, "no datagram within %d ms", WAIT_MS);
+        t_fail_at(__FILE__, line, "no datagram within %d ms", WAIT_MS);
     return d;
 }
 #define RECV1(s) recv1_(s, __LINE__)
@@ -238,14 +101,29 @@ static void send1_(volley_sock *s, const void *data, size_t len,
     if (peer)
         d.peer = *peer;
     if (t_send_all(s, &d, 1, WAIT_MS) != 1)
-        FAIL_AT(line, "send not taken within %d ms", WAIT_MS);
+        t_fail_at(__FILE__, line, "send not taken within %d ms", WAIT_MS);
 }
 #define SEND1(s, data, len, peer) send1_(s, data, len, peer, __LINE__)
+
+/* Datagram seq of len bytes from a to `to` (NULL: a's connected peer),
+ * received intact by b; returned for its addresses. */
+static struct volley_dgram hop_(volley_sock *a, volley_sock *b,
+                                const struct volley_addr *to, size_t len, uint64_t seq,
+                                int line)
+{
+    static uint8_t buf[VOLLEY_UDP6_MAX];
+    t_fill(buf, len, seq);
+    send1_(a, buf, len, to, line);
+    struct volley_dgram r = recv1_(b, line);
+    check_dgram_(&r, len, seq, 0, line);
+    return r;
+}
+#define HOP(a, b, to, len, seq) hop_(a, b, to, len, seq, __LINE__)
 
 /* Send d[0..n) from a while receiving on b, interleaved so a short receive
  * queue (AF_UNIX: 10 datagrams) cannot stall the sender. */
 static void xfer(volley_sock *a, const struct volley_dgram *d, unsigned n, volley_sock *b,
-                 struct inbox *in)
+                 struct t_batch *in)
 {
     unsigned sent = 0, got = 0;
     long long deadline = t_now_ms() + WAIT_MS;
@@ -259,12 +137,7 @@ static void xfer(volley_sock *a, const struct volley_dgram *d, unsigned n, volle
         }
         unsigned ask = n - got > VOLLEY_BATCH_MAX ? VOLLEY_BATCH_MAX : n - got;
         int k = ask ? T_OK(volley_recv(b, in->d + got, ask)) : 0;
-        for (int i = 0; i < k; i++) {
-            struct volley_dgram *x = &in->d[got + (unsigned)i];
-            uint8_t *slot = in->store + (size_t)(got + (unsigned)i) * in->stride;
-            memcpy(slot, x->data, x->len < in->stride ? x->len : in->stride);
-            x->data = slot;
-        }
+        t_keep(in->d + got, (unsigned)k, in->buf + (size_t)got * in->stride, in->stride);
         got += (unsigned)k;
         moved |= k > 0;
         if (moved)
@@ -274,20 +147,6 @@ static void xfer(volley_sock *a, const struct volley_dgram *d, unsigned n, volle
     }
     T_EQ(sent, n);
     T_EQ(got, n);
-}
-
-static struct volley_stats stats(const volley_sock *s)
-{
-    struct volley_stats st;
-    T_OK(volley_get_stats(s, &st, sizeof st));
-    return st;
-}
-
-static int64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static double test_scale(void)
@@ -309,24 +168,21 @@ static void sizes_round_trip(volley_sock *a, volley_sock *b,
                              const struct volley_addr *to_b, const size_t *sizes,
                              size_t n, size_t max)
 {
-    uint8_t *buf = malloc(max + 1);
-    T_ASSERT(buf);
     struct volley_addr from_a;
     if (!is_pair())
-        from_a = local_of(a);
+        from_a = t_local(a);
     for (size_t i = 0; i < n; i++) {
-        fill(buf, sizes[i], i);
-        SEND1(a, buf, sizes[i], to_b);
-        struct volley_dgram r = RECV1(b);
-        CHECK_DGRAM(&r, sizes[i], i);
+        struct volley_dgram r = HOP(a, b, to_b, sizes[i], i);
         if (!is_pair())
             EXPECT_ADDR(&r.peer, &from_a);
     }
     if (!is_pair()) {
+        uint8_t *buf = malloc(max + 1);
+        T_ASSERT(buf);
         struct volley_dgram d = {.data = buf, .len = max + 1, .peer = *to_b};
         T_EQ(volley_send(a, &d, 1), -EMSGSIZE);
+        free(buf);
     }
-    free(buf);
 }
 
 static int case_sizes(void)
@@ -342,12 +198,12 @@ static int case_sizes(void)
     volley_close(b);
     if (is_pair())
         return 0;
-    if (!try_open(&a, "[::1]:0", &o)) {
-        skip_part("case_sizes ipv6", "no IPv6 loopback");
+    if (!t_open(&a, "[::1]:0", &o)) {
+        t_skip_part("case_sizes ipv6", "no IPv6 loopback");
         return 0;
     }
     T_OK(volley_open(&b, "[::1]:0", &o));
-    to_b = local_of(b);
+    to_b = t_local(b);
     sizes_round_trip(a, b, &to_b, sizes6, sizeof sizes6 / sizeof *sizes6,
                      VOLLEY_UDP6_MAX);
     volley_close(a);
@@ -360,17 +216,17 @@ static int case_sizes(void)
 static void batch_round(volley_sock *a, volley_sock *b, const struct volley_addr *to,
                         unsigned n, size_t stride, bool vary, uint64_t base)
 {
-    struct batch tx = batch_new(n, stride, to, base);
+    struct t_batch tx = batch_new(n, stride, to, base);
     if (vary)
         for (unsigned i = 0; i < n; i++)
             tx.d[i].len = 1 + (i * 37u) % stride;
     T_EQ(volley_send(a, tx.d, n), n);
-    struct inbox in = inbox_new(n, stride);
+    struct t_batch in = t_batch_new(n, stride);
     T_EQ(recv_into(b, &in, n), n);
     for (unsigned i = 0; i < n; i++)
         CHECK_DGRAM(&in.d[i], tx.d[i].len, base + i);
-    inbox_free(&in);
-    batch_free(&tx);
+    t_batch_free(&in);
+    t_batch_free(&tx);
 }
 
 static int case_batch(void)
@@ -386,9 +242,9 @@ static int case_batch(void)
     batch_round(a, b, &to_b, VOLLEY_BATCH_MAX, 64, false, 5000);
     batch_round(a, b, &to_b, VOLLEY_BATCH_MAX, 1000, true, 9000);
 
-    struct batch big = batch_new(VOLLEY_BATCH_MAX + 1, 8, &to_b, 0);
+    struct t_batch big = batch_new(VOLLEY_BATCH_MAX + 1, 8, &to_b, 0);
     T_EQ(volley_send(a, big.d, VOLLEY_BATCH_MAX + 1), -EINVAL);
-    batch_free(&big);
+    t_batch_free(&big);
     volley_close(a);
     volley_close(b);
     return 0;
@@ -400,23 +256,16 @@ static void family_round(const char *bind)
 {
     struct volley_opts o = opts();
     volley_sock *a, *b;
-    if (!try_open(&a, bind, &o)) {
-        skip_part(bind, "address family unavailable");
+    if (!t_open(&a, bind, &o)) {
+        t_skip_part(bind, "address family unavailable");
         return;
     }
     T_OK(volley_open(&b, bind, &o));
-    struct volley_addr la = local_of(a), lb = local_of(b);
-    uint8_t buf[200];
-    fill(buf, sizeof buf, 1);
-    SEND1(a, buf, sizeof buf, &lb);
-    struct volley_dgram r = RECV1(b);
-    CHECK_DGRAM(&r, sizeof buf, 1);
+    struct volley_addr la = t_local(a), lb = t_local(b);
+    struct volley_dgram r = HOP(a, b, &lb, 200, 1);
     EXPECT_ADDR(&r.peer, &la);
     struct volley_addr back = r.peer;
-    fill(buf, sizeof buf, 2);
-    SEND1(b, buf, sizeof buf, &back);
-    r = RECV1(a);
-    CHECK_DGRAM(&r, sizeof buf, 2);
+    r = HOP(b, a, &back, 200, 2);
     EXPECT_ADDR(&r.peer, &lb);
     volley_close(a);
     volley_close(b);
@@ -425,69 +274,54 @@ static void family_round(const char *bind)
 static int case_families(void)
 {
     if (is_pair())
-        SKIP_CASE("the pair has no IP addresses");
+        return t_skip("the pair has no IP addresses");
     family_round("127.0.0.1:0");
     family_round("[::1]:0");
 
     struct volley_opts o = opts();
     volley_sock *ds, *s4, *s6 = NULL;
-    if (!try_open(&ds, "[::]:0", &o)) {
-        skip_part("case_families dual-stack", "no IPv6");
+    if (!t_open(&ds, "[::]:0", &o)) {
+        t_skip_part("case_families dual-stack", "no IPv6");
         return 0;
     }
     T_OK(volley_open(&s4, "127.0.0.1:0", &o));
-    struct volley_addr l4 = local_of(s4), ds4 = dest_of(ds, "127.0.0.1:0");
+    struct volley_addr l4 = t_local(s4), ds4 = t_dest(ds, "127.0.0.1:0");
     uint8_t *buf = malloc(VOLLEY_UDP6_MAX + 1);
     T_ASSERT(buf);
 
     /* IPv4 into the dual-stack socket: the peer comes out as AF_INET */
-    fill(buf, 300, 10);
-    SEND1(s4, buf, 300, &ds4);
-    struct volley_dgram r = RECV1(ds);
-    CHECK_DGRAM(&r, 300, 10);
+    struct volley_dgram r = HOP(s4, ds, &ds4, 300, 10);
     T_EQ(r.peer.sa.sa_family, AF_INET);
     EXPECT_ADDR(&r.peer, &l4);
 
     /* and back out to that AF_INET peer, one and a batch */
     struct volley_addr peer4 = r.peer;
-    fill(buf, 301, 11);
-    SEND1(ds, buf, 301, &peer4);
-    r = RECV1(s4);
-    CHECK_DGRAM(&r, 301, 11);
+    r = HOP(ds, s4, &peer4, 301, 11);
     EXPECT_ADDR(&r.peer, &ds4);
-    struct batch tx = batch_new(16, 1000, &peer4, 100);
+    struct t_batch tx = batch_new(16, 1000, &peer4, 100);
     T_EQ(volley_send(ds, tx.d, 16), 16);
-    struct inbox in = inbox_new(16, 1000);
+    struct t_batch in = t_batch_new(16, 1000);
     T_EQ(recv_into(s4, &in, 16), 16);
     for (unsigned i = 0; i < 16; i++) {
         CHECK_DGRAM(&in.d[i], 1000, 100 + i);
         EXPECT_ADDR(&in.d[i].peer, &ds4);
     }
-    inbox_free(&in);
-    batch_free(&tx);
+    t_batch_free(&in);
+    t_batch_free(&tx);
 
     /* the IPv4 size limit applies to AF_INET peers of an IPv6 socket */
     struct volley_dgram d = {.data = buf, .len = VOLLEY_UDP4_MAX + 1, .peer = peer4};
     T_EQ(volley_send(ds, &d, 1), -EMSGSIZE);
-    fill(buf, VOLLEY_UDP4_MAX, 12);
-    SEND1(ds, buf, VOLLEY_UDP4_MAX, &peer4);
-    r = RECV1(s4);
-    CHECK_DGRAM(&r, VOLLEY_UDP4_MAX, 12);
+    HOP(ds, s4, &peer4, VOLLEY_UDP4_MAX, 12);
 
     /* IPv6 peers of the same socket stay IPv6 */
-    if (try_open(&s6, "[::1]:0", &o)) {
-        struct volley_addr l6 = local_of(s6), ds6 = dest_of(ds, "[::1]:0");
-        fill(buf, 400, 13);
-        SEND1(s6, buf, 400, &ds6);
-        r = RECV1(ds);
-        CHECK_DGRAM(&r, 400, 13);
+    if (t_open(&s6, "[::1]:0", &o)) {
+        struct volley_addr l6 = t_local(s6), ds6 = t_dest(ds, "[::1]:0");
+        r = HOP(s6, ds, &ds6, 400, 13);
         T_EQ(r.peer.sa.sa_family, AF_INET6);
         EXPECT_ADDR(&r.peer, &l6);
         struct volley_addr peer6 = r.peer;
-        fill(buf, 401, 14);
-        SEND1(ds, buf, 401, &peer6);
-        r = RECV1(s6);
-        CHECK_DGRAM(&r, 401, 14);
+        r = HOP(ds, s6, &peer6, 401, 14);
         EXPECT_ADDR(&r.peer, &ds6);
         /* an IPv4 socket cannot reach an IPv6 peer */
         d = (struct volley_dgram){.data = buf, .len = 10, .peer = l6};
@@ -505,42 +339,33 @@ static int case_families(void)
 static int case_unix(void)
 {
     if (is_pair())
-        SKIP_CASE("the pair backend does not wrap kernel sockets");
+        return t_skip("the pair backend does not wrap kernel sockets");
     int fds[2];
     T_ASSERT(socketpair(AF_UNIX, SOCK_DGRAM, 0, fds) == 0);
     struct volley_opts o = opts();
     volley_sock *a, *b;
     T_OK(volley_wrap(&a, fds[0], &o));
     T_OK(volley_wrap(&b, fds[1], &o));
-    T_ASSERT(!strcmp(volley_backend_name(a), g_name));
+    T_ASSERT(!strcmp(volley_backend_name(a), g_be->name));
 
     static const size_t sizes[] = {0, 1, 100, 1200, 8192, VOLLEY_UDP4_MAX};
-    uint8_t *buf = malloc(VOLLEY_UDP4_MAX);
-    T_ASSERT(buf);
     for (unsigned i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-        fill(buf, sizes[i], i);
-        SEND1(a, buf, sizes[i], NULL);
-        struct volley_dgram r = RECV1(b);
-        CHECK_DGRAM(&r, sizes[i], i);
+        struct volley_dgram r = HOP(a, b, NULL, sizes[i], i);
         T_EQ(r.peer.sa.sa_family, AF_UNSPEC);
-        fill(buf, sizes[i], 50 + i);
-        SEND1(b, buf, sizes[i], NULL);
-        r = RECV1(a);
-        CHECK_DGRAM(&r, sizes[i], 50 + i);
+        r = HOP(b, a, NULL, sizes[i], 50 + i);
         T_EQ(r.peer.sa.sa_family, AF_UNSPEC);
     }
-    free(buf);
 
     /* same-size batches: nothing UDP-specific (GSO) may be tried here */
-    struct batch tx = batch_new(200, 1200, NULL, 1000);
-    struct inbox in = inbox_new(200, 1200);
+    struct t_batch tx = batch_new(200, 1200, NULL, 1000);
+    struct t_batch in = t_batch_new(200, 1200);
     xfer(a, tx.d, 200, b, &in);
     for (unsigned i = 0; i < 200; i++) {
         CHECK_DGRAM(&in.d[i], 1200, 1000 + i);
         T_EQ(in.d[i].peer.sa.sa_family, AF_UNSPEC);
     }
-    inbox_free(&in);
-    batch_free(&tx);
+    t_batch_free(&in);
+    t_batch_free(&tx);
     volley_close(a);
     volley_close(b);
     return 0;
@@ -553,16 +378,16 @@ static bool ecn_run(volley_sock *tx, volley_sock *rx, const struct volley_addr *
                     const char *what)
 {
     if (!(volley_features(rx) & VOLLEY_F_ECN)) {
-        skip_part(what, "receiver lacks VOLLEY_F_ECN");
+        t_skip_part(what, "receiver lacks VOLLEY_F_ECN");
         return false;
     }
     /* same size on purpose: datagrams with different ECN must not share a
      * GSO send */
-    struct batch b = batch_new(4, 100, to, 0);
+    struct t_batch b = batch_new(4, 100, to, 0);
     for (unsigned i = 0; i < 4; i++)
         b.d[i].ecn = (uint8_t)i;
     T_EQ(volley_send(tx, b.d, 4), 4);
-    struct inbox in = inbox_new(16, 100);
+    struct t_batch in = t_batch_new(16, 100);
     T_EQ(recv_into(rx, &in, 4), 4);
     for (unsigned i = 0; i < 4; i++) {
         CHECK_DGRAM(&in.d[i], 100, i);
@@ -570,7 +395,7 @@ static bool ecn_run(volley_sock *tx, volley_sock *rx, const struct volley_addr *
             T_FAIL("%s: datagram %u arrived with ecn %u, sent %u", what, i, in.d[i].ecn,
                    i);
     }
-    batch_free(&b);
+    t_batch_free(&b);
 
     /* a same-size run with one codepoint: GSO on send, GRO on receive */
     b = batch_new(16, 100, to, 10);
@@ -584,8 +409,8 @@ static bool ecn_run(volley_sock *tx, volley_sock *rx, const struct volley_addr *
             T_FAIL("%s: batch datagram %u arrived with ecn %u, sent 1", what, i,
                    in.d[i].ecn);
     }
-    batch_free(&b);
-    inbox_free(&in);
+    t_batch_free(&b);
+    t_batch_free(&in);
     return true;
 }
 
@@ -600,32 +425,32 @@ static int case_ecn(void)
         ran = ecn_run(a, b, &to_b, "case_ecn pair");
         volley_close(a);
         volley_close(b);
-        return ran ? 0 : SKIPPED;
+        return ran ? 0 : t_skip("the pair's receiver lacks VOLLEY_F_ECN");
     }
     t_socks(&o, "127.0.0.1:0", &a, &b, &to_b, &to_a);
     ran |= ecn_run(a, b, &to_b, "case_ecn ipv4");
     volley_close(a);
     volley_close(b);
 
-    if (try_open(&a, "[::1]:0", &o)) {
+    if (t_open(&a, "[::1]:0", &o)) {
         T_OK(volley_open(&b, "[::1]:0", &o));
-        to_b = local_of(b);
+        to_b = t_local(b);
         ran |= ecn_run(a, b, &to_b, "case_ecn ipv6");
         volley_close(a);
         volley_close(b);
     }
 
     volley_sock *ds, *s4;
-    if (try_open(&ds, "[::]:0", &o)) {
+    if (t_open(&ds, "[::]:0", &o)) {
         T_OK(volley_open(&s4, "127.0.0.1:0", &o));
-        struct volley_addr ds4 = dest_of(ds, "127.0.0.1:0"), l4 = local_of(s4);
+        struct volley_addr ds4 = t_dest(ds, "127.0.0.1:0"), l4 = t_local(s4);
         ran |= ecn_run(s4, ds, &ds4, "case_ecn ipv4 into dual-stack");
         ran |= ecn_run(ds, s4, &l4, "case_ecn dual-stack to ipv4");
         volley_close(ds);
         volley_close(s4);
     }
     if (!ran)
-        SKIP_CASE("no ECN on any receiver");
+        return t_skip("no ECN on any receiver");
     return 0;
 }
 
@@ -634,7 +459,7 @@ static int case_ecn(void)
 static int case_pktinfo(void)
 {
     if (is_pair())
-        SKIP_CASE("the pair has no IP addresses");
+        return t_skip("the pair has no IP addresses");
     unsigned lo = if_nametoindex("lo");
     T_ASSERT(lo > 0);
     struct volley_opts o = opts();
@@ -642,16 +467,15 @@ static int case_pktinfo(void)
     T_OK(volley_open(&w4, "0.0.0.0:0", &o));
     if (!(volley_features(w4) & VOLLEY_F_PKTINFO)) {
         volley_close(w4);
-        SKIP_CASE("no VOLLEY_F_PKTINFO");
+        return t_skip("no VOLLEY_F_PKTINFO");
     }
     T_OK(volley_open(&s4, "127.0.0.1:0", &o));
-    struct volley_addr l4 = local_of(s4);
+    struct volley_addr l4 = t_local(s4);
     uint8_t buf[64];
-    fill(buf, sizeof buf, 1);
+    t_fill(buf, sizeof buf, 1);
 
     /* the destination address and interface come back as local/ifindex */
-    struct volley_addr w4_1 = dest_of(w4, "127.0.0.1:0"),
-                       w4_2 = dest_of(w4, "127.0.0.2:0");
+    struct volley_addr w4_1 = t_dest(w4, "127.0.0.1:0"), w4_2 = t_dest(w4, "127.0.0.2:0");
     SEND1(s4, buf, sizeof buf, &w4_1);
     struct volley_dgram r = RECV1(w4);
     CHECK_DGRAM(&r, sizeof buf, 1);
@@ -675,7 +499,7 @@ static int case_pktinfo(void)
 
     /* source choice without ifindex, and none at all */
     struct volley_dgram d = {.data = buf, .len = sizeof buf, .peer = l4};
-    d.local = parse("127.0.0.2:0");
+    d.local = t_addr("127.0.0.2:0");
     T_EQ(t_send_all(w4, &d, 1, WAIT_MS), 1);
     r = RECV1(s4);
     EXPECT_ADDR(&r.peer, &w4_2);
@@ -687,20 +511,20 @@ static int case_pktinfo(void)
 
     /* dual-stack wildcard: IPv6 and IPv4 (normalised) destinations */
     volley_sock *ds, *s6;
-    if (!try_open(&ds, "[::]:0", &o)) {
-        skip_part("case_pktinfo dual-stack", "no IPv6");
+    if (!t_open(&ds, "[::]:0", &o)) {
+        t_skip_part("case_pktinfo dual-stack", "no IPv6");
         volley_close(s4);
         return 0;
     }
-    if (!try_open(&s6, "[::1]:0", &o)) {
-        skip_part("case_pktinfo dual-stack", "no IPv6 loopback address");
+    if (!t_open(&s6, "[::1]:0", &o)) {
+        t_skip_part("case_pktinfo dual-stack", "no IPv6 loopback address");
         volley_close(ds);
         volley_close(s4);
         return 0;
     }
-    struct volley_addr l6 = local_of(s6), ds6 = dest_of(ds, "[::1]:0");
-    struct volley_addr ds4_1 = dest_of(ds, "127.0.0.1:0"),
-                       ds4_2 = dest_of(ds, "127.0.0.2:0");
+    struct volley_addr l6 = t_local(s6), ds6 = t_dest(ds, "[::1]:0");
+    struct volley_addr ds4_1 = t_dest(ds, "127.0.0.1:0"),
+                       ds4_2 = t_dest(ds, "127.0.0.2:0");
     SEND1(s6, buf, sizeof buf, &ds6);
     r = RECV1(ds);
     EXPECT_IP(&r.local, "[::1]:0");
@@ -742,17 +566,17 @@ static int case_trunc(void)
     struct volley_addr to_a, to_b;
     t_socks(&o, "127.0.0.1:0", &a, &b, &to_b, &to_a);
     uint8_t buf[300];
-    fill(buf, sizeof buf, 7);
+    t_fill(buf, sizeof buf, 7);
     SEND1(a, buf, 300, &to_b);
     struct volley_dgram r = RECV1(b);
     T_EQ(r.len, 100);
     T_ASSERT(r.flags & VOLLEY_DGRAM_TRUNC);
     for (size_t i = 0; i < 100; i++)
         T_EQ(((uint8_t *)r.data)[i], t_byte(7, i));
-    T_EQ(stats(b).rx_truncated, 1);
+    T_EQ(t_stats(b).rx_truncated, 1);
 
     /* the boundary: exactly the slot fits, one more byte does not */
-    fill(buf, sizeof buf, 8);
+    t_fill(buf, sizeof buf, 8);
     SEND1(a, buf, 100, &to_b);
     r = RECV1(b);
     CHECK_DGRAM(&r, 100, 8);
@@ -760,22 +584,22 @@ static int case_trunc(void)
     r = RECV1(b);
     T_EQ(r.len, 100);
     T_ASSERT(r.flags & VOLLEY_DGRAM_TRUNC);
-    T_EQ(stats(b).rx_truncated, 2);
+    T_EQ(t_stats(b).rx_truncated, 2);
 
     /* small datagrams sent as one batch (a GSO send on mmsg) must not be
      * coalesced past the slot size on receive */
     for (unsigned len = 80; len <= 100; len += 20) {
-        struct batch tx = batch_new(8, len, &to_b, 20 + len);
+        struct t_batch tx = batch_new(8, len, &to_b, 20 + len);
         T_EQ(volley_send(a, tx.d, 8), 8);
-        struct inbox in = inbox_new(8, 100);
+        struct t_batch in = t_batch_new(8, 100);
         T_EQ(recv_into(b, &in, 8), 8);
         for (unsigned i = 0; i < 8; i++)
             CHECK_DGRAM(&in.d[i], len, 20 + len + i);
-        inbox_free(&in);
-        batch_free(&tx);
+        t_batch_free(&in);
+        t_batch_free(&tx);
     }
-    T_EQ(stats(b).rx_truncated, 2);
-    T_EQ(stats(b).rx_dgrams, 19);
+    T_EQ(t_stats(b).rx_truncated, 2);
+    T_EQ(t_stats(b).rx_dgrams, 19);
     volley_close(a);
     volley_close(b);
     return 0;
@@ -789,7 +613,7 @@ static int case_timestamp(void)
     volley_sock *a, *b;
     struct volley_addr to_a, to_b;
     uint8_t buf[64];
-    fill(buf, sizeof buf, 3);
+    t_fill(buf, sizeof buf, 3);
 
     /* off by default */
     t_socks(&o, "127.0.0.1:0", &a, &b, &to_b, &to_a);
@@ -805,13 +629,13 @@ static int case_timestamp(void)
     if (!(volley_features(b) & VOLLEY_F_TIMESTAMP)) {
         volley_close(a);
         volley_close(b);
-        SKIP_CASE("VOLLEY_F_TIMESTAMP refused");
+        return t_skip("VOLLEY_F_TIMESTAMP refused");
     }
-    struct batch tx = batch_new(16, 64, &to_b, 0);
+    struct t_batch tx = batch_new(16, 64, &to_b, 0);
     T_EQ(volley_send(a, tx.d, 16), 16);
-    struct inbox in = inbox_new(16, 64);
+    struct t_batch in = t_batch_new(16, 64);
     T_EQ(recv_into(b, &in, 16), 16);
-    int64_t now = realtime_ns(), window = 60 * (int64_t)1000000000;
+    int64_t now = t_realtime_ns(), window = 60 * (int64_t)1000000000;
     for (unsigned i = 0; i < 16; i++) {
         CHECK_DGRAM(&in.d[i], 64, i);
         T_ASSERT(in.d[i].flags & VOLLEY_DGRAM_TSTAMP);
@@ -819,8 +643,8 @@ static int case_timestamp(void)
             T_FAIL("rx_ns %lld is not within 60 s of now %lld", (long long)in.d[i].rx_ns,
                    (long long)now);
     }
-    inbox_free(&in);
-    batch_free(&tx);
+    t_batch_free(&in);
+    t_batch_free(&tx);
     volley_close(a);
     volley_close(b);
     return 0;
@@ -834,11 +658,11 @@ static int case_kernel_drops(void)
     struct volley_opts o = opts();
     volley_sock *a, *b;
     struct volley_addr to_a, to_b;
-    struct inbox in = inbox_new(1, 1);
+    struct t_batch in = t_batch_new(1, 1);
     if (is_pair()) {
         /* the pair's analogue: a full queue drops and counts on the sender */
         t_socks(&o, "", &a, &b, &to_b, &to_a);
-        struct batch tx = batch_new(N, LEN, NULL, 0);
+        struct t_batch tx = batch_new(N, LEN, NULL, 0);
         T_EQ(t_send_all(a, tx.d, N, WAIT_MS), N);
         unsigned got = 0;
         for (;;) {
@@ -848,13 +672,13 @@ static int case_kernel_drops(void)
             CHECK_DGRAM(in.d, LEN, got);
             got++;
         }
-        struct volley_stats sa = stats(a);
+        struct volley_stats sa = t_stats(a);
         T_ASSERT(sa.pair_queue_full > 0);
         T_EQ(got + sa.pair_queue_full, N);
-        T_EQ(stats(b).rx_kernel_drops, sa.pair_queue_full);
-        T_EQ(stats(b).rx_dgrams, got);
-        batch_free(&tx);
-        inbox_free(&in);
+        T_EQ(t_stats(b).rx_kernel_drops, sa.pair_queue_full);
+        T_EQ(t_stats(b).rx_dgrams, got);
+        t_batch_free(&tx);
+        t_batch_free(&in);
         volley_close(a);
         volley_close(b);
         return 0;
@@ -864,15 +688,15 @@ static int case_kernel_drops(void)
     T_OK(volley_open(&b, "127.0.0.1:0", &o));
     if (!(volley_features(b) & VOLLEY_F_RXQ_OVFL)) {
         volley_close(b);
-        inbox_free(&in);
-        SKIP_CASE("no VOLLEY_F_RXQ_OVFL");
+        t_batch_free(&in);
+        return t_skip("no VOLLEY_F_RXQ_OVFL");
     }
     /* one skb per datagram: a dropped GSO buffer would count once */
     struct volley_opts ao = opts();
     ao.disable = VOLLEY_F_GSO;
     T_OK(volley_open(&a, "127.0.0.1:0", &ao));
-    to_b = local_of(b);
-    struct batch tx = batch_new(N, LEN, &to_b, 0);
+    to_b = t_local(b);
+    struct t_batch tx = batch_new(N, LEN, &to_b, 0);
     T_EQ(t_send_all(a, tx.d, N, WAIT_MS), N);
 
     unsigned got = 0;
@@ -885,7 +709,7 @@ static int case_kernel_drops(void)
         T_EQ(in.d[0].len, LEN);
         got++;
     }
-    struct volley_stats sb = stats(b);
+    struct volley_stats sb = t_stats(b);
     printf("  kernel drops: received %u, rx_kernel_drops %llu of %d\n", got,
            (unsigned long long)sb.rx_kernel_drops, N);
     T_ASSERT(sb.rx_kernel_drops > 0);
@@ -897,11 +721,11 @@ static int case_kernel_drops(void)
     SEND1(a, &mark, 1, &to_b);
     struct volley_dgram r = RECV1(b);
     T_EQ(r.len, 1);
-    sb = stats(b);
+    sb = t_stats(b);
     T_EQ(got + sb.rx_kernel_drops, N);
     T_EQ(sb.rx_dgrams, got + 1);
-    batch_free(&tx);
-    inbox_free(&in);
+    t_batch_free(&tx);
+    t_batch_free(&in);
     volley_close(a);
     volley_close(b);
     return 0;
@@ -919,20 +743,13 @@ struct tally {
 
 static void tally_one(struct tally *t, const struct volley_dgram *d)
 {
-    uint64_t seq;
-    if (d->len != SEQ_LEN)
-        T_FAIL("sequence datagram of %zu bytes", d->len);
-    memcpy(&seq, d->data, sizeof seq);
+    uint64_t seq = T_SEQ(d, SEQ_LEN);
     if (seq == SEQ_MARK) {
         t->marks++;
         return;
     }
     if (seq >= t->n)
         T_FAIL("sequence number %llu out of range", (unsigned long long)seq);
-    const uint8_t *p = d->data;
-    for (size_t i = sizeof seq; i < SEQ_LEN; i++)
-        if (p[i] != t_byte(seq, i))
-            T_FAIL("datagram %llu: byte %zu wrong", (unsigned long long)seq, i);
     if (t->seen[seq]++)
         t->dups++;
     t->got++;
@@ -979,12 +796,8 @@ static void seq_run(const char *label, const struct volley_opts *o, uint64_t n,
     uint64_t sent = 0;
     for (unsigned batches = 1; sent < t.n; batches++) {
         unsigned k = t.n - sent < SEQ_BATCH ? (unsigned)(t.n - sent) : SEQ_BATCH;
-        for (unsigned i = 0; i < k; i++) {
-            uint64_t seq = sent + i;
-            memcpy(sbuf[i], &seq, sizeof seq);
-            for (size_t j = sizeof seq; j < SEQ_LEN; j++)
-                sbuf[i][j] = t_byte(seq, j);
-        }
+        for (unsigned i = 0; i < k; i++)
+            t_fill_seq(sbuf[i], SEQ_LEN, sent + i);
         int r = T_OK(volley_send(a, sd, k));
         sent += (unsigned)r;
         unsigned got = batches % drain_every ? 0 : tally_drain(b, &t, rd);
@@ -1005,8 +818,7 @@ static void seq_run(const char *label, const struct volley_opts *o, uint64_t n,
     bool counted = is_pair() || (volley_features(b) & VOLLEY_F_RXQ_OVFL);
     uint64_t marks_sent = 0;
     if (!is_pair() && counted) {
-        uint64_t mark = SEQ_MARK;
-        memcpy(sbuf[0], &mark, sizeof mark);
+        t_fill_seq(sbuf[0], SEQ_LEN, SEQ_MARK);
         for (int tries = 0; tries < 50 && !t.marks; tries++) {
             marks_sent += (unsigned)T_OK(volley_send(a, sd, 1));
             volley_wait(b, VOLLEY_WAIT_RECV, 100);
@@ -1014,7 +826,7 @@ static void seq_run(const char *label, const struct volley_opts *o, uint64_t n,
         }
         T_ASSERT(t.marks > 0);
     }
-    struct volley_stats sa = stats(a), sb = stats(b);
+    struct volley_stats sa = t_stats(a), sb = t_stats(b);
     /* The pair counts a full queue on both sides: the sender's
      * pair_queue_full and the receiver's rx_kernel_drops, as a kernel would. */
     uint64_t drops =
@@ -1050,6 +862,19 @@ static void seq_run(const char *label, const struct volley_opts *o, uint64_t n,
     volley_close(b);
 }
 
+/* Whether a receiver opened with o has GRO on (the backend's offload and
+ * the kernel's). */
+static bool gro_on(const struct volley_opts *o)
+{
+    volley_sock *a, *b;
+    struct volley_addr to_a, to_b;
+    t_socks(o, "127.0.0.1:0", &a, &b, &to_b, &to_a);
+    bool on = volley_features(b) & VOLLEY_F_GRO;
+    volley_close(a);
+    volley_close(b);
+    return on;
+}
+
 static int case_million(void)
 {
     uint64_t n = (uint64_t)(1000000 * test_scale());
@@ -1066,11 +891,10 @@ static int case_million(void)
     o.pair_capacity = 300;
     o.disable = VOLLEY_F_GRO;
     seq_run("lossy", &o, n / 5, 4, true, true);
-    if (gro_backend()) {
-        o.disable = 0;
-        o.rcvbuf = 4096;
+    o.disable = 0;
+    o.rcvbuf = 4096;
+    if (gro_on(&o))
         seq_run("lossy-gro", &o, n / 5, 4, false, false);
-    }
     return 0;
 }
 
@@ -1083,16 +907,16 @@ static int case_stats(void)
     struct volley_addr to_a, to_b;
     t_socks(&o, "127.0.0.1:0", &a, &b, &to_b, &to_a);
     /* different sizes: no GSO, one datagram per message */
-    struct batch tx = batch_new(10, 200, &to_b, 0);
+    struct t_batch tx = batch_new(10, 200, &to_b, 0);
     uint64_t bytes = 0;
     for (unsigned i = 0; i < 10; i++) {
         tx.d[i].len = 100 + i;
         bytes += tx.d[i].len;
     }
     T_EQ(volley_send(a, tx.d, 10), 10);
-    struct inbox in = inbox_new(10, 200);
+    struct t_batch in = t_batch_new(10, 200);
     T_EQ(recv_into(b, &in, 10), 10);
-    struct volley_stats sa = stats(a), sb = stats(b);
+    struct volley_stats sa = t_stats(a), sb = t_stats(b);
     T_EQ(sa.tx_dgrams, 10);
     T_EQ(sa.tx_bytes, bytes);
     T_EQ(sa.rx_dgrams, 0);
@@ -1105,7 +929,7 @@ static int case_stats(void)
         T_ASSERT(sa.tx_syscalls >= 1);
         T_ASSERT(sb.rx_syscalls >= 1);
     }
-    batch_free(&tx);
+    t_batch_free(&tx);
 
     if (!is_pair()) {
         /* a batch to one peer without GSO: one sendmsg each for scalar, one
@@ -1115,26 +939,26 @@ static int case_stats(void)
         volley_sock *c;
         T_OK(volley_open(&c, "127.0.0.1:0", &co));
         tx = batch_new(64, 100, &to_b, 100);
-        struct volley_stats before = stats(c);
+        struct volley_stats before = t_stats(c);
         T_EQ(volley_send(c, tx.d, 64), 64);
-        struct volley_stats after = stats(c);
+        struct volley_stats after = t_stats(c);
         T_EQ(after.tx_syscalls - before.tx_syscalls,
-             g_backend == VOLLEY_BACKEND_SCALAR ? 64 : 1);
+             g_be->id == VOLLEY_BACKEND_SCALAR ? 64 : 1);
         T_EQ(after.tx_gso_sends, 0);
         T_EQ(after.tx_dgrams, 64);
         T_EQ(after.tx_bytes, 6400);
-        inbox_free(&in);
-        in = inbox_new(64, 100);
+        t_batch_free(&in);
+        in = t_batch_new(64, 100);
         T_EQ(recv_into(b, &in, 64), 64);
         for (unsigned i = 0; i < 64; i++)
             CHECK_DGRAM(&in.d[i], 100, 100 + i);
-        sb = stats(b);
+        sb = t_stats(b);
         T_EQ(sb.rx_dgrams, 74);
         T_EQ(sb.rx_bytes, bytes + 6400);
-        batch_free(&tx);
+        t_batch_free(&tx);
         volley_close(c);
     }
-    inbox_free(&in);
+    t_batch_free(&in);
     volley_close(a);
     volley_close(b);
     return 0;
@@ -1145,25 +969,21 @@ static int case_stats(void)
 static void connected_run(volley_sock *a, volley_sock *b,
                           const struct volley_addr *from_a)
 {
-    uint8_t buf[500];
-    fill(buf, sizeof buf, 1);
-    SEND1(a, buf, sizeof buf, NULL);
-    struct volley_dgram r = RECV1(b);
-    CHECK_DGRAM(&r, sizeof buf, 1);
+    struct volley_dgram r = HOP(a, b, NULL, 500, 1);
     if (from_a)
         EXPECT_ADDR(&r.peer, from_a);
 
-    struct batch tx = batch_new(64, 500, NULL, 10);
+    struct t_batch tx = batch_new(64, 500, NULL, 10);
     T_EQ(volley_send(a, tx.d, 64), 64);
-    struct inbox in = inbox_new(64, 500);
+    struct t_batch in = t_batch_new(64, 500);
     T_EQ(recv_into(b, &in, 64), 64);
     for (unsigned i = 0; i < 64; i++) {
         CHECK_DGRAM(&in.d[i], 500, 10 + i);
         if (from_a)
             EXPECT_ADDR(&in.d[i].peer, from_a);
     }
-    inbox_free(&in);
-    batch_free(&tx);
+    t_batch_free(&in);
+    t_batch_free(&tx);
 }
 
 static int case_connected(void)
@@ -1197,10 +1017,10 @@ static int case_connected(void)
     volley_close(a);
     volley_close(b);
 
-    if (try_open(&a, "[::1]:0", &o)) {
+    if (t_open(&a, "[::1]:0", &o)) {
         T_OK(volley_open(&b, "[::1]:0", &o));
-        to_a = local_of(a);
-        to_b = local_of(b);
+        to_a = t_local(a);
+        to_b = t_local(b);
         T_OK(volley_connect_addr(a, &to_b));
         connected_run(a, b, &to_a);
         T_EQ(volley_send(b, &d, 1), -EDESTADDRREQ);
@@ -1222,7 +1042,7 @@ static int case_wait(void)
     T_EQ(volley_wait(b, VOLLEY_WAIT_RECV, 0), 0);
     T_EQ(volley_wait(a, VOLLEY_WAIT_SEND, 1000), VOLLEY_WAIT_SEND);
     uint8_t buf[100];
-    fill(buf, sizeof buf, 0);
+    t_fill(buf, sizeof buf, 0);
     SEND1(a, buf, sizeof buf, &to_b);
     T_EQ(volley_wait(b, VOLLEY_WAIT_RECV, WAIT_MS), VOLLEY_WAIT_RECV);
     T_EQ(volley_wait(b, VOLLEY_WAIT_RECV | VOLLEY_WAIT_SEND, WAIT_MS),
@@ -1233,7 +1053,7 @@ static int case_wait(void)
 
     /* taken one at a time: datagrams the socket already holds (a GRO buffer,
      * a receive batch) must still make it readable */
-    struct batch tx = batch_new(10, 100, &to_b, 1);
+    struct t_batch tx = batch_new(10, 100, &to_b, 1);
     T_EQ(volley_send(a, tx.d, 10), 10);
     for (unsigned i = 0; i < 10; i++) {
         T_EQ(volley_wait(b, VOLLEY_WAIT_RECV, WAIT_MS), VOLLEY_WAIT_RECV);
@@ -1242,7 +1062,7 @@ static int case_wait(void)
     }
     T_EQ(volley_wait(b, VOLLEY_WAIT_RECV, 50), 0);
     T_EQ(volley_recv(b, &r, 1), 0);
-    batch_free(&tx);
+    t_batch_free(&tx);
     volley_close(a);
     volley_close(b);
     return 0;
@@ -1255,9 +1075,9 @@ static bool closed_port(const char *bind, struct volley_addr *out)
 {
     struct volley_opts o = opts();
     volley_sock *c;
-    if (!try_open(&c, bind, &o))
+    if (!t_open(&c, bind, &o))
         return false;
-    *out = local_of(c);
+    *out = t_local(c);
     volley_close(c);
     return true;
 }
@@ -1270,17 +1090,17 @@ static void recverr_run(const char *what, const char *tx_bind, const char *close
     o.enable = VOLLEY_F_RECVERR;
     volley_sock *tx, *p;
     struct volley_addr gone;
-    if (!closed_port(closed_bind, &gone) || !try_open(&tx, tx_bind, &o)) {
-        skip_part(what, "address family unavailable");
+    if (!closed_port(closed_bind, &gone) || !t_open(&tx, tx_bind, &o)) {
+        t_skip_part(what, "address family unavailable");
         return;
     }
     if (!(volley_features(tx) & VOLLEY_F_RECVERR)) {
-        skip_part(what, "VOLLEY_F_RECVERR refused");
+        t_skip_part(what, "VOLLEY_F_RECVERR refused");
         volley_close(tx);
         return;
     }
     uint8_t buf[64];
-    fill(buf, sizeof buf, 5);
+    t_fill(buf, sizeof buf, 5);
     SEND1(tx, buf, sizeof buf, &gone);
 
     struct volley_sockerr errs[8];
@@ -1307,19 +1127,14 @@ static void recverr_run(const char *what, const char *tx_bind, const char *close
         T_EQ(errs[0].type, ICMP6_DST_UNREACH);
         T_EQ(errs[0].code, ICMP6_DST_UNREACH_NOPORT);
     }
-    T_ASSERT(stats(tx).sockerr_queued >= 1);
+    T_ASSERT(t_stats(tx).sockerr_queued >= 1);
 
     /* the socket carries on */
     struct volley_opts po = opts();
     T_OK(volley_open(&p, closed_bind, &po));
-    struct volley_addr lp = local_of(p), back = dest_of(tx, closed_bind);
-    fill(buf, sizeof buf, 6);
-    SEND1(tx, buf, sizeof buf, &lp);
-    struct volley_dgram r = RECV1(p);
-    CHECK_DGRAM(&r, sizeof buf, 6);
-    SEND1(p, buf, sizeof buf, &back);
-    r = RECV1(tx);
-    CHECK_DGRAM(&r, sizeof buf, 6);
+    struct volley_addr lp = t_local(p), back = t_dest(tx, closed_bind);
+    HOP(tx, p, &lp, sizeof buf, 6);
+    struct volley_dgram r = HOP(p, tx, &back, sizeof buf, 6);
     EXPECT_ADDR(&r.peer, &lp);
     volley_close(p);
     volley_close(tx);
@@ -1328,7 +1143,7 @@ static void recverr_run(const char *what, const char *tx_bind, const char *close
 static int case_icmp(void)
 {
     if (is_pair())
-        SKIP_CASE("the pair has no kernel sockets");
+        return t_skip("the pair has no kernel sockets");
     recverr_run("case_icmp ipv4", "127.0.0.1:0", "127.0.0.1:0");
     recverr_run("case_icmp ipv6", "[::1]:0", "[::1]:0");
     recverr_run("case_icmp dual-stack to ipv4", "[::]:0", "127.0.0.1:0");
@@ -1341,15 +1156,15 @@ static int case_icmp(void)
     T_OK(volley_open(&tx, "127.0.0.1:0", &o));
     T_OK(volley_connect_addr(tx, &gone));
     uint8_t buf[64];
-    fill(buf, sizeof buf, 9);
+    t_fill(buf, sizeof buf, 9);
     struct volley_dgram d = {.data = buf, .len = sizeof buf}, rd[8];
     long long deadline = t_now_ms() + WAIT_MS;
-    while (stats(tx).err_connrefused == 0 && t_now_ms() < deadline) {
+    while (t_stats(tx).err_connrefused == 0 && t_now_ms() < deadline) {
         T_EQ(volley_send(tx, &d, 1), 1);
         T_EQ(T_OK(volley_recv(tx, rd, 8)), 0);
         volley_wait(tx, VOLLEY_WAIT_RECV, 20);
     }
-    T_ASSERT(stats(tx).err_connrefused >= 1);
+    T_ASSERT(t_stats(tx).err_connrefused >= 1);
     T_EQ(volley_send(tx, &d, 1), 1);
     T_EQ(T_OK(volley_recv(tx, rd, 8)), 0);
     T_EQ(volley_send(tx, &d, 1), 1);
@@ -1366,7 +1181,7 @@ static int case_icmp(void)
         CHECK_DGRAM(&x, sizeof buf, 9);
         volley_close(p);
     } else {
-        skip_part("case_icmp rebind", "the closed port was taken");
+        t_skip_part("case_icmp rebind", "the closed port was taken");
     }
     volley_close(tx);
     return 0;
@@ -1376,7 +1191,7 @@ static int case_icmp(void)
 
 /* Receive n datagrams a few at a time so GRO buffers are handed out in
  * parts. */
-static void recv_chunked(volley_sock *b, struct inbox *in, unsigned n, unsigned chunk)
+static void recv_chunked(volley_sock *b, struct t_batch *in, unsigned n, unsigned chunk)
 {
     unsigned got = 0;
     long long deadline = t_now_ms() + WAIT_MS;
@@ -1387,13 +1202,9 @@ static void recv_chunked(volley_sock *b, struct inbox *in, unsigned n, unsigned 
             volley_wait(b, VOLLEY_WAIT_RECV, 50);
             continue;
         }
-        for (int i = 0; i < k; i++) {
-            struct volley_dgram *x = &in->d[got + (unsigned)i];
-            uint8_t *slot = in->store + (size_t)(got + (unsigned)i) * in->stride;
-            T_ASSERT(x->len <= in->stride);
-            memcpy(slot, x->data, x->len);
-            x->data = slot;
-        }
+        for (int i = 0; i < k; i++)
+            T_ASSERT(in->d[got + (unsigned)i].len <= in->stride);
+        t_keep(in->d + got, (unsigned)k, in->buf + (size_t)got * in->stride, in->stride);
         got += (unsigned)k;
     }
     T_EQ(got, n);
@@ -1402,31 +1213,31 @@ static void recv_chunked(volley_sock *b, struct inbox *in, unsigned n, unsigned 
 static void gso_auto(volley_sock *a, volley_sock *b, const struct volley_addr *to,
                      unsigned n, size_t len, size_t last, uint64_t base)
 {
-    struct volley_stats sa0 = stats(a), sb0 = stats(b);
-    struct batch tx = batch_new(n, len, to, base);
+    struct volley_stats sa0 = t_stats(a), sb0 = t_stats(b);
+    struct t_batch tx = batch_new(n, len, to, base);
     tx.d[n - 1].len = last;
     T_EQ(volley_send(a, tx.d, n), n);
-    struct volley_stats sa = stats(a);
+    struct volley_stats sa = t_stats(a);
     T_ASSERT(sa.tx_gso_sends > sa0.tx_gso_sends);
     T_EQ(sa.tx_syscalls - sa0.tx_syscalls, 1);
     T_EQ(sa.tx_dgrams - sa0.tx_dgrams, n);
     T_EQ(sa.tx_bytes - sa0.tx_bytes, (n - 1) * len + last);
-    struct inbox in = inbox_new(n, len);
+    struct t_batch in = t_batch_new(n, len);
     recv_chunked(b, &in, n, 7);
     bool gro = false;
     for (unsigned i = 0; i < n; i++) {
         CHECK_DGRAM(&in.d[i], tx.d[i].len, base + i);
         gro |= (in.d[i].flags & VOLLEY_DGRAM_GRO) != 0;
     }
-    struct volley_stats sb = stats(b);
+    struct volley_stats sb = t_stats(b);
     T_EQ(sb.rx_dgrams - sb0.rx_dgrams, n);
     T_EQ(sb.rx_bytes - sb0.rx_bytes, (n - 1) * len + last);
     if (volley_features(b) & VOLLEY_F_GRO) {
         T_ASSERT(gro);
         T_ASSERT(sb.rx_gro_buffers > sb0.rx_gro_buffers);
     }
-    inbox_free(&in);
-    batch_free(&tx);
+    t_batch_free(&in);
+    t_batch_free(&tx);
 }
 
 /* One explicit GSO descriptor of len bytes cut at seg. */
@@ -1435,25 +1246,23 @@ static void gso_explicit(volley_sock *a, volley_sock *b, const struct volley_add
 {
     uint8_t *buf = malloc(len);
     T_ASSERT(buf);
-    fill(buf, len, seq);
+    t_fill(buf, len, seq);
     struct volley_dgram d = {.data = buf, .len = len, .peer = *to, .segment = seg};
     T_EQ(volley_send(a, &d, 1), 1);
     unsigned n = (unsigned)((len + seg - 1) / seg);
-    struct inbox in = inbox_new(n, seg);
+    struct t_batch in = t_batch_new(n, seg);
     recv_chunked(b, &in, n, 3);
     for (unsigned i = 0; i < n; i++) {
         size_t off = (size_t)i * seg, want = len - off < seg ? len - off : seg;
         check_dgram_(&in.d[i], want, seq, off, __LINE__);
     }
     T_EQ(volley_recv(b, in.d, 1), 0);
-    inbox_free(&in);
+    t_batch_free(&in);
     free(buf);
 }
 
 static int case_gso(void)
 {
-    if (!gro_backend())
-        SKIP_CASE("GSO/GRO belong to the mmsg and uring backends");
     struct volley_opts o = opts();
     o.rcvbuf = 4 * MIB;
     volley_sock *a, *b, *c;
@@ -1463,7 +1272,7 @@ static int case_gso(void)
     if (max == 0) {
         volley_close(a);
         volley_close(b);
-        SKIP_CASE("GSO is off: kernel or VOLLEY_DISABLE");
+        return t_skip("GSO is off: backend, kernel or VOLLEY_DISABLE");
     }
     /* 64 x 1200 is more than one super-datagram can carry: two GSO sends */
     gso_auto(a, b, &to_b, 64, 1200, 1200, 0);
@@ -1474,22 +1283,22 @@ static int case_gso(void)
     gso_auto(a, b, &to_b, max + 1, seg, seg, 600); /* one more */
 
     /* a longer last datagram must not ride in the run */
-    struct batch tx = batch_new(4, 1200, &to_b, 900);
+    struct t_batch tx = batch_new(4, 1200, &to_b, 900);
     for (unsigned i = 0; i < 3; i++)
         tx.d[i].len = 500;
     T_EQ(volley_send(a, tx.d, 4), 4);
-    struct inbox in = inbox_new(4, 1200);
+    struct t_batch in = t_batch_new(4, 1200);
     recv_chunked(b, &in, 4, 4);
     for (unsigned i = 0; i < 4; i++)
         CHECK_DGRAM(&in.d[i], tx.d[i].len, 900 + i);
-    inbox_free(&in);
-    batch_free(&tx);
+    t_batch_free(&in);
+    t_batch_free(&tx);
 
     /* explicit descriptors, to a receiver without GRO and to one with it */
     struct volley_opts co = o;
     co.disable = VOLLEY_F_GRO;
     T_OK(volley_open(&c, "127.0.0.1:0", &co));
-    struct volley_addr to_c = local_of(c);
+    struct volley_addr to_c = t_local(c);
     gso_explicit(a, c, &to_c, 5000, 1200, 1000);
     gso_explicit(a, c, &to_c, 1200, 1200, 1001);
     gso_explicit(a, c, &to_c, 1201, 1200, 1002);
@@ -1499,9 +1308,9 @@ static int case_gso(void)
     volley_close(a);
     volley_close(b);
 
-    if (try_open(&a, "[::1]:0", &o)) {
+    if (t_open(&a, "[::1]:0", &o)) {
         T_OK(volley_open(&b, "[::1]:0", &o));
-        to_b = local_of(b);
+        to_b = t_local(b);
         gso_auto(a, b, &to_b, 64, 1200, 1200, 2000);
         gso_explicit(a, b, &to_b, 5000, 1200, 2100);
         volley_close(a);
@@ -1512,64 +1321,28 @@ static int case_gso(void)
 
 /* ---- main ---- */
 
-struct tcase {
-    const char *name;
-    int (*fn)(void);
-};
-
 int main(int argc, char **argv)
 {
-    static const struct tcase cases[] = {
-        {"sizes", case_sizes},
-        {"batch", case_batch},
-        {"families", case_families},
-        {"unix", case_unix},
-        {"ecn", case_ecn},
-        {"pktinfo", case_pktinfo},
-        {"trunc", case_trunc},
-        {"timestamp", case_timestamp},
-        {"kernel_drops", case_kernel_drops},
-        {"million", case_million},
-        {"stats", case_stats},
-        {"connected", case_connected},
-        {"wait", case_wait},
-        {"icmp", case_icmp},
-        {"gso", case_gso},
+    static const struct t_case cases[] = {
+        {"sizes", case_sizes, 0, NULL},
+        {"batch", case_batch, 0, NULL},
+        {"families", case_families, 0, NULL},
+        {"unix", case_unix, 0, NULL},
+        {"ecn", case_ecn, 0, NULL},
+        {"pktinfo", case_pktinfo, 0, NULL},
+        {"trunc", case_trunc, 0, NULL},
+        {"timestamp", case_timestamp, 0, NULL},
+        {"kernel_drops", case_kernel_drops, 0, NULL},
+        {"million", case_million, 0, NULL},
+        {"stats", case_stats, 0, NULL},
+        {"connected", case_connected, 0, NULL},
+        {"wait", case_wait, 0, NULL},
+        {"icmp", case_icmp, 0, NULL},
+        {"gso", case_gso, 0, NULL},
     };
-    enum { BUDGET_S = 240 };
-    if (argc < 2)
-        T_FAIL("usage: test_dgram scalar|mmsg|uring|pair [case]");
-    g_name = argv[1];
-    g_backend = t_backend(g_name);
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    /* A backend this kernel or sandbox refuses (io_uring disabled by
-     * sysctl or seccomp) is a skip, not a failure: `volley probe` says why. */
-    if (g_backend != VOLLEY_BACKEND_PAIR) {
-        struct volley_opts o = t_opts(g_backend);
-        volley_sock *s;
-        int r = volley_open(&s, "127.0.0.1:0", &o);
-        T_SKIP_IF(r == -ENOTSUP, "backend not available here");
-        T_OK(r);
-        volley_close(s);
-    }
-    long long start = t_now_ms();
-    unsigned ran = 0, skipped = 0;
-    static char watch[96];
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        if (argc > 2 && strcmp(argv[2], cases[i].name))
-            continue;
-        /* one overall budget; the watchdog names the case it caught */
-        long long left = BUDGET_S - (t_now_ms() - start) / 1000;
-        snprintf(watch, sizeof watch, "test_dgram %s: case %s", g_name, cases[i].name);
-        t_watchdog(watch, left > 1 ? (unsigned)left : 1);
-        long long t0 = t_now_ms();
-        if (cases[i].fn() == SKIPPED) {
-            skipped++;
-            continue;
-        }
-        ran++;
-        printf("ok: %s (%lld ms)\n", cases[i].name, t_now_ms() - t0);
-    }
-    printf("%s: %u cases passed, %u skipped\n", g_name, ran, skipped);
-    return ran ? 0 : T_SKIP;
+    g_be = t_backend_arg(&argc, &argv);
+    /* One budget for all the cases: a backend this kernel or sandbox
+     * refuses (io_uring off by sysctl or seccomp) skips every case. */
+    struct t_run how = {.total_s = 240, .backend = g_be->id};
+    return t_main(cases, T_COUNT(cases), &how, argc, argv);
 }

@@ -19,30 +19,8 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <time.h>
+#include <stdarg.h>
 #include <unistd.h>
-
-static int fails, ran, skipped;
-
-/* Reports and counts a failure; evaluates to whether c held, so a case can
- * stop at its first broken datagram instead of flooding the log. */
-#define CHECK(c, ...)                                                                    \
-    ({                                                                                   \
-        bool ok_ = (c);                                                                  \
-        if (!ok_) {                                                                      \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                         \
-            fprintf(stderr, __VA_ARGS__);                                                \
-            fprintf(stderr, "\n");                                                       \
-            fails++;                                                                     \
-        }                                                                                \
-        ok_;                                                                             \
-    })
-
-static void skip(const char *what, const char *why)
-{
-    fprintf(stderr, "SKIP %s: %s\n", what, why);
-    skipped++;
-}
 
 /* ---- pure: volley__gso_seg_next ---- */
 
@@ -51,7 +29,7 @@ static const struct {
     uint16_t seg;
     uint32_t off;
     uint32_t want;
-} gro_rows[] = {
+} seg_rows[] = {
     /* not coalesced: the buffer is one datagram */
     {1200, 0, 0, 1200},
     {1, 0, 0, 1},
@@ -89,14 +67,15 @@ static const struct {
     {UINT32_MAX, 0, UINT32_MAX - 1, 1},
 };
 
-static void test_gro_rows(void)
+static int gro_rows(void)
 {
-    for (size_t i = 0; i < sizeof gro_rows / sizeof gro_rows[0]; i++) {
+    for (size_t i = 0; i < T_COUNT(seg_rows); i++) {
         uint32_t r =
-            volley__gso_seg_next(gro_rows[i].len, gro_rows[i].seg, gro_rows[i].off);
-        CHECK(r == gro_rows[i].want, "gro_next(%u, %u, %u) = %u, want %u",
-              gro_rows[i].len, gro_rows[i].seg, gro_rows[i].off, r, gro_rows[i].want);
+            volley__gso_seg_next(seg_rows[i].len, seg_rows[i].seg, seg_rows[i].off);
+        T_CHECK(r == seg_rows[i].want, "gro_next(%u, %u, %u) = %u, want %u",
+                seg_rows[i].len, seg_rows[i].seg, seg_rows[i].off, r, seg_rows[i].want);
     }
+    return 0;
 }
 
 /* Walk a buffer as volley__msg_deliver does; false after reporting a broken
@@ -107,75 +86,66 @@ static bool walk(uint32_t len, uint16_t seg)
     uint64_t sum = 0;
     while (off < len && pieces <= len) {
         uint32_t n = volley__gso_seg_next(len, seg, off);
-        if (!CHECK(n > 0, "walk(%u, %u): empty piece at %u", len, seg, off))
+        if (!T_CHECK(n > 0, "walk(%u, %u): empty piece at %u", len, seg, off))
             return false;
         bool last = off + (uint64_t)n == len;
-        if (seg &&
-            !CHECK(n == seg || (last && n < seg),
-                   "walk(%u, %u): piece %u at %u is %u bytes", len, seg, pieces, off, n))
+        if (seg && !T_CHECK(n == seg || (last && n < seg),
+                            "walk(%u, %u): piece %u at %u is %u bytes", len, seg, pieces,
+                            off, n))
             return false;
-        if (!seg &&
-            !CHECK(last, "walk(%u, 0): %u bytes at %u, not the whole rest", len, n, off))
+        if (!seg && !T_CHECK(last, "walk(%u, 0): %u bytes at %u, not the whole rest", len,
+                             n, off))
             return false;
-        if (!CHECK(off + (uint64_t)n <= len, "walk(%u, %u): piece past the end", len,
-                   seg))
+        if (!T_CHECK(off + (uint64_t)n <= len, "walk(%u, %u): piece past the end", len,
+                     seg))
             return false;
         off += n;
         sum += n;
         pieces++;
     }
     uint32_t want = seg ? (uint32_t)(((uint64_t)len + seg - 1) / seg) : len > 0;
-    if (!CHECK(pieces == want && sum == len, "walk(%u, %u): %u pieces, %llu bytes", len,
-               seg, pieces, (unsigned long long)sum))
+    if (!T_CHECK(pieces == want && sum == len, "walk(%u, %u): %u pieces, %llu bytes", len,
+                 seg, pieces, (unsigned long long)sum))
         return false;
-    if (seg && !CHECK(volley__gso_count(len, seg) == want,
-                      "gso_count(%u, %u) = %u, the walk found %u", len, seg,
-                      volley__gso_count(len, seg), want))
+    if (seg && !T_CHECK(volley__gso_count(len, seg) == want,
+                        "gso_count(%u, %u) = %u, the walk found %u", len, seg,
+                        volley__gso_count(len, seg), want))
         return false;
-    return CHECK(volley__gso_seg_next(len, seg, off) == 0,
-                 "walk(%u, %u): a piece after the end", len, seg);
+    return T_CHECK(volley__gso_seg_next(len, seg, off) == 0,
+                   "walk(%u, %u): a piece after the end", len, seg);
 }
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 static uint32_t rnd(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 11);
+    return t_rand(&rng_state);
 }
 
-static void test_gro_walks(void)
+static int gro_walks(void)
 {
     static const uint16_t segs[] = {0,   1,    2,    3,    7,    100,
                                     999, 1000, 1199, 1200, 1201, 1472};
     for (size_t s = 0; s < sizeof segs / sizeof segs[0]; s++)
         for (uint32_t len = 0; len <= 3000; len++)
             if (!walk(len, segs[s]))
-                return;
+                return 0;
     static const uint32_t big[] = {32753, 32754, 64799, 64800, 64801,
                                    65506, 65507, 65527, 65535};
     static const uint16_t bigsegs[] = {1, 1200, 1472, 8000, 32753, 32754, 65507, 65535};
     for (size_t i = 0; i < sizeof big / sizeof big[0]; i++)
         for (size_t s = 0; s < sizeof bigsegs / sizeof bigsegs[0]; s++)
             if (!walk(big[i], bigsegs[s]))
-                return;
+                return 0;
     for (int i = 0; i < 20000; i++) {
         uint32_t len = rnd() % 65536;
         uint16_t seg = (uint16_t)(rnd() % 8 ? 1 + rnd() % 65535 : 1 + rnd() % 64);
         if (!walk(len, seg))
-            return;
+            return 0;
     }
+    return 0;
 }
 
 /* ---- socket helpers ---- */
-
-struct be {
-    const char *name;
-    unsigned id;
-};
-static const struct be backends[] = {{"mmsg", VOLLEY_BACKEND_MMSG},
-                                     {"uring", VOLLEY_BACKEND_URING}};
 
 struct fam {
     const char *name;
@@ -185,14 +155,6 @@ struct fam {
 };
 static const struct fam fams[] = {{"IPv4", AF_INET, "127.0.0.1:0", "0.0.0.0:0"},
                                   {"IPv6", AF_INET6, "[::1]:0", "[::]:0"}};
-
-static struct volley_addr addr_of(const char *s)
-{
-    struct volley_addr a;
-    if (volley_addr_parse(&a, s) < 0)
-        T_FAIL("parse(\"%s\")", s);
-    return a;
-}
 
 /* Payload of datagram seq: its number in the first bytes, then a pattern
  * that differs per datagram, so a swap, a cut or a shifted split shows. */
@@ -216,20 +178,36 @@ static size_t mismatch(const uint8_t *p, uint32_t seq, size_t len)
     return i;
 }
 
-/* Open a volley socket, or say why this case cannot run here. */
-static bool open_sock(volley_sock **s, const char *bind, const struct volley_opts *o,
-                      const char *what)
+/* What a socket case runs on, and with. */
+struct sock_case {
+    const struct t_backend *b;
+    const struct fam *f;
+    const struct scase *c; /* gso_to_plain */
+    bool mixed;            /* plain_to_gro */
+    unsigned batch;        /* gro_small_array */
+    const char *src;       /* gro_metadata */
+};
+
+/* Options for the running case's backend, with room to receive bursts. */
+static struct volley_opts rx_opts(const struct sock_case *sc)
+{
+    struct volley_opts o = t_opts(sc->b->id);
+    o.rcvbuf = 4 << 20;
+    return o;
+}
+
+/* Open a volley socket: 0, T_SKIP when the case cannot run here (said),
+ * 1 when it failed (reported). */
+static int open_sock(volley_sock **s, const char *bind, const struct volley_opts *o,
+                     const char *what)
 {
     int r = volley_open(s, bind, o);
-    if (r == -ENOTSUP) {
-        skip(what, "backend not available");
-        return false;
-    }
-    if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL) {
-        skip(what, "address family not available");
-        return false;
-    }
-    return CHECK(r == 0, "%s: volley_open(%s): %s", what, bind, volley_strerror(r));
+    if (t_unavailable(o->backend, r))
+        return t_skip("backend not available");
+    if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL)
+        return t_skip("address family not available");
+    return T_CHECK(r == 0, "%s: volley_open(%s): %s", what, bind, volley_strerror(r)) ? 0
+                                                                                      : 1;
 }
 
 /* A plain UDP socket on loopback, as any program would open it; -1 when
@@ -239,7 +217,7 @@ static int plain_open(const struct fam *f, struct volley_addr *bound)
     int fd = socket(f->af, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    struct volley_addr a = addr_of(f->lo);
+    struct volley_addr a = t_addr(f->lo);
     socklen_t len = sizeof *bound;
     int big = 4 << 20;
     if (bind(fd, &a.sa, volley_addr_len(&a)) < 0 ||
@@ -319,16 +297,14 @@ static bool build(struct wire *w, const struct scase *c, unsigned limit, uint32_
 static bool send_wire(volley_sock *s, const struct wire *w, const char *what)
 {
     unsigned sent = t_send_all(s, w->d, w->nd, 5000);
-    return CHECK(sent == w->nd, "%s: sent %u of %u descriptors", what, sent, w->nd);
+    return T_CHECK(sent == w->nd, "%s: sent %u of %u descriptors", what, sent, w->nd);
 }
 
 /* Reap send completions (uring counts them late) and read the counters. */
 static struct volley_stats stats_of(volley_sock *s)
 {
-    struct volley_stats st;
     (void)volley_wait(s, VOLLEY_WAIT_SEND, 0);
-    T_OK(volley_get_stats(s, &st, sizeof st));
-    return st;
+    return t_stats(s);
 }
 
 /* One received datagram, copied out of socket memory. */
@@ -359,15 +335,15 @@ static unsigned collect(volley_sock *s, unsigned want, unsigned batch, struct go
             break;
         unsigned ask = batch < cap - got ? batch : cap - got;
         int r = volley_recv(s, d, ask);
-        if (!CHECK(r >= 0 && (unsigned)r <= ask, "%s: volley_recv(%u) = %d (%s)", what,
-                   ask, r, r < 0 ? volley_strerror(r) : "too many"))
+        if (!T_CHECK(r >= 0 && (unsigned)r <= ask, "%s: volley_recv(%u) = %d (%s)", what,
+                     ask, r, r < 0 ? volley_strerror(r) : "too many"))
             break;
         if (r == 0) {
             (void)volley_wait(s, VOLLEY_WAIT_RECV, 50);
             continue;
         }
         for (int i = 0; i < r; i++, got++) {
-            if (!CHECK(used + d[i].len <= STORE_B, "%s: receive store full", what))
+            if (!T_CHECK(used + d[i].len <= STORE_B, "%s: receive store full", what))
                 return got;
             g[got].d = d[i];
             g[got].orig = (uintptr_t)d[i].data;
@@ -389,20 +365,20 @@ static bool check_order(const struct got *g, unsigned got, const uint32_t *len,
 {
     for (unsigned i = 0; i < got && i < want; i++) {
         const struct volley_dgram *x = &g[i].d;
-        if (!CHECK(x->len == len[i], "%s: datagram %u is %zu bytes, want %u", what, i,
-                   x->len, len[i]))
+        if (!T_CHECK(x->len == len[i], "%s: datagram %u is %zu bytes, want %u", what, i,
+                     x->len, len[i]))
             return false;
         size_t bad = mismatch(x->data, i, x->len);
-        if (!CHECK(bad == x->len,
-                   "%s: datagram %u differs at byte %zu of %zu (order or split wrong)",
-                   what, i, bad, x->len))
+        if (!T_CHECK(bad == x->len,
+                     "%s: datagram %u differs at byte %zu of %zu (order or split wrong)",
+                     what, i, bad, x->len))
             return false;
-        if (!CHECK(!(x->flags & VOLLEY_DGRAM_TRUNC) && x->segment == 0,
-                   "%s: datagram %u has flags %#x segment %u", what, i, x->flags,
-                   x->segment))
+        if (!T_CHECK(!(x->flags & VOLLEY_DGRAM_TRUNC) && x->segment == 0,
+                     "%s: datagram %u has flags %#x segment %u", what, i, x->flags,
+                     x->segment))
             return false;
     }
-    return CHECK(got == want, "%s: received %u datagrams, want %u", what, got, want);
+    return T_CHECK(got == want, "%s: received %u datagrams, want %u", what, got, want);
 }
 
 /* ---- 2: segmented sends read by a plain socket ---- */
@@ -417,89 +393,88 @@ static const struct scase gso_cases[] = {
     {"mixed runs", {{3, 1200, 0}, {1, 800, 0}, {1, 4000, 1000}, {5, 64, 0}}, 0},
 };
 
-static void gso_to_plain(const struct be *b, const struct fam *f, const struct scase *c)
+static int gso_to_plain(void)
 {
     static struct wire w;
     static uint8_t rbuf[65536];
-    char what[160];
-    snprintf(what, sizeof what, "%s %s GSO -> plain recv(): %s", b->name, f->name,
-             c->name);
+    const struct sock_case *sc = t_current()->arg;
+    const struct fam *f = sc->f;
+    const char *what = t_current()->name;
     struct volley_addr to;
     int fd = plain_open(f, &to);
-    if (fd < 0) {
-        skip(what, "address family not available");
-        return;
-    }
-    struct volley_opts o = t_opts(b->id);
+    if (fd < 0)
+        return t_skip("address family not available");
+    struct volley_opts o = t_opts(sc->b->id);
     volley_sock *s = NULL;
-    if (!open_sock(&s, f->lo, &o, what))
+    int res = open_sock(&s, f->lo, &o, what);
+    if (res)
         goto out;
     unsigned limit = volley_gso_max_segments(s);
     if (limit == 0) {
-        skip(what, "GSO is off here");
+        res = t_skip("GSO is off here");
         goto out;
     }
-    ran++;
-    if (!CHECK(build(&w, c, limit, 0, &to), "%s: case too large", what) ||
+    if (!T_CHECK(build(&w, sc->c, limit, 0, &to), "%s: case too large", what) ||
         !send_wire(s, &w, what))
         goto out;
     for (unsigned i = 0; i < w.nw; i++) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (!CHECK(poll(&p, 1, 3000) == 1, "%s: %u of %u datagrams arrived", what, i,
-                   w.nw))
+        if (!T_CHECK(poll(&p, 1, 3000) == 1, "%s: %u of %u datagrams arrived", what, i,
+                     w.nw))
             goto out;
         /* MSG_TRUNC: the real length, so a buffer left coalesced shows. */
         ssize_t r = recv(fd, rbuf, sizeof rbuf, MSG_TRUNC | MSG_DONTWAIT);
-        if (!CHECK(r == (ssize_t)w.len[i], "%s: datagram %u is %zd bytes, want %u", what,
-                   i, r, w.len[i]))
+        if (!T_CHECK(r == (ssize_t)w.len[i], "%s: datagram %u is %zd bytes, want %u",
+                     what, i, r, w.len[i]))
             goto out;
         size_t bad = mismatch(rbuf, i, (size_t)r);
-        if (!CHECK(bad == (size_t)r, "%s: datagram %u differs at byte %zu of %zd", what,
-                   i, bad, r))
+        if (!T_CHECK(bad == (size_t)r, "%s: datagram %u differs at byte %zu of %zd", what,
+                     i, bad, r))
             goto out;
     }
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    CHECK(poll(&p, 1, 50) == 0, "%s: more than %u datagrams arrived", what, w.nw);
+    T_CHECK(poll(&p, 1, 50) == 0, "%s: more than %u datagrams arrived", what, w.nw);
     struct volley_stats st = stats_of(s);
-    CHECK(st.tx_gso_sends > 0 && st.tx_gso_fallback == 0 && st.tx_errors == 0,
-          "%s: gso_sends %llu, fallbacks %llu, errors %llu", what,
-          (unsigned long long)st.tx_gso_sends, (unsigned long long)st.tx_gso_fallback,
-          (unsigned long long)st.tx_errors);
-    CHECK(st.tx_dgrams == w.nw, "%s: tx_dgrams %llu, want %u", what,
-          (unsigned long long)st.tx_dgrams, w.nw);
+    T_CHECK(st.tx_gso_sends > 0 && st.tx_gso_fallback == 0 && st.tx_errors == 0,
+            "%s: gso_sends %llu, fallbacks %llu, errors %llu", what,
+            (unsigned long long)st.tx_gso_sends, (unsigned long long)st.tx_gso_fallback,
+            (unsigned long long)st.tx_errors);
+    T_CHECK(st.tx_dgrams == w.nw, "%s: tx_dgrams %llu, want %u", what,
+            (unsigned long long)st.tx_dgrams, w.nw);
 out:
     volley_close(s);
     close(fd);
+    return res == T_SKIP ? T_SKIP : 0;
 }
 
 /* ---- 3: plain sendto() read by a volley socket with GRO on ---- */
 
-static void plain_to_gro(const struct be *b, const struct fam *f, bool mixed)
+static int plain_to_gro(void)
 {
     static const uint32_t sizes[] = {0,    1,    2,     63,   64,   500,
                                      1199, 1200, 1201,  1472, 1473, 4096,
                                      8999, 9000, 16384, 100,  65507};
     static uint32_t len[200];
     static struct got g[210];
-    char what[160];
-    snprintf(what, sizeof what, "%s %s plain sendto() -> GRO recv: 200 x %s", b->name,
-             f->name, mixed ? "mixed sizes" : "1200");
-    struct volley_opts o = t_opts(b->id);
-    o.rcvbuf = 4 << 20;
+    const struct sock_case *sc = t_current()->arg;
+    const struct fam *f = sc->f;
+    const char *what = t_current()->name;
+    bool mixed = sc->mixed;
+    struct volley_opts o = rx_opts(sc);
     volley_sock *s = NULL;
     int fd = -1;
-    if (!open_sock(&s, f->lo, &o, what))
-        return;
+    int res = open_sock(&s, f->lo, &o, what);
+    if (res)
+        goto out;
     if (!(volley_features(s) & VOLLEY_F_GRO)) {
-        skip(what, "GRO is off here");
+        res = t_skip("GRO is off here");
         goto out;
     }
     struct volley_addr to, from;
     T_OK(volley_local_addr(s, &to));
     fd = plain_open(f, &from);
-    if (!CHECK(fd >= 0, "%s: plain socket", what))
+    if (!T_CHECK(fd >= 0, "%s: plain socket", what))
         goto out;
-    ran++;
 
     /* Bursts of at most 50 datagrams or 128 KiB, each drained before the
      * next, so a small receive buffer cannot drop. */
@@ -511,8 +486,8 @@ static void plain_to_gro(const struct be *b, const struct fam *f, bool mixed)
             len[i] = mixed ? sizes[(i * 7u) % (sizeof sizes / sizeof sizes[0])] : 1200;
             fill(tx_store, i, len[i]);
             ssize_t r = sendto(fd, tx_store, len[i], 0, &to.sa, volley_addr_len(&to));
-            if (!CHECK(r == (ssize_t)len[i], "%s: sendto #%u: %zd (%s)", what, i, r,
-                       strerror(errno)))
+            if (!T_CHECK(r == (ssize_t)len[i], "%s: sendto #%u: %zd (%s)", what, i, r,
+                         strerror(errno)))
                 goto out;
             bytes += len[i];
         }
@@ -520,38 +495,41 @@ static void plain_to_gro(const struct be *b, const struct fam *f, bool mixed)
         for (unsigned k = 0; k < n; k++) {
             const struct volley_dgram *x = &g[k].d;
             unsigned seq = first + k;
-            if (!CHECK(x->len == len[seq] && mismatch(x->data, seq, x->len) == x->len,
-                       "%s: datagram %u: %zu bytes, want %u, or wrong bytes", what, seq,
-                       x->len, len[seq]))
+            if (!T_CHECK(x->len == len[seq] && mismatch(x->data, seq, x->len) == x->len,
+                         "%s: datagram %u: %zu bytes, want %u, or wrong bytes", what, seq,
+                         x->len, len[seq]))
                 goto out;
-            if (!CHECK(volley_addr_equal(&x->peer, &from), "%s: datagram %u: wrong peer",
-                       what, seq))
+            if (!T_CHECK(volley_addr_equal(&x->peer, &from),
+                         "%s: datagram %u: wrong peer", what, seq))
                 goto out;
             if (volley_features(s) & VOLLEY_F_PKTINFO &&
-                !CHECK(volley_addr_equal(&x->local, &to) && x->ifindex > 0,
-                       "%s: datagram %u: wrong local address or ifindex %u", what, seq,
-                       x->ifindex))
+                !T_CHECK(volley_addr_equal(&x->local, &to) && x->ifindex > 0,
+                         "%s: datagram %u: wrong local address or ifindex %u", what, seq,
+                         x->ifindex))
                 goto out;
-            if (!CHECK(!(x->flags & VOLLEY_DGRAM_TRUNC) && x->ecn == 0,
-                       "%s: datagram %u: flags %#x ecn %u", what, seq, x->flags, x->ecn))
+            if (!T_CHECK(!(x->flags & VOLLEY_DGRAM_TRUNC) && x->ecn == 0,
+                         "%s: datagram %u: flags %#x ecn %u", what, seq, x->flags,
+                         x->ecn))
                 goto out;
         }
         got += n;
-        if (!CHECK(n == i - first, "%s: %u of datagrams %u..%u arrived", what, n, first,
-                   i - 1))
+        if (!T_CHECK(n == i - first, "%s: %u of datagrams %u..%u arrived", what, n, first,
+                     i - 1))
             goto out;
     }
     /* Nothing extra. */
     struct got extra[1];
-    CHECK(collect(s, 0, 1, extra, 1, what) == 0, "%s: more than 200 datagrams", what);
+    T_CHECK(collect(s, 0, 1, extra, 1, what) == 0, "%s: more than 200 datagrams", what);
     struct volley_stats st = stats_of(s);
-    CHECK(st.rx_dgrams == got && st.rx_kernel_drops == 0,
-          "%s: rx_dgrams %llu (want %u), kernel drops %llu", what,
-          (unsigned long long)st.rx_dgrams, got, (unsigned long long)st.rx_kernel_drops);
+    T_CHECK(st.rx_dgrams == got && st.rx_kernel_drops == 0,
+            "%s: rx_dgrams %llu (want %u), kernel drops %llu", what,
+            (unsigned long long)st.rx_dgrams, got,
+            (unsigned long long)st.rx_kernel_drops);
 out:
     volley_close(s);
     if (fd >= 0)
         close(fd);
+    return res == T_SKIP ? T_SKIP : 0;
 }
 
 /* ---- 4: what every piece of a coalesced buffer carries ---- */
@@ -575,8 +553,8 @@ static bool send_cases(volley_sock *s, const struct scase *cases, size_t nc,
     static struct wire w;
     *nw = *nb = 0;
     for (size_t c = 0; c < nc; c++) {
-        if (!CHECK(build(&w, &cases[c], 0, *nw, to) && *nw + w.nw <= MAXW,
-                   "%s: case too large", what))
+        if (!T_CHECK(build(&w, &cases[c], 0, *nw, to) && *nw + w.nw <= MAXW,
+                     "%s: case too large", what))
             return false;
         for (unsigned i = 0; i < w.nd; i++) {
             w.d[i].ecn = ecn;
@@ -592,37 +570,45 @@ static bool send_cases(volley_sock *s, const struct scase *cases, size_t nc,
     return true;
 }
 
-static bool gro_ready(volley_sock *rx, const char *what)
+/* Close a case's sockets: what it returns after res (0, T_SKIP, or 1
+ * after a failed check, which the runner has counted). */
+static int finish(int res, volley_sock *tx, volley_sock *rx)
 {
-    unsigned want = VOLLEY_F_GRO | VOLLEY_F_PKTINFO | VOLLEY_F_ECN | VOLLEY_F_TIMESTAMP;
-    if ((volley_features(rx) & want) != want) {
-        skip(what, "GRO, pktinfo, ECN or timestamps off here");
-        return false;
-    }
-    return true;
+    volley_close(tx);
+    volley_close(rx);
+    return res == T_SKIP ? T_SKIP : 0;
 }
 
-static void gro_metadata(const struct be *b, const struct fam *f, const char *src)
+/* 0 when rx has what the metadata case looks at, else T_SKIP (said). */
+static int gro_ready(volley_sock *rx)
+{
+    unsigned want = VOLLEY_F_GRO | VOLLEY_F_PKTINFO | VOLLEY_F_ECN | VOLLEY_F_TIMESTAMP;
+    if ((volley_features(rx) & want) != want)
+        return t_skip("GRO, pktinfo, ECN or timestamps off here");
+    return 0;
+}
+
+static int gro_metadata(void)
 {
     static uint32_t len[MAXW];
     static struct got g[MAXW + 8];
     unsigned bufs[NCOALESCED], nw, nb;
-    char what[160];
-    snprintf(what, sizeof what, "%s %s GSO (ECT(0), from %s) -> GRO recv metadata",
-             b->name, f->name, src);
-    struct volley_opts o = t_opts(b->id);
+    const struct sock_case *sc = t_current()->arg;
+    const struct fam *f = sc->f;
+    const char *what = t_current()->name;
+    const char *src = sc->src;
+    struct volley_opts o = rx_opts(sc);
     o.enable = VOLLEY_F_TIMESTAMP;
-    o.rcvbuf = 4 << 20;
     volley_sock *rx = NULL, *tx = NULL;
-    if (!open_sock(&rx, f->lo, &o, what) || !open_sock(&tx, f->any, &o, what) ||
-        !gro_ready(rx, what))
+    int res;
+    if ((res = open_sock(&rx, f->lo, &o, what)) ||
+        (res = open_sock(&tx, f->any, &o, what)) || (res = gro_ready(rx)))
         goto out;
     if (volley_gso_max_segments(tx) == 0) {
-        skip(what, "GSO is off here");
+        res = t_skip("GSO is off here");
         goto out;
     }
-    ran++;
-    struct volley_addr to, from, local = addr_of(src), txb;
+    struct volley_addr to, from, local = t_addr(src), txb;
     T_OK(volley_local_addr(rx, &to));
     T_OK(volley_local_addr(tx, &txb));
     /* The receiver sees the chosen source address with the sender's port. */
@@ -631,9 +617,7 @@ static void gro_metadata(const struct be *b, const struct fam *f, const char *sr
         from.sin.sin_port = htons(volley_addr_port(&txb));
     else
         from.sin6.sin6_port = htons(volley_addr_port(&txb));
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t t0 = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    int64_t t0 = t_realtime_ns();
     if (!send_cases(tx, coalesced, NCOALESCED, &to, &local, 2, len, &nw, bufs, &nb, what))
         goto out;
     unsigned got = collect(rx, nw, VOLLEY_BATCH_MAX, g, nw + 8, what);
@@ -649,49 +633,50 @@ static void gro_metadata(const struct be *b, const struct fam *f, const char *sr
         while (i + n < got && g[i + n].d.flags & VOLLEY_DGRAM_GRO &&
                g[i + n].orig == g[i + n - 1].orig + g[i + n - 1].d.len)
             n++;
-        if (!CHECK(n == bufs[k], "%s: buffer %u split into %u datagrams, want %u", what,
-                   k, n, bufs[k]))
+        if (!T_CHECK(n == bufs[k], "%s: buffer %u split into %u datagrams, want %u", what,
+                     k, n, bufs[k]))
             goto out;
         multi += n > 1;
         for (unsigned j = i; j < i + n; j++) {
             const struct volley_dgram *x = &g[j].d;
-            if (!CHECK((x->flags & VOLLEY_DGRAM_GRO) == (n > 1 ? VOLLEY_DGRAM_GRO : 0),
-                       "%s: datagram %u of a %u-piece buffer has flags %#x", what, j, n,
-                       x->flags))
+            if (!T_CHECK((x->flags & VOLLEY_DGRAM_GRO) == (n > 1 ? VOLLEY_DGRAM_GRO : 0),
+                         "%s: datagram %u of a %u-piece buffer has flags %#x", what, j, n,
+                         x->flags))
                 goto out;
-            if (!CHECK(volley_addr_equal(&x->peer, &from) &&
-                           volley_addr_equal(&x->peer, &h->peer),
-                       "%s: datagram %u: peer is not the chosen source %s", what, j, src))
+            if (!T_CHECK(volley_addr_equal(&x->peer, &from) &&
+                             volley_addr_equal(&x->peer, &h->peer),
+                         "%s: datagram %u: peer is not the chosen source %s", what, j,
+                         src))
                 goto out;
-            if (!CHECK(x->ecn == 2 && x->ecn == h->ecn, "%s: datagram %u: ecn %u, want 2",
-                       what, j, x->ecn))
+            if (!T_CHECK(x->ecn == 2 && x->ecn == h->ecn,
+                         "%s: datagram %u: ecn %u, want 2", what, j, x->ecn))
                 goto out;
-            if (!CHECK(volley_addr_equal(&x->local, &to) &&
-                           volley_addr_equal(&x->local, &h->local),
-                       "%s: datagram %u: local is not the receiver's address", what, j))
+            if (!T_CHECK(volley_addr_equal(&x->local, &to) &&
+                             volley_addr_equal(&x->local, &h->local),
+                         "%s: datagram %u: local is not the receiver's address", what, j))
                 goto out;
-            if (!CHECK(x->ifindex == h->ifindex && x->ifindex > 0 &&
-                           (lo_index == 0 || x->ifindex == lo_index),
-                       "%s: datagram %u: ifindex %u, buffer's %u, lo %u", what, j,
-                       x->ifindex, h->ifindex, lo_index))
+            if (!T_CHECK(x->ifindex == h->ifindex && x->ifindex > 0 &&
+                             (lo_index == 0 || x->ifindex == lo_index),
+                         "%s: datagram %u: ifindex %u, buffer's %u, lo %u", what, j,
+                         x->ifindex, h->ifindex, lo_index))
                 goto out;
-            if (!CHECK(x->flags & VOLLEY_DGRAM_TSTAMP && x->rx_ns == h->rx_ns &&
-                           x->rx_ns > t0 - 1000000000 && x->rx_ns < t0 + 60000000000,
-                       "%s: datagram %u: timestamp %lld (buffer's %lld, sent at %lld)",
-                       what, j, (long long)x->rx_ns, (long long)h->rx_ns, (long long)t0))
+            if (!T_CHECK(x->flags & VOLLEY_DGRAM_TSTAMP && x->rx_ns == h->rx_ns &&
+                             x->rx_ns > t0 - 1000000000 && x->rx_ns < t0 + 60000000000,
+                         "%s: datagram %u: timestamp %lld (buffer's %lld, sent at %lld)",
+                         what, j, (long long)x->rx_ns, (long long)h->rx_ns,
+                         (long long)t0))
                 goto out;
         }
         i += n;
     }
     struct volley_stats st = stats_of(rx);
-    CHECK(st.rx_gro_buffers == multi && multi > 0,
-          "%s: rx_gro_buffers %llu, want %u coalesced buffers", what,
-          (unsigned long long)st.rx_gro_buffers, multi);
-    CHECK(st.rx_dgrams == nw, "%s: rx_dgrams %llu, want %u", what,
-          (unsigned long long)st.rx_dgrams, nw);
+    T_CHECK(st.rx_gro_buffers == multi && multi > 0,
+            "%s: rx_gro_buffers %llu, want %u coalesced buffers", what,
+            (unsigned long long)st.rx_gro_buffers, multi);
+    T_CHECK(st.rx_dgrams == nw, "%s: rx_dgrams %llu, want %u", what,
+            (unsigned long long)st.rx_dgrams, nw);
 out:
-    volley_close(tx);
-    volley_close(rx);
+    return finish(res, tx, rx);
 }
 
 /* ---- 5: coalesced buffers through small caller arrays ---- */
@@ -704,23 +689,25 @@ static const struct scase small_cases[] = {
     {"20 x 1472", {{20, 1472, 0}}, 20},
 };
 
-static void gro_small_array(const struct be *b, const struct fam *f, unsigned batch)
+static int gro_small_array(void)
 {
     static uint32_t len[MAXW];
     static struct got g[MAXW + 8];
     unsigned bufs[8], nw, nb;
-    char what[160];
-    snprintf(what, sizeof what, "%s %s GRO recv with n = %u", b->name, f->name, batch);
-    struct volley_opts o = t_opts(b->id);
-    o.rcvbuf = 4 << 20;
+    const struct sock_case *sc = t_current()->arg;
+    const struct fam *f = sc->f;
+    const char *what = t_current()->name;
+    unsigned batch = sc->batch;
+    struct volley_opts o = rx_opts(sc);
     volley_sock *rx = NULL, *tx = NULL;
-    if (!open_sock(&rx, f->lo, &o, what) || !open_sock(&tx, f->lo, &o, what))
+    int res;
+    if ((res = open_sock(&rx, f->lo, &o, what)) ||
+        (res = open_sock(&tx, f->lo, &o, what)))
         goto out;
     if (!(volley_features(rx) & VOLLEY_F_GRO) || volley_gso_max_segments(tx) == 0) {
-        skip(what, "GSO or GRO is off here");
+        res = t_skip("GSO or GRO is off here");
         goto out;
     }
-    ran++;
     struct volley_addr to;
     T_OK(volley_local_addr(rx, &to));
     size_t nc = sizeof small_cases / sizeof small_cases[0];
@@ -736,12 +723,12 @@ static void gro_small_array(const struct be *b, const struct fam *f, unsigned ba
         if (r == 0)
             (void)volley_wait(rx, VOLLEY_WAIT_RECV, 50);
     }
-    if (!CHECK(r == 1, "%s: first volley_recv = %d", what, r))
+    if (!T_CHECK(r == 1, "%s: first volley_recv = %d", what, r))
         goto out;
-    CHECK(g[0].d.flags & VOLLEY_DGRAM_GRO, "%s: first datagram not from a GRO buffer",
-          what);
-    CHECK(volley_wait(rx, VOLLEY_WAIT_RECV, 0) & VOLLEY_WAIT_RECV,
-          "%s: wait does not report the rest of a split buffer", what);
+    T_CHECK(g[0].d.flags & VOLLEY_DGRAM_GRO, "%s: first datagram not from a GRO buffer",
+            what);
+    T_CHECK(volley_wait(rx, VOLLEY_WAIT_RECV, 0) & VOLLEY_WAIT_RECV,
+            "%s: wait does not report the rest of a split buffer", what);
     memcpy(rx_store + (STORE_B - 65536), g[0].d.data, g[0].d.len);
     struct got first = g[0];
     first.d.data = rx_store + (STORE_B - 65536);
@@ -752,47 +739,80 @@ static void gro_small_array(const struct be *b, const struct fam *f, unsigned ba
         goto out;
     /* Small arrays take more calls, and none returned more than asked
      * (collect checks that). */
-    CHECK(g[got].call + 1 >= (nw - 1 + batch - 1) / batch,
-          "%s: %u datagrams in %u calls of at most %u", what, nw - 1, g[got].call + 1,
-          batch);
+    T_CHECK(g[got].call + 1 >= (nw - 1 + batch - 1) / batch,
+            "%s: %u datagrams in %u calls of at most %u", what, nw - 1, g[got].call + 1,
+            batch);
     struct volley_stats st = stats_of(rx);
-    CHECK(st.rx_gro_buffers > 0, "%s: no coalesced buffer seen", what);
-    CHECK(st.rx_dgrams == nw, "%s: rx_dgrams %llu, want %u", what,
-          (unsigned long long)st.rx_dgrams, nw);
+    T_CHECK(st.rx_gro_buffers > 0, "%s: no coalesced buffer seen", what);
+    T_CHECK(st.rx_dgrams == nw, "%s: rx_dgrams %llu, want %u", what,
+            (unsigned long long)st.rx_dgrams, nw);
 out:
-    volley_close(tx);
-    volley_close(rx);
+    return finish(res, tx, rx);
 }
 
-int main(void)
-{
-    t_watchdog("test_gro", 240);
-    test_gro_rows();
-    test_gro_walks();
+/* ---- the cases: the pure tables, then each socket case on each
+ * backend that offloads ---- */
 
+enum { SOCK_CASES = T_BACKENDS_MAX * 25 };
+static struct t_case cases[2 + SOCK_CASES];
+static struct sock_case socks[SOCK_CASES];
+static char names[SOCK_CASES][160];
+static size_t ncases, nsocks;
+
+/* A socket case running fn with x, named as fmt says. */
+static void add(int (*fn)(void), struct sock_case x, const char *fmt, ...) T_PRINTF(3, 4);
+static void add(int (*fn)(void), struct sock_case x, const char *fmt, ...)
+{
+    T_ASSERT(nsocks < SOCK_CASES);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(names[nsocks], sizeof names[0], fmt, ap);
+    va_end(ap);
+    socks[nsocks] = x;
+    cases[ncases++] = (struct t_case){names[nsocks], fn, x.b->id, &socks[nsocks]};
+    nsocks++;
+}
+
+static void add_family(const struct t_backend *b, const struct fam *f)
+{
+    for (size_t c = 0; c < T_COUNT(gso_cases); c++)
+        add(gso_to_plain, (struct sock_case){.b = b, .f = f, .c = &gso_cases[c]},
+            "%s %s GSO -> plain recv(): %s", b->name, f->name, gso_cases[c].name);
+    for (int mixed = 0; mixed < 2; mixed++)
+        add(plain_to_gro, (struct sock_case){.b = b, .f = f, .mixed = mixed},
+            "%s %s plain sendto() -> GRO recv: 200 x %s", b->name, f->name,
+            mixed ? "mixed sizes" : "1200");
+    for (unsigned batch = 1; batch <= 3; batch += 2)
+        add(gro_small_array, (struct sock_case){.b = b, .f = f, .batch = batch},
+            "%s %s GRO recv with n = %u", b->name, f->name, batch);
+}
+
+static void add_backend(const struct t_backend *b)
+{
+    static const char *const srcs[] = {"127.0.0.1:0", "127.0.0.2:0", "[::1]:0"};
+    for (size_t f = 0; f < T_COUNT(fams); f++)
+        add_family(b, &fams[f]);
+    for (size_t k = 0; k < T_COUNT(srcs); k++) {
+        const struct fam *f = &fams[k == 2];
+        add(gro_metadata, (struct sock_case){.b = b, .f = f, .src = srcs[k]},
+            "%s %s GSO (ECT(0), from %s) -> GRO recv metadata", b->name, f->name,
+            srcs[k]);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    cases[ncases++] = (struct t_case)T_CASE(gro_rows);
+    cases[ncases++] = (struct t_case)T_CASE(gro_walks);
+    for (size_t i = 0; i < t_nbackends; i++)
+        if (t_backends[i].offload)
+            add_backend(&t_backends[i]);
     tx_store = malloc(STORE_B);
     rx_store = malloc(STORE_B);
     T_ASSERT(tx_store && rx_store);
-    for (size_t b = 0; b < sizeof backends / sizeof backends[0]; b++) {
-        const struct be *be = &backends[b];
-        for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
-            for (size_t c = 0; c < sizeof gso_cases / sizeof gso_cases[0]; c++)
-                gso_to_plain(be, &fams[f], &gso_cases[c]);
-            plain_to_gro(be, &fams[f], false);
-            plain_to_gro(be, &fams[f], true);
-            gro_small_array(be, &fams[f], 1);
-            gro_small_array(be, &fams[f], 3);
-        }
-        gro_metadata(be, &fams[0], "127.0.0.1:0");
-        gro_metadata(be, &fams[0], "127.0.0.2:0");
-        gro_metadata(be, &fams[1], "[::1]:0");
-    }
+    struct t_run how = {.total_s = 240};
+    int r = t_main(cases, ncases, &how, argc, argv);
     free(tx_store);
     free(rx_store);
-    if (fails) {
-        fprintf(stderr, "test_gro: %d check(s) failed\n", fails);
-        return 1;
-    }
-    printf("test_gro: ok (%d socket cases ran, %d skipped)\n", ran, skipped);
-    return 0;
+    return r;
 }

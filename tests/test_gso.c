@@ -6,18 +6,6 @@
 #include "internal.h"
 #include "t.h"
 
-static int fails;
-
-#define CHECK(c, ...)                                                                    \
-    do {                                                                                 \
-        if (!(c)) {                                                                      \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                         \
-            fprintf(stderr, __VA_ARGS__);                                                \
-            fprintf(stderr, "\n");                                                       \
-            fails++;                                                                     \
-        }                                                                                \
-    } while (0)
-
 #define MAXD 1024
 
 /* Peers and locals by number: 0 none (connected socket). */
@@ -31,15 +19,6 @@ static const char *const peers[] = {NULL,
 static const char *const locals[] = {NULL, "10.0.0.100:0", "10.0.0.101:0",
                                      "[2001:db8::100]:0"};
 enum { V4A = 1, V4B = 2, V4A_PORT = 3, V6A = 4, V6B = 5, V4MAPPED = 6 };
-
-static struct volley_addr addr_of(const char *s)
-{
-    struct volley_addr a;
-    memset(&a, 0, sizeof a);
-    if (s && volley_addr_parse(&a, s))
-        T_FAIL("parse(\"%s\") failed", s);
-    return a;
-}
 
 /* A group of identical descriptors. */
 struct grp {
@@ -202,8 +181,8 @@ static unsigned expand(const struct grp *g, struct volley_dgram *d)
             memset(x, 0, sizeof *x);
             x->data = payload;
             x->len = g->len;
-            x->peer = addr_of(peers[g->peer]);
-            x->local = addr_of(locals[g->local]);
+            x->peer = t_addr(peers[g->peer]);
+            x->local = t_addr(locals[g->local]);
             x->ecn = g->ecn;
             x->segment = g->segment;
             x->ifindex = g->ifindex;
@@ -262,38 +241,39 @@ static void check_invariants(const char *name, const struct volley_dgram *d, uns
                              unsigned nr)
 {
     unsigned next = 0;
-    CHECK(nr <= n, "%s: %u runs for %u descriptors", name, nr, n);
+    T_CHECK(nr <= n, "%s: %u runs for %u descriptors", name, nr, n);
     for (unsigned k = 0; k < nr && k < n; k++) {
         const struct volley__run *r = &runs[k];
-        CHECK(r->first == next && r->count >= 1 && r->first + r->count <= n,
-              "%s: run %u [%u,+%u) does not continue at %u", name, k, r->first, r->count,
-              next);
-        CHECK(r->count <= (max_segs > 1 ? max_segs : 1),
-              "%s: run %u has %u > max_segs %u", name, k, r->count, max_segs);
+        T_CHECK(r->first == next && r->count >= 1 && r->first + r->count <= n,
+                "%s: run %u [%u,+%u) does not continue at %u", name, k, r->first,
+                r->count, next);
+        T_CHECK(r->count <= (max_segs > 1 ? max_segs : 1),
+                "%s: run %u has %u > max_segs %u", name, k, r->count, max_segs);
         if (r->count == 1) {
-            CHECK(r->seg == d[r->first].segment, "%s: single run %u seg %u, want %u",
-                  name, k, r->seg, d[r->first].segment);
+            T_CHECK(r->seg == d[r->first].segment, "%s: single run %u seg %u, want %u",
+                    name, k, r->seg, d[r->first].segment);
         } else if (r->first + r->count <= n) {
             size_t total = 0;
             for (unsigned j = r->first; j < r->first + r->count; j++) {
                 total += d[j].len;
-                CHECK(d[j].segment == 0 && d[j].len > 0 && d[j].len <= r->seg,
-                      "%s: run %u holds d[%u] (len %zu segment %u) under seg %u", name, k,
-                      j, d[j].len, d[j].segment, r->seg);
-                CHECK(j + 1 == r->first + r->count || d[j].len == r->seg,
-                      "%s: run %u has a short datagram d[%u] before its end", name, k, j);
+                T_CHECK(d[j].segment == 0 && d[j].len > 0 && d[j].len <= r->seg,
+                        "%s: run %u holds d[%u] (len %zu segment %u) under seg %u", name,
+                        k, j, d[j].len, d[j].segment, r->seg);
+                T_CHECK(j + 1 == r->first + r->count || d[j].len == r->seg,
+                        "%s: run %u has a short datagram d[%u] before its end", name, k,
+                        j);
             }
-            CHECK(r->seg == d[r->first].len, "%s: run %u seg %u != first len %zu", name,
-                  k, r->seg, d[r->first].len);
-            CHECK(total <= ceiling_of(&d[r->first].peer), "%s: run %u has %zu bytes",
-                  name, k, total);
+            T_CHECK(r->seg == d[r->first].len, "%s: run %u seg %u != first len %zu", name,
+                    k, r->seg, d[r->first].len);
+            T_CHECK(total <= ceiling_of(&d[r->first].peer), "%s: run %u has %zu bytes",
+                    name, k, total);
         }
         next = r->first + r->count;
     }
-    CHECK(next == n, "%s: runs end at %u of %u", name, next, n);
+    T_CHECK(next == n, "%s: runs end at %u of %u", name, next, n);
 }
 
-static void test_tables(void)
+static int tables(void)
 {
     static struct volley_dgram d[MAXD];
     static struct volley__run runs[MAXD + 1];
@@ -322,11 +302,11 @@ static void test_tables(void)
             for (unsigned k = 0, f = 0; k < nw; f += w[k].count, k++)
                 snprintf(exp + strlen(exp), sizeof exp - strlen(exp), " [%u +%u seg %u]",
                          f, w[k].count, w[k].seg);
-            CHECK(0, "%s (max_segs %u): got %u runs%s, want %u runs%s", pc->name,
-                  pc->max_segs, nr, got, nw, exp);
+            T_CHECK(0, "%s (max_segs %u): got %u runs%s, want %u runs%s", pc->name,
+                    pc->max_segs, nr, got, nw, exp);
         }
-        CHECK(runs[nr].first == 0xa5a5a5a5u, "%s: wrote past the %u runs returned",
-              pc->name, nr);
+        T_CHECK(runs[nr].first == 0xa5a5a5a5u, "%s: wrote past the %u runs returned",
+                pc->name, nr);
         check_invariants(pc->name, d, n, pc->max_segs, runs, nr);
 
         /* The reference planner agrees with the table (keeps it honest). */
@@ -340,35 +320,34 @@ static void test_tables(void)
     }
 
     /* No descriptors: no runs. */
-    CHECK(volley__gso_plan(d, 0, 64, runs) == 0, "plan(n = 0) != 0");
+    T_CHECK(volley__gso_plan(d, 0, 64, runs) == 0, "plan(n = 0) != 0");
+    return 0;
 }
 
 /* A long batch of the largest size the batch API allows. */
-static void test_full_batch(void)
+static int full_batch(void)
 {
     static struct volley_dgram d[VOLLEY_BATCH_MAX];
     static struct volley__run runs[VOLLEY_BATCH_MAX];
     struct grp g[] = {G(VOLLEY_BATCH_MAX, 1000, V4A), {0}};
     unsigned n = expand(g, d);
     unsigned nr = volley__gso_plan(d, n, 64, runs);
-    CHECK(nr == VOLLEY_BATCH_MAX / 64, "1024 x 1000 at 64: %u runs, want 16", nr);
+    T_CHECK(nr == VOLLEY_BATCH_MAX / 64, "1024 x 1000 at 64: %u runs, want 16", nr);
     check_invariants("full batch", d, n, 64, runs, nr);
     nr = volley__gso_plan(d, n, 0, runs);
-    CHECK(nr == VOLLEY_BATCH_MAX, "1024 x 1000 at 0: %u runs, want 1024", nr);
+    T_CHECK(nr == VOLLEY_BATCH_MAX, "1024 x 1000 at 0: %u runs, want 1024", nr);
     check_invariants("full batch, no gso", d, n, 0, runs, nr);
+    return 0;
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
 static uint32_t rnd(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 11);
+    return t_rand(&rng_state);
 }
-
 /* Random batches built to hit the boundaries often: few sizes, few peers. */
-static void test_random(void)
+static int random_plans(void)
 {
     static struct volley_dgram d[300];
     static struct volley__run runs[300], ref[300];
@@ -391,8 +370,8 @@ static void test_random(void)
                 x->len = rnd() % (base + 1);
             else
                 x->len = sizes[rnd() % 10];
-            x->peer = addr_of(peers[rnd() % 23 ? (iter & 1 ? V6A : V4A) : rnd() % 6]);
-            x->local = addr_of(locals[rnd() % 31 ? 0 : rnd() % 4]);
+            x->peer = t_addr(peers[rnd() % 23 ? (iter & 1 ? V6A : V4A) : rnd() % 6]);
+            x->local = t_addr(locals[rnd() % 31 ? 0 : rnd() % 4]);
             x->ecn = rnd() % 29 ? 0 : (uint8_t)(rnd() % 4);
             x->ifindex = rnd() % 37 ? 0 : rnd() % 2;
             if (rnd() % 41 == 0 && x->len > 0)
@@ -401,21 +380,22 @@ static void test_random(void)
         unsigned nr = volley__gso_plan(d, n, max_segs, runs);
         char name[64];
         snprintf(name, sizeof name, "random #%d (n %u, max_segs %u)", iter, n, max_segs);
-        int before = fails;
+        unsigned before = t_failures();
         check_invariants(name, d, n, max_segs, runs, nr);
         unsigned nref = ref_plan(d, n, max_segs, ref);
         bool same = nr == nref;
         for (unsigned k = 0; same && k < nr; k++)
             same = runs[k].first == ref[k].first && runs[k].count == ref[k].count &&
                    runs[k].seg == ref[k].seg;
-        CHECK(same, "%s: plan differs from the reference (%u vs %u runs)", name, nr,
-              nref);
-        if (fails > before + 5 || fails > 50)
-            return; /* enough to go on */
+        T_CHECK(same, "%s: plan differs from the reference (%u vs %u runs)", name, nr,
+                nref);
+        if (t_failures() > before + 5 || t_failures() > 50)
+            return 0; /* enough to go on */
     }
+    return 0;
 }
 
-static void test_count(void)
+static int count(void)
 {
     static const struct {
         size_t len;
@@ -429,42 +409,39 @@ static void test_count(void)
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         unsigned r = volley__gso_count(rows[i].len, rows[i].seg);
-        CHECK(r == rows[i].want, "gso_count(%zu, %u) = %u, want %u", rows[i].len,
-              rows[i].seg, r, rows[i].want);
+        T_CHECK(r == rows[i].want, "gso_count(%zu, %u) = %u, want %u", rows[i].len,
+                rows[i].seg, r, rows[i].want);
     }
-}
-
-static void test_max_payload(void)
-{
-    struct volley_addr v4 = addr_of("10.0.0.1:1"), v6 = addr_of("[2001:db8::1]:1"),
-                       none = addr_of(NULL);
-    CHECK(volley__gso_max_payload(AF_INET, &v4) == VOLLEY_UDP4_MAX,
-          "max_payload(INET, v4)");
-    CHECK(volley__gso_max_payload(AF_INET6, &v4) == VOLLEY_UDP4_MAX,
-          "max_payload(INET6, v4-mapped peer) = %zu",
-          volley__gso_max_payload(AF_INET6, &v4));
-    CHECK(volley__gso_max_payload(AF_INET6, &v6) == VOLLEY_UDP6_MAX,
-          "max_payload(INET6, v6)");
-    struct volley_addr mapped = addr_of("[::ffff:10.0.0.1]:1");
-    CHECK(volley__gso_max_payload(AF_INET6, &mapped) == VOLLEY_UDP4_MAX,
-          "max_payload(INET6, [::ffff:10.0.0.1]) = %zu, want %d (it leaves over IPv4)",
-          volley__gso_max_payload(AF_INET6, &mapped), VOLLEY_UDP4_MAX);
-    CHECK(volley__gso_max_payload(AF_INET, &none) == VOLLEY_UDP4_MAX,
-          "max_payload(INET, connected) = %zu", volley__gso_max_payload(AF_INET, &none));
-}
-
-int main(void)
-{
-    t_watchdog("test_gso", 60);
-    test_count();
-    test_max_payload();
-    test_tables();
-    test_full_batch();
-    test_random();
-    if (fails) {
-        fprintf(stderr, "test_gso: %d check(s) failed\n", fails);
-        return 1;
-    }
-    printf("test_gso: ok\n");
     return 0;
+}
+
+static int max_payload(void)
+{
+    struct volley_addr v4 = t_addr("10.0.0.1:1"), v6 = t_addr("[2001:db8::1]:1"),
+                       none = t_addr(NULL);
+    T_CHECK(volley__gso_max_payload(AF_INET, &v4) == VOLLEY_UDP4_MAX,
+            "max_payload(INET, v4)");
+    T_CHECK(volley__gso_max_payload(AF_INET6, &v4) == VOLLEY_UDP4_MAX,
+            "max_payload(INET6, v4-mapped peer) = %zu",
+            volley__gso_max_payload(AF_INET6, &v4));
+    T_CHECK(volley__gso_max_payload(AF_INET6, &v6) == VOLLEY_UDP6_MAX,
+            "max_payload(INET6, v6)");
+    struct volley_addr mapped = t_addr("[::ffff:10.0.0.1]:1");
+    T_CHECK(volley__gso_max_payload(AF_INET6, &mapped) == VOLLEY_UDP4_MAX,
+            "max_payload(INET6, [::ffff:10.0.0.1]) = %zu, want %d (it leaves over IPv4)",
+            volley__gso_max_payload(AF_INET6, &mapped), VOLLEY_UDP4_MAX);
+    T_CHECK(volley__gso_max_payload(AF_INET, &none) == VOLLEY_UDP4_MAX,
+            "max_payload(INET, connected) = %zu",
+            volley__gso_max_payload(AF_INET, &none));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct t_case tests[] = {
+        T_CASE(count),      T_CASE(max_payload),  T_CASE(tables),
+        T_CASE(full_batch), T_CASE(random_plans),
+    };
+    struct t_run how = {.total_s = 60};
+    return t_main(tests, T_COUNT(tests), &how, argc, argv);
 }

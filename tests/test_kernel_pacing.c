@@ -147,14 +147,11 @@ static double measure(volley_sock *rx, unsigned flags)
     return (double)(k.dgrams - 1) * (SIZE + 28) * 8 / secs;
 }
 
-int main(void)
+static int rate_under_fq(void)
 {
-    t_watchdog("test_kernel_pacing", 60);
     const char *why = build_network();
-    if (why) {
-        fprintf(stderr, "SKIP: kernel pacing test: %s\n", why);
-        return T_SKIP;
-    }
+    if (why)
+        return t_skip("%s", why);
     volley_sock *rx = open_receiver();
     double paced = measure(rx, VOLLEY_PACE_KERNEL);
     double free_run = measure(rx, 0);
@@ -166,4 +163,11 @@ int main(void)
     T_ASSERT(free_run > paced * 3);
     volley_close(rx);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct t_case cases[] = {T_CASE(rate_under_fq)};
+    struct t_run how = {.total_s = 60};
+    return t_main(cases, T_COUNT(cases), &how, argc, argv);
 }

@@ -40,7 +40,7 @@ static uint64_t offer(struct volley__pacer *p, int64_t t0, int64_t dur, int64_t 
 }
 
 /* Achieved rate over a long run is the target, at several rates. */
-static void test_rates(void)
+static int rates(void)
 {
     static const uint64_t rates[] = {1000000, 50000000, 1000000000, 40000000000ull};
     for (unsigned i = 0; i < sizeof rates / sizeof *rates; i++) {
@@ -57,11 +57,12 @@ static void test_rates(void)
             T_FAIL("rate %llu: achieved %.0f (%.3f%%)", (unsigned long long)rate,
                    achieved, err * 100);
     }
+    return 0;
 }
 
 /* A sender that sleeps until its next datagram may go and wakes up late
  * (up to 3 ms, seeded) still gets the rate with the default burst. */
-static void test_late_wakeups(void)
+static int late_wakeups(void)
 {
     static const uint64_t rates[] = {20000000, 100000000, 1000000000};
     for (unsigned i = 0; i < sizeof rates / sizeof *rates; i++) {
@@ -81,10 +82,11 @@ static void test_late_wakeups(void)
             T_FAIL("rate %llu with late wake-ups: %.2f%% off", (unsigned long long)rate,
                    err * 100);
     }
+    return 0;
 }
 
 /* Never more than burst + rate * window in any window. */
-static void test_burst(void)
+static int burst(void)
 {
     static const uint32_t bursts[] = {3000, 20000, 65535 + 28};
     for (unsigned i = 0; i < sizeof bursts / sizeof *bursts; i++) {
@@ -102,10 +104,11 @@ static void test_burst(void)
     /* The default burst: 4 ms at the rate, at least 3000 bytes. */
     T_EQ(volley__pacer_default_burst(1000000), 3000);
     T_EQ(volley__pacer_default_burst(8000000000ull), 4000000);
+    return 0;
 }
 
 /* A datagram above the burst goes from a full bucket and leaves a debt. */
-static void test_oversize(void)
+static int oversize(void)
 {
     struct volley__pacer p = {0};
     volley__pacer_set(&p, 8000000, 3000, 0); /* 1 byte per us */
@@ -118,10 +121,11 @@ static void test_oversize(void)
     T_ASSERT(!volley__pacer_admit(&p, 100));
     volley__pacer_refill(&p, 7100000);
     T_ASSERT(volley__pacer_admit(&p, 100));
+    return 0;
 }
 
 /* delay() predicts admit() to the nanosecond, sub-byte remainders included. */
-static void test_delay_exact(void)
+static int delay_exact(void)
 {
     struct volley__pacer p = {0};
     volley__pacer_set(&p, 3000000, 3000, 0); /* 3 Mbit/s: 2.666.. us per byte */
@@ -140,10 +144,11 @@ static void test_delay_exact(void)
     /* 1000 datagrams of 8000 bits at 3 Mbit/s: 2.6667 s, rounding never
      * accumulates beyond a nanosecond per step */
     T_ASSERT(now >= 2666666000LL && now <= 2666668000LL);
+    return 0;
 }
 
 /* A rate change applies from the next call; earned budget is kept. */
-static void test_change(void)
+static int change(void)
 {
     struct volley__pacer p = {0};
     volley__pacer_set(&p, 8000000, 5000, 0);
@@ -161,10 +166,11 @@ static void test_change(void)
     /* the clock going backwards earns nothing */
     volley__pacer_refill(&p, 5 * NS);
     T_EQ(p.tokens, 4000);
+    return 0;
 }
 
 /* Wire bytes: headers per datagram as the header documents. */
-static void test_wire(void)
+static int wire(void)
 {
     struct volley_dgram d = {.len = 1200};
     T_OK(volley_addr_parse(&d.peer, "127.0.0.1:1"));
@@ -179,17 +185,13 @@ static void test_wire(void)
     T_EQ(volley__pacer_wire_bytes(AF_INET6, &d), 5000 + 5 * 48);
     memset(&d.peer, 0, sizeof d.peer);
     T_EQ(volley__pacer_wire_bytes(AF_UNSPEC, &d), 5000);
-}
-
-static long long now_ms(void)
-{
-    return t_now_ms();
+    return 0;
 }
 
 /* On the pair: sends are cut to the budget, the rest is "not taken",
  * volley_wait(SEND) returns once the refused datagram may go, and the
  * long-run rate never exceeds rate * time + burst. */
-static void test_socket(void)
+static int pair(void)
 {
     struct volley_opts o = t_opts(VOLLEY_BACKEND_PAIR);
     o.pair_capacity = 4096;
@@ -204,19 +206,17 @@ static void test_socket(void)
     /* a full bucket of 10000 bytes takes 10 datagrams of 1000 */
     T_EQ(volley_send(a, d, 64), 10);
     T_EQ(volley_send(a, d, 64), 0);
-    struct volley_stats st;
-    T_OK(volley_get_stats(a, &st, sizeof st));
-    T_ASSERT(st.tx_paced >= 2);
+    T_ASSERT(t_stats(a).tx_paced >= 2);
     int64_t delay = volley_pacing_delay(a, 1000, NULL);
     T_ASSERT(delay > 0 && delay <= 1000000); /* at most 1 ms for 1000 bytes */
     T_EQ(volley_wait(a, VOLLEY_WAIT_SEND, 2000), VOLLEY_WAIT_SEND);
     T_ASSERT(volley_send(a, d, 64) >= 1);
 
     /* Bounded run: 300 ms of trying; never above rate * time + burst. */
-    long long t0 = now_ms();
+    long long t0 = t_now_ms();
     uint64_t sent = 11000;
     struct volley_dgram r[256];
-    while (now_ms() - t0 < 300) {
+    while (t_now_ms() - t0 < 300) {
         int k = volley_send(a, d, 64);
         T_ASSERT(k >= 0);
         sent += (uint64_t)k * 1000;
@@ -225,7 +225,7 @@ static void test_socket(void)
         while (volley_recv(b, r, 256) > 0)
             ;
     }
-    double secs = (double)(now_ms() - t0 + 5) / 1000.0;
+    double secs = (double)(t_now_ms() - t0 + 5) / 1000.0;
     T_ASSERT((double)sent <= 1000000.0 * secs + 10000 + 11000);
 
     /* Turned off: everything goes at once. */
@@ -237,11 +237,12 @@ static void test_socket(void)
     T_EQ(volley_send(a, d, 64), 5);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
 /* A refused datagram is never dropped: what the kernel did not take is
  * refunded, and on loopback everything sent arrives. */
-static void test_loopback(void)
+static int loopback(void)
 {
     struct volley_opts o = t_opts(VOLLEY_BACKEND_AUTO);
     o.pace_rate_bps = 200000000; /* 25 MB/s */
@@ -254,8 +255,8 @@ static void test_loopback(void)
     for (int i = 0; i < 128; i++)
         d[i] = (struct volley_dgram){.data = buf, .len = sizeof buf, .peer = to_b};
     unsigned sent = 0, got = 0;
-    long long t0 = now_ms();
-    while (sent < 5000 && now_ms() - t0 < 5000) {
+    long long t0 = t_now_ms();
+    while (sent < 5000 && t_now_ms() - t0 < 5000) {
         unsigned n = 5000 - sent < 128 ? 5000 - sent : 128;
         int k = volley_send(a, d, n);
         T_ASSERT(k >= 0);
@@ -268,14 +269,13 @@ static void test_loopback(void)
     }
     T_EQ(sent, 5000);
     got += t_recv_n(b, r, 5000 - got, NULL, 0, 500);
-    struct volley_stats st;
-    T_OK(volley_get_stats(b, &st, sizeof st));
-    T_EQ(got + st.rx_kernel_drops, 5000);
+    T_EQ(got + t_stats(b).rx_kernel_drops, 5000);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
-static void test_bad_input(void)
+static int bad_input(void)
 {
     volley_sock *a, *b;
     struct volley_opts o = t_opts(VOLLEY_BACKEND_PAIR);
@@ -299,21 +299,16 @@ static void test_bad_input(void)
     T_EQ(volley_pacing_delay(a, 100000, NULL), 0); /* volley holds nothing back */
     T_OK(volley_set_pacing(a, 0, 0, 0));
     volley_close(a);
+    return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    t_watchdog("test_pacer", 120);
-    test_rates();
-    test_burst();
-    test_late_wakeups();
-    test_oversize();
-    test_delay_exact();
-    test_change();
-    test_wire();
-    test_socket();
-    test_loopback();
-    test_bad_input();
-    printf("test_pacer: ok\n");
-    return 0;
+    static const struct t_case cases[] = {
+        T_CASE(rates),       T_CASE(burst),     T_CASE(late_wakeups), T_CASE(oversize),
+        T_CASE(delay_exact), T_CASE(change),    T_CASE(wire),         T_CASE(pair),
+        T_CASE(loopback),    T_CASE(bad_input),
+    };
+    struct t_run how = {.total_s = 120};
+    return t_main(cases, T_COUNT(cases), &how, argc, argv);
 }

@@ -3,41 +3,16 @@
  * two threads at once, and bad input. */
 #include "t.h"
 
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <time.h>
 
 /* Impairment payloads: an 8-byte sequence number, then a pattern. */
 #define SEQ_LEN 24
-
-static void fill(uint8_t *p, size_t len, uint64_t seq)
-{
-    for (size_t i = 0; i < len; i++)
-        p[i] = t_byte(seq, i);
-}
-
-static void check_bytes(const struct volley_dgram *d, size_t len, uint64_t seq)
-{
-    T_EQ(d->len, len);
-    const uint8_t *p = d->data;
-    for (size_t i = 0; i < len; i++)
-        if (p[i] != t_byte(seq, i))
-            T_FAIL("seq %llu: byte %zu is %u, want %u", (unsigned long long)seq, i, p[i],
-                   t_byte(seq, i));
-}
 
 static int send1(volley_sock *s, const void *p, size_t len, uint8_t ecn)
 {
     struct volley_dgram d = {.data = (void *)p, .len = len, .ecn = ecn};
     return volley_send(s, &d, 1);
-}
-
-static struct volley_stats stats(const volley_sock *s)
-{
-    struct volley_stats st;
-    T_OK(volley_get_stats(s, &st, sizeof st));
-    return st;
 }
 
 static void open_pair(struct volley_opts *o, volley_sock **a, volley_sock **b)
@@ -46,7 +21,7 @@ static void open_pair(struct volley_opts *o, volley_sock **a, volley_sock **b)
     T_OK(volley_pair(a, b, o));
 }
 
-static void test_roundtrip(void)
+static int roundtrip(void)
 {
     static const size_t sizes[] = {0, 1, 1200, VOLLEY_UDP6_MAX};
     static uint8_t buf[VOLLEY_UDP6_MAX];
@@ -64,13 +39,13 @@ static void test_roundtrip(void)
         for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
             for (uint8_t ecn = 0; ecn < 4; ecn++, seq++) {
                 size_t len = sizes[k];
-                fill(buf, len, seq);
+                t_fill(buf, len, seq);
                 T_EQ(send1(tx, buf, len, ecn), 1);
                 /* The payload was copied: the caller's buffer is free again. */
                 memset(buf, 0, len);
                 struct volley_dgram d;
                 T_EQ(volley_recv(rx, &d, 1), 1);
-                check_bytes(&d, len, seq);
+                T_PAYLOAD(&d, len, seq, 0);
                 T_EQ(d.ecn, ecn);
                 T_EQ(d.flags, 0);
                 T_EQ(d.peer.sa.sa_family, AF_UNSPEC);
@@ -84,7 +59,7 @@ static void test_roundtrip(void)
             }
         }
     }
-    struct volley_stats sa = stats(a), sb = stats(b);
+    struct volley_stats sa = t_stats(a), sb = t_stats(b);
     T_EQ(sa.tx_dgrams, 16);
     T_EQ(sb.tx_dgrams, 16);
     T_EQ(sa.tx_bytes, bytes);
@@ -95,25 +70,19 @@ static void test_roundtrip(void)
     T_EQ(sb.rx_wouldblock, 16);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
-static int64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void test_features(void)
+static int features(void)
 {
     struct volley_opts o = VOLLEY_OPTS_INIT;
     o.enable = VOLLEY_F_TIMESTAMP;
     volley_sock *a, *b;
     open_pair(&o, &a, &b);
     T_ASSERT(volley_features(b) & VOLLEY_F_TIMESTAMP);
-    int64_t before = realtime_ns();
+    int64_t before = t_realtime_ns();
     T_EQ(send1(a, "t", 1, 0), 1);
-    int64_t after = realtime_ns();
+    int64_t after = t_realtime_ns();
     struct volley_dgram d;
     T_EQ(volley_recv(b, &d, 1), 1);
     T_ASSERT(d.flags & VOLLEY_DGRAM_TSTAMP);
@@ -131,14 +100,16 @@ static void test_features(void)
     T_EQ(d.ecn, 0);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
-static void test_batch(void)
+static int batch(void)
 {
     enum { N = 256, LEN = 100 };
     static uint8_t bufs[N][LEN];
     struct volley_dgram d[N], r[N];
     struct volley_opts o = VOLLEY_OPTS_INIT;
+    o.rx_batch = N; /* one receive hands out the whole batch */
     volley_sock *a, *b;
     open_pair(&o, &a, &b);
     memset(d, 0, sizeof d);
@@ -146,27 +117,28 @@ static void test_batch(void)
         d[i].data = bufs[i];
         d[i].len = 1 + i % LEN;
         d[i].ecn = (uint8_t)(i % 4);
-        fill(bufs[i], d[i].len, i);
+        t_fill(bufs[i], d[i].len, i);
     }
     T_EQ(volley_send(a, d, N), N);
     T_EQ(volley_recv(b, r, N), N);
     for (unsigned i = 0; i < N; i++) {
-        check_bytes(&r[i], 1 + i % LEN, i);
+        T_PAYLOAD(&r[i], 1 + i % LEN, i, 0);
         T_EQ(r[i].ecn, i % 4);
     }
     T_EQ(volley_recv(b, r, N), 0);
-    T_EQ(stats(a).tx_dgrams, N);
-    T_EQ(stats(b).rx_dgrams, N);
-    T_EQ(stats(a).pair_queue_full, 0);
+    T_EQ(t_stats(a).tx_dgrams, N);
+    T_EQ(t_stats(b).rx_dgrams, N);
+    T_EQ(t_stats(a).pair_queue_full, 0);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
-static void test_gso(void)
+static int gso(void)
 {
     uint8_t one[10], buf[1000];
-    fill(one, sizeof one, 1);
-    fill(buf, sizeof buf, 2);
+    t_fill(one, sizeof one, 1);
+    t_fill(buf, sizeof buf, 2);
     struct volley_dgram d[3] = {
         {.data = one, .len = sizeof one},
         {.data = buf, .len = 1000, .segment = 300, .ecn = 2},
@@ -178,7 +150,7 @@ static void test_gso(void)
     T_EQ(volley_send(a, d, 3), 3);
     struct volley_dgram r[16];
     T_EQ(volley_recv(b, r, 16), 7);
-    check_bytes(&r[0], sizeof one, 1);
+    T_PAYLOAD(&r[0], sizeof one, 1, 0);
     static const size_t want_len[] = {300, 300, 300, 100, 300, 300};
     static const size_t want_off[] = {0, 300, 600, 900, 0, 300};
     for (int i = 0; i < 6; i++) {
@@ -189,17 +161,18 @@ static void test_gso(void)
         T_EQ(x->segment, 0);
         T_EQ(x->flags, 0);
     }
-    struct volley_stats st = stats(a);
+    struct volley_stats st = t_stats(a);
     T_EQ(st.tx_dgrams, 7);
     T_EQ(st.tx_bytes, 10 + 1000 + 600);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
-static void test_truncate(void)
+static int truncation(void)
 {
     static uint8_t buf[300];
-    fill(buf, sizeof buf, 9);
+    t_fill(buf, sizeof buf, 9);
     struct volley_opts o = VOLLEY_OPTS_INIT;
     o.rx_slot_size = 100;
     volley_sock *a, *b;
@@ -211,20 +184,23 @@ static void test_truncate(void)
     T_EQ(volley_send(a, d, 2), 2);
     struct volley_dgram r[2];
     T_EQ(volley_recv(b, r, 2), 2);
-    check_bytes(&r[0], 100, 9);
+    T_PAYLOAD(&r[0], 100, 9, 0);
     T_EQ(r[0].flags, VOLLEY_DGRAM_TRUNC);
-    check_bytes(&r[1], 100, 9);
+    T_PAYLOAD(&r[1], 100, 9, 0);
     T_EQ(r[1].flags, 0);
-    struct volley_stats st = stats(b);
+    struct volley_stats st = t_stats(b);
     T_EQ(st.rx_truncated, 1);
     T_EQ(st.rx_bytes, 200);
-    T_EQ(stats(a).tx_bytes, 250);
+    T_EQ(t_stats(a).tx_bytes, 250);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
-/* Send seq first..first+n-1, 64 bytes each, in one call. */
-static void send_seqs(volley_sock *s, uint64_t first, unsigned n)
+/* Send datagrams first..first+n-1 of 64 bytes in one call, their payloads
+ * written by fill. */
+static void send_64(volley_sock *s, uint64_t first, unsigned n,
+                    void (*fill)(void *, size_t, uint64_t))
 {
     static uint8_t bufs[VOLLEY_BATCH_MAX][64];
     struct volley_dgram d[VOLLEY_BATCH_MAX];
@@ -237,7 +213,13 @@ static void send_seqs(volley_sock *s, uint64_t first, unsigned n)
     T_EQ(volley_send(s, d, n), n);
 }
 
-static void test_full_queue(void)
+/* Send seq first..first+n-1, 64 bytes each, in one call. */
+static void send_seqs(volley_sock *s, uint64_t first, unsigned n)
+{
+    send_64(s, first, n, t_fill);
+}
+
+static int full_queue(void)
 {
     enum { CAP = 32, K = 5 };
     struct volley_opts o = VOLLEY_OPTS_INIT;
@@ -245,32 +227,33 @@ static void test_full_queue(void)
     volley_sock *a, *b;
     open_pair(&o, &a, &b);
     send_seqs(a, 0, CAP + K);
-    T_EQ(stats(a).pair_queue_full, K);
-    T_EQ(stats(a).tx_dgrams, CAP + K);
+    T_EQ(t_stats(a).pair_queue_full, K);
+    T_EQ(t_stats(a).tx_dgrams, CAP + K);
 
     struct volley_dgram r[64];
     T_EQ(volley_recv(b, r, 64), CAP);
     for (unsigned i = 0; i < CAP; i++)
-        check_bytes(&r[i], 64, i);
-    T_EQ(stats(b).rx_kernel_drops, K);
-    T_EQ(stats(b).rx_dgrams, CAP);
+        T_PAYLOAD(&r[i], 64, i, 0);
+    T_EQ(t_stats(b).rx_kernel_drops, K);
+    T_EQ(t_stats(b).rx_dgrams, CAP);
 
     /* What b holds from its last recv does not shrink the queue. */
     send_seqs(a, 100, CAP);
-    T_EQ(stats(a).pair_queue_full, K);
+    T_EQ(t_stats(a).pair_queue_full, K);
     T_EQ(volley_recv(b, r, 64), CAP);
     for (unsigned i = 0; i < CAP; i++)
-        check_bytes(&r[i], 64, 100 + i);
+        T_PAYLOAD(&r[i], 64, 100 + i, 0);
 
     /* One at a time: the same count. */
     for (unsigned i = 0; i < CAP + K; i++)
         send_seqs(a, 200 + i, 1);
-    T_EQ(stats(a).pair_queue_full, 2 * K);
+    T_EQ(t_stats(a).pair_queue_full, 2 * K);
     T_EQ(volley_recv(b, r, 64), CAP);
     T_EQ(volley_recv(b, r, 64), 0);
-    T_EQ(stats(b).rx_kernel_drops, 2 * K);
+    T_EQ(t_stats(b).rx_kernel_drops, 2 * K);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
 struct imp_counts {
@@ -290,13 +273,8 @@ static void observe(struct observer *ob, volley_sock *rx)
     int n;
     while ((n = T_OK(volley_recv(rx, r, 64))) > 0) {
         for (int i = 0; i < n; i++) {
-            uint64_t seq;
-            T_ASSERT(r[i].len == SEQ_LEN);
-            memcpy(&seq, r[i].data, sizeof seq);
+            uint64_t seq = T_SEQ(&r[i], SEQ_LEN);
             T_ASSERT(seq < ob->total);
-            const uint8_t *p = r[i].data;
-            for (size_t k = sizeof seq; k < SEQ_LEN; k++)
-                T_EQ(p[k], t_byte(seq, k));
             if (ob->seen[seq]) {
                 ob->c.dup++;
                 continue;
@@ -334,9 +312,7 @@ static struct imp_counts run_impaired(uint64_t seed, int dir)
     memset(d, 0, sizeof d);
     for (uint64_t base = 0; base < TOTAL; base += BATCH) {
         for (unsigned i = 0; i < BATCH; i++) {
-            uint64_t seq = base + i;
-            fill(bufs[i], SEQ_LEN, seq);
-            memcpy(bufs[i], &seq, sizeof seq);
+            t_fill_seq(bufs[i], SEQ_LEN, base + i);
             d[i].data = bufs[i];
             d[i].len = SEQ_LEN;
         }
@@ -348,15 +324,15 @@ static struct imp_counts run_impaired(uint64_t seed, int dir)
     for (unsigned i = 0; i < TOTAL; i++)
         ob.c.lost += !seen[i];
 
-    struct volley_stats st = stats(tx);
+    struct volley_stats st = t_stats(tx);
     T_EQ(st.tx_dgrams, TOTAL);
     T_EQ(st.pair_queue_full, 0);
-    T_EQ(stats(rx).rx_kernel_drops, 0);
+    T_EQ(t_stats(rx).rx_kernel_drops, 0);
     T_EQ(ob.c.lost, st.pair_dropped);
     T_EQ(ob.c.dup, st.pair_duplicated);
     T_EQ(ob.c.reordered, st.pair_reordered);
     T_ASSERT(ob.c.lost > 0 && ob.c.dup > 0 && ob.c.reordered > 0);
-    T_EQ(stats(rx).rx_dgrams, TOTAL - ob.c.lost + ob.c.dup);
+    T_EQ(t_stats(rx).rx_dgrams, TOTAL - ob.c.lost + ob.c.dup);
     volley_close(a);
     volley_close(b);
     return ob.c;
@@ -367,7 +343,7 @@ static bool same_counts(struct imp_counts x, struct imp_counts y)
     return x.lost == y.lost && x.dup == y.dup && x.reordered == y.reordered;
 }
 
-static void test_impairments(void)
+static int impairments(void)
 {
     struct imp_counts first = run_impaired(12345, 0);
     T_ASSERT(same_counts(first, run_impaired(12345, 0)));
@@ -376,35 +352,23 @@ static void test_impairments(void)
     T_ASSERT(!same_counts(first, run_impaired(12345, 1)));
     /* Seed 0 picks a fixed default: still repeatable. */
     T_ASSERT(same_counts(run_impaired(0, 0), run_impaired(0, 0)));
+    return 0;
 }
 
 static uint64_t seq_of(const struct volley_dgram *d)
 {
-    uint64_t seq;
     T_EQ(d->len, 64);
-    memcpy(&seq, d->data, sizeof seq);
-    return seq;
+    return t_seq(d);
 }
 
 /* Send seq first..first+n-1 with the seq in the first 8 bytes. */
 static void send_numbered(volley_sock *s, uint64_t first, unsigned n)
 {
-    uint8_t bufs[16][64];
-    struct volley_dgram d[16];
-    T_ASSERT(n <= 16);
-    memset(d, 0, sizeof d);
-    for (unsigned i = 0; i < n; i++) {
-        uint64_t seq = first + i;
-        memset(bufs[i], 0, 64);
-        memcpy(bufs[i], &seq, sizeof seq);
-        d[i].data = bufs[i];
-        d[i].len = 64;
-    }
-    T_EQ(volley_send(s, d, n), n);
+    send_64(s, first, n, t_fill_seq);
 }
 
 /* Certain impairments (1e6 ppm) make the exact rules visible. */
-static void test_impairment_rules(void)
+static int impairment_rules(void)
 {
     struct volley_opts o = VOLLEY_OPTS_INIT;
     volley_sock *a, *b;
@@ -419,7 +383,7 @@ static void test_impairment_rules(void)
     T_EQ(seq_of(&r[0]), 1);
     T_EQ(seq_of(&r[1]), 0);
     T_EQ(seq_of(&r[2]), 2);
-    T_EQ(stats(a).pair_reordered, 1);
+    T_EQ(t_stats(a).pair_reordered, 1);
     volley_close(a);
     volley_close(b);
 
@@ -430,7 +394,7 @@ static void test_impairment_rules(void)
     T_EQ(volley_recv(b, r, 16), 4);
     for (int i = 0; i < 4; i++)
         T_EQ(seq_of(&r[i]), i / 2);
-    T_EQ(stats(a).pair_duplicated, 2);
+    T_EQ(t_stats(a).pair_duplicated, 2);
     volley_close(a);
     volley_close(b);
 
@@ -439,15 +403,16 @@ static void test_impairment_rules(void)
     open_pair(&o, &a, &b);
     send_numbered(a, 0, 5);
     T_EQ(volley_recv(b, r, 16), 0);
-    T_EQ(stats(a).pair_dropped, 5);
-    T_EQ(stats(a).tx_dgrams, 5);
+    T_EQ(t_stats(a).pair_dropped, 5);
+    T_EQ(t_stats(a).tx_dgrams, 5);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
 /* Tiny queues: a held datagram released into a full queue is lost, not
  * reordered; a hold waits for room rather than be dropped by the receiver. */
-static void test_impairment_full(void)
+static int impairment_full(void)
 {
     struct volley_opts o = VOLLEY_OPTS_INIT;
     volley_sock *a, *b;
@@ -457,11 +422,11 @@ static void test_impairment_full(void)
     o.pair_reorder_ppm = 1000000;
     open_pair(&o, &a, &b);
     send_numbered(a, 0, 2);
-    T_EQ(stats(a).pair_queue_full, 1);
-    T_EQ(stats(a).pair_reordered, 0);
+    T_EQ(t_stats(a).pair_queue_full, 1);
+    T_EQ(t_stats(a).pair_reordered, 0);
     T_EQ(volley_recv(b, r, 8), 1);
     T_EQ(seq_of(&r[0]), 1);
-    T_EQ(stats(b).rx_kernel_drops, 1);
+    T_EQ(t_stats(b).rx_kernel_drops, 1);
     volley_close(a);
     volley_close(b);
 
@@ -469,11 +434,11 @@ static void test_impairment_full(void)
     o.pair_dup_ppm = 1000000;
     open_pair(&o, &a, &b);
     send_numbered(a, 0, 1);
-    T_EQ(stats(a).pair_queue_full, 1);
+    T_EQ(t_stats(a).pair_queue_full, 1);
     T_EQ(volley_recv(b, r, 8), 1);
     T_EQ(seq_of(&r[0]), 0);
     T_EQ(volley_recv(b, r, 8), 0);
-    T_EQ(stats(b).rx_kernel_drops, 1);
+    T_EQ(t_stats(b).rx_kernel_drops, 1);
     volley_close(a);
     volley_close(b);
 
@@ -486,14 +451,15 @@ static void test_impairment_full(void)
     T_EQ(volley_recv(b, r, 8), 2);
     T_EQ(seq_of(&r[0]), 0);
     T_EQ(seq_of(&r[1]), 2);
-    T_EQ(stats(b).rx_kernel_drops, 0);
-    T_EQ(stats(a).pair_queue_full, 0);
-    T_EQ(stats(a).pair_reordered, 1);
+    T_EQ(t_stats(b).rx_kernel_drops, 0);
+    T_EQ(t_stats(a).pair_queue_full, 0);
+    T_EQ(t_stats(a).pair_reordered, 1);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
-static void test_delay(void)
+static int delay(void)
 {
     struct volley_opts o = VOLLEY_OPTS_INIT;
     o.pair_delay_us = 200000;
@@ -509,7 +475,7 @@ static void test_delay(void)
     T_EQ(volley_recv(b, r, 4), 3);
     for (int i = 0; i < 3; i++)
         T_EQ(seq_of(&r[i]), i);
-    T_ASSERT(stats(b).rx_wouldblock >= 1);
+    T_ASSERT(t_stats(b).rx_wouldblock >= 1);
     volley_close(a);
     volley_close(b);
 
@@ -524,9 +490,10 @@ static void test_delay(void)
          VOLLEY_WAIT_RECV | VOLLEY_WAIT_SEND);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
-static void test_lifetime(void)
+static int lifetime(void)
 {
     struct volley_opts o = VOLLEY_OPTS_INIT;
     /* The tightest ring: 4 queued plus 2 loaned entries. */
@@ -539,54 +506,47 @@ static void test_lifetime(void)
     T_EQ(volley_recv(b, r, 8), 2);
     /* Refill the queue to the brim behind the loaned datagrams. */
     send_seqs(a, 4, 4);
-    T_EQ(stats(a).pair_queue_full, 2);
-    check_bytes(&r[0], 64, 0);
-    check_bytes(&r[1], 64, 1);
+    T_EQ(t_stats(a).pair_queue_full, 2);
+    T_PAYLOAD(&r[0], 64, 0, 0);
+    T_PAYLOAD(&r[1], 64, 1, 0);
     T_EQ(volley_recv(b, r2, 8), 2);
-    check_bytes(&r2[0], 64, 2);
-    check_bytes(&r2[1], 64, 3);
+    T_PAYLOAD(&r2[0], 64, 2, 0);
+    T_PAYLOAD(&r2[1], 64, 3, 0);
     send_seqs(a, 8, 4);
-    check_bytes(&r2[0], 64, 2);
-    check_bytes(&r2[1], 64, 3);
+    T_PAYLOAD(&r2[0], 64, 2, 0);
+    T_PAYLOAD(&r2[1], 64, 3, 0);
     T_EQ(volley_recv(b, r, 8), 2);
-    check_bytes(&r[0], 64, 4);
-    check_bytes(&r[1], 64, 5);
+    T_PAYLOAD(&r[0], 64, 4, 0);
+    T_PAYLOAD(&r[1], 64, 5, 0);
     T_EQ(volley_recv(b, r, 8), 2);
-    check_bytes(&r[0], 64, 8);
-    check_bytes(&r[1], 64, 9);
-    T_EQ(stats(a).pair_queue_full, 4);
+    T_PAYLOAD(&r[0], 64, 8, 0);
+    T_PAYLOAD(&r[1], 64, 9, 0);
+    T_EQ(t_stats(a).pair_queue_full, 4);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
-static bool readable(int fd)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r = poll(&p, 1, 0);
-    T_ASSERT(r >= 0);
-    return r == 1 && (p.revents & POLLIN);
-}
-
-static void test_eventfd(void)
+static int eventfd(void)
 {
     struct volley_opts o = VOLLEY_OPTS_INIT;
     volley_sock *a, *b;
     open_pair(&o, &a, &b);
     int fa = volley_fd(a), fb = volley_fd(b);
     T_ASSERT(fa >= 0 && fb >= 0 && fa != fb);
-    T_ASSERT(!readable(fa) && !readable(fb));
+    T_ASSERT(!t_readable(fa, 0) && !t_readable(fb, 0));
     send_numbered(a, 0, 2);
-    T_ASSERT(readable(fb));
-    T_ASSERT(!readable(fa));
+    T_ASSERT(t_readable(fb, 0));
+    T_ASSERT(!t_readable(fa, 0));
     struct volley_dgram r[4];
     T_EQ(volley_recv(b, r, 1), 1);
-    T_ASSERT(readable(fb));
+    T_ASSERT(t_readable(fb, 0));
     T_EQ(volley_recv(b, r, 4), 1);
-    T_ASSERT(!readable(fb));
+    T_ASSERT(!t_readable(fb, 0));
     T_EQ(volley_recv(b, r, 4), 0);
-    T_ASSERT(!readable(fb));
+    T_ASSERT(!t_readable(fb, 0));
     send_numbered(b, 0, 1);
-    T_ASSERT(readable(fa));
+    T_ASSERT(t_readable(fa, 0));
     volley_close(a);
     volley_close(b);
 
@@ -594,16 +554,17 @@ static void test_eventfd(void)
     o.pair_reorder_ppm = 1000000;
     open_pair(&o, &a, &b);
     send_numbered(a, 0, 1);
-    T_ASSERT(readable(volley_fd(b)));
+    T_ASSERT(t_readable(volley_fd(b), 0));
     T_EQ(volley_wait(b, VOLLEY_WAIT_RECV, 2000), VOLLEY_WAIT_RECV);
     T_EQ(volley_recv(b, r, 4), 1);
-    T_ASSERT(!readable(volley_fd(b)));
-    T_EQ(stats(a).pair_reordered, 0);
+    T_ASSERT(!t_readable(volley_fd(b), 0));
+    T_EQ(t_stats(a).pair_reordered, 0);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
-static void test_close(void)
+static int closing(void)
 {
     struct volley_opts o = VOLLEY_OPTS_INIT;
     volley_sock *a, *b;
@@ -616,7 +577,7 @@ static void test_close(void)
     T_EQ(send1(a, "x", 1, 0), -EPIPE);
     struct volley_dgram d[2] = {{.data = "y", .len = 1}, {.data = "z", .len = 1}};
     T_EQ(volley_send(a, d, 2), -EPIPE);
-    T_EQ(stats(a).tx_dgrams, 3);
+    T_EQ(t_stats(a).tx_dgrams, 3);
     /* What b sent before closing is still delivered. */
     T_EQ(volley_recv(a, r, 8), 1);
     T_EQ(seq_of(&r[0]), 1);
@@ -637,6 +598,7 @@ static void test_close(void)
     for (int i = 0; i < 4; i++)
         T_EQ(seq_of(&r[i]), want[i]);
     volley_close(b);
+    return 0;
 }
 
 /* Two threads, each driving one side: sending and receiving at once. */
@@ -658,8 +620,7 @@ static void *drive(void *arg)
     for (uint64_t sent = 0;;) {
         if (sent < TOTAL) {
             for (unsigned i = 0; i < BATCH; i++) {
-                uint64_t seq = sent + i;
-                memcpy(bufs[i], &seq, sizeof seq);
+                t_fill_seq(bufs[i], 64, sent + i);
                 d[i].data = bufs[i];
                 d[i].len = 64;
             }
@@ -670,8 +631,7 @@ static void *drive(void *arg)
         }
         int n = T_OK(volley_recv(f->s, r, 64));
         for (int i = 0; i < n; i++) {
-            uint64_t seq;
-            memcpy(&seq, r[i].data, sizeof seq);
+            uint64_t seq = t_seq(&r[i]);
             /* Full-queue drops leave gaps, never disorder. */
             T_ASSERT(seq >= next && seq < TOTAL);
             next = seq + 1;
@@ -690,7 +650,7 @@ static void *drive(void *arg)
     return NULL;
 }
 
-static void test_threads(void)
+static int threads(void)
 {
     struct volley_opts o = VOLLEY_OPTS_INIT;
     o.pair_capacity = 64;
@@ -704,7 +664,7 @@ static void test_threads(void)
     T_EQ(pthread_create(&tb, NULL, drive, &fb), 0);
     T_EQ(pthread_join(ta, NULL), 0);
     T_EQ(pthread_join(tb, NULL), 0);
-    struct volley_stats sa = stats(a), sb = stats(b);
+    struct volley_stats sa = t_stats(a), sb = t_stats(b);
     /* Every datagram arrived or was counted on both sides as dropped. */
     T_EQ(fb.got + sb.rx_kernel_drops, sa.tx_dgrams);
     T_EQ(fa.got + sa.rx_kernel_drops, sb.tx_dgrams);
@@ -713,9 +673,10 @@ static void test_threads(void)
     T_EQ(sb.rx_dgrams, fb.got);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
-static void test_bad_input(void)
+static int bad_input(void)
 {
     volley_sock *a, *b;
     volley_sock *const sentinel = (volley_sock *)&a;
@@ -765,25 +726,28 @@ static void test_bad_input(void)
     T_EQ(r.peer.sa.sa_family, AF_UNSPEC);
     volley_close(a);
     volley_close(b);
+    return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    t_watchdog("test_pair", 240);
-    test_bad_input();
-    test_roundtrip();
-    test_features();
-    test_batch();
-    test_gso();
-    test_truncate();
-    test_full_queue();
-    test_impairment_rules();
-    test_impairment_full();
-    test_impairments();
-    test_delay();
-    test_lifetime();
-    test_eventfd();
-    test_close();
-    test_threads();
-    return 0;
+    static const struct t_case cases[] = {
+        T_CASE(bad_input),
+        T_CASE(roundtrip),
+        T_CASE(features),
+        T_CASE(batch),
+        T_CASE(gso),
+        T_CASE(truncation),
+        T_CASE(full_queue),
+        T_CASE(impairment_rules),
+        T_CASE(impairment_full),
+        T_CASE(impairments),
+        T_CASE(delay),
+        T_CASE(lifetime),
+        T_CASE(eventfd),
+        T_CASE(closing),
+        T_CASE(threads),
+    };
+    struct t_run how = {.total_s = 240};
+    return t_main(cases, T_COUNT(cases), &how, argc, argv);
 }

@@ -7,13 +7,12 @@
  * datagram must arrive exactly once, intact and in order; sent == received,
  * no kernel drops, no send errors.
  *
- * N is VOLLEY_SOAK_COUNT (per backend, default 500000); argv[1], if given,
- * runs only the backend of that name. A backend that makes no progress for
- * 10 s fails. */
+ * N is VOLLEY_SOAK_COUNT (per backend, default 500000). Every backend of
+ * the test kit runs, and mmsg over an AF_UNIX socketpair ("unix-mmsg"); a
+ * backend that makes no progress for 10 s fails. */
 #include "t.h"
 
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_COUNT 500000ull
@@ -23,20 +22,6 @@
 #define STALL_MS      10000
 #define HDR           8u /* u32 sequence number, u32 checksum */
 #define PAT_BYTES     (SLOT_BYTES + 4096u)
-
-enum kind { K_IP, K_PAIR, K_UNIX };
-
-struct config {
-    const char *name;
-    enum kind kind;
-    unsigned backend;
-};
-
-static const struct config configs[] = {
-    {"scalar", K_IP, VOLLEY_BACKEND_SCALAR},    {"mmsg", K_IP, VOLLEY_BACKEND_MMSG},
-    {"uring", K_IP, VOLLEY_BACKEND_URING},      {"pair", K_PAIR, VOLLEY_BACKEND_PAIR},
-    {"unix-mmsg", K_UNIX, VOLLEY_BACKEND_MMSG},
-};
 
 static uint8_t pat[PAT_BYTES]; /* payload bodies are windows into this */
 
@@ -142,215 +127,201 @@ static const char *verify(const struct volley_dgram *x, uint64_t seq)
     return NULL;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+/* One backend's run: a sends to b, seq by seq. */
+struct run {
+    volley_sock *a, *b;
+    struct volley_addr to;
+    uint64_t n, sent, received, prepared, bytes;
+};
 
-static struct volley_stats stats(const volley_sock *s)
+/* Open sender a and receiver b for the running case: its backend, over an
+ * AF_UNIX socketpair when the case says so (arg). */
+static void open_two(struct run *x)
 {
-    struct volley_stats st;
-    T_OK(volley_get_stats(s, &st, sizeof st));
-    return st;
-}
-
-/* Open sender a and receiver b; false if the backend is unavailable. */
-static bool open_two(const struct config *c, volley_sock **a, volley_sock **b,
-                     struct volley_addr *to)
-{
+    const struct t_case *c = t_current();
     struct volley_opts o = t_opts(c->backend);
-    memset(to, 0, sizeof *to);
-    if (c->kind == K_PAIR) {
-        o.pair_capacity = 4 * WINDOW;
-        T_OK(volley_pair(a, b, &o));
-        return true;
-    }
-    if (c->kind == K_UNIX) {
+    if (c->arg) {
         int fd[2];
         if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, fd) < 0)
             T_FAIL("socketpair: %s", strerror(errno));
-        T_OK(volley_wrap(a, fd[0], &o));
-        T_OK(volley_wrap(b, fd[1], &o));
-        return true;
+        T_OK(volley_wrap(&x->a, fd[0], &o));
+        T_OK(volley_wrap(&x->b, fd[1], &o));
+    } else if (!t_backend_of(c->backend)->kernel) {
+        o.pair_capacity = 4 * WINDOW;
+        T_OK(volley_pair(&x->a, &x->b, &o));
+    } else {
+        o.rcvbuf = 8 << 20;
+        o.sndbuf = 4 << 20;
+        T_OK(volley_open(&x->b, "127.0.0.1:0", &o));
+        T_OK(volley_open(&x->a, "127.0.0.1:0", &o));
+        x->to = t_local(x->b);
     }
-    o.rcvbuf = 8 << 20;
-    o.sndbuf = 4 << 20;
-    int r = volley_open(b, "127.0.0.1:0", &o);
-    if (r < 0 && c->backend == VOLLEY_BACKEND_URING) {
-        printf("soak %s: skipped (%s)\n", c->name, volley_strerror(r));
-        return false;
-    }
-    T_OK(r);
-    T_OK(volley_open(a, "127.0.0.1:0", &o));
-    T_OK(volley_local_addr(*b, to));
-    return true;
 }
 
 static uint8_t slots[NSLOT][SLOT_BYTES];
 static uint32_t slot_len[NSLOT];
 static struct volley_dgram txd[NSLOT], rxd[VOLLEY_BATCH_MAX];
 
-/* Returns 0 (pass) or 1 (a defect, printed). */
-static int soak(const struct config *c, uint64_t n)
+/* Send what the window has room for: how many went, -1 on a failure. */
+static int send_window(struct run *x)
 {
-    volley_sock *a, *b;
-    struct volley_addr to;
-    if (!open_two(c, &a, &b, &to))
+    uint64_t room = WINDOW - (x->sent - x->received);
+    if (room > NSLOT)
+        room = NSLOT;
+    if (room > x->n - x->sent)
+        room = x->n - x->sent;
+    if (!room)
         return 0;
-    uint64_t sent = 0, received = 0, prepared = 0, bytes = 0;
-    double t0 = now_s();
+    /* slot seq % NSLOT holds datagram seq; [sent, prepared) are ready */
+    for (; x->prepared < x->sent + room; x->prepared++)
+        slot_len[x->prepared % NSLOT] = make(slots[x->prepared % NSLOT], x->prepared);
+    for (unsigned i = 0; i < room; i++) {
+        unsigned k = (unsigned)((x->sent + i) % NSLOT);
+        memset(&txd[i], 0, sizeof txd[i]);
+        txd[i].data = slots[k];
+        txd[i].len = slot_len[k];
+        txd[i].peer = x->to;
+    }
+    int r = volley_send(x->a, txd, (unsigned)room);
+    if (!T_CHECK(r >= 0, "volley_send at #%llu: %s", (unsigned long long)x->sent,
+                 volley_strerror(r)))
+        return -1;
+    for (int i = 0; i < r; i++)
+        x->bytes += txd[i].len;
+    x->sent += (unsigned)r;
+    return r;
+}
+
+/* Receive and verify all that waits: how many came, -1 on a failure. */
+static int recv_all(struct run *x)
+{
+    int total = 0;
+    for (;;) {
+        int r = volley_recv(x->b, rxd, VOLLEY_BATCH_MAX);
+        if (!T_CHECK(r >= 0, "volley_recv after #%llu: %s",
+                     (unsigned long long)x->received, volley_strerror(r)))
+            return -1;
+        if (r == 0)
+            return total;
+        for (int i = 0; i < r; i++, x->received++) {
+            const char *why = x->received < x->sent ? verify(&rxd[i], x->received)
+                                                    : "more datagrams than were sent";
+            if (!T_CHECK(!why,
+                         "datagram %d of a batch of %d, expected #%llu (%u bytes): %s", i,
+                         r, (unsigned long long)x->received, size_of(x->received), why))
+                return -1;
+        }
+        total += r;
+    }
+}
+
+/* Send and receive until all n arrived; false on a failure. */
+static bool pump(struct run *x)
+{
     long long stall = t_now_ms() + STALL_MS;
-    while (received < n) {
-        bool moved = false;
-        uint64_t room = WINDOW - (sent - received);
-        if (room > NSLOT)
-            room = NSLOT;
-        if (room > n - sent)
-            room = n - sent;
-        if (room) {
-            /* slot seq % NSLOT holds datagram seq; [sent, prepared) are ready */
-            for (; prepared < sent + room; prepared++)
-                slot_len[prepared % NSLOT] = make(slots[prepared % NSLOT], prepared);
-            for (unsigned i = 0; i < room; i++) {
-                unsigned k = (unsigned)((sent + i) % NSLOT);
-                memset(&txd[i], 0, sizeof txd[i]);
-                txd[i].data = slots[k];
-                txd[i].len = slot_len[k];
-                txd[i].peer = to;
-            }
-            int r = volley_send(a, txd, (unsigned)room);
-            if (r < 0) {
-                fprintf(stderr, "FAIL soak %s: volley_send at #%llu: %s\n", c->name,
-                        (unsigned long long)sent, volley_strerror(r));
-                return 1;
-            }
-            for (int i = 0; i < r; i++)
-                bytes += txd[i].len;
-            sent += (unsigned)r;
-            moved |= r > 0;
-        }
-        for (;;) {
-            int r = volley_recv(b, rxd, VOLLEY_BATCH_MAX);
-            if (r < 0) {
-                fprintf(stderr, "FAIL soak %s: volley_recv after #%llu: %s\n", c->name,
-                        (unsigned long long)received, volley_strerror(r));
-                return 1;
-            }
-            if (r == 0)
-                break;
-            for (int i = 0; i < r; i++, received++) {
-                const char *why = received < sent ? verify(&rxd[i], received)
-                                                  : "more datagrams than were sent";
-                if (why) {
-                    fprintf(stderr,
-                            "FAIL soak %s: datagram %d of a batch of %d, expected #%llu "
-                            "(%u bytes): %s\n",
-                            c->name, i, r, (unsigned long long)received,
-                            size_of(received), why);
-                    return 1;
-                }
-            }
-            moved = true;
-        }
-        if (moved) {
+    while (x->received < x->n) {
+        int sent = send_window(x), got = sent < 0 ? -1 : recv_all(x);
+        if (sent < 0 || got < 0)
+            return false;
+        if (sent > 0 || got > 0) {
             stall = t_now_ms() + STALL_MS;
             continue;
         }
         if (t_now_ms() > stall) {
-            struct volley_stats sa = stats(a), sb = stats(b);
-            fprintf(stderr,
-                    "FAIL soak %s: no progress for %d ms: sent %llu, received %llu, "
-                    "tx_dgrams %llu, rx_dgrams %llu, rx_kernel_drops %llu\n",
-                    c->name, STALL_MS, (unsigned long long)sent,
-                    (unsigned long long)received, (unsigned long long)sa.tx_dgrams,
-                    (unsigned long long)sb.rx_dgrams,
-                    (unsigned long long)sb.rx_kernel_drops);
-            return 1;
+            struct volley_stats sa = t_stats(x->a), sb = t_stats(x->b);
+            return T_CHECK(
+                false,
+                "no progress for %d ms: sent %llu, received %llu, "
+                "tx_dgrams %llu, rx_dgrams %llu, rx_kernel_drops %llu",
+                STALL_MS, (unsigned long long)x->sent, (unsigned long long)x->received,
+                (unsigned long long)sa.tx_dgrams, (unsigned long long)sb.rx_dgrams,
+                (unsigned long long)sb.rx_kernel_drops);
         }
         /* Datagrams in flight: they will make b readable. Otherwise a
          * would block: wait until it can send. */
-        if (sent > received)
-            (void)volley_wait(b, VOLLEY_WAIT_RECV, 10);
+        if (x->sent > x->received)
+            (void)volley_wait(x->b, VOLLEY_WAIT_RECV, 10);
         else
-            (void)volley_wait(a, VOLLEY_WAIT_SEND, 10);
+            (void)volley_wait(x->a, VOLLEY_WAIT_SEND, 10);
     }
-    double secs = now_s() - t0;
+    return true;
+}
+
+/* After the run: nothing more arrives, and the counters agree. */
+static void check_totals(struct run *x, double secs)
+{
+    uint64_t n = x->n, bytes = x->bytes;
     /* Nothing more may arrive; late send completions are counted once the
      * sender looks. */
-    (void)volley_wait(b, VOLLEY_WAIT_RECV, 50);
-    int extra = volley_recv(b, rxd, VOLLEY_BATCH_MAX);
-    struct volley_stats sa = stats(a), sb = stats(b);
-    for (int i = 0; i < 100 && sa.tx_dgrams < sent; i++) {
-        (void)volley_wait(a, VOLLEY_WAIT_SEND, 10);
-        sa = stats(a);
+    (void)volley_wait(x->b, VOLLEY_WAIT_RECV, 50);
+    int extra = volley_recv(x->b, rxd, VOLLEY_BATCH_MAX);
+    struct volley_stats sa = t_stats(x->a), sb = t_stats(x->b);
+    for (int i = 0; i < 100 && sa.tx_dgrams < x->sent; i++) {
+        (void)volley_wait(x->a, VOLLEY_WAIT_SEND, 10);
+        sa = t_stats(x->a);
     }
     printf("soak %-9s sent %llu, received %llu, bytes %llu, %.2f s (%.0f datagrams/s; "
            "gso sends %llu, gro buffers %llu)\n",
-           c->name, (unsigned long long)sent, (unsigned long long)received,
-           (unsigned long long)bytes, secs, (double)received / (secs > 0 ? secs : 1),
+           t_current()->name, (unsigned long long)x->sent,
+           (unsigned long long)x->received, (unsigned long long)bytes, secs,
+           (double)x->received / (secs > 0 ? secs : 1),
            (unsigned long long)sa.tx_gso_sends, (unsigned long long)sb.rx_gro_buffers);
-    int bad = 0;
-#define CHECK(cond, ...)                                                                 \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "FAIL soak %s: ", c->name);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                \
-            fprintf(stderr, "\n");                                                       \
-            bad = 1;                                                                     \
-        }                                                                                \
-    } while (0)
-    CHECK(extra == 0, "%d more datagrams after all %llu arrived", extra,
-          (unsigned long long)n);
-    CHECK(sent == n && received == n, "sent %llu, received %llu of %llu",
-          (unsigned long long)sent, (unsigned long long)received, (unsigned long long)n);
-    CHECK(sa.tx_dgrams == n, "tx_dgrams %llu", (unsigned long long)sa.tx_dgrams);
-    CHECK(sb.rx_dgrams == n, "rx_dgrams %llu", (unsigned long long)sb.rx_dgrams);
-    CHECK(sa.tx_bytes == bytes && sb.rx_bytes == bytes,
-          "tx_bytes %llu, rx_bytes %llu, want %llu", (unsigned long long)sa.tx_bytes,
-          (unsigned long long)sb.rx_bytes, (unsigned long long)bytes);
-    CHECK(sb.rx_kernel_drops == 0, "rx_kernel_drops %llu",
-          (unsigned long long)sb.rx_kernel_drops);
-    CHECK(sa.tx_errors == 0, "tx_errors %llu", (unsigned long long)sa.tx_errors);
-    CHECK(sb.rx_errors == 0 && sb.rx_truncated == 0, "rx_errors %llu, rx_truncated %llu",
-          (unsigned long long)sb.rx_errors, (unsigned long long)sb.rx_truncated);
-#undef CHECK
-    volley_close(a);
-    volley_close(b);
-    return bad;
+    T_CHECK(extra == 0, "%d more datagrams after all %llu arrived", extra,
+            (unsigned long long)n);
+    T_CHECK(x->sent == n && x->received == n, "sent %llu, received %llu of %llu",
+            (unsigned long long)x->sent, (unsigned long long)x->received,
+            (unsigned long long)n);
+    T_CHECK(sa.tx_dgrams == n, "tx_dgrams %llu", (unsigned long long)sa.tx_dgrams);
+    T_CHECK(sb.rx_dgrams == n, "rx_dgrams %llu", (unsigned long long)sb.rx_dgrams);
+    T_CHECK(sa.tx_bytes == bytes && sb.rx_bytes == bytes,
+            "tx_bytes %llu, rx_bytes %llu, want %llu", (unsigned long long)sa.tx_bytes,
+            (unsigned long long)sb.rx_bytes, (unsigned long long)bytes);
+    T_CHECK(sb.rx_kernel_drops == 0, "rx_kernel_drops %llu",
+            (unsigned long long)sb.rx_kernel_drops);
+    T_CHECK(sa.tx_errors == 0, "tx_errors %llu", (unsigned long long)sa.tx_errors);
+    T_CHECK(sb.rx_errors == 0 && sb.rx_truncated == 0,
+            "rx_errors %llu, rx_truncated %llu", (unsigned long long)sb.rx_errors,
+            (unsigned long long)sb.rx_truncated);
+}
+
+static uint64_t soak_count = DEFAULT_COUNT;
+
+static int soak(void)
+{
+    struct run x = {.n = soak_count};
+    t_context("soak %s", t_current()->name);
+    open_two(&x);
+    long long t0 = t_now_ms();
+    if (pump(&x))
+        check_totals(&x, (double)(t_now_ms() - t0) / 1000);
+    volley_close(x.a);
+    volley_close(x.b);
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     unsetenv("VOLLEY_BACKEND");
     unsetenv("VOLLEY_DISABLE");
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    uint64_t n = DEFAULT_COUNT;
     const char *env = getenv("VOLLEY_SOAK_COUNT");
     if (env && *env) {
         char *end;
         unsigned long long v = strtoull(env, &end, 10);
         if (*end || v == 0)
             T_FAIL("VOLLEY_SOAK_COUNT=%s: want a positive count", env);
-        n = v;
+        soak_count = v;
     }
-    /* A short run is bounded by the watchdog; a long one by the stall
-     * check of each backend. */
-    if (n <= DEFAULT_COUNT)
-        t_watchdog("test_soak", 280);
     uint64_t seed = 0x5eed;
     for (size_t i = 0; i < sizeof pat; i++)
         pat[i] = (uint8_t)(mix(seed + i / 8) >> (8 * (i % 8)));
-    int failed = 0, ran = 0;
-    for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
-        if (argc > 1 && strcmp(argv[1], configs[i].name))
-            continue;
-        failed += soak(&configs[i], n);
-        ran++;
-    }
-    if (!ran)
-        T_FAIL("no backend named %s", argc > 1 ? argv[1] : "?");
-    printf("soak: %d of %d backends failed\n", failed, ran);
-    return failed ? 1 : 0;
+    static const bool over_unix = true;
+    struct t_case cases[T_BACKENDS_MAX + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < t_nbackends; i++)
+        cases[n++] = (struct t_case){t_backends[i].name, soak, t_backends[i].id, NULL};
+    cases[n++] = (struct t_case){"unix-mmsg", soak, VOLLEY_BACKEND_MMSG, &over_unix};
+    /* A short run is bounded by the watchdog; a long one by the stall
+     * check of each backend. */
+    struct t_run how = {.total_s = soak_count <= DEFAULT_COUNT ? 280 : 0};
+    return t_main(cases, n, &how, argc, argv);
 }

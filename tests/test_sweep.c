@@ -23,7 +23,6 @@
 #include "internal.h"
 #include "t.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -110,15 +109,23 @@ struct backend {
     unsigned id; /* volley_backend_id for volley_open/volley_wrap */
 };
 
-static const struct backend backends[] = {
-    {"scalar", K_IP, VOLLEY_BACKEND_SCALAR},
-    {"mmsg", K_IP, VOLLEY_BACKEND_MMSG},
-    {"uring", K_IP, VOLLEY_BACKEND_URING},
-    {"pair", K_PAIR, VOLLEY_BACKEND_PAIR},
-    {"unix", K_UNIX, VOLLEY_BACKEND_AUTO},
-    {"unix-scalar", K_UNIX, VOLLEY_BACKEND_SCALAR},
-};
-#define NBACKENDS (sizeof backends / sizeof backends[0])
+/* The test kit's backends, then AF_UNIX socketpairs wrapped by the
+ * automatic choice and by scalar. */
+#define NBACKENDS_MAX (T_BACKENDS_MAX + 2)
+static struct backend backends[NBACKENDS_MAX];
+static unsigned nbackends;
+
+static void list_backends(void)
+{
+    for (size_t i = 0; i < t_nbackends; i++) {
+        const struct t_backend *b = &t_backends[i];
+        backends[nbackends++] =
+            (struct backend){b->name, b->kernel ? K_IP : K_PAIR, b->id};
+    }
+    backends[nbackends++] = (struct backend){"unix", K_UNIX, VOLLEY_BACKEND_AUTO};
+    backends[nbackends++] =
+        (struct backend){"unix-scalar", K_UNIX, VOLLEY_BACKEND_SCALAR};
+}
 
 enum scenario { S_OPEN, S_FULL, S_COUNT };
 static const char *const scen_names[S_COUNT] = {"open", "full"};
@@ -152,18 +159,6 @@ static void child_report(const char *fmt, ...)
     int m = snprintf(line, sizeof line, "F%.*s\n", n, msg);
     (void)!write(g.out, line, (size_t)m);
     exit(1);
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        child_report("opendir(/proc/self/fd) failed");
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
 }
 
 static bool injected(int r)
@@ -219,14 +214,6 @@ static void check_io(const char *what, int r)
                  : never  ? ": this error never comes back"
                           : " or -",
                  g.op < 0 || never ? "" : err_name(g.err));
-}
-
-static struct volley_stats stats_of(const volley_sock *s)
-{
-    struct volley_stats st;
-    if (volley_get_stats(s, &st, sizeof st) < 0)
-        child_report("volley_get_stats failed");
-    return st;
 }
 
 /* The batch: 64 descriptors, ~80 datagrams, each carrying its number. */
@@ -415,7 +402,7 @@ static void full(volley_sock *a, volley_sock *b, const struct volley_addr *to)
     /* Receive until every datagram taken was sent or counted as failed and
      * every one sent arrived, or nothing moves for a second. Waiting on
      * the sender lets a backend that queued sends submit them. */
-    struct volley_stats sa = stats_of(a), sb = stats_of(b);
+    struct volley_stats sa = t_stats(a), sb = t_stats(b);
     long long idle = t_now_ms() + 1000;
     while ((rx.got + sb.rx_kernel_drops < sa.tx_dgrams ||
             sa.tx_dgrams + sa.tx_errors < taken_dgrams + failed) &&
@@ -425,16 +412,16 @@ static void full(volley_sock *a, volley_sock *b, const struct volley_addr *to)
         if (r == 0)
             check_io("volley_wait(b, RECV)", volley_wait(b, VOLLEY_WAIT_RECV, 20));
         check_io("volley_wait(a, SEND)", volley_wait(a, VOLLEY_WAIT_SEND, 0));
-        sa = stats_of(a);
-        sb = stats_of(b);
+        sa = t_stats(a);
+        sb = t_stats(b);
         if (r > 0 || sa.tx_dgrams + sa.tx_errors != before)
             idle = t_now_ms() + 1000;
     }
     /* Nothing extra may follow. */
     check_io("volley_wait(b, RECV)", volley_wait(b, VOLLEY_WAIT_RECV, 0));
     (void)recv_some(b, &rx);
-    sa = stats_of(a);
-    sb = stats_of(b);
+    sa = t_stats(a);
+    sb = t_stats(b);
     if (rx.got + sb.rx_kernel_drops != sa.tx_dgrams)
         child_report("received %u + kernel drops %llu != sent %llu (taken %u, "
                      "tx_errors %llu)",
@@ -468,7 +455,7 @@ static void count_calls(void)
 static int child_main(void)
 {
     volley__sys_fault_clear();
-    int fds0 = count_fds();
+    int fds0 = t_count_fds();
     unsigned gso0 = 0;
     if (g.op >= 0) {
         volley__sys_fault_set((enum volley__sysop)g.op, g.nth, 1, g.err, 0);
@@ -510,7 +497,7 @@ static int child_main(void)
             (void)!write(g.out, line, (size_t)m);
         }
     }
-    int fds1 = count_fds();
+    int fds1 = t_count_fds();
     if (fds1 != fds0)
         child_report("%d file descriptors before, %d after close", fds0, fds1);
     return 0;
@@ -531,11 +518,6 @@ struct result {
     char what[520];
     unsigned long counts[VOLLEY__SYS_COUNT];
 };
-
-static long long now_ms(void)
-{
-    return t_now_ms();
-}
 
 static void case_label(const struct tcase *c, char *buf, size_t size)
 {
@@ -633,11 +615,11 @@ static void run_cases(const struct tcase *cases, size_t n, struct result *result
             memset(r, 0, sizeof *r);
             r->idx = next;
             r->pid = spawn(&cases[next], &r->fd);
-            r->deadline = now_ms() + CASE_TIMEOUT_MS;
+            r->deadline = t_now_ms() + CASE_TIMEOUT_MS;
             next++;
         }
         struct pollfd pf[16];
-        long long t = now_ms(), wake = t + 1000;
+        long long t = t_now_ms(), wake = t + 1000;
         for (unsigned i = 0; i < nrun; i++) {
             pf[i] = (struct pollfd){.fd = run[i].fd, .events = POLLIN};
             if (run[i].deadline < wake)
@@ -646,7 +628,7 @@ static void run_cases(const struct tcase *cases, size_t n, struct result *result
         int pr = poll(pf, nrun, wake > t ? (int)(wake - t) : 0);
         if (pr < 0 && errno != EINTR)
             T_FAIL("poll: %s", strerror(errno));
-        t = now_ms();
+        t = t_now_ms();
         for (unsigned i = 0; i < nrun;) {
             struct running *r = &run[i];
             bool done = false;
@@ -706,73 +688,42 @@ static bool match(const char *filter, const char *name)
     return !filter || !strcmp(filter, "-") || !strcmp(filter, name);
 }
 
-/* Whether a plain uring open works here (in a child: it probes GSO, and
- * the parent must not cache that). */
-static int uring_usable(void)
+/* What the command line picked (NULL or "-": any). */
+static struct {
+    const char *be, *scen, *op, *err;
+    unsigned nth; /* 0: any */
+} pick;
+
+static unsigned long counts[NBACKENDS_MAX][S_COUNT][VOLLEY__SYS_COUNT];
+static bool usable[NBACKENDS_MAX][S_COUNT];
+
+/* Whether be can be swept here: a plain socket of it opens. */
+static bool backend_works(const struct backend *be)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        T_FAIL("fork");
-    if (pid == 0) {
-        struct volley_opts o = t_opts(VOLLEY_BACKEND_URING);
-        volley_sock *s;
-        int r = volley_open(&s, "127.0.0.1:0", &o);
-        if (r == 0)
-            volley_close(s);
-        _exit(r < 0 ? (-r & 0xff) : 0);
-    }
-    int st;
-    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
-        return -EIO;
-    return -WEXITSTATUS(st);
+    int r = t_backend_err(be->id);
+    if (r < 0)
+        printf("sweep: %s skipped: a plain open gives %s\n", be->name,
+               volley_strerror(r));
+    return r == 0;
 }
 
-int main(int argc, char **argv)
+/* Count the calls of each scenario with nothing failing (the most of two
+ * runs: waits and drains vary a little). Returns the failures; *passed
+ * gets the runs that passed. */
+static unsigned count_calls_all(unsigned jobs, unsigned *passed)
 {
-    unsetenv("VOLLEY_BACKEND");
-    unsetenv("VOLLEY_DISABLE");
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    signal(SIGPIPE, SIG_IGN);
-    const char *f_be = argc > 1 ? argv[1] : NULL, *f_scen = argc > 2 ? argv[2] : NULL,
-               *f_op = argc > 3 ? argv[3] : NULL, *f_err = argc > 4 ? argv[4] : NULL;
-    unsigned f_nth = argc > 5 && strcmp(argv[5], "-") ? (unsigned)atoi(argv[5]) : 0;
-    const char *j = getenv("VOLLEY_SWEEP_JOBS");
-    unsigned jobs = j && atoi(j) > 0 ? (unsigned)atoi(j) : 2;
-    long long t0 = now_ms();
-
-    bool have_uring = VOLLEY_HAVE_URING;
-    if (have_uring) {
-        int r = uring_usable();
-        if (r < 0) {
-            printf("sweep: uring skipped: a plain uring open gives %s\n",
-                   volley_strerror(r));
-            have_uring = false;
-        }
-    } else {
-        printf("sweep: uring skipped: built without liburing\n");
-    }
-
-    /* Count the calls of each scenario with nothing failing (the most of
-     * two runs: waits and drains vary a little). */
-    struct tcase base[NBACKENDS * S_COUNT * 2];
+    static struct tcase base[NBACKENDS_MAX * S_COUNT * 2];
+    static struct result bres[NBACKENDS_MAX * S_COUNT * 2];
     size_t nbase = 0;
-    for (unsigned b = 0; b < NBACKENDS; b++) {
-        if (!match(f_be, backends[b].name) ||
-            (backends[b].id == VOLLEY_BACKEND_URING && !have_uring))
-            continue;
-        for (int s = 0; s < S_COUNT; s++) {
-            if (!match(f_scen, scen_names[s]))
-                continue;
-            for (int k = 0; k < 2; k++)
-                base[nbase++] = (struct tcase){b, (enum scenario)s, -1, 0, 0};
-        }
-    }
-    static struct result bres[NBACKENDS * S_COUNT * 2];
-    run_cases(base, nbase, bres, jobs);
     unsigned failed = 0;
-    static unsigned long counts[NBACKENDS][S_COUNT][VOLLEY__SYS_COUNT];
-    static bool usable[NBACKENDS][S_COUNT];
+    for (unsigned b = 0; b < nbackends; b++) {
+        if (!match(pick.be, backends[b].name) || !backend_works(&backends[b]))
+            continue;
+        for (int s = 0; s < S_COUNT; s++)
+            for (int k = 0; k < 2 && match(pick.scen, scen_names[s]); k++)
+                base[nbase++] = (struct tcase){b, (enum scenario)s, -1, 0, 0};
+    }
+    run_cases(base, nbase, bres, jobs);
     for (size_t i = 0; i < nbase; i++) {
         const struct tcase *c = &base[i];
         char label[128];
@@ -782,64 +733,88 @@ int main(int argc, char **argv)
             failed++;
             continue;
         }
+        ++*passed;
         usable[c->be][c->scen] = true;
         for (int op = 0; op < VOLLEY__SYS_COUNT; op++)
             if (bres[i].counts[op] > counts[c->be][c->scen][op])
                 counts[c->be][c->scen][op] = bres[i].counts[op];
     }
+    return failed;
+}
 
-    /* Every (backend, scenario, call kind, errno, nth). */
-    size_t cap = 1024, n = 0;
-    struct tcase *cases = malloc(cap * sizeof *cases);
-    T_ASSERT(cases);
-    for (unsigned b = 0; b < NBACKENDS; b++) {
+struct caselist {
+    struct tcase *v;
+    size_t n, cap;
+};
+
+static void push(struct caselist *l, struct tcase c)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 1024;
+        l->v = realloc(l->v, l->cap * sizeof *l->v);
+        T_ASSERT(l->v);
+    }
+    l->v[l->n++] = c;
+}
+
+/* The picked cases of call kind op in backend b's scenario s. */
+static void add_op(struct caselist *l, unsigned b, int s, int op)
+{
+    if (!match(pick.op, op_name(op)))
+        return;
+    unsigned nths[MAX_SAMPLES];
+    unsigned ns = samples(counts[b][s][op], nths);
+    for (const int *e = op_errs(op); *e; e++)
+        for (unsigned k = 0; k < ns && match(pick.err, err_name(*e)); k++)
+            if (!pick.nth || nths[k] == pick.nth)
+                push(l, (struct tcase){b, (enum scenario)s, op, *e, nths[k]});
+}
+
+/* Print the calls backend b's scenario s makes. */
+static void say_calls(unsigned b, int s)
+{
+    char line[1024];
+    int len = snprintf(line, sizeof line, "sweep: %s/%s calls:", backends[b].name,
+                       scen_names[s]);
+    for (int op = 0; op < VOLLEY__SYS_COUNT; op++) {
+        unsigned long cnt = counts[b][s][op];
+        if (cnt && len < (int)sizeof line - 40)
+            len += snprintf(line + len, sizeof line - (size_t)len, " %s %lu", op_name(op),
+                            cnt);
+    }
+    printf("%s\n", line);
+}
+
+/* Every picked (backend, scenario, call kind, errno, nth). */
+static struct caselist fault_cases(void)
+{
+    struct caselist l = {NULL, 0, 0};
+    for (unsigned b = 0; b < nbackends; b++) {
         for (int s = 0; s < S_COUNT; s++) {
             if (!usable[b][s])
                 continue;
-            char line[1024];
-            int len = snprintf(line, sizeof line, "sweep: %s/%s calls:", backends[b].name,
-                               scen_names[s]);
-            for (int op = 0; op < VOLLEY__SYS_COUNT; op++) {
-                unsigned long cnt = counts[b][s][op];
-                if (cnt && len < (int)sizeof line - 40)
-                    len += snprintf(line + len, sizeof line - (size_t)len, " %s %lu",
-                                    op_name(op), cnt);
-                if (!match(f_op, op_name(op)))
-                    continue;
-                unsigned nths[MAX_SAMPLES];
-                unsigned ns = samples(cnt, nths);
-                for (const int *e = op_errs(op); *e; e++) {
-                    if (!match(f_err, err_name(*e)))
-                        continue;
-                    for (unsigned k = 0; k < ns; k++) {
-                        if (f_nth && nths[k] != f_nth)
-                            continue;
-                        if (n == cap) {
-                            cap *= 2;
-                            cases = realloc(cases, cap * sizeof *cases);
-                            T_ASSERT(cases);
-                        }
-                        cases[n++] = (struct tcase){b, (enum scenario)s, op, *e, nths[k]};
-                    }
-                }
-            }
-            printf("%s\n", line);
+            say_calls(b, s);
+            for (int op = 0; op < VOLLEY__SYS_COUNT; op++)
+                add_op(&l, b, s, op);
         }
     }
-    struct result *res = calloc(n ? n : 1, sizeof *res);
-    T_ASSERT(res);
-    run_cases(cases, n, res, jobs);
+    return l;
+}
 
-    /* Results, and every (backend, call kind, errno) reached must have
-     * been hit at least once. */
-    static bool reached[NBACKENDS][VOLLEY__SYS_COUNT];
-    static bool hit[NBACKENDS][VOLLEY__SYS_COUNT][MAX_ERRS];
-    unsigned nhit = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct tcase *c = &cases[i];
+/* Report the failed cases, and every (backend, call kind, errno) whose
+ * call was reached but never with the fault armed. Returns the failures;
+ * *passed and *nhit get the cases that passed and that reached the call. */
+static unsigned report(const struct caselist *l, const struct result *res,
+                       unsigned *passed, unsigned *nhit)
+{
+    static bool reached[NBACKENDS_MAX][VOLLEY__SYS_COUNT];
+    static bool hit[NBACKENDS_MAX][VOLLEY__SYS_COUNT][MAX_ERRS];
+    unsigned failed = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const struct tcase *c = &l->v[i];
         reached[c->be][c->op] = true;
         if (res[i].hit || res[i].status) {
-            nhit++;
+            ++*nhit;
             for (int k = 0; op_errs(c->op)[k]; k++)
                 if (op_errs(c->op)[k] == c->err)
                     hit[c->be][c->op][k] = true;
@@ -848,21 +823,46 @@ int main(int argc, char **argv)
             char label[128];
             case_label(c, label, sizeof label);
             printf("FAIL %s: %s\n", label, res[i].what);
-            failed++;
         }
+        failed += res[i].status != 0;
+        *passed += res[i].status == 0;
     }
-    for (unsigned b = 0; b < NBACKENDS; b++)
+    for (unsigned b = 0; b < nbackends; b++)
         for (int op = 0; op < VOLLEY__SYS_COUNT; op++)
             for (int k = 0; reached[b][op] && op_errs(op)[k]; k++)
-                if (!hit[b][op][k] && !f_nth) {
+                if (!hit[b][op][k] && !pick.nth) {
                     printf("FAIL %s/%s/%s/-: the call was never reached with the fault "
                            "armed\n",
                            backends[b].name, op_name(op), err_name(op_errs(op)[k]));
                     failed++;
                 }
-    printf("sweep: %zu cases (%u reached the failed call), %u failed, %.1f s\n", n, nhit,
-           failed, (double)(now_ms() - t0) / 1000);
-    free(cases);
+    return failed;
+}
+
+int main(int argc, char **argv)
+{
+    unsetenv("VOLLEY_BACKEND");
+    unsetenv("VOLLEY_DISABLE");
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);
+    pick.be = argc > 1 ? argv[1] : NULL;
+    pick.scen = argc > 2 ? argv[2] : NULL;
+    pick.op = argc > 3 ? argv[3] : NULL;
+    pick.err = argc > 4 ? argv[4] : NULL;
+    pick.nth = argc > 5 && strcmp(argv[5], "-") ? (unsigned)atoi(argv[5]) : 0;
+    const char *j = getenv("VOLLEY_SWEEP_JOBS");
+    unsigned jobs = j && atoi(j) > 0 ? (unsigned)atoi(j) : 2;
+    long long t0 = t_now_ms();
+    list_backends();
+    unsigned passed = 0, nhit = 0, failed = count_calls_all(jobs, &passed);
+    struct caselist l = fault_cases();
+    struct result *res = calloc(l.n ? l.n : 1, sizeof *res);
+    T_ASSERT(res);
+    run_cases(l.v, l.n, res, jobs);
+    failed += report(&l, res, &passed, &nhit);
+    printf("sweep: %zu cases (%u reached the failed call), %u failed, %.1f s\n", l.n,
+           nhit, failed, (double)(t_now_ms() - t0) / 1000);
+    free(l.v);
     free(res);
-    return failed ? 1 : 0;
+    return t_summary(passed, failed, 0);
 }

@@ -7,42 +7,21 @@
  * per-datagram metadata identical to the mmsg backend's, a datagram refused
  * in the middle of a batch, and sockets whose queue or send buffer fills.
  *
- * test_uring [case]: each case runs in a child process, so one failure does
- * not hide the others and the leak checker runs once per case. Exits 77
+ * Each case runs in a child process, so one failure does not hide the
+ * others and the leak checker runs once per case. Every case skips (77)
  * when io_uring cannot be used here.
  */
 #include "internal.h"
 #include "t.h"
 
-#if VOLLEY_HAVE_URING
-
-#include <dirent.h>
-#include <poll.h>
 #include <sched.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define URING   VOLLEY_BACKEND_URING
 #define MMSG    VOLLEY_BACKEND_MMSG
-#define SKIPPED 1
 #define WAIT_MS 3000
 #define MIB     (1 << 20)
 #define POISON  0xa5
-
-#define FAIL_AT(line, ...)                                                               \
-    do {                                                                                 \
-        fprintf(stderr, "FAIL %s:%d: ", __FILE__, line);                                 \
-        fprintf(stderr, __VA_ARGS__);                                                    \
-        fprintf(stderr, "\n");                                                           \
-        exit(1);                                                                         \
-    } while (0)
-
-#define SKIP_CASE(why)                                                                   \
-    do {                                                                                 \
-        printf("skip: %s (%s)\n", __func__, why);                                        \
-        return SKIPPED;                                                                  \
-    } while (0)
 
 /* ---- sockets ---- */
 
@@ -56,44 +35,21 @@ static struct volley_opts opts_for(unsigned backend, unsigned disable)
 static volley_sock *open_sock(const struct volley_opts *o, const char *bind)
 {
     volley_sock *s;
-    int r = volley_open(&s, bind, o);
-    T_SKIP_IF(r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL, "address family unavailable");
-    T_SKIP_IF(r == -ENOTSUP && o->backend == URING, "io_uring not available");
-    T_OK(r);
-    T_ASSERT(!strcmp(volley_backend_name(s), o->backend == URING ? "uring" : "mmsg"));
+    T_SKIP_IF(!t_open(&s, bind, o), "address family unavailable");
+    T_ASSERT(!strcmp(volley_backend_name(s), t_backend_of(o->backend)->name));
     return s;
 }
 
-static struct volley_addr addr_of(const volley_sock *s)
+/* A sender opened with so and an mmsg receiver with room for a burst;
+ * returns the receiver's address. */
+static struct volley_addr to_mmsg(const struct volley_opts *so, volley_sock **tx,
+                                  volley_sock **rx)
 {
-    struct volley_addr a;
-    T_OK(volley_local_addr(s, &a));
-    return a;
-}
-
-static struct volley_stats stats_of(const volley_sock *s)
-{
-    struct volley_stats st;
-    T_OK(volley_get_stats(s, &st, sizeof st));
-    return st;
-}
-
-static const char *fmt(const struct volley_addr *a, char *buf)
-{
-    if (volley_addr_format(a, buf, 64) < 0)
-        snprintf(buf, 64, "(family %d)", a->sa.sa_family);
-    return buf;
-}
-
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    T_ASSERT(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
+    struct volley_opts ro = opts_for(MMSG, 0);
+    ro.rcvbuf = 4 * MIB;
+    *tx = open_sock(so, "127.0.0.1:0");
+    *rx = open_sock(&ro, "127.0.0.1:0");
+    return t_local(*rx);
 }
 
 static bool zc_supported(void)
@@ -137,41 +93,27 @@ static uint32_t seq_of(const struct volley_dgram *d)
 static void check_payload_(const struct volley_dgram *d, size_t len, int line)
 {
     if (d->len != len)
-        FAIL_AT(line, "length %zu, want %zu", d->len, len);
+        t_fail_at(__FILE__, line, "length %zu, want %zu", d->len, len);
     const uint8_t *p = d->data;
     size_t poison = 0, bad = SIZE_MAX;
     for (size_t i = 0; i < len; i++)
         poison += p[i] == POISON;
     if (poison)
-        FAIL_AT(line,
-                "%zu of %zu bytes are poison: a send slot was released while "
-                "the kernel still read it",
-                poison, len);
+        t_fail_at(__FILE__, line,
+                  "%zu of %zu bytes are poison: a send slot was released while "
+                  "the kernel still read it",
+                  poison, len);
     uint32_t seq = seq_of(d);
     for (size_t i = 0; i < len && bad == SIZE_MAX; i++)
         if (p[i] != pat(seq, i))
             bad = i;
     if (bad != SIZE_MAX)
-        FAIL_AT(line, "seq %u: byte %zu is 0x%02x, want 0x%02x", seq, bad, p[bad],
-                pat(seq, bad));
+        t_fail_at(__FILE__, line, "seq %u: byte %zu is 0x%02x, want 0x%02x", seq, bad,
+                  p[bad], pat(seq, bad));
 }
 
-/* Descriptors with their own payload memory. */
-struct outbox {
-    struct volley_dgram *d;
-    uint8_t *buf;
-    size_t stride;
-    unsigned n;
-};
-
-static struct outbox outbox_new(unsigned n, size_t stride)
-{
-    struct outbox o = {calloc(n, sizeof *o.d), malloc(n * stride), stride, n};
-    T_ASSERT(o.d && o.buf);
-    return o;
-}
-
-static void outbox_set(struct outbox *o, unsigned i, uint32_t seq, size_t len,
+/* Datagram i of o: seq's payload of len bytes to `to` (NULL: none). */
+static void outbox_set(struct t_batch *o, unsigned i, uint32_t seq, size_t len,
                        const struct volley_addr *to)
 {
     T_ASSERT(i < o->n && len <= o->stride);
@@ -184,47 +126,21 @@ static void outbox_set(struct outbox *o, unsigned i, uint32_t seq, size_t len,
     fill(d->data, len, seq);
 }
 
-static void outbox_free(struct outbox *o)
-{
-    free(o->d);
-    free(o->buf);
-}
-
-/* Received datagrams with payloads copied out of socket memory. */
-struct inbox {
-    struct volley_dgram *d;
-    uint8_t *buf;
-    size_t stride;
-};
-
-static struct inbox inbox_new(unsigned n, size_t stride)
-{
-    struct inbox in = {calloc(n, sizeof *in.d), malloc(n * stride), stride};
-    T_ASSERT(in.d && in.buf);
-    return in;
-}
-
-static void inbox_free(struct inbox *in)
-{
-    free(in->d);
-    free(in->buf);
-}
-
 /* Send seq0 .. seq0+n-1, len bytes each, all of them or fail. */
 static void send_seq(volley_sock *tx, const struct volley_addr *to, uint32_t seq0,
                      unsigned n, size_t len)
 {
-    struct outbox o = outbox_new(n, len);
+    struct t_batch o = t_batch_new(n, len);
     for (unsigned i = 0; i < n; i++)
         outbox_set(&o, i, seq0 + i, len, to);
     T_EQ(t_send_all(tx, o.d, n, WAIT_MS), n);
-    outbox_free(&o);
+    t_batch_free(&o);
 }
 
 /* Receive exactly seq0 .. seq0+n-1 in order, len bytes each. */
 static void recv_seq(volley_sock *rx, uint32_t seq0, unsigned n, size_t len)
 {
-    struct inbox in = inbox_new(n, len ? len : 1);
+    struct t_batch in = t_batch_new(n, len ? len : 1);
     unsigned got = t_recv_n(rx, in.d, n, in.buf, in.stride, WAIT_MS);
     if (got != n)
         T_FAIL("received %u of %u datagrams (seq %u..)", got, n, seq0);
@@ -233,7 +149,7 @@ static void recv_seq(volley_sock *rx, uint32_t seq0, unsigned n, size_t len)
         if (seq_of(&in.d[i]) != seq0 + i)
             T_FAIL("datagram %u carries seq %u, want %u", i, seq_of(&in.d[i]), seq0 + i);
     }
-    inbox_free(&in);
+    t_batch_free(&in);
 }
 
 /* ---- 1. ring exhaustion with a slow consumer ---- */
@@ -266,7 +182,7 @@ static unsigned drain_burst(volley_sock *rx, uint32_t seq0, unsigned n, size_t l
             last = t_now_ms();
             continue;
         }
-        if (got + (stats_of(rx).rx_kernel_drops - drops0) >= n ||
+        if (got + (t_stats(rx).rx_kernel_drops - drops0) >= n ||
             t_now_ms() - last > idle_ms)
             break;
         (void)volley_wait(rx, VOLLEY_WAIT_RECV, 50);
@@ -289,12 +205,12 @@ static void exhaustion_run(uint32_t ring, int rcvbuf, bool expect_drops)
     struct volley_opts so = opts_for(MMSG, nogso);
     volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
     volley_sock *tx = open_sock(&so, "127.0.0.1:0");
-    struct volley_addr to = addr_of(rx);
+    struct volley_addr to = t_local(rx);
 
     /* the whole burst goes out before the receiver reads anything */
     send_seq(tx, &to, 0, BURST, LEN);
     unsigned got = drain_burst(rx, 0, BURST, LEN, 0, 500);
-    struct volley_stats st = stats_of(rx);
+    struct volley_stats st = t_stats(rx);
     printf("  ring %u, rcvbuf %d: delivered %u, kernel drops %llu, ring empty %llu, "
            "rearms %llu\n",
            ring, rcvbuf, got, (unsigned long long)st.rx_kernel_drops,
@@ -315,10 +231,10 @@ static void exhaustion_run(uint32_t ring, int rcvbuf, bool expect_drops)
     /* and keeps them over many exhaustions */
     uint32_t seq = BURST + AFTER;
     for (int round = 0; round < ROUNDS; round++) {
-        struct volley_stats b = stats_of(rx);
+        struct volley_stats b = t_stats(rx);
         send_seq(tx, &to, seq, ROUND_BURST, LEN);
         unsigned n = drain_burst(rx, seq, ROUND_BURST, LEN, b.rx_kernel_drops, 500);
-        struct volley_stats a = stats_of(rx);
+        struct volley_stats a = t_stats(rx);
         if (n < ring || n + (a.rx_kernel_drops - b.rx_kernel_drops) != ROUND_BURST)
             T_FAIL("round %d: delivered %u, dropped %llu of %d", round, n,
                    (unsigned long long)(a.rx_kernel_drops - b.rx_kernel_drops),
@@ -327,7 +243,7 @@ static void exhaustion_run(uint32_t ring, int rcvbuf, bool expect_drops)
         T_ASSERT(a.rx_rearms > b.rx_rearms);
         seq += ROUND_BURST;
     }
-    uint64_t drops = stats_of(rx).rx_kernel_drops;
+    uint64_t drops = t_stats(rx).rx_kernel_drops;
     send_seq(tx, &to, seq, AFTER, LEN);
     T_EQ(drain_burst(rx, seq, AFTER, LEN, drops, 500), AFTER);
     volley_close(tx);
@@ -353,20 +269,17 @@ static void zc_run(const char *label, unsigned disable, uint32_t arena, int32_t 
     so.zc_threshold = 1024;
     so.tx_arena = arena;
     so.sndbuf = sndbuf;
-    struct volley_opts ro = opts_for(MMSG, 0);
-    ro.rcvbuf = 4 * MIB;
-    volley_sock *tx = open_sock(&so, "127.0.0.1:0");
-    volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
-    struct volley_addr to = addr_of(rx);
+    volley_sock *tx, *rx;
+    struct volley_addr to = to_mmsg(&so, &tx, &rx);
     for (uint32_t seq = 0; seq < N; seq += BATCH) {
         send_seq(tx, &to, seq, BATCH, LEN);
         recv_seq(rx, seq, BATCH, LEN);
     }
     /* let the last completions and notifications in */
     long long deadline = t_now_ms() + WAIT_MS;
-    while (stats_of(tx).tx_dgrams < N && t_now_ms() < deadline)
+    while (t_stats(tx).tx_dgrams < N && t_now_ms() < deadline)
         (void)volley_wait(tx, VOLLEY_WAIT_SEND, 10);
-    struct volley_stats st = stats_of(tx);
+    struct volley_stats st = t_stats(tx);
     printf("  %s: zc sends %llu, gso sends %llu, syscalls %llu\n", label,
            (unsigned long long)st.tx_zc_sends, (unsigned long long)st.tx_gso_sends,
            (unsigned long long)st.tx_syscalls);
@@ -392,11 +305,22 @@ static bool slow_private_loopback(void)
                   "burst 128kb latency 200ms 2>/dev/null") == 0;
 }
 
+/* Overwrite send slots as they are released (a test hook of the uring
+ * backend), so a slot the kernel still reads sends poison. */
+static void poison_slots(bool on)
+{
+#if VOLLEY_HAVE_URING
+    volley__uring_poison = on;
+#else
+    (void)on; /* no uring backend: every case skips before this */
+#endif
+}
+
 static int case_zerocopy(void)
 {
     if (!zc_supported())
-        SKIP_CASE("IORING_OP_SENDMSG_ZC not supported");
-    volley__uring_poison = true;
+        return t_skip("IORING_OP_SENDMSG_ZC not supported");
+    poison_slots(true);
     zc_run("no gso", VOLLEY_F_GSO, 0, 0);
     zc_run("gso", 0, 0, 0);
     /* the smallest arena: slots are reused as soon as they are released */
@@ -410,9 +334,9 @@ static int case_zerocopy(void)
         zc_run("queued, gso", 0, 0, 64 * MIB);
         zc_run("queued, no gso, 64 KiB arena", VOLLEY_F_GSO, 65536, 64 * MIB);
     } else {
-        printf("  skip: queued runs (no private network namespace with tc here)\n");
+        t_skip_part("queued runs", "no private network namespace with tc here");
     }
-    volley__uring_poison = false;
+    poison_slots(false);
     return 0;
 }
 
@@ -421,7 +345,7 @@ static int case_zerocopy(void)
 static void expect_uring_refused(enum volley__sysop op, int err)
 {
     struct volley_opts o = opts_for(URING, 0);
-    int fds = fd_count();
+    int fds = t_count_fds();
     for (int i = 0; i < 20; i++) {
         volley__sys_fault_set(op, 1, 0, err, 0);
         volley_sock *s = NULL;
@@ -433,12 +357,12 @@ static void expect_uring_refused(enum volley__sysop op, int err)
         T_ASSERT(volley__sys_count(op) >= 1); /* the seam was reached */
         volley__sys_fault_clear();
     }
-    T_EQ(fd_count(), fds);
+    T_EQ(t_count_fds(), fds);
 }
 
 static void expect_auto_fallback(enum volley__sysop op, int err)
 {
-    int fds = fd_count();
+    int fds = t_count_fds();
     volley__sys_fault_set(op, 1, 0, err, 0);
     struct volley_opts o = opts_for(VOLLEY_BACKEND_AUTO, 0);
     volley_sock *a, *b;
@@ -446,13 +370,13 @@ static void expect_auto_fallback(enum volley__sysop op, int err)
     T_OK(volley_open(&b, "127.0.0.1:0", NULL));
     T_ASSERT(strcmp(volley_backend_name(a), "uring"));
     T_ASSERT(!strcmp(volley_backend_name(a), "mmsg"));
-    struct volley_addr to = addr_of(b);
+    struct volley_addr to = t_local(b);
     send_seq(a, &to, 7, 1, 50);
     recv_seq(b, 7, 1, 50);
     volley_close(a);
     volley_close(b);
     volley__sys_fault_clear();
-    T_EQ(fd_count(), fds);
+    T_EQ(t_count_fds(), fds);
 }
 
 static int case_setup_faults(void)
@@ -470,7 +394,7 @@ static int case_setup_faults(void)
     struct volley_opts o = opts_for(URING, 0);
     volley_sock *a = open_sock(&o, "127.0.0.1:0");
     volley_sock *b = open_sock(&o, "127.0.0.1:0");
-    struct volley_addr to = addr_of(b);
+    struct volley_addr to = t_local(b);
     send_seq(a, &to, 1, 10, 300);
     recv_seq(b, 1, 10, 300);
     volley_close(a);
@@ -503,7 +427,7 @@ static void close_inflight_run(const char *label, unsigned disable, uint32_t zc,
                                bool reader_bound)
 {
     enum { REPS = 50, BATCHES = 10, N = 256, LEN = 1200 };
-    struct outbox o = outbox_new(N, LEN);
+    struct t_batch o = t_batch_new(N, LEN);
     struct volley_opts so = opts_for(URING, disable);
     so.zc_threshold = zc;
     struct volley_opts ro = opts_for(URING, 0);
@@ -514,7 +438,7 @@ static void close_inflight_run(const char *label, unsigned disable, uint32_t zc,
     for (int rep = 0; rep < REPS; rep++) {
         volley_sock *tx = open_sock(&so, "127.0.0.1:0");
         volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
-        struct volley_addr to = addr_of(rx);
+        struct volley_addr to = t_local(rx);
         if (!reader_bound) {
             /* a port nobody listens on: every datagram draws an ICMP error */
             volley_close(rx);
@@ -535,12 +459,12 @@ static void close_inflight_run(const char *label, unsigned disable, uint32_t zc,
     }
     printf("  %s: %u datagrams taken, %d rounds in %lld ms\n", label, sent, REPS,
            t_now_ms() - t0);
-    outbox_free(&o);
+    t_batch_free(&o);
 }
 
 static int case_close_inflight(void)
 {
-    int fds = fd_count();
+    int fds = t_count_fds();
     close_inflight_run("gso, reader", 0, 0, true);
     close_inflight_run("no gso, reader", VOLLEY_F_GSO, 0, true);
     close_inflight_run("gso, closed port", 0, 0, false);
@@ -549,7 +473,7 @@ static int case_close_inflight(void)
         close_inflight_run("zc, reader", VOLLEY_F_GSO, 1024, true);
         close_inflight_run("zc gso, closed port", 0, 1024, false);
     }
-    T_EQ(fd_count(), fds);
+    T_EQ(t_count_fds(), fds);
     return 0;
 }
 
@@ -562,8 +486,8 @@ static int case_submit_retry(void)
     struct volley_opts ro = opts_for(MMSG, 0); /* makes no io_uring calls */
     volley_sock *tx = open_sock(&so, "127.0.0.1:0");
     volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
-    struct volley_addr to = addr_of(rx);
-    struct outbox o = outbox_new(N, LEN);
+    struct volley_addr to = t_local(rx);
+    struct t_batch o = t_batch_new(N, LEN);
     for (uint32_t round = 0; round < 3; round++) {
         for (unsigned i = 0; i < N; i++)
             outbox_set(&o, i, round * N + i, LEN, &to);
@@ -573,9 +497,9 @@ static int case_submit_retry(void)
         volley__sys_fault_clear();
         recv_seq(rx, round * N, N, LEN);
     }
-    struct volley_stats st = stats_of(tx);
+    struct volley_stats st = t_stats(tx);
     T_EQ(st.tx_errors, 0);
-    outbox_free(&o);
+    t_batch_free(&o);
     volley_close(tx);
     volley_close(rx);
     return 0;
@@ -590,8 +514,8 @@ static int case_submit_stall(void)
     struct volley_opts ro = opts_for(MMSG, 0);
     volley_sock *tx = open_sock(&so, "127.0.0.1:0");
     volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
-    struct volley_addr to = addr_of(rx);
-    struct outbox o = outbox_new(N, LEN);
+    struct volley_addr to = t_local(rx);
+    struct t_batch o = t_batch_new(N, LEN);
     for (unsigned i = 0; i < N; i++)
         outbox_set(&o, i, i, LEN, &to);
     volley__sys_fault_set(VOLLEY__SYS_URING_SUBMIT, 1, 0, EBUSY, 0);
@@ -603,9 +527,9 @@ static int case_submit_stall(void)
          * send would */
         for (int i = 0; i < 10; i++)
             (void)volley_wait(tx, VOLLEY_WAIT_SEND, 10);
-        struct inbox in = inbox_new(N, LEN);
+        struct t_batch in = t_batch_new(N, LEN);
         unsigned got = t_recv_n(rx, in.d, N, in.buf, LEN, 500);
-        inbox_free(&in);
+        t_batch_free(&in);
         if (got != N)
             T_FAIL("volley_send took %d datagrams but %u arrived: they wait in the "
                    "submission queue for the next send",
@@ -618,21 +542,13 @@ static int case_submit_stall(void)
         (void)volley_wait(rx, VOLLEY_WAIT_RECV, 200);
         T_EQ(volley_recv(rx, d, 1), 0);
     }
-    outbox_free(&o);
+    t_batch_free(&o);
     volley_close(tx);
     volley_close(rx);
     return 0;
 }
 
 /* ---- 6. volley_fd and volley_wait ---- */
-
-static bool readable(int fd, int timeout_ms)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r = poll(&p, 1, timeout_ms);
-    T_ASSERT(r >= 0);
-    return r == 1 && (p.revents & POLLIN);
-}
 
 static int case_eventfd(void)
 {
@@ -641,7 +557,7 @@ static int case_eventfd(void)
     volley_sock *other = open_sock(&ro, "127.0.0.1:0");
     struct volley_opts so = opts_for(MMSG, 0);
     volley_sock *tx = open_sock(&so, "127.0.0.1:0");
-    struct volley_addr to = addr_of(rx);
+    struct volley_addr to = t_local(rx);
 
     int fd = volley_fd(rx);
     T_ASSERT(fd >= 0);
@@ -655,18 +571,18 @@ static int case_eventfd(void)
         T_FAIL("volley_fd is %s, want an eventfd", link);
     T_ASSERT(volley_fd(other) != fd);
 
-    T_ASSERT(!readable(fd, 0));
+    T_ASSERT(!t_readable(fd, 0));
     send_seq(tx, &to, 3, 1, 100);
-    T_ASSERT(readable(fd, 2000));
-    T_ASSERT(!readable(volley_fd(other), 0)); /* not for that socket */
+    T_ASSERT(t_readable(fd, 2000));
+    T_ASSERT(!t_readable(volley_fd(other), 0)); /* not for that socket */
     T_EQ(volley_wait(rx, VOLLEY_WAIT_RECV, 2000), VOLLEY_WAIT_RECV);
     recv_seq(rx, 3, 1, 100);
     struct volley_dgram d[4];
     T_EQ(volley_recv(rx, d, 4), 0);
     /* nothing is waiting, so an event loop polling the fd must sleep */
-    T_ASSERT(!readable(fd, 0));
+    T_ASSERT(!t_readable(fd, 0));
     T_EQ(volley_wait(rx, VOLLEY_WAIT_RECV, 50), 0);
-    T_ASSERT(!readable(fd, 0));
+    T_ASSERT(!t_readable(fd, 0));
 
     /* again, waiting first */
     send_seq(tx, &to, 4, 3, 100);
@@ -680,7 +596,7 @@ static int case_eventfd(void)
     small.rx_ring_bufs = 4;
     small.rx_batch = 4;
     volley_sock *dry = open_sock(&small, "127.0.0.1:0");
-    struct volley_addr to_dry = addr_of(dry);
+    struct volley_addr to_dry = t_local(dry);
     send_seq(tx, &to_dry, 10, 10, 100);
     T_EQ(volley_wait(dry, VOLLEY_WAIT_RECV, 2000), VOLLEY_WAIT_RECV);
     unsigned got = 0;
@@ -696,7 +612,7 @@ static int case_eventfd(void)
     T_EQ(volley_wait(dry, VOLLEY_WAIT_RECV, 2000), VOLLEY_WAIT_RECV);
     recv_seq(dry, 14, 6, 100);
     T_EQ(volley_wait(dry, VOLLEY_WAIT_RECV, 50), 0);
-    T_ASSERT(stats_of(dry).rx_ring_empty >= 1);
+    T_ASSERT(t_stats(dry).rx_ring_empty >= 1);
 
     volley_close(dry);
     volley_close(tx);
@@ -718,18 +634,17 @@ static void connected_run(const char *label, uint32_t zc, bool same_len)
     ro.rcvbuf = 4 * MIB;
     volley_sock *tx = open_sock(&so, "127.0.0.1:0");
     volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
-    struct volley_addr to = addr_of(rx), from = addr_of(tx);
-    char buf[64];
-    T_OK(volley_connect(tx, fmt(&to, buf)));
+    struct volley_addr to = t_local(rx), from = t_local(tx);
+    T_OK(volley_connect(tx, t_fmt(&to)));
 
-    struct outbox o = outbox_new(N, STRIDE);
+    struct t_batch o = t_batch_new(N, STRIDE);
     size_t lens[N];
     for (unsigned i = 0; i < N; i++) {
         lens[i] = same_len ? 1000 : 600 + (i * 37) % 800;
         outbox_set(&o, i, i, lens[i], NULL);
         T_EQ(o.d[i].peer.sa.sa_family, AF_UNSPEC);
     }
-    struct inbox in = inbox_new(N, STRIDE);
+    struct t_batch in = t_batch_new(N, STRIDE);
     unsigned got = 0;
     for (unsigned i = 0; i < N; i += 100) {
         T_EQ(t_send_all(tx, o.d + i, 100, WAIT_MS), 100);
@@ -742,12 +657,12 @@ static void connected_run(const char *label, uint32_t zc, bool same_len)
         if (seq_of(&in.d[i]) != i)
             T_FAIL("%s: datagram %u carries seq %u", label, i, seq_of(&in.d[i]));
         if (!volley_addr_equal(&in.d[i].peer, &from))
-            T_FAIL("%s: datagram %u from %s", label, i, fmt(&in.d[i].peer, buf));
+            T_FAIL("%s: datagram %u from %s", label, i, t_fmt(&in.d[i].peer));
     }
     long long deadline = t_now_ms() + WAIT_MS;
-    while (stats_of(tx).tx_dgrams < N && t_now_ms() < deadline)
+    while (t_stats(tx).tx_dgrams < N && t_now_ms() < deadline)
         (void)volley_wait(tx, VOLLEY_WAIT_SEND, 10);
-    struct volley_stats st = stats_of(tx);
+    struct volley_stats st = t_stats(tx);
     T_EQ(st.tx_dgrams, N);
     T_EQ(st.tx_errors, 0);
     if (zc)
@@ -756,8 +671,8 @@ static void connected_run(const char *label, uint32_t zc, bool same_len)
         T_EQ(st.tx_gso_sends, 0);
     printf("  %s: gso sends %llu, zc sends %llu\n", label,
            (unsigned long long)st.tx_gso_sends, (unsigned long long)st.tx_zc_sends);
-    inbox_free(&in);
-    outbox_free(&o);
+    t_batch_free(&in);
+    t_batch_free(&o);
     volley_close(tx);
     volley_close(rx);
 }
@@ -778,21 +693,23 @@ static int case_connected(void)
 static int case_steady(void)
 {
     enum { N = 64, LEN = 500, BATCHES = 200 };
-    /* no GRO: every datagram takes its own buffer, so the ring cycles */
+    /* no GRO: every datagram takes its own buffer, so the ring cycles;
+     * with room for a burst and the next one while the caller holds one */
     struct volley_opts ro = opts_for(URING, VOLLEY_F_GRO);
+    ro.rx_ring_bufs = 4 * N;
     volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
     struct volley_opts so = opts_for(MMSG, 0);
     volley_sock *tx = open_sock(&so, "127.0.0.1:0");
-    struct volley_addr to = addr_of(rx);
+    struct volley_addr to = t_local(rx);
     send_seq(tx, &to, 0, N, LEN);
     recv_seq(rx, 0, N, LEN);
-    struct volley_stats before = stats_of(rx);
+    struct volley_stats before = t_stats(rx);
     for (uint32_t b = 1; b <= BATCHES; b++) {
         send_seq(tx, &to, b * N, N, LEN);
         T_EQ(volley_wait(rx, VOLLEY_WAIT_RECV, WAIT_MS), VOLLEY_WAIT_RECV);
         recv_seq(rx, b * N, N, LEN);
     }
-    struct volley_stats after = stats_of(rx);
+    struct volley_stats after = t_stats(rx);
     uint64_t calls = after.rx_syscalls - before.rx_syscalls;
     printf("  %d batches of %d: %llu receive syscalls, %llu rearms\n", BATCHES, N,
            (unsigned long long)calls,
@@ -813,20 +730,13 @@ struct spec {
 };
 
 struct exchange {
-    struct inbox in;
+    struct t_batch in;
     unsigned got;
     struct volley_addr to;   /* where the sender sent */
     struct volley_addr from; /* the sender's address, as the receiver sees it */
     struct volley_stats rx, tx;
     int64_t t0, t1;
 };
-
-static int64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* A sender on tx_bind sends sp[0..n) to a receiver on rx_bind; both sockets
  * use the backend. A receiver on "[::]" is reached at 127.0.0.1. */
@@ -844,29 +754,29 @@ static struct exchange run_exchange(unsigned backend, const char *rx_bind,
     T_ASSERT(volley_features(rx) & VOLLEY_F_TIMESTAMP);
     T_ASSERT(volley_features(rx) & VOLLEY_F_PKTINFO);
     T_ASSERT(volley_features(rx) & VOLLEY_F_ECN);
-    x.to = addr_of(rx);
+    x.to = t_local(rx);
     if (x.to.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&x.to.sin6.sin6_addr)) {
         uint16_t port = x.to.sin6.sin6_port;
         T_OK(volley_addr_parse(&x.to, "127.0.0.1:0"));
         x.to.sin.sin_port = port;
     }
-    x.from = addr_of(tx);
-    struct outbox ob = outbox_new(n, 65536);
+    x.from = t_local(tx);
+    struct t_batch ob = t_batch_new(n, 65536);
     for (unsigned i = 0; i < n; i++) {
         outbox_set(&ob, i, i, sp[i].len, &x.to);
         ob.d[i].ecn = sp[i].ecn;
     }
-    x.in = inbox_new(n, 65536);
-    x.t0 = realtime_ns();
+    x.in = t_batch_new(n, 65536);
+    x.t0 = t_realtime_ns();
     T_EQ(t_send_all(tx, ob.d, n, WAIT_MS), n);
     x.got = t_recv_n(rx, x.in.d, n, x.in.buf, x.in.stride, 500);
-    x.t1 = realtime_ns();
+    x.t1 = t_realtime_ns();
     long long deadline = t_now_ms() + WAIT_MS;
-    while (stats_of(tx).tx_dgrams < n && t_now_ms() < deadline)
+    while (t_stats(tx).tx_dgrams < n && t_now_ms() < deadline)
         (void)volley_wait(tx, VOLLEY_WAIT_SEND, 10);
-    x.rx = stats_of(rx);
-    x.tx = stats_of(tx);
-    outbox_free(&ob);
+    x.rx = t_stats(rx);
+    x.tx = t_stats(tx);
+    t_batch_free(&ob);
     volley_close(tx);
     volley_close(rx);
     return x;
@@ -894,7 +804,6 @@ static void parity_run(const char *label, const char *rx_bind, const char *tx_bi
     struct exchange xu = run_exchange(URING, rx_bind, tx_bind, slot, sp, n);
     T_EQ(xm.got, n);
     T_EQ(xu.got, n);
-    char b1[64], b2[64];
     for (unsigned i = 0; i < n; i++) {
         const struct volley_dgram *a = &xm.in.d[i], *b = &xu.in.d[i];
         SAME(len, "%zu");
@@ -917,11 +826,11 @@ static void parity_run(const char *label, const char *rx_bind, const char *tx_bi
         for (int k = 0; k < 2; k++) {
             const struct volley_dgram *d = &xs[k]->in.d[i];
             if (!volley_addr_equal(&d->peer, &xs[k]->from))
-                T_FAIL("%s datagram %u: peer %s, want %s", label, i, fmt(&d->peer, b1),
-                       fmt(&xs[k]->from, b2));
+                T_FAIL("%s datagram %u: peer %s, want %s", label, i, t_fmt(&d->peer),
+                       t_fmt(&xs[k]->from));
             if (!volley_addr_equal(&d->local, &xs[k]->to))
-                T_FAIL("%s datagram %u: local %s, want %s", label, i, fmt(&d->local, b1),
-                       fmt(&xs[k]->to, b2));
+                T_FAIL("%s datagram %u: local %s, want %s", label, i, t_fmt(&d->local),
+                       t_fmt(&xs[k]->to));
             if (!(d->flags & VOLLEY_DGRAM_TSTAMP) || d->rx_ns < xs[k]->t0 - 1000000000 ||
                 d->rx_ns > xs[k]->t1 + 1000000000)
                 T_FAIL("%s datagram %u: timestamp %lld outside [%lld, %lld]", label, i,
@@ -942,8 +851,8 @@ static void parity_run(const char *label, const char *rx_bind, const char *tx_bi
     SAME_STAT(tx_bytes);
     SAME_STAT(tx_gso_sends);
     SAME_STAT(tx_errors);
-    inbox_free(&xm.in);
-    inbox_free(&xu.in);
+    t_batch_free(&xm.in);
+    t_batch_free(&xu.in);
 }
 
 static int case_parity(void)
@@ -983,21 +892,18 @@ static void refused_run(const char *label, unsigned disable, uint32_t zc, size_t
     enum { ROUNDS = 300 };
     struct volley_opts so = opts_for(URING, disable);
     so.zc_threshold = zc;
-    struct volley_opts ro = opts_for(MMSG, 0);
-    ro.rcvbuf = 4 * MIB;
-    volley_sock *tx = open_sock(&so, "127.0.0.1:0");
-    volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
-    struct volley_addr to = addr_of(rx), bad;
+    volley_sock *tx, *rx;
+    struct volley_addr to = to_mmsg(&so, &tx, &rx), bad;
     T_OK(volley_addr_parse(&bad, BAD_DEST));
-    struct outbox o = outbox_new(7, len);
-    struct inbox in = inbox_new(6, len);
+    struct t_batch o = t_batch_new(7, len);
+    struct t_batch in = t_batch_new(6, len);
     /* 300 rounds: a slot kept by a refused or cancelled message would run
      * the send side dry long before the last one */
     for (uint32_t round = 0; round < ROUNDS; round++) {
         uint32_t seq0 = round * 7;
         for (unsigned i = 0; i < 7; i++)
             outbox_set(&o, i, seq0 + i, len, i == 3 ? &bad : &to);
-        struct volley_stats before = stats_of(tx);
+        struct volley_stats before = t_stats(tx);
         int r = volley_send(tx, o.d, 7);
         if (r != 3)
             T_FAIL("%s round %u: volley_send gave %d, want 3", label, round, r);
@@ -1008,7 +914,7 @@ static void refused_run(const char *label, unsigned disable, uint32_t zc, size_t
         if (r >= 0)
             T_FAIL("%s round %u: the refused datagram first gave %d", label, round, r);
         T_EQ(volley_send(tx, o.d + 4, 3), 3);
-        struct volley_stats after = stats_of(tx);
+        struct volley_stats after = t_stats(tx);
         T_EQ(after.tx_errors - before.tx_errors, 1);
         T_EQ(after.sockerr_queued - before.sockerr_queued, 0);
         unsigned got = t_recv_n(rx, in.d, 3, in.buf, len, 1000);
@@ -1022,14 +928,14 @@ static void refused_run(const char *label, unsigned disable, uint32_t zc, size_t
         T_EQ(volley_recv(rx, extra, 1), 0);
     }
     (void)volley_wait(tx, VOLLEY_WAIT_SEND, 10);
-    struct volley_stats st = stats_of(tx);
+    struct volley_stats st = t_stats(tx);
     printf("  %s: tx_dgrams %llu, tx_errors %llu, zc sends %llu\n", label,
            (unsigned long long)st.tx_dgrams, (unsigned long long)st.tx_errors,
            (unsigned long long)st.tx_zc_sends);
     T_EQ(st.tx_dgrams, ROUNDS * 6);
     T_EQ(st.tx_errors, ROUNDS);
-    inbox_free(&in);
-    outbox_free(&o);
+    t_batch_free(&in);
+    t_batch_free(&o);
     volley_close(tx);
     volley_close(rx);
 }
@@ -1046,7 +952,7 @@ static int case_refused(void)
     int r = volley_send(tx, &d, 1);
     volley_close(tx);
     if (r >= 0)
-        SKIP_CASE("a send to " BAD_DEST " does not fail at once here");
+        return t_skip("a send to " BAD_DEST " does not fail at once here");
     refused_run("no gso", VOLLEY_F_GSO, 0, 300);
     refused_run("gso", 0, 0, 300);
     if (zc_supported())
@@ -1074,7 +980,7 @@ static void unix_pair(volley_sock **tx, volley_sock **rx)
  * returns how many were taken. */
 static unsigned fill_until_full(volley_sock *tx, uint32_t call0, unsigned calls)
 {
-    struct outbox o = outbox_new(64, 100);
+    struct t_batch o = t_batch_new(64, 100);
     unsigned taken = 0;
     for (uint32_t c = call0; c < call0 + calls; c++) {
         for (unsigned i = 0; i < 64; i++)
@@ -1084,7 +990,7 @@ static unsigned fill_until_full(volley_sock *tx, uint32_t call0, unsigned calls)
         if (r < 64)
             break;
     }
-    outbox_free(&o);
+    t_batch_free(&o);
     return taken;
 }
 
@@ -1098,18 +1004,18 @@ static int case_full_socket(void)
     unix_pair(&tx, &rx);
     uint32_t seq = 0;
     for (int round = 0; round < 3; round++) {
-        struct volley_stats before = stats_of(tx);
+        struct volley_stats before = t_stats(tx);
         unsigned taken = fill_until_full(tx, seq / 64, CALLS);
         T_ASSERT(taken < CALLS * 64); /* it filled */
-        struct volley_stats st = stats_of(tx);
+        struct volley_stats st = t_stats(tx);
         /* everything taken is already sent: nothing waits in the kernel */
         T_EQ(st.tx_dgrams - before.tx_dgrams, taken);
         T_EQ(st.tx_errors, 0);
         T_ASSERT(st.tx_wouldblock > before.tx_wouldblock);
-        struct outbox o = outbox_new(1, 100);
+        struct t_batch o = t_batch_new(1, 100);
         outbox_set(&o, 0, 0, 100, NULL);
         T_EQ(volley_send(tx, o.d, 1), 0);
-        outbox_free(&o);
+        t_batch_free(&o);
         /* the reader takes it all: in order, once */
         struct volley_dgram d[64];
         unsigned got = 0;
@@ -1135,15 +1041,15 @@ static int case_full_socket(void)
     }
     /* the reader goes: the next send fails at once, not later */
     volley_close(rx);
-    struct outbox o = outbox_new(4, 100);
+    struct t_batch o = t_batch_new(4, 100);
     for (unsigned i = 0; i < 4; i++)
         outbox_set(&o, i, i, 100, NULL);
     int r = volley_send(tx, o.d, 4);
     if (r >= 0)
         T_FAIL("a send to a closed AF_UNIX peer gave %d, want an error", r);
-    struct volley_stats st = stats_of(tx);
+    struct volley_stats st = t_stats(tx);
     T_EQ(st.tx_errors, 1);
-    outbox_free(&o);
+    t_batch_free(&o);
     volley_close(tx);
     return 0;
 }
@@ -1159,21 +1065,18 @@ static unsigned sndbuf_run(unsigned backend, uint32_t zc, struct volley_stats *s
     enum { N = 200, LEN = 4000 };
     struct volley_opts so = opts_for(backend, VOLLEY_F_GSO);
     so.zc_threshold = zc;
-    struct volley_opts ro = opts_for(MMSG, 0);
-    ro.rcvbuf = 4 * MIB;
-    volley_sock *tx = open_sock(&so, "127.0.0.1:0");
-    volley_sock *rx = open_sock(&ro, "127.0.0.1:0");
-    struct volley_addr to = addr_of(rx);
+    volley_sock *tx, *rx;
+    struct volley_addr to = to_mmsg(&so, &tx, &rx);
     send_seq(tx, &to, 0, N, LEN);
-    struct inbox in = inbox_new(N, LEN);
+    struct t_batch in = t_batch_new(N, LEN);
     unsigned got = t_recv_n(rx, in.d, N, in.buf, LEN, 1000);
     for (unsigned i = 0; i < got; i++)
         CHECK_PAYLOAD(&in.d[i], LEN);
     long long deadline = t_now_ms() + WAIT_MS;
-    while (stats_of(tx).tx_dgrams + stats_of(tx).tx_errors < N && t_now_ms() < deadline)
+    while (t_stats(tx).tx_dgrams + t_stats(tx).tx_errors < N && t_now_ms() < deadline)
         (void)volley_wait(tx, VOLLEY_WAIT_SEND, 10);
-    *st = stats_of(tx);
-    inbox_free(&in);
+    *st = t_stats(tx);
+    t_batch_free(&in);
     volley_close(tx);
     volley_close(rx);
     return got;
@@ -1183,11 +1086,11 @@ static int case_sndbuf_full(void)
 {
     enum { N = 200 };
     if (!slow_private_loopback())
-        SKIP_CASE("no private network namespace with tc here");
+        return t_skip("no private network namespace with tc here");
     struct volley_stats st;
     unsigned ref = sndbuf_run(MMSG, 0, &st);
     if (ref != N || st.tx_wouldblock == 0)
-        SKIP_CASE("the send buffer did not fill under mmsg");
+        return t_skip("the send buffer did not fill under mmsg");
     const uint32_t zcs[2] = {0, 1024};
     for (int k = 0; k < (zc_supported() ? 2 : 1); k++) {
         unsigned got = sndbuf_run(URING, zcs[k], &st);
@@ -1204,90 +1107,24 @@ static int case_sndbuf_full(void)
     return 0;
 }
 
-/* ---- driver ---- */
-
-struct tcase {
-    const char *name;
-    int (*fn)(void);
-};
-
-/* Run one case in a child: 0 pass, 1 fail, 77 skip. */
-static int run_case(const struct tcase *c)
-{
-    fflush(stdout);
-    fflush(stderr);
-    long long t0 = t_now_ms();
-    pid_t pid = fork();
-    T_ASSERT(pid >= 0);
-    if (pid == 0) {
-        static char watch[64];
-        snprintf(watch, sizeof watch, "test_uring: case %s", c->name);
-        t_watchdog(watch, 60);
-        int r = c->fn();
-        fflush(stdout);
-        exit(r == SKIPPED ? T_SKIP : 0);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        T_ASSERT(errno == EINTR);
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-        printf("ok: %s (%lld ms)\n", c->name, t_now_ms() - t0);
-        return 0;
-    }
-    if (WIFEXITED(st) && WEXITSTATUS(st) == T_SKIP)
-        return T_SKIP;
-    if (WIFSIGNALED(st))
-        printf("FAIL: %s (signal %d)\n", c->name, WTERMSIG(st));
-    else
-        printf("FAIL: %s (exit %d)\n", c->name, WEXITSTATUS(st));
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
-    static const struct tcase cases[] = {
-        {"exhaustion", case_exhaustion},
-        {"zerocopy", case_zerocopy},
-        {"setup_faults", case_setup_faults},
-        {"disable_env", case_disable_env},
-        {"close_inflight", case_close_inflight},
-        {"submit_retry", case_submit_retry},
-        {"submit_stall", case_submit_stall},
-        {"eventfd", case_eventfd},
-        {"connected", case_connected},
-        {"steady", case_steady},
-        {"parity", case_parity},
-        {"refused", case_refused},
-        {"full_socket", case_full_socket},
-        {"sndbuf_full", case_sndbuf_full},
+    static const struct t_case cases[] = {
+        {"exhaustion", case_exhaustion, URING, NULL},
+        {"zerocopy", case_zerocopy, URING, NULL},
+        {"setup_faults", case_setup_faults, URING, NULL},
+        {"disable_env", case_disable_env, URING, NULL},
+        {"close_inflight", case_close_inflight, URING, NULL},
+        {"submit_retry", case_submit_retry, URING, NULL},
+        {"submit_stall", case_submit_stall, URING, NULL},
+        {"eventfd", case_eventfd, URING, NULL},
+        {"connected", case_connected, URING, NULL},
+        {"steady", case_steady, URING, NULL},
+        {"parity", case_parity, URING, NULL},
+        {"refused", case_refused, URING, NULL},
+        {"full_socket", case_full_socket, URING, NULL},
+        {"sndbuf_full", case_sndbuf_full, URING, NULL},
     };
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    struct volley_opts o = opts_for(URING, 0);
-    volley_sock *s;
-    int r = volley_open(&s, "127.0.0.1:0", &o);
-    T_SKIP_IF(r == -ENOTSUP, "io_uring not available here");
-    T_OK(r);
-    volley_close(s);
-    unsigned ran = 0, failed = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        if (argc > 1 && strcmp(argv[1], cases[i].name))
-            continue;
-        r = run_case(&cases[i]);
-        ran += r != T_SKIP;
-        failed += r == 1;
-    }
-    printf("uring: %u cases run, %u failed\n", ran, failed);
-    if (failed)
-        return 1;
-    return ran ? 0 : T_SKIP;
+    struct t_run how = {.flags = T_FORK, .case_s = 60};
+    return t_main(cases, T_COUNT(cases), &how, argc, argv);
 }
-
-#else /* !VOLLEY_HAVE_URING */
-
-int main(void)
-{
-    fprintf(stderr, "SKIP: built without liburing\n");
-    return T_SKIP;
-}
-
-#endif

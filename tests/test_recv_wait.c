@@ -1,0 +1,207 @@
+/* volley_recv_wait on every backend, and on wrapped sockets (left
+ * non-blocking): it returns what is waiting at once, sleeps until
+ * datagrams come, gives 0 when its time runs out or a signal interrupts
+ * it, never sleeps with timeout 0, sets SO_RCVTIMEO once for a repeated
+ * timeout, and refuses bad arguments. It never asserts how long a wait
+ * took: only that it returned, and what. */
+#include "internal.h"
+#include "t.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A sender on one socket and a receiver on another, of backend be (pair:
+ * the two ends of a pair); wrap: the receiver is a wrapped UDP socket. */
+struct duo {
+    volley_sock *tx, *rx;
+    struct volley_addr to;
+};
+
+static void duo_open(struct duo *u, unsigned be, bool wrap)
+{
+    struct volley_opts o = t_opts(be);
+    struct volley_addr back;
+    if (!wrap) {
+        t_socks(&o, "127.0.0.1:0", &u->tx, &u->rx, &u->to, &back);
+        return;
+    }
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct volley_addr lo = t_addr("127.0.0.1:0");
+    T_ASSERT(fd >= 0 && bind(fd, &lo.sa, volley_addr_len(&lo)) == 0);
+    T_OK(volley_wrap(&u->rx, fd, &o));
+    T_OK(volley_open(&u->tx, "127.0.0.1:0", &o));
+    u->to = t_local(u->rx);
+}
+
+static void duo_close(struct duo *u)
+{
+    volley_close(u->tx);
+    volley_close(u->rx);
+}
+
+static void send_one(struct duo *u, uint8_t byte)
+{
+    static uint8_t b;
+    b = byte;
+    struct volley_dgram d = {.data = &b, .len = 1, .peer = u->to};
+    T_EQ(t_send_all(u->tx, &d, 1, 1000), 1);
+}
+
+/* Datagrams waiting come back at once, whatever the timeout; with nothing
+ * waiting the call comes back empty, and timeout 0 never sleeps. */
+static void waiting_and_empty(struct duo *u)
+{
+    struct volley_dgram d[4];
+    T_EXPECT(volley_recv_wait(u->rx, d, 4, 0), 0);
+    T_EXPECT(volley_recv_wait(u->rx, d, 4, 20), 0);
+    send_one(u, 7);
+    int r = 0;
+    for (int i = 0; i < 50 && r == 0; i++)
+        r = volley_recv_wait(u->rx, d, 4, 100);
+    T_EQ(r, 1);
+    T_EQ(*(uint8_t *)d[0].data, 7);
+    T_EXPECT(volley_recv_wait(u->rx, d, 4, 0), 0);
+}
+
+struct later {
+    struct duo *u;
+    unsigned delay_ms;
+};
+
+static void *send_later(void *arg)
+{
+    struct later *l = arg;
+    usleep(l->delay_ms * 1000);
+    send_one(l->u, 9);
+    return NULL;
+}
+
+/* A receiver asleep with no limit wakes for a datagram sent meanwhile. */
+static void sleeps_until_sent(struct duo *u)
+{
+    struct later l = {u, 50};
+    pthread_t t;
+    T_ASSERT(pthread_create(&t, NULL, send_later, &l) == 0);
+    struct volley_dgram d[4];
+    int r = 0;
+    for (int i = 0; i < 5 && r == 0; i++) /* 0 is allowed: callers loop */
+        r = volley_recv_wait(u->rx, d, 4, -1);
+    pthread_join(t, NULL);
+    T_EQ(r, 1);
+    T_EQ(*(uint8_t *)d[0].data, 9);
+}
+
+static int per_backend(unsigned be, bool wrap)
+{
+    struct duo u;
+    duo_open(&u, be, wrap);
+    waiting_and_empty(&u);
+    sleeps_until_sent(&u);
+    duo_close(&u);
+    return 0;
+}
+
+static int case_scalar(void)
+{
+    return per_backend(VOLLEY_BACKEND_SCALAR, false);
+}
+static int case_mmsg(void)
+{
+    return per_backend(VOLLEY_BACKEND_MMSG, false);
+}
+static int case_uring(void)
+{
+    return per_backend(VOLLEY_BACKEND_URING, false);
+}
+static int case_pair(void)
+{
+    return per_backend(VOLLEY_BACKEND_PAIR, false);
+}
+static int case_wrapped_mmsg(void)
+{
+    return per_backend(VOLLEY_BACKEND_MMSG, true);
+}
+static int case_wrapped_uring(void)
+{
+    return per_backend(VOLLEY_BACKEND_URING, true);
+}
+
+/* A repeated timeout is set once: the receive itself is the only system
+ * call of each further wait. */
+static int case_timeout_set_once(void)
+{
+    struct duo u;
+    duo_open(&u, VOLLEY_BACKEND_MMSG, false);
+    struct volley_dgram d[4];
+    /* the seam counts calls while something is armed: arm what never fires */
+    volley__sys_fault_clear();
+    volley__sys_fault_set(VOLLEY__SYS_CONNECT, 1000000, 1, EINVAL, 0);
+    for (int i = 0; i < 3; i++)
+        T_EXPECT(volley_recv_wait(u.rx, d, 4, 10), 0);
+    T_EXPECT(volley__sys_count(VOLLEY__SYS_SETSOCKOPT), 1);
+    T_EXPECT(volley__sys_count(VOLLEY__SYS_RECVMMSG), 3);
+    T_EXPECT(volley_recv_wait(u.rx, d, 4, 11), 0);
+    T_EXPECT(volley__sys_count(VOLLEY__SYS_SETSOCKOPT), 2);
+    /* an interrupted sleep is an early return, not an error */
+    volley__sys_fault_set(VOLLEY__SYS_RECVMMSG, 1, 1, EINTR, 0);
+    T_EXPECT(volley_recv_wait(u.rx, d, 4, 10), 0);
+    /* a failed SO_RCVTIMEO is the call's error */
+    volley__sys_fault_set(VOLLEY__SYS_SETSOCKOPT, 1, 1, ENOMEM, 0);
+    T_EXPECT(volley_recv_wait(u.rx, d, 4, 12), -ENOMEM);
+    volley__sys_fault_clear();
+    duo_close(&u);
+    return 0;
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+/* A signal ends a sleep without a limit: 0 comes back, not an error. */
+static int case_signal(void)
+{
+    struct duo u;
+    duo_open(&u, VOLLEY_BACKEND_MMSG, false);
+    struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART */
+    T_ASSERT(sigaction(SIGALRM, &sa, NULL) == 0);
+    ualarm(50000, 0);
+    struct volley_dgram d[4];
+    T_EXPECT(volley_recv_wait(u.rx, d, 4, -1), 0);
+    duo_close(&u);
+    return 0;
+}
+
+static int case_bad_input(void)
+{
+    struct duo u;
+    duo_open(&u, VOLLEY_BACKEND_MMSG, false);
+    struct volley_dgram d[2];
+    T_EXPECT(volley_recv_wait(NULL, d, 1, 0), -EINVAL);
+    T_EXPECT(volley_recv_wait(u.rx, NULL, 1, 0), -EINVAL);
+    T_EXPECT(volley_recv_wait(u.rx, d, 0, 0), -EINVAL);
+    T_EXPECT(volley_recv_wait(u.rx, d, VOLLEY_BATCH_MAX + 1, 0), -EINVAL);
+    T_EXPECT(volley_recv_wait(u.rx, d, 1, -2), -EINVAL);
+    T_EXPECT(volley_recv_wait(u.rx, d, 1, -1000), -EINVAL);
+    duo_close(&u);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct t_case cases[] = {
+        {"scalar", case_scalar, VOLLEY_BACKEND_SCALAR, NULL},
+        {"mmsg", case_mmsg, VOLLEY_BACKEND_MMSG, NULL},
+        {"uring", case_uring, VOLLEY_BACKEND_URING, NULL},
+        {"pair", case_pair, VOLLEY_BACKEND_PAIR, NULL},
+        {"wrapped mmsg", case_wrapped_mmsg, VOLLEY_BACKEND_MMSG, NULL},
+        {"wrapped uring", case_wrapped_uring, VOLLEY_BACKEND_URING, NULL},
+        {"timeout set once", case_timeout_set_once, VOLLEY_BACKEND_MMSG, NULL},
+        {"signal", case_signal, VOLLEY_BACKEND_MMSG, NULL},
+        {"bad input", case_bad_input, VOLLEY_BACKEND_MMSG, NULL},
+    };
+    struct t_run how = {.flags = T_FORK, .case_s = 30, .total_s = 200};
+    return t_main(cases, T_COUNT(cases), &how, argc, argv);
+}

@@ -21,13 +21,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-
 #define RAW_MSGS     32
 #define RAW_BUF      65536
 #define RAW_MAX_UDP4 65507

@@ -90,13 +90,9 @@ static int mmsg_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
     return mmsg_receive(s, d, n, MSG_DONTWAIT);
 }
 
-static int mmsg_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned n,
-                          int timeout_ms)
+static int mmsg_recv_block(volley_sock *s, struct volley_dgram *d, unsigned n)
 {
-    int r = volley__msg_block_for(s, timeout_ms);
-    if (r == 0)
-        return mmsg_receive(s, d, n, MSG_WAITFORONE);
-    return r == -EAGAIN ? volley__sock_recv_poll(s, d, n, timeout_ms) : r;
+    return mmsg_receive(s, d, n, MSG_WAITFORONE);
 }
 
 /* sendmmsg with no messages tells whether the call exists: ENOSYS (not in
@@ -117,5 +113,5 @@ const struct volley_backend volley__backend_mmsg = {
     .init = mmsg_init,
     .send = mmsg_send,
     .recv = mmsg_recv,
-    .recv_wait = mmsg_recv_wait,
+    .recv_block = mmsg_recv_block,
 };

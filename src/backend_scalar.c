@@ -108,13 +108,9 @@ static int scalar_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
     return scalar_receive(s, d, n, false);
 }
 
-static int scalar_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned n,
-                            int timeout_ms)
+static int scalar_recv_block(volley_sock *s, struct volley_dgram *d, unsigned n)
 {
-    int r = volley__msg_block_for(s, timeout_ms);
-    if (r == 0)
-        return scalar_receive(s, d, n, true);
-    return r == -EAGAIN ? volley__sock_recv_poll(s, d, n, timeout_ms) : r;
+    return scalar_receive(s, d, n, true);
 }
 
 const struct volley_backend volley__backend_scalar = {
@@ -124,5 +120,5 @@ const struct volley_backend volley__backend_scalar = {
     .init = volley__msg_alloc_rx,
     .send = scalar_send,
     .recv = scalar_recv,
-    .recv_wait = scalar_recv_wait,
+    .recv_block = scalar_recv_block,
 };

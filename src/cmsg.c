@@ -5,16 +5,8 @@
 
 #include <errno.h>
 #include <linux/errqueue.h>
-#include <netinet/udp.h>
 #include <string.h>
 #include <time.h>
-
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
 
 /* Append one control message; returns the new offset or -ENOSPC. */
 static int put(uint8_t *buf, size_t cap, size_t off, int level, int type,

@@ -6,12 +6,22 @@
 
 #include "volley.h"
 
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #define VOLLEY_INTERNAL __attribute__((visibility("hidden")))
+
+/* The kernel ABI's UDP offload options, for C libraries older than it
+ * (glibc has them since 2.29). */
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 #define VOLLEY__SOCKERR_RING 32
 /* Control-message space per message: pktinfo + TOS/TCLASS + UDP_SEGMENT on
@@ -56,8 +66,11 @@ struct volley_backend {
     int (*send)(volley_sock *s, const struct volley_dgram *d, unsigned n);
     /* called only when nothing staged by an earlier call is pending */
     int (*recv)(volley_sock *s, struct volley_dgram *d, unsigned n);
-    /* volley_recv_wait, likewise; NULL: volley__sock_recv_poll */
+    /* volley_recv_wait, likewise, by the backend's own means (uring) */
     int (*recv_wait)(volley_sock *s, struct volley_dgram *d, unsigned n, int timeout_ms);
+    /* or: recv, sleeping in the first receive on a blocking fd until
+     * SO_RCVTIMEO (volley__msg_block_for set it). Neither: poll, then recv. */
+    int (*recv_block)(volley_sock *s, struct volley_dgram *d, unsigned n);
     /* NULL: poll(2) on s->fd */
     int (*wait)(volley_sock *s, unsigned events, int timeout_ms);
     /* backend-private teardown; NULL if none. The fd is closed by sock.c. */
@@ -206,9 +219,6 @@ VOLLEY_INTERNAL bool volley__err_send_retry(volley_sock *s, struct volley__retry
 VOLLEY_INTERNAL void volley__err_send_ok(volley_sock *s, struct volley__retry *rt);
 /* Same for receive: true to call again (at most a few times per call). */
 VOLLEY_INTERNAL bool volley__err_recv_retry(volley_sock *s, unsigned *tries, int err);
-/* volley_recv_wait the plain way: receive, else wait, then receive. */
-VOLLEY_INTERNAL int volley__sock_recv_poll(volley_sock *s, struct volley_dgram *d,
-                                           unsigned n, int timeout_ms);
 /* Check a send batch at the boundary; returns 0 or a negative errno for
  * the first bad descriptor, and *bad its index. */
 VOLLEY_INTERNAL int volley__sock_check_send(const volley_sock *s,

@@ -4,17 +4,12 @@
 
 #include <errno.h>
 #include <arpa/inet.h>
-#include <netinet/udp.h>
 #include <poll.h>
 #if VOLLEY_HAVE_URING
 #include <liburing.h>
 #endif
 #include <pthread.h>
 #include <string.h>
-
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
 
 /* The kernel's GSO verdict, once it has given one: its segment limit, or
  * 0 when it refused. -1 while unknown (never probed, or every probe so

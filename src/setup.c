@@ -4,16 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
 
 volley_sock *volley__setup_alloc(const struct volley_opts *o,
                                  const struct volley_backend *be)

@@ -232,8 +232,8 @@ int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
     return s->be->recv(s, d, n);
 }
 
-int volley__sock_recv_poll(volley_sock *s, struct volley_dgram *d, unsigned n,
-                           int timeout_ms)
+/* volley_recv_wait the plain way: receive, else wait, then receive. */
+static int recv_poll(volley_sock *s, struct volley_dgram *d, unsigned n, int timeout_ms)
 {
     int r = s->be->recv(s, d, n);
     if (r != 0 || timeout_ms == 0)
@@ -252,7 +252,12 @@ int volley_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned n, int tim
         return (int)volley__msg_deliver(s, d, n);
     if (s->be->recv_wait)
         return s->be->recv_wait(s, d, n, timeout_ms);
-    return volley__sock_recv_poll(s, d, n, timeout_ms);
+    if (s->be->recv_block) {
+        int r = volley__msg_block_for(s, timeout_ms);
+        if (r != -EAGAIN)
+            return r < 0 ? r : s->be->recv_block(s, d, n);
+    }
+    return recv_poll(s, d, n, timeout_ms);
 }
 
 int volley_fd(const volley_sock *s)

@@ -833,12 +833,8 @@ static bool zc_usable(const volley_sock *s, struct uring *u)
 {
     if (!s->opts.zc_threshold || (s->family != AF_INET && s->family != AF_INET6))
         return false;
-    struct io_uring_probe *p = io_uring_get_probe_ring(&u->ring);
-    bool ok = p && io_uring_opcode_supported(p, IORING_OP_SENDMSG_ZC) &&
-              io_uring_opcode_supported(p, IORING_OP_SEND_ZC);
-    if (p)
-        io_uring_free_probe(p);
-    return ok;
+    return volley__sys_uring_has_op(&u->ring, IORING_OP_SENDMSG_ZC) > 0 &&
+           volley__sys_uring_has_op(&u->ring, IORING_OP_SEND_ZC) > 0;
 }
 
 static int start_ring(volley_sock *s, struct uring *u)

@@ -44,9 +44,6 @@
 /* No socket takes a datagram this large: the kernel's send buffer limits
  * (an int) refuse it, so volley does too, before any arithmetic on it. */
 #define VOLLEY__DGRAM_MAX 0x7fffffffu
-/* GSO payload ceiling for one super-packet, by destination family. */
-#define VOLLEY__GSO_MAX_BYTES4 VOLLEY_UDP4_MAX
-#define VOLLEY__GSO_MAX_BYTES6 VOLLEY_UDP6_MAX
 
 /* What a backend is and can do (struct volley_backend.caps). */
 #define VOLLEY__BE_KERNEL  0x1u /* drives a kernel socket: connect, local address */
@@ -54,7 +51,7 @@
 
 /* A datagram backend: one file, one table. volley_open/volley_wrap choose
  * one (sock.c) and call its init; adding a backend is adding a file, a
- * table and an entry in sock.c's list. */
+ * table and an entry in setup.c's list of kernel backends. */
 struct volley_backend {
     const char *name;
     unsigned id;   /* VOLLEY_BACKEND_* */
@@ -180,7 +177,7 @@ struct volley_sock {
     struct volley_sockerr errs[VOLLEY__SOCKERR_RING];
     unsigned err_head, err_count;
 
-    void *priv; /* backend-private state (pair) */
+    void *priv; /* backend-private state (pair, uring) */
 };
 
 /* ---- opts.c, setup.c, sock.c: shared by the backends ---- */
@@ -360,7 +357,8 @@ VOLLEY_INTERNAL unsigned volley__gso_count(size_t len, uint16_t seg);
 /* Payload ceiling of one (super-)datagram to peer p on a socket of fam. */
 VOLLEY_INTERNAL size_t volley__gso_max_payload(int fam, const struct volley_addr *p);
 
-/* ---- sys.c: the only place system calls are made ----
+/* ---- sys.c: the only place system calls are made (but for the clock and
+ * liburing's ring memory, which need none) ----
  * Each returns the call's result or a negative errno (errno read once). */
 enum volley__sysop {
     VOLLEY__SYS_SOCKET,
@@ -429,6 +427,9 @@ VOLLEY_INTERNAL int volley__sys_uring_submit(struct io_uring *ring);
 struct __kernel_timespec;
 VOLLEY_INTERNAL int volley__sys_uring_wait(struct io_uring *ring,
                                            struct __kernel_timespec *ts);
+/* Whether the kernel knows io_uring opcode op: 1, 0, or a negative errno.
+ * ring NULL: asks through a ring of its own. */
+VOLLEY_INTERNAL int volley__sys_uring_has_op(struct io_uring *ring, int op);
 /* Teardown: unregister the buffer ring bgid (if registered) and release
  * the ring. Nothing to fail: the kernel frees it all with the ring fd. */
 VOLLEY_INTERNAL void volley__sys_uring_exit(struct io_uring *ring, int bgid);

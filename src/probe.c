@@ -310,10 +310,7 @@ static void probe_uring(struct volley_caps *c)
         why = "io_uring_setup returned ENOSYS: kernel built without io_uring";
     set(&c->uring, r,
         "multishot recvmsg into a provided-buffer ring, round trip over loopback", why);
-    struct io_uring_probe *p = io_uring_get_probe();
-    int zc = p && io_uring_opcode_supported(p, IORING_OP_SENDMSG_ZC) ? 0 : -ENOTSUP;
-    if (p)
-        io_uring_free_probe(p);
+    int zc = volley__sys_uring_has_op(NULL, IORING_OP_SENDMSG_ZC) > 0 ? 0 : -ENOTSUP;
     set(&c->uring_zc, zc, "IORING_OP_SENDMSG_ZC listed by the kernel's opcode probe",
         "IORING_OP_SENDMSG_ZC not listed by the kernel's opcode probe (Linux 6.1+)");
 #else

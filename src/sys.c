@@ -265,6 +265,18 @@ int volley__sys_uring_wait(struct io_uring *ring, struct __kernel_timespec *ts)
     return r < 0 ? r : 0;
 }
 
+int volley__sys_uring_has_op(struct io_uring *ring, int op)
+{
+    FAULT_ERR(VOLLEY__SYS_URING_REGISTER);
+    struct io_uring_probe *p =
+        ring ? io_uring_get_probe_ring(ring) : io_uring_get_probe();
+    if (!p)
+        return -ENOMEM; /* liburing says no more than that */
+    int r = io_uring_opcode_supported(p, op);
+    io_uring_free_probe(p);
+    return r;
+}
+
 void volley__sys_uring_exit(struct io_uring *ring, int bgid)
 {
     if (bgid >= 0)

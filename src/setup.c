@@ -75,6 +75,14 @@ static bool setopt_on(int fd, int level, int opt)
     return volley__sys_setsockopt(fd, level, opt, &one, sizeof one) == 0;
 }
 
+/* IPv4's option, and on an IPv6 socket IPv6's too (the one that counts
+ * there): a dual-stack socket reports IPv4 arrivals only through IPv4's. */
+static bool setopt_both(int fd, bool v6, int opt4, int opt6)
+{
+    bool ok = setopt_on(fd, IPPROTO_IP, opt4);
+    return v6 ? setopt_on(fd, IPPROTO_IPV6, opt6) : ok;
+}
+
 /* Turn on what was asked for and the kernel accepts; the rest stays off. */
 static void enable_features(volley_sock *s, unsigned want)
 {
@@ -84,25 +92,14 @@ static void enable_features(volley_sock *s, unsigned want)
     if (want & VOLLEY_F_PKTINFO && (v6 ? setopt_on(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO)
                                        : setopt_on(fd, IPPROTO_IP, IP_PKTINFO)))
         on |= VOLLEY_F_PKTINFO;
-    if (want & VOLLEY_F_ECN) {
-        /* A dual-stack socket reports IPv4 arrivals' TOS only with IP_RECVTOS. */
-        bool ok = setopt_on(fd, IPPROTO_IP, IP_RECVTOS);
-        if (v6)
-            ok = setopt_on(fd, IPPROTO_IPV6, IPV6_RECVTCLASS);
-        if (ok)
-            on |= VOLLEY_F_ECN;
-    }
+    if (want & VOLLEY_F_ECN && setopt_both(fd, v6, IP_RECVTOS, IPV6_RECVTCLASS))
+        on |= VOLLEY_F_ECN;
     if (want & VOLLEY_F_TIMESTAMP && setopt_on(fd, SOL_SOCKET, SO_TIMESTAMPNS))
         on |= VOLLEY_F_TIMESTAMP;
     if (want & VOLLEY_F_RXQ_OVFL && setopt_on(fd, SOL_SOCKET, SO_RXQ_OVFL))
         on |= VOLLEY_F_RXQ_OVFL;
-    if (want & VOLLEY_F_RECVERR) {
-        bool ok = setopt_on(fd, IPPROTO_IP, IP_RECVERR);
-        if (v6)
-            ok = setopt_on(fd, IPPROTO_IPV6, IPV6_RECVERR);
-        if (ok)
-            on |= VOLLEY_F_RECVERR;
-    }
+    if (want & VOLLEY_F_RECVERR && setopt_both(fd, v6, IP_RECVERR, IPV6_RECVERR))
+        on |= VOLLEY_F_RECVERR;
     /* A coalesced buffer is up to 64 KiB: a smaller slot would cut it. */
     if (want & VOLLEY_F_GRO && s->slot_size >= 65535 && setopt_on(fd, SOL_UDP, UDP_GRO))
         on |= VOLLEY_F_GRO | (want & VOLLEY_F_GRO_SEGMENTS);

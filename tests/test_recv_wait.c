@@ -93,39 +93,16 @@ static void sleeps_until_sent(struct duo *u)
     T_EQ(*(uint8_t *)d[0].data, 9);
 }
 
-static int per_backend(unsigned be, bool wrap)
+/* arg: whether the receiver is a wrapped socket */
+static int per_backend(void)
 {
+    const struct t_case *c = t_current();
     struct duo u;
-    duo_open(&u, be, wrap);
+    duo_open(&u, c->backend, c->arg != NULL);
     waiting_and_empty(&u);
     sleeps_until_sent(&u);
     duo_close(&u);
     return 0;
-}
-
-static int case_scalar(void)
-{
-    return per_backend(VOLLEY_BACKEND_SCALAR, false);
-}
-static int case_mmsg(void)
-{
-    return per_backend(VOLLEY_BACKEND_MMSG, false);
-}
-static int case_uring(void)
-{
-    return per_backend(VOLLEY_BACKEND_URING, false);
-}
-static int case_pair(void)
-{
-    return per_backend(VOLLEY_BACKEND_PAIR, false);
-}
-static int case_wrapped_mmsg(void)
-{
-    return per_backend(VOLLEY_BACKEND_MMSG, true);
-}
-static int case_wrapped_uring(void)
-{
-    return per_backend(VOLLEY_BACKEND_URING, true);
 }
 
 /* A repeated timeout is set once: the receive itself is the only system
@@ -191,13 +168,14 @@ static int case_bad_input(void)
 
 int main(int argc, char **argv)
 {
+    static const bool wrapped = true;
     static const struct t_case cases[] = {
-        {"scalar", case_scalar, VOLLEY_BACKEND_SCALAR, NULL},
-        {"mmsg", case_mmsg, VOLLEY_BACKEND_MMSG, NULL},
-        {"uring", case_uring, VOLLEY_BACKEND_URING, NULL},
-        {"pair", case_pair, VOLLEY_BACKEND_PAIR, NULL},
-        {"wrapped mmsg", case_wrapped_mmsg, VOLLEY_BACKEND_MMSG, NULL},
-        {"wrapped uring", case_wrapped_uring, VOLLEY_BACKEND_URING, NULL},
+        {"scalar", per_backend, VOLLEY_BACKEND_SCALAR, NULL},
+        {"mmsg", per_backend, VOLLEY_BACKEND_MMSG, NULL},
+        {"uring", per_backend, VOLLEY_BACKEND_URING, NULL},
+        {"pair", per_backend, VOLLEY_BACKEND_PAIR, NULL},
+        {"wrapped mmsg", per_backend, VOLLEY_BACKEND_MMSG, &wrapped},
+        {"wrapped uring", per_backend, VOLLEY_BACKEND_URING, &wrapped},
         {"timeout set once", case_timeout_set_once, VOLLEY_BACKEND_MMSG, NULL},
         {"signal", case_signal, VOLLEY_BACKEND_MMSG, NULL},
         {"bad input", case_bad_input, VOLLEY_BACKEND_MMSG, NULL},

@@ -622,8 +622,8 @@ static int huge_unix(void)
  * ignored with an IPv6 one), an IPv6 local with an IPv6 peer. */
 static void local_family_one(const struct sendcfg *c)
 {
-    char name[64];
-    snprintf(name, sizeof name, "local family %s", c->label);
+    char name[sizeof c->label + 16];
+    snprintf(name, sizeof name, "local family %.31s", c->label);
     t_context("%s", name);
     struct volley_opts o = t_opts(c->backend);
     o.disable = c->disable;

@@ -4,8 +4,9 @@
  * One API over several backends chosen at run time:
  *   scalar  sendmsg/recvmsg, one datagram per system call (portable POSIX)
  *   mmsg    sendmmsg/recvmmsg, many datagrams per call, with UDP GSO/GRO
- *   uring   io_uring: multishot receive into a provided-buffer ring, batched
- *           (optionally zero-copy) sends, with UDP GSO/GRO
+ *   uring   io_uring: multishot receive into a provided-buffer ring; sends
+ *           with sendmmsg, or through the ring when zero-copy is asked for;
+ *           with UDP GSO/GRO
  *   pair    an in-memory socket pair with seeded impairments, for tests
  *
  * Conventions (every function):

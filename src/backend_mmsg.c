@@ -5,7 +5,7 @@
 
 #include <errno.h>
 
-static int mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
+int volley__mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 {
     unsigned done = 0;
     struct volley__txbuild b = {0};
@@ -111,7 +111,7 @@ const struct volley_backend volley__backend_mmsg = {
     .id = VOLLEY_BACKEND_MMSG,
     .caps = VOLLEY__BE_KERNEL | VOLLEY__BE_OFFLOAD,
     .init = mmsg_init,
-    .send = mmsg_send,
+    .send = volley__mmsg_send,
     .recv = mmsg_recv,
     .recv_block = mmsg_recv_block,
 };

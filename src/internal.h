@@ -77,6 +77,9 @@ struct volley_backend {
 extern const struct volley_backend volley__backend_scalar VOLLEY_INTERNAL;
 extern const struct volley_backend volley__backend_mmsg VOLLEY_INTERNAL;
 extern const struct volley_backend volley__backend_pair VOLLEY_INTERNAL;
+/* mmsg's send: also the uring backend's when no zero-copy is asked for. */
+VOLLEY_INTERNAL int volley__mmsg_send(volley_sock *s, const struct volley_dgram *d,
+                                      unsigned n);
 #if VOLLEY_HAVE_URING
 extern const struct volley_backend volley__backend_uring VOLLEY_INTERNAL;
 #if VOLLEY_TESTING

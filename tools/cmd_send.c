@@ -41,7 +41,7 @@ static void send_usage(void)
           "      --kernel-pacing  with --rate: leave pacing to the kernel\n"
           "                       (SO_MAX_PACING_RATE; needs the fq qdisc)\n"
           "  -B, --batch N        datagrams per volley_send call, 1 to 1024\n"
-          "                       (default 64)\n"
+          "                       (default 256)\n"
           "  -b, --backend NAME   auto, scalar, mmsg or uring (default auto)\n"
           "      --no-gso         turn UDP GSO off\n"
           "  -j, --json           print only the summary, as one JSON object\n"
@@ -308,7 +308,7 @@ int cmd_send(int argc, char **argv)
         .option = send_option,
         .operands = send_operands,
     };
-    struct flow_cfg c = {.size = 1200, .batch = 64};
+    struct flow_cfg c = {.size = 1200, .batch = 256};
     int rc = cli_parse(argc, argv, &cmd, &c);
 
     if (rc != PARSE_RUN)

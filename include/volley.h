@@ -165,7 +165,8 @@ enum volley_backend_id {
  *   VOLLEY_BACKEND=auto|scalar|mmsg|uring   backend when opts->backend is
  *                                AUTO (volley_pair ignores it)
  *   VOLLEY_DISABLE=gso,gro,...   features to turn off: gso, gro, pktinfo,
- *                                ecn, timestamp, rxq_ovfl, recverr, and the
+ *                                ecn, timestamp, rxq_ovfl, recverr,
+ *                                gro_segments, and the
  *                                backends mmsg and uring
  */
 struct volley_opts {

@@ -87,10 +87,12 @@ static int env_disable(struct env *e, char *msg, size_t size)
         }
         if (!found) {
             if (size)
-                snprintf(msg, size,
-                         "VOLLEY_DISABLE=\"%s\": unknown name \"%.*s\" (use gso, gro, "
-                         "pktinfo, ecn, timestamp, rxq_ovfl, recverr, mmsg or uring)",
-                         all, (int)len, v);
+                snprintf(
+                    msg, size,
+                    "VOLLEY_DISABLE=\"%s\": unknown name \"%.*s\" (use gso, gro, "
+                    "pktinfo, ecn, timestamp, rxq_ovfl, recverr, gro_segments, mmsg or "
+                    "uring)",
+                    all, (int)len, v);
             return -EINVAL;
         }
         v += len;

@@ -17,21 +17,6 @@ size_t volley__gso_max_payload(int fam, const struct volley_addr *p)
     return VOLLEY_UDP6_MAX; /* IPv6, the pair; AF_UNIX is left to the kernel */
 }
 
-unsigned volley__gso_count(size_t len, uint16_t seg)
-{
-    if (seg == 0)
-        return len ? 1 : 0;
-    return (unsigned)((len + seg - 1) / seg);
-}
-
-uint32_t volley__gso_seg_next(uint32_t len, uint16_t seg, uint32_t off)
-{
-    if (off >= len)
-        return 0;
-    uint32_t left = len - off;
-    return seg && left > seg ? seg : left;
-}
-
 /* The descriptors of a run are usually copies of one address: comparing
  * the bytes settles those without a call per datagram. */
 static bool same_addr(const struct volley_addr *a, const struct volley_addr *b)

@@ -354,9 +354,20 @@ VOLLEY_INTERNAL unsigned volley__gso_plan(const struct volley_dgram *d, unsigned
 /* The length of the datagram at offset off < len in a buffer of len bytes
  * cut at seg (0: one datagram): a GRO buffer being split, or a GSO buffer
  * being cut by hand. */
-VOLLEY_INTERNAL uint32_t volley__gso_seg_next(uint32_t len, uint16_t seg, uint32_t off);
+static inline uint32_t volley__gso_seg_next(uint32_t len, uint16_t seg, uint32_t off)
+{
+    if (off >= len)
+        return 0;
+    uint32_t left = len - off;
+    return seg && left > seg ? seg : left;
+}
 /* Datagrams in a GSO/GRO buffer of len bytes cut at seg (seg > 0). */
-VOLLEY_INTERNAL unsigned volley__gso_count(size_t len, uint16_t seg);
+static inline unsigned volley__gso_count(size_t len, uint16_t seg)
+{
+    if (seg == 0)
+        return len ? 1 : 0;
+    return (unsigned)((len + seg - 1) / seg);
+}
 /* Payload ceiling of one (super-)datagram to peer p on a socket of fam. */
 VOLLEY_INTERNAL size_t volley__gso_max_payload(int fam, const struct volley_addr *p);
 

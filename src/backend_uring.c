@@ -92,6 +92,7 @@ struct uring {
     uint8_t *arena;
     size_t arena_size, a_head, a_used;
     size_t tx_want; /* arena bytes of the message that found no room */
+    bool sock_full; /* the last send stopped on the socket's EAGAIN */
     size_t zc_threshold;
 };
 
@@ -606,8 +607,14 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
      * per-message sendmsg requests (volley bench, uring vs mmsg rows), and
      * the caller's buffers need no copy: with no zero-copy asked for and
      * nothing in flight (so order holds), send as mmsg does. */
-    if (!U(s)->zc_threshold && slots_busy(U(s)) == 0 && !io_uring_sq_ready(&U(s)->ring))
-        return volley__mmsg_send(s, d, n);
+    if (!U(s)->zc_threshold && slots_busy(U(s)) == 0 && !io_uring_sq_ready(&U(s)->ring)) {
+        /* The socket, not the ring, said "would block": waiting for SEND
+         * then watches the socket for room. */
+        uint64_t blocked = s->st.tx_wouldblock;
+        int r = volley__mmsg_send(s, d, n);
+        U(s)->sock_full = s->st.tx_wouldblock != blocked;
+        return r;
+    }
     while (b.next < n) {
         b.nmsg = b.niov = 0;
         volley__tx_build(s, d, n, &b);
@@ -672,7 +679,7 @@ static int ready_mask(volley_sock *s, unsigned events, unsigned errs)
     int ready = 0;
     if (events & VOLLEY_WAIT_RECV && (volley__msg_pending(s) || u->rxq_n))
         ready |= VOLLEY_WAIT_RECV;
-    if (events & VOLLEY_WAIT_SEND && can_send(u))
+    if (events & VOLLEY_WAIT_SEND && can_send(u) && !u->sock_full)
         ready |= VOLLEY_WAIT_SEND;
     if (s->err_count > errs)
         ready |= VOLLEY_WAIT_ERR;
@@ -714,25 +721,30 @@ static int uring_wait(volley_sock *s, unsigned events, int timeout_ms)
         ready = ready_mask(s, events, errs);
         if (ready)
             return ready;
-        /* Armed, everything that can make us ready is a completion: wait
-         * on the ring itself, one hop shorter than its eventfd. */
-        if (u->armed || !(events & VOLLEY_WAIT_RECV)) {
+        /* Data waiting in the socket itself (the ring ran dry while the
+         * caller held every buffer, so the receive is unarmed), or a send
+         * the socket refused for lack of room: those the socket tells. */
+        short sock = (!u->armed && events & VOLLEY_WAIT_RECV ? POLLIN : 0) |
+                     (u->sock_full && events & VOLLEY_WAIT_SEND ? POLLOUT : 0);
+        /* Else everything that can make us ready is a completion: wait on
+         * the ring itself, one hop shorter than its eventfd. */
+        if (!sock) {
             int r = wait_cqe(s, timeout_ms);
             if (r < 0)
                 return r;
             continue;
         }
-        /* Unarmed (the ring ran dry while the caller held every buffer),
-         * data waits in the socket itself: watch that too. */
-        struct pollfd p[2] = {{.fd = u->efd, .events = POLLIN}, {.fd = s->fd}};
-        if (!u->armed && events & VOLLEY_WAIT_RECV)
-            p[1].events = POLLIN;
+        struct pollfd p[2] = {{.fd = u->efd, .events = POLLIN},
+                              {.fd = s->fd, .events = sock}};
         int r = volley__sys_poll(p, 2, timeout_ms);
         s->st.rx_syscalls++;
         if (r < 0 && r != -EINTR)
             return r;
-        if (p[1].revents & POLLIN)
-            return VOLLEY_WAIT_RECV;
+        if (p[1].revents & POLLOUT)
+            u->sock_full = false;
+        if (p[1].revents & (POLLIN | POLLOUT))
+            return (p[1].revents & POLLIN ? VOLLEY_WAIT_RECV : 0) |
+                   ready_mask(s, events & VOLLEY_WAIT_SEND, errs);
         if (r <= 0)
             return 0;
     }

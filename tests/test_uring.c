@@ -1110,6 +1110,34 @@ static int case_sndbuf_full(void)
     return 0;
 }
 
+/* A socket with no room: volley_send takes nothing, and waiting for SEND
+ * sleeps until the peer makes room, instead of saying "ready" at once
+ * (which would make a caller spin). Not a timing check: only whether the
+ * wait reported SEND before and after the peer read. */
+static int case_wait_for_room(void)
+{
+    int sv[2];
+    T_ASSERT(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) == 0);
+    struct volley_opts o = opts_for(URING, 0);
+    volley_sock *s;
+    T_OK(volley_wrap(&s, sv[0], &o));
+    static uint8_t buf[4096];
+    struct volley_dgram d = {.data = buf, .len = sizeof buf};
+    unsigned sent = 0;
+    while (sent < 100000 && volley_send(s, &d, 1) == 1)
+        sent++;
+    T_ASSERT(sent < 100000);        /* the socket filled up */
+    T_EQ(volley_send(s, &d, 1), 0); /* would block */
+    T_EQ(volley_wait(s, VOLLEY_WAIT_SEND, 20), 0);
+    for (unsigned i = 0; i < sent; i++)
+        T_ASSERT(recv(sv[1], buf, sizeof buf, MSG_DONTWAIT) == sizeof buf);
+    T_EQ(volley_wait(s, VOLLEY_WAIT_SEND, 1000), VOLLEY_WAIT_SEND);
+    T_EQ(volley_send(s, &d, 1), 1);
+    volley_close(s);
+    close(sv[1]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
@@ -1127,6 +1155,7 @@ int main(int argc, char **argv)
         {"refused", case_refused, URING, NULL},
         {"full_socket", case_full_socket, URING, NULL},
         {"sndbuf_full", case_sndbuf_full, URING, NULL},
+        {"wait_for_room", case_wait_for_room, URING, NULL},
     };
     struct t_run how = {.flags = T_FORK, .case_s = 60};
     return t_main(cases, T_COUNT(cases), &how, argc, argv);

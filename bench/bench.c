@@ -33,7 +33,7 @@ const char *bench_path_name(enum bench_path p)
         [BENCH_GSO_GRO] = "gso+gro",     [BENCH_GSO_PLAIN] = "gso->plain",
         [BENCH_GRO_SEGS] = "gro-segs",   [BENCH_URING] = "uring",
         [BENCH_URING_GSO] = "uring+gso", [BENCH_URING_ZC] = "uring+zc",
-        [BENCH_IPERF3] = "iperf3",
+        [BENCH_TOOLS] = "tools",         [BENCH_IPERF3] = "iperf3",
     };
     return names[p];
 }
@@ -280,8 +280,8 @@ int bench_cell(enum bench_path p, size_t size, double seconds,
     bool base = p == BENCH_BASELINE, raw = p == BENCH_RAW;
     int err;
 
-    if (p == BENCH_IPERF3)
-        return -EINVAL; /* not a thread pair: see bench_iperf3_cell */
+    if (p == BENCH_IPERF3 || p == BENCH_TOOLS)
+        return -EINVAL; /* not a thread pair: see bench_iperf3_cell, _tools_cell */
     r.stream = seq_stream_id();
     r.payload = calloc(BENCH_BATCH, size);
     if (!r.payload)

@@ -30,6 +30,7 @@ enum bench_path {
     BENCH_URING,
     BENCH_URING_GSO,
     BENCH_URING_ZC,
+    BENCH_TOOLS,
     BENCH_IPERF3,
     BENCH_NPATHS
 };
@@ -163,6 +164,32 @@ bool bench_lat_match(const struct bench_run *r, const void *buf, size_t len,
                      uint64_t seq);
 /* Keeps one round-trip time (negative: lost). */
 void bench_lat_record(struct bench_run *r, int64_t rtt_ns);
+
+/* proc.c: child processes and their JSON reports. */
+#include <sys/types.h>
+/* A TCP port free on 127.0.0.1 now, or a negative errno. */
+int bench_free_port(void);
+/* Runs argv (PATH searched) with stdin and stderr on /dev/null and stdout
+ * on out_fd (-1: /dev/null). 0 or a negative errno. */
+int bench_spawn(pid_t *pid, char *const argv[], int out_fd);
+/* Waits for pid until deadline (CLOCK_MONOTONIC ns), then kills it: its
+ * wait status, or -ETIMEDOUT when it had to be killed. */
+int bench_reap(pid_t pid, int64_t deadline);
+/* Reads fd into buf (NUL-terminated) until EOF or the deadline. */
+size_t bench_slurp(int fd, char *buf, size_t cap, int64_t deadline);
+/* The value of key in the JSON object obj, or NULL. */
+const char *bench_json_member(const char *obj, const char *key);
+bool bench_json_number(const char *v, double *out);
+void bench_json_string(const char *v, char *buf, size_t size);
+
+/*
+ * tools.c: the `volley send` -> `volley recv` row: this very program's own
+ * send and recv subcommands as child processes, with their defaults, over
+ * loopback; the receiver's report gives the rate. On failure a negative
+ * errno with the reason in why.
+ */
+int bench_tools_cell(size_t size, double seconds, struct bench_result *out, char *why,
+                     size_t why_size);
 
 /*
  * iperf.c: the iperf3 program over loopback, UDP, unlimited rate: a one-off

@@ -393,7 +393,7 @@ lkeys = {"kind", "path", "size", "p50_us", "p99_us", "samples", "lost",
 paths = (["baseline"] + (["raw"] if gso else []) + ["scalar", "mmsg"]
          + (["gso+gro", "gso->plain", "gro-segs"] if gso else [])
          + (["uring"] if uring else []) + (["uring+gso"] if gso and uring else [])
-         + (["uring+zc"] if gso and uring and zc else []))
+         + (["uring+zc"] if gso and uring and zc else []) + ["tools"])
 tput = [c for c in j if c["kind"] == "throughput"]
 lat = [c for c in j if c["kind"] == "latency"]
 assert isinstance(j, list) and len(tput) + len(lat) == len(j)
@@ -401,7 +401,7 @@ iperf = ["iperf3"] if shutil.which("iperf3") else []
 got = [c["path"] for c in tput]
 # iperf3 is someone else'"'"'s program: a failed run is noted and left out
 assert got == paths + iperf or got == paths, got
-assert [c["path"] for c in lat] == [p for p in paths if p != "raw"]
+assert [c["path"] for c in lat] == [p for p in paths if p not in ("raw", "tools")]
 for c in tput:
     assert set(c) >= tkeys and c["size"] == 64 and c["received"] > 0, c
     assert c["repeat"] == 1 and c["sent"] == c["received"] + c["lost"], c

@@ -86,9 +86,11 @@ static void bench_usage(void)
           "  uring       volley, uring backend, GSO and GRO off\n"
           "  uring+gso   volley, uring backend, sender GSO, receiver GRO\n"
           "  uring+zc    as uring+gso, every send zero-copy (SENDMSG_ZC)\n"
+          "  tools       volley send into volley recv, as two processes with their\n"
+          "              defaults (the README's commands); CPU costs not measured\n"
           "  iperf3      the iperf3 program (UDP, -b 0), when it is installed\n"
-          "and a latency row per path (not raw or iperf3): ping-pong, one 64-byte "
-          "datagram in\n"
+          "and a latency row per path (not raw, tools or iperf3): ping-pong, one\n"
+          "64-byte datagram in\n"
           "flight, echoed by the other thread. Rows `volley probe` finds unavailable\n"
           "here are skipped with a note.\n"
           "\n"
@@ -317,8 +319,8 @@ static int matrix_build(struct matrix *m, const struct bench_cfg *c)
             if (c->paths & (1u << p) && !lacking[p] &&
                 (err = add_cell(m, CELL_TPUT, p, c->sizes[i], c->repeat)) < 0)
                 return err;
-    /* raw is a throughput ceiling, iperf3 has no ping-pong */
-    for (enum bench_path p = 0; c->latency && p < BENCH_IPERF3; p++)
+    /* raw is a throughput ceiling; tools and iperf3 have no ping-pong */
+    for (enum bench_path p = 0; c->latency && p < BENCH_TOOLS; p++)
         if (p != BENCH_RAW && c->paths & (1u << p) && !lacking[p] &&
             (err = add_cell(m, CELL_LAT, p, LAT_SIZE, c->repeat)) < 0)
             return err;
@@ -366,10 +368,15 @@ static int run_cell(struct matrix *m, struct cell *c, const struct bench_cfg *cf
     else if (c->path == BENCH_IPERF3)
         err = bench_iperf3_cell(c->size, iperf_dgrams(m, c, cfg->seconds), cfg->seconds,
                                 &cfg->pin, &c->tput[c->runs], why, sizeof(why));
+    else if (c->path == BENCH_TOOLS)
+        err =
+            bench_tools_cell(c->size, cfg->seconds, &c->tput[c->runs], why, sizeof(why));
     else
         err = bench_cell(c->path, c->size, cfg->seconds, &cfg->pin, &c->tput[c->runs]);
     if (err == 0) {
         c->runs++;
+    } else if (c->path == BENCH_TOOLS) {
+        fprintf(stderr, "volley bench: tools at %zu bytes: %s\n", c->size, why);
     } else if (c->path == BENCH_IPERF3) {
         /* Someone else's program: note it and go on without it. */
         c->dead = true;

@@ -177,6 +177,11 @@ int bench_spawn(pid_t *pid, char *const argv[], int out_fd);
 int bench_reap(pid_t pid, int64_t deadline);
 /* Reads fd into buf (NUL-terminated) until EOF or the deadline. */
 size_t bench_slurp(int fd, char *buf, size_t cap, int64_t deadline);
+/* bench_spawn with stdout into a pipe that *out reads. */
+int bench_start(pid_t *pid, char *const argv[], int *out);
+/* The started child's output into buf (fd is closed), then its wait
+ * status, or -ETIMEDOUT when the deadline had it killed. */
+int bench_collect(pid_t pid, int fd, char *buf, size_t cap, int64_t deadline);
 /* The value of key in the JSON object obj, or NULL. */
 const char *bench_json_member(const char *obj, const char *key);
 bool bench_json_number(const char *v, double *out);

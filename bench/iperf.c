@@ -9,17 +9,11 @@
 
 #include "cli.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define IPERF3        "iperf3"
@@ -91,20 +85,13 @@ static int parse_report(const char *json, struct bench_result *out, char *why,
  * listening yet. */
 static int run_client(char *const argv[], char *buf, int64_t deadline)
 {
-    int fds[2], status, err;
+    int fd, status;
     pid_t pid;
+    int err = bench_start(&pid, argv, &fd);
 
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -errno;
-    err = bench_spawn(&pid, argv, fds[1]);
-    close(fds[1]);
-    if (err < 0) {
-        close(fds[0]);
+    if (err < 0)
         return err;
-    }
-    bench_slurp(fds[0], buf, REPORT_MAX, deadline);
-    close(fds[0]);
-    status = bench_reap(pid, deadline);
+    status = bench_collect(pid, fd, buf, REPORT_MAX, deadline);
     if (status < 0)
         return status;
     if (strstr(buf, "unable to connect") || strstr(buf, "Connection refused"))

@@ -112,6 +112,28 @@ size_t bench_slurp(int fd, char *buf, size_t cap, int64_t deadline)
     return len;
 }
 
+int bench_start(pid_t *pid, char *const argv[], int *out)
+{
+    int fds[2], err;
+
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    err = bench_spawn(pid, argv, fds[1]);
+    close(fds[1]);
+    if (err < 0)
+        close(fds[0]);
+    else
+        *out = fds[0];
+    return err;
+}
+
+int bench_collect(pid_t pid, int fd, char *buf, size_t cap, int64_t deadline)
+{
+    bench_slurp(fd, buf, cap, deadline);
+    close(fd);
+    return bench_reap(pid, deadline);
+}
+
 /* ---- just enough JSON to read iperf3's report ---- */
 
 static const char *skip_ws(const char *p)

@@ -10,7 +10,6 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,28 +28,10 @@ static bool report_number(const char *json, const char *key, double *out)
     return v && bench_json_number(v, out);
 }
 
-/* Runs argv with stdout into a pipe; *fd reads it. */
-static int start(pid_t *pid, char *const argv[], int *fd)
-{
-    int fds[2], err;
-
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -errno;
-    err = bench_spawn(pid, argv, fds[1]);
-    close(fds[1]);
-    if (err < 0)
-        close(fds[0]);
-    else
-        *fd = fds[0];
-    return err;
-}
-
-/* Waits for the child, its report in buf: 0, or why not. */
+/* Waits for the child, its report in buf: 0 when it succeeded, or why not. */
 static int finish(pid_t pid, int fd, char *buf, int64_t deadline)
 {
-    bench_slurp(fd, buf, REPORT_MAX, deadline);
-    close(fd);
-    int status = bench_reap(pid, deadline);
+    int status = bench_collect(pid, fd, buf, REPORT_MAX, deadline);
     if (status < 0)
         return status;
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
@@ -100,13 +81,13 @@ int bench_tools_cell(size_t size, double seconds, struct bench_result *out, char
     snprintf(bound_s, sizeof(bound_s), "%.3f", seconds + 5);
     err = port < 0 ? port : !rx_buf || !tx_buf ? -ENOMEM : 0;
     if (err == 0)
-        err = start(&rx, recv_argv, &rx_fd);
+        err = bench_start(&rx, recv_argv, &rx_fd);
     if (err < 0) {
         snprintf(why, why_size, "cannot start volley recv: %s", strerror(-err));
         goto out;
     }
     usleep(100000); /* until the receiver is bound: datagrams before it are lost */
-    err = start(&tx, send_argv, &tx_fd);
+    err = bench_start(&tx, send_argv, &tx_fd);
     if (err == 0)
         err = finish(tx, tx_fd, tx_buf, deadline);
     if (err < 0)

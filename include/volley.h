@@ -468,9 +468,9 @@ VOLLEY_API int64_t volley_pacing_delay(const volley_sock *s, size_t len,
  * Errors: -EINVAL (NULL, n == 0). */
 VOLLEY_API int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n);
 
-/* The backend id for a name: "auto", "scalar", "mmsg", "uring" or "pair"
- * (the names volley_backend_name returns, and VOLLEY_BACKEND takes but
- * for "pair"). Errors: -EINVAL (NULL or unknown). */
+/* The backend id for a name: "auto", "scalar", "mmsg", "uring", "pair" or
+ * "epoll" (the names volley_backend_name and volley_loop_backend return,
+ * and VOLLEY_BACKEND takes but for "pair"). Errors: -EINVAL (NULL or unknown). */
 VOLLEY_API int volley_backend_parse(const char *name);
 
 /* "scalar", "mmsg", "uring" or "pair" ("none" for NULL). */
@@ -540,7 +540,8 @@ VOLLEY_API int volley_probe(struct volley_caps *out, size_t size);
  * arrived. Nothing here blocks except volley_loop_poll (up to its timeout)
  * and volley_loop_close (up to its drain time).
  *
- * A loop, and every connection on it, is used by one thread at a time.
+ * A loop, and every connection on it, is used only by the thread that
+ * opened it (its io_uring accepts work from that thread alone).
  *
  * Lifetime: a volley_conn (connection or listener) made by volley_listen,
  * volley_dial or handed out by an ACCEPTED event stays valid until the
@@ -630,11 +631,15 @@ static inline struct volley_conn_opts volley_conn_opts_init_cxx_(void)
 /*
  * Events, in the order a connection can see them:
  *   ACCEPTED   a new connection (ev.conn) on the listener ev.listener; its
- *              user pointer is the listener's until set
+ *              user pointer is the listener's until set. It is the
+ *              connection's only event in the batch that returns it, so
+ *              a user pointer set then comes with every later event
  *   CONNECTED  volley_dial's connection is up
  *   READABLE   bytes are buffered: at least the amount asked for with
  *              volley_conn_want (1 by default), or fewer when the peer
- *              closed or failed; ev.len is how many are buffered
+ *              closed or failed; ev.len is how many are buffered. It
+ *              comes when bytes arrive or a want is met, not again for
+ *              bytes left unread
  *   SENT       the buffer of volley_conn_write_ref with tag ev.tag is no
  *              longer used: all of it was sent (ev.err 0) or it never will
  *              be (ev.err < 0: the connection ended first)
@@ -707,8 +712,10 @@ struct volley_loop_stats {
  * Open a loop. o may be NULL (all defaults). Every field is checked
  * against its range (-EINVAL). A forced backend the kernel cannot run
  * gives -ENOTSUP; AUTO takes uring when it works, else epoll.
- * Errors: -EINVAL, -ENOTSUP, -ENOMEM, -EMFILE, io_uring_setup(2) and
- * epoll_create1(2) errors.
+ * Errors: -EINVAL (also a bad VOLLEY_BACKEND or VOLLEY_DISABLE), -E2BIG
+ * (o is newer than this library and sets fields it does not know),
+ * -ENOTSUP, -ENOMEM, -EMFILE, io_uring_setup(2) and epoll_create1(2)
+ * errors.
  */
 VOLLEY_API int volley_loop_open(volley_loop **out, const struct volley_loop_opts *o);
 
@@ -736,8 +743,10 @@ VOLLEY_API int volley_loop_poll(volley_loop *l, struct volley_event *ev, unsigne
  * with volley_loop_timeout as the timeout. Errors: -EINVAL. */
 VOLLEY_API int volley_loop_fd(const volley_loop *l);
 
-/* Milliseconds until the next deadline (a dial, want, drain or linger
- * timeout), 0 when events are waiting, -1 when there is none. */
+/* Milliseconds until volley_loop_poll has work that the fd does not
+ * announce: the next deadline (a dial, want, drain or linger timeout), or
+ * 0 when events or queued writes are waiting; -1 when there is none (and
+ * for NULL). */
 VOLLEY_API int volley_loop_timeout(const volley_loop *l);
 
 /* "uring" or "epoll" ("none" for NULL). */
@@ -752,8 +761,9 @@ VOLLEY_API int volley_loop_get_stats(const volley_loop *l, struct volley_loop_st
  * unless VOLLEY_CONN_V6ONLY). Connections arrive as ACCEPTED events. The
  * listener is a volley_conn: volley_conn_close stops it (CLOSED follows),
  * volley_conn_addr gives the bound address (port 0 picks one).
- * Errors: -EINVAL (NULL, bad address or options), -EADDRINUSE,
- * -EAFNOSUPPORT, -ENOMEM, socket(2)/bind(2)/listen(2) errors.
+ * Errors: -EINVAL (NULL, bad address or options), -E2BIG (as for
+ * volley_loop_open), -EADDRINUSE, -EAFNOSUPPORT, -ENOMEM,
+ * socket(2)/bind(2)/listen(2) errors.
  */
 VOLLEY_API int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
                              const struct volley_conn_opts *o, void *user);
@@ -762,12 +772,15 @@ VOLLEY_API int volley_listen(volley_loop *l, volley_conn **out, const char *addr
  * Connect to addr; CONNECTED or CLOSED (with the reason) follows.
  * timeout_ms bounds the connect (0 or negative: the kernel's own limit).
  * Writes are accepted at once and go out once connected.
- * Errors: -EINVAL, -EAFNOSUPPORT, -ENOMEM, socket(2) errors; refusals and
- * timeouts arrive as the CLOSED event.
+ * Errors: -EINVAL (NULL, bad address or options, port 0), -E2BIG (as for
+ * volley_loop_open), -EAFNOSUPPORT, -ENOMEM, socket(2) errors; refusals
+ * and timeouts arrive as the CLOSED event.
  */
 VOLLEY_API int volley_dial(volley_loop *l, volley_conn **out, const char *addr,
                            const struct volley_conn_opts *o, int timeout_ms, void *user);
 
+/* The connection's user pointer (NULL for NULL), and setting it: it comes
+ * back in every event of the connection. Neither fails. */
 VOLLEY_API void *volley_conn_user(const volley_conn *c);
 VOLLEY_API void volley_conn_set_user(volley_conn *c, void *user);
 
@@ -790,14 +803,15 @@ VOLLEY_API ssize_t volley_conn_read(volley_conn *c, void *buf, size_t n);
 
 /*
  * Point iov at buffered bytes without consuming them, in order, one entry
- * per receive buffer; returns the entries filled (0: nothing buffered).
- * They stay valid until the next consume, read, close or poll on this
- * connection. Errors: as volley_conn_read, and -EINVAL for n == 0.
+ * per receive buffer; returns the entries filled, 0 or -ESHUTDOWN when
+ * nothing is buffered (as volley_conn_read). They stay valid until the
+ * next consume, read, close or poll on this connection.
+ * Errors: -EINVAL (NULL, n == 0), -EPIPE, -ENOTCONN (as volley_conn_read).
  */
 VOLLEY_API int volley_conn_peek(volley_conn *c, struct iovec *iov, unsigned n);
 
-/* Drop the first n buffered bytes (at most what is buffered: more is
- * -EINVAL). Returns 0. Errors: as volley_conn_read. */
+/* Drop the first n buffered bytes. Returns 0.
+ * Errors: -EINVAL (NULL, or n more than is buffered), -EPIPE, -ENOTCONN. */
 VOLLEY_API int volley_conn_consume(volley_conn *c, size_t n);
 
 /*
@@ -806,7 +820,7 @@ VOLLEY_API int volley_conn_consume(volley_conn *c, size_t n);
  * arrived within timeout_ms (negative: no deadline). Read exactly n
  * bytes with it: want n, then read n on READABLE. The wish holds until
  * READABLE or TIMEOUT is returned; want(c, 1, -1) is the default.
- * Errors: as volley_conn_read, and -EINVAL for n of 0 or above readq_max.
+ * Errors: -EINVAL (NULL, n of 0 or above readq_max), -EPIPE, -ENOTCONN.
  */
 VOLLEY_API int volley_conn_want(volley_conn *c, size_t n, int timeout_ms);
 
@@ -822,7 +836,8 @@ VOLLEY_API int volley_conn_want(volley_conn *c, size_t n, int timeout_ms);
 VOLLEY_API ssize_t volley_conn_write(volley_conn *c, const void *buf, size_t n);
 
 /* As volley_conn_write without the copy: buf is lent to volley until the
- * SENT event carrying tag. Errors: as volley_conn_write. */
+ * SENT event carrying tag. Returns 0, or -EAGAIN as volley_conn_write.
+ * Errors: -EINVAL, -EPIPE, -ENOTCONN, -ENOMEM. */
 VOLLEY_API int volley_conn_write_ref(volley_conn *c, const void *buf, size_t n,
                                      uint64_t tag);
 
@@ -831,8 +846,17 @@ VOLLEY_API size_t volley_conn_queued(const volley_conn *c);
 
 /* Ask for one DRAINED event when the queue is empty (at once if it is),
  * or TIMEOUT (tag VOLLEY_EV_DRAINED) after timeout_ms (negative: none).
- * Errors: as volley_conn_write. */
+ * Errors: -EINVAL (NULL), -EPIPE, -ENOTCONN. */
 VOLLEY_API int volley_conn_wait_drained(volley_conn *c, int timeout_ms);
+
+/*
+ * Half close: once what is queued has been sent, shut the sending side
+ * (the peer reads EOF). Reading goes on; further writes are -EPIPE; call
+ * volley_conn_close when done reading. Returns 0.
+ * Errors: -EINVAL (NULL), -EPIPE (closed, aborted, ended, or shut already),
+ * -ENOTCONN (a listener).
+ */
+VOLLEY_API int volley_conn_shutdown(volley_conn *c);
 
 /*
  * Orderly close: what is queued is sent, then the sending side is shut
@@ -845,7 +869,7 @@ VOLLEY_API int volley_conn_close(volley_conn *c);
 
 /* Abort: drop what is queued (counted in unsent_bytes), cancel what is in
  * flight, reset the connection (RST) and close it; CLOSED (-ECANCELED)
- * follows. Errors: as volley_conn_close. */
+ * follows. Errors: -EINVAL (NULL), -EPIPE (already closed or aborted). */
 VOLLEY_API int volley_conn_abort(volley_conn *c);
 
 /* Copy the connection's counters (size: as volley_get_stats).

@@ -115,10 +115,10 @@ static void conn_release(volley_conn *c)
     l->st.conns--;
 }
 
-static void ready(volley_conn *c, unsigned type)
+/* Put c at the end of the ready list (once). */
+static void enqueue(volley_conn *c)
 {
     volley_loop *l = c->loop;
-    c->pending |= EV(type);
     if (c->flags & VOLLEY__C_READY)
         return;
     c->flags |= VOLLEY__C_READY;
@@ -128,6 +128,13 @@ static void ready(volley_conn *c, unsigned type)
     else
         l->ready_head = c;
     l->ready_tail = c;
+}
+
+/* c owes an event of type. */
+static void ready(volley_conn *c, unsigned type)
+{
+    c->pending |= EV(type);
+    enqueue(c);
 }
 
 static void flush_later(volley_conn *c)
@@ -201,6 +208,17 @@ static uint32_t done_count(const volley_conn *c)
     return n;
 }
 
+/* Drop what c has queued, counted; lent buffers get their SENT (with an
+ * error) before CLOSED. */
+static void drop_queue(volley_conn *c)
+{
+    c->flags &= ~VOLLEY__C_SENDING;
+    c->done_ok = done_count(c); /* these went whole; what the clear adds did not */
+    c->st.unsent_bytes += volley__sendq_clear(&c->sq, &c->loop->pool);
+    if (c->sq.done_head)
+        ready(c, VOLLEY_EV_SENT);
+}
+
 /* Tear c down with err as its CLOSED error. Queued bytes are dropped and
  * counted; lent buffers get their SENT (with an error) before CLOSED. */
 static void conn_end(volley_conn *c, int err, bool reset)
@@ -208,11 +226,10 @@ static void conn_end(volley_conn *c, int err, bool reset)
     if (c->state >= VOLLEY__CS_ENDING)
         return;
     c->err = err;
-    c->done_ok = done_count(c); /* these went whole; what the clear adds did not */
-    size_t dropped = volley__sendq_clear(&c->sq, &c->loop->pool);
-    c->st.unsent_bytes += dropped;
-    if (c->sq.done_head)
-        ready(c, VOLLEY_EV_SENT);
+    /* A send in flight on io_uring still reads the queue: it is dropped
+     * when that send completes (volley__conn_sent). */
+    if (!(c->flags & VOLLEY__C_SENDING) || !c->loop->ops->async_send)
+        drop_queue(c);
     c->dl_connect = c->dl_want = c->dl_drain = c->dl_linger = 0;
     timer_sync(c);
     if (reset)
@@ -227,17 +244,26 @@ static void conn_end(volley_conn *c, int err, bool reset)
     c->loop->ops->end(c);
 }
 
-/* After the caller closed c: FIN once everything queued went out. */
+/* After the caller closed or shut c: FIN once everything queued went out;
+ * after a close, the linger that follows. */
 static void close_progress(volley_conn *c)
 {
-    if (c->state != VOLLEY__CS_FLUSHING || c->sq.bytes || (c->flags & VOLLEY__C_SENDING))
+    bool closing = c->state == VOLLEY__CS_FLUSHING;
+    bool shut = c->state == VOLLEY__CS_OPEN && (c->flags & VOLLEY__C_SHUT_ASKED);
+    if ((!closing && !shut) || c->sq.bytes || (c->flags & VOLLEY__C_SENDING))
         return;
-    c->loop->st.syscalls++;
-    int r = volley__sys_shutdown(c->fd, SHUT_WR);
-    if (r < 0 && r != -ENOTCONN) {
-        conn_end(c, r, true);
-        return;
+    int r = 0;
+    if (!(c->flags & VOLLEY__C_SHUT_DONE)) {
+        c->loop->st.syscalls++;
+        r = volley__sys_shutdown(c->fd, SHUT_WR);
+        if (r < 0 && r != -ENOTCONN) {
+            conn_end(c, r, true);
+            return;
+        }
+        c->flags |= VOLLEY__C_SHUT_DONE;
     }
+    if (shut)
+        return;
     if ((c->flags & VOLLEY__C_EOF) || r == -ENOTCONN) {
         conn_end(c, 0, false);
         return;
@@ -554,35 +580,51 @@ static bool next_event(volley_conn *c, struct volley_event *e)
     }
 }
 
+/* Take c off the front of the ready list. */
+static void unready(volley_loop *l, volley_conn *c)
+{
+    l->ready_head = c->ready_next;
+    if (!l->ready_head)
+        l->ready_tail = NULL;
+    c->flags &= ~VOLLEY__C_READY;
+}
+
+/* Up to n events from the ready list, connection by connection. A new
+ * connection's ACCEPTED is its only event in a batch, so the user pointer
+ * set on ACCEPTED comes with everything after it; its other events go
+ * back on the list for the next batch. */
 static unsigned turn_emit(volley_loop *l, struct volley_event *ev, unsigned n)
 {
     unsigned k = 0;
+    volley_conn *later = NULL, **later_tail = &later;
     while (l->ready_head && k < n) {
         volley_conn *c = l->ready_head;
-        bool more = true;
-        while (k < n && (more = next_event(c, &ev[k]))) {
-            if (ev[k].type == VOLLEY_EV_CLOSED) {
+        while (k < n && next_event(c, &ev[k])) {
+            unsigned type = ev[k++].type;
+            if (type == VOLLEY_EV_CLOSED) {
                 l->st.closed++;
-                more = false;
-                k++;
                 /* freed at the next poll: the caller may still look at it */
-                l->ready_head = c->ready_next;
-                if (!l->ready_head)
-                    l->ready_tail = NULL;
-                c->flags &= ~VOLLEY__C_READY;
+                unready(l, c);
                 c->ready_next = l->reap;
                 l->reap = c;
                 goto next;
             }
-            k++;
+            if (type == VOLLEY_EV_ACCEPTED && c->pending) {
+                unready(l, c);
+                c->ready_next = NULL;
+                *later_tail = c;
+                later_tail = &c->ready_next;
+                goto next;
+            }
         }
-        if (more)
+        if (k == n && c->pending)
             break; /* out of room: c stays first */
-        l->ready_head = c->ready_next;
-        if (!l->ready_head)
-            l->ready_tail = NULL;
-        c->flags &= ~VOLLEY__C_READY;
+        unready(l, c);
     next:;
+    }
+    for (volley_conn *c = later, *nx; c; c = nx) {
+        nx = c->ready_next;
+        enqueue(c);
     }
     return k;
 }
@@ -846,7 +888,8 @@ void volley__loop_accepted(volley_conn *lis, int fd)
     }
     volley_conn *c = conn_new(l);
     if (!c) {
-        volley__sys_close(fd); /* the peer sees a reset; nothing else to do */
+        l->st.accept_errors++;
+        volley__sys_close(fd); /* the peer sees the socket close */
         return;
     }
     c->fd = fd;
@@ -857,6 +900,8 @@ void volley__loop_accepted(volley_conn *lis, int fd)
     c->user = lis->user;
     c->listener = lis;
     if (nodelay(c) < 0) {
+        /* counted as a failed accept: the peer sees the socket close */
+        l->st.accept_errors++;
         conn_abandon(c);
         return;
     }
@@ -954,9 +999,12 @@ void volley__conn_recv_end(volley_conn *c, int res)
 void volley__conn_sent(volley_conn *c, ssize_t res)
 {
     volley_loop *l = c->loop;
-    c->flags &= ~VOLLEY__C_SENDING;
-    if (c->state >= VOLLEY__CS_ENDING)
+    if (c->state >= VOLLEY__CS_ENDING) {
+        if (c->flags & VOLLEY__C_SENDING)
+            drop_queue(c); /* held back for this send (conn_end) */
         return;
+    }
+    c->flags &= ~VOLLEY__C_SENDING;
     if (res < 0) {
         conn_end(c, (int)res, false);
         return;
@@ -1128,7 +1176,8 @@ static int writable(const volley_conn *c)
         return -EINVAL;
     if (c->flags & VOLLEY__C_LISTENER)
         return -ENOTCONN;
-    if ((c->flags & VOLLEY__C_CLOSED_BY_US) || c->state >= VOLLEY__CS_ENDING)
+    if ((c->flags & (VOLLEY__C_CLOSED_BY_US | VOLLEY__C_SHUT_ASKED)) ||
+        c->state >= VOLLEY__CS_ENDING)
         return -EPIPE;
     return 0;
 }
@@ -1211,6 +1260,18 @@ static void drop_reads(volley_conn *c)
     (void)volley__readq_clear(&c->rq, &c->loop->bufs);
     c->pending &= ~(EV(VOLLEY_EV_READABLE) | P_TO_READ | EV(VOLLEY_EV_EOF));
     c->dl_want = 0;
+}
+
+int volley_conn_shutdown(volley_conn *c)
+{
+    int r = writable(c);
+    if (r < 0)
+        return r;
+    if (c->flags & VOLLEY__C_SHUT_ASKED)
+        return -EPIPE;
+    c->flags |= VOLLEY__C_SHUT_ASKED;
+    flush_later(c);
+    return 0;
 }
 
 int volley_conn_close(volley_conn *c)

@@ -22,16 +22,18 @@ enum volley__cstate {
 
 /* struct volley_conn.flags */
 #define VOLLEY__C_LISTENER     0x001u
-#define VOLLEY__C_CLOSED_BY_US 0x002u /* volley_conn_close/abort was called */
-#define VOLLEY__C_EOF          0x004u /* the peer's FIN arrived */
-#define VOLLEY__C_RECV         0x008u /* receiving is on (as asked of the backend) */
-#define VOLLEY__C_STARVED      0x010u /* receiving stopped: no buffer was free */
-#define VOLLEY__C_SENDING      0x020u /* a send is in flight */
-#define VOLLEY__C_SAID_AGAIN   0x040u /* a write said -EAGAIN: WRITABLE is owed */
-#define VOLLEY__C_WAIT_DRAIN   0x080u /* DRAINED is owed when the queue empties */
-#define VOLLEY__C_ABORT        0x100u /* tear down with a reset */
-#define VOLLEY__C_READY        0x200u /* on the loop's ready list */
-#define VOLLEY__C_FLUSH        0x400u /* on the loop's flush list */
+#define VOLLEY__C_CLOSED_BY_US 0x002u  /* volley_conn_close/abort was called */
+#define VOLLEY__C_EOF          0x004u  /* the peer's FIN arrived */
+#define VOLLEY__C_RECV         0x008u  /* receiving is on (as asked of the backend) */
+#define VOLLEY__C_STARVED      0x010u  /* receiving stopped: no buffer was free */
+#define VOLLEY__C_SENDING      0x020u  /* a send is in flight */
+#define VOLLEY__C_SAID_AGAIN   0x040u  /* a write said -EAGAIN: WRITABLE is owed */
+#define VOLLEY__C_WAIT_DRAIN   0x080u  /* DRAINED is owed when the queue empties */
+#define VOLLEY__C_ABORT        0x100u  /* tear down with a reset */
+#define VOLLEY__C_READY        0x200u  /* on the loop's ready list */
+#define VOLLEY__C_FLUSH        0x400u  /* on the loop's flush list */
+#define VOLLEY__C_SHUT_ASKED   0x800u  /* volley_conn_shutdown: FIN after the queue */
+#define VOLLEY__C_SHUT_DONE    0x1000u /* the FIN went (SHUT_WR) */
 
 struct volley_conn {
     volley_loop *loop;
@@ -70,7 +72,8 @@ struct volley_conn {
 /* A loop backend: one file, one table. */
 struct volley__loop_ops {
     const char *name;
-    unsigned id; /* VOLLEY_BACKEND_URING or _EPOLL */
+    unsigned id;     /* VOLLEY_BACKEND_URING or _EPOLL */
+    bool async_send; /* a send in flight reads the queue until it completes */
     /* Set up on l (bufs, options ready): 0 or a negative errno (-ENOTSUP:
      * this kernel cannot run it). */
     int (*init)(volley_loop *l, const struct volley_loop_opts *o);

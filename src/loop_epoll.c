@@ -15,11 +15,11 @@
 #define READS_A_TURN   16
 
 /* struct volley_conn.be_state */
-#define E_IN      0x1u /* EPOLLIN wanted */
-#define E_OUT     0x2u /* EPOLLOUT wanted: connecting, or a send blocked */
-#define E_BLOCKED 0x4u /* the send in flight waits for room */
-#define E_IN_SET  0x8u /* the fd is in the epoll set */
-#define E_MASK    0x30u
+#define E_IN         0x1u /* EPOLLIN wanted */
+#define E_OUT        0x2u /* EPOLLOUT wanted: connecting, or a send blocked */
+#define E_BLOCKED    0x4u /* the send in flight waits for room */
+#define E_IN_SET     0x8u /* the fd is in the epoll set */
+#define E_MASK       0x30u
 #define E_MASK_SHIFT 4 /* (the mask registered: E_IN/E_OUT, shifted) */
 
 struct ep {
@@ -253,6 +253,7 @@ static int ep_wait(volley_loop *l, int timeout_ms)
 
 const struct volley__loop_ops volley__loop_epoll = {
     .name = "epoll",
+    .async_send = false,
     .id = VOLLEY_BACKEND_EPOLL,
     .init = ep_init,
     .fini = ep_fini,

@@ -143,7 +143,8 @@ static void ur_send(volley_conn *c)
         return;
     }
     if (n == 1) {
-        io_uring_prep_send(sqe, c->fd, c->iov[0].iov_base, c->iov[0].iov_len, MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, c->fd, c->iov[0].iov_base, c->iov[0].iov_len,
+                           MSG_NOSIGNAL);
     } else {
         c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = n};
         io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
@@ -379,6 +380,7 @@ fail:
 
 const struct volley__loop_ops volley__loop_uring = {
     .name = "uring",
+    .async_send = true,
     .id = VOLLEY_BACKEND_URING,
     .init = ur_init,
     .fini = ur_fini,

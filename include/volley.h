@@ -599,6 +599,9 @@ static inline struct volley_loop_opts volley_loop_opts_init_cxx_(void)
 #define VOLLEY_CONN_REUSEPORT    0x2u /* listen: SO_REUSEPORT */
 #define VOLLEY_CONN_V6ONLY       0x4u /* listen on [::]: IPv6 only (default: dual-stack) */
 #define VOLLEY_CONN_BACKLOG_ZERO 0x8u /* listen with a backlog of 0 */
+#define VOLLEY_CONN_DIRECT                                                               \
+    0x10u /* reads only into the caller's buffers:                                       \
+             volley_conn_recv_into */
 struct volley_conn_opts {
     uint32_t size;        /* sizeof(struct volley_conn_opts) */
     uint32_t flags;       /* VOLLEY_CONN_* */
@@ -640,13 +643,17 @@ static inline struct volley_conn_opts volley_conn_opts_init_cxx_(void)
  *              closed or failed; ev.len is how many are buffered. It
  *              comes when bytes arrive or a want is met, not again for
  *              bytes left unread
+ *   RECEIVED   (VOLLEY_CONN_DIRECT) the buffer of volley_conn_recv_into
+ *              with tag ev.tag holds ev.len (> 0) new bytes and is the
+ *              caller's again
  *   SENT       the buffer of volley_conn_write_ref with tag ev.tag is no
  *              longer used: all of it was sent (ev.err 0) or it never will
  *              be (ev.err < 0: the connection ended first)
  *   WRITABLE   a write said -EAGAIN, and the queue has fallen to sendq_low
  *   DRAINED    the queue is empty, as volley_conn_wait_drained asked
  *   EOF        the peer closed its sending side; what it sent before is
- *              still buffered, and writing still works
+ *              still buffered, and writing still works (a pending
+ *              volley_conn_recv_into buffer is the caller's again)
  *   TIMEOUT    a deadline of volley_conn_want (ev.tag READABLE) or
  *              volley_conn_wait_drained (ev.tag DRAINED) passed; ev.err is
  *              -ETIMEDOUT; the connection is unchanged, and what arrived
@@ -671,6 +678,7 @@ enum volley_event_type {
     VOLLEY_EV_EOF = 7,
     VOLLEY_EV_TIMEOUT = 8,
     VOLLEY_EV_CLOSED = 9,
+    VOLLEY_EV_RECEIVED = 10,
 };
 struct volley_event {
     volley_conn *conn;
@@ -813,6 +821,18 @@ VOLLEY_API int volley_conn_peek(volley_conn *c, struct iovec *iov, unsigned n);
 /* Drop the first n buffered bytes. Returns 0.
  * Errors: -EINVAL (NULL, or n more than is buffered), -EPIPE, -ENOTCONN. */
 VOLLEY_API int volley_conn_consume(volley_conn *c, size_t n);
+
+/*
+ * On a VOLLEY_CONN_DIRECT connection, receive up to n bytes straight into
+ * buf, without the loop's buffers: one copy less, for large transfers.
+ * One receive at a time; buf is lent to volley until the RECEIVED event
+ * with tag (ev.len bytes arrived), or EOF, or CLOSED. Such a connection
+ * never buffers (volley_conn_read finds nothing) but while closing.
+ * Returns 0. Errors: -EINVAL (NULL, n == 0), -ENOTSUP (not a
+ * VOLLEY_CONN_DIRECT connection), -EBUSY (a receive is pending), -EPIPE,
+ * -ENOTCONN, -ESHUTDOWN (the peer closed its side).
+ */
+VOLLEY_API int volley_conn_recv_into(volley_conn *c, void *buf, size_t n, uint64_t tag);
 
 /*
  * Ask for READABLE only once at least n bytes are buffered (n at most

@@ -180,7 +180,8 @@ static bool recv_wanted(const volley_conn *c)
         return false;
     switch (c->state) {
     case VOLLEY__CS_OPEN:
-        return c->rq.bytes < c->readq_max;
+        /* a DIRECT connection receives only into the caller's buffers */
+        return !(c->copt & VOLLEY_CONN_DIRECT) && c->rq.bytes < c->readq_max;
     case VOLLEY__CS_FLUSHING:
     case VOLLEY__CS_LINGER:
         return true; /* read and drop, so the close is not a reset */
@@ -307,7 +308,8 @@ static int conn_opts(volley_conn *c, const struct volley_conn_opts *src)
         if (o.reserved[i])
             return -EINVAL;
     const uint32_t known = VOLLEY_CONN_NO_NODELAY | VOLLEY_CONN_REUSEPORT |
-                           VOLLEY_CONN_V6ONLY | VOLLEY_CONN_BACKLOG_ZERO;
+                           VOLLEY_CONN_V6ONLY | VOLLEY_CONN_BACKLOG_ZERO |
+                           VOLLEY_CONN_DIRECT;
     if ((o.flags & ~known) || o.backlog > 65535 || o.sendq_max > LIMIT_2_30 ||
         o.readq_max > LIMIT_2_30)
         return -EINVAL;
@@ -527,6 +529,13 @@ static bool next_event(volley_conn *c, struct volley_event *e)
                 return true;
             }
             continue;
+        }
+        if (p & EV(VOLLEY_EV_RECEIVED)) {
+            c->pending &= ~EV(VOLLEY_EV_RECEIVED);
+            fill(e, c, VOLLEY_EV_RECEIVED);
+            e->tag = c->rx_tag;
+            e->len = c->rx_got;
+            return true;
         }
         if (p & EV(VOLLEY_EV_SENT)) {
             uint64_t tag;
@@ -941,6 +950,8 @@ void volley__conn_connected(volley_conn *c, int err)
     } else {
         c->state = VOLLEY__CS_OPEN;
         ready(c, VOLLEY_EV_CONNECTED);
+        if (c->flags & VOLLEY__C_RX_LENT)
+            l->ops->recv_into(c); /* asked for while connecting */
     }
     recv_sync(c);
     flush_later(c);
@@ -994,6 +1005,20 @@ void volley__conn_recv_end(volley_conn *c, int res)
     default:
         break; /* FLUSHING: ends after the FIN goes */
     }
+}
+
+void volley__conn_received(volley_conn *c, ssize_t res)
+{
+    c->flags &= ~VOLLEY__C_RX_LENT;
+    if (c->state != VOLLEY__CS_OPEN || res == -ECANCELED)
+        return; /* closing: the buffer is free with CLOSED */
+    if (res > 0) {
+        c->st.bytes_in += (size_t)res;
+        c->rx_got = (size_t)res;
+        ready(c, VOLLEY_EV_RECEIVED);
+        return;
+    }
+    volley__conn_recv_end(c, (int)res);
 }
 
 void volley__conn_sent(volley_conn *c, ssize_t res)
@@ -1166,6 +1191,28 @@ int volley_conn_want(volley_conn *c, size_t n, int timeout_ms)
     timer_sync(c);
     if (c->rq.bytes >= n || (c->rq.bytes && (c->flags & VOLLEY__C_EOF)))
         ready(c, VOLLEY_EV_READABLE);
+    return 0;
+}
+
+int volley_conn_recv_into(volley_conn *c, void *buf, size_t n, uint64_t tag)
+{
+    int r = readable(c);
+    if (r < 0)
+        return r;
+    if (!buf || !n)
+        return -EINVAL;
+    if (!(c->copt & VOLLEY_CONN_DIRECT))
+        return -ENOTSUP;
+    if (c->flags & VOLLEY__C_RX_LENT)
+        return -EBUSY;
+    if ((c->flags & VOLLEY__C_EOF) || c->state >= VOLLEY__CS_ENDING)
+        return -ESHUTDOWN;
+    c->rx_buf = buf;
+    c->rx_len = n > VOLLEY__DGRAM_MAX ? VOLLEY__DGRAM_MAX : n; /* one recv(2) */
+    c->rx_tag = tag;
+    c->flags |= VOLLEY__C_RX_LENT;
+    if (c->state == VOLLEY__CS_OPEN)
+        c->loop->ops->recv_into(c);
     return 0;
 }
 

@@ -33,6 +33,7 @@ enum volley__cstate {
 #define VOLLEY__C_READY        0x200u  /* on the loop's ready list */
 #define VOLLEY__C_FLUSH        0x400u  /* on the loop's flush list */
 #define VOLLEY__C_SHUT_ASKED   0x800u  /* volley_conn_shutdown: FIN after the queue */
+#define VOLLEY__C_RX_LENT      0x2000u /* a volley_conn_recv_into buffer is lent */
 #define VOLLEY__C_SHUT_DONE    0x1000u /* the FIN went (SHUT_WR) */
 
 struct volley_conn {
@@ -64,6 +65,11 @@ struct volley_conn {
     struct volley_addr local, peer;
     struct volley_conn_stats st;
     uint32_t be_state; /* the backend's own bits */
+    /* VOLLEY_CONN_DIRECT: the caller's receive buffer, while lent */
+    uint8_t *rx_buf;
+    size_t rx_len;
+    uint64_t rx_tag;
+    size_t rx_got; /* bytes in it for the RECEIVED event owed */
     /* the send in flight points into the queue through these */
     struct msghdr msg;
     struct iovec iov[VOLLEY__SEND_IOV];
@@ -89,6 +95,9 @@ struct volley__loop_ops {
      * restarts a receive that ends by itself while on; it reports only an
      * end the core must act on (volley__conn_recv_end). */
     void (*recv)(volley_conn *c, bool on);
+    /* VOLLEY_CONN_DIRECT: receive once into c->rx_buf/rx_len and report
+     * through volley__conn_received. */
+    void (*recv_into)(volley_conn *c);
     /* Bytes are queued and no send is in flight: send from the queue head
      * and report through volley__conn_sent. */
     void (*send)(volley_conn *c);
@@ -130,6 +139,9 @@ VOLLEY_INTERNAL void volley__conn_data(volley_conn *c, uint32_t id, uint32_t len
  * core restarts it when buffers come back), another negative errno the
  * connection failed. */
 VOLLEY_INTERNAL void volley__conn_recv_end(volley_conn *c, int res);
+/* The receive into the caller's buffer ended: res bytes (> 0), 0 the
+ * peer's FIN, or a negative errno. */
+VOLLEY_INTERNAL void volley__conn_received(volley_conn *c, ssize_t res);
 /* The send in flight ended: res bytes went (res > 0), or it failed. */
 VOLLEY_INTERNAL void volley__conn_sent(volley_conn *c, ssize_t res);
 VOLLEY_INTERNAL void volley__conn_gone(volley_conn *c);

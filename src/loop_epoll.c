@@ -113,6 +113,27 @@ static void ep_recv(volley_conn *c, bool on)
     }
 }
 
+static void ep_recv_into(volley_conn *c)
+{
+    c->be_state |= E_IN;
+    if (interest(c) < 0) {
+        c->be_state &= ~E_IN;
+        volley__conn_received(c, -ENOMEM);
+    }
+}
+
+/* A receive into the caller's buffer (VOLLEY_CONN_DIRECT). */
+static void on_readable_direct(volley_conn *c)
+{
+    c->loop->st.syscalls++;
+    ssize_t r = volley__sys_recv(c->fd, c->rx_buf, c->rx_len);
+    if (r == -EAGAIN)
+        return;
+    c->be_state &= ~E_IN;
+    (void)interest(c);
+    volley__conn_received(c, r);
+}
+
 /* Send from the queue head until it is empty or the kernel has no room. */
 static void ep_send(volley_conn *c)
 {
@@ -220,8 +241,12 @@ static void on_event(volley_conn *c, uint32_t events)
     }
     if (c->state >= VOLLEY__CS_ENDING)
         return;
-    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && (c->be_state & E_IN))
-        on_readable(c);
+    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && (c->be_state & E_IN)) {
+        if (c->state == VOLLEY__CS_OPEN && (c->copt & VOLLEY_CONN_DIRECT))
+            on_readable_direct(c);
+        else
+            on_readable(c);
+    }
     if (c->state >= VOLLEY__CS_ENDING)
         return;
     if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && (c->be_state & E_BLOCKED)) {
@@ -261,6 +286,7 @@ const struct volley__loop_ops volley__loop_epoll = {
     .listen = ep_listen,
     .connect = ep_connect,
     .recv = ep_recv,
+    .recv_into = ep_recv_into,
     .send = ep_send,
     .end = ep_end,
     .bufs_back = ep_bufs_back,

@@ -19,7 +19,15 @@
 #define BGID 0
 
 /* Operations, in the low byte of a tag. */
-enum { OP_ACCEPT = 1, OP_CONNECT, OP_RECV, OP_SEND, OP_CANCEL, OP_CANCEL_FD };
+enum {
+    OP_ACCEPT = 1,
+    OP_CONNECT,
+    OP_RECV,
+    OP_SEND,
+    OP_CANCEL,
+    OP_CANCEL_FD,
+    OP_RECV_INTO
+};
 
 /* struct volley_conn.be_state */
 #define U_ARMED     0x1u /* the multishot accept or recv is in flight */
@@ -131,6 +139,18 @@ static void ur_recv(volley_conn *c, bool on)
     io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_CANCEL));
     c->inflight++;
     c->be_state |= U_CANCELING;
+}
+
+static void ur_recv_into(volley_conn *c)
+{
+    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    if (!sqe) {
+        volley__conn_received(c, -EBUSY);
+        return;
+    }
+    io_uring_prep_recv(sqe, c->fd, c->rx_buf, c->rx_len, 0);
+    io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_RECV_INTO));
+    c->inflight++;
 }
 
 static void ur_send(volley_conn *c)
@@ -261,6 +281,9 @@ static void on_cqe(volley_loop *l, const struct io_uring_cqe *cqe)
     case OP_SEND:
         volley__conn_sent(c, cqe->res == 0 ? -EPIPE : cqe->res);
         break;
+    case OP_RECV_INTO:
+        volley__conn_received(c, cqe->res);
+        break;
     default: /* OP_CANCEL, OP_CANCEL_FD: their targets report themselves */
         break;
     }
@@ -388,6 +411,7 @@ const struct volley__loop_ops volley__loop_uring = {
     .listen = ur_listen,
     .connect = ur_connect,
     .recv = ur_recv,
+    .recv_into = ur_recv_into,
     .send = ur_send,
     .end = ur_end,
     .bufs_back = ur_bufs_back,

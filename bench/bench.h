@@ -213,9 +213,10 @@ int bench_iperf3_cell(size_t size, uint64_t dgrams, double seconds,
 /* plot.c: the throughput chart and latency bars as an SVG document. */
 struct bench_plot_bar {
     const char *path;
-    size_t size;
+    size_t size; /* bars of one size form a group */
     double dgrams_per_s;
-    double ratio; /* to the baseline at the same size, 0: none */
+    double ratio;      /* to the baseline at the same size, 0: none */
+    const char *group; /* the group's label; NULL: "<size> B" */
 };
 struct bench_plot_lat {
     const char *path;
@@ -223,7 +224,9 @@ struct bench_plot_lat {
 };
 struct bench_plot {
     const char *title;
-    const char *subtitle;              /* lines separated by '\n' */
+    const char *subtitle; /* lines separated by '\n' */
+    /* Wording for other units than datagrams; NULL: the datagram chart's. */
+    const char *y_label, *x_label, *unit, *base, *lat_title;
     const struct bench_plot_bar *bars; /* grouped by size, in path order */
     unsigned nbars;
     const struct bench_plot_lat *lat;
@@ -231,5 +234,24 @@ struct bench_plot {
 };
 /* Writes the document to f; negative errno when writing failed. */
 int bench_plot_svg(FILE *f, const struct bench_plot *p);
+
+/* "Linux 6.1.0 x86_64, 2 CPUs, 2025-01-01 12:00 UTC": the machine a run
+ * was made on, for titles. */
+void bench_machine(char *buf, size_t size);
+
+/*
+ * tcp.c: `volley bench --tcp`, TCP echo over loopback: the volley load
+ * client in this process against `volley tcp-echo` (uring, epoll) and the
+ * plain epoll server of tcp_ref.c, each a child process; a stream row
+ * beside iperf3 and a ping-pong row beside sockperf where installed.
+ * Returns the exit status.
+ */
+struct bench_tcp_opts {
+    double seconds;
+    unsigned repeat;
+    bool json;
+    const char *plot; /* NULL: no chart */
+};
+int bench_tcp_main(const struct bench_tcp_opts *o);
 
 #endif /* VOLLEY_BENCH_H */

@@ -69,6 +69,7 @@ static void si(char *buf, size_t size, double v)
 struct keys {
     const char *path[MAX_KEYS];
     size_t size[MAX_KEYS];
+    const char *group[MAX_KEYS];
     unsigned npaths, nsizes;
 };
 
@@ -83,14 +84,16 @@ static unsigned path_index(struct keys *k, const char *path)
     return i < MAX_KEYS ? i : MAX_KEYS - 1;
 }
 
-static unsigned size_index(struct keys *k, size_t size)
+static unsigned size_index(struct keys *k, size_t size, const char *group)
 {
     unsigned i = 0;
 
     while (i < k->nsizes && k->size[i] != size)
         i++;
-    if (i == k->nsizes && k->nsizes < MAX_KEYS)
+    if (i == k->nsizes && k->nsizes < MAX_KEYS) {
+        k->group[k->nsizes] = group;
         k->size[k->nsizes++] = size;
+    }
     return i < MAX_KEYS ? i : MAX_KEYS - 1;
 }
 
@@ -132,7 +135,12 @@ static double y_of(double v, double lo, double hi)
            (log10(v) - log10(lo)) / (log10(hi) - log10(lo)) * (PLOT_Y1 - PLOT_Y0);
 }
 
-static void y_axis(FILE *f, double lo, double hi)
+static const char *label_or(const char *s, const char *dflt)
+{
+    return s ? s : dflt;
+}
+
+static void y_axis(FILE *f, const struct bench_plot *p, double lo, double hi)
 {
     char label[16];
 
@@ -157,12 +165,14 @@ static void y_axis(FILE *f, double lo, double hi)
     }
     fprintf(f,
             "<text transform=\"translate(24 %.1f) rotate(-90)\" text-anchor=\"middle\" "
-            "font-size=\"13\">datagrams received per second (log scale)</text>\n",
+            "font-size=\"13\">",
             (PLOT_Y0 + PLOT_Y1) / 2);
+    esc(f, label_or(p->y_label, "datagrams received per second (log scale)"));
+    fputs("</text>\n", f);
 }
 
-static void bar(FILE *f, const struct bench_plot_bar *b, double x, double w, double lo,
-                double hi, const char *fill)
+static void bar(FILE *f, const struct bench_plot *p, const struct bench_plot_bar *b,
+                double x, double w, double lo, double hi, const char *fill)
 {
     double y = y_of(b->dgrams_per_s, lo, hi);
     char value[16];
@@ -173,9 +183,18 @@ static void bar(FILE *f, const struct bench_plot_bar *b, double x, double w, dou
             "fill=\"%s\"><title>",
             x, y, w, PLOT_Y1 - y, fill);
     esc(f, b->path);
-    fprintf(f, ", %zu bytes: %.0f datagrams/s", b->size, b->dgrams_per_s);
-    if (b->ratio > 0)
-        fprintf(f, ", %.2fx the baseline", b->ratio);
+    if (b->group) {
+        fputs(", ", f);
+        esc(f, b->group);
+    } else {
+        fprintf(f, ", %zu bytes", b->size);
+    }
+    fprintf(f, ": %.0f ", b->dgrams_per_s);
+    esc(f, label_or(p->unit, "datagrams/s"));
+    if (b->ratio > 0) {
+        fprintf(f, ", %.2fx ", b->ratio);
+        esc(f, label_or(p->base, "the baseline"));
+    }
     fputs("</title></rect>\n", f);
     /* The ratio says more than the raw value; the raw value is the tooltip. */
     fprintf(f,
@@ -195,31 +214,38 @@ static void throughput(FILE *f, const struct bench_plot *p, struct keys *k)
 
     for (unsigned i = 0; i < p->nbars; i++) {
         path_index(k, p->bars[i].path);
-        size_index(k, p->bars[i].size);
+        size_index(k, p->bars[i].size, p->bars[i].group);
     }
     log_range(p, &lo, &hi);
-    y_axis(f, lo, hi);
+    y_axis(f, p, lo, hi);
     gw = (PLOT_X1 - PLOT_X0) / (k->nsizes ? k->nsizes : 1);
     bw = gw * 0.8 / (k->npaths ? k->npaths : 1);
     for (unsigned i = 0; i < p->nbars; i++) {
         const struct bench_plot_bar *b = &p->bars[i];
-        unsigned pi = path_index(k, b->path), gi = size_index(k, b->size);
+        unsigned pi = path_index(k, b->path), gi = size_index(k, b->size, b->group);
         double x = PLOT_X0 + gi * gw + gw * 0.1 + pi * bw;
 
-        bar(f, b, x + 1, bw - 2, lo, hi, colour(pi));
+        bar(f, p, b, x + 1, bw - 2, lo, hi, colour(pi));
     }
-    for (unsigned g = 0; g < k->nsizes; g++)
+    for (unsigned g = 0; g < k->nsizes; g++) {
         fprintf(f,
-                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\">%zu "
-                "B</text>\n",
-                PLOT_X0 + (g + 0.5) * gw, PLOT_Y1 + 20, k->size[g]);
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
+                "font-size=\"%d\">",
+                PLOT_X0 + (g + 0.5) * gw, PLOT_Y1 + 20, k->group[g] ? 11 : 13);
+        if (k->group[g])
+            esc(f, k->group[g]);
+        else
+            fprintf(f, "%zu B", k->size[g]);
+        fputs("</text>\n", f);
+    }
     fprintf(f,
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n"
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n"
-            "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\">payload "
-            "bytes per datagram</text>\n",
+            "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\">",
             PLOT_X0, PLOT_Y1, PLOT_X1, PLOT_Y1, PLOT_X0, PLOT_Y0, PLOT_X0, PLOT_Y1,
             (PLOT_X0 + PLOT_X1) / 2, PLOT_Y1 + 42);
+    esc(f, label_or(p->x_label, "payload bytes per datagram"));
+    fputs("</text>\n", f);
 }
 
 static void legend(FILE *f, const struct keys *k)
@@ -251,12 +277,12 @@ static void latency(FILE *f, const struct bench_plot *p, struct keys *k)
     while (step * 5 < mx)
         step *= 2;
     scale = (LAT_X1 - LAT_X0) / (step * ceil(mx / step > 0 ? mx / step : 1));
-    fprintf(
-        f,
-        "<text x=\"%.1f\" y=\"%.1f\" font-size=\"15\" font-weight=\"bold\">Round trip, "
-        "one datagram in flight (ping-pong): bar to p50, whisker to p99, "
-        "microseconds</text>\n",
-        PLOT_X0, LAT_TOP - 20);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"15\" font-weight=\"bold\">",
+            PLOT_X0, LAT_TOP - 20);
+    esc(f,
+        label_or(p->lat_title, "Round trip, one datagram in flight (ping-pong): bar to "
+                               "p50, whisker to p99, microseconds"));
+    fputs("</text>\n", f);
     for (double t = 0; t * scale <= LAT_X1 - LAT_X0 + 0.5; t += step) {
         double x = LAT_X0 + t * scale;
 

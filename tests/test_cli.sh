@@ -3,7 +3,8 @@
 # the numbers every flag takes and refuses, bad environment variables named
 # as such, rate parsing, probe's JSON, a send/recv run over loopback with every
 # datagram accounted for, a sender without the sequence header, echo and ping
-# round trips, and a short bench with its JSON and its SVG chart.
+# round trips, tcp-echo and tcp-load over loopback, and a short bench with its
+# JSON and its SVG chart.
 #
 # Usage: sh tests/test_cli.sh /path/to/volley
 # Exit status: 0 pass, 1 fail, 77 skip (python3 or timeout missing).
@@ -94,16 +95,20 @@ rate_is() {
 }
 
 # --- help, version, usage errors
-check_help "" probe recv send echo ping bench --version
+check_help "" probe recv send echo ping bench tcp-echo tcp-load --version
 check_help probe --json
 check_help recv --count --duration --idle --backend --no-gso --no-gro --json VLY1 jitter
 check_help send --count --duration --size --rate --burst --kernel-pacing --batch \
     --backend --no-gso --json VLY1
 check_help echo --count --duration --idle --batch --backend --no-gso --no-gro --json
 check_help ping --count --rate --interval --size --timeout --duration --backend --json VLY1
-check_help bench --seconds --repeat --sizes --paths --no-latency --cpu --plot --json iperf3
+check_help bench --seconds --repeat --sizes --paths --no-latency --cpu --plot --json iperf3 \
+    --tcp sockperf
+check_help tcp-echo --backend --discard --count --duration --buffers --json epoll
+check_help tcp-load --conns --size --mode --duration --count --backend --buffers --json \
+    pingpong stream p99.9
 # every command with numeric flags states their syntax, and each flag its range
-for cmd in recv send echo ping bench; do
+for cmd in recv send echo ping bench tcp-echo tcp-load; do
     check_help $cmd "plain decimal"
 done
 check_help recv "0.001 to 1000000" "0 to 1000000" "1 to 18446744073709551615"
@@ -112,6 +117,8 @@ check_help echo "0.001 to 1000000" "0 to 1000000" "1 to 1024"
 check_help ping "1 to 10000000" "0.001 to 1000000000" "0.000001 to" "24 to 65507" \
     "24 to 65527" "0.001 to 60000"
 check_help bench "0.001 to 60" "1 to 100" "1 to 16" "1 to 65507" "0 to 1023"
+check_help tcp-echo "0.001 to 1000000" "1 to 18446744073709551615" "2 to 32768"
+check_help tcp-load "1 to 20000" "1 to 16777216" "0.001 to 1000000" "2 to 32768"
 timeout $T "$VOLLEY" --version | grep -q -E '^volley [0-9]+\.[0-9]+\.[0-9]+$' ||
     fail "volley --version"
 expect_usage
@@ -125,6 +132,7 @@ expect_usage send not-an-address
 expect_usage send 127.0.0.1:9 --count abc
 expect_usage send 127.0.0.1:9 --batch 5000
 expect_usage send 127.0.0.1:9 --backend nope
+expect_usage echo 127.0.0.1:9 --backend epoll
 expect_usage send 127.0.0.1:0
 # --rate: a decimal number of bits/s with one optional SI suffix
 for bad in "" abc 0 0k -5M +5M " 5M" "5M " 5X 1.2.3M M 5MM 5Mbit 1e6 0x10 inf 10.5T 11T \
@@ -159,6 +167,32 @@ expect_usage bench --cpu 0
 expect_usage bench --cpu 0,99999
 expect_usage bench --cpu a,b
 expect_usage bench --plot ""
+expect_usage bench --tcp --sizes 64
+expect_usage bench --tcp --paths baseline
+expect_usage bench --tcp --no-latency
+expect_usage bench --tcp --repeat 0
+expect_usage tcp-echo
+expect_usage tcp-echo 127.0.0.1:0 --bogus
+expect_usage tcp-echo not-an-address
+expect_usage tcp-echo 127.0.0.1:0 extra
+expect_usage tcp-echo 127.0.0.1:0 --backend mmsg
+expect_usage tcp-echo 127.0.0.1:0 --duration 0
+expect_usage tcp-echo 127.0.0.1:0 --count 0
+expect_usage tcp-echo 127.0.0.1:0 --buffers 1
+expect_usage tcp-echo 127.0.0.1:0 --buffers 32769
+expect_usage tcp-load
+expect_usage tcp-load 127.0.0.1:0
+expect_usage tcp-load 127.0.0.1:9 --bogus
+expect_usage tcp-load 127.0.0.1:9 --conns 0
+expect_usage tcp-load 127.0.0.1:9 --mode nope
+expect_usage tcp-load 127.0.0.1:9 --backend scalar
+expect_usage tcp-load 127.0.0.1:9 --duration 1e3
+expect_usage tcp-load 127.0.0.1:9 --count -1
+refuses --conns 20001 1..20000 tcp-load 127.0.0.1:9
+refuses --size 0 1..16777216 tcp-load 127.0.0.1:9
+refuses --size 16777217 1..16777216 tcp-load 127.0.0.1:9
+refuses --buffers 40000 2..32768 tcp-load 127.0.0.1:9
+refuses --duration 0.0001 0.001..1000000 tcp-echo 127.0.0.1:0
 
 # --- numbers: one parser for every flag. Each refusal class for a flag of
 # each command; an accepted value would end the command at once, exit 0.
@@ -249,7 +283,7 @@ timeout $T "$VOLLEY" ping "127.0.0.1:$(free_port)" --count 1 --interval 0.000001
 # --- a bad environment variable is named as the cause, by every command
 for cmd in probe "recv 127.0.0.1:0 --duration 0.1" "send 127.0.0.1:9 --count 1" \
     "echo 127.0.0.1:0 --duration 0.1" "ping 127.0.0.1:9 --count 1 --timeout 100" \
-    "$bench1 --sizes 64"; do
+    "$bench1 --sizes 64" "tcp-echo 127.0.0.1:0 --duration 0.1"; do
     # shellcheck disable=SC2086 # $cmd is meant to split
     env_refused VOLLEY_BACKEND=bogus $cmd
     # shellcheck disable=SC2086
@@ -374,6 +408,52 @@ assert j["sent"] == 3 and j["received"] == 0 and j["lost"] == 3 and j["p50_us"] 
 timeout $T "$VOLLEY" echo 127.0.0.1:0 --duration 0.3 --json >"$tmp/noecho.json" 2>/dev/null &&
     check_json "$tmp/noecho.json" 'assert j["received"] == 0 and j["stopped"] == "duration"' ||
     fail "echo --duration 0.3: $(cat "$tmp/noecho.json")"
+
+# --- tcp-echo and tcp-load: ping-pong over loopback, every request answered,
+# and a stream into the sink; the server counts the connections closed
+if start_volley tcp-echo tcpecho --count 3 --duration 20 --json; then
+    timeout $T "$VOLLEY" tcp-load "127.0.0.1:$port" --conns 3 --size 100 --duration 1 \
+        --json >"$tmp/tcpload.json" &&
+        check_json "$tmp/tcpload.json" '
+assert j["mode"] == "pingpong" and j["conns"] == 3 and j["connected"] == 3, "conns"
+assert j["requests"] > 0 and j["errors"] == 0 and j["first_error"] is None, "counts"
+assert j["bytes_out"] >= j["requests"] * 100 and j["stopped"] == "duration"
+p = [j[k] for k in ("min_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us")]
+assert all(x > 0 for x in p) and p == sorted(p), p
+assert p[0] <= j["mean_us"] <= p[-1]' ||
+        fail "tcp-load: $(cat "$tmp/tcpload.json")"
+    reap "$vpid" || fail "volley tcp-echo exited non-zero: $(cat "$tmp/tcpecho.err")"
+    check_json "$tmp/tcpecho.out" '
+assert j["mode"] == "echo" and j["stopped"] == "count"
+assert j["accepted"] == 3 and j["closed"] == 3 and j["errors"] == 0
+assert j["bytes_in"] == j["bytes_out"] > 0' ||
+        fail "tcp-echo summary: $(cat "$tmp/tcpecho.out")"
+fi
+if start_volley tcp-echo sink --discard --count 1 --duration 20 --json; then
+    timeout $T "$VOLLEY" tcp-load "127.0.0.1:$port" --mode stream --size 65536 \
+        --duration 0.5 --json >"$tmp/stream.json" &&
+        check_json "$tmp/stream.json" '
+assert j["mode"] == "stream" and j["requests"] > 0 and j["errors"] == 0
+assert j["bytes_out"] > 0 and j["p50_us"] is None' ||
+        fail "tcp-load --mode stream: $(cat "$tmp/stream.json")"
+    reap "$vpid" || fail "volley tcp-echo --discard exited non-zero"
+    # the client counts what the kernel took until its end; the close sends the rest
+    check_json "$tmp/sink.out" '
+assert j["mode"] == "discard" and j["closed"] == 1 and j["bytes_out"] == 0
+assert j["bytes_in"] >= json.load(open(a[0]))["bytes_out"] > 0' "$tmp/stream.json" ||
+        fail "tcp-echo --discard summary: $(cat "$tmp/sink.out")"
+fi
+# nobody listening: a runtime error, said on stderr, exit 1
+timeout $T "$VOLLEY" tcp-load "127.0.0.1:$(free_port)" --duration 0.2 --json \
+    >/dev/null 2>"$tmp/refused.err"
+rc=$?
+[ $rc -eq 1 ] && [ -s "$tmp/refused.err" ] ||
+    fail "tcp-load to nobody exited $rc: $(cat "$tmp/refused.err")"
+# the server alone stops by its duration and still reports
+timeout $T "$VOLLEY" tcp-echo 127.0.0.1:0 --duration 0.3 --json >"$tmp/notcp.json" \
+    2>/dev/null &&
+    check_json "$tmp/notcp.json" 'assert j["accepted"] == 0 and j["stopped"] == "duration"' ||
+    fail "tcp-echo --duration 0.3: $(cat "$tmp/notcp.json")"
 
 # --- bench: one object per cell, baseline is the unit, and the chart
 check_json "$tmp/probe.json" 'assert j["gso"]["ok"]' 2>/dev/null && gso=True || gso=False

@@ -1,6 +1,8 @@
 #!/bin/sh
 # The examples build and do what their comments say: examples/echo.c answers
-# a plain UDP client byte for byte, then exits after its count.
+# a plain UDP client byte for byte, then exits after its count;
+# examples/tcp_echo.c echoes several TCP connections byte for byte, at once,
+# and exits once its count of connections has closed.
 # $1: the volley binary; the examples sit next to it.
 set -u
 T=20 # seconds any one command may take
@@ -39,5 +41,61 @@ out=$(cat "$tmp/echo.out")
 [ $erc -eq 0 ] || { echo "FAIL: example_echo exited $erc: $out"; exit 1; }
 case "$out" in
 *"echoed 20 datagrams"*) echo "ok: example_echo answered 20 datagrams byte for byte" ;;
+*) echo "FAIL: unexpected summary: $out"; exit 1 ;;
+esac
+
+tcp_bin="$(dirname "$VOLLEY")/example_tcp_echo"
+[ -x "$tcp_bin" ] || { echo "FAIL: $tcp_bin not built"; exit 1; }
+port=$(free_port)
+run_bg timeout $T "$tcp_bin" "127.0.0.1:$port" 5 >"$tmp/tcp.out" 2>&1
+timeout 15 python3 - "$port" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+def connect():
+    for attempt in range(100):  # the server may still be starting
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=5)
+        except ConnectionRefusedError:
+            time.sleep(0.05)
+    sys.exit("could not connect")
+# Five connections open at once, each sending its own bytes in pieces of
+# several sizes (up to 200 KiB, more than a receive buffer), interleaved.
+conns = [connect() for _ in range(5)]
+sent = [bytearray() for _ in conns]
+for rnd, size in enumerate((1, 100, 5000, 70000, 200000)):
+    for i, s in enumerate(conns):
+        msg = bytes((i * 31 + rnd * 7 + k) & 0xff for k in range(size))
+        s.sendall(msg)
+        sent[i] += msg
+        got = bytearray()
+        while len(got) < len(msg):
+            chunk = s.recv(65536)
+            if not chunk:
+                sys.exit("connection %d closed early" % i)
+            got += chunk
+        if bytes(got) != msg:
+            sys.exit("connection %d: round %d came back different" % (i, rnd))
+# A half close: the server sends back what is left, then closes its side.
+for i, s in enumerate(conns):
+    s.sendall(b"tail")
+    s.shutdown(socket.SHUT_WR)
+    rest = bytearray()
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    if bytes(rest) != b"tail":
+        sys.exit("connection %d: tail %r" % (i, bytes(rest)))
+    s.close()
+PY
+rc=$?
+reap "$bpid"
+erc=$?
+out=$(cat "$tmp/tcp.out")
+[ $rc -eq 0 ] || { echo "FAIL: TCP client ($rc)"; exit 1; }
+[ $erc -eq 0 ] || { echo "FAIL: example_tcp_echo exited $erc: $out"; exit 1; }
+case "$out" in
+*"served 5 connections"*) echo "ok: example_tcp_echo echoed 5 connections byte for byte" ;;
 *) echo "FAIL: unexpected summary: $out"; exit 1 ;;
 esac

@@ -6,6 +6,8 @@
  *   echo   a UDP echo server on any backend
  *   ping   round-trip latency against any UDP echo server
  *   bench  every I/O path side by side on loopback, against plain C
+ *          (with --tcp: TCP echo against a plain epoll server)
+ *   tcp-echo, tcp-load  a TCP echo server and load client on one volley loop
  * This file holds main and what the commands share.
  */
 #include "cli.h"
@@ -67,7 +69,8 @@ void cli_catch_signals(void)
 bool cli_parse_backend(const char *s, unsigned *out)
 {
     int id = volley_backend_parse(s);
-    if (id < 0 || id == VOLLEY_BACKEND_PAIR)
+    /* datagram commands: a pair is made by volley_pair, epoll is for loops */
+    if (id < 0 || id == VOLLEY_BACKEND_PAIR || id == VOLLEY_BACKEND_EPOLL)
         return false;
     *out = (unsigned)id;
     return true;
@@ -546,12 +549,15 @@ static void top_usage(FILE *f)
           "Fast batched datagram I/O: inspect, send, receive, echo, ping and benchmark.\n"
           "\n"
           "Commands:\n"
-          "  probe   show which kernel features volley can use, and why not\n"
-          "  recv    receive and count datagrams: loss, reordering, jitter\n"
-          "  send    send sequenced datagrams, as fast as possible or at a --rate\n"
-          "  echo    send every datagram back to where it came from\n"
-          "  ping    round-trip latency percentiles against any UDP echo server\n"
-          "  bench   compare every I/O path on loopback against plain sendto/recvfrom\n"
+          "  probe     show which kernel features volley can use, and why not\n"
+          "  recv      receive and count datagrams: loss, reordering, jitter\n"
+          "  send      send sequenced datagrams, as fast as possible or at a --rate\n"
+          "  echo      send every datagram back to where it came from\n"
+          "  ping      round-trip latency percentiles against any UDP echo server\n"
+          "  bench     compare every I/O path on loopback against plain sendto/recvfrom\n"
+          "            (--tcp: TCP echo against a plain epoll server)\n"
+          "  tcp-echo  a TCP echo server (or sink) on one volley loop\n"
+          "  tcp-load  TCP load: many connections, ping-pong latency or stream rate\n"
           "\n"
           "  -h, --help      show this help\n"
           "  -V, --version   print the version\n"
@@ -566,8 +572,11 @@ int main(int argc, char **argv)
         const char *name;
         int (*run)(int argc, char **argv);
     } cmds[] = {
-        {"probe", cmd_probe}, {"recv", cmd_recv}, {"send", cmd_send},
-        {"echo", cmd_echo},   {"ping", cmd_ping}, {"bench", cmd_bench},
+        {"probe", cmd_probe},       {"recv", cmd_recv},
+        {"send", cmd_send},         {"echo", cmd_echo},
+        {"ping", cmd_ping},         {"bench", cmd_bench},
+        {"tcp-echo", cmd_tcp_echo}, {"tcp-load", cmd_tcp_load},
+        {"tcp-ref", cmd_tcp_ref}, /* bench --tcp's reference server: not listed */
     };
     static char name[32];
 

@@ -49,7 +49,7 @@ int cli_runtime_error(const char *what, int err);
  * a wait in progress returns at once. */
 void cli_catch_signals(void);
 
-/* true and *out set when s names a backend. */
+/* true and *out set when s names a datagram backend (not pair, not epoll). */
 bool cli_parse_backend(const char *s, unsigned *out);
 
 /*
@@ -187,5 +187,9 @@ int cmd_send(int argc, char **argv);
 int cmd_echo(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_tcp_echo(int argc, char **argv);
+int cmd_tcp_load(int argc, char **argv);
+/* Not listed: the reference server `volley bench --tcp` runs (bench/tcp_ref.c). */
+int cmd_tcp_ref(int argc, char **argv);
 
 #endif /* VOLLEY_CLI_H */

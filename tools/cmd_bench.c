@@ -40,6 +40,8 @@ struct bench_cfg {
     bool latency;
     const char *plot;
     struct bench_pin pin;
+    bool tcp;
+    const char *udp_flag; /* a flag --tcp does not take, when given */
 };
 
 enum cell_kind { CELL_TPUT, CELL_LAT };
@@ -107,6 +109,8 @@ static void bench_usage(void)
           "                      receiver (echo) thread to CPU RX: 0 to 1023, CPUs\n"
           "                      this process may run on\n"
           "      --plot FILE     also draw the results as an SVG chart into FILE\n"
+          "      --tcp           the TCP matrix instead (takes --seconds, --repeat,\n"
+          "                      --plot and --json): see below\n"
           "  -j, --json          print a JSON array, one object per cell\n"
           "  -h, --help          show this help\n"
           "\n"
@@ -118,6 +122,18 @@ static void bench_usage(void)
           "columns: round-trip p50 and p99 (medians of the runs), min and max, round\n"
           "trips measured, requests lost, and p50 relative to the baseline.\n"
           "A progress line is shown on standard error when it is a terminal.\n"
+          "\n"
+          "With --tcp: TCP echo, ping-pong, at 1, 50, 300 and 1000 connections and\n"
+          "128 and 4096-byte requests. The client is `volley tcp-load`'s, one volley\n"
+          "loop in this process; each server is a child process: `volley tcp-echo`\n"
+          "on the uring and on the epoll loop, and ref, a plain C epoll echo server\n"
+          "as the tutorials write it. Columns: requests/s, spread, round-trip p50\n"
+          "and p99 (us), requests and errors over all runs, and the ratio of\n"
+          "requests/s to ref. Then one stream of 65536-byte writes into\n"
+          "`volley tcp-echo --discard` (Gbit/s) next to iperf3 -c into iperf3 -s,\n"
+          "and the one-connection 128-byte ping-pong next to sockperf pp --tcp\n"
+          "against sockperf sr --tcp, each when installed (their -t takes whole\n"
+          "seconds: at least 1).\n"
           "\n" CLI_NUMBER_HELP,
           stdout);
 }
@@ -130,6 +146,7 @@ enum {
     OPT_NO_LATENCY,
     OPT_CPU,
     OPT_PLOT,
+    OPT_TCP,
 };
 
 static const struct cli_num seconds_num = {
@@ -216,14 +233,21 @@ static int bench_option(int opt, void *cfg)
             c->repeat = (unsigned)v;
         return rc;
     case OPT_SIZES:
+        c->udp_flag = "--sizes";
         return parse_sizes(optarg, c);
     case OPT_PATHS:
+        c->udp_flag = "--paths";
         return parse_paths(optarg, c);
     case OPT_NO_LATENCY:
+        c->udp_flag = "--no-latency";
         c->latency = false;
         return PARSE_RUN;
     case OPT_CPU:
+        c->udp_flag = "--cpu";
         return parse_cpus(optarg, &c->pin);
+    case OPT_TCP:
+        c->tcp = true;
+        return PARSE_RUN;
     case OPT_PLOT:
         if (*optarg == '\0')
             return cli_usage_error("bad --plot '': want a file name");
@@ -551,7 +575,7 @@ static void cost(double v, int width, int prec)
         printf(" %*.*f", width, prec, v);
 }
 
-static void machine(char *buf, size_t size)
+void bench_machine(char *buf, size_t size)
 {
     struct utsname u;
     char when[32];
@@ -571,7 +595,7 @@ static void print_table(const struct matrix *m, const struct bench_cfg *cfg)
     char host[256];
     bool lat = false;
 
-    machine(host, sizeof(host));
+    bench_machine(host, sizeof(host));
     printf("volley bench: loopback, %s\nmedian of %u interleaved run%s of %.2f s per "
            "cell\n\n",
            host, cfg->repeat, cfg->repeat == 1 ? "" : "s", cfg->seconds);
@@ -724,7 +748,7 @@ static int write_plot(FILE *f, const struct matrix *m, const struct bench_cfg *c
                            .bars = bars,
                            .lat = lat};
 
-    machine(host, sizeof(host));
+    bench_machine(host, sizeof(host));
     snprintf(sub, sizeof(sub),
              "%s\nmedian of %u interleaved run%s of %.2f s per cell; bar labels: ratio "
              "to the plain sendto/recvfrom baseline at the same size",
@@ -735,8 +759,8 @@ static int write_plot(FILE *f, const struct matrix *m, const struct bench_cfg *c
         if (c->runs == 0)
             continue;
         if (c->kind == CELL_TPUT)
-            bars[p.nbars++] = (struct bench_plot_bar){bench_path_name(c->path), c->size,
-                                                      c->med.dgrams_per_s, c->ratio};
+            bars[p.nbars++] = (struct bench_plot_bar){
+                bench_path_name(c->path), c->size, c->med.dgrams_per_s, c->ratio, NULL};
         else
             lat[p.nlat++] = (struct bench_plot_lat){bench_path_name(c->path),
                                                     c->lmed.p50_us, c->lmed.p99_us};
@@ -784,7 +808,8 @@ int cmd_bench(int argc, char **argv)
                 {"paths", required_argument, NULL, OPT_PATHS},
                 {"no-latency", no_argument, NULL, OPT_NO_LATENCY},
                 {"cpu", required_argument, NULL, OPT_CPU},
-                {"plot", required_argument, NULL, OPT_PLOT}},
+                {"plot", required_argument, NULL, OPT_PLOT},
+                {"tcp", no_argument, NULL, OPT_TCP}},
         .usage = bench_usage,
         .option = bench_option,
     };
@@ -797,5 +822,13 @@ int cmd_bench(int argc, char **argv)
                           .pin = {-1, -1}};
     int rc = cli_parse(argc, argv, &cmd, &c);
 
-    return rc == PARSE_RUN ? bench_main(&c) : rc;
+    if (rc != PARSE_RUN)
+        return rc;
+    if (c.tcp && c.udp_flag)
+        return cli_usage_error("%s is for datagram paths; --tcp runs its own matrix",
+                               c.udp_flag);
+    if (c.tcp)
+        return bench_tcp_main(&(struct bench_tcp_opts){
+            .seconds = c.seconds, .repeat = c.repeat, .json = c.json, .plot = c.plot});
+    return bench_main(&c);
 }

@@ -1,0 +1,354 @@
+/*
+ * volley tcp-echo: a TCP echo server on one volley_loop, or with --discard
+ * a sink that reads and drops. Echoing takes the received bytes where they
+ * lie: volley_conn_peek points at the loop's receive buffers, those spans
+ * are queued back (volley_conn_write copies them) and then consumed, which
+ * hands the buffers back to the loop. When a send queue is full the bytes
+ * stay buffered until WRITABLE; a connection holding readq_max bytes stops
+ * receiving meanwhile, so a peer that does not read cannot grow the server.
+ */
+#include "cli.h"
+#include "tcpload.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* A server left running must still stop by itself. */
+#define TCP_ECHO_DEFAULT_SECONDS 60
+#define TCP_ECHO_BUFFERS         1024
+#define TCP_ECHO_EVENTS          256
+#define TCP_ECHO_SPANS           16
+/* How long queued echoes may still flush once the server stops. */
+#define TCP_ECHO_DRAIN_MS 1000
+
+struct echo_cfg {
+    struct flow_cfg flow; /* ADDR, --count, --duration, --json */
+    unsigned backend;
+    unsigned buffers;
+    bool discard;
+};
+
+struct server {
+    const struct echo_cfg *cfg;
+    volley_loop *l;
+    volley_conn *listener;
+    uint64_t accepted, closed, open, resets, errors;
+    int first_error;
+    int64_t start_ns, end_ns, tick_ns;
+    struct volley_loop_stats at_tick;
+    unsigned ticks;
+    const char *stopped;
+};
+
+/* The user pointer of a connection whose peer has finished sending: it is
+ * closed once everything it sent has been echoed. One bit of state needs
+ * no allocation per connection. */
+static char peer_done;
+
+static void tcp_echo_usage(void)
+{
+    printf("Usage: volley tcp-echo ADDR [options]\n"
+           "Listen on ADDR (\"ip:port\" or \"[ip6]:port\"; port 0 picks one) and send\n"
+           "every byte each TCP connection sends back to it, all connections on one\n"
+           "volley loop. With --discard, read and drop instead (a sink for one-way\n"
+           "throughput). Works with `volley tcp-load` and any TCP client.\n"
+           "\n"
+           "  -b, --backend NAME   auto, uring or epoll (default auto)\n"
+           "      --discard        drop what arrives instead of echoing it\n"
+           "  -c, --count N        stop after N connections have closed,\n"
+           "                       1 to 18446744073709551615\n"
+           "  -d, --duration S     stop after S seconds, 0.001 to %d (3 decimals;\n"
+           "                       default %d)\n"
+           "      --buffers N      receive buffers of the loop, %u to %u (default %d)\n"
+           "  -j, --json           print only the summary, as one JSON object\n"
+           "  -h, --help           show this help\n"
+           "\n"
+           "Each second: the interval, connections open, connections accepted, and\n"
+           "Mbit/s received and sent. SIGINT or SIGTERM stops it early; the summary\n"
+           "is printed either way.\n"
+           "\n" CLI_NUMBER_HELP,
+           MAX_SECONDS, TCP_ECHO_DEFAULT_SECONDS, TCP_MIN_BUFFERS, TCP_MAX_BUFFERS,
+           TCP_ECHO_BUFFERS);
+}
+
+enum { OPT_DISCARD = OPT_OWN, OPT_BUFFERS };
+
+static const struct cli_num buffers_num = {
+    .flag = "--buffers", .min = TCP_MIN_BUFFERS, .max = TCP_MAX_BUFFERS};
+
+static int tcp_echo_option(int opt, void *cfg)
+{
+    struct echo_cfg *c = cfg;
+    uint64_t v;
+    int rc;
+
+    switch (opt) {
+    case 'b':
+        if (!tcp_parse_backend(optarg, &c->backend))
+            return cli_usage_error("bad --backend '%s': want auto, uring or epoll",
+                                   optarg);
+        return PARSE_RUN;
+    case OPT_DISCARD:
+        c->discard = true;
+        return PARSE_RUN;
+    case OPT_BUFFERS:
+        rc = cli_number(optarg, &buffers_num, &v);
+        if (rc == PARSE_RUN)
+            c->buffers = (unsigned)v;
+        return rc;
+    default:
+        return cli_flow_option(opt, &c->flow);
+    }
+}
+
+static int tcp_echo_operands(int argc, char **argv, void *cfg)
+{
+    struct echo_cfg *c = cfg;
+
+    return cli_bind_addr(argc, argv, &c->flow);
+}
+
+/* Queues back what c holds, span by span, as far as its send queue takes
+ * it; the rest waits for WRITABLE. */
+static int echo_back(volley_conn *c)
+{
+    struct iovec iov[TCP_ECHO_SPANS];
+
+    for (;;) {
+        int n = volley_conn_peek(c, iov, TCP_ECHO_SPANS);
+        size_t done = 0;
+        bool full = false;
+        int err = 0;
+
+        if (n <= 0)
+            return n == -ESHUTDOWN ? 0 : n;
+        for (int i = 0; i < n && !full && err == 0; i++) {
+            ssize_t w = volley_conn_write(c, iov[i].iov_base, iov[i].iov_len);
+
+            if (w == -EAGAIN)
+                full = true;
+            else if (w < 0)
+                err = (int)w;
+            else
+                done += (size_t)w;
+        }
+        /* The spans are invalid from here on. */
+        if (done > 0 && err == 0)
+            err = volley_conn_consume(c, done);
+        if (err < 0 || full || n < TCP_ECHO_SPANS)
+            return err;
+    }
+}
+
+static int serve(struct server *s, volley_conn *c)
+{
+    int err = 0;
+    size_t n;
+
+    if (s->cfg->discard) {
+        n = volley_conn_buffered(c);
+        if (n > 0)
+            err = volley_conn_consume(c, n);
+    } else {
+        err = echo_back(c);
+    }
+    if (err == 0 && volley_conn_user(c) == &peer_done && volley_conn_buffered(c) == 0)
+        err = volley_conn_close(c);
+    return err;
+}
+
+static void on_closed(struct server *s, const struct volley_event *e)
+{
+    if (e->conn == s->listener) {
+        s->listener = NULL;
+        return;
+    }
+    s->open--;
+    s->closed++;
+    if (e->err == -ECONNRESET) {
+        s->resets++; /* a client that closed with bytes unread: its choice */
+    } else if (e->err != 0 && e->err != -ECANCELED) {
+        s->errors++;
+        if (s->first_error == 0)
+            s->first_error = e->err;
+    }
+}
+
+static void on_event(struct server *s, const struct volley_event *e)
+{
+    int err = 0;
+
+    switch (e->type) {
+    case VOLLEY_EV_ACCEPTED:
+        s->accepted++;
+        s->open++;
+        volley_conn_set_user(e->conn, NULL);
+        break;
+    case VOLLEY_EV_EOF:
+        volley_conn_set_user(e->conn, &peer_done);
+        err = serve(s, e->conn);
+        break;
+    case VOLLEY_EV_READABLE:
+    case VOLLEY_EV_WRITABLE:
+        err = serve(s, e->conn);
+        break;
+    case VOLLEY_EV_CLOSED:
+        on_closed(s, e);
+        break;
+    default: /* SENT, DRAINED, TIMEOUT: nothing asked for them */
+        break;
+    }
+    if (err < 0 && err != -EPIPE) /* -EPIPE: ending already, CLOSED follows */
+        (void)volley_conn_abort(e->conn);
+}
+
+static void tcp_echo_tick(struct server *s, int64_t now)
+{
+    struct volley_loop_stats st = {0};
+    double span = cli_ns_seconds(now - s->tick_ns), from;
+
+    volley_loop_get_stats(s->l, &st, sizeof(st));
+    from = cli_ns_seconds(s->tick_ns - s->start_ns);
+    if (s->ticks++ == 0)
+        printf("%-13s %7s %9s %11s %11s\n", "interval(s)", "conns", "accepted",
+               "Mbit/s(in)", "Mbit/s(out)");
+    printf("%6.2f-%-6.2f %7" PRIu64 " %9" PRIu64 " %11.2f %11.2f\n", from, from + span,
+           s->open, st.accepted - s->at_tick.accepted,
+           (double)(st.total.bytes_in - s->at_tick.total.bytes_in) * 8 / span / 1e6,
+           (double)(st.total.bytes_out - s->at_tick.total.bytes_out) * 8 / span / 1e6);
+    s->at_tick = st;
+    s->tick_ns = now;
+}
+
+static const char *tcp_echo_done(const struct server *s, int64_t now)
+{
+    if (cli_stop)
+        return "signal";
+    if (s->cfg->flow.count && s->closed >= s->cfg->flow.count)
+        return "count";
+    if (now >= s->end_ns)
+        return "duration";
+    return NULL;
+}
+
+static int tcp_echo_loop(struct server *s)
+{
+    struct volley_event ev[TCP_ECHO_EVENTS];
+    bool quiet = s->cfg->flow.json;
+
+    s->end_ns = s->start_ns + s->cfg->flow.duration_ns;
+    s->tick_ns = s->start_ns;
+    for (;;) {
+        int64_t now = cli_mono_ns(), wake = s->end_ns;
+        int n;
+
+        s->stopped = tcp_echo_done(s, now);
+        if (s->stopped)
+            return 0;
+        if (!quiet && now - s->tick_ns >= NS_PER_S)
+            tcp_echo_tick(s, now);
+        if (!quiet && s->tick_ns + NS_PER_S < wake)
+            wake = s->tick_ns + NS_PER_S;
+        n = volley_loop_poll(s->l, ev, TCP_ECHO_EVENTS, cli_ms_until(now, wake));
+        if (n < 0 && n != -EINTR)
+            return n;
+        for (int i = 0; i < n; i++)
+            on_event(s, &ev[i]);
+    }
+}
+
+static void tcp_echo_summary(const struct server *s)
+{
+    struct volley_loop_stats st = {0};
+    int64_t span = cli_mono_ns() - s->start_ns;
+    double secs = cli_ns_seconds(span);
+
+    volley_loop_get_stats(s->l, &st, sizeof(st));
+    if (s->cfg->flow.json) {
+        printf("{\"mode\":\"%s\",\"accepted\":%" PRIu64 ",\"closed\":%" PRIu64
+               ",\"resets\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"bytes_in\":%" PRIu64
+               ",\"bytes_out\":%" PRIu64 ",\"seconds\":%.6f,\"syscalls\":%" PRIu64
+               ",\"polls\":%" PRIu64 ",\"sends\":%" PRIu64 ",\"coalesced\":%" PRIu64
+               ",\"rearms\":%" PRIu64 ",\"ring_empty\":%" PRIu64
+               ",\"stopped\":\"%s\",\"backend\":",
+               s->cfg->discard ? "discard" : "echo", s->accepted, s->closed, s->resets,
+               s->errors, st.total.bytes_in, st.total.bytes_out, secs, st.syscalls,
+               st.polls, st.total.sends, st.total.coalesced, st.total.rearms,
+               st.ring_empty, s->stopped);
+        cli_json_string(volley_loop_backend(s->l));
+        puts("}");
+        return;
+    }
+    printf("%s %" PRIu64 " bytes (received %" PRIu64 ") in %.3f s over %" PRIu64
+           " connections; %" PRIu64 " closed, %" PRIu64 " reset, %" PRIu64 " errors\n",
+           s->cfg->discard ? "dropped" : "echoed",
+           s->cfg->discard ? st.total.bytes_in : st.total.bytes_out, st.total.bytes_in,
+           secs, s->accepted, s->closed, s->resets, s->errors);
+    printf("backend %s, %" PRIu64 " system calls, %" PRIu64 " sends, %" PRIu64
+           " receive re-arms, %" PRIu64 " times out of buffers; stopped by %s\n",
+           volley_loop_backend(s->l), st.syscalls, st.total.sends, st.total.rearms,
+           st.ring_empty, s->stopped);
+}
+
+/* Scripts wait for the "listening" line before they connect. */
+static int tcp_echo_listen(struct server *s)
+{
+    struct volley_conn_opts co = VOLLEY_CONN_OPTS_INIT;
+    struct volley_addr local;
+    char name[64];
+    int err = volley_listen(s->l, &s->listener, s->cfg->flow.addr, &co, NULL);
+
+    if (err < 0)
+        return err;
+    if (volley_conn_addr(s->listener, &local, NULL) == 0 &&
+        volley_addr_format(&local, name, sizeof(name)) >= 0)
+        fprintf(stderr, "%s: listening on %s (%s)\n", cli_name, name,
+                volley_loop_backend(s->l));
+    return 0;
+}
+
+static int tcp_echo_run(const struct echo_cfg *c)
+{
+    struct volley_loop_opts lo = VOLLEY_LOOP_OPTS_INIT;
+    struct server s = {.cfg = c, .stopped = "signal"};
+    int err = tcp_raise_nofile(0);
+
+    if (err < 0)
+        return cli_runtime_error("raising the open file limit", err);
+    lo.backend = c->backend;
+    lo.buf_count = c->buffers;
+    err = volley_loop_open(&s.l, &lo);
+    if (err < 0)
+        return cli_runtime_error("opening the loop", err);
+    err = tcp_echo_listen(&s);
+    if (err < 0) {
+        volley_loop_close(s.l, 0);
+        return cli_runtime_error(c->flow.addr, err);
+    }
+    cli_catch_signals();
+    s.start_ns = cli_mono_ns();
+    err = tcp_echo_loop(&s);
+    tcp_echo_summary(&s);
+    volley_loop_close(s.l, TCP_ECHO_DRAIN_MS);
+    return err < 0 ? cli_runtime_error("tcp-echo", err) : 0;
+}
+
+int cmd_tcp_echo(int argc, char **argv)
+{
+    static const struct cli_cmd cmd = {
+        .shared = CLI_F_COUNT | CLI_F_DURATION,
+        .own = {{"backend", required_argument, NULL, 'b'},
+                {"discard", no_argument, NULL, OPT_DISCARD},
+                {"buffers", required_argument, NULL, OPT_BUFFERS}},
+        .usage = tcp_echo_usage,
+        .option = tcp_echo_option,
+        .operands = tcp_echo_operands,
+    };
+    struct echo_cfg c = {.flow = {.duration_ns = TCP_ECHO_DEFAULT_SECONDS * NS_PER_S},
+                         .buffers = TCP_ECHO_BUFFERS};
+    int rc = cli_parse(argc, argv, &cmd, &c);
+
+    return rc == PARSE_RUN ? tcp_echo_run(&c) : rc;
+}

@@ -575,7 +575,8 @@ struct volley_loop_opts {
     uint32_t buf_count;   /* receive buffers, 2 .. 32768, rounded up to a
                              power of two (256) */
     uint32_t linger_ms;   /* how long a closed connection may take to flush
-                             what it queued before it is aborted (5000) */
+                             what it queued (else it is aborted) and to
+                             wait for the peer's FIN after its own (5000) */
     uint32_t reserved[4]; /* must be 0 */
 };
 #ifdef __cplusplus
@@ -729,7 +730,8 @@ VOLLEY_API int volley_loop_open(volley_loop **out, const struct volley_loop_opts
 
 /*
  * Close the loop: stop listening, let every connection flush what it
- * queued for up to drain_ms (0: abort everything now; negative: no limit),
+ * queued and send its FIN for up to drain_ms (0: abort everything now;
+ * negative: no limit; no wait for peers' FINs),
  * then abort what is left, reap every completion still due, and only then
  * unmap the buffers and release the ring or epoll instance. No event is
  * returned for what happens during the close: SENT buffers are free when
@@ -880,9 +882,13 @@ VOLLEY_API int volley_conn_shutdown(volley_conn *c);
 
 /*
  * Orderly close: what is queued is sent, then the sending side is shut
- * (FIN), then the socket is closed once every operation on it has
- * completed, and CLOSED (err 0) follows. Reading stops at once. A close
- * that cannot flush within linger_ms is aborted (CLOSED with -ETIMEDOUT).
+ * (FIN); what the peer still sends is read and dropped until its own FIN
+ * (so that closing with its bytes unread never resets the connection and
+ * destroys what it has not read yet), at most until linger_ms after the
+ * call; then the socket is closed once every operation on it has
+ * completed, and CLOSED (err 0) follows. Reading stops at once for the
+ * caller. A close that cannot flush what was queued within linger_ms is
+ * aborted (CLOSED with -ETIMEDOUT).
  * Errors: -EINVAL (NULL), -EPIPE (already closed or aborted).
  */
 VOLLEY_API int volley_conn_close(volley_conn *c);

@@ -745,6 +745,10 @@ void volley_loop_close(volley_loop *l, int drain_ms)
             }
             aborted = true;
         }
+        /* What lingers has sent everything: it need not hold the close up. */
+        for (uint32_t i = 0; i < l->nslots; i++)
+            if (l->slots[i]->state == VOLLEY__CS_LINGER)
+                conn_end(l->slots[i], 0, false);
         /* Events are not returned: what was owed is dropped with the conn. */
         (void)turn(l, 10);
         l->ready_head = l->ready_tail = NULL;
@@ -782,6 +786,20 @@ static int sock_setup(volley_conn *c, const char *addr, struct volley_addr *a)
         return r;
     c->fd = r;
     return 0;
+}
+
+/* c's local (or peer) address into *out, v4-mapped ones as plain IPv4 as
+ * everywhere in volley: 0 or a negative errno (*out unchanged). */
+static int sock_name(volley_conn *c, bool peer, struct volley_addr *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    c->loop->st.syscalls++;
+    int r = peer ? volley__sys_getpeername(c->fd, (struct sockaddr *)&ss, &len)
+                 : volley__sys_getsockname(c->fd, (struct sockaddr *)&ss, &len);
+    if (r == 0)
+        volley__addr_from_sockaddr(out, (struct sockaddr *)&ss, len);
+    return r;
 }
 
 static int setopt(volley_conn *c, int level, int opt, int v)
@@ -831,9 +849,7 @@ int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
         r = volley__sys_listen(c->fd, (int)c->backlog);
     }
     if (r == 0) {
-        socklen_t len = sizeof c->local;
-        l->st.syscalls++;
-        r = volley__sys_getsockname(c->fd, &c->local.sa, &len);
+        r = sock_name(c, false, &c->local);
     }
     if (r == 0)
         r = l->ops->listen(c);
@@ -914,11 +930,8 @@ void volley__loop_accepted(volley_conn *lis, int fd)
         conn_abandon(c);
         return;
     }
-    socklen_t len = sizeof c->peer;
-    l->st.syscalls += 2;
-    (void)volley__sys_getpeername(fd, &c->peer.sa, &len);
-    len = sizeof c->local;
-    (void)volley__sys_getsockname(fd, &c->local.sa, &len);
+    (void)sock_name(c, true, &c->peer);
+    (void)sock_name(c, false, &c->local);
     l->st.accepted++;
     ready(c, VOLLEY_EV_ACCEPTED);
     recv_sync(c);
@@ -941,9 +954,7 @@ void volley__conn_connected(volley_conn *c, int err)
     }
     c->dl_connect = 0;
     timer_sync(c);
-    socklen_t len = sizeof c->local;
-    l->st.syscalls++;
-    (void)volley__sys_getsockname(c->fd, &c->local.sa, &len);
+    (void)sock_name(c, false, &c->local);
     l->st.dialed++;
     if (c->flags & VOLLEY__C_CLOSED_BY_US) {
         c->state = VOLLEY__CS_FLUSHING; /* closed while connecting: flush, then FIN */

@@ -363,7 +363,8 @@ static int ur_init(volley_loop *l, const struct volley_loop_opts *o)
         struct io_uring_params p;
         memset(&p, 0, sizeof p);
         p.flags = tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-        p.cq_entries = o->entries * 4;
+        p.cq_entries =
+            o->entries * 4 > 65536 ? 65536 : o->entries * 4; /* the kernel's most */
         l->st.syscalls++;
         r = volley__sys_uring_init(o->entries, &u->ring, &p);
     }

@@ -1,0 +1,232 @@
+/* No allocation per operation on a stream loop in steady state: the
+ * allocator entry points are defined here, counted, and forwarded to
+ * glibc. On each loop backend, after warm-up, echo round trips on one
+ * connection (copied writes, lent writes, reads, peeks, wants) must
+ * allocate nothing and free nothing. */
+#include "t.h"
+
+#include <malloc.h>
+#include <signal.h>
+#include <stdint.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define T_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define T_ASAN 1
+#endif
+#endif
+
+#ifdef T_ASAN
+
+int main(void)
+{
+    fprintf(stderr, "SKIP: the address sanitizer owns malloc\n");
+    return T_SKIP;
+}
+
+#else
+
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+extern void __libc_free(void *p);
+extern void *__libc_memalign(size_t align, size_t n);
+
+static unsigned long n_alloc, n_free;
+
+static void count(unsigned long *c)
+{
+    __atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
+}
+
+void *malloc(size_t n)
+{
+    count(&n_alloc);
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+    count(&n_alloc);
+    return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+    count(&n_alloc);
+    return __libc_realloc(p, n);
+}
+
+void free(void *p)
+{
+    if (p)
+        count(&n_free);
+    __libc_free(p);
+}
+
+void *memalign(size_t align, size_t n)
+{
+    count(&n_alloc);
+    return __libc_memalign(align, n);
+}
+
+void *aligned_alloc(size_t align, size_t n)
+{
+    count(&n_alloc);
+    return __libc_memalign(align, n);
+}
+
+int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (align < sizeof(void *) || (align & (align - 1)))
+        return EINVAL;
+    count(&n_alloc);
+    void *p = __libc_memalign(align, n);
+    if (!p)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+struct counts {
+    unsigned long alloc, free;
+};
+
+static struct counts now(void)
+{
+    struct counts c = {__atomic_load_n(&n_alloc, __ATOMIC_RELAXED),
+                       __atomic_load_n(&n_free, __ATOMIC_RELAXED)};
+    return c;
+}
+
+struct lbe {
+    unsigned id;
+    const char *name;
+};
+
+struct pair {
+    volley_loop *l;
+    volley_conn *ln, *cli, *srv;
+};
+
+static unsigned long refs_made, sent_seen;
+
+/* Poll until an event of type on c; others are dropped but SENT, which
+ * is counted (no allocation: the array is static). */
+static struct volley_event wait_for(volley_loop *l, unsigned type, volley_conn *c)
+{
+    static struct volley_event ev[16];
+    static struct volley_event keep;
+    for (int tries = 0; tries < 500; tries++) {
+        int n = volley_loop_poll(l, ev, 16, 10);
+        if (n < 0)
+            T_FAIL("volley_loop_poll: %s", volley_strerror(n));
+        bool found = false;
+        for (int i = 0; i < n; i++) {
+            if (ev[i].type == VOLLEY_EV_SENT) {
+                T_EXPECT(ev[i].err, 0);
+                sent_seen++;
+            }
+            if (!found && ev[i].type == type && (!c || ev[i].conn == c)) {
+                keep = ev[i];
+                found = true;
+            }
+        }
+        if (found || type == 0)
+            return keep;
+    }
+    T_FAIL("no event %u within 5 s", type);
+}
+
+static void pair_open(struct pair *p, unsigned be)
+{
+    struct volley_loop_opts o = VOLLEY_LOOP_OPTS_INIT;
+    o.backend = be;
+    int r = volley_loop_open(&p->l, &o);
+    T_SKIP_IF(r == -ENOTSUP && be == VOLLEY_BACKEND_URING,
+              "uring loops do not open here");
+    T_OK(r);
+    T_OK(volley_listen(p->l, &p->ln, "127.0.0.1:0", NULL, NULL));
+    struct volley_addr a;
+    T_OK(volley_conn_addr(p->ln, &a, NULL));
+    char to[64];
+    snprintf(to, sizeof to, "127.0.0.1:%u", volley_addr_port(&a));
+    T_OK(volley_dial(p->l, &p->cli, to, NULL, 5000, NULL));
+    p->srv = wait_for(p->l, VOLLEY_EV_ACCEPTED, NULL).conn;
+}
+
+/* n round trips of len bytes: the client writes (copied, or lent every
+ * other time), the server wants len, peeks, echoes and consumes, the
+ * client reads len. */
+static void round_trips(struct pair *p, unsigned n, size_t len)
+{
+    static uint8_t out[4096], in[4096];
+    static struct iovec iov[8];
+    for (unsigned i = 0; i < n; i++) {
+        /* the buffer lent last time is ours again only after its SENT */
+        for (int tries = 0; sent_seen < refs_made; tries++) {
+            T_ASSERT(tries < 500);
+            wait_for(p->l, 0, NULL);
+        }
+        memset(out, (int)i, len);
+        if (i & 1) {
+            T_OK(volley_conn_write_ref(p->cli, out, len, i));
+            refs_made++;
+        }
+        if (!(i & 1))
+            T_EXPECT(volley_conn_write(p->cli, out, len), (long long)len);
+        T_OK(volley_conn_want(p->srv, len, 5000));
+        wait_for(p->l, VOLLEY_EV_READABLE, p->srv);
+        int k = T_OK(volley_conn_peek(p->srv, iov, 8));
+        size_t got = 0;
+        for (int j = 0; j < k; j++) {
+            T_OK(volley_conn_write(p->srv, iov[j].iov_base, iov[j].iov_len));
+            got += iov[j].iov_len;
+        }
+        T_EXPECT(got, len);
+        T_OK(volley_conn_consume(p->srv, got));
+        T_OK(volley_conn_want(p->cli, len, 5000));
+        wait_for(p->l, VOLLEY_EV_READABLE, p->cli);
+        T_EXPECT(volley_conn_read(p->cli, in, len), (long long)len);
+        if (memcmp(in, out, len))
+            T_FAIL("round trip %u: the echo differs", i);
+    }
+}
+
+static int check_backend(void)
+{
+    const struct lbe *b = t_current()->arg;
+    struct pair p;
+    pair_open(&p, b->id);
+    round_trips(&p, 1000, 1000);
+    struct counts c0 = now();
+    round_trips(&p, 10000, 1000);
+    struct counts c1 = now();
+    round_trips(&p, 5000, 37);
+    struct counts c2 = now();
+    printf("  %s: allocations %lu/%lu/%lu, frees %lu/%lu/%lu\n", b->name, c0.alloc,
+           c1.alloc, c2.alloc, c0.free, c1.free, c2.free);
+    if (c1.alloc != c0.alloc || c2.alloc != c1.alloc || c1.free != c0.free ||
+        c2.free != c1.free)
+        T_FAIL("allocations grew with round trips: after warm-up %lu, +10000 %lu, "
+               "+5000 %lu (frees %lu, %lu, %lu)",
+               c0.alloc, c1.alloc, c2.alloc, c0.free, c1.free, c2.free);
+    volley_loop_close(p.l, 0);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct lbe uring = {VOLLEY_BACKEND_URING, "uring"},
+                            epoll = {VOLLEY_BACKEND_EPOLL, "epoll"};
+    static const struct t_case cases[] = {
+        {"uring/steady_echo", check_backend, 0, &uring},
+        {"epoll/steady_echo", check_backend, 0, &epoll},
+    };
+    signal(SIGPIPE, SIG_IGN);
+    struct t_run how = {.flags = T_FORK, .case_s = 120, .total_s = 250};
+    return t_main(cases, T_COUNT(cases), &how, argc, argv);
+}
+
+#endif

@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -116,6 +118,7 @@ enum volley_backend_id {
     VOLLEY_BACKEND_MMSG = 2,
     VOLLEY_BACKEND_PAIR = 3,
     VOLLEY_BACKEND_URING = 4,
+    VOLLEY_BACKEND_EPOLL = 5, /* stream loops only (volley_loop_open) */
 };
 
 /*
@@ -465,9 +468,9 @@ VOLLEY_API int64_t volley_pacing_delay(const volley_sock *s, size_t len,
  * Errors: -EINVAL (NULL, n == 0). */
 VOLLEY_API int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n);
 
-/* The backend id for a name: "auto", "scalar", "mmsg", "uring" or "pair"
- * (the names volley_backend_name returns, and VOLLEY_BACKEND takes but
- * for "pair"). Errors: -EINVAL (NULL or unknown). */
+/* The backend id for a name: "auto", "scalar", "mmsg", "uring", "pair" or
+ * "epoll" (the names volley_backend_name and volley_loop_backend return,
+ * and VOLLEY_BACKEND takes but for "pair"). Errors: -EINVAL (NULL or unknown). */
 VOLLEY_API int volley_backend_parse(const char *name);
 
 /* "scalar", "mmsg", "uring" or "pair" ("none" for NULL). */
@@ -523,6 +526,356 @@ struct volley_caps {
  * size 0, or an invalid VOLLEY_BACKEND/VOLLEY_DISABLE: see volley_env_check;
  * nothing is probed then). */
 VOLLEY_API int volley_probe(struct volley_caps *out, size_t size);
+
+/*
+ * Streams (TCP): a loop per thread.
+ *
+ * A volley_loop drives many listeners and connections from one thread: on
+ * io_uring (one ring: multishot accept, multishot receive into a buffer
+ * ring shared by every connection of the loop, one vectored send in flight
+ * per connection) or on epoll (the fallback, and the baseline it is
+ * measured against). volley_loop_poll does the I/O and hands back events;
+ * reads and writes between two polls touch only memory: writes are queued
+ * and go out, coalesced, at the next poll; reads take bytes that already
+ * arrived. Nothing here blocks except volley_loop_poll (up to its timeout)
+ * and volley_loop_close (up to its drain time).
+ *
+ * A loop, and every connection on it, is used only by the thread that
+ * opened it (its io_uring accepts work from that thread alone).
+ *
+ * Lifetime: a volley_conn (connection or listener) made by volley_listen,
+ * volley_dial or handed out by an ACCEPTED event stays valid until the
+ * volley_loop_poll call after the one that returned its CLOSED event.
+ * Every connection gets exactly one CLOSED event, whether the peer, an
+ * error, a deadline, volley_conn_close or volley_conn_abort ended it; after
+ * close or abort, other calls on it return -EPIPE. volley_loop_close frees
+ * whatever is left.
+ *
+ * Buffers: received bytes sit in the loop's receive buffers (buf_count of
+ * buf_size bytes, shared by all connections: an idle connection holds
+ * none) until read or consumed; a connection holding readq_max bytes stops
+ * receiving until the application reads. Bytes given to volley_conn_write
+ * are copied; a buffer given to volley_conn_write_ref stays the caller's,
+ * must not change, and is lent to volley until its SENT event.
+ *
+ * Environment: VOLLEY_BACKEND=uring|epoll picks the loop backend when
+ * opts->backend is AUTO (a datagram backend name there is ignored by
+ * loops, as "epoll" is by datagram sockets); VOLLEY_DISABLE=uring makes
+ * AUTO loops use epoll.
+ */
+typedef struct volley_loop volley_loop;
+typedef struct volley_conn volley_conn;
+
+struct volley_loop_opts {
+    uint32_t size;        /* sizeof(struct volley_loop_opts) */
+    uint32_t backend;     /* VOLLEY_BACKEND_AUTO, _URING or _EPOLL */
+    uint32_t entries;     /* uring submission queue entries, 8 .. 32768,
+                             rounded up to a power of two (256) */
+    uint32_t buf_size;    /* receive buffer bytes, 512 .. 1 MiB (16384) */
+    uint32_t buf_count;   /* receive buffers, 2 .. 32768, rounded up to a
+                             power of two (256) */
+    uint32_t linger_ms;   /* how long a closed connection may take to flush
+                             what it queued before it is aborted (5000) */
+    uint32_t reserved[4]; /* must be 0 */
+};
+#ifdef __cplusplus
+#define VOLLEY_LOOP_OPTS_INIT volley_loop_opts_init_cxx_()
+static inline struct volley_loop_opts volley_loop_opts_init_cxx_(void)
+{
+    struct volley_loop_opts o = {};
+    o.size = sizeof o;
+    return o;
+}
+#else
+#define VOLLEY_LOOP_OPTS_INIT                                                            \
+    {                                                                                    \
+        .size = sizeof(struct volley_loop_opts)                                          \
+    }
+#endif
+
+/* Connection options, for volley_listen (inherited by what it accepts) and
+ * volley_dial. Zero fields take the default in parentheses. */
+#define VOLLEY_CONN_NO_NODELAY   0x1u /* leave Nagle on (TCP_NODELAY is set by default) */
+#define VOLLEY_CONN_REUSEPORT    0x2u /* listen: SO_REUSEPORT */
+#define VOLLEY_CONN_V6ONLY       0x4u /* listen on [::]: IPv6 only (default: dual-stack) */
+#define VOLLEY_CONN_BACKLOG_ZERO 0x8u /* listen with a backlog of 0 */
+struct volley_conn_opts {
+    uint32_t size;        /* sizeof(struct volley_conn_opts) */
+    uint32_t flags;       /* VOLLEY_CONN_* */
+    uint32_t backlog;     /* listen backlog, 0 .. 65535 (0: SOMAXCONN); a
+                             listener is made with backlog 0 only through
+                             VOLLEY_CONN_BACKLOG_ZERO */
+    uint32_t sendq_max;   /* bytes queued before writes say -EAGAIN,
+                             1 .. 2^30 (1 MiB) */
+    uint32_t sendq_low;   /* WRITABLE fires when the queue falls to this,
+                             below sendq_max (sendq_max / 4) */
+    uint32_t readq_max;   /* bytes buffered before receiving pauses,
+                             1 .. 2^30 (256 KiB) */
+    uint32_t reserved[4]; /* must be 0 */
+};
+#ifdef __cplusplus
+#define VOLLEY_CONN_OPTS_INIT volley_conn_opts_init_cxx_()
+static inline struct volley_conn_opts volley_conn_opts_init_cxx_(void)
+{
+    struct volley_conn_opts o = {};
+    o.size = sizeof o;
+    return o;
+}
+#else
+#define VOLLEY_CONN_OPTS_INIT                                                            \
+    {                                                                                    \
+        .size = sizeof(struct volley_conn_opts)                                          \
+    }
+#endif
+
+/*
+ * Events, in the order a connection can see them:
+ *   ACCEPTED   a new connection (ev.conn) on the listener ev.listener; its
+ *              user pointer is the listener's until set. It is the
+ *              connection's only event in the batch that returns it, so
+ *              a user pointer set then comes with every later event
+ *   CONNECTED  volley_dial's connection is up
+ *   READABLE   bytes are buffered: at least the amount asked for with
+ *              volley_conn_want (1 by default), or fewer when the peer
+ *              closed or failed; ev.len is how many are buffered. It
+ *              comes when bytes arrive or a want is met, not again for
+ *              bytes left unread
+ *   SENT       the buffer of volley_conn_write_ref with tag ev.tag is no
+ *              longer used: all of it was sent (ev.err 0) or it never will
+ *              be (ev.err < 0: the connection ended first)
+ *   WRITABLE   a write said -EAGAIN, and the queue has fallen to sendq_low
+ *   DRAINED    the queue is empty, as volley_conn_wait_drained asked
+ *   EOF        the peer closed its sending side; what it sent before is
+ *              still buffered, and writing still works
+ *   TIMEOUT    a deadline of volley_conn_want (ev.tag READABLE) or
+ *              volley_conn_wait_drained (ev.tag DRAINED) passed; ev.err is
+ *              -ETIMEDOUT; the connection is unchanged, and what arrived
+ *              stays buffered
+ *   CLOSED     the end, always the last event of a connection. ev.err: 0
+ *              after volley_conn_close flushed everything; -ECANCELED after
+ *              volley_conn_abort or a loop close; -ECONNRESET when the
+ *              peer reset it; -ECONNREFUSED, -ETIMEDOUT (the dial timeout),
+ *              -ENETUNREACH, -EHOSTUNREACH for a dial that failed;
+ *              -ETIMEDOUT too when a close could not flush within linger_ms;
+ *              other socket errors as the kernel reports them. Bytes still
+ *              buffered are dropped with the connection; bytes still queued
+ *              are counted in unsent_bytes.
+ */
+enum volley_event_type {
+    VOLLEY_EV_ACCEPTED = 1,
+    VOLLEY_EV_CONNECTED = 2,
+    VOLLEY_EV_READABLE = 3,
+    VOLLEY_EV_SENT = 4,
+    VOLLEY_EV_WRITABLE = 5,
+    VOLLEY_EV_DRAINED = 6,
+    VOLLEY_EV_EOF = 7,
+    VOLLEY_EV_TIMEOUT = 8,
+    VOLLEY_EV_CLOSED = 9,
+};
+struct volley_event {
+    volley_conn *conn;
+    void *user;            /* the connection's user pointer */
+    volley_conn *listener; /* ACCEPTED: the listener; otherwise NULL */
+    uint64_t tag;          /* SENT: the write's tag; TIMEOUT: which wait */
+    size_t len;            /* READABLE: bytes buffered; SENT: bytes */
+    uint32_t type;         /* enum volley_event_type */
+    int32_t err;           /* 0 or a negative errno, as listed above */
+};
+
+/* Counters; loop ones add up every connection's since the loop opened.
+ * Grown at the end only. */
+struct volley_conn_stats {
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t writes;       /* volley_conn_write and _write_ref calls taken */
+    uint64_t sends;        /* send operations (each one vectored send) */
+    uint64_t coalesced;    /* writes that went out in a send with others */
+    uint64_t rearms;       /* receives restarted (multishot ended, paused) */
+    uint64_t unsent_bytes; /* queued bytes the connection ended without sending */
+    uint64_t queued;       /* bytes queued now */
+    uint64_t buffered;     /* bytes buffered now */
+};
+struct volley_loop_stats {
+    uint64_t syscalls; /* system calls the loop made, waits included */
+    uint64_t polls;    /* volley_loop_poll calls */
+    uint64_t accepted;
+    uint64_t dialed;        /* dials that connected */
+    uint64_t closed;        /* CLOSED events */
+    uint64_t conns;         /* connections and listeners open now */
+    uint64_t ring_empty;    /* receives stopped because no buffer was free */
+    uint64_t cq_overflow;   /* completion queue overflows recovered from */
+    uint64_t accept_errors; /* accepts that failed (EMFILE, ENOBUFS, ...) */
+    struct volley_conn_stats total;
+};
+
+/*
+ * Open a loop. o may be NULL (all defaults). Every field is checked
+ * against its range (-EINVAL). A forced backend the kernel cannot run
+ * gives -ENOTSUP; AUTO takes uring when it works, else epoll.
+ * Errors: -EINVAL (also a bad VOLLEY_BACKEND or VOLLEY_DISABLE), -E2BIG
+ * (o is newer than this library and sets fields it does not know),
+ * -ENOTSUP, -ENOMEM, -EMFILE, io_uring_setup(2) and epoll_create1(2)
+ * errors.
+ */
+VOLLEY_API int volley_loop_open(volley_loop **out, const struct volley_loop_opts *o);
+
+/*
+ * Close the loop: stop listening, let every connection flush what it
+ * queued for up to drain_ms (0: abort everything now; negative: no limit),
+ * then abort what is left, reap every completion still due, and only then
+ * unmap the buffers and release the ring or epoll instance. No event is
+ * returned for what happens during the close: SENT buffers are free when
+ * it returns. NULL is a no-op.
+ */
+VOLLEY_API void volley_loop_close(volley_loop *l, int drain_ms);
+
+/*
+ * Do the I/O that is due and return up to n events (at least 1 unless the
+ * timeout passed first). Waits up to timeout_ms when there is nothing to
+ * return (-1: no limit, 0: never). Events not returned for lack of room
+ * come first on the next call. Errors: -EINVAL (NULL, n == 0).
+ */
+VOLLEY_API int volley_loop_poll(volley_loop *l, struct volley_event *ev, unsigned n,
+                                int timeout_ms);
+
+/* A file descriptor that is readable whenever volley_loop_poll has
+ * something to do, for embedding the loop in another event loop; poll it
+ * with volley_loop_timeout as the timeout. Errors: -EINVAL. */
+VOLLEY_API int volley_loop_fd(const volley_loop *l);
+
+/* Milliseconds until volley_loop_poll has work that the fd does not
+ * announce: the next deadline (a dial, want, drain or linger timeout), or
+ * 0 when events or queued writes are waiting; -1 when there is none (and
+ * for NULL). */
+VOLLEY_API int volley_loop_timeout(const volley_loop *l);
+
+/* "uring" or "epoll" ("none" for NULL). */
+VOLLEY_API const char *volley_loop_backend(const volley_loop *l);
+
+/* Copy the loop counters (size: as volley_get_stats). Errors: -EINVAL. */
+VOLLEY_API int volley_loop_get_stats(const volley_loop *l, struct volley_loop_stats *out,
+                                     size_t size);
+
+/*
+ * Listen on addr ("ip:port", "[ip6]:port"; "[::]:port" is dual-stack
+ * unless VOLLEY_CONN_V6ONLY). Connections arrive as ACCEPTED events. The
+ * listener is a volley_conn: volley_conn_close stops it (CLOSED follows),
+ * volley_conn_addr gives the bound address (port 0 picks one).
+ * Errors: -EINVAL (NULL, bad address or options), -E2BIG (as for
+ * volley_loop_open), -EADDRINUSE, -EAFNOSUPPORT, -ENOMEM,
+ * socket(2)/bind(2)/listen(2) errors.
+ */
+VOLLEY_API int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
+                             const struct volley_conn_opts *o, void *user);
+
+/*
+ * Connect to addr; CONNECTED or CLOSED (with the reason) follows.
+ * timeout_ms bounds the connect (0 or negative: the kernel's own limit).
+ * Writes are accepted at once and go out once connected.
+ * Errors: -EINVAL (NULL, bad address or options, port 0), -E2BIG (as for
+ * volley_loop_open), -EAFNOSUPPORT, -ENOMEM, socket(2) errors; refusals
+ * and timeouts arrive as the CLOSED event.
+ */
+VOLLEY_API int volley_dial(volley_loop *l, volley_conn **out, const char *addr,
+                           const struct volley_conn_opts *o, int timeout_ms, void *user);
+
+/* The connection's user pointer (NULL for NULL), and setting it: it comes
+ * back in every event of the connection. Neither fails. */
+VOLLEY_API void *volley_conn_user(const volley_conn *c);
+VOLLEY_API void volley_conn_set_user(volley_conn *c, void *user);
+
+/* The connection's local and peer addresses (either pointer may be NULL;
+ * a listener's peer is AF_UNSPEC). Errors: -EINVAL. */
+VOLLEY_API int volley_conn_addr(const volley_conn *c, struct volley_addr *local,
+                                struct volley_addr *peer);
+
+/* Bytes buffered now (0 for NULL). */
+VOLLEY_API size_t volley_conn_buffered(const volley_conn *c);
+
+/*
+ * Copy up to n buffered bytes into buf and consume them. Returns the
+ * count, 0 when nothing is buffered (more may come), -ESHUTDOWN when
+ * nothing is buffered and the peer has closed its side (nothing more will
+ * come). Errors: -EINVAL (NULL), -EPIPE (closed or aborted by the caller),
+ * -ENOTCONN (a listener).
+ */
+VOLLEY_API ssize_t volley_conn_read(volley_conn *c, void *buf, size_t n);
+
+/*
+ * Point iov at buffered bytes without consuming them, in order, one entry
+ * per receive buffer; returns the entries filled, 0 or -ESHUTDOWN when
+ * nothing is buffered (as volley_conn_read). They stay valid until the
+ * next consume, read, close or poll on this connection.
+ * Errors: -EINVAL (NULL, n == 0), -EPIPE, -ENOTCONN (as volley_conn_read).
+ */
+VOLLEY_API int volley_conn_peek(volley_conn *c, struct iovec *iov, unsigned n);
+
+/* Drop the first n buffered bytes. Returns 0.
+ * Errors: -EINVAL (NULL, or n more than is buffered), -EPIPE, -ENOTCONN. */
+VOLLEY_API int volley_conn_consume(volley_conn *c, size_t n);
+
+/*
+ * Ask for READABLE only once at least n bytes are buffered (n at most
+ * readq_max), or TIMEOUT (tag VOLLEY_EV_READABLE) if they have not
+ * arrived within timeout_ms (negative: no deadline). Read exactly n
+ * bytes with it: want n, then read n on READABLE. The wish holds until
+ * READABLE or TIMEOUT is returned; want(c, 1, -1) is the default.
+ * Errors: -EINVAL (NULL, n of 0 or above readq_max), -EPIPE, -ENOTCONN.
+ */
+VOLLEY_API int volley_conn_want(volley_conn *c, size_t n, int timeout_ms);
+
+/*
+ * Queue a copy of n bytes to send. All or nothing: returns n, or -EAGAIN
+ * when the queue would pass sendq_max (WRITABLE follows once it has fallen
+ * to sendq_low; a single write larger than sendq_max is taken when the
+ * queue is empty). Queued bytes go out at the next volley_loop_poll, with
+ * everything else queued, in one vectored send; bytes never reorder.
+ * Errors: -EINVAL (NULL), -EPIPE (closed, aborted, or the connection
+ * ended), -ENOTCONN (a listener), -ENOMEM.
+ */
+VOLLEY_API ssize_t volley_conn_write(volley_conn *c, const void *buf, size_t n);
+
+/* As volley_conn_write without the copy: buf is lent to volley until the
+ * SENT event carrying tag. Returns 0, or -EAGAIN as volley_conn_write.
+ * Errors: -EINVAL, -EPIPE, -ENOTCONN, -ENOMEM. */
+VOLLEY_API int volley_conn_write_ref(volley_conn *c, const void *buf, size_t n,
+                                     uint64_t tag);
+
+/* Bytes queued and not yet taken by the kernel (0 for NULL). */
+VOLLEY_API size_t volley_conn_queued(const volley_conn *c);
+
+/* Ask for one DRAINED event when the queue is empty (at once if it is),
+ * or TIMEOUT (tag VOLLEY_EV_DRAINED) after timeout_ms (negative: none).
+ * Errors: -EINVAL (NULL), -EPIPE, -ENOTCONN. */
+VOLLEY_API int volley_conn_wait_drained(volley_conn *c, int timeout_ms);
+
+/*
+ * Half close: once what is queued has been sent, shut the sending side
+ * (the peer reads EOF). Reading goes on; further writes are -EPIPE; call
+ * volley_conn_close when done reading. Returns 0.
+ * Errors: -EINVAL (NULL), -EPIPE (closed, aborted, ended, or shut already),
+ * -ENOTCONN (a listener).
+ */
+VOLLEY_API int volley_conn_shutdown(volley_conn *c);
+
+/*
+ * Orderly close: what is queued is sent, then the sending side is shut
+ * (FIN), then the socket is closed once every operation on it has
+ * completed, and CLOSED (err 0) follows. Reading stops at once. A close
+ * that cannot flush within linger_ms is aborted (CLOSED with -ETIMEDOUT).
+ * Errors: -EINVAL (NULL), -EPIPE (already closed or aborted).
+ */
+VOLLEY_API int volley_conn_close(volley_conn *c);
+
+/* Abort: drop what is queued (counted in unsent_bytes), cancel what is in
+ * flight, reset the connection (RST) and close it; CLOSED (-ECANCELED)
+ * follows. Errors: -EINVAL (NULL), -EPIPE (already closed or aborted). */
+VOLLEY_API int volley_conn_abort(volley_conn *c);
+
+/* Copy the connection's counters (size: as volley_get_stats).
+ * Errors: -EINVAL. */
+VOLLEY_API int volley_conn_get_stats(const volley_conn *c, struct volley_conn_stats *out,
+                                     size_t size);
 
 #ifdef __cplusplus
 }

@@ -187,6 +187,14 @@ struct volley_sock {
 /* Validate and copy caller options (NULL: defaults) into *dst, applying
  * defaults and the VOLLEY_DISABLE environment, and VOLLEY_BACKEND when
  * env_backend_applies and the caller left the backend to volley. */
+/* Copy a caller's options struct (its first field: its size) into dst,
+ * zero-filling what an older caller lacks: 0, -EINVAL (size below min), or
+ * -E2BIG (a newer caller set fields this library does not know). src may
+ * be NULL: all zero. */
+VOLLEY_INTERNAL int volley__opts_in(void *dst, size_t dsize, const void *src, size_t min);
+/* VOLLEY_BACKEND as it applies to a stream loop (uring, epoll, else AUTO)
+ * and whether VOLLEY_DISABLE names uring: 0 or -EINVAL (a bad variable). */
+VOLLEY_INTERNAL int volley__env_loop_backend(unsigned *backend, bool *no_uring);
 VOLLEY_INTERNAL int volley__opts_load(struct volley_opts *dst,
                                       const struct volley_opts *src,
                                       bool env_backend_applies);
@@ -396,6 +404,14 @@ enum volley__sysop {
     VOLLEY__SYS_URING_REGISTER,
     VOLLEY__SYS_URING_SUBMIT,
     VOLLEY__SYS_URING_WAIT,
+    /* the stream path: */
+    VOLLEY__SYS_LISTEN,
+    VOLLEY__SYS_ACCEPT,
+    VOLLEY__SYS_SHUTDOWN,
+    VOLLEY__SYS_RECV,
+    VOLLEY__SYS_EPOLL_CREATE,
+    VOLLEY__SYS_EPOLL_CTL,
+    VOLLEY__SYS_EPOLL_WAIT,
     VOLLEY__SYS_COUNT
 };
 VOLLEY_INTERNAL int volley__sys_socket(int domain, int type, int proto);
@@ -414,6 +430,19 @@ VOLLEY_INTERNAL ssize_t volley__sys_recvmsg(int fd, struct msghdr *m, int flags)
 VOLLEY_INTERNAL int volley__sys_recvmmsg(int fd, struct mmsghdr *m, unsigned n,
                                          int flags);
 VOLLEY_INTERNAL int volley__sys_poll(struct pollfd *p, unsigned n, int timeout_ms);
+VOLLEY_INTERNAL int volley__sys_listen(int fd, int backlog);
+/* accept4(2), non-blocking and close-on-exec; the peer address is not asked. */
+VOLLEY_INTERNAL int volley__sys_accept(int fd);
+VOLLEY_INTERNAL int volley__sys_shutdown(int fd, int how);
+/* recv(2) with MSG_DONTWAIT. */
+VOLLEY_INTERNAL ssize_t volley__sys_recv(int fd, void *buf, size_t len);
+struct epoll_event;
+/* epoll_create1(EPOLL_CLOEXEC), epoll_ctl(2), epoll_wait(2) (EINTR is
+ * returned, not retried: the caller's timeout would stretch). */
+VOLLEY_INTERNAL int volley__sys_epoll_create(void);
+VOLLEY_INTERNAL int volley__sys_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+VOLLEY_INTERNAL int volley__sys_epoll_wait(int epfd, struct epoll_event *ev, int n,
+                                           int timeout_ms);
 VOLLEY_INTERNAL int volley__sys_fcntl(int fd, int cmd, int arg);
 VOLLEY_INTERNAL void volley__sys_close(int fd);
 /* eventfd(2), non-blocking and close-on-exec. */
@@ -441,6 +470,13 @@ VOLLEY_INTERNAL int volley__sys_uring_submit(struct io_uring *ring);
 struct __kernel_timespec;
 VOLLEY_INTERNAL int volley__sys_uring_wait(struct io_uring *ring,
                                            struct __kernel_timespec *ts);
+/* Submit what is queued and reap what is due, without waiting. */
+VOLLEY_INTERNAL int volley__sys_uring_submit_get(struct io_uring *ring);
+/* Submit what is queued and wait for at least one completion up to ts
+ * (NULL: no limit): the number submitted, or a negative errno (-ETIME
+ * when the time ran out, -EINTR on a signal). */
+VOLLEY_INTERNAL int volley__sys_uring_submit_wait(struct io_uring *ring,
+                                                  struct __kernel_timespec *ts);
 /* Whether the kernel knows io_uring opcode op: 1, 0, or a negative errno.
  * ring NULL: asks through a ring of its own. */
 VOLLEY_INTERNAL int volley__sys_uring_has_op(struct io_uring *ring, int op);

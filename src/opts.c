@@ -32,7 +32,7 @@ static const struct {
 } backend_names[] = {
     {"auto", VOLLEY_BACKEND_AUTO}, {"scalar", VOLLEY_BACKEND_SCALAR},
     {"mmsg", VOLLEY_BACKEND_MMSG}, {"uring", VOLLEY_BACKEND_URING},
-    {"pair", VOLLEY_BACKEND_PAIR},
+    {"pair", VOLLEY_BACKEND_PAIR}, {"epoll", VOLLEY_BACKEND_EPOLL},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -65,8 +65,8 @@ static int env_backend(struct env *e, char *msg, size_t size)
     }
     if (size)
         snprintf(msg, size,
-                 "VOLLEY_BACKEND=\"%s\": unknown backend (use auto, scalar, mmsg or "
-                 "uring)",
+                 "VOLLEY_BACKEND=\"%s\": unknown backend (use auto, scalar, mmsg, "
+                 "uring or epoll)",
                  v);
     return -EINVAL;
 }
@@ -135,20 +135,44 @@ static bool opts_valid(const struct volley_opts *o)
            o->pair_reserved == 0 && o->uring_reserved == 0;
 }
 
+int volley__opts_in(void *dst, size_t dsize, const void *src, size_t min)
+{
+    memset(dst, 0, dsize);
+    if (!src)
+        return 0;
+    uint32_t ssize;
+    memcpy(&ssize, src, sizeof ssize);
+    if (ssize < min)
+        return -EINVAL;
+    /* A newer caller's fields we do not know must be zero. */
+    const uint8_t *tail = (const uint8_t *)src;
+    for (size_t i = dsize; i < ssize; i++)
+        if (tail[i])
+            return -E2BIG;
+    memcpy(dst, src, ssize < dsize ? ssize : dsize);
+    return 0;
+}
+
+int volley__env_loop_backend(unsigned *backend, bool *no_uring)
+{
+    struct env e;
+    int r = env_read(&e, NULL, 0);
+    if (r < 0)
+        return r;
+    *backend = e.backend == VOLLEY_BACKEND_URING || e.backend == VOLLEY_BACKEND_EPOLL
+                   ? e.backend
+                   : VOLLEY_BACKEND_AUTO;
+    *no_uring = e.disable & VOLLEY__F_NO_URING;
+    return 0;
+}
+
 int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src,
                       bool env_backend_applies)
 {
-    memset(dst, 0, sizeof *dst);
-    if (src) {
-        if (src->size < offsetof(struct volley_opts, backend) + sizeof src->backend)
-            return -EINVAL;
-        /* A newer caller's fields we do not know must be zero. */
-        const uint8_t *tail = (const uint8_t *)src;
-        for (size_t i = sizeof *dst; i < src->size; i++)
-            if (tail[i])
-                return -E2BIG;
-        memcpy(dst, src, src->size < sizeof *dst ? src->size : sizeof *dst);
-    }
+    int r = volley__opts_in(dst, sizeof *dst, src,
+                            offsetof(struct volley_opts, backend) + sizeof src->backend);
+    if (r < 0)
+        return r;
     dst->size = sizeof *dst;
     if (!opts_valid(dst))
         return -EINVAL;
@@ -162,7 +186,7 @@ int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src,
     memset(&env, 0, sizeof env);
     /* VOLLEY_BACKEND is an error only where it applies: when the choice of
      * a kernel backend is left to volley. */
-    int r = env_backend_applies && dst->backend == VOLLEY_BACKEND_AUTO
+    r = env_backend_applies && dst->backend == VOLLEY_BACKEND_AUTO
                 ? env_backend(&env, NULL, 0)
                 : 0;
     if (r == 0)
@@ -172,7 +196,8 @@ int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src,
     /* The internal copy also carries VOLLEY__F_NO_MMSG/VOLLEY__F_NO_URING for the choice.
      */
     dst->disable |= env.disable;
-    if (dst->backend == VOLLEY_BACKEND_AUTO)
+    /* "epoll" names a loop backend: datagram sockets leave the choice to volley. */
+    if (dst->backend == VOLLEY_BACKEND_AUTO && env.backend != VOLLEY_BACKEND_EPOLL)
         dst->backend = env.backend;
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -236,6 +237,59 @@ void volley__sys_munmap(void *p, size_t len)
         munmap(p, len);
 }
 
+int volley__sys_listen(int fd, int backlog)
+{
+    FAULT_ERR(VOLLEY__SYS_LISTEN);
+    return ret_or_errno(listen(fd, backlog));
+}
+
+int volley__sys_accept(int fd)
+{
+    FAULT_ERR(VOLLEY__SYS_ACCEPT);
+    for (;;) {
+        int r = ret_or_errno(accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (r != -EINTR)
+            return r;
+    }
+}
+
+int volley__sys_shutdown(int fd, int how)
+{
+    FAULT_ERR(VOLLEY__SYS_SHUTDOWN);
+    return ret_or_errno(shutdown(fd, how));
+}
+
+ssize_t volley__sys_recv(int fd, void *buf, size_t len)
+{
+    FAULT_ERR(VOLLEY__SYS_RECV);
+    for (;;) {
+        ssize_t r = recv(fd, buf, len, MSG_DONTWAIT);
+        if (r >= 0)
+            return r;
+        int e = errno;
+        if (e != EINTR)
+            return -e;
+    }
+}
+
+int volley__sys_epoll_create(void)
+{
+    FAULT_ERR(VOLLEY__SYS_EPOLL_CREATE);
+    return ret_or_errno(epoll_create1(EPOLL_CLOEXEC));
+}
+
+int volley__sys_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    FAULT_ERR(VOLLEY__SYS_EPOLL_CTL);
+    return ret_or_errno(epoll_ctl(epfd, op, fd, ev));
+}
+
+int volley__sys_epoll_wait(int epfd, struct epoll_event *ev, int n, int timeout_ms)
+{
+    FAULT_ERR(VOLLEY__SYS_EPOLL_WAIT);
+    return ret_or_errno(epoll_wait(epfd, ev, n, timeout_ms));
+}
+
 #if VOLLEY_HAVE_URING
 int volley__sys_uring_init(unsigned entries, struct io_uring *ring,
                            struct io_uring_params *p)
@@ -263,6 +317,19 @@ int volley__sys_uring_wait(struct io_uring *ring, struct __kernel_timespec *ts)
     struct io_uring_cqe *cqe;
     int r = io_uring_wait_cqe_timeout(ring, &cqe, ts);
     return r < 0 ? r : 0;
+}
+
+int volley__sys_uring_submit_get(struct io_uring *ring)
+{
+    FAULT_ERR(VOLLEY__SYS_URING_SUBMIT);
+    return io_uring_submit_and_get_events(ring);
+}
+
+int volley__sys_uring_submit_wait(struct io_uring *ring, struct __kernel_timespec *ts)
+{
+    FAULT_ERR(VOLLEY__SYS_URING_WAIT);
+    struct io_uring_cqe *cqe;
+    return io_uring_submit_and_wait_timeout(ring, &cqe, 1, ts, NULL);
 }
 
 int volley__sys_uring_has_op(struct io_uring *ring, int op)

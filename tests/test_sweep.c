@@ -2,9 +2,14 @@
  * failed in turn, once, with each errno it can plausibly return, on every
  * backend, in two scenarios:
  *
- *   open    open (or wrap, or pair) two sockets and close them
+ *   open    open (or wrap, or pair) two sockets and close them; for the
+ *           stream loops: open a loop, listen, close the loop
  *   full    open, send a batch of 64 descriptors (GSO-coalescible runs,
- *           explicit GSO buffers, odd sizes), receive, wait, close
+ *           explicit GSO buffers, odd sizes), receive, wait, close; for
+ *           the stream loops: listen, dial, stream 300 KB each way (copied
+ *           and lent writes), close both ends, close the loop. Each end
+ *           must either get everything intact and close cleanly, or end
+ *           with an error having received an intact prefix
  *
  * For each backend and scenario the calls of every kind are first counted
  * with nothing failing; then each (call kind, errno, nth call) runs in a
@@ -74,6 +79,15 @@ static const struct optab optab[VOLLEY__SYS_COUNT] = {
     [VOLLEY__SYS_URING_REGISTER] = {"uring_register", {URING_ERRS, EOPNOTSUPP}, true},
     [VOLLEY__SYS_URING_SUBMIT] = {"uring_submit", {URING_ERRS}, true},
     [VOLLEY__SYS_URING_WAIT] = {"uring_wait", {URING_ERRS, ETIME}, true},
+    [VOLLEY__SYS_LISTEN] = {"listen", {EADDRINUSE, EOPNOTSUPP}, false},
+    [VOLLEY__SYS_ACCEPT] = {"accept",
+                            {EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED, EPERM},
+                            false},
+    [VOLLEY__SYS_SHUTDOWN] = {"shutdown", {ENOTCONN, EINVAL}, false},
+    [VOLLEY__SYS_RECV] = {"recv", {ECONNRESET, ENOMEM, EINTR, EAGAIN, ETIMEDOUT}, false},
+    [VOLLEY__SYS_EPOLL_CREATE] = {"epoll_create", {EMFILE, ENFILE, ENOMEM}, false},
+    [VOLLEY__SYS_EPOLL_CTL] = {"epoll_ctl", {ENOMEM, ENOSPC, EPERM}, false},
+    [VOLLEY__SYS_EPOLL_WAIT] = {"epoll_wait", {EINTR, EINVAL}, false},
 };
 
 /* Any call kind not in the table above (added since) gets these. */
@@ -101,7 +115,7 @@ static const char *err_name(int e)
 
 /* ---- backends and scenarios ---- */
 
-enum kind { K_IP, K_PAIR, K_UNIX };
+enum kind { K_IP, K_PAIR, K_UNIX, K_LOOP };
 
 struct backend {
     const char *name;
@@ -111,7 +125,7 @@ struct backend {
 
 /* The test kit's backends, then AF_UNIX socketpairs wrapped by the
  * automatic choice and by scalar. */
-#define NBACKENDS_MAX (T_BACKENDS_MAX + 2)
+#define NBACKENDS_MAX (T_BACKENDS_MAX + 4)
 static struct backend backends[NBACKENDS_MAX];
 static unsigned nbackends;
 
@@ -125,6 +139,8 @@ static void list_backends(void)
     backends[nbackends++] = (struct backend){"unix", K_UNIX, VOLLEY_BACKEND_AUTO};
     backends[nbackends++] =
         (struct backend){"unix-scalar", K_UNIX, VOLLEY_BACKEND_SCALAR};
+    backends[nbackends++] = (struct backend){"loop-uring", K_LOOP, VOLLEY_BACKEND_URING};
+    backends[nbackends++] = (struct backend){"loop-epoll", K_LOOP, VOLLEY_BACKEND_EPOLL};
 }
 
 enum scenario { S_OPEN, S_FULL, S_COUNT };
@@ -442,6 +458,191 @@ static void full(volley_sock *a, volley_sock *b, const struct volley_addr *to)
                      (unsigned long long)sa.tx_errors, failed);
 }
 
+/* ---- the stream loop's scenarios ---- */
+
+enum { STREAM_BYTES = 300000, STREAM_CHUNK = 7000, STREAM_DEADLINE_MS = 8000 };
+
+/* One end of the stream: what it sent and what it got. */
+struct end {
+    volley_conn *c;
+    size_t sent, got;
+    bool closed, shut, eof, close_asked;
+    int err;
+};
+
+static uint8_t stream_byte(size_t i, unsigned dir)
+{
+    return t_byte(dir, i % 65521);
+}
+
+/* A stream loop call: 0 (or >= 0), or the injected error. */
+static void check_loop(const char *what, long r)
+{
+    if (r >= 0 || injected((int)r))
+        return;
+    child_report("%s = %s, want >= 0 or -%s", what, err_name((int)-r),
+                 g.op >= 0 ? err_name(g.err) : "(nothing injected)");
+}
+
+static void end_read(struct end *e, unsigned dir)
+{
+    uint8_t buf[16384];
+    ssize_t k;
+    while ((k = volley_conn_read(e->c, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < k; i++)
+            if (buf[i] != stream_byte(e->got + (size_t)i, dir))
+                child_report("stream byte %zu corrupt", e->got + (size_t)i);
+        e->got += (size_t)k;
+    }
+    if (k < 0 && k != -ESHUTDOWN && k != -EPIPE)
+        child_report("volley_conn_read = %s", err_name((int)-k));
+}
+
+/* Queue the rest of what end e sends (dir: which stream), then shut its
+ * side; close once the peer's side is shut too. */
+static void end_write(struct end *e, unsigned dir)
+{
+    static uint8_t src[2][STREAM_BYTES];
+    if (!src[dir][1])
+        for (size_t i = 0; i < STREAM_BYTES; i++)
+            src[dir][i] = stream_byte(i, dir);
+    while (!e->shut && !e->closed && e->sent < STREAM_BYTES) {
+        size_t n =
+            STREAM_BYTES - e->sent < STREAM_CHUNK ? STREAM_BYTES - e->sent : STREAM_CHUNK;
+        /* every third write lent, the rest copied */
+        long r = (e->sent / STREAM_CHUNK) % 3 == 2
+                     ? volley_conn_write_ref(e->c, src[dir] + e->sent, n, e->sent)
+                     : volley_conn_write(e->c, src[dir] + e->sent, n);
+        if (r == -EAGAIN)
+            return;
+        if (r == -EPIPE)
+            return; /* the connection ended: its CLOSED says why */
+        check_loop("volley_conn_write", r);
+        if (r < 0)
+            return;
+        e->sent += n;
+    }
+    if (e->sent == STREAM_BYTES && !e->shut && !e->closed) {
+        e->shut = true;
+        long r = volley_conn_shutdown(e->c);
+        if (r != -EPIPE)
+            check_loop("volley_conn_shutdown", r);
+    }
+    if (e->shut && e->eof && !e->close_asked && !e->closed) {
+        e->close_asked = true;
+        check_loop("volley_conn_close", volley_conn_close(e->c));
+    }
+}
+
+static void stream_scenario(void)
+{
+    struct volley_loop_opts lo = VOLLEY_LOOP_OPTS_INIT;
+    lo.backend = g.be->id;
+    lo.buf_count = 16; /* small: running out of buffers is part of the sweep */
+    lo.linger_ms = 1000;
+    volley_loop *l;
+    int r = volley_loop_open(&l, &lo);
+    if (r < 0) {
+        if (!(g.be->id == VOLLEY_BACKEND_URING && uring_unusable() && r == -ENOTSUP))
+            check_loop("volley_loop_open", r);
+        return;
+    }
+    volley_conn *lis;
+    r = volley_listen(l, &lis, "127.0.0.1:0", NULL, NULL);
+    check_loop("volley_listen", r);
+    if (r < 0 || g.scen == S_OPEN) {
+        volley_loop_close(l, 0);
+        return;
+    }
+    struct volley_addr a;
+    char where[64];
+    check_loop("volley_conn_addr", volley_conn_addr(lis, &a, NULL));
+    (void)volley_addr_format(&a, where, sizeof where);
+    struct end ends[2] = {{0}}; /* [0] dialed, [1] accepted */
+    r = volley_dial(l, &ends[0].c, where, NULL, 2000, &ends[0]);
+    check_loop("volley_dial", r);
+    if (r < 0) {
+        volley_loop_close(l, 0);
+        return;
+    }
+    long long deadline = t_now_ms() + STREAM_DEADLINE_MS;
+    bool lis_closed = false;
+    while (!(ends[0].closed && (ends[1].closed || !ends[1].c))) {
+        if (t_now_ms() > deadline)
+            child_report("the stream did not finish: sent %zu/%zu got %zu/%zu",
+                         ends[0].sent, ends[1].sent, ends[0].got, ends[1].got);
+        for (unsigned d = 0; d < 2; d++)
+            if (ends[d].c)
+                end_write(&ends[d], d);
+        struct volley_event ev[32];
+        int n = volley_loop_poll(l, ev, 32, 100);
+        check_loop("volley_loop_poll", n);
+        for (int i = 0; i < n; i++) {
+            struct volley_event *e = &ev[i];
+            if (e->type == VOLLEY_EV_ACCEPTED) {
+                if (ends[1].c) /* one dial, one connection */
+                    child_report("a second connection was accepted");
+                ends[1].c = e->conn;
+                volley_conn_set_user(e->conn, &ends[1]);
+                continue;
+            }
+            struct end *x = volley_conn_user(e->conn);
+            if (!x)
+                child_report("event %u (err %d) for a connection nobody owns", e->type,
+                             e->err);
+            if (e->conn == lis) {
+                if (e->type != VOLLEY_EV_CLOSED)
+                    child_report("listener event %u", e->type);
+                lis_closed = true;
+                continue;
+            }
+            unsigned dir = x == &ends[0] ? 0 : 1;
+            switch (e->type) {
+            case VOLLEY_EV_READABLE:
+                end_read(x, !dir);
+                break;
+            case VOLLEY_EV_EOF:
+                end_read(x, !dir);
+                x->eof = true;
+                break;
+            case VOLLEY_EV_CLOSED:
+                end_read(x, !dir);
+                x->closed = true;
+                x->err = e->err;
+                break;
+            case VOLLEY_EV_SENT:
+                if (e->err == 0 && e->tag >= x->sent)
+                    child_report("SENT for bytes never written");
+                break;
+            default:
+                break;
+            }
+        }
+        /* an accepted end that never came: the dial failed, or the
+         * accepted socket could not be set up (and that was counted) */
+        struct volley_loop_stats ls;
+        check_loop("volley_loop_get_stats", volley_loop_get_stats(l, &ls, sizeof ls));
+        if (ends[0].closed && !ends[1].c && ends[0].err == 0 && !ls.accept_errors)
+            child_report("the dial closed cleanly without a connection");
+        if (ends[0].closed && !ends[1].c)
+            break;
+    }
+    for (unsigned d = 0; d < 2; d++) {
+        struct end *x = &ends[d];
+        if (!x->c)
+            continue;
+        if (x->err && g.op < 0)
+            child_report("end %u closed with %s and nothing injected", d,
+                         err_name(-x->err));
+        /* A clean close on both sides: every byte arrived. */
+        if (ends[1].c && !ends[0].err && !ends[1].err && x->got != STREAM_BYTES)
+            child_report("end %u got %zu of %d bytes, both closed cleanly", d, x->got,
+                         STREAM_BYTES);
+    }
+    (void)lis_closed;
+    volley_loop_close(l, 1000);
+}
+
 /* Turn counting on without failing anything. */
 static void count_calls(void)
 {
@@ -462,10 +663,12 @@ static int child_main(void)
     } else {
         count_calls();
     }
-    volley_sock *a, *b;
+    volley_sock *a = NULL, *b = NULL;
     struct volley_addr to;
     int fds[2] = {-1, -1};
-    if (open_two(&a, &b, &to, fds) && g.scen == S_FULL)
+    if (g.be->kind == K_LOOP)
+        stream_scenario();
+    else if (open_two(&a, &b, &to, fds) && g.scen == S_FULL)
         full(a, b, &to);
     volley_close(a);
     volley_close(b);
@@ -700,7 +903,16 @@ static bool usable[NBACKENDS_MAX][S_COUNT];
 /* Whether be can be swept here: a plain socket of it opens. */
 static bool backend_works(const struct backend *be)
 {
-    int r = t_backend_err(be->id);
+    int r;
+    if (be->kind == K_LOOP) {
+        struct volley_loop_opts lo = VOLLEY_LOOP_OPTS_INIT;
+        volley_loop *l;
+        lo.backend = be->id;
+        if ((r = volley_loop_open(&l, &lo)) == 0)
+            volley_loop_close(l, 0);
+    } else {
+        r = t_backend_err(be->id);
+    }
     if (r < 0)
         printf("sweep: %s skipped: a plain open gives %s\n", be->name,
                volley_strerror(r));

@@ -1,0 +1,158 @@
+/* Private to libvolley: the stream loop, shared by loop.c (the core: the
+ * public API, connection states, events, deadlines) and one file per loop
+ * backend (loop_uring.c, loop_epoll.c), which only move bytes and report
+ * back through the volley__conn_* / volley__loop_* callbacks below. */
+#ifndef VOLLEY_LOOP_H
+#define VOLLEY_LOOP_H
+
+#include "stream.h"
+
+/* Most queue segments one vectored send carries. */
+#define VOLLEY__SEND_IOV 32
+
+/* A connection's life. Reading and writing are allowed as listed. */
+enum volley__cstate {
+    VOLLEY__CS_CONNECTING, /* dial in progress: writes queue, nothing is sent */
+    VOLLEY__CS_OPEN,
+    VOLLEY__CS_FLUSHING, /* closed by the caller: sending what was queued */
+    VOLLEY__CS_LINGER,   /* FIN sent: dropping what arrives until the peer's FIN */
+    VOLLEY__CS_ENDING,   /* the backend is tearing the socket down */
+    VOLLEY__CS_ENDED,    /* gone from the kernel; CLOSED is due or was returned */
+};
+
+/* struct volley_conn.flags */
+#define VOLLEY__C_LISTENER     0x001u
+#define VOLLEY__C_CLOSED_BY_US 0x002u  /* volley_conn_close/abort was called */
+#define VOLLEY__C_EOF          0x004u  /* the peer's FIN arrived */
+#define VOLLEY__C_RECV         0x008u  /* receiving is on (as asked of the backend) */
+#define VOLLEY__C_STARVED      0x010u  /* receiving stopped: no buffer was free */
+#define VOLLEY__C_SENDING      0x020u  /* a send is in flight */
+#define VOLLEY__C_SAID_AGAIN   0x040u  /* a write said -EAGAIN: WRITABLE is owed */
+#define VOLLEY__C_WAIT_DRAIN   0x080u  /* DRAINED is owed when the queue empties */
+#define VOLLEY__C_ABORT        0x100u  /* tear down with a reset */
+#define VOLLEY__C_READY        0x200u  /* on the loop's ready list */
+#define VOLLEY__C_FLUSH        0x400u  /* on the loop's flush list */
+#define VOLLEY__C_SHUT_ASKED   0x800u  /* volley_conn_shutdown: FIN after the queue */
+#define VOLLEY__C_SHUT_DONE    0x1000u /* the FIN went (SHUT_WR) */
+
+struct volley_conn {
+    volley_loop *loop;
+    void *user;
+    int fd;
+    uint32_t slot; /* index in loop->slots */
+    uint32_t gen;  /* bumped each time the slot is reused */
+    uint32_t flags;
+    uint8_t state;     /* enum volley__cstate */
+    uint32_t pending;  /* events owed: 1u << VOLLEY_EV_* */
+    int32_t err;       /* the CLOSED event's error */
+    uint32_t inflight; /* backend operations not yet completed */
+    uint32_t done_ok;  /* finished REF writes at the head of the done list
+                          that were sent whole (the rest were dropped) */
+    size_t want;       /* READABLE threshold */
+    uint32_t copt;     /* VOLLEY_CONN_* of the options */
+    uint32_t backlog;
+    size_t sendq_max, sendq_low, readq_max;
+    int64_t dl_connect; /* deadlines, 0 when none: volley_dial's */
+    int64_t dl_want;    /* volley_conn_want's */
+    int64_t dl_drain;   /* volley_conn_wait_drained's */
+    int64_t dl_linger;  /* close deadline */
+    struct volley__timer timer;
+    struct volley__readq rq;
+    struct volley__sendq sq;
+    volley_conn *ready_next, *flush_next;
+    volley_conn *listener; /* ACCEPTED: where it came from */
+    struct volley_addr local, peer;
+    struct volley_conn_stats st;
+    uint32_t be_state; /* the backend's own bits */
+    /* the send in flight points into the queue through these */
+    struct msghdr msg;
+    struct iovec iov[VOLLEY__SEND_IOV];
+};
+
+/* A loop backend: one file, one table. */
+struct volley__loop_ops {
+    const char *name;
+    unsigned id;     /* VOLLEY_BACKEND_URING or _EPOLL */
+    bool async_send; /* a send in flight reads the queue until it completes */
+    /* Set up on l (bufs, options ready): 0 or a negative errno (-ENOTSUP:
+     * this kernel cannot run it). */
+    int (*init)(volley_loop *l, const struct volley_loop_opts *o);
+    /* Release everything; every connection is gone already. */
+    void (*fini)(volley_loop *l);
+    int (*fd)(const volley_loop *l);
+    /* c->fd is listening: accept from now on. */
+    int (*listen)(volley_conn *c);
+    /* c->fd is a fresh non-blocking socket: connect it to c->peer. Report
+     * through volley__conn_connected. */
+    int (*connect)(volley_conn *c);
+    /* Receive on or off. Off is a wish: data may still arrive. The backend
+     * restarts a receive that ends by itself while on; it reports only an
+     * end the core must act on (volley__conn_recv_end). */
+    void (*recv)(volley_conn *c, bool on);
+    /* Bytes are queued and no send is in flight: send from the queue head
+     * and report through volley__conn_sent. */
+    void (*send)(volley_conn *c);
+    /* Stop everything on c, close its socket (reset first when ABORT is
+     * set) and call volley__conn_gone once nothing is in flight. */
+    void (*end)(volley_conn *c);
+    /* Hand released receive buffers back (loop->bufs.rel). */
+    void (*bufs_back)(volley_loop *l);
+    /* Submit what is prepared, wait up to timeout_ms for something to
+     * happen (0: do not wait) and report it: 0 or a negative errno. */
+    int (*wait)(volley_loop *l, int timeout_ms);
+};
+
+struct volley_loop {
+    const struct volley__loop_ops *ops;
+    void *be;
+    struct volley__bufs bufs;
+    struct volley__segpool pool;
+    struct volley__timers timers;
+    volley_conn **slots;
+    uint32_t nslots, cap_slots;
+    volley_conn *free_conns; /* released, kept for reuse (via ready_next) */
+    volley_conn *ready_head, *ready_tail;
+    volley_conn *flush_head;
+    volley_conn *reap; /* CLOSED returned: released at the next poll */
+    uint32_t linger_ms;
+    uint32_t starved; /* connections waiting for a free buffer */
+    bool closing;     /* volley_loop_close runs: events are dropped */
+    struct volley_loop_stats st;
+    struct volley_conn_stats gone; /* counters of released connections */
+};
+
+/* Backends call these. */
+VOLLEY_INTERNAL void volley__loop_accepted(volley_conn *lis, int fd);
+VOLLEY_INTERNAL void volley__conn_connected(volley_conn *c, int err);
+/* len bytes arrived in buffer id (the connection owns it from now). */
+VOLLEY_INTERNAL void volley__conn_data(volley_conn *c, uint32_t id, uint32_t len);
+/* Receiving ended: 0 the peer's FIN, -ENOBUFS no buffer was free (the
+ * core restarts it when buffers come back), another negative errno the
+ * connection failed. */
+VOLLEY_INTERNAL void volley__conn_recv_end(volley_conn *c, int res);
+/* The send in flight ended: res bytes went (res > 0), or it failed. */
+VOLLEY_INTERNAL void volley__conn_sent(volley_conn *c, ssize_t res);
+VOLLEY_INTERNAL void volley__conn_gone(volley_conn *c);
+/* The loop's clock: monotonic nanoseconds. */
+VOLLEY_INTERNAL int64_t volley__loop_now(void);
+/* A listener's accept failed with err (not EAGAIN): counted, and retried
+ * on the next turn. */
+VOLLEY_INTERNAL void volley__loop_accept_failed(volley_conn *lis, int err);
+
+/* user_data of io_uring operations and epoll events: slot, generation and
+ * operation in 64 bits, so a completion for a reused slot is recognised. */
+#define VOLLEY__TAG(c, op)                                                               \
+    (((uint64_t)((c)->gen & 0xffffffu) << 40) | ((uint64_t)(c)->slot << 8) |             \
+     (uint64_t)(op))
+#define VOLLEY__TAG_OP(t)   ((unsigned)((t)&0xffu))
+#define VOLLEY__TAG_SLOT(t) ((uint32_t)(((t) >> 8) & 0xffffffffu))
+#define VOLLEY__TAG_GEN(t)  ((uint32_t)((t) >> 40))
+/* The connection a tag names, or NULL when its slot moved on. */
+VOLLEY_INTERNAL volley_conn *volley__loop_conn(volley_loop *l, uint64_t tag);
+
+#if VOLLEY_HAVE_URING
+extern const struct volley__loop_ops volley__loop_uring VOLLEY_INTERNAL;
+#endif
+extern const struct volley__loop_ops volley__loop_epoll VOLLEY_INTERNAL;
+
+#endif /* VOLLEY_LOOP_H */

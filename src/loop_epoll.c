@@ -1,0 +1,268 @@
+/* The epoll loop backend: readiness, then the system call. Level-triggered;
+ * a socket is in the epoll set only while something is wanted of it
+ * (receiving, a connect, or a send the kernel refused for lack of room), so
+ * a hang-up on a connection that is paused does not wake the loop again
+ * and again. Receives go into the same buffers the uring backend lends
+ * from its ring, taken from the free stack. */
+#include "loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+
+#define EVENTS_MAX     256
+#define ACCEPTS_A_TURN 64
+#define READS_A_TURN   16
+
+/* struct volley_conn.be_state */
+#define E_IN         0x1u /* EPOLLIN wanted */
+#define E_OUT        0x2u /* EPOLLOUT wanted: connecting, or a send blocked */
+#define E_BLOCKED    0x4u /* the send in flight waits for room */
+#define E_IN_SET     0x8u /* the fd is in the epoll set */
+#define E_MASK       0x30u
+#define E_MASK_SHIFT 4 /* (the mask registered: E_IN/E_OUT, shifted) */
+
+struct ep {
+    int epfd;
+    struct epoll_event evs[EVENTS_MAX];
+};
+
+#define EP(l) ((struct ep *)(l)->be)
+
+static int ep_init(volley_loop *l, const struct volley_loop_opts *o)
+{
+    (void)o;
+    struct ep *e = calloc(1, sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    l->st.syscalls++;
+    int r = volley__sys_epoll_create();
+    if (r < 0) {
+        free(e);
+        return r;
+    }
+    e->epfd = r;
+    l->be = e;
+    return 0;
+}
+
+static void ep_fini(volley_loop *l)
+{
+    volley__sys_close(EP(l)->epfd);
+    free(l->be);
+    l->be = NULL;
+}
+
+static int ep_fd(const volley_loop *l)
+{
+    return EP(l)->epfd;
+}
+
+/* Make the epoll set hold what c wants now: in, out, both or nothing. */
+static int interest(volley_conn *c)
+{
+    volley_loop *l = c->loop;
+    uint32_t want = c->be_state & (E_IN | E_OUT);
+    uint32_t have = (c->be_state & E_MASK) >> E_MASK_SHIFT;
+    bool in_set = c->be_state & E_IN_SET;
+    if (in_set && want == have)
+        return 0;
+    struct epoll_event ev = {.events = (want & E_IN ? EPOLLIN : 0u) |
+                                       (want & E_OUT ? EPOLLOUT : 0u),
+                             .data.u64 = VOLLEY__TAG(c, 0)};
+    int op = !want ? EPOLL_CTL_DEL : in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (!want && !in_set)
+        return 0;
+    l->st.syscalls++;
+    int r = volley__sys_epoll_ctl(EP(l)->epfd, op, c->fd, &ev);
+    if (r < 0)
+        return r;
+    c->be_state = (c->be_state & ~(E_MASK | E_IN_SET)) | (want << E_MASK_SHIFT) |
+                  (want ? E_IN_SET : 0u);
+    return 0;
+}
+
+static int ep_listen(volley_conn *c)
+{
+    c->be_state |= E_IN;
+    return interest(c);
+}
+
+static int ep_connect(volley_conn *c)
+{
+    c->loop->st.syscalls++;
+    int r = volley__sys_connect(c->fd, &c->peer.sa, volley_addr_len(&c->peer));
+    if (r == -EINPROGRESS) {
+        c->be_state |= E_OUT;
+        return interest(c);
+    }
+    /* At once (loopback can), or refused at once: both are events. */
+    volley__conn_connected(c, r);
+    return 0;
+}
+
+static void ep_recv(volley_conn *c, bool on)
+{
+    if (on)
+        c->be_state |= E_IN;
+    else
+        c->be_state &= ~E_IN;
+    if (interest(c) < 0 && on) {
+        c->be_state &= ~E_IN;
+        volley__conn_recv_end(c, -ENOMEM);
+    }
+}
+
+/* Send from the queue head until it is empty or the kernel has no room. */
+static void ep_send(volley_conn *c)
+{
+    size_t bytes;
+    unsigned n = volley__sendq_gather(&c->sq, c->iov, VOLLEY__SEND_IOV, SIZE_MAX, &bytes);
+    c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = n};
+    c->loop->st.syscalls++;
+    ssize_t r = volley__sys_sendmsg(c->fd, &c->msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r == -EAGAIN) {
+        c->be_state |= E_BLOCKED | E_OUT;
+        if (interest(c) < 0)
+            volley__conn_sent(c, -ENOMEM);
+        return;
+    }
+    volley__conn_sent(c, r == 0 ? -EPIPE : r);
+}
+
+static void ep_end(volley_conn *c)
+{
+    c->be_state &= ~(E_IN | E_OUT | E_BLOCKED);
+    (void)interest(c);
+    if (c->flags & VOLLEY__C_ABORT) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        c->loop->st.syscalls++;
+        (void)volley__sys_setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    c->loop->st.syscalls++;
+    volley__sys_close(c->fd);
+    volley__conn_gone(c);
+}
+
+static void ep_bufs_back(volley_loop *l)
+{
+    for (uint32_t i = 0; i < l->bufs.nrel; i++)
+        volley__bufs_put(&l->bufs, l->bufs.rel[i]);
+    l->bufs.nrel = 0;
+}
+
+static int sock_error(volley_conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    c->loop->st.syscalls++;
+    int r = volley__sys_getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    return r < 0 ? r : -err;
+}
+
+static void on_listener(volley_conn *c)
+{
+    for (int i = 0; i < ACCEPTS_A_TURN && c->state == VOLLEY__CS_OPEN; i++) {
+        c->loop->st.syscalls++;
+        int fd = volley__sys_accept(c->fd);
+        if (fd == -EAGAIN)
+            return;
+        if (fd < 0) {
+            volley__loop_accept_failed(c, fd);
+            return;
+        }
+        volley__loop_accepted(c, fd);
+    }
+}
+
+static void on_readable(volley_conn *c)
+{
+    volley_loop *l = c->loop;
+    for (int i = 0; i < READS_A_TURN && (c->be_state & E_IN); i++) {
+        int32_t id = volley__bufs_take(&l->bufs);
+        if (id < 0) {
+            c->be_state &= ~E_IN;
+            (void)interest(c);
+            volley__conn_recv_end(c, -ENOBUFS);
+            return;
+        }
+        l->st.syscalls++;
+        ssize_t r = volley__sys_recv(c->fd, volley__buf_addr(&l->bufs, (uint32_t)id),
+                                     l->bufs.size);
+        if (r <= 0) {
+            volley__bufs_put(&l->bufs, (uint32_t)id);
+            if (r == -EAGAIN)
+                return;
+            c->be_state &= ~E_IN;
+            (void)interest(c);
+            volley__conn_recv_end(c, (int)r);
+            return;
+        }
+        volley__conn_data(c, (uint32_t)id, (uint32_t)r);
+        if ((size_t)r < l->bufs.size)
+            return; /* the socket is most likely empty: epoll says if not */
+    }
+}
+
+static void on_event(volley_conn *c, uint32_t events)
+{
+    if (c->flags & VOLLEY__C_LISTENER) {
+        on_listener(c);
+        return;
+    }
+    if (c->state == VOLLEY__CS_CONNECTING) {
+        c->be_state &= ~E_OUT;
+        int err = sock_error(c);
+        if (interest(c) < 0 && !err)
+            err = -ENOMEM;
+        volley__conn_connected(c, err);
+        return;
+    }
+    if (c->state >= VOLLEY__CS_ENDING)
+        return;
+    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && (c->be_state & E_IN))
+        on_readable(c);
+    if (c->state >= VOLLEY__CS_ENDING)
+        return;
+    if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && (c->be_state & E_BLOCKED)) {
+        c->be_state &= ~(E_BLOCKED | E_OUT);
+        (void)interest(c);
+        ep_send(c);
+        return;
+    }
+    if ((events & EPOLLERR) && !(c->be_state & E_IN)) {
+        int err = sock_error(c);
+        volley__conn_recv_end(c, err < 0 ? err : -EIO);
+    }
+}
+
+static int ep_wait(volley_loop *l, int timeout_ms)
+{
+    struct ep *e = EP(l);
+    l->st.syscalls++;
+    int n = volley__sys_epoll_wait(e->epfd, e->evs, EVENTS_MAX, timeout_ms);
+    if (n < 0)
+        return n;
+    for (int i = 0; i < n; i++) {
+        volley_conn *c = volley__loop_conn(l, e->evs[i].data.u64);
+        if (c && c->fd >= 0)
+            on_event(c, e->evs[i].events);
+    }
+    return 0;
+}
+
+const struct volley__loop_ops volley__loop_epoll = {
+    .name = "epoll",
+    .async_send = false,
+    .id = VOLLEY_BACKEND_EPOLL,
+    .init = ep_init,
+    .fini = ep_fini,
+    .fd = ep_fd,
+    .listen = ep_listen,
+    .connect = ep_connect,
+    .recv = ep_recv,
+    .send = ep_send,
+    .end = ep_end,
+    .bufs_back = ep_bufs_back,
+    .wait = ep_wait,
+};

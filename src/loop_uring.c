@@ -1,0 +1,395 @@
+/* The io_uring loop backend: one ring per loop, set up for one thread
+ * (SINGLE_ISSUER + DEFER_TASKRUN where the kernel has them, COOP_TASKRUN
+ * otherwise). Listeners accept with one multishot accept; connections
+ * receive with one multishot recv each, into a provided-buffer ring shared
+ * by the whole loop, so an idle connection holds no buffer; each has at
+ * most one send in flight (the core guarantees it), vectored over what was
+ * queued. Every multishot operation is re-armed whenever a completion
+ * arrives without IORING_CQE_F_MORE, whatever the reason, while it is
+ * still wanted. Every operation carries its connection's slot and
+ * generation, and a connection's socket is closed only when the last of its
+ * operations has completed. */
+#include "loop.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BGID 0
+
+/* Operations, in the low byte of a tag. */
+enum { OP_ACCEPT = 1, OP_CONNECT, OP_RECV, OP_SEND, OP_CANCEL, OP_CANCEL_FD };
+
+/* struct volley_conn.be_state */
+#define U_ARMED     0x1u /* the multishot accept or recv is in flight */
+#define U_WANT      0x2u /* ... and should stay so */
+#define U_CANCELING 0x4u /* a cancel of it is in flight */
+#define U_CANCEL_FD 0x8u /* the ending cancel of everything was sent */
+
+struct ur {
+    struct io_uring ring;
+    struct io_uring_buf_ring *br;
+    size_t br_bytes;
+    bool br_registered;
+    bool overflowed; /* the last look saw the CQ overflow flag */
+};
+
+#define UR(l) ((struct ur *)(l)->be)
+
+/* An SQE, submitting what is queued first when the queue is full. NULL
+ * only when even that fails: the caller reports the operation failed. */
+static struct io_uring_sqe *sqe_get(volley_loop *l)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&UR(l)->ring);
+    if (sqe)
+        return sqe;
+    l->st.syscalls++;
+    if (volley__sys_uring_submit(&UR(l)->ring) < 0)
+        return NULL;
+    return io_uring_get_sqe(&UR(l)->ring);
+}
+
+static void put_buffer(volley_loop *l, uint32_t id)
+{
+    l->bufs.rel[l->bufs.nrel++] = id;
+}
+
+static void ur_bufs_back(volley_loop *l)
+{
+    struct ur *u = UR(l);
+    int mask = io_uring_buf_ring_mask(l->bufs.count);
+    for (uint32_t i = 0; i < l->bufs.nrel; i++) {
+        uint32_t id = l->bufs.rel[i];
+        io_uring_buf_ring_add(u->br, volley__buf_addr(&l->bufs, id), l->bufs.size,
+                              (unsigned short)id, mask, (int)i);
+    }
+    io_uring_buf_ring_advance(u->br, (int)l->bufs.nrel);
+    l->bufs.nrel = 0;
+}
+
+static int arm_accept(volley_conn *c)
+{
+    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_multishot_accept(sqe, c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_ACCEPT));
+    c->inflight++;
+    c->be_state |= U_ARMED | U_WANT;
+    return 0;
+}
+
+static int arm_recv(volley_conn *c)
+{
+    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+    io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_RECV));
+    c->inflight++;
+    c->be_state |= U_ARMED;
+    return 0;
+}
+
+static int ur_listen(volley_conn *c)
+{
+    return arm_accept(c);
+}
+
+static int ur_connect(volley_conn *c)
+{
+    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_connect(sqe, c->fd, &c->peer.sa, volley_addr_len(&c->peer));
+    io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_CONNECT));
+    c->inflight++;
+    return 0;
+}
+
+static void ur_recv(volley_conn *c, bool on)
+{
+    if (on) {
+        c->be_state |= U_WANT;
+        /* while a cancel is in flight, its end re-arms */
+        if (!(c->be_state & U_ARMED) && arm_recv(c) < 0) {
+            c->be_state &= ~U_WANT;
+            volley__conn_recv_end(c, -EBUSY);
+        }
+        return;
+    }
+    c->be_state &= ~U_WANT;
+    if ((c->be_state & (U_ARMED | U_CANCELING)) != U_ARMED)
+        return;
+    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    if (!sqe)
+        return; /* it keeps receiving; the core drops or keeps what comes */
+    io_uring_prep_cancel64(sqe, VOLLEY__TAG(c, OP_RECV), 0);
+    io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_CANCEL));
+    c->inflight++;
+    c->be_state |= U_CANCELING;
+}
+
+static void ur_send(volley_conn *c)
+{
+    size_t bytes;
+    unsigned n = volley__sendq_gather(&c->sq, c->iov, VOLLEY__SEND_IOV, SIZE_MAX, &bytes);
+    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    if (!sqe) {
+        volley__conn_sent(c, -EBUSY);
+        return;
+    }
+    if (n == 1) {
+        io_uring_prep_send(sqe, c->fd, c->iov[0].iov_base, c->iov[0].iov_len,
+                           MSG_NOSIGNAL);
+    } else {
+        c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = n};
+        io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    }
+    io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_SEND));
+    c->inflight++;
+}
+
+/* The socket goes once nothing of c is in flight any more. */
+static void maybe_gone(volley_conn *c)
+{
+    if (c->state != VOLLEY__CS_ENDING || c->inflight)
+        return;
+    if (c->flags & VOLLEY__C_ABORT) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        c->loop->st.syscalls++;
+        (void)volley__sys_setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    c->loop->st.syscalls++;
+    volley__sys_close(c->fd);
+    volley__conn_gone(c);
+}
+
+static void ur_end(volley_conn *c)
+{
+    c->be_state &= ~U_WANT;
+    if (c->inflight && !(c->be_state & U_CANCEL_FD)) {
+        struct io_uring_sqe *sqe = sqe_get(c->loop);
+        if (sqe) {
+            io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+            io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_CANCEL_FD));
+            c->inflight++;
+            c->be_state |= U_CANCEL_FD;
+        }
+        /* no SQE: the operations end with the socket's own errors instead */
+    }
+    maybe_gone(c);
+}
+
+static void on_recv(volley_conn *c, const struct io_uring_cqe *cqe)
+{
+    volley_loop *l = c->loop;
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        uint32_t id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        if (cqe->res > 0 && id < l->bufs.count)
+            volley__conn_data(c, id, (uint32_t)cqe->res);
+        else if (id < l->bufs.count)
+            put_buffer(l, id);
+    }
+    if (cqe->flags & IORING_CQE_F_MORE)
+        return;
+    bool canceled = c->be_state & U_CANCELING;
+    c->be_state &= ~(U_ARMED | U_CANCELING);
+    if (c->state >= VOLLEY__CS_ENDING)
+        return;
+    int res = cqe->res;
+    if (res == 0) {
+        c->be_state &= ~U_WANT;
+        volley__conn_recv_end(c, 0);
+    } else if (res == -ENOBUFS) {
+        c->be_state &= ~U_WANT;
+        volley__conn_recv_end(c, -ENOBUFS);
+    } else if (res < 0 && res != -ECANCELED && !(canceled && res == -ENOENT)) {
+        c->be_state &= ~U_WANT;
+        volley__conn_recv_end(c, res);
+    } else if (c->be_state & U_WANT) {
+        /* ended by our cancel, or by the kernel for its own reasons */
+        c->st.rearms++;
+        if (arm_recv(c) < 0) {
+            c->be_state &= ~U_WANT;
+            volley__conn_recv_end(c, -EBUSY);
+        }
+    }
+}
+
+static void on_accept(volley_conn *c, const struct io_uring_cqe *cqe)
+{
+    if (cqe->res >= 0)
+        volley__loop_accepted(c, cqe->res);
+    else if (cqe->res != -ECANCELED)
+        volley__loop_accept_failed(c, cqe->res);
+    if (cqe->flags & IORING_CQE_F_MORE)
+        return;
+    c->be_state &= ~U_ARMED;
+    if (c->state == VOLLEY__CS_OPEN && (c->be_state & U_WANT)) {
+        c->st.rearms++;
+        (void)arm_accept(c);
+    }
+}
+
+static void on_cqe(volley_loop *l, const struct io_uring_cqe *cqe)
+{
+    uint64_t tag = io_uring_cqe_get_data64(cqe);
+    volley_conn *c = volley__loop_conn(l, tag);
+    if (!c) {
+        /* cannot happen: a slot is reused only when all its operations
+         * completed; a buffer must not be lost even then */
+        if (cqe->flags & IORING_CQE_F_BUFFER)
+            put_buffer(l, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        return;
+    }
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        c->inflight--;
+    switch (VOLLEY__TAG_OP(tag)) {
+    case OP_ACCEPT:
+        on_accept(c, cqe);
+        break;
+    case OP_CONNECT:
+        volley__conn_connected(c, cqe->res < 0 ? cqe->res : 0);
+        break;
+    case OP_RECV:
+        on_recv(c, cqe);
+        break;
+    case OP_SEND:
+        volley__conn_sent(c, cqe->res == 0 ? -EPIPE : cqe->res);
+        break;
+    default: /* OP_CANCEL, OP_CANCEL_FD: their targets report themselves */
+        break;
+    }
+    maybe_gone(c);
+}
+
+static int ur_wait(volley_loop *l, int timeout_ms)
+{
+    struct ur *u = UR(l);
+    int r;
+    l->st.syscalls++;
+    if (timeout_ms == 0) {
+        r = volley__sys_uring_submit_get(&u->ring);
+    } else {
+        struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+                                       .tv_nsec = (timeout_ms % 1000) * 1000000LL};
+        r = volley__sys_uring_submit_wait(&u->ring, timeout_ms < 0 ? NULL : &ts);
+    }
+    bool over = IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW;
+    if (over && !u->overflowed)
+        l->st.cq_overflow++;
+    u->overflowed = over;
+    /* Completions may be more than one pass of the CQ holds when it
+     * overflowed: reap until it is empty (the kernel refills it). */
+    for (int pass = 0; pass < 64; pass++) {
+        struct io_uring_cqe *cqe;
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&u->ring, head, cqe)
+        {
+            on_cqe(l, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&u->ring, n);
+        if (!n || !(IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW))
+            break;
+        l->st.syscalls++;
+        (void)volley__sys_uring_submit_get(&u->ring);
+    }
+    return r < 0 ? r : 0;
+}
+
+static int ur_fd(const volley_loop *l)
+{
+    return UR(l)->ring.ring_fd;
+}
+
+static void ur_fini(volley_loop *l)
+{
+    struct ur *u = UR(l);
+    volley__sys_uring_exit(&u->ring, u->br_registered ? BGID : -1);
+    if (u->br)
+        volley__sys_munmap(u->br, u->br_bytes);
+    free(u);
+    l->be = NULL;
+}
+
+/* io_uring setup errors that mean "not here": the backend is then not
+ * available (-ENOTSUP), as for datagram sockets. */
+static int not_here(int r)
+{
+    return r == -ENOSYS || r == -EPERM || r == -EINVAL || r == -EOPNOTSUPP ? -ENOTSUP : r;
+}
+
+static int ur_init(volley_loop *l, const struct volley_loop_opts *o)
+{
+    struct ur *u = calloc(1, sizeof *u);
+    if (!u)
+        return -ENOMEM;
+    /* One thread's ring first; then the flags older kernels know. */
+    const unsigned tries[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        0,
+    };
+    int r = -EINVAL;
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0] && r == -EINVAL; i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof p);
+        p.flags = tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+        p.cq_entries = o->entries * 4;
+        l->st.syscalls++;
+        r = volley__sys_uring_init(o->entries, &u->ring, &p);
+    }
+    if (r < 0) {
+        free(u);
+        return not_here(r);
+    }
+    l->be = u;
+    u->br_bytes = (size_t)l->bufs.count * sizeof(struct io_uring_buf);
+    void *br;
+    r = volley__sys_mmap(u->br_bytes, &br);
+    if (r < 0)
+        goto fail;
+    u->br = br;
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (uintptr_t)u->br;
+    reg.ring_entries = l->bufs.count;
+    reg.bgid = BGID;
+    r = volley__sys_uring_register_buf_ring(&u->ring, &reg);
+    if (r < 0) {
+        r = not_here(r);
+        goto fail;
+    }
+    u->br_registered = true;
+    io_uring_buf_ring_init(u->br);
+    /* Every buffer starts in the ring: the free stack is epoll's. */
+    for (uint32_t i = 0; i < l->bufs.count; i++)
+        put_buffer(l, i);
+    l->bufs.nfree = 0;
+    ur_bufs_back(l);
+    return 0;
+fail:
+    ur_fini(l);
+    return r;
+}
+
+const struct volley__loop_ops volley__loop_uring = {
+    .name = "uring",
+    .async_send = true,
+    .id = VOLLEY_BACKEND_URING,
+    .init = ur_init,
+    .fini = ur_fini,
+    .fd = ur_fd,
+    .listen = ur_listen,
+    .connect = ur_connect,
+    .recv = ur_recv,
+    .send = ur_send,
+    .end = ur_end,
+    .bufs_back = ur_bufs_back,
+    .wait = ur_wait,
+};

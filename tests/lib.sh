@@ -103,3 +103,15 @@ start_volley() {
     fail "volley $cmd did not start: $(cat "$tmp/$name.err")"
     return 1
 }
+
+# wait_for FILE TEXT: waits until FILE holds TEXT (a server said it is
+# ready); 1 when it does not within 5 seconds.
+wait_for() {
+    i=0
+    while [ $i -lt 100 ]; do
+        grep -q -e "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+        i=$((i + 1))
+    done
+    return 1
+}

@@ -1,0 +1,24 @@
+# The example programs, each run by a test (tests/test_example*.sh). They
+# get the warning flags of everything else (add_compile_options above), and
+# link the shared library as a user's program does.
+add_executable(example_echo examples/echo.c)
+target_link_libraries(example_echo PRIVATE volley)
+add_executable(example_epoll_many examples/epoll_many.c)
+target_link_libraries(example_epoll_many PRIVATE volley)
+add_executable(example_quic_like_server examples/quic_like_server.c)
+target_link_libraries(example_quic_like_server PRIVATE volley)
+add_executable(example_tcp_echo examples/tcp_echo.c)
+target_link_libraries(example_tcp_echo PRIVATE volley)
+
+# libuv's is built only where libuv is (Debian: libuv1-dev); its test skips
+# when the program is missing.
+find_package(PkgConfig QUIET)
+if(PKG_CONFIG_FOUND)
+  pkg_check_modules(LIBUV QUIET IMPORTED_TARGET libuv)
+endif()
+if(LIBUV_FOUND)
+  add_executable(example_libuv_udp examples/libuv_udp.c)
+  target_link_libraries(example_libuv_udp PRIVATE volley PkgConfig::LIBUV)
+else()
+  message(STATUS "libuv not found: examples/libuv_udp.c is not built")
+endif()

@@ -68,13 +68,27 @@ a = sys.argv[3:]
 exec(sys.argv[2])' "$f" "$code" "$@"
 }
 
-# free_port: a UDP port on 127.0.0.1 that nobody had bound a moment ago.
+# free_port: a port on 127.0.0.1 that nobody had bound a moment ago, for
+# UDP and TCP alike. It is picked below the kernel's ephemeral range
+# (32768 and up by default): tests that open thousands of TCP connections
+# at once use that range up, and a port taken from it could be a live
+# connection's own by the time a server binds it.
 free_port() {
     timeout "$T" python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+import random, socket
+for _ in range(1000):
+    port = random.randrange(20000, 32000)
+    try:
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            s = socket.socket(socket.AF_INET, kind)
+            s.bind(("127.0.0.1", port))
+            s.close()
+    except OSError:
+        continue
+    print(port)
+    break
+else:
+    raise SystemExit("no free port")'
 }
 
 # start_volley CMD NAME ARG...: runs `volley CMD 127.0.0.1:PORT ARG...` (a

@@ -712,57 +712,76 @@ int volley_loop_poll(volley_loop *l, struct volley_event *ev, unsigned n, int ti
     }
 }
 
+/* Abort every connection still alive (listeners just stop). */
+static void abort_all(volley_loop *l)
+{
+    for (uint32_t i = 0; i < l->nslots; i++) {
+        volley_conn *c = l->slots[i];
+        if (c->state != STATE_FREE && c->state < VOLLEY__CS_ENDING)
+            conn_end(c, -ECANCELED, !(c->flags & VOLLEY__C_LISTENER));
+    }
+}
+
 void volley_loop_close(volley_loop *l, int drain_ms)
 {
     if (!l)
         return;
     l->closing = true;
     turn_reap(l);
-    for (uint32_t i = 0; i < l->nslots; i++) {
-        volley_conn *c = l->slots[i];
-        if (c->state == STATE_FREE || c->state >= VOLLEY__CS_ENDING)
-            continue;
-        if ((c->flags & VOLLEY__C_LISTENER) || drain_ms == 0 ||
-            c->state == VOLLEY__CS_CONNECTING)
-            conn_end(c, -ECANCELED, !(c->flags & VOLLEY__C_LISTENER));
-        else if (c->state == VOLLEY__CS_OPEN) {
-            c->state = VOLLEY__CS_FLUSHING;
-            c->flags |= VOLLEY__C_CLOSED_BY_US;
-            flush_later(c);
+    if (drain_ms == 0) {
+        abort_all(l);
+    } else {
+        for (uint32_t i = 0; i < l->nslots; i++) {
+            volley_conn *c = l->slots[i];
+            if (c->state == STATE_FREE || c->state >= VOLLEY__CS_ENDING)
+                continue;
+            if (c->flags & VOLLEY__C_LISTENER)
+                conn_end(c, -ECANCELED, false);
+            else if (c->state == VOLLEY__CS_CONNECTING)
+                conn_end(c, -ECANCELED, true);
+            else if (c->state == VOLLEY__CS_OPEN) {
+                c->state = VOLLEY__CS_FLUSHING;
+                c->flags |= VOLLEY__C_CLOSED_BY_US;
+                flush_later(c);
+            }
         }
     }
-    int64_t end = drain_ms > 0 ? volley__loop_now() + (int64_t)drain_ms * NS_PER_MS : 0;
-    bool aborted = drain_ms == 0;
-    /* Every connection's end is bounded: by the drain time, then by the
-     * cancellations the abort starts, which complete at once. */
-    for (unsigned spins = 0; l->st.conns > 0; spins++) {
-        int64_t now = volley__loop_now();
-        if (!aborted && end && now >= end) {
-            for (uint32_t i = 0; i < l->nslots; i++) {
-                volley_conn *c = l->slots[i];
-                if (c->state != STATE_FREE && c->state < VOLLEY__CS_ENDING)
-                    conn_end(c, -ECANCELED, true);
-            }
-            aborted = true;
+    int64_t now = volley__loop_now();
+    int64_t drain_end = drain_ms > 0 ? now + (int64_t)drain_ms * NS_PER_MS : 0;
+    /* After the abort, the cancellations it starts complete at once; a
+     * kernel that does not complete them within this is given up on: the
+     * ring's own release below still cancels and waits for them. */
+    int64_t reap_end = drain_ms == 0 ? now + 2000 * NS_PER_MS : 0;
+    while (l->st.conns > 0) {
+        now = volley__loop_now();
+        if (drain_end && now >= drain_end) {
+            abort_all(l);
+            drain_end = 0;
+            reap_end = now + 2000 * NS_PER_MS;
         }
+        if (reap_end && now >= reap_end)
+            break;
         /* What lingers has sent everything: it need not hold the close up. */
         for (uint32_t i = 0; i < l->nslots; i++)
             if (l->slots[i]->state == VOLLEY__CS_LINGER)
                 conn_end(l->slots[i], 0, false);
         /* Events are not returned: what was owed is dropped with the conn. */
         (void)turn(l, 10);
-        l->ready_head = l->ready_tail = NULL;
         for (uint32_t i = 0; i < l->nslots; i++) {
             volley_conn *c = l->slots[i];
+            c->flags &= ~VOLLEY__C_READY;
             if (c->state == VOLLEY__CS_ENDED)
                 conn_release(c);
         }
-        if (spins > 100000)
-            break; /* a kernel that never completes a cancel: give up on it */
+        l->ready_head = l->ready_tail = NULL;
     }
     l->ops->fini(l);
-    for (uint32_t i = 0; i < l->nslots; i++)
-        free(l->slots[i]);
+    for (uint32_t i = 0; i < l->nslots; i++) {
+        volley_conn *c = l->slots[i];
+        if (c->state != STATE_FREE && c->fd >= 0)
+            volley__sys_close(c->fd); /* only when given up on above */
+        free(c);
+    }
     free(l->slots);
     volley__segpool_free(&l->pool);
     volley__timers_free(&l->timers);

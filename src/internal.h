@@ -440,7 +440,8 @@ struct epoll_event;
 /* epoll_create1(EPOLL_CLOEXEC), epoll_ctl(2), epoll_wait(2) (EINTR is
  * returned, not retried: the caller's timeout would stretch). */
 VOLLEY_INTERNAL int volley__sys_epoll_create(void);
-VOLLEY_INTERNAL int volley__sys_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+VOLLEY_INTERNAL int volley__sys_epoll_ctl(int epfd, int op, int fd,
+                                          struct epoll_event *ev);
 VOLLEY_INTERNAL int volley__sys_epoll_wait(int epfd, struct epoll_event *ev, int n,
                                            int timeout_ms);
 VOLLEY_INTERNAL int volley__sys_fcntl(int fd, int cmd, int arg);

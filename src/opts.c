@@ -187,8 +187,8 @@ int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src,
     /* VOLLEY_BACKEND is an error only where it applies: when the choice of
      * a kernel backend is left to volley. */
     r = env_backend_applies && dst->backend == VOLLEY_BACKEND_AUTO
-                ? env_backend(&env, NULL, 0)
-                : 0;
+            ? env_backend(&env, NULL, 0)
+            : 0;
     if (r == 0)
         r = env_disable(&env, NULL, 0);
     if (r < 0)

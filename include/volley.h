@@ -600,22 +600,27 @@ static inline struct volley_loop_opts volley_loop_opts_init_cxx_(void)
 #define VOLLEY_CONN_REUSEPORT    0x2u /* listen: SO_REUSEPORT */
 #define VOLLEY_CONN_V6ONLY       0x4u /* listen on [::]: IPv6 only (default: dual-stack) */
 #define VOLLEY_CONN_BACKLOG_ZERO 0x8u /* listen with a backlog of 0 */
-#define VOLLEY_CONN_DIRECT                                                               \
-    0x10u /* reads only into the caller's buffers:                                       \
-             volley_conn_recv_into */
+/* reads only into the caller's buffers: volley_conn_recv_into */
+#define VOLLEY_CONN_DIRECT 0x10u
 struct volley_conn_opts {
-    uint32_t size;        /* sizeof(struct volley_conn_opts) */
-    uint32_t flags;       /* VOLLEY_CONN_* */
-    uint32_t backlog;     /* listen backlog, 0 .. 65535 (0: SOMAXCONN); a
-                             listener is made with backlog 0 only through
-                             VOLLEY_CONN_BACKLOG_ZERO */
-    uint32_t sendq_max;   /* bytes queued before writes say -EAGAIN,
-                             1 .. 2^30 (1 MiB) */
-    uint32_t sendq_low;   /* WRITABLE fires when the queue falls to this,
-                             below sendq_max (sendq_max / 4) */
-    uint32_t readq_max;   /* bytes buffered before receiving pauses,
-                             1 .. 2^30 (256 KiB) */
-    uint32_t reserved[4]; /* must be 0 */
+    uint32_t size;         /* sizeof(struct volley_conn_opts) */
+    uint32_t flags;        /* VOLLEY_CONN_* */
+    uint32_t backlog;      /* listen backlog, 0 .. 65535 (0: SOMAXCONN); a
+                              listener is made with backlog 0 only through
+                              VOLLEY_CONN_BACKLOG_ZERO */
+    uint32_t sendq_max;    /* bytes queued before writes say -EAGAIN,
+                              1 .. 2^30 (1 MiB) */
+    uint32_t sendq_low;    /* WRITABLE fires when the queue falls to this,
+                              below sendq_max (sendq_max / 4) */
+    uint32_t readq_max;    /* bytes buffered before receiving pauses,
+                              1 .. 2^30 (256 KiB) */
+    uint32_t zc_threshold; /* uring: a send of at least this many bytes goes
+                              zero-copy (SEND_ZC); 0 = never (the default:
+                              on loopback the kernel copies anyway and
+                              zero-copy only adds a completion; it pays
+                              for large sends on a real NIC). Ignored by
+                              epoll and by kernels without SEND_ZC */
+    uint32_t reserved[3];  /* must be 0 */
 };
 #ifdef __cplusplus
 #define VOLLEY_CONN_OPTS_INIT volley_conn_opts_init_cxx_()
@@ -701,6 +706,8 @@ struct volley_conn_stats {
     uint64_t coalesced;    /* writes that went out in a send with others */
     uint64_t rearms;       /* receives restarted (multishot ended, paused) */
     uint64_t unsent_bytes; /* queued bytes the connection ended without sending */
+    uint64_t zc_sends;     /* sends that went zero-copy (zc_threshold) */
+    uint64_t zc_copied;    /* ... of which the kernel copied after all */
     uint64_t queued;       /* bytes queued now */
     uint64_t buffered;     /* bytes buffered now */
 };

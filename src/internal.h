@@ -22,6 +22,13 @@
 #ifndef UDP_GRO
 #define UDP_GRO 104
 #endif
+/* io_uring names newer than Debian's liburing 2.3 (kernel ABI values). */
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3) /* Linux 6.2 */
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
 
 #define VOLLEY__SOCKERR_RING 32
 /* Control-message space per message: pktinfo + TOS/TCLASS + UDP_SEGMENT on

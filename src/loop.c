@@ -97,6 +97,8 @@ static void stats_add(struct volley_conn_stats *to, const struct volley_conn_sta
     to->sends += s->sends;
     to->rearms += s->rearms;
     to->unsent_bytes += s->unsent_bytes;
+    to->zc_sends += s->zc_sends;
+    to->zc_copied += s->zc_copied;
 }
 
 /* Everything of c back to the loop; its slot waits for reuse. */
@@ -323,6 +325,7 @@ static int conn_opts(volley_conn *c, const struct volley_conn_opts *src)
     c->sendq_max = max;
     c->sendq_low = o.sendq_low ? o.sendq_low : max / 4;
     c->readq_max = o.readq_max ? o.readq_max : DEFAULT_READQ_MAX;
+    c->zc_threshold = o.zc_threshold;
     return 0;
 }
 
@@ -941,6 +944,7 @@ void volley__loop_accepted(volley_conn *lis, int fd)
     c->sendq_max = lis->sendq_max;
     c->sendq_low = lis->sendq_low;
     c->readq_max = lis->readq_max;
+    c->zc_threshold = lis->zc_threshold;
     c->user = lis->user;
     c->listener = lis;
     if (nodelay(c) < 0) {

@@ -53,6 +53,7 @@ struct volley_conn {
     uint32_t copt;     /* VOLLEY_CONN_* of the options */
     uint32_t backlog;
     size_t sendq_max, sendq_low, readq_max;
+    uint32_t zc_threshold;
     int64_t dl_connect; /* deadlines, 0 when none: volley_dial's */
     int64_t dl_want;    /* volley_conn_want's */
     int64_t dl_drain;   /* volley_conn_wait_drained's */
@@ -65,6 +66,7 @@ struct volley_conn {
     struct volley_addr local, peer;
     struct volley_conn_stats st;
     uint32_t be_state; /* the backend's own bits */
+    ssize_t zc_res;    /* a zero-copy send's result, held until its notification */
     /* VOLLEY_CONN_DIRECT: the caller's receive buffer, while lent */
     uint8_t *rx_buf;
     size_t rx_len;

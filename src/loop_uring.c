@@ -26,7 +26,8 @@ enum {
     OP_SEND,
     OP_CANCEL,
     OP_CANCEL_FD,
-    OP_RECV_INTO
+    OP_RECV_INTO,
+    OP_SEND_ZC,
 };
 
 /* struct volley_conn.be_state */
@@ -41,6 +42,7 @@ struct ur {
     size_t br_bytes;
     bool br_registered;
     bool overflowed; /* the last look saw the CQ overflow flag */
+    bool zc;         /* the kernel has SEND_ZC and SENDMSG_ZC */
 };
 
 #define UR(l) ((struct ur *)(l)->be)
@@ -162,14 +164,24 @@ static void ur_send(volley_conn *c)
         volley__conn_sent(c, -EBUSY);
         return;
     }
-    if (n == 1) {
+    /* Zero-copy: the queue stays untouched until the notification says
+     * the kernel is done with its pages (on_send_zc). */
+    bool zc = c->zc_threshold && bytes >= c->zc_threshold && UR(c->loop)->zc;
+    c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = n};
+    if (zc && n == 1)
+        io_uring_prep_send_zc(sqe, c->fd, c->iov[0].iov_base, c->iov[0].iov_len,
+                              MSG_NOSIGNAL, IORING_SEND_ZC_REPORT_USAGE);
+    else if (zc)
+        io_uring_prep_sendmsg_zc(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    else if (n == 1)
         io_uring_prep_send(sqe, c->fd, c->iov[0].iov_base, c->iov[0].iov_len,
                            MSG_NOSIGNAL);
-    } else {
-        c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = n};
+    else
         io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
-    }
-    io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_SEND));
+    if (zc && n > 1)
+        sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+    io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, zc ? OP_SEND_ZC : OP_SEND));
+    c->st.zc_sends += zc;
     c->inflight++;
 }
 
@@ -240,6 +252,24 @@ static void on_recv(volley_conn *c, const struct io_uring_cqe *cqe)
     }
 }
 
+/* A zero-copy send completes twice: its result (with F_MORE when a
+ * notification follows), then the notification that the kernel no longer
+ * holds the pages. Only then may the queue let go of them. */
+static void on_send_zc(volley_conn *c, const struct io_uring_cqe *cqe)
+{
+    if (cqe->flags & IORING_CQE_F_NOTIF) {
+        if ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED)
+            c->st.zc_copied++;
+        volley__conn_sent(c, c->zc_res);
+        return;
+    }
+    ssize_t res = cqe->res == 0 ? -EPIPE : cqe->res;
+    if (cqe->flags & IORING_CQE_F_MORE)
+        c->zc_res = res;
+    else
+        volley__conn_sent(c, res);
+}
+
 static void on_accept(volley_conn *c, const struct io_uring_cqe *cqe)
 {
     if (cqe->res >= 0)
@@ -283,6 +313,9 @@ static void on_cqe(volley_loop *l, const struct io_uring_cqe *cqe)
         break;
     case OP_RECV_INTO:
         volley__conn_received(c, cqe->res);
+        break;
+    case OP_SEND_ZC:
+        on_send_zc(c, cqe);
         break;
     default: /* OP_CANCEL, OP_CANCEL_FD: their targets report themselves */
         break;
@@ -390,6 +423,8 @@ static int ur_init(volley_loop *l, const struct volley_loop_opts *o)
         goto fail;
     }
     u->br_registered = true;
+    u->zc = volley__sys_uring_has_op(&u->ring, IORING_OP_SEND_ZC) > 0 &&
+            volley__sys_uring_has_op(&u->ring, IORING_OP_SENDMSG_ZC) > 0;
     io_uring_buf_ring_init(u->br);
     /* Every buffer starts in the ring: the free stack is epoll's. */
     for (uint32_t i = 0; i < l->bufs.count; i++)

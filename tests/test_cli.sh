@@ -105,7 +105,7 @@ check_help ping --count --rate --interval --size --timeout --duration --backend 
 check_help bench --seconds --repeat --sizes --paths --no-latency --cpu --plot --json iperf3 \
     --tcp sockperf
 check_help tcp-echo --backend --discard --count --duration --buffers --json epoll
-check_help tcp-load --conns --size --mode --duration --count --backend --buffers --json \
+check_help tcp-load --conns --size --mode --duration --count --backend --buffers --zc --json \
     pingpong stream p99.9
 # every command with numeric flags states their syntax, and each flag its range
 for cmd in recv send echo ping bench tcp-echo tcp-load; do

@@ -41,6 +41,8 @@ static void load_usage(void)
            "  -b, --backend NAME   auto, uring or epoll (default auto)\n"
            "      --buffers N      receive buffers of the loop, %u to %u (default\n"
            "                       twice --conns, at least the library's 256)\n"
+           "      --zc BYTES       send zero-copy from BYTES a send (uring; 1 to\n"
+           "                       %u; default never)\n"
            "  -j, --json           print only the summary, as one JSON object\n"
            "  -h, --help           show this help\n"
            "\n"
@@ -51,14 +53,15 @@ static void load_usage(void)
            "early; the summary is printed either way.\n"
            "\n" CLI_NUMBER_HELP,
            TCP_MAX_CONNS, TCP_MAX_SIZE, LOAD_DEFAULT_SIZE, MAX_SECONDS,
-           LOAD_DEFAULT_SECONDS, TCP_MIN_BUFFERS, TCP_MAX_BUFFERS);
+           LOAD_DEFAULT_SECONDS, TCP_MIN_BUFFERS, TCP_MAX_BUFFERS, UINT32_MAX);
 }
 
-enum { OPT_BUFFERS = OPT_OWN };
+enum { OPT_BUFFERS = OPT_OWN, OPT_ZC };
 
 static const struct cli_num conns_num = {
     .flag = "--conns", .min = 1, .max = TCP_MAX_CONNS};
 static const struct cli_num size_num = {.flag = "--size", .min = 1, .max = TCP_MAX_SIZE};
+static const struct cli_num zc_num = {.flag = "--zc", .min = 1, .max = UINT32_MAX};
 static const struct cli_num buffers_num = {
     .flag = "--buffers", .min = TCP_MIN_BUFFERS, .max = TCP_MAX_BUFFERS};
 
@@ -91,6 +94,11 @@ static int load_option(int opt, void *cfg)
         rc = cli_number(optarg, &buffers_num, &v);
         if (rc == PARSE_RUN)
             c->run.buffers = (unsigned)v;
+        return rc;
+    case OPT_ZC:
+        rc = cli_number(optarg, &zc_num, &v);
+        if (rc == PARSE_RUN)
+            c->run.zc_threshold = (uint32_t)v;
         return rc;
     case 's':
         rc = cli_number(optarg, &size_num, &v);
@@ -161,8 +169,10 @@ static void load_json(const struct load_cfg *c, const struct tcpload_result *r)
     printf(",\"errors\":%" PRIu64 ",\"first_error\":", r->errors);
     cli_json_string(r->first_error ? volley_strerror(r->first_error) : NULL);
     printf(",\"syscalls\":%" PRIu64 ",\"polls\":%" PRIu64 ",\"sends\":%" PRIu64
-           ",\"ring_empty\":%" PRIu64 ",\"stopped\":\"%s\",\"backend\":",
-           r->syscalls, r->polls, r->sends, r->ring_empty, r->stopped);
+           ",\"ring_empty\":%" PRIu64 ",\"zc_sends\":%" PRIu64 ",\"zc_copied\":%" PRIu64
+           ",\"stopped\":\"%s\",\"backend\":",
+           r->syscalls, r->polls, r->sends, r->ring_empty, r->zc_sends, r->zc_copied,
+           r->stopped);
     cli_json_string(r->backend);
     puts("}");
 }
@@ -221,7 +231,8 @@ int cmd_tcp_load(int argc, char **argv)
         .own = {{"conns", required_argument, NULL, 'n'},
                 {"mode", required_argument, NULL, 'm'},
                 {"backend", required_argument, NULL, 'b'},
-                {"buffers", required_argument, NULL, OPT_BUFFERS}},
+                {"buffers", required_argument, NULL, OPT_BUFFERS},
+                {"zc", required_argument, NULL, OPT_ZC}},
         .usage = load_usage,
         .option = load_option,
         .operands = load_operands,

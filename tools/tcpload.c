@@ -505,6 +505,8 @@ static void fill_result(const struct run *r, struct tcpload_result *out)
     out->polls = b->polls - a->polls;
     out->ring_empty = b->ring_empty - a->ring_empty;
     out->sends = b->total.sends - a->total.sends;
+    out->zc_sends = b->total.zc_sends - a->total.zc_sends;
+    out->zc_copied = b->total.zc_copied - a->total.zc_copied;
     out->samples = h->n;
     out->min_us = h->n ? (double)h->min / 1e3 : -1;
     out->mean_us = h->n ? h->sum / (double)h->n / 1e3 : -1;
@@ -552,6 +554,7 @@ static int drive(struct run *r, struct tcpload_result *out)
 
     /* A reply is awaited whole (volley_conn_want), so it must fit. */
     co.readq_max = r->cfg->size > READQ_DEFAULT ? (uint32_t)r->cfg->size : 0;
+    co.zc_threshold = r->cfg->zc_threshold;
     snprintf(out->backend, sizeof(out->backend), "%s", volley_loop_backend(r->l));
     err = dial_all(r, &co);
     if (err == 0)

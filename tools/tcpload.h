@@ -66,10 +66,11 @@ struct tcpload_cfg {
     unsigned conns;   /* 1 .. TCP_MAX_CONNS */
     size_t size;      /* request (ping-pong) or write (stream) bytes */
     enum tcpload_mode mode;
-    unsigned backend;    /* VOLLEY_BACKEND_AUTO, _URING or _EPOLL */
-    unsigned buffers;    /* receive buffers; 0: twice conns, 256 .. 32768 */
-    int64_t duration_ns; /* of the measured run, after every dial finished */
-    uint64_t count;      /* most requests (writes) in all; 0: no limit */
+    unsigned backend;      /* VOLLEY_BACKEND_AUTO, _URING or _EPOLL */
+    unsigned buffers;      /* receive buffers; 0: twice conns, 256 .. 32768 */
+    uint32_t zc_threshold; /* volley_conn_opts.zc_threshold of the connections */
+    int64_t duration_ns;   /* of the measured run, after every dial finished */
+    uint64_t count;        /* most requests (writes) in all; 0: no limit */
     /* Called about once a second while the run lasts (NULL: never). */
     void (*tick)(const struct tcpload_tick *t, void *arg);
     void *tick_arg;
@@ -83,7 +84,7 @@ struct tcpload_result {
     int first_error; /* the first of them, a negative errno; 0: none */
     double seconds;  /* the measured run */
     /* over the run, from the loop's counters: */
-    uint64_t syscalls, polls, ring_empty, sends;
+    uint64_t syscalls, polls, ring_empty, sends, zc_sends, zc_copied;
     /* round trips (ping-pong), microseconds; negative when none */
     uint64_t samples;
     double min_us, mean_us, p50_us, p90_us, p99_us, p999_us, max_us;

@@ -142,13 +142,13 @@ static void tame(struct volley_opts *o)
 
 /* Legal options can ask for gigabytes (a 4 GiB send arena, a pair queue of
  * 65536 slots of 64 KiB each way): plain allocations, not what this target
- * checks, and past the fuzzer's memory limit. Keep them to tens of MiB
- * unless the variant byte asks for the raw value. */
+ * checks, and past the fuzzer's memory limit. Keep them to tens of MiB;
+ * the variant byte may ask for the raw send arena (at most 1 GiB, within
+ * the limit), never for a raw pair queue (up to 4 GiB each way: the
+ * fuzzer would stop on it as out of memory). */
 static void bound_memory(struct volley_opts *o, bool raw)
 {
-    if (raw)
-        return;
-    if (o->tx_arena > (64u << 20))
+    if (!raw && o->tx_arena > (64u << 20))
         o->tx_arena %= 64u << 20;
     size_t batch = o->rx_batch ? o->rx_batch : 256;
     size_t slot = o->rx_slot_size ? o->rx_slot_size : 65535;

@@ -837,8 +837,11 @@ static void conn_abandon(volley_conn *c)
     conn_release(c);
 }
 
-int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
-                  const struct volley_conn_opts *o, void *user)
+/* What listen and dial share: the checks, a connection with its options
+ * and a socket for addr (the local address of a listener, the peer of a
+ * dial), in *cp. */
+static int conn_make(volley_loop *l, volley_conn **out, const char *addr,
+                     const struct volley_conn_opts *o, bool listener, volley_conn **cp)
 {
     if (!l || !out)
         return -EINVAL;
@@ -850,11 +853,22 @@ int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
         return -ENOMEM;
     int r = conn_opts(c, o);
     if (r == 0)
-        r = sock_setup(c, addr, &c->local);
+        r = sock_setup(c, addr, listener ? &c->local : &c->peer);
     if (r < 0) {
         conn_abandon(c);
         return r;
     }
+    *cp = c;
+    return 0;
+}
+
+int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
+                  const struct volley_conn_opts *o, void *user)
+{
+    volley_conn *c;
+    int r = conn_make(l, out, addr, o, true, &c);
+    if (r < 0)
+        return r;
     c->flags |= VOLLEY__C_LISTENER;
     c->user = user;
     r = setopt(c, SOL_SOCKET, SO_REUSEADDR, 1);
@@ -870,9 +884,8 @@ int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
         l->st.syscalls++;
         r = volley__sys_listen(c->fd, (int)c->backlog);
     }
-    if (r == 0) {
+    if (r == 0)
         r = sock_name(c, false, &c->local);
-    }
     if (r == 0)
         r = l->ops->listen(c);
     if (r < 0) {
@@ -892,18 +905,11 @@ static int nodelay(volley_conn *c)
 int volley_dial(volley_loop *l, volley_conn **out, const char *addr,
                 const struct volley_conn_opts *o, int timeout_ms, void *user)
 {
-    if (!l || !out)
-        return -EINVAL;
-    *out = NULL;
-    if (l->closing)
-        return -EINVAL;
-    volley_conn *c = conn_new(l);
-    if (!c)
-        return -ENOMEM;
-    int r = conn_opts(c, o);
-    if (r == 0)
-        r = sock_setup(c, addr, &c->peer);
-    if (r == 0 && volley_addr_port(&c->peer) == 0)
+    volley_conn *c;
+    int r = conn_make(l, out, addr, o, false, &c);
+    if (r < 0)
+        return r;
+    if (volley_addr_port(&c->peer) == 0)
         r = -EINVAL;
     if (r == 0)
         r = nodelay(c);
@@ -1093,6 +1099,13 @@ void volley__conn_sent(volley_conn *c, ssize_t res)
 
 void volley__conn_gone(volley_conn *c)
 {
+    if (c->flags & VOLLEY__C_ABORT) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0}; /* close with a reset */
+        c->loop->st.syscalls++;
+        (void)volley__sys_setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    c->loop->st.syscalls++;
+    volley__sys_close(c->fd);
     c->state = VOLLEY__CS_ENDED;
     c->fd = -1;
     if (c->flags & VOLLEY__C_STARVED) {

@@ -103,8 +103,8 @@ struct volley__loop_ops {
     /* Bytes are queued and no send is in flight: send from the queue head
      * and report through volley__conn_sent. */
     void (*send)(volley_conn *c);
-    /* Stop everything on c, close its socket (reset first when ABORT is
-     * set) and call volley__conn_gone once nothing is in flight. */
+    /* Stop everything on c and call volley__conn_gone once nothing of it
+     * is in flight any more (which closes the socket). */
     void (*end)(volley_conn *c);
     /* Hand released receive buffers back (loop->bufs.rel). */
     void (*bufs_back)(volley_loop *l);
@@ -146,6 +146,8 @@ VOLLEY_INTERNAL void volley__conn_recv_end(volley_conn *c, int res);
 VOLLEY_INTERNAL void volley__conn_received(volley_conn *c, ssize_t res);
 /* The send in flight ended: res bytes went (res > 0), or it failed. */
 VOLLEY_INTERNAL void volley__conn_sent(volley_conn *c, ssize_t res);
+/* Nothing of c is in flight: close its socket (with a reset when ABORT is
+ * set) and owe CLOSED. */
 VOLLEY_INTERNAL void volley__conn_gone(volley_conn *c);
 /* The loop's clock: monotonic nanoseconds. */
 VOLLEY_INTERNAL int64_t volley__loop_now(void);

@@ -155,13 +155,6 @@ static void ep_end(volley_conn *c)
 {
     c->be_state &= ~(E_IN | E_OUT | E_BLOCKED);
     (void)interest(c);
-    if (c->flags & VOLLEY__C_ABORT) {
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        c->loop->st.syscalls++;
-        (void)volley__sys_setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-    c->loop->st.syscalls++;
-    volley__sys_close(c->fd);
     volley__conn_gone(c);
 }
 

@@ -190,13 +190,6 @@ static void maybe_gone(volley_conn *c)
 {
     if (c->state != VOLLEY__CS_ENDING || c->inflight)
         return;
-    if (c->flags & VOLLEY__C_ABORT) {
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        c->loop->st.syscalls++;
-        (void)volley__sys_setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-    c->loop->st.syscalls++;
-    volley__sys_close(c->fd);
     volley__conn_gone(c);
 }
 

@@ -266,6 +266,35 @@ const struct t_backend t_backends[] = {
 const size_t t_nbackends = T_COUNT(t_backends);
 _Static_assert(T_COUNT(t_backends) <= T_BACKENDS_MAX, "T_BACKENDS_MAX is too small");
 
+const struct t_loop_backend t_loop_backends[] = {
+    {"uring", VOLLEY_BACKEND_URING},
+    {"epoll", VOLLEY_BACKEND_EPOLL},
+};
+const size_t t_nloop_backends = T_COUNT(t_loop_backends);
+
+int t_main_loops(const struct t_loop_case *defs, size_t n, const struct t_run *how,
+                 int argc, char **argv)
+{
+    static struct t_case cases[64 * T_COUNT(t_loop_backends)];
+    static char names[T_COUNT(cases)][48];
+    size_t k = 0;
+    if (n > 64)
+        T_FAIL("t_main_loops: %zu cases, at most 64", n);
+    for (size_t b = 0; b < t_nloop_backends; b++)
+        for (size_t i = 0; i < n; i++, k++) {
+            snprintf(names[k], sizeof names[k], "%s/%s", t_loop_backends[b].name,
+                     defs[i].name);
+            cases[k] = (struct t_case){
+                .name = names[k], .fn = defs[i].fn, .arg = &t_loop_backends[b]};
+        }
+    return t_main(cases, k, how, argc, argv);
+}
+
+const struct t_loop_backend *t_loop_backend(void)
+{
+    return t_current()->arg;
+}
+
 const struct t_backend *t_backend_of(unsigned id)
 {
     for (size_t i = 0; i < t_nbackends; i++)

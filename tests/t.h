@@ -178,6 +178,26 @@ const struct t_backend *t_backend_of(unsigned id);
  * the rest are the case name pieces t_main reads. */
 const struct t_backend *t_backend_arg(int *argc, char ***argv);
 
+/* The stream loop backends. A stream test's cases run once on each
+ * (t_main_loops): "uring/NAME" and "epoll/NAME", with the loop backend as
+ * the case's arg (t_loop_backend()). */
+struct t_loop_backend {
+    const char *name; /* as volley_loop_backend spells it */
+    unsigned id;      /* VOLLEY_BACKEND_URING or _EPOLL */
+};
+extern const struct t_loop_backend t_loop_backends[];
+extern const size_t t_nloop_backends;
+/* A case of a stream test, before it is made one per loop backend. */
+struct t_loop_case {
+    const char *name;
+    int (*fn)(void);
+};
+/* t_main over every case of defs on every loop backend (at most 64 cases). */
+int t_main_loops(const struct t_loop_case *defs, size_t n, const struct t_run *how,
+                 int argc, char **argv);
+/* The loop backend of the running case. */
+const struct t_loop_backend *t_loop_backend(void);
+
 /* 0 when a socket of backend id (AUTO too) opens here, else the error it
  * gives (-ENOTSUP: not available). Tried once, in a child process, so that
  * what an open probes and remembers stays out of this one. */

@@ -1,10 +1,14 @@
-/* No allocation per datagram: the allocator entry points are defined here,
- * counted, and forwarded to glibc. For each backend and a few feature
- * mixes, the counts taken after 100,000 and after 500,000 datagrams must
- * equal the count taken after warm-up. */
+/* No allocation per datagram or per stream operation: the allocator entry
+ * points are defined here, counted, and forwarded to glibc. For each
+ * datagram backend and a few feature mixes, the counts taken after 100,000
+ * and after 500,000 datagrams must equal the count taken after warm-up;
+ * on each stream loop backend, echo round trips on one connection (copied
+ * and lent writes, wants, peeks, reads) after warm-up must allocate and
+ * free nothing. Each case runs in a process of its own. */
 #include "t.h"
 
 #include <malloc.h>
+#include <signal.h>
 #include <stdint.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -198,6 +202,119 @@ static int check_config(void)
     return 0;
 }
 
+/* ---- stream loops ---- */
+
+struct pair {
+    volley_loop *l;
+    volley_conn *ln, *cli, *srv;
+};
+
+static unsigned long refs_made, sent_seen;
+
+/* Poll until an event of type on c; others are dropped but SENT, which
+ * is counted (no allocation: the array is static). */
+static struct volley_event wait_for(volley_loop *l, unsigned type, volley_conn *c)
+{
+    static struct volley_event ev[16];
+    static struct volley_event keep;
+    for (int tries = 0; tries < 500; tries++) {
+        int n = volley_loop_poll(l, ev, 16, 10);
+        if (n < 0)
+            T_FAIL("volley_loop_poll: %s", volley_strerror(n));
+        bool found = false;
+        for (int i = 0; i < n; i++) {
+            if (ev[i].type == VOLLEY_EV_SENT) {
+                T_EXPECT(ev[i].err, 0);
+                sent_seen++;
+            }
+            if (!found && ev[i].type == type && (!c || ev[i].conn == c)) {
+                keep = ev[i];
+                found = true;
+            }
+        }
+        if (found || type == 0)
+            return keep;
+    }
+    T_FAIL("no event %u within 5 s", type);
+}
+
+static void pair_open(struct pair *p, unsigned be)
+{
+    struct volley_loop_opts o = VOLLEY_LOOP_OPTS_INIT;
+    o.backend = be;
+    int r = volley_loop_open(&p->l, &o);
+    T_SKIP_IF(r == -ENOTSUP && be == VOLLEY_BACKEND_URING,
+              "uring loops do not open here");
+    T_OK(r);
+    T_OK(volley_listen(p->l, &p->ln, "127.0.0.1:0", NULL, NULL));
+    struct volley_addr a;
+    T_OK(volley_conn_addr(p->ln, &a, NULL));
+    char to[64];
+    snprintf(to, sizeof to, "127.0.0.1:%u", volley_addr_port(&a));
+    T_OK(volley_dial(p->l, &p->cli, to, NULL, 5000, NULL));
+    p->srv = wait_for(p->l, VOLLEY_EV_ACCEPTED, NULL).conn;
+}
+
+/* n round trips of len bytes: the client writes (copied, or lent every
+ * other time), the server wants len, peeks, echoes and consumes, the
+ * client reads len. */
+static void round_trips(struct pair *p, unsigned n, size_t len)
+{
+    static uint8_t out[4096], in[4096];
+    static struct iovec iov[8];
+    for (unsigned i = 0; i < n; i++) {
+        /* the buffer lent last time is ours again only after its SENT */
+        for (int tries = 0; sent_seen < refs_made; tries++) {
+            T_ASSERT(tries < 500);
+            wait_for(p->l, 0, NULL);
+        }
+        memset(out, (int)i, len);
+        if (i & 1) {
+            T_OK(volley_conn_write_ref(p->cli, out, len, i));
+            refs_made++;
+        }
+        if (!(i & 1))
+            T_EXPECT(volley_conn_write(p->cli, out, len), (long long)len);
+        T_OK(volley_conn_want(p->srv, len, 5000));
+        wait_for(p->l, VOLLEY_EV_READABLE, p->srv);
+        int k = T_OK(volley_conn_peek(p->srv, iov, 8));
+        size_t got = 0;
+        for (int j = 0; j < k; j++) {
+            T_OK(volley_conn_write(p->srv, iov[j].iov_base, iov[j].iov_len));
+            got += iov[j].iov_len;
+        }
+        T_EXPECT(got, len);
+        T_OK(volley_conn_consume(p->srv, got));
+        T_OK(volley_conn_want(p->cli, len, 5000));
+        wait_for(p->l, VOLLEY_EV_READABLE, p->cli);
+        T_EXPECT(volley_conn_read(p->cli, in, len), (long long)len);
+        if (memcmp(in, out, len))
+            T_FAIL("round trip %u: the echo differs", i);
+    }
+}
+
+static int check_stream(void)
+{
+    const struct t_loop_backend *b = t_loop_backend();
+    struct pair p;
+    pair_open(&p, b->id);
+    round_trips(&p, 1000, 1000);
+    struct counts c0 = now();
+    round_trips(&p, 10000, 1000);
+    struct counts c1 = now();
+    round_trips(&p, 5000, 37);
+    struct counts c2 = now();
+    printf("  %s: allocations %lu/%lu/%lu, frees %lu/%lu/%lu\n", b->name, c0.alloc,
+           c1.alloc, c2.alloc, c0.free, c1.free, c2.free);
+    if (c1.alloc != c0.alloc || c2.alloc != c1.alloc || c1.free != c0.free ||
+        c2.free != c1.free)
+        T_FAIL("allocations grew with round trips: after warm-up %lu, +10000 %lu, "
+               "+5000 %lu (frees %lu, %lu, %lu)",
+               c0.alloc, c1.alloc, c2.alloc, c0.free, c1.free, c2.free);
+    volley_loop_close(p.l, 0);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct config plain = {0, 0, 64, 256},
@@ -214,8 +331,11 @@ int main(int argc, char **argv)
         {"uring", check_config, VOLLEY_BACKEND_URING, &no_offload},
         {"uring-gso", check_config, VOLLEY_BACKEND_URING, &gso},
         {"uring-ts", check_config, VOLLEY_BACKEND_URING, &ts},
+        {"loop-uring/steady_echo", check_stream, 0, &t_loop_backends[0]},
+        {"loop-epoll/steady_echo", check_stream, 0, &t_loop_backends[1]},
     };
-    struct t_run how = {.total_s = 240};
+    signal(SIGPIPE, SIG_IGN);
+    struct t_run how = {.flags = T_FORK, .case_s = 120, .total_s = 400};
     return t_main(cases, T_COUNT(cases), &how, argc, argv);
 }
 

@@ -31,22 +31,10 @@
 
 /* ---- the loop backend of the running case ---- */
 
-struct lbe {
-    unsigned id;
-    const char *name;
-};
-static const struct lbe be_uring = {VOLLEY_BACKEND_URING, "uring"},
-                        be_epoll = {VOLLEY_BACKEND_EPOLL, "epoll"};
-
-static const struct lbe *be(void)
-{
-    return t_current()->arg;
-}
-
 static struct volley_loop_opts lopts(void)
 {
     struct volley_loop_opts o = VOLLEY_LOOP_OPTS_INIT;
-    o.backend = be()->id;
+    o.backend = t_loop_backend()->id;
     return o;
 }
 
@@ -65,10 +53,11 @@ static volley_loop *loop_with(const struct volley_loop_opts *o)
     T_SKIP_IF(r == -ENOTSUP && o->backend == VOLLEY_BACKEND_URING,
               "uring loops do not open here");
     if (r < 0)
-        T_FAIL("volley_loop_open(%s): %s", be()->name, volley_strerror(r));
+        T_FAIL("volley_loop_open(%s): %s", t_loop_backend()->name, volley_strerror(r));
     T_ASSERT(l != NULL);
-    if (strcmp(volley_loop_backend(l), be()->name))
-        T_FAIL("volley_loop_backend = %s, forced %s", volley_loop_backend(l), be()->name);
+    if (strcmp(volley_loop_backend(l), t_loop_backend()->name))
+        T_FAIL("volley_loop_backend = %s, forced %s", volley_loop_backend(l),
+               t_loop_backend()->name);
     return l;
 }
 
@@ -519,7 +508,7 @@ static void bad_loop_opts(void)
     LOOP_FIELD(buf_size, MiB + 1, MiB);
     LOOP_FIELD(buf_count, 1, 2);
     LOOP_FIELD(buf_count, 32769, 3);
-    for (unsigned i = 0; i < 4; i++) {
+    for (unsigned i = 0; i < T_COUNT(o.reserved); i++) {
         o = lopts();
         o.reserved[i] = 1;
         loop_opts_rejected(o, "reserved[i] = 1");
@@ -602,7 +591,7 @@ static void bad_conn_opts(volley_loop *l, bool dial, const char *addr)
         T_CHECK(r_ == 0, "%s(%s) = %d (%s), want 0", fn, what, r_, volley_strerror(r_)); \
     } while (0)
     CONN_BAD(o.size = 0, "size 0");
-    for (unsigned i = 0; i < 4; i++)
+    for (unsigned i = 0; i < T_COUNT(o.reserved); i++)
         CONN_BAD(o.reserved[i] = 1, "reserved[i] = 1");
     CONN_BAD(o.flags = 0x100, "unknown flag 0x100");
     CONN_BAD(o.flags = 0x80000000u, "unknown flag 0x80000000");
@@ -1254,10 +1243,11 @@ static int case_integrity_zc(void)
     struct volley_loop_stats st = xrun(&x);
     printf("  zero-copy sends %llu (copied by the kernel after all: %llu)\n",
            (unsigned long long)st.total.zc_sends, (unsigned long long)st.total.zc_copied);
-    if (be()->id == VOLLEY_BACKEND_EPOLL)
+    if (t_loop_backend()->id == VOLLEY_BACKEND_EPOLL)
         T_EXPECT(st.total.zc_sends, 0); /* epoll always copies */
     else
-        T_CHECK(st.total.zc_sends > 0, "no zero-copy send on uring with zc_threshold 4096");
+        T_CHECK(st.total.zc_sends > 0,
+                "no zero-copy send on uring with zc_threshold 4096");
     return 0;
 }
 
@@ -2205,15 +2195,12 @@ static int case_close_inflight(void)
     return 0;
 }
 
-/* An orderly close with nothing queued while the peer keeps its own side
- * open: the header's close is send, FIN, close once every operation
- * completed, then CLOSED (err 0); nothing waits for the peer's FIN. With
- * linger_ms at 60 s a close waiting for the peer shows as no CLOSED. */
+/* An orderly close while the peer keeps its own side open: the close
+ * waits for the peer's FIN for linger_ms after the call, then closes the
+ * socket anyway: still an orderly close (err 0), and everything queued
+ * reached the peer. */
 static int case_close_peer_open(void)
 {
-    /* The close waits for the peer's FIN for linger_ms after the call,
-     * then closes the socket anyway: still an orderly close (err 0), and
-     * everything queued reached the peer. */
     struct to_slow s;
     struct volley_loop_opts lo = lopts();
     lo.linger_ms = 300;
@@ -2713,12 +2700,7 @@ static int case_conns_10k(void)
 
 /* ====================================================================== */
 
-struct case_def {
-    const char *name;
-    int (*fn)(void);
-};
-
-static const struct case_def defs[] = {
+static const struct t_loop_case defs[] = {
     {"bad_input", case_bad_input},
     {"ipv4", case_ipv4},
     {"ipv6", case_ipv6},
@@ -2763,16 +2745,7 @@ static const struct case_def defs[] = {
 
 int main(int argc, char **argv)
 {
-    static const struct lbe *const bes[] = {&be_uring, &be_epoll};
-    static struct t_case cases[T_COUNT(bes) * T_COUNT(defs)];
-    static char names[T_COUNT(cases)][48];
-    size_t n = 0;
     signal(SIGPIPE, SIG_IGN);
-    for (size_t b = 0; b < T_COUNT(bes); b++)
-        for (size_t i = 0; i < T_COUNT(defs); i++, n++) {
-            snprintf(names[n], sizeof names[n], "%s/%s", bes[b]->name, defs[i].name);
-            cases[n] = (struct t_case){.name = names[n], .fn = defs[i].fn, .arg = bes[b]};
-        }
     struct t_run how = {.flags = T_FORK, .case_s = 120, .total_s = 290};
-    return t_main(cases, n, &how, argc, argv);
+    return t_main_loops(defs, T_COUNT(defs), &how, argc, argv);
 }

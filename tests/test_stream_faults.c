@@ -20,27 +20,15 @@
 
 #define KiB 1024u
 
-struct lbe {
-    unsigned id;
-    const char *name;
-};
-static const struct lbe be_uring = {VOLLEY_BACKEND_URING, "uring"},
-                        be_epoll = {VOLLEY_BACKEND_EPOLL, "epoll"};
-
-static const struct lbe *be(void)
-{
-    return t_current()->arg;
-}
-
 static bool is_uring(void)
 {
-    return be()->id == VOLLEY_BACKEND_URING;
+    return t_loop_backend()->id == VOLLEY_BACKEND_URING;
 }
 
 static struct volley_loop_opts lopts(void)
 {
     struct volley_loop_opts o = VOLLEY_LOOP_OPTS_INIT;
-    o.backend = be()->id;
+    o.backend = t_loop_backend()->id;
     return o;
 }
 
@@ -52,7 +40,7 @@ static void need_backend(void)
     int r = volley_loop_open(&l, &o);
     T_SKIP_IF(r == -ENOTSUP && is_uring(), "uring loops do not open here");
     if (r < 0)
-        T_FAIL("volley_loop_open(%s): %s", be()->name, volley_strerror(r));
+        T_FAIL("volley_loop_open(%s): %s", t_loop_backend()->name, volley_strerror(r));
     volley_loop_close(l, 0);
 }
 
@@ -62,7 +50,7 @@ static volley_loop *loop_new(void)
     volley_loop *l = NULL;
     int r = volley_loop_open(&l, &o);
     if (r < 0)
-        T_FAIL("volley_loop_open(%s): %s", be()->name, volley_strerror(r));
+        T_FAIL("volley_loop_open(%s): %s", t_loop_backend()->name, volley_strerror(r));
     return l;
 }
 
@@ -154,7 +142,7 @@ static int case_loop_open(void)
             volley_loop_close(l, 0);
         if (calls == 0) {
             printf("  %s is not called by a %s loop's open\n", op_name(f[i].op),
-                   be()->name);
+                   t_loop_backend()->name);
             continue;
         }
         T_CHECK(r == f[i].want, "%s failing with %s: volley_loop_open = %d (%s), want %s",
@@ -187,7 +175,7 @@ static void open_fails(bool dial, enum volley__sysop op, int err)
     volley__sys_fault_clear();
     const char *fn = dial ? "volley_dial" : "volley_listen";
     if (calls == 0) {
-        printf("  %s makes no %s call on %s\n", fn, op_name(op), be()->name);
+        printf("  %s makes no %s call on %s\n", fn, op_name(op), t_loop_backend()->name);
     } else {
         T_CHECK(r == -err, "%s with %s failing (%s): %d (%s)", fn, op_name(op),
                 strerror(err), r, volley_strerror(r));
@@ -252,7 +240,7 @@ static int case_connect_errors(void)
         unsigned long calls = volley__sys_count(VOLLEY__SYS_CONNECT);
         if (calls == 0) {
             volley__sys_fault_clear();
-            printf("  the %s loop connects without connect(2)\n", be()->name);
+            printf("  the %s loop connects without connect(2)\n", t_loop_backend()->name);
             if (r == 0)
                 volley_conn_abort(c), closed_err(l, c);
             volley_loop_close(l, 0);
@@ -476,12 +464,7 @@ static int case_sweep(void)
     return 0;
 }
 
-struct case_def {
-    const char *name;
-    int (*fn)(void);
-};
-
-static const struct case_def defs[] = {
+static const struct t_loop_case defs[] = {
     {"loop_open", case_loop_open},
     {"listen_fails", case_listen_fails},
     {"dial_fails", case_dial_fails},
@@ -492,16 +475,7 @@ static const struct case_def defs[] = {
 
 int main(int argc, char **argv)
 {
-    static const struct lbe *const bes[] = {&be_uring, &be_epoll};
-    static struct t_case cases[T_COUNT(bes) * T_COUNT(defs)];
-    static char names[T_COUNT(cases)][48];
-    size_t n = 0;
     signal(SIGPIPE, SIG_IGN);
-    for (size_t b = 0; b < T_COUNT(bes); b++)
-        for (size_t i = 0; i < T_COUNT(defs); i++, n++) {
-            snprintf(names[n], sizeof names[n], "%s/%s", bes[b]->name, defs[i].name);
-            cases[n] = (struct t_case){.name = names[n], .fn = defs[i].fn, .arg = bes[b]};
-        }
     struct t_run how = {.flags = T_FORK, .case_s = 120, .total_s = 290};
-    return t_main(cases, n, &how, argc, argv);
+    return t_main_loops(defs, T_COUNT(defs), &how, argc, argv);
 }

@@ -125,7 +125,7 @@ struct backend {
 
 /* The test kit's backends, then AF_UNIX socketpairs wrapped by the
  * automatic choice and by scalar. */
-#define NBACKENDS_MAX (T_BACKENDS_MAX + 4)
+#define NBACKENDS_MAX (T_BACKENDS_MAX + 2 + 2) /* + two unix kinds, two loops */
 static struct backend backends[NBACKENDS_MAX];
 static unsigned nbackends;
 
@@ -139,8 +139,12 @@ static void list_backends(void)
     backends[nbackends++] = (struct backend){"unix", K_UNIX, VOLLEY_BACKEND_AUTO};
     backends[nbackends++] =
         (struct backend){"unix-scalar", K_UNIX, VOLLEY_BACKEND_SCALAR};
-    backends[nbackends++] = (struct backend){"loop-uring", K_LOOP, VOLLEY_BACKEND_URING};
-    backends[nbackends++] = (struct backend){"loop-epoll", K_LOOP, VOLLEY_BACKEND_EPOLL};
+    static char loop_names[T_BACKENDS_MAX][16];
+    for (size_t i = 0; i < t_nloop_backends; i++) {
+        snprintf(loop_names[i], sizeof loop_names[i], "loop-%s", t_loop_backends[i].name);
+        backends[nbackends++] =
+            (struct backend){loop_names[i], K_LOOP, t_loop_backends[i].id};
+    }
 }
 
 enum scenario { S_OPEN, S_FULL, S_COUNT };

@@ -141,6 +141,8 @@ static void list_backends(void)
         (struct backend){"unix-scalar", K_UNIX, VOLLEY_BACKEND_SCALAR};
     static char loop_names[T_BACKENDS_MAX][16];
     for (size_t i = 0; i < t_nloop_backends; i++) {
+        if (nbackends == NBACKENDS_MAX || i == T_COUNT(loop_names))
+            T_FAIL("test_sweep: more loop backends than NBACKENDS_MAX has room for");
         snprintf(loop_names[i], sizeof loop_names[i], "loop-%s", t_loop_backends[i].name);
         backends[nbackends++] =
             (struct backend){loop_names[i], K_LOOP, t_loop_backends[i].id};

@@ -775,7 +775,10 @@ VOLLEY_API int volley_loop_get_stats(const volley_loop *l, struct volley_loop_st
 
 /*
  * Listen on addr ("ip:port", "[ip6]:port"; "[::]:port" is dual-stack
- * unless VOLLEY_CONN_V6ONLY). Connections arrive as ACCEPTED events. The
+ * unless VOLLEY_CONN_V6ONLY). Connections arrive as ACCEPTED events; an
+ * accept that fails is counted (accept_errors), and one that fails for
+ * lack of descriptors or memory makes the listener rest 100 ms rather
+ * than fail again at every poll (the connections wait in the kernel). The
  * listener is a volley_conn: volley_conn_close stops it (CLOSED follows),
  * volley_conn_addr gives the bound address (port 0 picks one).
  * Errors: -EINVAL (NULL, bad address or options), -E2BIG (as for

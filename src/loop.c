@@ -469,6 +469,11 @@ static void turn_deadlines(volley_loop *l)
             conn_end(c, -ETIMEDOUT, false);
             continue;
         }
+        if (c->dl_want && c->dl_want <= now && (c->flags & VOLLEY__C_LISTENER)) {
+            c->dl_want = 0; /* a listener's rest is over */
+            if (c->state == VOLLEY__CS_OPEN && l->ops->accept(c, true) < 0)
+                c->dl_want = deadline_in(VOLLEY__ACCEPT_PAUSE_MS);
+        }
         if (c->dl_want && c->dl_want <= now) {
             c->dl_want = 0;
             c->want = 1;
@@ -887,7 +892,7 @@ int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
     if (r == 0)
         r = sock_name(c, false, &c->local);
     if (r == 0)
-        r = l->ops->listen(c);
+        r = l->ops->accept(c, true);
     if (r < 0) {
         conn_abandon(c);
         return r;
@@ -968,8 +973,13 @@ void volley__loop_accepted(volley_conn *lis, int fd)
 
 void volley__loop_accept_failed(volley_conn *lis, int err)
 {
-    (void)err;
     lis->loop->st.accept_errors++;
+    if (err != -EMFILE && err != -ENFILE && err != -ENOBUFS && err != -ENOMEM)
+        return;
+    if (lis->dl_want || lis->loop->ops->accept(lis, false) < 0)
+        return; /* resting already, or it cannot: it goes on as it is */
+    lis->dl_want = deadline_in(VOLLEY__ACCEPT_PAUSE_MS);
+    timer_sync(lis);
 }
 
 void volley__conn_connected(volley_conn *c, int err)

@@ -7,6 +7,9 @@
 
 #include "stream.h"
 
+/* How long a listener rests after running out of descriptors or memory. */
+#define VOLLEY__ACCEPT_PAUSE_MS 100
+
 /* Most queue segments one vectored send carries. */
 #define VOLLEY__SEND_IOV 32
 
@@ -55,7 +58,7 @@ struct volley_conn {
     size_t sendq_max, sendq_low, readq_max;
     uint32_t zc_threshold;
     int64_t dl_connect; /* deadlines, 0 when none: volley_dial's */
-    int64_t dl_want;    /* volley_conn_want's */
+    int64_t dl_want;    /* volley_conn_want's; a listener's rest after EMFILE */
     int64_t dl_drain;   /* volley_conn_wait_drained's */
     int64_t dl_linger;  /* close deadline */
     struct volley__timer timer;
@@ -88,8 +91,9 @@ struct volley__loop_ops {
     /* Release everything; every connection is gone already. */
     void (*fini)(volley_loop *l);
     int (*fd)(const volley_loop *l);
-    /* c->fd is listening: accept from now on. */
-    int (*listen)(volley_conn *c);
+    /* c->fd is listening: accept from now on (on), or pause (off: what
+     * the kernel accepted meanwhile waits in its queue). */
+    int (*accept)(volley_conn *c, bool on);
     /* c->fd is a fresh non-blocking socket: connect it to c->peer. Report
      * through volley__conn_connected. */
     int (*connect)(volley_conn *c);
@@ -151,8 +155,10 @@ VOLLEY_INTERNAL void volley__conn_sent(volley_conn *c, ssize_t res);
 VOLLEY_INTERNAL void volley__conn_gone(volley_conn *c);
 /* The loop's clock: monotonic nanoseconds. */
 VOLLEY_INTERNAL int64_t volley__loop_now(void);
-/* A listener's accept failed with err (not EAGAIN): counted, and retried
- * on the next turn. */
+/* A listener's accept failed with err (not EAGAIN): counted; when the
+ * process or the system is out of descriptors or memory, accepting pauses
+ * for VOLLEY__ACCEPT_PAUSE_MS (a retry at once would only fail again, and
+ * spin), otherwise it goes on. */
 VOLLEY_INTERNAL void volley__loop_accept_failed(volley_conn *lis, int err);
 
 /* user_data of io_uring operations and epoll events: slot, generation and

@@ -82,9 +82,12 @@ static int interest(volley_conn *c)
     return 0;
 }
 
-static int ep_listen(volley_conn *c)
+static int ep_accept(volley_conn *c, bool on)
 {
-    c->be_state |= E_IN;
+    if (on)
+        c->be_state |= E_IN;
+    else
+        c->be_state &= ~E_IN;
     return interest(c);
 }
 
@@ -176,7 +179,8 @@ static int sock_error(volley_conn *c)
 
 static void on_listener(volley_conn *c)
 {
-    for (int i = 0; i < ACCEPTS_A_TURN && c->state == VOLLEY__CS_OPEN; i++) {
+    for (int i = 0;
+         i < ACCEPTS_A_TURN && c->state == VOLLEY__CS_OPEN && (c->be_state & E_IN); i++) {
         c->loop->st.syscalls++;
         int fd = volley__sys_accept(c->fd);
         if (fd == -EAGAIN)
@@ -276,7 +280,7 @@ const struct volley__loop_ops volley__loop_epoll = {
     .init = ep_init,
     .fini = ep_fini,
     .fd = ep_fd,
-    .listen = ep_listen,
+    .accept = ep_accept,
     .connect = ep_connect,
     .recv = ep_recv,
     .recv_into = ep_recv_into,

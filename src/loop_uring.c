@@ -104,9 +104,23 @@ static int arm_recv(volley_conn *c)
     return 0;
 }
 
-static int ur_listen(volley_conn *c)
+static int ur_accept(volley_conn *c, bool on)
 {
-    return arm_accept(c);
+    if (on) {
+        c->be_state |= U_WANT; /* while a cancel is in flight, its end re-arms */
+        return c->be_state & U_ARMED ? 0 : arm_accept(c);
+    }
+    c->be_state &= ~U_WANT;
+    if ((c->be_state & (U_ARMED | U_CANCELING)) != U_ARMED)
+        return 0;
+    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_cancel64(sqe, VOLLEY__TAG(c, OP_ACCEPT), 0);
+    io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_CANCEL));
+    c->inflight++;
+    c->be_state |= U_CANCELING;
+    return 0;
 }
 
 static int ur_connect(volley_conn *c)
@@ -271,7 +285,7 @@ static void on_accept(volley_conn *c, const struct io_uring_cqe *cqe)
         volley__loop_accept_failed(c, cqe->res);
     if (cqe->flags & IORING_CQE_F_MORE)
         return;
-    c->be_state &= ~U_ARMED;
+    c->be_state &= ~(U_ARMED | U_CANCELING);
     if (c->state == VOLLEY__CS_OPEN && (c->be_state & U_WANT)) {
         c->st.rearms++;
         (void)arm_accept(c);
@@ -437,7 +451,7 @@ const struct volley__loop_ops volley__loop_uring = {
     .init = ur_init,
     .fini = ur_fini,
     .fd = ur_fd,
-    .listen = ur_listen,
+    .accept = ur_accept,
     .connect = ur_connect,
     .recv = ur_recv,
     .recv_into = ur_recv_into,

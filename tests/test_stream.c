@@ -2401,6 +2401,82 @@ static void idle(volley_loop *l)
         ;
 }
 
+/* A listener out of descriptors (EMFILE, for real: the descriptor limit
+ * lowered under it) rests instead of retrying on every poll, and takes
+ * the waiting connections once descriptors are there again. */
+static int case_accept_emfile(void)
+{
+    volley_loop *l = loop_new();
+    volley_conn *ln;
+    T_OK(volley_listen(l, &ln, "127.0.0.1:0", NULL, NULL));
+    const char *to = addr_of(ln, "127.0.0.1");
+    int port = atoi(strrchr(to, ':') + 1);
+    int pipefd[2], ready[2];
+    T_ASSERT(pipe(pipefd) == 0 && pipe(ready) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    T_ASSERT(pid >= 0);
+    if (pid == 0) { /* three clients that stay connected until told */
+        int fds[3];
+        for (int i = 0; i < 3; i++) {
+            struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+            if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&sa, sizeof sa) < 0)
+                _exit(1);
+        }
+        (void)!write(ready[1], "r", 1); /* all three wait in the accept queue */
+        char b;
+        (void)!read(pipefd[0], &b, 1);
+        _exit(0);
+    }
+    close(pipefd[0]);
+    close(ready[1]);
+    char b;
+    T_ASSERT(read(ready[0], &b, 1) == 1);
+    close(ready[0]);
+    struct rlimit old, low;
+    T_ASSERT(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    low = old;
+    int lowest = dup(0); /* the lowest free descriptor: a limit there leaves none */
+    T_ASSERT(lowest >= 0);
+    close(lowest);
+    low.rlim_cur = (rlim_t)lowest;
+    T_ASSERT(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    static struct volley_event ev[16];
+    unsigned accepted = 0;
+    for (int i = 0; i < 1000; i++) {
+        int n = volley_loop_poll(l, ev, T_COUNT(ev), 0);
+        T_ASSERT(n >= 0);
+        for (int k = 0; k < n; k++)
+            accepted += ev[k].type == VOLLEY_EV_ACCEPTED;
+    }
+    struct volley_loop_stats st = loop_stats(l);
+    T_ASSERT(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    printf("  1000 polls out of descriptors: %llu failed accepts, %u accepted\n",
+           (unsigned long long)st.accept_errors, accepted);
+    T_CHECK(st.accept_errors >= 1,
+            "no accept failed with the descriptor limit at its use");
+    T_CHECK(st.accept_errors < 100,
+            "%llu failed accepts in 1000 polls: the listener does not rest",
+            (unsigned long long)st.accept_errors);
+    long long end = t_now_ms() + 5000;
+    while (accepted < 3 && t_now_ms() < end) {
+        int n = volley_loop_poll(l, ev, T_COUNT(ev), 50);
+        T_ASSERT(n >= 0);
+        for (int k = 0; k < n; k++)
+            accepted += ev[k].type == VOLLEY_EV_ACCEPTED;
+    }
+    T_EXPECT(accepted, 3);
+    (void)!write(pipefd[1], "x", 1);
+    close(pipefd[1]);
+    int wst;
+    T_ASSERT(waitpid(pid, &wst, 0) == pid);
+    T_CHECK(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "the clients could not connect");
+    volley_loop_close(l, 0);
+    return 0;
+}
+
 static int case_loop_fd(void)
 {
     evq_n = 0;
@@ -2737,6 +2813,7 @@ static const struct t_loop_case defs[] = {
     {"abort_inflight", case_abort_inflight},
     {"loop_close_busy", case_loop_close_busy},
     {"loop_close_drain", case_loop_close_drain},
+    {"accept_emfile", case_accept_emfile},
     {"loop_fd", case_loop_fd},
     {"loop_timeout", case_loop_timeout},
     {"stats", case_stats},

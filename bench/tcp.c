@@ -52,6 +52,7 @@ static const char *const path_names[P_NPATHS] = {
 
 struct sample {
     double rps, p50_us, p99_us, gbps;
+    double srv_ns; /* the server's CPU time per request (-1: not known) */
     uint64_t requests, errors;
 };
 
@@ -173,6 +174,23 @@ static void sample_of(const struct tcpload_result *r, struct sample *s)
     s->p99_us = r->p99_us;
 }
 
+/* CPU nanoseconds pid has run so far (/proc/PID/schedstat), -1 if unknown. */
+static double cpu_ns(pid_t pid)
+{
+    char path[64];
+    unsigned long long ns;
+    FILE *f;
+    int n;
+
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    n = fscanf(f, "%llu", &ns);
+    fclose(f);
+    return n == 1 ? (double)ns : -1;
+}
+
 /* A volley cell: a server of path c->path, the volley client against it. */
 static int volley_run(const struct tcell *c, double seconds, struct sample *out,
                       char *why, size_t why_size)
@@ -197,8 +215,13 @@ static int volley_run(const struct tcell *c, double seconds, struct sample *out,
         server_argv(c->path, argv, addr, bound);
         err = start_server(&ch, argv, port, why, why_size);
     }
+    double cpu0 = -1, cpu1 = -1;
     if (err >= 0) {
+        /* the server's CPU over the whole client run (its dials too): how
+         * much work each server does per request, whoever bounds the rate */
+        cpu0 = cpu_ns(ch.pid);
         err = tcpload_run(&lc, &r);
+        cpu1 = cpu_ns(ch.pid);
         if (err < 0)
             snprintf(why, why_size, "client: %s", volley_strerror(err));
         if (stop_server(&ch, report, REPORT_MAX) < 0 && err >= 0) {
@@ -206,8 +229,12 @@ static int volley_run(const struct tcell *c, double seconds, struct sample *out,
             err = -ECHILD;
         }
     }
-    if (err >= 0)
+    if (err >= 0) {
         sample_of(&r, out);
+        out->srv_ns = cpu0 >= 0 && cpu1 >= cpu0 && r.requests
+                          ? (cpu1 - cpu0) / (double)r.requests
+                          : -1;
+    }
     free(report);
     return err < 0 ? err : 0;
 }
@@ -265,6 +292,7 @@ static int sockperf_run(double seconds, struct sample *out, char *why, size_t wh
         stop_server(&ch, tail, sizeof(tail));
     }
     memset(out, 0, sizeof(*out));
+    out->srv_ns = -1; /* not measured for other programs */
     out->p50_us = after(buf, "percentile 50.000 =");
     out->p99_us = after(buf, "percentile 99.000 =");
     secs = after(buf, "[Valid Duration] RunTime=");
@@ -318,6 +346,7 @@ static int iperf3_run(double seconds, struct sample *out, char *why, size_t why_
     }
     sum = bench_json_member(bench_json_member(buf, "end"), "sum_received");
     memset(out, 0, sizeof(*out));
+    out->srv_ns = -1; /* not measured for other programs */
     if (err == 0 &&
         !bench_json_number(bench_json_member(sum, "bits_per_second"), &out->gbps)) {
         snprintf(why, why_size, "no sum_received in iperf3's JSON report");
@@ -520,6 +549,7 @@ static void medians(struct tmatrix *m)
         c->med.gbps = MEDIAN(c, gbps);
         c->med.p50_us = MEDIAN(c, p50_us);
         c->med.p99_us = MEDIAN(c, p99_us);
+        c->med.srv_ns = MEDIAN(c, srv_ns);
         c->lo = c->hi = figure(c, &c->runs[0]);
         for (unsigned r = 0; r < c->nruns; r++) {
             c->med.requests += c->runs[r].requests;
@@ -559,17 +589,18 @@ static void ratio_col(double r)
 
 static void print_echo(const struct tmatrix *m)
 {
-    printf("echo, ping-pong: requests/s and round trip (us)\n");
-    printf("%-8s %5s %5s %10s %6s %8s %8s %10s %6s %6s\n", "server", "conns", "size",
-           "req/s", "spread", "p50", "p99", "requests", "errors", "ratio");
+    printf("echo, ping-pong: requests/s, round trip (us), server CPU ns per request\n");
+    printf("%-8s %5s %5s %10s %6s %8s %8s %8s %10s %6s %6s\n", "server", "conns", "size",
+           "req/s", "spread", "p50", "p99", "srv-ns", "requests", "errors", "ratio");
     for (unsigned i = 0; i < m->n; i++) {
         const struct tcell *c = &m->cells[i];
 
         if (c->path > P_REF || c->nruns == 0)
             continue;
-        printf("%-8s %5u %5zu %10.0f %5.1f%% %8.1f %8.1f %10" PRIu64 " %6" PRIu64,
+        printf("%-8s %5u %5zu %10.0f %5.1f%% %8.1f %8.1f %8.0f %10" PRIu64 " %6" PRIu64,
                path_names[c->path], c->conns, c->size, c->med.rps, spread(c),
-               c->med.p50_us, c->med.p99_us, c->med.requests, c->med.errors);
+               c->med.p50_us, c->med.p99_us, c->med.srv_ns, c->med.requests,
+               c->med.errors);
         ratio_col(c->ratio);
     }
 }
@@ -649,6 +680,7 @@ static void print_json(const struct tmatrix *m)
         json_num("gbit_per_s", c->med.gbps, 4);
         json_num("p50_us", stream ? -1 : c->med.p50_us, 3);
         json_num("p99_us", stream ? -1 : c->med.p99_us, 3);
+        json_num("server_cpu_ns_per_request", stream ? -1 : c->med.srv_ns, 1);
         json_num("min", c->lo, 3);
         json_num("max", c->hi, 3);
         printf(",\"requests\":%" PRIu64 ",\"errors\":%" PRIu64, c->med.requests,

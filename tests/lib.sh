@@ -27,6 +27,26 @@ fail() {
     failures=$((failures + 1))
 }
 
+# For tests made of cases: begin WHAT says a case runs, skip WHY that one
+# cannot run here; cases_done prints the counts and exits 1 on any failure,
+# 77 when no case ran, else 0.
+ran=0
+skipped=0
+begin() {
+    echo "case: $*"
+    ran=$((ran + 1))
+}
+skip() {
+    echo "skip: $*"
+    skipped=$((skipped + 1))
+}
+cases_done() {
+    echo "${0##*/}: $ran case(s) ran, $skipped skipped, $failures failure(s)"
+    [ "$failures" -eq 0 ] || exit 1
+    [ "$ran" -gt 0 ] || exit 77
+    exit 0
+}
+
 tmp=$(mktemp -d) || exit 1
 bg="" # background processes started and not reaped yet
 

@@ -19,18 +19,6 @@ T=30 # seconds any one command may take
 need timeout
 need python3 "every case checks JSON with it"
 
-ran=0
-skipped=0
-
-skip() {
-    echo "skip: $*"
-    skipped=$((skipped + 1))
-}
-begin() {
-    echo "case: $*"
-    ran=$((ran + 1))
-}
-
 # has_sub CMD: this volley build has the subcommand.
 has_sub() {
     timeout $T "$VOLLEY" "$1" --help >/dev/null 2>&1
@@ -300,11 +288,4 @@ print("%s %+.2f%%" % ("over" if dev > 0.02 else "ok" if dev >= -floor else "unde
     done
 fi
 
-echo "$ran case(s) ran, $skipped skipped, $failures failure(s)"
-if [ $failures -ne 0 ]; then
-    exit 1
-fi
-if [ $ran -eq 0 ]; then
-    exit 77
-fi
-exit 0
+cases_done

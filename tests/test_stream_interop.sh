@@ -24,18 +24,6 @@ if ! timeout $T "$VOLLEY" tcp-echo --help >/dev/null 2>&1; then
     exit 77
 fi
 
-ran=0
-skipped=0
-
-skip() {
-    echo "skip: $*"
-    skipped=$((skipped + 1))
-}
-begin() {
-    echo "case: $*"
-    ran=$((ran + 1))
-}
-
 # start_echo NAME BACKEND ARG...: runs `volley tcp-echo 127.0.0.1:0
 # --backend BACKEND ARG...` in the background and waits for its
 # "listening on ADDR" line; sets port and vpid. Returns 2 when the backend
@@ -159,7 +147,4 @@ for be in uring epoll; do
     socat_case "$be"
 done
 
-echo "test_stream_interop: $ran ran, $failures failed, $skipped skipped"
-[ "$failures" -gt 0 ] && exit 1
-[ "$ran" -eq 0 ] && exit 77
-exit 0
+cases_done

@@ -75,6 +75,30 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# example_done NAME PID RC SUMMARY FILE...: an example program (NAME,
+# running as PID) was driven by a client that exited RC. Waits for the
+# program and counts a failure for a client that failed, a program that
+# exited non-zero, or output (the FILEs) without SUMMARY in it. Returns
+# true when all three were right.
+example_done() {
+    name=$1
+    pid=$2
+    rc=$3
+    want=$4
+    shift 4
+    reap "$pid"
+    erc=$?
+    out=$(cat "$@")
+    before=$failures
+    [ "$rc" -eq 0 ] || fail "$name's client ($rc)"
+    [ $erc -eq 0 ] || fail "$name exited $erc: $out"
+    case "$out" in
+    *"$want"*) ;;
+    *) fail "$name: unexpected summary: $out" ;;
+    esac
+    [ $failures -eq "$before" ]
+}
+
 # check_json FILE CODE [ARG...]: runs Python CODE (asserts) with j, the
 # parsed FILE, and the ARGs as the list a.
 check_json() {

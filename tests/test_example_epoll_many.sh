@@ -38,15 +38,6 @@ for _ in range(len(want)):
         sys.exit("unexpected echo from port %d: %r" % (port, data[:20]))
     want.discard((port, data))
 PY
-rc=$?
-reap "$epid"
-erc=$?
-out=$(cat "$tmp/out" "$tmp/err")
-[ $rc -eq 0 ] || fail "client ($rc)"
-[ $erc -eq 0 ] || fail "example_epoll_many exited $erc: $out"
-case "$out" in
-*"echoed 40 datagrams on 8 sockets"*) ;;
-*) fail "unexpected summary: $out" ;;
-esac
-[ $failures -eq 0 ] || exit 1
+example_done example_epoll_many "$epid" $? "echoed 40 datagrams on 8 sockets" \
+    "$tmp/out" "$tmp/err" || exit 1
 echo "ok: example_epoll_many echoed 5 datagrams on each of 8 sockets, each from its own port"

@@ -34,15 +34,6 @@ for burst in range(4):  # bursts of 25: batches of several datagrams
     if sorted(got) != sorted(sent):
         sys.exit("burst %d came back different" % burst)
 PY
-rc=$?
-reap "$upid"
-erc=$?
-out=$(cat "$tmp/out" "$tmp/err")
-[ $rc -eq 0 ] || fail "client ($rc)"
-[ $erc -eq 0 ] || fail "example_libuv_udp exited $erc: $out"
-case "$out" in
-*"echoed 100 datagrams"*) ;;
-*) fail "unexpected summary: $out" ;;
-esac
-[ $failures -eq 0 ] || exit 1
+example_done example_libuv_udp "$upid" $? "echoed 100 datagrams" "$tmp/out" "$tmp/err" ||
+    exit 1
 echo "ok: example_libuv_udp echoed 4 bursts of 25 datagrams"

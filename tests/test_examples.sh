@@ -33,16 +33,8 @@ for i in range(20):
     if data != msg:
         sys.exit("datagram %d came back different" % i)
 PY
-rc=$?
-reap "$bpid"
-erc=$?
-out=$(cat "$tmp/echo.out")
-[ $rc -eq 0 ] || { echo "FAIL: client ($rc)"; exit 1; }
-[ $erc -eq 0 ] || { echo "FAIL: example_echo exited $erc: $out"; exit 1; }
-case "$out" in
-*"echoed 20 datagrams"*) echo "ok: example_echo answered 20 datagrams byte for byte" ;;
-*) echo "FAIL: unexpected summary: $out"; exit 1 ;;
-esac
+example_done example_echo "$bpid" $? "echoed 20 datagrams" "$tmp/echo.out" || exit 1
+echo "ok: example_echo answered 20 datagrams byte for byte"
 
 tcp_bin="$(dirname "$VOLLEY")/example_tcp_echo"
 [ -x "$tcp_bin" ] || { echo "FAIL: $tcp_bin not built"; exit 1; }
@@ -89,13 +81,5 @@ for i, s in enumerate(conns):
         sys.exit("connection %d: tail %r" % (i, bytes(rest)))
     s.close()
 PY
-rc=$?
-reap "$bpid"
-erc=$?
-out=$(cat "$tmp/tcp.out")
-[ $rc -eq 0 ] || { echo "FAIL: TCP client ($rc)"; exit 1; }
-[ $erc -eq 0 ] || { echo "FAIL: example_tcp_echo exited $erc: $out"; exit 1; }
-case "$out" in
-*"served 5 connections"*) echo "ok: example_tcp_echo echoed 5 connections byte for byte" ;;
-*) echo "FAIL: unexpected summary: $out"; exit 1 ;;
-esac
+example_done example_tcp_echo "$bpid" $? "served 5 connections" "$tmp/tcp.out" || exit 1
+echo "ok: example_tcp_echo echoed 5 connections byte for byte"

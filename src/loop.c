@@ -65,6 +65,10 @@ static volley_conn *conn_new(volley_loop *l)
         c->slot = slot;
         c->gen = gen;
     } else {
+        /* every connection may have a deadline: its place in the heap is
+         * made now, so that arming one never fails */
+        if (volley__timers_reserve(&l->timers, l->nslots + 1) < 0)
+            return NULL;
         if (l->nslots == l->cap_slots) {
             uint32_t cap = l->cap_slots ? l->cap_slots * 2 : 64;
             volley_conn **s = realloc(l->slots, cap * sizeof *s);
@@ -158,9 +162,8 @@ static int64_t earliest(const volley_conn *c)
     return at;
 }
 
-/* Keep c's place in the deadline heap in step with its deadlines. A heap
- * that cannot grow leaves the deadline unarmed: it is checked again at
- * every turn through the ready path instead (see turn_deadlines). */
+/* Keep c's place in the deadline heap in step with its deadlines. It
+ * cannot fail: conn_new reserved a place for every connection. */
 static void timer_sync(volley_conn *c)
 {
     int64_t at = earliest(c);

@@ -171,6 +171,9 @@ struct volley__timers {
  * Returns 0 or -ENOMEM (then t is unchanged). */
 VOLLEY_INTERNAL int volley__timers_set(struct volley__timers *h, struct volley__timer *t,
                                        int64_t at);
+/* Make room for n timers, so that setting up to n never fails. Returns 0
+ * or -ENOMEM (the heap unchanged). */
+VOLLEY_INTERNAL int volley__timers_reserve(struct volley__timers *h, uint32_t n);
 /* Take t out of the heap (no-op when it is not in it). */
 VOLLEY_INTERNAL void volley__timers_del(struct volley__timers *h,
                                         struct volley__timer *t);

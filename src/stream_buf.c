@@ -516,6 +516,25 @@ static void resift(struct volley__timers *h, uint32_t i)
         sift_down(h, i);
 }
 
+int volley__timers_reserve(struct volley__timers *h, uint32_t n)
+{
+    uint32_t cap = h->cap;
+    while (cap < n) {
+        /* positions are int32_t */
+        if (cap > (uint32_t)INT32_MAX / 2)
+            return -ENOMEM;
+        cap = cap ? cap * 2 : 16;
+    }
+    if (cap == h->cap)
+        return 0;
+    void *heap = xrealloc(h->heap, (size_t)cap * sizeof *h->heap);
+    if (!heap)
+        return -ENOMEM;
+    h->heap = heap;
+    h->cap = cap;
+    return 0;
+}
+
 int volley__timers_set(struct volley__timers *h, struct volley__timer *t, int64_t at)
 {
     if (in_heap(h, t)) {
@@ -523,17 +542,8 @@ int volley__timers_set(struct volley__timers *h, struct volley__timer *t, int64_
         resift(h, (uint32_t)t->pos);
         return 0;
     }
-    if (h->n == h->cap) {
-        /* positions are int32_t */
-        if (h->cap > (uint32_t)INT32_MAX / 2)
-            return -ENOMEM;
-        uint32_t cap = h->cap ? h->cap * 2 : 16;
-        void *heap = xrealloc(h->heap, (size_t)cap * sizeof *h->heap);
-        if (!heap)
-            return -ENOMEM;
-        h->heap = heap;
-        h->cap = cap;
-    }
+    if (h->n == h->cap && volley__timers_reserve(h, h->n + 1) < 0)
+        return -ENOMEM;
     t->at = at;
     place(h, h->n++, t);
     sift_up(h, h->n - 1);

@@ -937,6 +937,27 @@ static int timers_enomem(void)
         T_EQ(volley__timers_set(&h, &t[i], (int64_t)i), 0);
     T_EQ(h.cap, 64);
     volley__timers_free(&h);
+
+    /* room reserved ahead: setting that many allocates nothing; a failed
+     * reserve leaves the heap as it was */
+    struct volley__timers r = {0};
+    static struct volley__timer u[100];
+    volley__stream_buf_fail_in = 1;
+    T_EQ(volley__timers_reserve(&r, 100), -ENOMEM);
+    T_ASSERT(r.cap == 0 && !r.heap);
+    T_EQ(volley__timers_reserve(&r, 100), 0);
+    T_EQ(r.cap, 128);
+    T_EQ(volley__timers_reserve(&r, 50), 0);
+    T_EQ(r.cap, 128);
+    volley__stream_buf_fail_in = 1; /* any allocation from here fails */
+    for (unsigned i = 0; i < 100; i++) {
+        u[i].pos = -1;
+        T_EQ(volley__timers_set(&r, &u[i], (int64_t)(i * 7 % 100)), 0);
+    }
+    T_EQ(volley__stream_buf_fail_in, 1);
+    volley__stream_buf_fail_in = 0;
+    T_EQ(volley__timers_top(&r)->at, 0);
+    volley__timers_free(&r);
     return 0;
 }
 

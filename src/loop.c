@@ -93,6 +93,13 @@ static volley_conn *conn_new(volley_loop *l)
     return c;
 }
 
+/* Writes that went out in a send with others: every write beyond one per
+ * send. */
+static uint64_t coalesced(const struct volley_conn_stats *s)
+{
+    return s->writes > s->sends ? s->writes - s->sends : 0;
+}
+
 static void stats_add(struct volley_conn_stats *to, const struct volley_conn_stats *s)
 {
     to->bytes_in += s->bytes_in;
@@ -425,8 +432,7 @@ int volley_loop_get_stats(const volley_loop *l, struct volley_loop_stats *out,
         st.total.queued += c->sq.bytes;
         st.total.buffered += c->rq.bytes;
     }
-    st.total.coalesced =
-        st.total.writes > st.total.sends ? st.total.writes - st.total.sends : 0;
+    st.total.coalesced = coalesced(&st.total);
     memcpy(out, &st, size < sizeof st ? size : sizeof st);
     return 0;
 }
@@ -1169,7 +1175,7 @@ int volley_conn_get_stats(const volley_conn *c, struct volley_conn_stats *out,
     if (!c || !out || !size)
         return -EINVAL;
     struct volley_conn_stats st = c->st;
-    st.coalesced = st.writes > st.sends ? st.writes - st.sends : 0;
+    st.coalesced = coalesced(&st);
     st.queued = c->sq.bytes;
     st.buffered = c->rq.bytes;
     memcpy(out, &st, size < sizeof st ? size : sizeof st);

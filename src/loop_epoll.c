@@ -82,13 +82,19 @@ static int interest(volley_conn *c)
     return 0;
 }
 
-static int ep_accept(volley_conn *c, bool on)
+/* Want EPOLLIN on c or not. */
+static int want_in(volley_conn *c, bool on)
 {
     if (on)
         c->be_state |= E_IN;
     else
         c->be_state &= ~E_IN;
     return interest(c);
+}
+
+static int ep_accept(volley_conn *c, bool on)
+{
+    return want_in(c, on);
 }
 
 static int ep_connect(volley_conn *c)
@@ -106,11 +112,7 @@ static int ep_connect(volley_conn *c)
 
 static void ep_recv(volley_conn *c, bool on)
 {
-    if (on)
-        c->be_state |= E_IN;
-    else
-        c->be_state &= ~E_IN;
-    if (interest(c) < 0 && on) {
+    if (want_in(c, on) < 0 && on) {
         c->be_state &= ~E_IN;
         volley__conn_recv_end(c, -ENOMEM);
     }
@@ -118,8 +120,7 @@ static void ep_recv(volley_conn *c, bool on)
 
 static void ep_recv_into(volley_conn *c)
 {
-    c->be_state |= E_IN;
-    if (interest(c) < 0) {
+    if (want_in(c, true) < 0) {
         c->be_state &= ~E_IN;
         volley__conn_received(c, -ENOMEM);
     }

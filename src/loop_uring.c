@@ -104,11 +104,16 @@ static int arm_recv(volley_conn *c)
     return 0;
 }
 
-static int ur_accept(volley_conn *c, bool on)
+/* Want c's multishot operation op (OP_ACCEPT or OP_RECV) on or off: arm
+ * it when it is not in flight, or cancel it; while a cancel is in flight,
+ * its end re-arms it if it is wanted again. 0, or -EBUSY (no SQE). */
+static int multishot(volley_conn *c, unsigned op, bool on)
 {
     if (on) {
-        c->be_state |= U_WANT; /* while a cancel is in flight, its end re-arms */
-        return c->be_state & U_ARMED ? 0 : arm_accept(c);
+        c->be_state |= U_WANT;
+        if (c->be_state & U_ARMED)
+            return 0;
+        return op == OP_ACCEPT ? arm_accept(c) : arm_recv(c);
     }
     c->be_state &= ~U_WANT;
     if ((c->be_state & (U_ARMED | U_CANCELING)) != U_ARMED)
@@ -116,11 +121,16 @@ static int ur_accept(volley_conn *c, bool on)
     struct io_uring_sqe *sqe = sqe_get(c->loop);
     if (!sqe)
         return -EBUSY;
-    io_uring_prep_cancel64(sqe, VOLLEY__TAG(c, OP_ACCEPT), 0);
+    io_uring_prep_cancel64(sqe, VOLLEY__TAG(c, op), 0);
     io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_CANCEL));
     c->inflight++;
     c->be_state |= U_CANCELING;
     return 0;
+}
+
+static int ur_accept(volley_conn *c, bool on)
+{
+    return multishot(c, OP_ACCEPT, on);
 }
 
 static int ur_connect(volley_conn *c)
@@ -136,25 +146,12 @@ static int ur_connect(volley_conn *c)
 
 static void ur_recv(volley_conn *c, bool on)
 {
-    if (on) {
-        c->be_state |= U_WANT;
-        /* while a cancel is in flight, its end re-arms */
-        if (!(c->be_state & U_ARMED) && arm_recv(c) < 0) {
-            c->be_state &= ~U_WANT;
-            volley__conn_recv_end(c, -EBUSY);
-        }
-        return;
+    /* off without an SQE: it keeps receiving; the core drops or keeps
+     * what comes */
+    if (multishot(c, OP_RECV, on) < 0 && on) {
+        c->be_state &= ~U_WANT;
+        volley__conn_recv_end(c, -EBUSY);
     }
-    c->be_state &= ~U_WANT;
-    if ((c->be_state & (U_ARMED | U_CANCELING)) != U_ARMED)
-        return;
-    struct io_uring_sqe *sqe = sqe_get(c->loop);
-    if (!sqe)
-        return; /* it keeps receiving; the core drops or keeps what comes */
-    io_uring_prep_cancel64(sqe, VOLLEY__TAG(c, OP_RECV), 0);
-    io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_CANCEL));
-    c->inflight++;
-    c->be_state |= U_CANCELING;
 }
 
 static void ur_recv_into(volley_conn *c)

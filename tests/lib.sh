@@ -57,6 +57,15 @@ run_bg() {
     bg="$bg $bpid"
 }
 
+# stop PID: asks a program started by run_bg as `timeout SECONDS CMD...`
+# (PID is timeout's) to end, with SIGTERM sent to CMD itself. Sent to
+# timeout, the signal would be passed on and followed by a SIGCONT, and a
+# SIGCONT cancels the stop a sanitizer's leak check sends its own process
+# at exit: that check then waits for it forever.
+stop() {
+    pkill -TERM -P "$1" 2>/dev/null || kill "$1" 2>/dev/null
+}
+
 # reap PID: waits for it (its status is wait's) and forgets it, so the exit
 # trap never signals a process id that may have been reused.
 reap() {
@@ -155,7 +164,7 @@ start_volley() {
             i=$((i + 1))
         done
         # Lost the race for the port, or never came up: try another.
-        kill "$vpid" 2>/dev/null
+        stop "$vpid"
         reap "$vpid" 2>/dev/null
     done
     fail "volley $cmd did not start: $(cat "$tmp/$name.err")"

@@ -137,7 +137,7 @@ else:
     sys.exit("no ICMP report %r in the server's output" % want)
 PY
 rc=$?
-kill "$spid" 2>/dev/null # SIGTERM: the server prints its summary and exits 0
+stop "$spid" # SIGTERM: the server prints its summary and exits 0
 reap "$spid"
 src=$?
 out=$(cat "$tmp/out" "$tmp/err")

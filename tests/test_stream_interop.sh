@@ -44,7 +44,7 @@ start_echo() {
         sleep 0.05
         i=$((i + 1))
     done
-    kill "$vpid" 2>/dev/null
+    stop "$vpid"
     reap "$vpid" 2>/dev/null
     if [ "$backend" = uring ] &&
         grep -qi 'not supported\|not available\|ENOTSUP' "$tmp/$name.err"; then
@@ -112,7 +112,7 @@ if errors:
     print("\n".join(errors))
     sys.exit(1)' "$port" >"$tmp/py-$be.client" 2>&1; then
         fail "$be: python client: $(cat "$tmp/py-$be.client")"
-        kill "$vpid" 2>/dev/null
+        stop "$vpid"
     fi
     finish "py-$be"
 }
@@ -134,7 +134,7 @@ sys.stdout.buffer.write(os.urandom(3 * 1024 * 1024 + 123))' >"$tmp/socat-$be.in"
     if ! timeout $T socat -t 20 - "TCP:127.0.0.1:$port" <"$tmp/socat-$be.in" \
         >"$tmp/socat-$be.back" 2>"$tmp/socat-$be.log"; then
         fail "$be: socat exited non-zero: $(tail -n 3 "$tmp/socat-$be.log")"
-        kill "$vpid" 2>/dev/null
+        stop "$vpid"
     elif ! cmp -s "$tmp/socat-$be.in" "$tmp/socat-$be.back"; then
         fail "$be: socat got back $(wc -c <"$tmp/socat-$be.back") bytes of" \
             "$(wc -c <"$tmp/socat-$be.in"), or different ones"

@@ -521,6 +521,8 @@ struct volley_caps {
     struct volley_feature uring;         /* the uring backend: a round trip */
     struct volley_feature uring_zc;      /* IORING_OP_SENDMSG_ZC known */
     struct volley_feature kernel_pacing; /* SO_MAX_PACING_RATE accepted */
+    /* a reuseport group takes a steering program (volley_group_open) */
+    struct volley_feature reuseport_steer;
 };
 /* Fill *out (size = sizeof as the caller knows it). Errors: -EINVAL (NULL,
  * size 0, or an invalid VOLLEY_BACKEND/VOLLEY_DISABLE: see volley_env_check;
@@ -912,6 +914,128 @@ VOLLEY_API int volley_conn_abort(volley_conn *c);
  * Errors: -EINVAL. */
 VOLLEY_API int volley_conn_get_stats(const volley_conn *c, struct volley_conn_stats *out,
                                      size_t size);
+
+/*
+ * Reuseport groups: one socket per thread on one address.
+ *
+ * A server outgrows one core long before it outgrows a machine. A group is
+ * n sockets bound to one address with SO_REUSEPORT: the kernel hands each
+ * arriving packet (a datagram, or a connection's first segment) to one
+ * member, and each member is served by its own thread (for datagrams:
+ * volley_wrap on the member's fd; for streams: volley_listen_fd on a loop
+ * of that thread). Nothing is shared between the members' threads.
+ *
+ * Steering, which member a packet goes to (n members, in the order they
+ * joined: fds[0] first):
+ *   VOLLEY_STEER_FLOW    (the default) a hash of the packet's source
+ *                        address and port, modulo n: every packet of a flow
+ *                        lands on the same member while the group is
+ *                        unchanged, and many flows spread over all members.
+ *                        The hash multiplies the source port and address
+ *                        words by an odd constant (Fibonacci hashing) and
+ *                        keeps the high bits.
+ *   VOLLEY_STEER_CPU     the CPU the kernel processes the packet on, modulo
+ *                        n: member i serves CPUs i, i + n, ... A flow
+ *                        stays on one member as long as its packets are
+ *                        processed on one CPU: a NIC's RSS or RPS makes it
+ *                        so; on loopback it is the sending thread's CPU.
+ *                        Pin member i's thread to CPU i and a packet is
+ *                        served where the kernel received it.
+ *   VOLLEY_STEER_KERNEL  no program: the kernel's own hash of the 4-tuple.
+ * FLOW and CPU are classic BPF programs (SO_ATTACH_REUSEPORT_CBPF): any
+ * user may attach them, where an eBPF program needs privileges most
+ * deployments do not grant. A kernel that refuses the program leaves the
+ * group working on its own hash: the call then returns
+ * VOLLEY_STEER_KERNEL, and `volley probe` says so (reuseport_steer).
+ *
+ * When a member closes, the kernel moves the last member into its place
+ * and the group has n - 1 members: flows move, no packet is delivered to
+ * the closed socket, and whatever was still queued on it is lost with it
+ * (for TCP: connections not yet accepted are reset). volley_group_leave
+ * takes a member out without losing a datagram.
+ */
+#define VOLLEY_STEER_FLOW   0u
+#define VOLLEY_STEER_CPU    1u
+#define VOLLEY_STEER_KERNEL 2u
+
+#define VOLLEY_GROUP_MAX 64 /* members of one group */
+
+#define VOLLEY_GROUP_STREAM 0x1u /* TCP listeners (default: UDP sockets) */
+#define VOLLEY_GROUP_V6ONLY 0x2u /* on [::]: IPv6 only (default: dual-stack) */
+struct volley_group_opts {
+    uint32_t size;        /* sizeof(struct volley_group_opts) */
+    uint32_t flags;       /* VOLLEY_GROUP_* */
+    uint32_t steer;       /* VOLLEY_STEER_* */
+    uint32_t backlog;     /* streams: listen backlog, 0 .. 65535 (0: SOMAXCONN) */
+    uint32_t reserved[4]; /* must be 0 */
+};
+#ifdef __cplusplus
+static inline struct volley_group_opts volley_group_opts_init_cxx_(void)
+{
+    struct volley_group_opts o = {};
+    o.size = sizeof o;
+    return o;
+}
+#define VOLLEY_GROUP_OPTS_INIT volley_group_opts_init_cxx_()
+#else
+#define VOLLEY_GROUP_OPTS_INIT                                                           \
+    {                                                                                    \
+        .size = sizeof(struct volley_group_opts)                                         \
+    }
+#endif
+
+/*
+ * Open n (1 .. VOLLEY_GROUP_MAX) sockets bound to addr ("ip:port",
+ * "[ip6]:port"; port 0: the first member picks one, the others join it)
+ * with SO_REUSEPORT, in order, into fds[0..n-1] (non-blocking, close on
+ * exec; streams are listening already), and steer them as o->steer asks
+ * (o NULL: defaults). The fds are the caller's: hand each to volley_wrap
+ * or volley_listen_fd, or close them. Returns the steering in effect
+ * (VOLLEY_STEER_*: KERNEL when the program was refused), or a negative
+ * errno with nothing left open: -EINVAL (NULL, n out of range, bad
+ * address or options, unknown steering), -E2BIG, -EADDRINUSE (the address
+ * is taken by a socket outside the group), -EAFNOSUPPORT, socket(2),
+ * bind(2) and listen(2) errors.
+ */
+VOLLEY_API int volley_group_open(int *fds, unsigned n, const char *addr,
+                                 const struct volley_group_opts *o);
+
+/*
+ * Steer the group whose members are fds[0..n-1], in the kernel's order,
+ * as steer asks (after a member left, or to change the steering): the
+ * program replaces the group's previous one. Returns the steering in
+ * effect, or -EINVAL (NULL, n out of range, unknown steering), -EBADF,
+ * or the error setsockopt(2) gave (the group keeps its previous steering).
+ */
+VOLLEY_API int volley_group_steer(const int *fds, unsigned n, unsigned steer);
+
+/*
+ * Take member k out of the group without losing a datagram. From the
+ * return on, new packets go to the other members only, steered as steer
+ * (FLOW or CPU) asks over n - 1 members, and fds[k] and fds[n-1] swap
+ * places: fds[0..n-2] are the members that stay, in the order the kernel
+ * will have them once the leaving member, now fds[n-1], is closed. Then
+ * receive what is still queued on fds[n-1] until it is empty, close it,
+ * and call volley_group_steer(fds, n - 1, steer): until then, the flows
+ * of one member in n - 1 are placed by the kernel's hash (never on the
+ * closed socket). Returns 0, or -EINVAL (NULL, n < 2 or out of range,
+ * k >= n, steer not FLOW or CPU: the kernel's own hash cannot leave a
+ * member out), -EBADF, or setsockopt(2)'s error (nothing changed).
+ */
+VOLLEY_API int volley_group_leave(int *fds, unsigned n, unsigned k, unsigned steer);
+
+/*
+ * Serve the listening TCP socket fd (a group member, or one inherited:
+ * systemd socket activation) on loop l, as volley_listen does from then
+ * on. The loop owns the fd from success on; on failure it stays the
+ * caller's. o's listen-time flags (REUSEPORT, V6ONLY, BACKLOG_ZERO,
+ * backlog) are ignored: the socket is listening already.
+ * Errors: -EINVAL (NULL, a closing loop, bad options, fd not listening),
+ * -E2BIG, -EBADF, -ENOTSOCK, -EPROTOTYPE (not SOCK_STREAM), -EAFNOSUPPORT
+ * (not IPv4 or IPv6), -ENOMEM, getsockopt(2) and fcntl(2) errors.
+ */
+VOLLEY_API int volley_listen_fd(volley_loop *l, volley_conn **out, int fd,
+                                const struct volley_conn_opts *o, void *user);
 
 #ifdef __cplusplus
 }

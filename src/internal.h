@@ -190,6 +190,10 @@ struct volley_sock {
     void *priv; /* backend-private state (pair, uring) */
 };
 
+/* group.c: attach a FLOW steering program to fd's reuseport group (for
+ * the probe): 0 or setsockopt(2)'s error. */
+VOLLEY_INTERNAL int volley__group_probe_attach(int fd);
+
 /* ---- opts.c, setup.c, sock.c: shared by the backends ---- */
 /* Validate and copy caller options (NULL: defaults) into *dst, applying
  * defaults and the VOLLEY_DISABLE environment, and VOLLEY_BACKEND when

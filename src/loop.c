@@ -9,6 +9,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -904,6 +905,62 @@ int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
         r = l->ops->accept(c, true);
     if (r < 0) {
         conn_abandon(c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+int volley_listen_fd(volley_loop *l, volley_conn **out, int fd,
+                     const struct volley_conn_opts *o, void *user)
+{
+    if (!l || !out)
+        return -EINVAL;
+    *out = NULL;
+    if (l->closing)
+        return -EINVAL;
+    if (fd < 0)
+        return -EBADF;
+    int type = 0, listening = 0;
+    socklen_t len = sizeof type;
+    l->st.syscalls += 2;
+    int r = volley__sys_getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+    if (r == -EBADF || r == -ENOTSOCK)
+        return r;
+    if (r == 0 && type != SOCK_STREAM)
+        return -EPROTOTYPE;
+    len = sizeof listening;
+    if (r == 0)
+        r = volley__sys_getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+    if (r < 0)
+        return r;
+    if (!listening)
+        return -EINVAL;
+    volley_conn *c = conn_new(l);
+    if (!c)
+        return -ENOMEM;
+    c->fd = fd;
+    r = conn_opts(c, o);
+    if (r == 0)
+        r = sock_name(c, false, &c->local);
+    if (r == 0 && c->local.sa.sa_family != AF_INET && c->local.sa.sa_family != AF_INET6)
+        r = -EAFNOSUPPORT;
+    if (r == 0) {
+        l->st.syscalls++;
+        int fl = volley__sys_fcntl(fd, F_GETFL, 0);
+        r = fl < 0 ? fl : 0;
+        if (r == 0 && !(fl & O_NONBLOCK)) {
+            l->st.syscalls++;
+            r = volley__sys_fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        }
+    }
+    c->flags |= VOLLEY__C_LISTENER;
+    c->user = user;
+    if (r == 0)
+        r = l->ops->accept(c, true);
+    if (r < 0) {
+        c->fd = -1; /* the caller's still */
+        conn_release(c);
         return r;
     }
     *out = c;

@@ -287,6 +287,22 @@ static int probe_kernel_pacing(void)
     return r;
 }
 
+/* Two UDP sockets in a reuseport group on loopback, and the FLOW program
+ * attached to them. */
+static int probe_reuseport_steer(void)
+{
+    struct volley_group_opts o = VOLLEY_GROUP_OPTS_INIT;
+    o.steer = VOLLEY_STEER_KERNEL;
+    int fds[2];
+    int r = volley_group_open(fds, 2, "127.0.0.1:0", &o);
+    if (r < 0)
+        return r;
+    r = volley__group_probe_attach(fds[0]);
+    volley__sys_close(fds[0]);
+    volley__sys_close(fds[1]);
+    return r;
+}
+
 static void probe_uring(struct volley_caps *c)
 {
 #if VOLLEY_HAVE_URING
@@ -359,6 +375,10 @@ int volley_probe(struct volley_caps *out, size_t size)
         "SO_MAX_PACING_RATE accepted on a UDP socket; enforced where the outgoing "
         "device uses the fq qdisc",
         "SO_MAX_PACING_RATE refused on a UDP socket");
+    set(&c.reuseport_steer, probe_reuseport_steer(),
+        "a classic BPF steering program attached to a reuseport group on loopback",
+        "SO_ATTACH_REUSEPORT_CBPF refused (Linux 4.5+): groups use the kernel's own "
+        "hash");
     volley_sock *v6;
     int r = volley_open(&v6, "[::1]:0", NULL);
     set(&c.ipv6, r, "bound a UDP socket on [::1]", "cannot bind a UDP socket on [::1]");

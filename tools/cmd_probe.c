@@ -23,6 +23,7 @@ static const struct {
     {"uring", offsetof(struct volley_caps, uring)},
     {"uring_zc", offsetof(struct volley_caps, uring_zc)},
     {"kernel_pacing", offsetof(struct volley_caps, kernel_pacing)},
+    {"reuseport_steer", offsetof(struct volley_caps, reuseport_steer)},
 };
 #define NFEATURES (sizeof(features) / sizeof(features[0]))
 

@@ -210,6 +210,11 @@ struct volley_opts {
     uint64_t pace_rate_bps; /* 0 = send as fast as the kernel takes */
     uint32_t pace_burst;    /* bytes, 0 = default */
     uint32_t pace_flags;    /* VOLLEY_PACE_* */
+    /* On a stream loop (see "Datagram sockets on a loop" below): */
+    struct volley_loop *loop; /* the loop whose events say when the socket is
+                                 ready; NULL: none */
+    void *loop_user;          /* ev.user of its DGRAM events (NULL: the
+                                 volley_sock itself) */
 };
 #ifdef __cplusplus
 /* C++ before C++20 has no designated initializers. */
@@ -666,6 +671,13 @@ static inline struct volley_conn_opts volley_conn_opts_init_cxx_(void)
  *              volley_conn_wait_drained (ev.tag DRAINED) passed; ev.err is
  *              -ETIMEDOUT; the connection is unchanged, and what arrived
  *              stays buffered
+ *   DGRAM      (not a connection's: ev.conn is NULL) a datagram socket on
+ *              the loop is ready: ev.user is its loop_user (the
+ *              volley_sock itself when that is NULL) and ev.tag says what,
+ *              VOLLEY_WAIT_RECV (datagrams arrived: volley_recv until it
+ *              returns 0) and/or VOLLEY_WAIT_ERR (volley_errors has
+ *              reports). It comes when something arrives, not again for
+ *              datagrams left unread
  *   CLOSED     the end, always the last event of a connection. ev.err: 0
  *              after volley_conn_close flushed everything; -ECANCELED after
  *              volley_conn_abort or a loop close; -ECONNRESET when the
@@ -687,6 +699,7 @@ enum volley_event_type {
     VOLLEY_EV_TIMEOUT = 8,
     VOLLEY_EV_CLOSED = 9,
     VOLLEY_EV_RECEIVED = 10,
+    VOLLEY_EV_DGRAM = 11,
 };
 struct volley_event {
     volley_conn *conn;
@@ -774,6 +787,28 @@ VOLLEY_API const char *volley_loop_backend(const volley_loop *l);
 /* Copy the loop counters (size: as volley_get_stats). Errors: -EINVAL. */
 VOLLEY_API int volley_loop_get_stats(const volley_loop *l, struct volley_loop_stats *out,
                                      size_t size);
+
+/*
+ * Datagram sockets on a loop. A socket opened or wrapped with
+ * volley_opts.loop set joins that loop, so that one thread serves its UDP
+ * sockets and its TCP connections from one volley_loop_poll: the socket's
+ * readiness comes as DGRAM events, and volley_send, volley_recv and the
+ * rest work on it as on any socket, from the loop's thread only.
+ *   - On a uring loop, a uring socket (the choice for AUTO) shares the
+ *     loop's ring instead of owning one: its multishot receive and its
+ *     sends go through the loop's io_uring_enter, volley_recv takes what
+ *     the loop's polls brought in (no system call), and volley_fd is the
+ *     loop's fd. volley_wait and volley_recv_wait work, and sleep in the
+ *     loop's ring: connections' completions that arrive meanwhile are kept
+ *     for the next volley_loop_poll.
+ *   - Any other kernel socket (mmsg, scalar, or uring on an epoll loop)
+ *     keeps its own means and the loop watches volley_fd for readability.
+ * Close the socket before the loop. A loop closed first lets go of its
+ * sockets: a watched socket works on alone; a socket that shared the
+ * ring can only be closed (every other call gives -EPIPE).
+ * Errors, at open or wrap: -EINVAL (a closing loop; the pair backend),
+ * -ENOMEM.
+ */
 
 /*
  * Listen on addr ("ip:port", "[ip6]:port"; "[::]:port" is dual-stack

@@ -480,6 +480,8 @@ VOLLEY_API int volley_pair(volley_sock **a, volley_sock **b, const struct volley
     unsigned want = o ? o->backend : VOLLEY_BACKEND_AUTO;
     if (want != VOLLEY_BACKEND_AUTO && want != VOLLEY_BACKEND_PAIR)
         return -EINVAL;
+    if (opts.loop) /* in memory: no kernel readiness for a loop to watch */
+        return -EINVAL;
     opts.backend = VOLLEY_BACKEND_PAIR;
 
     struct pair_shared *sh;

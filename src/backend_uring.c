@@ -25,6 +25,7 @@
  * after the kernel's notification completion says it let go of the pages.
  */
 #include "internal.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -33,10 +34,12 @@
 #include <string.h>
 
 /* A multishot receive is tagged with its generation: after it is moved to
- * another thread, the old one's last completions must not disarm the new. */
+ * another thread, the old one's last completions must not disarm the new.
+ * Tags fit 32 bits: on a loop's ring they ride in VOLLEY__DTAG. */
+#define GEN_MASK      0x3fffffu
 #define TAG_RECV(gen) (((uint64_t)(gen) << 8) | 1u)
 #define TAG_CANCEL    2ull
-#define TAG_SEND      (1ull << 32) /* | slot index */
+#define TAG_SEND      (1ull << 31) /* | slot index */
 #define BGID          7
 
 #define SQ_ENTRIES    1024
@@ -65,7 +68,11 @@ struct slot {
 };
 
 struct uring {
-    struct io_uring ring;
+    struct io_uring *ring; /* own, or the loop's (shared) */
+    struct io_uring own;
+    bool shared;       /* on a loop's ring: its polls bring the completions */
+    uint64_t tag_base; /* shared: the loop's tag for this socket */
+    unsigned bgid;     /* the buffer group (shared rings have several) */
     int efd;
     bool efd_dirty; /* completions were reaped since the eventfd was reset */
     /* receive */
@@ -106,6 +113,13 @@ bool volley__uring_poison;
 static struct uring *U(volley_sock *s)
 {
     return s->priv;
+}
+
+/* An operation's user_data: its own tag, or on a loop's ring the loop's
+ * tag for this socket carrying it. */
+static uint64_t utag(const struct uring *u, uint64_t tag)
+{
+    return u->shared ? u->tag_base | (tag << 32) : tag;
 }
 
 static void *buf_addr(struct uring *u, unsigned bid)
@@ -241,9 +255,11 @@ static void on_recv_cqe(volley_sock *s, const struct io_uring_cqe *cqe)
 static void run_task_work(volley_sock *s, uint64_t *syscalls)
 {
     struct uring *u = U(s);
-    if (IO_URING_READ_ONCE(*u->ring.sq.kflags) &
+    if (u->shared) /* the loop's polls run it */
+        return;
+    if (IO_URING_READ_ONCE(*u->ring->sq.kflags) &
         (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) {
-        (void)volley__sys_uring_submit(&u->ring);
+        (void)volley__sys_uring_submit(u->ring);
         (*syscalls)++;
     }
 }
@@ -252,9 +268,13 @@ static void run_task_work(volley_sock *s, uint64_t *syscalls)
 static void reap(volley_sock *s)
 {
     struct uring *u = U(s);
+    if (u->shared) { /* the loop hands ours back (volley__uring_cqe) */
+        volley__loop_reap(s->loop);
+        return;
+    }
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
-    io_uring_for_each_cqe(&u->ring, head, cqe)
+    io_uring_for_each_cqe(u->ring, head, cqe)
     {
         if (cqe->user_data >= TAG_SEND)
             on_send_cqe(s, cqe);
@@ -262,7 +282,7 @@ static void reap(volley_sock *s)
             on_recv_cqe(s, cqe);
         n++;
     }
-    io_uring_cq_advance(&u->ring, n);
+    io_uring_cq_advance(u->ring, n);
     if (n)
         u->efd_dirty = true;
     slots_release(u);
@@ -271,7 +291,7 @@ static void reap(volley_sock *s)
 /* Submit queued entries (or flush overflowed completions). */
 static int enter(volley_sock *s, uint64_t *syscalls)
 {
-    int r = volley__sys_uring_submit(&U(s)->ring);
+    int r = volley__sys_uring_submit(U(s)->ring);
     (*syscalls)++;
     return r < 0 ? r : 0;
 }
@@ -280,7 +300,7 @@ static int enter(volley_sock *s, uint64_t *syscalls)
  * now, so nothing taken waits for the next volley_send. */
 static void flush_queued(volley_sock *s, uint64_t *syscalls)
 {
-    if (io_uring_sq_ready(&U(s)->ring))
+    if (io_uring_sq_ready(U(s)->ring))
         (void)enter(s, syscalls);
 }
 
@@ -289,17 +309,17 @@ static void flush_queued(volley_sock *s, uint64_t *syscalls)
 static int arm(volley_sock *s)
 {
     struct uring *u = U(s);
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(u->ring);
     if (!sqe) {
         int r = enter(s, &s->st.rx_syscalls);
-        if (r < 0 || !(sqe = io_uring_get_sqe(&u->ring)))
+        if (r < 0 || !(sqe = io_uring_get_sqe(u->ring)))
             return r < 0 ? r : -EBUSY;
     }
     io_uring_prep_recvmsg_multishot(sqe, s->fd, &u->rxhdr, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = BGID;
-    u->gen = (u->gen + 1) & 0xffffff;
-    io_uring_sqe_set_data64(sqe, TAG_RECV(u->gen));
+    sqe->buf_group = (uint16_t)u->bgid;
+    u->gen = (u->gen + 1) & GEN_MASK;
+    io_uring_sqe_set_data64(sqe, utag(u, TAG_RECV(u->gen)));
     int r = enter(s, &s->st.rx_syscalls);
     if (r < 0)
         return r;
@@ -316,12 +336,12 @@ static int arm(volley_sock *s)
 static int follow_thread(volley_sock *s)
 {
     struct uring *u = U(s);
-    if (!u->armed || pthread_equal(u->armed_by, pthread_self()))
+    if (u->shared || !u->armed || pthread_equal(u->armed_by, pthread_self()))
         return 0;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(u->ring);
     if (sqe) {
-        io_uring_prep_cancel64(sqe, TAG_RECV(u->gen), 0);
-        io_uring_sqe_set_data64(sqe, TAG_CANCEL);
+        io_uring_prep_cancel64(sqe, utag(u, TAG_RECV(u->gen)), 0);
+        io_uring_sqe_set_data64(sqe, utag(u, TAG_CANCEL));
     }
     u->armed = false;
     return arm(s);
@@ -531,7 +551,7 @@ static void prep_send(volley_sock *s, struct io_uring_sqe *sqe, struct slot *sl,
         io_uring_prep_sendmsg(sqe, s->fd, &sl->m, MSG_DONTWAIT);
     if (sl->zc)
         s->st.tx_zc_sends++;
-    io_uring_sqe_set_data64(sqe, TAG_SEND | idx);
+    io_uring_sqe_set_data64(sqe, utag(U(s), TAG_SEND | idx));
 }
 
 /* Queue messages [from, nmsg) as one linked chain; returns how many. */
@@ -541,11 +561,11 @@ static unsigned queue_chain(volley_sock *s, const struct volley_dgram *d, unsign
     struct uring *u = U(s);
     struct io_uring_sqe *prev = NULL;
     unsigned k = 0;
-    for (unsigned j = from; j < nmsg && io_uring_sq_space_left(&u->ring); j++, k++) {
+    for (unsigned j = from; j < nmsg && io_uring_sq_space_left(u->ring); j++, k++) {
         struct slot *sl = fill_slot(s, j, d);
         if (!sl)
             break;
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+        struct io_uring_sqe *sqe = io_uring_get_sqe(u->ring);
         prep_send(s, sqe, sl, (unsigned)((u->slot_head - 1) % u->nslots));
         if (prev)
             prev->flags |= IOSQE_IO_LINK;
@@ -607,7 +627,7 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
      * per-message sendmsg requests (volley bench, uring vs mmsg rows), and
      * the caller's buffers need no copy: with no zero-copy asked for and
      * nothing in flight (so order holds), send as mmsg does. */
-    if (!U(s)->zc_threshold && slots_busy(U(s)) == 0 && !io_uring_sq_ready(&U(s)->ring)) {
+    if (!U(s)->zc_threshold && slots_busy(U(s)) == 0 && !io_uring_sq_ready(U(s)->ring)) {
         /* The socket, not the ring, said "would block": waiting for SEND
          * then watches the socket for room. */
         uint64_t blocked = s->st.tx_wouldblock;
@@ -694,7 +714,8 @@ static int wait_cqe(volley_sock *s, int timeout_ms)
     struct __kernel_timespec ts = {timeout_ms / 1000,
                                    (long long)(timeout_ms % 1000) * 1000000};
     s->st.rx_syscalls++;
-    int r = volley__sys_uring_wait(&u->ring, timeout_ms < 0 ? NULL : &ts);
+    int r = u->shared ? volley__loop_pump(s->loop, timeout_ms)
+                      : volley__sys_uring_wait(u->ring, timeout_ms < 0 ? NULL : &ts);
     return r == -ETIME || r == -EINTR || r == -EAGAIN || r >= 0 ? 0 : r;
 }
 
@@ -734,8 +755,9 @@ static int uring_wait(volley_sock *s, unsigned events, int timeout_ms)
                 return r;
             continue;
         }
-        struct pollfd p[2] = {{.fd = u->efd, .events = POLLIN},
-                              {.fd = s->fd, .events = sock}};
+        struct pollfd p[2] = {
+            {.fd = u->shared ? u->ring->ring_fd : u->efd, .events = POLLIN},
+            {.fd = s->fd, .events = sock}};
         int r = volley__sys_poll(p, 2, timeout_ms);
         s->st.rx_syscalls++;
         if (r < 0 && r != -EINTR)
@@ -758,15 +780,19 @@ static int uring_wait(volley_sock *s, unsigned events, int timeout_ms)
 static void quiesce(volley_sock *s)
 {
     struct uring *u = U(s);
-    struct io_uring_sqe *sqe = u->armed ? io_uring_get_sqe(&u->ring) : NULL;
+    struct io_uring_sqe *sqe = u->armed ? io_uring_get_sqe(u->ring) : NULL;
     if (sqe) {
-        io_uring_prep_cancel64(sqe, TAG_RECV(u->gen), 0);
-        io_uring_sqe_set_data64(sqe, TAG_CANCEL);
+        io_uring_prep_cancel64(sqe, utag(u, TAG_RECV(u->gen)), 0);
+        io_uring_sqe_set_data64(sqe, utag(u, TAG_CANCEL));
     }
-    (void)volley__sys_uring_submit(&u->ring); /* also sends still queued */
+    (void)volley__sys_uring_submit(u->ring); /* also sends still queued */
     for (int i = 0; i < 200 && (u->armed || slots_busy(u)); i++) {
         struct __kernel_timespec ts = {0, 5 * 1000 * 1000};
-        (void)volley__sys_uring_wait(&u->ring, &ts);
+        if (u->shared) {
+            (void)volley__loop_pump(s->loop, 5);
+            continue;
+        }
+        (void)volley__sys_uring_wait(u->ring, &ts);
         reap(s);
     }
 }
@@ -776,9 +802,13 @@ static void uring_close(volley_sock *s)
     struct uring *u = U(s);
     if (!u)
         return;
-    if (u->ring.ring_fd > 0) {
+    if (u->shared) {
         quiesce(s);
-        volley__sys_uring_exit(&u->ring, u->br_registered ? BGID : -1);
+        if (u->br_registered)
+            volley__sys_uring_unregister_buf_ring(u->ring, (int)u->bgid);
+    } else if (u->ring && u->ring->ring_fd > 0) {
+        quiesce(s);
+        volley__sys_uring_exit(u->ring, u->br_registered ? BGID : -1);
     }
     volley__sys_munmap(u->br, u->br_bytes);
     if (u->efd >= 0)
@@ -854,11 +884,24 @@ static bool zc_usable(const volley_sock *s, struct uring *u)
 {
     if (!s->opts.zc_threshold || (s->family != AF_INET && s->family != AF_INET6))
         return false;
-    return volley__sys_uring_has_op(&u->ring, IORING_OP_SENDMSG_ZC) > 0 &&
-           volley__sys_uring_has_op(&u->ring, IORING_OP_SEND_ZC) > 0;
+    return volley__sys_uring_has_op(u->ring, IORING_OP_SENDMSG_ZC) > 0 &&
+           volley__sys_uring_has_op(u->ring, IORING_OP_SEND_ZC) > 0;
 }
 
-static int start_ring(volley_sock *s, struct uring *u)
+/* On a uring loop: the loop's ring, with a buffer group of this socket's
+ * own; volley_fd is the loop's fd. */
+static int join_ring(volley_sock *s, struct uring *u, struct io_uring *ring)
+{
+    u->ring = ring;
+    u->shared = true;
+    s->loop_shared = true;
+    u->tag_base = VOLLEY__DTAG(s->loop_idx, s->loop_gen, 0);
+    u->bgid = 1 + s->loop_idx; /* the loop's connections use group 0 */
+    return 0;
+}
+
+/* A ring of the socket's own. */
+static int own_ring(struct uring *u)
 {
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
@@ -868,23 +911,31 @@ static int start_ring(volley_sock *s, struct uring *u)
      * in a VM). TASKRUN_FLAG tells us when such work waits. */
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     p.cq_entries = CQ_ENTRIES;
-    int r = volley__sys_uring_init(SQ_ENTRIES, &u->ring, &p);
+    int r = volley__sys_uring_init(SQ_ENTRIES, u->ring, &p);
     if (r == -EINVAL) { /* before Linux 5.19 */
         memset(&p, 0, sizeof p);
         p.flags = IORING_SETUP_CQSIZE;
         p.cq_entries = CQ_ENTRIES;
-        r = volley__sys_uring_init(SQ_ENTRIES, &u->ring, &p);
+        r = volley__sys_uring_init(SQ_ENTRIES, u->ring, &p);
     }
     if (r < 0) {
-        u->ring.ring_fd = -1;
+        u->own.ring_fd = -1;
         return unavailable(r);
     }
+    return 0;
+}
+
+static int start_ring(volley_sock *s, struct uring *u)
+{
+    int r = u->shared ? 0 : own_ring(u);
+    if (r < 0)
+        return r;
     struct io_uring_buf_reg reg;
     memset(&reg, 0, sizeof reg);
     reg.ring_addr = (uint64_t)(uintptr_t)u->br;
     reg.ring_entries = u->nbufs;
-    reg.bgid = BGID;
-    r = volley__sys_uring_register_buf_ring(&u->ring, &reg);
+    reg.bgid = (uint16_t)u->bgid;
+    r = volley__sys_uring_register_buf_ring(u->ring, &reg);
     if (r < 0)
         return unavailable(r);
     u->br_registered = true;
@@ -892,15 +943,40 @@ static int start_ring(volley_sock *s, struct uring *u)
     for (unsigned i = 0; i < u->nbufs; i++)
         u->loaned[u->nloaned++] = (uint16_t)i;
     give_back(u);
-    r = u->efd = volley__sys_eventfd();
-    if (r < 0)
-        return r;
-    r = volley__sys_uring_register_eventfd(&u->ring, u->efd);
-    if (r < 0)
-        return unavailable(r);
-    s->poll_fd = u->efd;
+    if (u->shared) {
+        s->poll_fd = u->ring->ring_fd;
+    } else {
+        r = u->efd = volley__sys_eventfd();
+        if (r < 0)
+            return r;
+        r = volley__sys_uring_register_eventfd(u->ring, u->efd);
+        if (r < 0)
+            return unavailable(r);
+        s->poll_fd = u->efd;
+    }
     u->zc_threshold = zc_usable(s, u) ? s->opts.zc_threshold : 0;
     return unavailable(arm(s));
+}
+
+unsigned volley__uring_cqe(volley_sock *s, uint32_t tag, int32_t res, uint32_t flags)
+{
+    struct uring *u = U(s);
+    struct io_uring_cqe cqe = {.user_data = tag, .res = res, .flags = flags};
+    unsigned errs = s->err_count, bits = 0;
+    if (tag >= TAG_SEND) {
+        on_send_cqe(s, &cqe);
+    } else if ((tag & 0xff) == 1) {
+        bool was = u->armed;
+        on_recv_cqe(s, &cqe);
+        /* data, or a receive that ended: volley_recv takes the one and
+         * re-arms the other */
+        if (flags & IORING_CQE_F_BUFFER || (was && !u->armed))
+            bits |= VOLLEY_WAIT_RECV;
+    }
+    slots_release(u);
+    if (s->err_count > errs)
+        bits |= VOLLEY_WAIT_ERR;
+    return bits;
 }
 
 static int uring_init(volley_sock *s)
@@ -909,8 +985,13 @@ static int uring_init(volley_sock *s)
     if (!u)
         return -ENOMEM;
     u->efd = -1;
-    u->ring.ring_fd = -1;
+    u->own.ring_fd = -1;
+    u->ring = &u->own;
+    u->bgid = BGID;
     s->priv = u;
+    struct io_uring *loop_ring = s->loop ? volley__loop_ring(s->loop) : NULL;
+    if (loop_ring)
+        (void)join_ring(s, u, loop_ring);
     int r = alloc_state(s, u);
     if (r == 0)
         r = start_ring(s, u);

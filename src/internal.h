@@ -188,7 +188,35 @@ struct volley_sock {
     unsigned err_head, err_count;
 
     void *priv; /* backend-private state (pair, uring) */
+
+    /* on a stream loop (opts.loop): its entry there */
+    struct volley_loop *loop;
+    uint32_t loop_idx;
+    uint8_t loop_gen;
+    bool loop_shared; /* the backend uses the loop's ring */
 };
+
+/* loop.c: a datagram socket on a stream loop (volley_opts.loop). attach
+ * takes an entry before the backend is chosen (and, for AUTO on a uring
+ * loop, asks for uring); start watches the socket once it is set up (not
+ * for one that shares the ring); detach lets go of the entry. */
+VOLLEY_INTERNAL int volley__loop_dgram_attach(volley_sock *s);
+VOLLEY_INTERNAL int volley__loop_dgram_start(volley_sock *s);
+VOLLEY_INTERNAL void volley__loop_dgram_detach(volley_sock *s);
+/* Run the loop's backend for a socket sharing its ring: wait up to
+ * timeout_ms (0: only submit and reap) for completions and hand each to
+ * its owner; or only reap what is posted. */
+VOLLEY_INTERNAL int volley__loop_pump(struct volley_loop *l, int timeout_ms);
+VOLLEY_INTERNAL void volley__loop_reap(struct volley_loop *l);
+#if VOLLEY_HAVE_URING
+/* backend_uring.c: a completion of a socket sharing a loop's ring, with
+ * the socket's own tag; what the loop owes for it (VOLLEY_WAIT_*). */
+VOLLEY_INTERNAL unsigned volley__uring_cqe(volley_sock *s, uint32_t tag, int32_t res,
+                                           uint32_t flags);
+#endif
+/* A socket whose loop closed under it (it shared the loop's ring): every
+ * call but close gives -EPIPE. */
+extern const struct volley_backend volley__backend_gone VOLLEY_INTERNAL;
 
 /* group.c: attach a FLOW steering program to fd's reuseport group (for
  * the probe): 0 or setsockopt(2)'s error. */
@@ -492,6 +520,9 @@ VOLLEY_INTERNAL int volley__sys_uring_submit_wait(struct io_uring *ring,
 /* Whether the kernel knows io_uring opcode op: 1, 0, or a negative errno.
  * ring NULL: asks through a ring of its own. */
 VOLLEY_INTERNAL int volley__sys_uring_has_op(struct io_uring *ring, int op);
+/* Unregister buffer ring bgid from a ring that stays (a loop's). */
+VOLLEY_INTERNAL int volley__sys_uring_unregister_buf_ring(struct io_uring *ring,
+                                                          int bgid);
 /* Teardown: unregister the buffer ring bgid (if registered) and release
  * the ring. Nothing to fail: the kernel frees it all with the ring fd. */
 VOLLEY_INTERNAL void volley__sys_uring_exit(struct io_uring *ring, int bgid);

@@ -622,7 +622,7 @@ static void unready(volley_loop *l, volley_conn *c)
  * back on the list for the next batch. */
 static unsigned turn_emit(volley_loop *l, struct volley_event *ev, unsigned n)
 {
-    unsigned k = 0;
+    unsigned k = l->dgrams_owed ? volley__loop_dgram_emit(l, ev, n) : 0;
     volley_conn *later = NULL, **later_tail = &later;
     while (l->ready_head && k < n) {
         volley_conn *c = l->ready_head;
@@ -688,7 +688,7 @@ static int turn(volley_loop *l, int timeout_ms)
 {
     turn_flush(l);
     turn_bufs(l);
-    if (l->ready_head)
+    if (l->ready_head || l->dgrams_owed)
         timeout_ms = 0;
     struct volley__timer *t = volley__timers_top(&l->timers);
     if (t && timeout_ms != 0) {
@@ -744,6 +744,7 @@ void volley_loop_close(volley_loop *l, int drain_ms)
 {
     if (!l)
         return;
+    volley__loop_dgram_release(l);
     l->closing = true;
     turn_reap(l);
     if (drain_ms == 0) {

@@ -80,6 +80,17 @@ struct volley_conn {
     struct iovec iov[VOLLEY__SEND_IOV];
 };
 
+/* A datagram socket on the loop (volley_opts.loop). */
+struct volley__dgram {
+    volley_sock *s;   /* NULL: the entry is free */
+    void *user;       /* ev.user of its DGRAM events */
+    uint32_t pending; /* VOLLEY_WAIT_* owed in a DGRAM event */
+    uint8_t gen;      /* bumped each time the entry is reused */
+    bool shared;      /* it uses the loop's ring (a uring socket, uring loop) */
+    bool watched;     /* the loop watches its volley_fd (every other kind) */
+    bool armed;       /* uring: the readiness poll is in flight */
+};
+
 /* A loop backend: one file, one table. */
 struct volley__loop_ops {
     const char *name;
@@ -115,6 +126,13 @@ struct volley__loop_ops {
     /* Submit what is prepared, wait up to timeout_ms for something to
      * happen (0: do not wait) and report it: 0 or a negative errno. */
     int (*wait)(volley_loop *l, int timeout_ms);
+    /* Watch datagram entry i's volley_fd for readability (on), or stop
+     * (off: nothing of the watch is in flight when it returns). Readiness
+     * is reported through volley__loop_dgram_owe. 0 or a negative errno. */
+    int (*dgram_watch)(volley_loop *l, uint32_t i, bool on);
+    /* Report completions already posted, without a system call (NULL:
+     * the backend has none to report outside wait). */
+    void (*reap)(volley_loop *l);
 };
 
 struct volley_loop {
@@ -134,6 +152,9 @@ struct volley_loop {
     bool closing;     /* volley_loop_close runs: events are dropped */
     struct volley_loop_stats st;
     struct volley_conn_stats gone; /* counters of released connections */
+    struct volley__dgram *dgrams;  /* datagram sockets on the loop */
+    uint32_t ndgrams, cap_dgrams;  /* entries in use up to, allocated */
+    uint32_t dgrams_owed;          /* entries with pending bits */
 };
 
 /* Backends call these. */
@@ -169,6 +190,28 @@ VOLLEY_INTERNAL void volley__loop_accept_failed(volley_conn *lis, int err);
 #define VOLLEY__TAG_OP(t)   ((unsigned)((t)&0xffu))
 #define VOLLEY__TAG_SLOT(t) ((uint32_t)(((t) >> 8) & 0xffffffffu))
 #define VOLLEY__TAG_GEN(t)  ((uint32_t)((t) >> 40))
+/* A datagram entry's operations: operation 0xff, the entry's index and
+ * generation, and the socket's own 32-bit tag (0: the readiness watch). */
+#define VOLLEY__OP_DGRAM 0xffu
+#define VOLLEY__DTAG(i, gen, sub)                                                        \
+    (((uint64_t)(sub) << 32) | ((uint64_t)(uint8_t)(gen) << 24) |                        \
+     ((uint64_t)((i)&0xffffu) << 8) | VOLLEY__OP_DGRAM)
+#define VOLLEY__DTAG_SUB(t) ((uint32_t)((t) >> 32))
+/* The datagram entry a tag names, or NULL when it moved on. */
+VOLLEY_INTERNAL struct volley__dgram *volley__loop_dgram(volley_loop *l, uint64_t tag);
+/* Entry d owes a DGRAM event with these VOLLEY_WAIT_* bits. */
+VOLLEY_INTERNAL void volley__loop_dgram_owe(volley_loop *l, struct volley__dgram *d,
+                                            unsigned bits);
+/* loop_dgram.c: up to n DGRAM events into ev; and the loop's closing. */
+VOLLEY_INTERNAL unsigned volley__loop_dgram_emit(volley_loop *l, struct volley_event *ev,
+                                                 unsigned n);
+VOLLEY_INTERNAL void volley__loop_dgram_release(volley_loop *l);
+#if VOLLEY_HAVE_URING
+/* The ring of a uring loop, NULL for any other. */
+struct io_uring;
+VOLLEY_INTERNAL struct io_uring *volley__loop_ring(volley_loop *l);
+#endif
+
 /* The connection a tag names, or NULL when its slot moved on. */
 VOLLEY_INTERNAL volley_conn *volley__loop_conn(volley_loop *l, uint64_t tag);
 

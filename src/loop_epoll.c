@@ -267,11 +267,32 @@ static int ep_wait(volley_loop *l, int timeout_ms)
     if (n < 0)
         return n;
     for (int i = 0; i < n; i++) {
-        volley_conn *c = volley__loop_conn(l, e->evs[i].data.u64);
+        uint64_t tag = e->evs[i].data.u64;
+        if (VOLLEY__TAG_OP(tag) == VOLLEY__OP_DGRAM) {
+            struct volley__dgram *d = volley__loop_dgram(l, tag);
+            uint32_t ev = e->evs[i].events;
+            if (d)
+                volley__loop_dgram_owe(
+                    l, d,
+                    (ev & (EPOLLIN | EPOLLHUP) ? VOLLEY_WAIT_RECV : 0u) |
+                        (ev & EPOLLERR ? VOLLEY_WAIT_ERR : 0u));
+            continue;
+        }
+        volley_conn *c = volley__loop_conn(l, tag);
         if (c && c->fd >= 0)
             on_event(c, e->evs[i].events);
     }
     return 0;
+}
+
+/* A datagram socket's volley_fd in the set, level-triggered, or out. */
+static int ep_dgram_watch(volley_loop *l, uint32_t i, bool on)
+{
+    struct volley__dgram *d = &l->dgrams[i];
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = VOLLEY__DTAG(i, d->gen, 0)};
+    l->st.syscalls++;
+    return volley__sys_epoll_ctl(EP(l)->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+                                 volley_fd(d->s), &ev);
 }
 
 const struct volley__loop_ops volley__loop_epoll = {
@@ -289,4 +310,5 @@ const struct volley__loop_ops volley__loop_epoll = {
     .end = ep_end,
     .bufs_back = ep_bufs_back,
     .wait = ep_wait,
+    .dgram_watch = ep_dgram_watch,
 };

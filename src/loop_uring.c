@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -289,9 +290,51 @@ static void on_accept(volley_conn *c, const struct io_uring_cqe *cqe)
     }
 }
 
+/* A datagram socket's operation tagged with this ends nothing of it: the
+ * removal of its readiness poll. */
+#define DSUB_IGNORE 0xffffffffu
+
+static int arm_dgram_poll(volley_loop *l, uint32_t i)
+{
+    struct volley__dgram *d = &l->dgrams[i];
+    struct io_uring_sqe *sqe = sqe_get(l);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_poll_multishot(sqe, volley_fd(d->s), POLLIN);
+    io_uring_sqe_set_data64(sqe, VOLLEY__DTAG(i, d->gen, 0));
+    d->armed = true;
+    return 0;
+}
+
+static void on_dgram(volley_loop *l, uint64_t tag, const struct io_uring_cqe *cqe)
+{
+    struct volley__dgram *d = volley__loop_dgram(l, tag);
+    uint32_t sub = VOLLEY__DTAG_SUB(tag);
+    if (!d || sub == DSUB_IGNORE)
+        return;
+    if (d->shared) {
+        volley__loop_dgram_owe(l, d, volley__uring_cqe(d->s, sub, cqe->res, cqe->flags));
+        return;
+    }
+    /* the readiness poll */
+    if (cqe->res > 0)
+        volley__loop_dgram_owe(l, d,
+                               (cqe->res & (POLLIN | POLLHUP) ? VOLLEY_WAIT_RECV : 0u) |
+                                   (cqe->res & POLLERR ? VOLLEY_WAIT_ERR : 0u));
+    if (cqe->flags & IORING_CQE_F_MORE)
+        return;
+    d->armed = false;
+    if (d->watched && arm_dgram_poll(l, (uint32_t)(d - l->dgrams)) < 0)
+        volley__loop_dgram_owe(l, d, VOLLEY_WAIT_RECV); /* a look, then again */
+}
+
 static void on_cqe(volley_loop *l, const struct io_uring_cqe *cqe)
 {
     uint64_t tag = io_uring_cqe_get_data64(cqe);
+    if (VOLLEY__TAG_OP(tag) == VOLLEY__OP_DGRAM) {
+        on_dgram(l, tag, cqe);
+        return;
+    }
     volley_conn *c = volley__loop_conn(l, tag);
     if (!c) {
         /* cannot happen: a slot is reused only when all its operations
@@ -327,6 +370,21 @@ static void on_cqe(volley_loop *l, const struct io_uring_cqe *cqe)
     maybe_gone(c);
 }
 
+/* Report every completion posted now: how many there were. */
+static unsigned reap_once(volley_loop *l)
+{
+    struct ur *u = UR(l);
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&u->ring, head, cqe)
+    {
+        on_cqe(l, cqe);
+        n++;
+    }
+    io_uring_cq_advance(&u->ring, n);
+    return n;
+}
+
 static int ur_wait(volley_loop *l, int timeout_ms)
 {
     struct ur *u = UR(l);
@@ -346,20 +404,42 @@ static int ur_wait(volley_loop *l, int timeout_ms)
     /* Completions may be more than one pass of the CQ holds when it
      * overflowed: reap until it is empty (the kernel refills it). */
     for (int pass = 0; pass < 64; pass++) {
-        struct io_uring_cqe *cqe;
-        unsigned head, n = 0;
-        io_uring_for_each_cqe(&u->ring, head, cqe)
-        {
-            on_cqe(l, cqe);
-            n++;
-        }
-        io_uring_cq_advance(&u->ring, n);
-        if (!n || !(IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW))
+        if (!reap_once(l) ||
+            !(IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW))
             break;
         l->st.syscalls++;
         (void)volley__sys_uring_submit_get(&u->ring);
     }
     return r < 0 ? r : 0;
+}
+
+static void ur_reap(volley_loop *l)
+{
+    (void)reap_once(l);
+}
+
+static int ur_dgram_watch(volley_loop *l, uint32_t i, bool on)
+{
+    struct volley__dgram *d = &l->dgrams[i];
+    if (on)
+        return arm_dgram_poll(l, i);
+    d->watched = false;
+    if (!d->armed)
+        return 0;
+    struct io_uring_sqe *sqe = sqe_get(l);
+    if (sqe) {
+        io_uring_prep_poll_remove(sqe, VOLLEY__DTAG(i, d->gen, 0));
+        io_uring_sqe_set_data64(sqe, VOLLEY__DTAG(i, d->gen, DSUB_IGNORE));
+    }
+    /* Bounded: the poll ends at once when removed, or with the fd. */
+    for (int t = 0; t < 200 && d->armed; t++)
+        (void)ur_wait(l, 5);
+    return 0;
+}
+
+struct io_uring *volley__loop_ring(volley_loop *l)
+{
+    return l->ops == &volley__loop_uring ? &UR(l)->ring : NULL;
 }
 
 static int ur_fd(const volley_loop *l)
@@ -456,4 +536,6 @@ const struct volley__loop_ops volley__loop_uring = {
     .end = ur_end,
     .bufs_back = ur_bufs_back,
     .wait = ur_wait,
+    .dgram_watch = ur_dgram_watch,
+    .reap = ur_reap,
 };

@@ -42,8 +42,14 @@ void volley_close(volley_sock *s)
 {
     if (!s)
         return;
+    /* a watch on the socket goes before the fds it watches; a socket on
+     * the loop's ring leaves the loop after its last completion */
+    if (s->loop && !s->loop_shared)
+        volley__loop_dgram_detach(s);
     if (s->be && s->be->close)
         s->be->close(s);
+    if (s->loop)
+        volley__loop_dgram_detach(s);
     volley__sys_close(s->fd);
     free_buffers(s);
     free(s);
@@ -178,6 +184,8 @@ static int choose_backend(volley_sock *s)
 static int setup(volley_sock *s)
 {
     int r = alloc_buffers(s);
+    if (r == 0 && s->opts.loop)
+        r = volley__loop_dgram_attach(s);
     if (r < 0)
         return r;
     r = choose_backend(s);
@@ -203,7 +211,7 @@ static int setup(volley_sock *s)
         if (volley__sys_getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0)
             volley__addr_from_sockaddr(&s->bound, (struct sockaddr *)&sa, len);
     }
-    return 0;
+    return s->loop ? volley__loop_dgram_start(s) : 0;
 }
 
 int volley_open(volley_sock **out, const char *bind, const struct volley_opts *o)

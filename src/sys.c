@@ -344,6 +344,11 @@ int volley__sys_uring_has_op(struct io_uring *ring, int op)
     return r;
 }
 
+int volley__sys_uring_unregister_buf_ring(struct io_uring *ring, int bgid)
+{
+    return io_uring_unregister_buf_ring(ring, bgid);
+}
+
 void volley__sys_uring_exit(struct io_uring *ring, int bgid)
 {
     if (bgid >= 0)

@@ -134,6 +134,9 @@ static const struct volley_backend *const kernel_backends[] = {
 #if VOLLEY_HAVE_URING
     &volley__backend_uring,
 #endif
+#if VOLLEY_HAVE_XNU
+    &volley__backend_xnu,
+#endif
 };
 
 /* The VOLLEY_DISABLE name that turns backend id off, as a disable bit. */
@@ -141,6 +144,7 @@ static unsigned disable_bit(unsigned id)
 {
     return id == VOLLEY_BACKEND_MMSG    ? VOLLEY__F_NO_MMSG
            : id == VOLLEY_BACKEND_URING ? VOLLEY__F_NO_URING
+           : id == VOLLEY_BACKEND_XNU   ? VOLLEY__F_NO_XNU
                                         : 0;
 }
 
@@ -163,14 +167,19 @@ static int init_backend(volley_sock *s, unsigned id)
     return -ENOTSUP;
 }
 
-/* A forced backend, or for AUTO mmsg where it works and scalar otherwise
- * (uring only when asked for: see volley_open in volley.h). */
+/* A forced backend, or for AUTO mmsg where it works (xnu on macOS) and
+ * scalar otherwise (uring only when asked for: see volley_open in
+ * volley.h). */
 static int choose_backend(volley_sock *s)
 {
     unsigned b = s->opts.backend;
     if (b != VOLLEY_BACKEND_AUTO)
         return init_backend(s, b);
     int r = init_backend(s, VOLLEY_BACKEND_MMSG);
+#if defined(__APPLE__)
+    if (r == -ENOTSUP)
+        r = init_backend(s, VOLLEY_BACKEND_XNU);
+#endif
     return r == -ENOTSUP ? init_backend(s, VOLLEY_BACKEND_SCALAR) : r;
 }
 

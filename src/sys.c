@@ -15,6 +15,9 @@
 #if VOLLEY_HAVE_URING
 #include <liburing.h>
 #endif
+#if VOLLEY_HAVE_XNU
+#include "xnu.h"
+#endif
 
 #if VOLLEY_TESTING
 struct fault {
@@ -182,6 +185,49 @@ int volley__sys_recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
         n = f->short_n;
     return ret_or_errno(recvmmsg(fd, m, n, flags, NULL));
 }
+
+#if VOLLEY_HAVE_XNU
+#if defined(__APPLE__)
+/* In libSystem, with no header: declared as XNU declares them. */
+ssize_t recvmsg_x(int s, struct volley__msghdr_x *m, unsigned cnt, int flags);
+ssize_t sendmsg_x(int s, const struct volley__msghdr_x *m, unsigned cnt, int flags);
+#define XNU_RECVMSG_X     recvmsg_x
+#define XNU_SENDMSG_X     sendmsg_x
+#define XNU_AFTER_ERRNO() ((void)0)
+#else
+#define XNU_RECVMSG_X     volley__xnu_emul_recvmsg_x
+#define XNU_SENDMSG_X     volley__xnu_emul_sendmsg_x
+#define XNU_AFTER_ERRNO() volley__xnu_emul_after_errno()
+#endif
+
+/* errno is read here and nowhere else: a signal handler that runs after
+ * the call may change it, and the value read first is the call's. */
+int volley__sys_sendmsg_x(int fd, struct volley__msghdr_x *m, unsigned n, int flags)
+{
+    const struct fault *f = fault_hit(VOLLEY__SYS_SENDMSG_X);
+    if (f && f->err)
+        return -f->err;
+    if (f && f->short_n && n > f->short_n)
+        n = f->short_n;
+    ssize_t r = XNU_SENDMSG_X(fd, m, n, flags);
+    int e = errno;
+    XNU_AFTER_ERRNO();
+    return r >= 0 ? (int)r : -e;
+}
+
+int volley__sys_recvmsg_x(int fd, struct volley__msghdr_x *m, unsigned n, int flags)
+{
+    const struct fault *f = fault_hit(VOLLEY__SYS_RECVMSG_X);
+    if (f && f->err)
+        return -f->err;
+    if (f && f->short_n && n > f->short_n)
+        n = f->short_n;
+    ssize_t r = XNU_RECVMSG_X(fd, m, n, flags);
+    int e = errno;
+    XNU_AFTER_ERRNO();
+    return r >= 0 ? (int)r : -e;
+}
+#endif
 
 int volley__sys_poll(struct pollfd *p, unsigned n, int timeout_ms)
 {

@@ -23,6 +23,7 @@ static const struct {
     {"uring", offsetof(struct volley_caps, uring)},
     {"uring_zc", offsetof(struct volley_caps, uring_zc)},
     {"kernel_pacing", offsetof(struct volley_caps, kernel_pacing)},
+    {"xnu", offsetof(struct volley_caps, xnu)},
 };
 #define NFEATURES (sizeof(features) / sizeof(features[0]))
 

@@ -68,11 +68,14 @@ ssize_t volley__xnu_emul_sendmsg_x(int s, const struct volley__msghdr_x *m, unsi
     unsigned prefix = atomic_load(&t_xnu.send_prefix);
     if (prefix && cnt > prefix)
         cnt = prefix;
+    /* The buffer fills after `full` messages: they go, and the next call
+     * finds it full (EAGAIN), as XNU's would. */
     int full = atomic_exchange(&t_xnu.full_after, -1);
-    if (full >= 0 && cnt > (unsigned)full) {
-        if (full == 0)
-            return fail(EAGAIN);
+    if (full == 0)
+        return fail(EAGAIN);
+    if (full > 0 && cnt > (unsigned)full) {
         cnt = (unsigned)full;
+        atomic_store(&t_xnu.full_after, 0);
     }
     for (unsigned i = 0; i < cnt; i++)
         to_mmsg(&mm[i], &m[i]);

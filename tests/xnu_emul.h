@@ -23,7 +23,8 @@ struct t_xnu_emul {
     /* the next this many calls (either kind) fail with EINTR, doing nothing */
     atomic_uint eintr;
     /* >= 0: the next sendmsg_x finds the send buffer full after this many
-     * messages: returns them, or with 0 fails with EAGAIN (once) */
+     * messages: returns them, and the call after fails with EAGAIN (with
+     * 0: that call itself); then the buffer has room again */
     atomic_int full_after;
     /* non-zero: every call fails with this errno (ENOSYS: calls missing) */
     atomic_int fail_errno;

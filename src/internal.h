@@ -14,6 +14,15 @@
 
 #define VOLLEY_INTERNAL __attribute__((visibility("hidden")))
 
+/* Flags Linux (and the BSDs) take at socket(), which macOS lacks: there
+ * volley's sockets are left without them (every call passes MSG_DONTWAIT). */
+#ifndef SOCK_CLOEXEC
+#define SOCK_CLOEXEC 0
+#endif
+#ifndef SOCK_NONBLOCK
+#define SOCK_NONBLOCK 0
+#endif
+
 /* The kernel ABI's UDP offload options, for C libraries older than it
  * (glibc has them since 2.29). */
 #ifndef UDP_SEGMENT
@@ -548,6 +557,14 @@ VOLLEY_INTERNAL void volley__sys_fault_set(enum volley__sysop op, unsigned nth,
                                            unsigned times, int err, unsigned short_n);
 VOLLEY_INTERNAL void volley__sys_fault_clear(void);
 VOLLEY_INTERNAL unsigned long volley__sys_count(enum volley__sysop op);
+#endif
+
+/* The portable build (VOLLEY_LINUX_BACKENDS=OFF) compiles the library
+ * with Linux's own calls forbidden, so that none creeps in outside the
+ * files built only on Linux. */
+#if defined(VOLLEY_POISON_LINUX) && VOLLEY_POISON_LINUX
+#pragma GCC poison sendmmsg recvmmsg accept4 epoll_create1 epoll_ctl epoll_wait
+#pragma GCC poison io_uring_queue_init_params
 #endif
 
 #endif /* VOLLEY_INTERNAL_H */

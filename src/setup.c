@@ -94,12 +94,15 @@ static void enable_features(volley_sock *s, unsigned want)
         on |= VOLLEY_F_PKTINFO;
     if (want & VOLLEY_F_ECN && setopt_both(fd, v6, IP_RECVTOS, IPV6_RECVTCLASS))
         on |= VOLLEY_F_ECN;
+        /* Linux's options: elsewhere these features stay off. */
+#if defined(SO_TIMESTAMPNS) && defined(SO_RXQ_OVFL) && defined(IP_RECVERR)
     if (want & VOLLEY_F_TIMESTAMP && setopt_on(fd, SOL_SOCKET, SO_TIMESTAMPNS))
         on |= VOLLEY_F_TIMESTAMP;
     if (want & VOLLEY_F_RXQ_OVFL && setopt_on(fd, SOL_SOCKET, SO_RXQ_OVFL))
         on |= VOLLEY_F_RXQ_OVFL;
     if (want & VOLLEY_F_RECVERR && setopt_both(fd, v6, IP_RECVERR, IPV6_RECVERR))
         on |= VOLLEY_F_RECVERR;
+#endif
     /* A coalesced buffer is up to 64 KiB: a smaller slot would cut it. */
     if (want & VOLLEY_F_GRO && s->slot_size >= 65535 && setopt_on(fd, SOL_UDP, UDP_GRO))
         on |= VOLLEY_F_GRO | (want & VOLLEY_F_GRO_SEGMENTS);
@@ -130,7 +133,9 @@ static void set_bufsize(int fd, int force_opt, int opt, int32_t size)
 /* The backends volley_open and volley_wrap can drive a socket with. */
 static const struct volley_backend *const kernel_backends[] = {
     &volley__backend_scalar,
+#if VOLLEY_HAVE_LINUX
     &volley__backend_mmsg,
+#endif
 #if VOLLEY_HAVE_URING
     &volley__backend_uring,
 #endif

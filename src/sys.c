@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
+#if VOLLEY_HAVE_LINUX
 #include <sys/epoll.h>
+#endif
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -156,6 +158,7 @@ ssize_t volley__sys_sendmsg(int fd, const struct msghdr *m, int flags)
     return -e;
 }
 
+#if VOLLEY_HAVE_LINUX
 int volley__sys_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
 {
     const struct fault *f = fault_hit(VOLLEY__SYS_SENDMMSG);
@@ -165,6 +168,8 @@ int volley__sys_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
         n = f->short_n;
     return ret_or_errno(sendmmsg(fd, m, n, flags));
 }
+
+#endif
 
 ssize_t volley__sys_recvmsg(int fd, struct msghdr *m, int flags)
 {
@@ -176,6 +181,7 @@ ssize_t volley__sys_recvmsg(int fd, struct msghdr *m, int flags)
     return -e;
 }
 
+#if VOLLEY_HAVE_LINUX
 int volley__sys_recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
 {
     const struct fault *f = fault_hit(VOLLEY__SYS_RECVMMSG);
@@ -185,6 +191,7 @@ int volley__sys_recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
         n = f->short_n;
     return ret_or_errno(recvmmsg(fd, m, n, flags, NULL));
 }
+#endif
 
 #if VOLLEY_HAVE_XNU
 #if defined(__APPLE__)
@@ -289,6 +296,7 @@ int volley__sys_listen(int fd, int backlog)
     return ret_or_errno(listen(fd, backlog));
 }
 
+#if VOLLEY_HAVE_LINUX
 int volley__sys_accept(int fd)
 {
     FAULT_ERR(VOLLEY__SYS_ACCEPT);
@@ -298,6 +306,7 @@ int volley__sys_accept(int fd)
             return r;
     }
 }
+#endif
 
 int volley__sys_shutdown(int fd, int how)
 {
@@ -318,6 +327,7 @@ ssize_t volley__sys_recv(int fd, void *buf, size_t len)
     }
 }
 
+#if VOLLEY_HAVE_LINUX
 int volley__sys_epoll_create(void)
 {
     FAULT_ERR(VOLLEY__SYS_EPOLL_CREATE);
@@ -335,6 +345,7 @@ int volley__sys_epoll_wait(int epfd, struct epoll_event *ev, int n, int timeout_
     FAULT_ERR(VOLLEY__SYS_EPOLL_WAIT);
     return ret_or_errno(epoll_wait(epfd, ev, n, timeout_ms));
 }
+#endif
 
 #if VOLLEY_HAVE_URING
 int volley__sys_uring_init(unsigned entries, struct io_uring *ring,

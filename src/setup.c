@@ -94,8 +94,8 @@ static void enable_features(volley_sock *s, unsigned want)
         on |= VOLLEY_F_PKTINFO;
     if (want & VOLLEY_F_ECN && setopt_both(fd, v6, IP_RECVTOS, IPV6_RECVTCLASS))
         on |= VOLLEY_F_ECN;
-        /* Linux's options: elsewhere these features stay off. */
 #if defined(SO_TIMESTAMPNS) && defined(SO_RXQ_OVFL) && defined(IP_RECVERR)
+    /* Linux's options: elsewhere these features stay off. */
     if (want & VOLLEY_F_TIMESTAMP && setopt_on(fd, SOL_SOCKET, SO_TIMESTAMPNS))
         on |= VOLLEY_F_TIMESTAMP;
     if (want & VOLLEY_F_RXQ_OVFL && setopt_on(fd, SOL_SOCKET, SO_RXQ_OVFL))

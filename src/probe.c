@@ -333,7 +333,8 @@ static void probe_xnu(struct volley_caps *c)
         volley_close(s);
         r = volley__xnu_probe(&ctrl);
     } else if (r == -ENOTSUP) {
-        set(&c->xnu, r, "", "turned off (VOLLEY_DISABLE=xnu): sockets use sendmsg/recvmsg");
+        set(&c->xnu, r, "",
+            "turned off (VOLLEY_DISABLE=xnu): sockets use sendmsg/recvmsg");
         return;
     }
     set(&c->xnu, r,

@@ -254,4 +254,13 @@ struct bench_tcp_opts {
 };
 int bench_tcp_main(const struct bench_tcp_opts *o);
 
+/* unix.c: `volley bench --unix`, an AF_UNIX datagram socketpair: write/read
+ * per datagram against volley batches of 64, 128 and 256. Returns the exit
+ * status. */
+struct bench_unix_opts {
+    unsigned repeat;
+    bool json;
+};
+int bench_unix_main(const struct bench_unix_opts *o);
+
 #endif /* VOLLEY_BENCH_H */

@@ -119,6 +119,7 @@ enum volley_backend_id {
     VOLLEY_BACKEND_PAIR = 3,
     VOLLEY_BACKEND_URING = 4,
     VOLLEY_BACKEND_EPOLL = 5, /* stream loops only (volley_loop_open) */
+    VOLLEY_BACKEND_XNU = 6,   /* macOS: sendmsg_x/recvmsg_x batches (see volley(7)) */
 };
 
 /*
@@ -165,12 +166,12 @@ enum volley_backend_id {
  * sndbuf not negative): anything outside is -EINVAL, whatever the backend.
  *
  * Environment (read at open, applies to every socket):
- *   VOLLEY_BACKEND=auto|scalar|mmsg|uring   backend when opts->backend is
- *                                AUTO (volley_pair ignores it)
+ *   VOLLEY_BACKEND=auto|scalar|mmsg|uring|xnu   backend when opts->backend
+ *                                is AUTO (volley_pair ignores it)
  *   VOLLEY_DISABLE=gso,gro,...   features to turn off: gso, gro, pktinfo,
  *                                ecn, timestamp, rxq_ovfl, recverr,
  *                                gro_segments, and the
- *                                backends mmsg and uring
+ *                                backends mmsg, uring and xnu
  */
 struct volley_opts {
     uint32_t size;
@@ -306,9 +307,10 @@ typedef struct volley_sock volley_sock;
  * (opts->size larger than known with a non-zero tail), -ENOTSUP (forced
  * backend disabled, or not available here: for uring, a kernel without
  * io_uring, one that refuses it by policy, or one too old for what the
- * backend needs), -ENOMEM, volley_set_pacing's errors when opts ask for
- * pacing, and any errno from socket()/bind() and, for uring, from setting
- * up the ring (-EMFILE, -ENFILE, -ENOMEM, ...).
+ * backend needs; for xnu, any system but macOS), -ENOMEM,
+ * volley_set_pacing's errors when opts ask for pacing, and any errno from
+ * socket()/bind() and, for uring, from setting up the ring (-EMFILE,
+ * -ENFILE, -ENOMEM, ...).
  */
 VOLLEY_API int volley_open(volley_sock **out, const char *bind,
                            const struct volley_opts *o);
@@ -473,12 +475,12 @@ VOLLEY_API int64_t volley_pacing_delay(const volley_sock *s, size_t len,
  * Errors: -EINVAL (NULL, n == 0). */
 VOLLEY_API int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n);
 
-/* The backend id for a name: "auto", "scalar", "mmsg", "uring", "pair" or
- * "epoll" (the names volley_backend_name and volley_loop_backend return,
+/* The backend id for a name: "auto", "scalar", "mmsg", "uring", "pair",
+ * "epoll" or "xnu" (the names volley_backend_name and volley_loop_backend return,
  * and VOLLEY_BACKEND takes but for "pair"). Errors: -EINVAL (NULL or unknown). */
 VOLLEY_API int volley_backend_parse(const char *name);
 
-/* "scalar", "mmsg", "uring" or "pair" ("none" for NULL). */
+/* "scalar", "mmsg", "uring", "xnu" or "pair" ("none" for NULL). */
 VOLLEY_API const char *volley_backend_name(const volley_sock *s);
 
 /* VOLLEY_F_* mask of what is on for this socket after probing. */
@@ -528,6 +530,9 @@ struct volley_caps {
     struct volley_feature kernel_pacing; /* SO_MAX_PACING_RATE accepted */
     /* a reuseport group takes a steering program (volley_group_open) */
     struct volley_feature reuseport_steer;
+    /* macOS: sendmsg_x/recvmsg_x passed their loopback self-test (when
+     * not, the xnu backend sends and receives with sendmsg/recvmsg) */
+    struct volley_feature xnu;
 };
 /* Fill *out (size = sizeof as the caller knows it). Errors: -EINVAL (NULL,
  * size 0, or an invalid VOLLEY_BACKEND/VOLLEY_DISABLE: see volley_env_check;

@@ -48,7 +48,7 @@ static int send_desc(volley_sock *s, const struct volley_dgram *d)
     return (int)pieces;
 }
 
-static int scalar_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
+int volley__scalar_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 {
     unsigned done = 0;
     for (; done < n; done++) {
@@ -70,7 +70,7 @@ static int scalar_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 
 /* block: the first call sleeps in the kernel (a blocking fd, bounded by
  * SO_RCVTIMEO; a signal ends it early), the rest never do. */
-static int scalar_receive(volley_sock *s, struct volley_dgram *d, unsigned n, bool block)
+int volley__scalar_receive(volley_sock *s, struct volley_dgram *d, unsigned n, bool block)
 {
     unsigned want = n < s->rx_batch ? n : s->rx_batch;
     unsigned got = 0, tries = 0;
@@ -105,12 +105,12 @@ static int scalar_receive(volley_sock *s, struct volley_dgram *d, unsigned n, bo
 
 static int scalar_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
 {
-    return scalar_receive(s, d, n, false);
+    return volley__scalar_receive(s, d, n, false);
 }
 
 static int scalar_recv_block(volley_sock *s, struct volley_dgram *d, unsigned n)
 {
-    return scalar_receive(s, d, n, true);
+    return volley__scalar_receive(s, d, n, true);
 }
 
 const struct volley_backend volley__backend_scalar = {
@@ -118,7 +118,7 @@ const struct volley_backend volley__backend_scalar = {
     .id = VOLLEY_BACKEND_SCALAR,
     .caps = VOLLEY__BE_KERNEL,
     .init = volley__msg_alloc_rx,
-    .send = scalar_send,
+    .send = volley__scalar_send,
     .recv = scalar_recv,
     .recv_block = scalar_recv_block,
 };

@@ -4,7 +4,9 @@
 #include "internal.h"
 
 #include <errno.h>
+#if VOLLEY_HAVE_ERRQUEUE_H
 #include <linux/errqueue.h>
+#endif
 #include <string.h>
 #include <time.h>
 
@@ -175,6 +177,11 @@ struct err_ctx {
 static int parse_err_one(int level, int type, const uint8_t *data, size_t len, void *arg)
 {
     struct err_ctx *c = arg;
+#if !VOLLEY_HAVE_ERRQUEUE_H
+    /* no error queue here: nothing is a report */
+    (void)c, (void)level, (void)type, (void)data, (void)len;
+    return 0;
+#else
     if (!((level == IPPROTO_IP && type == IP_RECVERR) ||
           (level == IPPROTO_IPV6 && type == IPV6_RECVERR)))
         return 0;
@@ -199,6 +206,7 @@ static int parse_err_one(int level, int type, const uint8_t *data, size_t len, v
     volley__addr_from_sockaddr(&e->offender, (struct sockaddr *)&off, (socklen_t)olen);
     c->found = true;
     return 0;
+#endif
 }
 
 int volley__cmsg_parse_err(const void *ctrl, size_t len, struct volley_sockerr *out)

@@ -14,6 +14,15 @@
 
 #define VOLLEY_INTERNAL __attribute__((visibility("hidden")))
 
+/* Flags Linux (and the BSDs) take at socket(), which macOS lacks: there
+ * volley's sockets are left without them (every call passes MSG_DONTWAIT). */
+#ifndef SOCK_CLOEXEC
+#define SOCK_CLOEXEC 0
+#endif
+#ifndef SOCK_NONBLOCK
+#define SOCK_NONBLOCK 0
+#endif
+
 /* The kernel ABI's UDP offload options, for C libraries older than it
  * (glibc has them since 2.29). */
 #ifndef UDP_SEGMENT
@@ -40,6 +49,7 @@
  * volley_opts.disable next to the feature bits. */
 #define VOLLEY__F_NO_MMSG  0x10000u
 #define VOLLEY__F_NO_URING 0x20000u
+#define VOLLEY__F_NO_XNU   0x40000u
 #define VOLLEY__F_ALL                                                                    \
     (VOLLEY_F_GSO | VOLLEY_F_GRO | VOLLEY_F_PKTINFO | VOLLEY_F_ECN |                     \
      VOLLEY_F_TIMESTAMP | VOLLEY_F_RXQ_OVFL | VOLLEY_F_RECVERR | VOLLEY_F_GRO_SEGMENTS)
@@ -87,6 +97,33 @@ extern const struct volley_backend volley__backend_pair VOLLEY_INTERNAL;
 /* mmsg's send: also the uring backend's when no zero-copy is asked for. */
 VOLLEY_INTERNAL int volley__mmsg_send(volley_sock *s, const struct volley_dgram *d,
                                       unsigned n);
+/* scalar's send and receive: also the xnu backend's where XNU's batch
+ * calls cannot serve (block: the first receive may sleep, as recv_block). */
+VOLLEY_INTERNAL int volley__scalar_send(volley_sock *s, const struct volley_dgram *d,
+                                        unsigned n);
+VOLLEY_INTERNAL int volley__scalar_receive(volley_sock *s, struct volley_dgram *d,
+                                           unsigned n, bool block);
+/* The xnu backend (sendmsg_x/recvmsg_x): built on Apple, and into the
+ * tests' copy of the library elsewhere (VOLLEY_XNU_EMUL), where the calls
+ * are tests/xnu_emul.c's emulation. The library shipped off Apple has none
+ * of it. */
+#if defined(__APPLE__) || (defined(VOLLEY_XNU_EMUL) && VOLLEY_TESTING)
+#define VOLLEY_HAVE_XNU 1
+#else
+#define VOLLEY_HAVE_XNU 0
+#endif
+#if VOLLEY_HAVE_XNU
+extern const struct volley_backend volley__backend_xnu VOLLEY_INTERNAL;
+/* The self-test of XNU's batch calls, run once per process (again while it
+ * could not run at all): 0 when sendmsg_x/recvmsg_x moved two datagrams
+ * over loopback intact, else the error or -ENOTSUP. *ctrl: 0 when
+ * recvmsg_x also brought their control data. */
+VOLLEY_INTERNAL int volley__xnu_probe(int *ctrl);
+#if VOLLEY_TESTING
+/* Forget the verdict, so the next socket runs the self-test again. */
+VOLLEY_INTERNAL void volley__xnu_probe_reset(void);
+#endif
+#endif
 #if VOLLEY_HAVE_URING
 extern const struct volley_backend volley__backend_uring VOLLEY_INTERNAL;
 #if VOLLEY_TESTING
@@ -451,6 +488,9 @@ enum volley__sysop {
     VOLLEY__SYS_EPOLL_CREATE,
     VOLLEY__SYS_EPOLL_CTL,
     VOLLEY__SYS_EPOLL_WAIT,
+    /* XNU's batch calls (the xnu backend): */
+    VOLLEY__SYS_SENDMSG_X,
+    VOLLEY__SYS_RECVMSG_X,
     VOLLEY__SYS_COUNT
 };
 VOLLEY_INTERNAL int volley__sys_socket(int domain, int type, int proto);
@@ -469,6 +509,16 @@ VOLLEY_INTERNAL ssize_t volley__sys_recvmsg(int fd, struct msghdr *m, int flags)
 VOLLEY_INTERNAL int volley__sys_recvmmsg(int fd, struct mmsghdr *m, unsigned n,
                                          int flags);
 VOLLEY_INTERNAL int volley__sys_poll(struct pollfd *p, unsigned n, int timeout_ms);
+#if VOLLEY_HAVE_XNU
+struct volley__msghdr_x;
+/* sendmsg_x/recvmsg_x: the messages done (sendmsg_x may do a prefix) or a
+ * negative errno, read once, right after the call. A short count from the
+ * fault seam cuts n as for sendmmsg. */
+VOLLEY_INTERNAL int volley__sys_sendmsg_x(int fd, struct volley__msghdr_x *m, unsigned n,
+                                          int flags);
+VOLLEY_INTERNAL int volley__sys_recvmsg_x(int fd, struct volley__msghdr_x *m, unsigned n,
+                                          int flags);
+#endif
 VOLLEY_INTERNAL int volley__sys_listen(int fd, int backlog);
 /* accept4(2), non-blocking and close-on-exec; the peer address is not asked. */
 VOLLEY_INTERNAL int volley__sys_accept(int fd);
@@ -532,8 +582,9 @@ VOLLEY_INTERNAL void volley__sys_uring_exit(struct io_uring *ring, int bgid);
 /*
  * Fault injection (tests). Arm op so that, counting its calls from now
  * (1-based), calls nth .. nth+times-1 fail: with -err when err != 0, or,
- * for sendmmsg/recvmmsg with err == 0, are made with at most short_n
- * messages (a short count). times 0 means every call from nth on.
+ * for sendmmsg/recvmmsg (and sendmsg_x/recvmsg_x) with err == 0, are made
+ * with at most short_n messages (a short count). times 0 means every call
+ * from nth on.
  * volley__sys_fault_clear disarms everything; volley__sys_count tells how many
  * calls of op were made since the last clear.
  */
@@ -541,6 +592,14 @@ VOLLEY_INTERNAL void volley__sys_fault_set(enum volley__sysop op, unsigned nth,
                                            unsigned times, int err, unsigned short_n);
 VOLLEY_INTERNAL void volley__sys_fault_clear(void);
 VOLLEY_INTERNAL unsigned long volley__sys_count(enum volley__sysop op);
+#endif
+
+/* The portable build (VOLLEY_LINUX_BACKENDS=OFF) compiles the library
+ * with Linux's own calls forbidden, so that none creeps in outside the
+ * files built only on Linux. */
+#if defined(VOLLEY_POISON_LINUX) && VOLLEY_POISON_LINUX
+#pragma GCC poison sendmmsg recvmmsg accept4 epoll_create1 epoll_ctl epoll_wait
+#pragma GCC poison io_uring_queue_init_params
 #endif
 
 #endif /* VOLLEY_INTERNAL_H */

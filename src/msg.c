@@ -4,7 +4,9 @@
 #include "internal.h"
 
 #include <errno.h>
+#if VOLLEY_HAVE_SOCK_DIAG_H
 #include <linux/sock_diag.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -143,6 +145,10 @@ int volley__msg_alloc_rx(volley_sock *s)
  * 32-bit counter SO_RXQ_OVFL reports); false when it cannot be read. */
 bool volley__msg_meminfo_drops(const volley_sock *s, uint32_t *drops)
 {
+#if !VOLLEY_HAVE_SOCK_DIAG_H || !defined(SO_MEMINFO)
+    (void)s, (void)drops;
+    return false;
+#else
     uint32_t mem[SK_MEMINFO_VARS];
     socklen_t len = sizeof mem;
     if (volley__sys_getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 ||
@@ -150,6 +156,7 @@ bool volley__msg_meminfo_drops(const volley_sock *s, uint32_t *drops)
         return false;
     *drops = mem[SK_MEMINFO_DROPS];
     return true;
+#endif
 }
 
 int volley__msg_block_for(volley_sock *s, int timeout_ms)

@@ -22,6 +22,7 @@ static const struct {
     {"gro_segments", VOLLEY_F_GRO_SEGMENTS},
     {"mmsg", VOLLEY__F_NO_MMSG},
     {"uring", VOLLEY__F_NO_URING},
+    {"xnu", VOLLEY__F_NO_XNU},
 };
 
 /* Every backend's name: the one table behind VOLLEY_BACKEND,
@@ -33,6 +34,7 @@ static const struct {
     {"auto", VOLLEY_BACKEND_AUTO}, {"scalar", VOLLEY_BACKEND_SCALAR},
     {"mmsg", VOLLEY_BACKEND_MMSG}, {"uring", VOLLEY_BACKEND_URING},
     {"pair", VOLLEY_BACKEND_PAIR}, {"epoll", VOLLEY_BACKEND_EPOLL},
+    {"xnu", VOLLEY_BACKEND_XNU},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -66,7 +68,7 @@ static int env_backend(struct env *e, char *msg, size_t size)
     if (size)
         snprintf(msg, size,
                  "VOLLEY_BACKEND=\"%s\": unknown backend (use auto, scalar, mmsg, "
-                 "uring or epoll)",
+                 "uring, xnu or epoll)",
                  v);
     return -EINVAL;
 }
@@ -90,8 +92,8 @@ static int env_disable(struct env *e, char *msg, size_t size)
                 snprintf(
                     msg, size,
                     "VOLLEY_DISABLE=\"%s\": unknown name \"%.*s\" (use gso, gro, "
-                    "pktinfo, ecn, timestamp, rxq_ovfl, recverr, gro_segments, mmsg or "
-                    "uring)",
+                    "pktinfo, ecn, timestamp, rxq_ovfl, recverr, gro_segments, mmsg, "
+                    "uring or xnu)",
                     all, (int)len, v);
             return -EINVAL;
         }
@@ -122,7 +124,7 @@ int volley_env_check(char *msg, size_t size)
 /* Every field's range as the header documents it. */
 static bool opts_valid(const struct volley_opts *o)
 {
-    return o->backend <= VOLLEY_BACKEND_URING &&
+    return (o->backend <= VOLLEY_BACKEND_URING || o->backend == VOLLEY_BACKEND_XNU) &&
            !((o->enable | o->disable) & ~VOLLEY__F_ALL) &&
            !(o->pace_flags & ~VOLLEY_PACE_KERNEL) &&
            o->pace_rate_bps <= VOLLEY__PACE_MAX_BPS && o->rx_batch <= VOLLEY_BATCH_MAX &&
@@ -193,8 +195,8 @@ int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src,
         r = env_disable(&env, NULL, 0);
     if (r < 0)
         return r;
-    /* The internal copy also carries VOLLEY__F_NO_MMSG/VOLLEY__F_NO_URING for the choice.
-     */
+    /* The internal copy also carries the VOLLEY__F_NO_<backend> bits for the
+     * choice. */
     dst->disable |= env.disable;
     /* "epoll" names a loop backend: datagram sockets leave the choice to volley. */
     if (dst->backend == VOLLEY_BACKEND_AUTO && env.backend != VOLLEY_BACKEND_EPOLL)

@@ -291,6 +291,7 @@ static int probe_kernel_pacing(void)
  * attached to them. */
 static int probe_reuseport_steer(void)
 {
+#if VOLLEY_HAVE_LINUX
     struct volley_group_opts o = VOLLEY_GROUP_OPTS_INIT;
     o.steer = VOLLEY_STEER_KERNEL;
     int fds[2];
@@ -301,6 +302,9 @@ static int probe_reuseport_steer(void)
     volley__sys_close(fds[0]);
     volley__sys_close(fds[1]);
     return r;
+#else
+    return -ENOTSUP; /* classic BPF steering is Linux's */
+#endif
 }
 
 static void probe_uring(struct volley_caps *c)
@@ -332,6 +336,37 @@ static void probe_uring(struct volley_caps *c)
 #else
     set(&c->uring, -ENOTSUP, "", "built without liburing");
     set(&c->uring_zc, -ENOTSUP, "", "built without liburing");
+#endif
+}
+
+/* The xnu backend: does a socket of it open (VOLLEY_DISABLE=xnu: no), and
+ * did XNU's batch calls pass their self-test? */
+static void probe_xnu(struct volley_caps *c)
+{
+#if VOLLEY_HAVE_XNU
+    volley_sock *s;
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+    o.backend = VOLLEY_BACKEND_XNU;
+    int ctrl = -ENOTSUP;
+    int r = volley_open(&s, "127.0.0.1:0", &o);
+    if (r == 0) {
+        volley_close(s);
+        r = volley__xnu_probe(&ctrl);
+    } else if (r == -ENOTSUP) {
+        set(&c->xnu, r, "",
+            "turned off (VOLLEY_DISABLE=xnu): sockets use sendmsg/recvmsg");
+        return;
+    }
+    set(&c->xnu, r,
+        ctrl == 0 ? "sendmsg_x/recvmsg_x moved two datagrams over loopback intact, "
+                    "with their control data"
+                  : "sendmsg_x/recvmsg_x moved two datagrams over loopback intact, "
+                    "but recvmsg_x brought no control data: sockets with pktinfo, ecn, "
+                    "timestamp or rxq_ovfl on receive with recvmsg",
+        "sendmsg_x/recvmsg_x failed their loopback self-test: the xnu backend sends "
+        "and receives with sendmsg/recvmsg");
+#else
+    set(&c->xnu, -ENOTSUP, "", "macOS only (sendmsg_x/recvmsg_x)");
 #endif
 }
 
@@ -371,6 +406,7 @@ int volley_probe(struct volley_caps *out, size_t size)
         "a send to a closed loopback port came back as ECONNREFUSED",
         "IP_RECVERR refused, or no ICMP report for a closed loopback port");
     probe_uring(&c);
+    probe_xnu(&c);
     set(&c.kernel_pacing, probe_kernel_pacing(),
         "SO_MAX_PACING_RATE accepted on a UDP socket; enforced where the outgoing "
         "device uses the fq qdisc",

@@ -44,12 +44,16 @@ void volley_close(volley_sock *s)
         return;
     /* a watch on the socket goes before the fds it watches; a socket on
      * the loop's ring leaves the loop after its last completion */
+#if VOLLEY_HAVE_LINUX
     if (s->loop && !s->loop_shared)
         volley__loop_dgram_detach(s);
+#endif
     if (s->be && s->be->close)
         s->be->close(s);
+#if VOLLEY_HAVE_LINUX
     if (s->loop)
         volley__loop_dgram_detach(s);
+#endif
     volley__sys_close(s->fd);
     free_buffers(s);
     free(s);
@@ -100,12 +104,15 @@ static void enable_features(volley_sock *s, unsigned want)
         on |= VOLLEY_F_PKTINFO;
     if (want & VOLLEY_F_ECN && setopt_both(fd, v6, IP_RECVTOS, IPV6_RECVTCLASS))
         on |= VOLLEY_F_ECN;
+#if defined(SO_TIMESTAMPNS) && defined(SO_RXQ_OVFL) && defined(IP_RECVERR)
+    /* Linux's options: elsewhere these features stay off. */
     if (want & VOLLEY_F_TIMESTAMP && setopt_on(fd, SOL_SOCKET, SO_TIMESTAMPNS))
         on |= VOLLEY_F_TIMESTAMP;
     if (want & VOLLEY_F_RXQ_OVFL && setopt_on(fd, SOL_SOCKET, SO_RXQ_OVFL))
         on |= VOLLEY_F_RXQ_OVFL;
     if (want & VOLLEY_F_RECVERR && setopt_both(fd, v6, IP_RECVERR, IPV6_RECVERR))
         on |= VOLLEY_F_RECVERR;
+#endif
     /* A coalesced buffer is up to 64 KiB: a smaller slot would cut it. */
     if (want & VOLLEY_F_GRO && s->slot_size >= 65535 && setopt_on(fd, SOL_UDP, UDP_GRO))
         on |= VOLLEY_F_GRO | (want & VOLLEY_F_GRO_SEGMENTS);
@@ -136,9 +143,14 @@ static void set_bufsize(int fd, int force_opt, int opt, int32_t size)
 /* The backends volley_open and volley_wrap can drive a socket with. */
 static const struct volley_backend *const kernel_backends[] = {
     &volley__backend_scalar,
+#if VOLLEY_HAVE_LINUX
     &volley__backend_mmsg,
+#endif
 #if VOLLEY_HAVE_URING
     &volley__backend_uring,
+#endif
+#if VOLLEY_HAVE_XNU
+    &volley__backend_xnu,
 #endif
 };
 
@@ -147,6 +159,7 @@ static unsigned disable_bit(unsigned id)
 {
     return id == VOLLEY_BACKEND_MMSG    ? VOLLEY__F_NO_MMSG
            : id == VOLLEY_BACKEND_URING ? VOLLEY__F_NO_URING
+           : id == VOLLEY_BACKEND_XNU   ? VOLLEY__F_NO_XNU
                                         : 0;
 }
 
@@ -169,14 +182,19 @@ static int init_backend(volley_sock *s, unsigned id)
     return -ENOTSUP;
 }
 
-/* A forced backend, or for AUTO mmsg where it works and scalar otherwise
- * (uring only when asked for: see volley_open in volley.h). */
+/* A forced backend, or for AUTO mmsg where it works (xnu on macOS) and
+ * scalar otherwise (uring only when asked for: see volley_open in
+ * volley.h). */
 static int choose_backend(volley_sock *s)
 {
     unsigned b = s->opts.backend;
     if (b != VOLLEY_BACKEND_AUTO)
         return init_backend(s, b);
     int r = init_backend(s, VOLLEY_BACKEND_MMSG);
+#if defined(__APPLE__)
+    if (r == -ENOTSUP)
+        r = init_backend(s, VOLLEY_BACKEND_XNU);
+#endif
     return r == -ENOTSUP ? init_backend(s, VOLLEY_BACKEND_SCALAR) : r;
 }
 
@@ -184,8 +202,13 @@ static int choose_backend(volley_sock *s)
 static int setup(volley_sock *s)
 {
     int r = alloc_buffers(s);
+#if VOLLEY_HAVE_LINUX
     if (r == 0 && s->opts.loop)
         r = volley__loop_dgram_attach(s);
+#else
+    if (r == 0 && s->opts.loop)
+        r = -ENOTSUP; /* stream loops are Linux's */
+#endif
     if (r < 0)
         return r;
     r = choose_backend(s);
@@ -211,7 +234,11 @@ static int setup(volley_sock *s)
         if (volley__sys_getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0)
             volley__addr_from_sockaddr(&s->bound, (struct sockaddr *)&sa, len);
     }
-    return s->loop ? volley__loop_dgram_start(s) : 0;
+#if VOLLEY_HAVE_LINUX
+    if (s->loop)
+        return volley__loop_dgram_start(s);
+#endif
+    return 0;
 }
 
 int volley_open(volley_sock **out, const char *bind, const struct volley_opts *o)

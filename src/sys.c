@@ -8,12 +8,17 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
+#if VOLLEY_HAVE_LINUX
 #include <sys/epoll.h>
+#endif
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #if VOLLEY_HAVE_URING
 #include <liburing.h>
+#endif
+#if VOLLEY_HAVE_XNU
+#include "xnu.h"
 #endif
 
 #if VOLLEY_TESTING
@@ -153,6 +158,7 @@ ssize_t volley__sys_sendmsg(int fd, const struct msghdr *m, int flags)
     return -e;
 }
 
+#if VOLLEY_HAVE_LINUX
 int volley__sys_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
 {
     const struct fault *f = fault_hit(VOLLEY__SYS_SENDMMSG);
@@ -162,6 +168,8 @@ int volley__sys_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
         n = f->short_n;
     return ret_or_errno(sendmmsg(fd, m, n, flags));
 }
+
+#endif
 
 ssize_t volley__sys_recvmsg(int fd, struct msghdr *m, int flags)
 {
@@ -173,6 +181,7 @@ ssize_t volley__sys_recvmsg(int fd, struct msghdr *m, int flags)
     return -e;
 }
 
+#if VOLLEY_HAVE_LINUX
 int volley__sys_recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
 {
     const struct fault *f = fault_hit(VOLLEY__SYS_RECVMMSG);
@@ -182,6 +191,50 @@ int volley__sys_recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
         n = f->short_n;
     return ret_or_errno(recvmmsg(fd, m, n, flags, NULL));
 }
+#endif
+
+#if VOLLEY_HAVE_XNU
+#if defined(__APPLE__)
+/* In libSystem, with no header: declared as XNU declares them. */
+ssize_t recvmsg_x(int s, struct volley__msghdr_x *m, unsigned cnt, int flags);
+ssize_t sendmsg_x(int s, const struct volley__msghdr_x *m, unsigned cnt, int flags);
+#define XNU_RECVMSG_X     recvmsg_x
+#define XNU_SENDMSG_X     sendmsg_x
+#define XNU_AFTER_ERRNO() ((void)0)
+#else
+#define XNU_RECVMSG_X     volley__xnu_emul_recvmsg_x
+#define XNU_SENDMSG_X     volley__xnu_emul_sendmsg_x
+#define XNU_AFTER_ERRNO() volley__xnu_emul_after_errno()
+#endif
+
+/* errno is read here and nowhere else: a signal handler that runs after
+ * the call may change it, and the value read first is the call's. */
+int volley__sys_sendmsg_x(int fd, struct volley__msghdr_x *m, unsigned n, int flags)
+{
+    const struct fault *f = fault_hit(VOLLEY__SYS_SENDMSG_X);
+    if (f && f->err)
+        return -f->err;
+    if (f && f->short_n && n > f->short_n)
+        n = f->short_n;
+    ssize_t r = XNU_SENDMSG_X(fd, m, n, flags);
+    int e = errno;
+    XNU_AFTER_ERRNO();
+    return r >= 0 ? (int)r : -e;
+}
+
+int volley__sys_recvmsg_x(int fd, struct volley__msghdr_x *m, unsigned n, int flags)
+{
+    const struct fault *f = fault_hit(VOLLEY__SYS_RECVMSG_X);
+    if (f && f->err)
+        return -f->err;
+    if (f && f->short_n && n > f->short_n)
+        n = f->short_n;
+    ssize_t r = XNU_RECVMSG_X(fd, m, n, flags);
+    int e = errno;
+    XNU_AFTER_ERRNO();
+    return r >= 0 ? (int)r : -e;
+}
+#endif
 
 int volley__sys_poll(struct pollfd *p, unsigned n, int timeout_ms)
 {
@@ -243,6 +296,7 @@ int volley__sys_listen(int fd, int backlog)
     return ret_or_errno(listen(fd, backlog));
 }
 
+#if VOLLEY_HAVE_LINUX
 int volley__sys_accept(int fd)
 {
     FAULT_ERR(VOLLEY__SYS_ACCEPT);
@@ -252,6 +306,7 @@ int volley__sys_accept(int fd)
             return r;
     }
 }
+#endif
 
 int volley__sys_shutdown(int fd, int how)
 {
@@ -272,6 +327,7 @@ ssize_t volley__sys_recv(int fd, void *buf, size_t len)
     }
 }
 
+#if VOLLEY_HAVE_LINUX
 int volley__sys_epoll_create(void)
 {
     FAULT_ERR(VOLLEY__SYS_EPOLL_CREATE);
@@ -289,6 +345,7 @@ int volley__sys_epoll_wait(int epfd, struct epoll_event *ev, int n, int timeout_
     FAULT_ERR(VOLLEY__SYS_EPOLL_WAIT);
     return ret_or_errno(epoll_wait(epfd, ev, n, timeout_ms));
 }
+#endif
 
 #if VOLLEY_HAVE_URING
 int volley__sys_uring_init(unsigned entries, struct io_uring *ring,

@@ -262,6 +262,7 @@ const struct t_backend t_backends[] = {
     {"mmsg", VOLLEY_BACKEND_MMSG, true, true},
     {"uring", VOLLEY_BACKEND_URING, true, true},
     {"pair", VOLLEY_BACKEND_PAIR, false, false},
+    {"xnu", VOLLEY_BACKEND_XNU, true, false},
 };
 const size_t t_nbackends = T_COUNT(t_backends);
 _Static_assert(T_COUNT(t_backends) <= T_BACKENDS_MAX, "T_BACKENDS_MAX is too small");

@@ -312,7 +312,8 @@ if timeout $T "$VOLLEY" probe --json >"$tmp/probe.json"; then
     check_json "$tmp/probe.json" '
 assert all(isinstance(j[k]["ok"], bool) and isinstance(j[k]["why"], str)
     for k in ("scalar", "mmsg", "gso", "gro", "pktinfo", "ecn", "timestamp",
-              "rxq_ovfl", "recverr", "ipv6", "uring", "uring_zc", "kernel_pacing"))
+              "rxq_ovfl", "recverr", "ipv6", "uring", "uring_zc", "kernel_pacing",
+              "xnu"))
 assert isinstance(j["gso_max_segments"], int)' || fail "probe --json: $(cat "$tmp/probe.json")"
 else
     fail "volley probe --json did not exit 0"

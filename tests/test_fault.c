@@ -1,7 +1,9 @@
 /* System-call faults through the seam in src/sys.c: EINTR, EAGAIN, short
  * sendmmsg/recvmmsg counts, ENOBUFS, asynchronous ECONNREFUSED on send and
  * receive, socket()/bind()/setsockopt() failures at open, sendmmsg missing,
- * and GSO refused mid-stream. Scalar and mmsg over IPv4 loopback.
+ * and GSO refused mid-stream. Scalar and mmsg over IPv4 loopback, and the
+ * batch cases on xnu too (sendmsg_x/recvmsg_x), whose results must be
+ * mmsg's.
  *
  * Fault state and probe results are process-global, so every case runs in
  * a child process of its own and starts from a clean seam. */
@@ -22,7 +24,15 @@ static struct ops ops_of(unsigned be)
 {
     if (be == VOLLEY_BACKEND_MMSG)
         return (struct ops){VOLLEY__SYS_SENDMMSG, VOLLEY__SYS_RECVMMSG};
+    if (be == VOLLEY_BACKEND_XNU)
+        return (struct ops){VOLLEY__SYS_SENDMSG_X, VOLLEY__SYS_RECVMSG_X};
     return (struct ops){VOLLEY__SYS_SENDMSG, VOLLEY__SYS_RECVMSG};
+}
+
+/* Sends many datagrams a call (mmsg, xnu), or one (scalar). */
+static bool batching(unsigned be)
+{
+    return be == VOLLEY_BACKEND_MMSG || be == VOLLEY_BACKEND_XNU;
 }
 
 /* The running case's sockets: a sends to b, of the case's backend, over
@@ -136,7 +146,7 @@ static int eintr_send(void)
     int r = send_faulted(1, EINTR, 0, &calls);
     T_EQ(r, 10);
     /* the interrupted call, then the real one(s) */
-    T_EQ(calls, fx.be == VOLLEY_BACKEND_MMSG ? 2 : 11);
+    T_EQ(calls, batching(fx.be) ? 2 : 11);
     expect_seq(fx.b, 10, 0);
     return fx_close();
 }
@@ -159,8 +169,8 @@ static int eagain_send(void)
     fx_open(VOLLEY_F_GSO);
     struct volley_stats s0 = t_stats(fx.a);
     /* scalar: the 3rd datagram would block; mmsg: the whole first call */
-    unsigned nth = fx.be == VOLLEY_BACKEND_MMSG ? 1 : 3;
-    int want = fx.be == VOLLEY_BACKEND_MMSG ? 0 : 2;
+    unsigned nth = batching(fx.be) ? 1 : 3;
+    int want = batching(fx.be) ? 0 : 2;
     int r = send_faulted(nth, EAGAIN, 0, NULL);
     struct volley_stats s1 = t_stats(fx.a);
     T_EQ(r, want);
@@ -536,7 +546,7 @@ static int wrap_old_drops(void)
     {                                                                                    \
         .name = #f " " #be, .fn = f, .backend = VOLLEY_BACKEND_##ID                      \
     }
-#define BOTH(f) ON(f, scalar, SCALAR), ON(f, mmsg, MMSG)
+#define BOTH(f) ON(f, scalar, SCALAR), ON(f, mmsg, MMSG), ON(f, xnu, XNU)
 
 int main(int argc, char **argv)
 {
@@ -545,7 +555,9 @@ int main(int argc, char **argv)
         BOTH(eintr_recv),
         BOTH(eagain_send),
         ON(short_send, mmsg, MMSG),
+        ON(short_send, xnu, XNU),
         ON(short_recv, mmsg, MMSG),
+        ON(short_recv, xnu, XNU),
         BOTH(nobufs_first),
         ON(nobufs_later, scalar, SCALAR),
         BOTH(connrefused_send),

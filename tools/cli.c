@@ -389,8 +389,8 @@ int cli_flow_option(int opt, void *flow)
         return cli_number(optarg, &batch_num, &c->batch);
     case 'b':
         if (!cli_parse_backend(optarg, &c->backend))
-            return cli_usage_error("bad --backend '%s': want auto, scalar, mmsg or uring",
-                                   optarg);
+            return cli_usage_error(
+                "bad --backend '%s': want auto, scalar, mmsg, uring or xnu", optarg);
         return PARSE_RUN;
     case OPT_NO_GSO:
         c->disable |= VOLLEY_F_GSO;

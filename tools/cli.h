@@ -129,7 +129,7 @@ enum {
     CLI_F_NO_GSO = 1u << 6,
     CLI_F_NO_GRO = 1u << 7,
 };
-#define CLI_MAX_OWN 8
+#define CLI_MAX_OWN 9
 
 struct cli_cmd {
     unsigned shared; /* CLI_F_* */

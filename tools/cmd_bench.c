@@ -41,7 +41,10 @@ struct bench_cfg {
     const char *plot;
     struct bench_pin pin;
     bool tcp;
-    const char *udp_flag; /* a flag --tcp does not take, when given */
+    bool unix_pair;
+    const char *udp_flag;    /* a flag --tcp and --unix do not take, when given */
+    const char *seconds_arg; /* --seconds, which --unix does not take */
+    const char *plot_arg;    /* --plot, likewise */
 };
 
 enum cell_kind { CELL_TPUT, CELL_LAT };
@@ -111,6 +114,8 @@ static void bench_usage(void)
           "      --plot FILE     also draw the results as an SVG chart into FILE\n"
           "      --tcp           the TCP matrix instead (takes --seconds, --repeat,\n"
           "                      --plot and --json): see below\n"
+          "      --unix          the AF_UNIX socketpair rows instead (takes --repeat\n"
+          "                      and --json): see below\n"
           "  -j, --json          print a JSON array, one object per cell\n"
           "  -h, --help          show this help\n"
           "\n"
@@ -135,6 +140,14 @@ static void bench_usage(void)
           "and the one-connection 128-byte ping-pong next to sockperf pp --tcp\n"
           "against sockperf sr --tcp, each when installed (their -t takes whole\n"
           "seconds: at least 1).\n"
+          "\n"
+          "With --unix: 10,000 datagrams of 4000 bytes through an AF_UNIX SOCK_DGRAM\n"
+          "socketpair, one thread doing both ends in rounds (send a round, receive\n"
+          "it): write/read, one system call per datagram and end, against volley\n"
+          "(mmsg backend, volley_wrap on the pair's fds) in batches of 64, 128 and\n"
+          "256. Columns: datagrams/s (median), spread, system calls of both ends,\n"
+          "calls per datagram, the ratio of datagrams/s to write/read and how many\n"
+          "times fewer system calls than write/read it made.\n"
           "\n" CLI_NUMBER_HELP,
           stdout);
 }
@@ -148,6 +161,7 @@ enum {
     OPT_CPU,
     OPT_PLOT,
     OPT_TCP,
+    OPT_UNIX,
 };
 
 static const struct cli_num seconds_num = {
@@ -224,6 +238,7 @@ static int bench_option(int opt, void *cfg)
         c->json = true;
         return PARSE_RUN;
     case OPT_SECONDS:
+        c->seconds_arg = "--seconds";
         rc = cli_number(optarg, &seconds_num, &v);
         if (rc == PARSE_RUN)
             c->seconds = (double)v / 1000;
@@ -249,7 +264,11 @@ static int bench_option(int opt, void *cfg)
     case OPT_TCP:
         c->tcp = true;
         return PARSE_RUN;
+    case OPT_UNIX:
+        c->unix_pair = true;
+        return PARSE_RUN;
     case OPT_PLOT:
+        c->plot_arg = "--plot";
         if (*optarg == '\0')
             return cli_usage_error("bad --plot '': want a file name");
         c->plot = optarg;
@@ -810,7 +829,8 @@ int cmd_bench(int argc, char **argv)
                 {"no-latency", no_argument, NULL, OPT_NO_LATENCY},
                 {"cpu", required_argument, NULL, OPT_CPU},
                 {"plot", required_argument, NULL, OPT_PLOT},
-                {"tcp", no_argument, NULL, OPT_TCP}},
+                {"tcp", no_argument, NULL, OPT_TCP},
+                {"unix", no_argument, NULL, OPT_UNIX}},
         .usage = bench_usage,
         .option = bench_option,
     };
@@ -828,6 +848,18 @@ int cmd_bench(int argc, char **argv)
     if (c.tcp && c.udp_flag)
         return cli_usage_error("%s is for datagram paths; --tcp runs its own matrix",
                                c.udp_flag);
+    if (c.unix_pair && c.tcp)
+        return cli_usage_error("--unix and --tcp are two matrices: pick one");
+    if (c.unix_pair && (c.udp_flag || c.seconds_arg || c.plot_arg))
+        return cli_usage_error(
+            "%s is not for --unix, which sends a fixed count and takes "
+            "only --repeat and --json",
+            c.udp_flag      ? c.udp_flag
+            : c.seconds_arg ? c.seconds_arg
+                            : c.plot_arg);
+    if (c.unix_pair)
+        return bench_unix_main(
+            &(struct bench_unix_opts){.repeat = c.repeat, .json = c.json});
     if (c.tcp)
         return bench_tcp_main(&(struct bench_tcp_opts){
             .seconds = c.seconds, .repeat = c.repeat, .json = c.json, .plot = c.plot});

@@ -36,7 +36,7 @@ static void echo_usage(void)
            "  -i, --idle S         stop after S seconds without traffic once traffic\n"
            "                       has begun, 0 to %d (3 decimals; default 0: never)\n"
            "  -B, --batch N        datagrams per receive call, 1 to %d (default %d)\n"
-           "  -b, --backend NAME   auto, scalar, mmsg or uring (default auto)\n"
+           "  -b, --backend NAME   auto, scalar, mmsg, uring or xnu (default auto)\n"
            "      --no-gso         turn UDP GSO off\n"
            "      --no-gro         turn UDP GRO off\n"
            "  -j, --json           print the summary as one JSON object\n"

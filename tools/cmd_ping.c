@@ -68,7 +68,7 @@ static void ping_usage(void)
         "                       times: 0.001 to 60000 (3 decimals; default 1000)\n"
         "  -d, --duration S     stop after S seconds in any case, 0.001 to %d\n"
         "                       (3 decimals; default %d)\n"
-        "  -b, --backend NAME   auto, scalar, mmsg or uring (default auto)\n"
+        "  -b, --backend NAME   auto, scalar, mmsg, uring or xnu (default auto)\n"
         "  -j, --json           print only the summary, as one JSON object\n"
         "  -h, --help           show this help\n"
         "\n"

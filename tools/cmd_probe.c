@@ -24,6 +24,7 @@ static const struct {
     {"uring_zc", offsetof(struct volley_caps, uring_zc)},
     {"kernel_pacing", offsetof(struct volley_caps, kernel_pacing)},
     {"reuseport_steer", offsetof(struct volley_caps, reuseport_steer)},
+    {"xnu", offsetof(struct volley_caps, xnu)},
 };
 #define NFEATURES (sizeof(features) / sizeof(features[0]))
 

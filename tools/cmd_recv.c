@@ -42,7 +42,7 @@ static void recv_usage(void)
           "  -i, --idle S         stop after S seconds without traffic once traffic\n"
           "                       has begun, 0 to 1000000 (3 decimals; default 2;\n"
           "                       0: never)\n"
-          "  -b, --backend NAME   auto, scalar, mmsg or uring (default auto)\n"
+          "  -b, --backend NAME   auto, scalar, mmsg, uring or xnu (default auto)\n"
           "      --no-gso         turn UDP GSO off\n"
           "      --no-gro         turn UDP GRO off\n"
           "  -j, --json           print only the summary, as one JSON object\n"

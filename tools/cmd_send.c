@@ -42,7 +42,7 @@ static void send_usage(void)
           "                       (SO_MAX_PACING_RATE; needs the fq qdisc)\n"
           "  -B, --batch N        datagrams per volley_send call, 1 to 1024\n"
           "                       (default 256)\n"
-          "  -b, --backend NAME   auto, scalar, mmsg or uring (default auto)\n"
+          "  -b, --backend NAME   auto, scalar, mmsg, uring or xnu (default auto)\n"
           "      --no-gso         turn UDP GSO off\n"
           "  -j, --json           print only the summary, as one JSON object\n"
           "  -h, --help           show this help\n"

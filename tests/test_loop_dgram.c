@@ -4,6 +4,7 @@
  * that shares the loop's ring, the watched kinds, and either closing
  * first. Every case runs on both loop backends.
  */
+#include "internal.h"
 #include "t.h"
 
 #include <arpa/inet.h>
@@ -460,7 +461,52 @@ static int case_bad_input(void)
     return 0;
 }
 
+/* Joining the loop fails cleanly: the buffer group cannot be registered
+ * on the loop's ring (uring), the watch cannot be set (epoll, and uring
+ * sockets on an epoll loop): the open fails with that error, leaks no
+ * descriptor, and the loop serves the next socket as before. */
+static int case_faults(void)
+{
+    volley_loop *l = loop_new();
+    int fds = t_count_fds();
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+    o.loop = l;
+    volley_sock *s = NULL;
+    if (uring_loop()) {
+        volley__sys_fault_set(VOLLEY__SYS_URING_REGISTER, 1, 1, ENOMEM, 0);
+        T_EQ(volley_open(&s, "127.0.0.1:0", &o), -ENOMEM);
+        volley__sys_fault_set(VOLLEY__SYS_URING_REGISTER, 1, 1, EPERM, 0);
+        T_EQ(volley_open(&s, "127.0.0.1:0", &o), -ENOTSUP);
+        volley__sys_fault_set(VOLLEY__SYS_URING_SUBMIT, 1, 1, EBUSY, 0);
+        T_EQ(volley_open(&s, "127.0.0.1:0", &o), -EBUSY);
+    } else {
+        volley__sys_fault_set(VOLLEY__SYS_EPOLL_CTL, 1, 1, ENOMEM, 0);
+        T_EQ(volley_open(&s, "127.0.0.1:0", &o), -ENOMEM);
+        o.backend = VOLLEY_BACKEND_URING;
+        if (t_backend_err(VOLLEY_BACKEND_URING) == 0) {
+            volley__sys_fault_set(VOLLEY__SYS_EPOLL_CTL, 1, 1, EPERM, 0);
+            T_EQ(volley_open(&s, "127.0.0.1:0", &o), -EPERM);
+        }
+        o.backend = VOLLEY_BACKEND_AUTO;
+    }
+    volley__sys_fault_clear();
+    T_ASSERT(s == NULL);
+    T_EQ(t_count_fds(), fds);
+    int user;
+    s = sock_on(l, &user, VOLLEY_BACKEND_AUTO);
+    int c = client_for(s);
+    uint64_t v = 1;
+    T_EQ(send(c, &v, 8, 0), 8);
+    T_ASSERT(wait_dgram(l, &user, NULL) & VOLLEY_WAIT_RECV);
+    T_EQ(drain(s, NULL), 1);
+    close(c);
+    volley_close(s);
+    volley_loop_close(l, 0);
+    return 0;
+}
+
 static const struct t_loop_case defs[] = {
+    {"faults", case_faults},
     {"events", case_events},
     {"user_null", case_user_null},
     {"forced_backends", case_forced_backends},

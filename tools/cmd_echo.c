@@ -317,9 +317,7 @@ static void echo_threads_summary(const struct team *team, const struct flow_cfg 
     putchar('{');
     echo_json(backend, &vs, &agg);
     printf(",\"threads\":%u,\"steer\":\"%s\",\"per_thread\":[", team->n,
-           c->steer == VOLLEY_STEER_CPU      ? "cpu"
-           : c->steer == VOLLEY_STEER_KERNEL ? "kernel"
-                                             : "flow");
+           team_steer_name(c->steer));
     for (unsigned i = 0; i < team->n; i++) {
         fputs(i ? ",{" : "{", stdout);
         echo_json(volley_backend_name(t[i].s), &t[i].vs, &t[i].st);

@@ -427,8 +427,6 @@ static void rx_merge(struct rx_state *agg, const struct rx_state *t)
     }
 }
 
-static const char *const steer_names[] = {"flow", "cpu", "kernel"};
-
 static void rx_threads_summary(const struct team *team, const struct flow_cfg *c,
                                struct rx_thread *t, struct rx_state *agg)
 {
@@ -455,7 +453,7 @@ static void rx_threads_summary(const struct team *team, const struct flow_cfg *c
     putchar('{');
     recv_json(backend, &vs, agg);
     printf(",\"threads\":%u,\"steer\":\"%s\",\"per_thread\":[", team->n,
-           steer_names[c->steer]);
+           team_steer_name(c->steer));
     for (unsigned i = 0; i < team->n; i++) {
         fputs(i ? ",{" : "{", stdout);
         recv_json(volley_backend_name(t[i].s), &t[i].vs, &t[i].st);

@@ -136,14 +136,21 @@ void team_json_cpu(const struct team *t, unsigned i)
         printf(",\"thread\":%u,\"cpu\":null", i);
 }
 
+const char *team_steer_name(unsigned steer)
+{
+    static const char *const names[] = {[VOLLEY_STEER_FLOW] = "flow",
+                                        [VOLLEY_STEER_CPU] = "cpu",
+                                        [VOLLEY_STEER_KERNEL] = "kernel"};
+
+    return steer < sizeof(names) / sizeof(names[0]) ? names[steer] : "?";
+}
+
 void team_steer_note(unsigned asked, int got)
 {
-    static const char *const names[] = {"flow", "cpu", "kernel"};
-
-    if (got >= 0 && (unsigned)got != asked && (unsigned)got < 3)
+    if (got >= 0 && (unsigned)got != asked)
         fprintf(stderr,
                 "%s: warning: --steer %s was refused by the kernel; steering is %s\n",
-                cli_name, names[asked], names[got]);
+                cli_name, team_steer_name(asked), team_steer_name((unsigned)got));
 }
 
 void team_ready(struct team *t, unsigned i, int err)

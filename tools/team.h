@@ -81,6 +81,8 @@ void team_json_cpu(const struct team *t, unsigned i);
 /* The steering a group got, against the one asked: a warning when the
  * kernel refused the program. */
 void team_steer_note(unsigned asked, int got);
+/* "flow", "cpu" or "kernel". */
+const char *team_steer_name(unsigned steer);
 /* Opens c's --threads members on c->addr (flags: VOLLEY_GROUP_*) into
  * fds, steered as --steer asks; 0, or the exit status once it said why. */
 int team_group(int *fds, const struct flow_cfg *c, unsigned flags);

@@ -263,4 +263,28 @@ struct bench_unix_opts {
 };
 int bench_unix_main(const struct bench_unix_opts *o);
 
+/*
+ * threads.c: `volley bench --threads`, one loop per core: datagrams from
+ * `volley send --threads 2 --pin` (two flows) into `volley recv` on 1 and
+ * on 2 threads (--pin --steer cpu), and TCP ping-pong at BENCH_THREADS_CONNS
+ * connections from the tcp-load client on BENCH_CLIENT_THREADS threads
+ * into `volley tcp-echo` on 1 and on 2 threads, all over loopback,
+ * interleaved. Returns the exit status.
+ */
+#define BENCH_CLIENT_THREADS 2u
+#define BENCH_THREADS_CONNS  300u
+struct bench_threads_opts {
+    double seconds;
+    unsigned repeat;
+    bool json;
+};
+int bench_threads_main(const struct bench_threads_opts *o);
+/* One datagram run: the receiver's delivered datagrams/s into *dgrams_per_s
+ * (tools.c), or a negative errno and why. */
+int bench_tools_threads_run(unsigned threads, double seconds, double *dgrams_per_s,
+                            char *why, size_t why_size);
+/* One TCP run against `volley tcp-echo --threads threads` (tcp.c). */
+int bench_tcp_threads_run(unsigned threads, unsigned conns, double seconds, double *rps,
+                          char *why, size_t why_size);
+
 #endif /* VOLLEY_BENCH_H */

@@ -239,6 +239,48 @@ static int volley_run(const struct tcell *c, double seconds, struct sample *out,
     return err < 0 ? err : 0;
 }
 
+int bench_tcp_threads_run(unsigned threads, unsigned conns, double seconds, double *rps,
+                          char *why, size_t why_size)
+{
+    char addr[32], bound[32], n[16], *report = malloc(REPORT_MAX);
+    char *argv[] = {SELF,         "tcp-echo", addr,     "--threads", n,
+                    "--duration", bound,      "--json", NULL};
+    int port = bench_free_port(), err = port;
+    struct tcpload_cfg lc = {.addr = addr,
+                             .conns = conns,
+                             .size = PP_SIZE,
+                             .mode = TCPLOAD_PINGPONG,
+                             .duration_ns = (int64_t)(seconds * 1e9)};
+    static struct tcpload_result r, per[BENCH_CLIENT_THREADS];
+    struct child ch;
+
+    if (!report)
+        return -ENOMEM;
+    if (port > 0) {
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+        snprintf(bound, sizeof(bound), "%.3f", seconds + 60);
+        snprintf(n, sizeof(n), "%u", threads);
+        err = start_server(&ch, argv, port, why, why_size);
+    }
+    if (err >= 0) {
+        err = tcpload_run_threads(&lc, BENCH_CLIENT_THREADS, false, &r, per);
+        if (err < 0)
+            snprintf(why, why_size, "client: %s", volley_strerror(err));
+        if (stop_server(&ch, report, REPORT_MAX) < 0 && err >= 0) {
+            snprintf(why, why_size, "server failed: %.120s", report);
+            err = -ECHILD;
+        }
+    }
+    if (err >= 0 && r.errors) {
+        snprintf(why, why_size, "%" PRIu64 " client errors", r.errors);
+        err = -EIO;
+    }
+    if (err >= 0)
+        *rps = r.seconds > 0 ? (double)r.requests / r.seconds : 0;
+    free(report);
+    return err < 0 ? err : 0;
+}
+
 /* Runs argv to its end within deadline; its stdout into buf. */
 static int run_tool(char *const argv[], char *buf, size_t cap, int64_t deadline)
 {

@@ -104,3 +104,49 @@ out:
     free(tx_buf);
     return err;
 }
+
+int bench_tools_threads_run(unsigned threads, double seconds, double *dgrams_per_s,
+                            char *why, size_t why_size)
+{
+    char addr[32], n[16], dur_s[32], bound_s[32];
+    char *recv_argv[] = {SELF,    "recv",       addr,    "--threads", n,
+                         "--pin", "--steer",    "cpu",   "--json",    "--idle",
+                         "0.300", "--duration", bound_s, NULL};
+    char *send_argv[] = {SELF,     "send",   addr, "--threads",  "2",   "--pin",
+                         "--json", "--size", "64", "--duration", dur_s, NULL};
+    int64_t deadline = cli_mono_ns() + (int64_t)((seconds + 10) * 1e9);
+    int port = bench_free_port(), rx_fd = -1, tx_fd = -1, err;
+    pid_t rx = -1, tx = -1;
+    char *rx_buf = malloc(REPORT_MAX), *tx_buf = malloc(REPORT_MAX);
+
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    snprintf(n, sizeof(n), "%u", threads);
+    snprintf(dur_s, sizeof(dur_s), "%.3f", seconds);
+    snprintf(bound_s, sizeof(bound_s), "%.3f", seconds + 5);
+    err = port < 0 ? port : !rx_buf || !tx_buf ? -ENOMEM : 0;
+    if (err == 0)
+        err = bench_start(&rx, recv_argv, &rx_fd);
+    if (err < 0) {
+        snprintf(why, why_size, "cannot start volley recv: %s", strerror(-err));
+        goto out;
+    }
+    usleep(100000); /* until the receiver is bound: datagrams before it are lost */
+    err = bench_start(&tx, send_argv, &tx_fd);
+    if (err == 0)
+        err = finish(tx, tx_fd, tx_buf, deadline);
+    if (err < 0) {
+        snprintf(why, why_size, "volley send: %s", strerror(-err));
+        kill(rx, SIGTERM);
+    }
+    int rerr = finish(rx, rx_fd, rx_buf, deadline);
+    if (err == 0 && rerr < 0)
+        snprintf(why, why_size, "volley recv: %s", strerror(-(err = rerr)));
+    if (err == 0 && !report_number(rx_buf, "dgrams_per_s", dgrams_per_s)) {
+        snprintf(why, why_size, "no dgrams_per_s in volley recv's report");
+        err = -EIO;
+    }
+out:
+    free(rx_buf);
+    free(tx_buf);
+    return err;
+}

@@ -97,16 +97,19 @@ rate_is() {
 # --- help, version, usage errors
 check_help "" probe recv send echo ping bench tcp-echo tcp-load --version
 check_help probe --json
-check_help recv --count --duration --idle --backend --no-gso --no-gro --json VLY1 jitter
+check_help recv --count --duration --idle --backend --no-gso --no-gro --json VLY1 jitter \
+    --threads --steer --pin per_thread
 check_help send --count --duration --size --rate --burst --kernel-pacing --batch \
-    --backend --no-gso --json VLY1
-check_help echo --count --duration --idle --batch --backend --no-gso --no-gro --json
+    --backend --no-gso --json VLY1 --threads --pin
+check_help echo --count --duration --idle --batch --backend --no-gso --no-gro --json \
+    --threads --steer --pin
 check_help ping --count --rate --interval --size --timeout --duration --backend --json VLY1
 check_help bench --seconds --repeat --sizes --paths --no-latency --cpu --plot --json iperf3 \
-    --tcp sockperf
-check_help tcp-echo --backend --discard --count --duration --buffers --json epoll
+    --tcp sockperf --threads
+check_help tcp-echo --backend --discard --count --duration --buffers --json epoll \
+    --threads --steer --pin
 check_help tcp-load --conns --size --mode --duration --count --backend --buffers --zc --json \
-    pingpong stream p99.9
+    pingpong stream p99.9 --threads --pin
 # every command with numeric flags states their syntax, and each flag its range
 for cmd in recv send echo ping bench tcp-echo tcp-load; do
     check_help $cmd "plain decimal"
@@ -455,6 +458,64 @@ timeout $T "$VOLLEY" tcp-echo 127.0.0.1:0 --duration 0.3 --json >"$tmp/notcp.jso
     2>/dev/null &&
     check_json "$tmp/notcp.json" 'assert j["accepted"] == 0 and j["stopped"] == "duration"' ||
     fail "tcp-echo --duration 0.3: $(cat "$tmp/notcp.json")"
+
+# --- --threads: one socket (or loop) per thread, every datagram and request
+# accounted for in per_thread rows that sum to the whole
+for bad in 0 65 x; do
+    expect_usage recv 127.0.0.1:9 --threads "$bad"
+    expect_usage tcp-load 127.0.0.1:9 --conns 100 --threads "$bad"
+done
+expect_usage recv 127.0.0.1:9 --threads 2 --steer nonsense
+expect_usage echo 127.0.0.1:9 --steer nonsense
+expect_usage tcp-load 127.0.0.1:9 --conns 1 --threads 2
+if start_recv thr --threads 2 --count 20000; then
+    timeout $T "$VOLLEY" send "127.0.0.1:$port" --threads 2 --count 20000 --size 100 \
+        --json >"$tmp/thrsend.json" || fail "volley send --threads 2 exited non-zero"
+    reap "$vpid" || fail "volley recv --threads 2 exited non-zero: $(cat "$tmp/thr.err")"
+    check_json "$tmp/thrsend.json" '
+assert j["threads"] == 2 and len(j["per_thread"]) == 2
+assert j["datagrams"] == 20000 == sum(t["datagrams"] for t in j["per_thread"])
+assert [t["thread"] for t in j["per_thread"]] == [0, 1]' ||
+        fail "send --threads 2: $(cat "$tmp/thrsend.json")"
+    check_json "$tmp/thr.out" '
+p = j["per_thread"]
+assert j["threads"] == 2 and len(p) == 2 and j["steer"] == "flow"
+assert j["datagrams"] == sum(t["datagrams"] for t in p)
+assert j["kernel_drops"] == sum(t["kernel_drops"] for t in p)
+assert (j["datagrams"] == 20000 or
+        (j["kernel_drops"] > 0 and j["datagrams"] + j["kernel_drops"] <= 20000))
+assert j["duplicated"] == 0 and j["bytes"] == 100 * j["datagrams"]' ||
+        fail "recv --threads 2: $(cat "$tmp/thr.out")"
+fi
+if start_volley echo threcho --threads 2 --steer kernel --count 300 --duration 20 --json; then
+    timeout $T "$VOLLEY" ping "127.0.0.1:$port" --count 300 --json >"$tmp/thrping.json" &&
+        check_json "$tmp/thrping.json" 'assert j["received"] == 300' ||
+        fail "ping to echo --threads 2: $(cat "$tmp/thrping.json")"
+    reap "$vpid" || fail "volley echo --threads 2 exited non-zero: $(cat "$tmp/threcho.err")"
+    check_json "$tmp/threcho.out" '
+p = j["per_thread"]
+assert j["threads"] == 2 and len(p) == 2 and j["stopped"] == "count"
+assert j["received"] == j["echoed"] == 300 == sum(t["echoed"] for t in p)' ||
+        fail "echo --threads 2: $(cat "$tmp/threcho.out")"
+fi
+if start_volley tcp-echo thrtcp --threads 2 --count 8 --duration 20 --json; then
+    timeout $T "$VOLLEY" tcp-load "127.0.0.1:$port" --threads 2 --conns 8 --count 4000 \
+        --duration 10 --json >"$tmp/thrload.json" &&
+        check_json "$tmp/thrload.json" '
+p = j["per_thread"]
+assert j["threads"] == 2 and len(p) == 2 and j["connected"] == 8
+assert j["requests"] == 4000 == sum(t["requests"] for t in p), j["requests"]
+assert j["errors"] == 0 and j["stopped"] == "count"
+assert [t["conns"] for t in p] == [4, 4]' ||
+        fail "tcp-load --threads 2: $(cat "$tmp/thrload.json")"
+    reap "$vpid" || fail "volley tcp-echo --threads 2 exited non-zero: $(cat "$tmp/thrtcp.err")"
+    check_json "$tmp/thrtcp.out" '
+p = j["per_thread"]
+assert j["threads"] == 2 and len(p) == 2 and j["stopped"] == "count"
+assert j["accepted"] == j["closed"] == 8 == sum(t["accepted"] for t in p)
+assert j["errors"] == 0 and j["bytes_in"] == j["bytes_out"] == 4000 * 128' ||
+        fail "tcp-echo --threads 2: $(cat "$tmp/thrtcp.out")"
+fi
 
 # --- bench: one object per cell, baseline is the unit, and the chart
 check_json "$tmp/probe.json" 'assert j["gso"]["ok"]' 2>/dev/null && gso=True || gso=False

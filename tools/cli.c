@@ -22,7 +22,8 @@
 #include <time.h>
 
 const char *cli_name = "volley";
-volatile sig_atomic_t cli_stop;
+_Atomic int cli_stop;
+atomic_bool cli_halt;
 
 int cli_usage_error(const char *fmt, ...)
 {
@@ -357,6 +358,23 @@ static const struct cli_num idle_num = {
     .flag = "--idle", .min = 0, .max = MAX_SECONDS * 1000ull, .places = 3};
 static const struct cli_num batch_num = {
     .flag = "--batch", .min = 1, .max = VOLLEY_BATCH_MAX};
+static const struct cli_num threads_num = {
+    .flag = "--threads", .min = 1, .max = CLI_THREADS_MAX};
+
+static int parse_steer(const char *s, unsigned *out)
+{
+    static const char *const names[] = {[VOLLEY_STEER_FLOW] = "flow",
+                                        [VOLLEY_STEER_CPU] = "cpu",
+                                        [VOLLEY_STEER_KERNEL] = "kernel"};
+
+    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = i;
+            return PARSE_RUN;
+        }
+    }
+    return cli_usage_error("bad --steer '%s': want flow, cpu or kernel", s);
+}
 
 int cli_seconds(const char *s, const struct cli_num *f, int64_t *ns)
 {
@@ -398,6 +416,19 @@ int cli_flow_option(int opt, void *flow)
     case OPT_NO_GRO:
         c->disable |= VOLLEY_F_GRO;
         return PARSE_RUN;
+    case OPT_THREADS: {
+        uint64_t n;
+        int rc = cli_number(optarg, &threads_num, &n);
+
+        if (rc == PARSE_RUN)
+            c->threads = (unsigned)n;
+        return rc;
+    }
+    case OPT_PIN:
+        c->pin = true;
+        return PARSE_RUN;
+    case OPT_STEER:
+        return parse_steer(optarg, &c->steer);
     default:
         return cli_bad_option();
     }
@@ -434,9 +465,6 @@ int cli_dest_addr(int argc, char **argv, void *flow)
                        : PARSE_RUN;
 }
 
-/* Room to absorb a sender at full speed. */
-#define RCVBUF (8 * 1024 * 1024)
-
 /* Scripts wait for the "listening" line before they send. */
 int cli_listen(volley_sock **s, const struct flow_cfg *c, struct volley_opts *o)
 {
@@ -446,7 +474,7 @@ int cli_listen(volley_sock **s, const struct flow_cfg *c, struct volley_opts *o)
 
     o->backend = c->backend;
     o->disable = c->disable;
-    o->rcvbuf = RCVBUF;
+    o->rcvbuf = CLI_RCVBUF;
     err = volley_open(s, c->addr, o);
     if (err < 0)
         return cli_runtime_error(c->addr, err);
@@ -471,6 +499,9 @@ static const struct {
     {CLI_F_BACKEND, {"backend", required_argument, NULL, 'b'}},
     {CLI_F_NO_GSO, {"no-gso", no_argument, NULL, OPT_NO_GSO}},
     {CLI_F_NO_GRO, {"no-gro", no_argument, NULL, OPT_NO_GRO}},
+    {CLI_F_THREADS, {"threads", required_argument, NULL, OPT_THREADS}},
+    {CLI_F_THREADS, {"pin", no_argument, NULL, OPT_PIN}},
+    {CLI_F_STEER, {"steer", required_argument, NULL, OPT_STEER}},
     {0, {"json", no_argument, NULL, 'j'}},
     {0, {"help", no_argument, NULL, 'h'}},
 };

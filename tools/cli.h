@@ -11,6 +11,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,9 @@
 /* Highest --rate: the library's pacing limit, 10 Tbit/s. */
 #define MAX_RATE_BPS 10000000000000ull
 
+/* --threads: at most one reuseport group's members. */
+#define CLI_THREADS_MAX VOLLEY_GROUP_MAX
+
 /* Datagrams recv and echo take per receive call by default. */
 #define CLI_RX_BATCH 256
 
@@ -33,13 +37,27 @@
 enum {
     OPT_NO_GSO = 256,
     OPT_NO_GRO,
+    OPT_THREADS,
+    OPT_PIN,
+    OPT_STEER,
     OPT_OWN,
 };
 
 /* "volley recv" once a command is chosen: prefixes every message. */
 extern const char *cli_name;
-/* Set by SIGINT/SIGTERM once cli_catch_signals ran. */
-extern volatile sig_atomic_t cli_stop;
+/* Set by SIGINT/SIGTERM once cli_catch_signals ran. Atomic (lock-free, so
+ * a handler may store it) because the threads of --threads read it too. */
+extern _Atomic int cli_stop;
+/* Set by the main thread of a --threads run when the run as a whole is
+ * done (count, idle): its threads stop as they would on a signal. */
+extern atomic_bool cli_halt;
+
+/* What every loop of a command checks before its next turn. */
+static inline bool cli_stopping(void)
+{
+    return atomic_load_explicit(&cli_stop, memory_order_relaxed) ||
+           atomic_load_explicit(&cli_halt, memory_order_relaxed);
+}
 
 __attribute__((format(printf, 1, 2))) int cli_usage_error(const char *fmt, ...);
 /* getopt has already said what was wrong. */
@@ -128,8 +146,10 @@ enum {
     CLI_F_BACKEND = 1u << 5,
     CLI_F_NO_GSO = 1u << 6,
     CLI_F_NO_GRO = 1u << 7,
+    CLI_F_THREADS = 1u << 8, /* --threads and --pin */
+    CLI_F_STEER = 1u << 9,
 };
-#define CLI_MAX_OWN 9
+#define CLI_MAX_OWN 10
 
 struct cli_cmd {
     unsigned shared; /* CLI_F_* */
@@ -163,6 +183,12 @@ struct flow_cfg {
     unsigned backend;
     unsigned disable;
     bool json;
+    /* --threads N: one socket (or loop) per thread; --pin: thread i on the
+     * i-th CPU this process may use, modulo their number; --steer: how a
+     * server's reuseport group spreads packets (VOLLEY_STEER_*). */
+    unsigned threads;
+    bool pin;
+    unsigned steer;
     /* send only */
     uint64_t rate_bps; /* 0: as fast as the socket takes */
     uint64_t burst;    /* 0: the library's default */
@@ -176,6 +202,9 @@ int cli_flow_option(int opt, void *flow);
  * needs a port and a --size that fits a UDP datagram to it. */
 int cli_bind_addr(int argc, char **argv, void *flow);
 int cli_dest_addr(int argc, char **argv, void *flow);
+/* The receive buffer recv and echo ask for: room to absorb a sender at
+ * full speed. */
+#define CLI_RCVBUF (8 * 1024 * 1024)
 /* Opens ADDR for recv and echo with o, to which the flags add the backend,
  * the features turned off and a large receive buffer; then says where it
  * listens. 0, or the exit status once it said why it could not. */

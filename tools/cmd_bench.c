@@ -42,9 +42,10 @@ struct bench_cfg {
     struct bench_pin pin;
     bool tcp;
     bool unix_pair;
-    const char *udp_flag;    /* a flag --tcp and --unix do not take, when given */
+    bool threads;
+    const char *udp_flag;    /* a flag --tcp, --unix and --threads do not take */
     const char *seconds_arg; /* --seconds, which --unix does not take */
-    const char *plot_arg;    /* --plot, likewise */
+    const char *plot_arg;    /* --plot, which --unix and --threads do not take */
 };
 
 enum cell_kind { CELL_TPUT, CELL_LAT };
@@ -76,80 +77,92 @@ struct matrix {
 
 static void bench_usage(void)
 {
-    fputs("Usage: volley bench [options]\n"
-          "Compare I/O paths over loopback (127.0.0.1), a sender and a receiver thread\n"
-          "per cell, for each payload size:\n"
-          "  baseline    plain sendto/recvfrom, one datagram per call, no libvolley\n"
-          "  raw         the ceiling, no libvolley: sendmmsg of 32 GSO buffers of up to\n"
-          "              64 KiB, recvmmsg into 32 GRO buffers, counting datagrams only\n"
-          "  scalar      volley, scalar backend\n"
-          "  mmsg        volley, mmsg backend, GSO and GRO off\n"
-          "  gso+gro     volley, mmsg backend, sender GSO, receiver GRO\n"
-          "  gso->plain  volley, mmsg backend, sender GSO, receiver without GRO\n"
-          "  gro-segs    as gso+gro, the receiver takes GRO buffers whole\n"
-          "              (VOLLEY_F_GRO_SEGMENTS): no per-datagram work\n"
-          "  uring       volley, uring backend, GSO and GRO off\n"
-          "  uring+gso   volley, uring backend, sender GSO, receiver GRO\n"
-          "  uring+zc    as uring+gso, every send zero-copy (SENDMSG_ZC)\n"
-          "  tools       volley send into volley recv, as two processes with their\n"
-          "              defaults (the README's commands); CPU costs not measured\n"
-          "  iperf3      the iperf3 program (UDP, -b 0), when it is installed\n"
-          "and a latency row per path (not raw, tools or iperf3): ping-pong, one\n"
-          "64-byte datagram in\n"
-          "flight, echoed by the other thread. Rows `volley probe` finds unavailable\n"
-          "here are skipped with a note.\n"
-          "\n"
-          "      --seconds S     sending time per cell and run, 0.001 to 60\n"
-          "                      (3 decimals; default 0.25)\n"
-          "      --repeat N      runs per cell, interleaved across cells; the median\n"
-          "                      is reported: 1 to 100 (default 3)\n"
-          "      --sizes LIST    payload sizes, 1 to 16 of them, comma-separated, each\n"
-          "                      1 to 65507 (default 64,512,1200,1472)\n"
-          "      --paths LIST    paths to run, comma-separated (default all); ratios\n"
-          "                      need baseline (and raw) in the list\n"
-          "      --no-latency    leave out the latency rows\n"
-          "      --cpu TX,RX     pin the sender (ping client) thread to CPU TX and the\n"
-          "                      receiver (echo) thread to CPU RX: 0 to 1023, CPUs\n"
-          "                      this process may run on\n"
-          "      --plot FILE     also draw the results as an SVG chart into FILE\n"
-          "      --tcp           the TCP matrix instead (takes --seconds, --repeat,\n"
-          "                      --plot and --json): see below\n"
-          "      --unix          the AF_UNIX socketpair rows instead (takes --repeat\n"
-          "                      and --json): see below\n"
-          "  -j, --json          print a JSON array, one object per cell\n"
-          "  -h, --help          show this help\n"
-          "\n"
-          "Throughput columns: received datagrams/s (median) and the spread of the\n"
-          "runs ((max - min) / median), payload Gbit/s, system calls and thread CPU ns\n"
-          "per datagram sent (tx) and received (rx), datagrams sent, received and lost\n"
-          "over all runs, and the ratios to the baseline and to raw (/raw) at the same\n"
-          "size. Latency\n"
-          "columns: round-trip p50 and p99 (medians of the runs), min and max, round\n"
-          "trips measured, requests lost, and p50 relative to the baseline.\n"
-          "A progress line is shown on standard error when it is a terminal.\n"
-          "\n"
-          "With --tcp: TCP echo, ping-pong, at 1, 50, 300 and 1000 connections and\n"
-          "128 and 4096-byte requests. The client is `volley tcp-load`'s, one volley\n"
-          "loop in this process; each server is a child process: `volley tcp-echo`\n"
-          "on the uring and on the epoll loop, and ref, a plain C epoll echo server\n"
-          "as the tutorials write it. Columns: requests/s, spread, round-trip p50\n"
-          "and p99 (us), the server's CPU ns per request, requests and errors over\n"
-          "all runs, and the ratio of requests/s to ref. Then one stream of\n"
-          "65536-byte writes into `volley tcp-echo --discard` (Gbit/s) next to\n"
-          "iperf3 -c into iperf3 -s,\n"
-          "and the one-connection 128-byte ping-pong next to sockperf pp --tcp\n"
-          "against sockperf sr --tcp, each when installed (their -t takes whole\n"
-          "seconds: at least 1).\n"
-          "\n"
-          "With --unix: 10,000 datagrams of 4000 bytes through an AF_UNIX SOCK_DGRAM\n"
-          "socketpair, one thread doing both ends in rounds (send a round, receive\n"
-          "it): write/read, one system call per datagram and end, against volley\n"
-          "(mmsg backend, volley_wrap on the pair's fds) in batches of 64, 128 and\n"
-          "256. Columns: datagrams/s (median), spread, system calls of both ends,\n"
-          "calls per datagram, the ratio of datagrams/s to write/read and how many\n"
-          "times fewer system calls than write/read it made.\n"
-          "\n" CLI_NUMBER_HELP,
-          stdout);
+    fputs(
+        "Usage: volley bench [options]\n"
+        "Compare I/O paths over loopback (127.0.0.1), a sender and a receiver thread\n"
+        "per cell, for each payload size:\n"
+        "  baseline    plain sendto/recvfrom, one datagram per call, no libvolley\n"
+        "  raw         the ceiling, no libvolley: sendmmsg of 32 GSO buffers of up to\n"
+        "              64 KiB, recvmmsg into 32 GRO buffers, counting datagrams only\n"
+        "  scalar      volley, scalar backend\n"
+        "  mmsg        volley, mmsg backend, GSO and GRO off\n"
+        "  gso+gro     volley, mmsg backend, sender GSO, receiver GRO\n"
+        "  gso->plain  volley, mmsg backend, sender GSO, receiver without GRO\n"
+        "  gro-segs    as gso+gro, the receiver takes GRO buffers whole\n"
+        "              (VOLLEY_F_GRO_SEGMENTS): no per-datagram work\n"
+        "  uring       volley, uring backend, GSO and GRO off\n"
+        "  uring+gso   volley, uring backend, sender GSO, receiver GRO\n"
+        "  uring+zc    as uring+gso, every send zero-copy (SENDMSG_ZC)\n"
+        "  tools       volley send into volley recv, as two processes with their\n"
+        "              defaults (the README's commands); CPU costs not measured\n"
+        "  iperf3      the iperf3 program (UDP, -b 0), when it is installed\n"
+        "and a latency row per path (not raw, tools or iperf3): ping-pong, one\n"
+        "64-byte datagram in\n"
+        "flight, echoed by the other thread. Rows `volley probe` finds unavailable\n"
+        "here are skipped with a note.\n"
+        "\n"
+        "      --seconds S     sending time per cell and run, 0.001 to 60\n"
+        "                      (3 decimals; default 0.25)\n"
+        "      --repeat N      runs per cell, interleaved across cells; the median\n"
+        "                      is reported: 1 to 100 (default 3)\n"
+        "      --sizes LIST    payload sizes, 1 to 16 of them, comma-separated, each\n"
+        "                      1 to 65507 (default 64,512,1200,1472)\n"
+        "      --paths LIST    paths to run, comma-separated (default all); ratios\n"
+        "                      need baseline (and raw) in the list\n"
+        "      --no-latency    leave out the latency rows\n"
+        "      --cpu TX,RX     pin the sender (ping client) thread to CPU TX and the\n"
+        "                      receiver (echo) thread to CPU RX: 0 to 1023, CPUs\n"
+        "                      this process may run on\n"
+        "      --plot FILE     also draw the results as an SVG chart into FILE\n"
+        "      --tcp           the TCP matrix instead (takes --seconds, --repeat,\n"
+        "                      --plot and --json): see below\n"
+        "      --unix          the AF_UNIX socketpair rows instead (takes --repeat\n"
+        "                      and --json): see below\n"
+        "      --threads       one loop per core instead (takes --seconds, --repeat\n"
+        "                      and --json): see below\n"
+        "  -j, --json          print a JSON array, one object per cell\n"
+        "  -h, --help          show this help\n"
+        "\n"
+        "Throughput columns: received datagrams/s (median) and the spread of the\n"
+        "runs ((max - min) / median), payload Gbit/s, system calls and thread CPU ns\n"
+        "per datagram sent (tx) and received (rx), datagrams sent, received and lost\n"
+        "over all runs, and the ratios to the baseline and to raw (/raw) at the same\n"
+        "size. Latency\n"
+        "columns: round-trip p50 and p99 (medians of the runs), min and max, round\n"
+        "trips measured, requests lost, and p50 relative to the baseline.\n"
+        "A progress line is shown on standard error when it is a terminal.\n"
+        "\n"
+        "With --tcp: TCP echo, ping-pong, at 1, 50, 300 and 1000 connections and\n"
+        "128 and 4096-byte requests. The client is `volley tcp-load`'s, one volley\n"
+        "loop in this process; each server is a child process: `volley tcp-echo`\n"
+        "on the uring and on the epoll loop, and ref, a plain C epoll echo server\n"
+        "as the tutorials write it. Columns: requests/s, spread, round-trip p50\n"
+        "and p99 (us), the server's CPU ns per request, requests and errors over\n"
+        "all runs, and the ratio of requests/s to ref. Then one stream of\n"
+        "65536-byte writes into `volley tcp-echo --discard` (Gbit/s) next to\n"
+        "iperf3 -c into iperf3 -s,\n"
+        "and the one-connection 128-byte ping-pong next to sockperf pp --tcp\n"
+        "against sockperf sr --tcp, each when installed (their -t takes whole\n"
+        "seconds: at least 1).\n"
+        "\n"
+        "With --unix: 10,000 datagrams of 4000 bytes through an AF_UNIX SOCK_DGRAM\n"
+        "socketpair, one thread doing both ends in rounds (send a round, receive\n"
+        "it): write/read, one system call per datagram and end, against volley\n"
+        "(mmsg backend, volley_wrap on the pair's fds) in batches of 64, 128 and\n"
+        "256. Columns: datagrams/s (median), spread, system calls of both ends,\n"
+        "calls per datagram, the ratio of datagrams/s to write/read and how many\n"
+        "times fewer system calls than write/read it made.\n"
+
+        "\n"
+        "With --threads: 2 server threads against 1, over loopback. Datagrams: 64-byte\n"
+        "datagrams from `volley send --threads 2 --pin` (two flows) into `volley recv\n"
+        "--threads N --pin --steer cpu`, the receiver's datagrams/s; TCP: 128-byte\n"
+        "ping-pong at 300 connections from the tcp-load client on 2 threads in this\n"
+        "process into `volley tcp-echo --threads N`, requests/s. Columns: the median\n"
+        "and the ratio of 2 threads to 1. Clients and servers share this machine's\n"
+        "CPUs: 2 threads gain only where CPUs are free for them.\n"
+        "\n" CLI_NUMBER_HELP,
+        stdout);
 }
 
 enum {
@@ -162,6 +175,7 @@ enum {
     OPT_PLOT,
     OPT_TCP,
     OPT_UNIX,
+    OPT_THREADS_BENCH,
 };
 
 static const struct cli_num seconds_num = {
@@ -266,6 +280,9 @@ static int bench_option(int opt, void *cfg)
         return PARSE_RUN;
     case OPT_UNIX:
         c->unix_pair = true;
+        return PARSE_RUN;
+    case OPT_THREADS_BENCH:
+        c->threads = true;
         return PARSE_RUN;
     case OPT_PLOT:
         c->plot_arg = "--plot";
@@ -830,7 +847,8 @@ int cmd_bench(int argc, char **argv)
                 {"cpu", required_argument, NULL, OPT_CPU},
                 {"plot", required_argument, NULL, OPT_PLOT},
                 {"tcp", no_argument, NULL, OPT_TCP},
-                {"unix", no_argument, NULL, OPT_UNIX}},
+                {"unix", no_argument, NULL, OPT_UNIX},
+                {"threads", no_argument, NULL, OPT_THREADS_BENCH}},
         .usage = bench_usage,
         .option = bench_option,
     };
@@ -845,11 +863,13 @@ int cmd_bench(int argc, char **argv)
 
     if (rc != PARSE_RUN)
         return rc;
-    if (c.tcp && c.udp_flag)
-        return cli_usage_error("%s is for datagram paths; --tcp runs its own matrix",
-                               c.udp_flag);
-    if (c.unix_pair && c.tcp)
-        return cli_usage_error("--unix and --tcp are two matrices: pick one");
+    if ((c.tcp + c.unix_pair + c.threads) > 1)
+        return cli_usage_error(
+            "--tcp, --unix and --threads are three matrices: pick one");
+    if ((c.tcp || c.threads) && (c.udp_flag || (c.threads && c.plot_arg)))
+        return cli_usage_error("%s is for datagram paths; %s runs its own matrix",
+                               c.udp_flag ? c.udp_flag : "--plot",
+                               c.tcp ? "--tcp" : "--threads");
     if (c.unix_pair && (c.udp_flag || c.seconds_arg || c.plot_arg))
         return cli_usage_error(
             "%s is not for --unix, which sends a fixed count and takes "
@@ -860,6 +880,9 @@ int cmd_bench(int argc, char **argv)
     if (c.unix_pair)
         return bench_unix_main(
             &(struct bench_unix_opts){.repeat = c.repeat, .json = c.json});
+    if (c.threads)
+        return bench_threads_main(&(struct bench_threads_opts){
+            .seconds = c.seconds, .repeat = c.repeat, .json = c.json});
     if (c.tcp)
         return bench_tcp_main(&(struct bench_tcp_opts){
             .seconds = c.seconds, .repeat = c.repeat, .json = c.json, .plot = c.plot});

@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 #include "seq.h"
+#include "team.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* What `volley recv` has seen. Intervals start at the first datagram. */
 struct rx_state {
@@ -28,7 +30,26 @@ struct rx_state {
     bool have_transit;
     int64_t transit_ns;
     double jitter_ns;
+    /* threads' states summed: no tracker (seq.seen NULL), their losses */
+    uint64_t lost;
 };
+
+/* What each thread of --threads publishes after every batch. */
+enum {
+    RX_DGRAMS,
+    RX_BYTES,
+    RX_LOST,
+    RX_REORDERED,
+    RX_DUPLICATED,
+    RX_FIRST,
+    RX_LAST,
+    RX_JITTER
+};
+
+static uint64_t rx_lost(const struct rx_state *st)
+{
+    return st->seq.seen ? seq_track_lost(&st->seq) : st->lost;
+}
 
 static void recv_usage(void)
 {
@@ -45,8 +66,20 @@ static void recv_usage(void)
           "  -b, --backend NAME   auto, scalar, mmsg, uring or xnu (default auto)\n"
           "      --no-gso         turn UDP GSO off\n"
           "      --no-gro         turn UDP GRO off\n"
+          "      --threads N      N threads, 1 to 64 (default 1), each with its own\n"
+          "                       socket of one SO_REUSEPORT group on ADDR\n"
+          "      --steer HOW      which thread a datagram goes to: flow (hash of the\n"
+          "                       source address and port), cpu (the CPU the kernel\n"
+          "                       took it on) or kernel (its own hash); default flow\n"
+          "      --pin            pin thread i to the i-th CPU this process may use\n"
+          "                       (modulo their number)\n"
           "  -j, --json           print only the summary, as one JSON object\n"
           "  -h, --help           show this help\n"
+          "\n"
+          "With --threads, the limits hold for all threads together (--count counts\n"
+          "every thread's datagrams), the lines sum the threads (jitter: the largest),\n"
+          "each thread tracks the first sequenced stream it sees, and the JSON adds\n"
+          "\"threads\", \"steer\" and \"per_thread\", one object per thread.\n"
           "\n"
           "Each second: the interval, datagrams and payload Mbit/s in it; lost,\n"
           "reordered and duplicated so far; and the interarrival jitter in ms\n"
@@ -79,8 +112,8 @@ static void rx_interval(struct rx_state *st, const struct flow_cfg *c, int64_t e
                "lost", "reordered", "duplicated", "jitter(ms)");
     printf("%6.2f-%-6.2f %10" PRIu64 " %10.2f %10" PRIu64 " %10" PRIu64 " %10" PRIu64,
            from, from + cli_ns_seconds(end_ns - st->tick_ns), st->tick_dgrams,
-           cli_rate((double)st->tick_bytes * 8 / 1e6, end_ns - st->tick_ns),
-           seq_track_lost(&st->seq), st->seq.reordered, st->seq.duplicated);
+           cli_rate((double)st->tick_bytes * 8 / 1e6, end_ns - st->tick_ns), rx_lost(st),
+           st->seq.reordered, st->seq.duplicated);
     print_jitter(st);
     st->tick_dgrams = st->tick_bytes = 0;
     st->tick_ns = end_ns;
@@ -165,12 +198,26 @@ static int64_t recv_wake(const struct rx_state *st, const struct flow_cfg *c, in
     return wake;
 }
 
-static int recv_loop(volley_sock *s, const struct flow_cfg *c, struct rx_state *st)
+/* For the main thread of --threads: relaxed stores, one writer. */
+static void rx_publish(struct team_pub *p, const struct rx_state *st)
+{
+    team_put(p, RX_DGRAMS, st->dgrams);
+    team_put(p, RX_BYTES, st->bytes);
+    team_put(p, RX_LOST, seq_track_lost(&st->seq));
+    team_put(p, RX_REORDERED, st->seq.reordered);
+    team_put(p, RX_DUPLICATED, st->seq.duplicated);
+    team_put(p, RX_FIRST, (uint64_t)st->first_ns);
+    team_put(p, RX_LAST, (uint64_t)st->last_ns);
+    team_put(p, RX_JITTER, st->have_transit ? (uint64_t)st->jitter_ns + 1 : 0);
+}
+
+static int recv_loop(volley_sock *s, const struct flow_cfg *c, struct rx_state *st,
+                     struct team_pub *pub)
 {
     struct volley_dgram d[CLI_RX_BATCH];
     int64_t end = c->duration_ns > 0 ? cli_mono_ns() + c->duration_ns : INT64_MAX;
 
-    while (!cli_stop) {
+    while (!cli_stopping()) {
         int64_t t = cli_mono_ns();
         int n = volley_recv_wait(s, d, CLI_RX_BATCH,
                                  cli_wait_ms(t, recv_wake(st, c, t, end)));
@@ -180,6 +227,8 @@ static int recv_loop(volley_sock *s, const struct flow_cfg *c, struct rx_state *
             return n;
         rx_ticks(st, c, now, n > 0);
         rx_account(st, c, d, (unsigned)n, now);
+        if (pub && n > 0)
+            rx_publish(pub, st);
         if ((c->count && st->dgrams >= c->count) || now >= end)
             break;
         if (st->dgrams && c->idle_ns > 0 && now - st->last_ns >= c->idle_ns)
@@ -198,42 +247,44 @@ static double span_rate(const struct rx_state *st, double amount)
                     st->last_ns - st->first_ns);
 }
 
-static void recv_json(volley_sock *s, const struct volley_stats *vs, struct rx_state *st)
+/* The JSON members of a summary, without the braces. */
+static void recv_json(const char *backend, const struct volley_stats *vs,
+                      const struct rx_state *st)
 {
     int64_t span = st->last_ns - st->first_ns;
 
     printf(
-        "{\"datagrams\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"seconds\":%.6f"
+        "\"datagrams\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"seconds\":%.6f"
         ",\"syscalls\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"duplicated\":%" PRIu64
         ",\"reordered\":%" PRIu64 ",\"truncated\":%" PRIu64 ",\"kernel_drops\":%" PRIu64
         ",\"dgrams_per_s\":%.1f,\"mbit_per_s\":%.3f,\"rate_bps\":%.0f"
         ",\"payload_rate_bps\":%.0f,\"jitter_ms\":",
-        st->dgrams, st->bytes, cli_ns_seconds(span), vs->rx_syscalls,
-        seq_track_lost(&st->seq), st->seq.duplicated, st->seq.reordered, st->truncated,
-        vs->rx_kernel_drops, span_rate(st, (double)st->dgrams),
-        span_rate(st, (double)st->bytes * 8 / 1e6),
+        st->dgrams, st->bytes, cli_ns_seconds(span), vs->rx_syscalls, rx_lost(st),
+        st->seq.duplicated, st->seq.reordered, st->truncated, vs->rx_kernel_drops,
+        span_rate(st, (double)st->dgrams), span_rate(st, (double)st->bytes * 8 / 1e6),
         span_rate(st, (double)st->wire_bytes * 8), span_rate(st, (double)st->bytes * 8));
     if (st->have_transit)
         printf("%.6f", st->jitter_ns / 1e6);
     else
         fputs("null", stdout);
     fputs(",\"backend\":", stdout);
-    cli_json_string(volley_backend_name(s));
+    cli_json_string(backend);
     if (st->have_stream)
-        printf(",\"stream\":%" PRIu32 "}\n", st->stream);
+        printf(",\"stream\":%" PRIu32, st->stream);
     else
-        puts(",\"stream\":null}");
+        fputs(",\"stream\":null", stdout);
 }
 
-static void recv_summary(volley_sock *s, const struct flow_cfg *c, struct rx_state *st)
+static void recv_summary(const char *backend, const struct volley_stats *vs,
+                         const struct flow_cfg *c, struct rx_state *st)
 {
-    struct volley_stats vs = {0};
     int64_t span = st->last_ns - st->first_ns;
     char wire[32], payload[32];
 
-    volley_get_stats(s, &vs, sizeof(vs));
     if (c->json) {
-        recv_json(s, &vs, st);
+        putchar('{');
+        recv_json(backend, vs, st);
+        puts("}");
         return;
     }
     if (st->ticks && st->last_ns > st->tick_ns)
@@ -246,18 +297,210 @@ static void recv_summary(volley_sock *s, const struct flow_cfg *c, struct rx_sta
            wire, payload);
     printf("backend %s, %" PRIu64 " receive calls, truncated %" PRIu64
            ", kernel drops %" PRIu64 "\n",
-           volley_backend_name(s), vs.rx_syscalls, st->truncated, vs.rx_kernel_drops);
+           backend, vs->rx_syscalls, st->truncated, vs->rx_kernel_drops);
     if (!st->have_stream) {
         puts("no sequence header seen");
         return;
     }
     printf("stream %08" PRIx32 ": lost %" PRIu64 ", duplicated %" PRIu64
            ", reordered %" PRIu64,
-           st->stream, seq_track_lost(&st->seq), st->seq.duplicated, st->seq.reordered);
+           st->stream, rx_lost(st), st->seq.duplicated, st->seq.reordered);
     if (st->have_transit)
         printf(", jitter %.3f ms\n", st->jitter_ns / 1e6);
     else
         puts(", no send times");
+}
+
+/* ---- --threads ---- */
+
+struct rx_thread {
+    struct team *team;
+    unsigned i;
+    const struct flow_cfg *cfg; /* the run's limits are the main thread's */
+    int fd;
+    volley_sock *s;
+    struct rx_state st;
+    struct volley_stats vs;
+    int err;
+};
+
+static void *rx_thread_main(void *arg)
+{
+    struct rx_thread *t = arg;
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+    struct flow_cfg c = *t->cfg;
+    int err = seq_track_init(&t->st.seq);
+
+    /* The count and the idle limit are the run's, watched by the main thread;
+     * the lines are its too. */
+    c.count = 0;
+    c.idle_ns = 0;
+    c.json = true;
+    o.enable = VOLLEY_F_TIMESTAMP;
+    o.backend = c.backend;
+    o.disable = c.disable;
+    o.rcvbuf = CLI_RCVBUF;
+    if (err == 0)
+        err = volley_wrap(&t->s, t->fd, &o);
+    if (err < 0)
+        close(t->fd); /* the socket's from a wrap on */
+    team_ready(t->team, t->i, err);
+    if (err == 0)
+        err = recv_loop(t->s, &c, &t->st, &t->team->pub[t->i]);
+    if (t->s)
+        volley_get_stats(t->s, &t->vs, sizeof(t->vs));
+    t->err = err;
+    return NULL;
+}
+
+/* The interval lines of all threads: agg holds the sums published. */
+static void rx_watch_ticks(struct team *team, const struct flow_cfg *c,
+                           struct rx_state *agg, int64_t now)
+{
+    uint64_t first = 0, dgrams = team_sum(team, RX_DGRAMS), jitter;
+
+    for (unsigned i = 0; i < team->n; i++) {
+        uint64_t f = team_get(&team->pub[i], RX_FIRST);
+
+        if (team_get(&team->pub[i], RX_DGRAMS) && (first == 0 || f < first))
+            first = f;
+    }
+    if (dgrams == 0)
+        return;
+    if (agg->dgrams == 0)
+        agg->first_ns = agg->tick_ns = (int64_t)first;
+    agg->tick_dgrams += dgrams - agg->dgrams;
+    agg->tick_bytes += team_sum(team, RX_BYTES) - agg->bytes;
+    agg->dgrams = dgrams;
+    agg->bytes = team_sum(team, RX_BYTES);
+    agg->lost = team_sum(team, RX_LOST);
+    agg->seq.reordered = team_sum(team, RX_REORDERED);
+    agg->seq.duplicated = team_sum(team, RX_DUPLICATED);
+    agg->last_ns = (int64_t)team_max(team, RX_LAST);
+    jitter = team_max(team, RX_JITTER);
+    agg->have_transit = jitter > 0;
+    agg->jitter_ns = jitter ? (double)(jitter - 1) : 0;
+    rx_ticks(agg, c, now, true);
+}
+
+/* Until the run is over: the count, the idle limit, the duration or a
+ * signal; then the threads are told to stop. */
+static void rx_watch(struct team *team, const struct flow_cfg *c, struct rx_state *agg)
+{
+    int64_t end = c->duration_ns > 0 ? cli_mono_ns() + c->duration_ns : INT64_MAX;
+
+    for (;;) {
+        int64_t now = cli_mono_ns();
+        uint64_t n = team_sum(team, RX_DGRAMS);
+
+        rx_watch_ticks(team, c, agg, now);
+        if (cli_stopping() || now >= end || (c->count && n >= c->count))
+            break;
+        if (n && c->idle_ns > 0 && now - (int64_t)team_max(team, RX_LAST) >= c->idle_ns)
+            break;
+        team_nap(agg->dgrams ? agg->tick_ns + NS_PER_S : end);
+    }
+    atomic_store(&cli_halt, true);
+}
+
+/* The threads' own states, summed once they are joined. */
+static void rx_merge(struct rx_state *agg, const struct rx_state *t)
+{
+    if (t->dgrams && (agg->dgrams == 0 || t->first_ns < agg->first_ns))
+        agg->first_ns = t->first_ns;
+    if (t->dgrams && t->last_ns > agg->last_ns)
+        agg->last_ns = t->last_ns;
+    agg->dgrams += t->dgrams;
+    agg->bytes += t->bytes;
+    agg->wire_bytes += t->wire_bytes;
+    agg->truncated += t->truncated;
+    agg->lost += rx_lost(t);
+    agg->seq.duplicated += t->seq.duplicated;
+    agg->seq.reordered += t->seq.reordered;
+    if (t->have_transit && (!agg->have_transit || t->jitter_ns > agg->jitter_ns)) {
+        agg->have_transit = true;
+        agg->jitter_ns = t->jitter_ns;
+    }
+    if (t->have_stream && !agg->have_stream) {
+        agg->have_stream = true;
+        agg->stream = t->stream;
+    }
+}
+
+static void rx_threads_summary(const struct team *team, const struct flow_cfg *c,
+                               struct rx_thread *t, struct rx_state *agg)
+{
+    struct volley_stats vs = {0};
+    const char *backend = volley_backend_name(t[0].s);
+
+    agg->dgrams = agg->bytes = 0;
+    agg->lost = agg->seq.duplicated = agg->seq.reordered = 0;
+    agg->have_transit = false;
+    for (unsigned i = 0; i < team->n; i++) {
+        rx_merge(agg, &t[i].st);
+        vs.rx_syscalls += t[i].vs.rx_syscalls;
+        vs.rx_kernel_drops += t[i].vs.rx_kernel_drops;
+    }
+    if (!c->json) {
+        recv_summary(backend, &vs, c, agg);
+        for (unsigned i = 0; i < team->n; i++)
+            printf("thread %u: %" PRIu64 " datagrams, %" PRIu64 " receive calls, "
+                   "kernel drops %" PRIu64 ", lost %" PRIu64 "\n",
+                   i, t[i].st.dgrams, t[i].vs.rx_syscalls, t[i].vs.rx_kernel_drops,
+                   rx_lost(&t[i].st));
+        return;
+    }
+    putchar('{');
+    recv_json(backend, &vs, agg);
+    printf(",\"threads\":%u,\"steer\":\"%s\",\"per_thread\":[", team->n,
+           team_steer_name(c->steer));
+    for (unsigned i = 0; i < team->n; i++) {
+        fputs(i ? ",{" : "{", stdout);
+        recv_json(volley_backend_name(t[i].s), &t[i].vs, &t[i].st);
+        team_json_cpu(team, i);
+        putchar('}');
+    }
+    puts("]}");
+}
+
+static int recv_run_threads(const struct flow_cfg *c)
+{
+    static struct rx_thread t[CLI_THREADS_MAX];
+    struct rx_state agg;
+    int fds[CLI_THREADS_MAX], err;
+    struct team team;
+    unsigned n = team_size(c);
+
+    if (team_init(&team, n, c->pin) < 0)
+        return cli_runtime_error("receive", -ENOMEM);
+    if (team_group(fds, c, 0) != 0) {
+        team_join(&team);
+        return 1;
+    }
+    for (unsigned i = 0; i < n; i++)
+        t[i] = (struct rx_thread){.team = &team, .i = i, .cfg = c, .fd = fds[i]};
+    cli_catch_signals();
+    err = team_start(&team, rx_thread_main, t, sizeof(t[0]));
+    if (err == 0)
+        err = team_await(&team);
+    if (err == 0) {
+        team_listening(fds[0], volley_backend_name(t[0].s), n);
+        memset(&agg, 0, sizeof(agg));
+        rx_watch(&team, c, &agg);
+    }
+    team_join(&team);
+    for (unsigned i = 0; i < n && err == 0; i++)
+        err = t[i].err;
+    if (err == 0)
+        rx_threads_summary(&team, c, t, &agg);
+    for (unsigned i = 0; i < n; i++) {
+        if (t[i].s)
+            volley_close(t[i].s);
+        else if (!team.started[i])
+            close(fds[i]);
+        seq_track_free(&t[i].st.seq);
+    }
+    return err < 0 ? cli_runtime_error("receive", err) : 0;
 }
 
 static int recv_run(const struct flow_cfg *c)
@@ -277,9 +520,13 @@ static int recv_run(const struct flow_cfg *c)
         return 1;
     }
     cli_catch_signals();
-    err = recv_loop(s, c, &st);
-    if (err == 0)
-        recv_summary(s, c, &st);
+    err = recv_loop(s, c, &st, NULL);
+    if (err == 0) {
+        struct volley_stats vs = {0};
+
+        volley_get_stats(s, &vs, sizeof(vs));
+        recv_summary(volley_backend_name(s), &vs, c, &st);
+    }
     seq_track_free(&st.seq);
     volley_close(s);
     return err < 0 ? cli_runtime_error("receive", err) : 0;
@@ -289,7 +536,7 @@ int cmd_recv(int argc, char **argv)
 {
     static const struct cli_cmd cmd = {
         .shared = CLI_F_COUNT | CLI_F_DURATION | CLI_F_IDLE | CLI_F_BACKEND |
-                  CLI_F_NO_GSO | CLI_F_NO_GRO,
+                  CLI_F_NO_GSO | CLI_F_NO_GRO | CLI_F_THREADS | CLI_F_STEER,
         .usage = recv_usage,
         .option = cli_flow_option,
         .operands = cli_bind_addr,
@@ -297,5 +544,7 @@ int cmd_recv(int argc, char **argv)
     struct flow_cfg c = {.idle_ns = 2 * NS_PER_S};
     int rc = cli_parse(argc, argv, &cmd, &c);
 
-    return rc == PARSE_RUN ? recv_run(&c) : rc;
+    if (rc != PARSE_RUN)
+        return rc;
+    return team_size(&c) > 1 ? recv_run_threads(&c) : recv_run(&c);
 }

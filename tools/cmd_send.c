@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 #include "seq.h"
+#include "team.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -44,8 +45,17 @@ static void send_usage(void)
           "                       (default 256)\n"
           "  -b, --backend NAME   auto, scalar, mmsg, uring or xnu (default auto)\n"
           "      --no-gso         turn UDP GSO off\n"
+          "      --threads N      N threads, 1 to 64 (default 1), each with its own\n"
+          "                       socket, so its own source port: N flows; --count\n"
+          "                       and --rate are shared out among them\n"
+          "      --pin            pin thread i to the i-th CPU this process may use\n"
+          "                       (modulo their number)\n"
           "  -j, --json           print only the summary, as one JSON object\n"
           "  -h, --help           show this help\n"
+          "\n"
+          "With --threads, each thread stamps its own stream; the lines and the\n"
+          "summary sum the threads, and the JSON adds \"threads\" and \"per_thread\",\n"
+          "one object per thread.\n"
           "\n"
           "Each second: the interval, datagrams, payload Mbit/s and Mbit/s counted with\n"
           "the headers. The summary gives both rates and, with --rate, how close the\n"
@@ -140,15 +150,18 @@ static int send_batch(volley_sock *s, const struct flow_cfg *c, struct volley_dg
     return k < 0 && k != -EINTR ? k : 0;
 }
 
+/* What each thread of --threads publishes after every batch. */
+enum { TX_DGRAMS };
+
 static int send_loop(volley_sock *s, const struct flow_cfg *c, struct volley_dgram *d,
-                     struct tx_state *st)
+                     struct tx_state *st, struct team_pub *pub)
 {
     uint32_t stream = seq_stream_id();
     int64_t end = c->duration_ns > 0 ? st->start_ns + c->duration_ns : INT64_MAX;
     int err = 0;
 
     st->tick_ns = st->start_ns;
-    while (!cli_stop && (c->count == 0 || st->dgrams < c->count)) {
+    while (!cli_stopping() && (c->count == 0 || st->dgrams < c->count)) {
         int64_t now = cli_mono_ns(), tick_end;
 
         if (now >= end)
@@ -157,6 +170,8 @@ static int send_loop(volley_sock *s, const struct flow_cfg *c, struct volley_dgr
             tx_interval(st, c, st->tick_ns + NS_PER_S);
         tick_end = st->tick_ns + NS_PER_S;
         err = send_batch(s, c, d, stream, st, end < tick_end ? end : tick_end);
+        if (pub)
+            team_put(pub, TX_DGRAMS, st->dgrams);
         if (err < 0)
             break;
     }
@@ -164,13 +179,14 @@ static int send_loop(volley_sock *s, const struct flow_cfg *c, struct volley_dgr
     return err;
 }
 
-static void send_json(volley_sock *s, const struct flow_cfg *c, const struct tx_state *st,
-                      const struct volley_stats *vs)
+/* The JSON members of a summary, without the braces. */
+static void send_json(const char *backend, const struct flow_cfg *c,
+                      const struct tx_state *st, const struct volley_stats *vs)
 {
     int64_t span = st->end_ns - st->start_ns;
     uint64_t bytes = st->dgrams * c->size;
 
-    printf("{\"datagrams\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"seconds\":%.6f"
+    printf("\"datagrams\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"seconds\":%.6f"
            ",\"syscalls\":%" PRIu64 ",\"gso_sends\":%" PRIu64 ",\"errors\":%" PRIu64
            ",\"dgrams_per_s\":%.1f,\"mbit_per_s\":%.3f,\"rate_bps\":%.0f"
            ",\"payload_rate_bps\":%.0f,\"header_bytes\":%u,\"paced\":%" PRIu64,
@@ -186,8 +202,7 @@ static void send_json(volley_sock *s, const struct flow_cfg *c, const struct tx_
     else
         fputs(",\"target_rate_bps\":null", stdout);
     fputs(",\"backend\":", stdout);
-    cli_json_string(volley_backend_name(s));
-    puts("}");
+    cli_json_string(backend);
 }
 
 /* Kernel pacing is only enforced by the fq qdisc; say so when it was not. */
@@ -201,18 +216,19 @@ static void kernel_pacing_note(const struct flow_cfg *c, double achieved)
             cli_name);
 }
 
-static void send_summary(volley_sock *s, const struct flow_cfg *c, struct tx_state *st)
+static void send_summary(const char *backend, const struct volley_stats *vs,
+                         const struct flow_cfg *c, struct tx_state *st)
 {
-    struct volley_stats vs = {0};
     int64_t span = st->end_ns - st->start_ns;
     uint64_t bytes = st->dgrams * c->size;
     double wire = cli_rate(wire_bits(st, c, st->dgrams), span);
     char w[32], p[32], t[32];
 
-    volley_get_stats(s, &vs, sizeof(vs));
     kernel_pacing_note(c, wire);
     if (c->json) {
-        send_json(s, c, st, &vs);
+        putchar('{');
+        send_json(backend, c, st, vs);
+        puts("}");
         return;
     }
     if (st->ticks && st->end_ns > st->tick_ns)
@@ -228,11 +244,11 @@ static void send_summary(volley_sock *s, const struct flow_cfg *c, struct tx_sta
         printf("target %s (%s pacing): achieved %.1f%%, %" PRIu64
                " calls cut short by the pacer\n",
                t, c->pace_flags & VOLLEY_PACE_KERNEL ? "kernel" : "library",
-               100.0 * wire / (double)c->rate_bps, vs.tx_paced);
+               100.0 * wire / (double)c->rate_bps, vs->tx_paced);
     }
     printf("backend %s, %" PRIu64 " send calls, %" PRIu64 " GSO sends, %" PRIu64
            " errors\n",
-           volley_backend_name(s), vs.tx_syscalls, vs.tx_gso_sends, vs.tx_errors);
+           backend, vs->tx_syscalls, vs->tx_gso_sends, vs->tx_errors);
 }
 
 /* Every datagram has its own buffer: each carries its own sequence number. */
@@ -287,12 +303,168 @@ static int send_run(const struct flow_cfg *c)
     }
     cli_catch_signals();
     st.start_ns = cli_mono_ns();
-    err = send_loop(s, c, d, &st);
-    if (err == 0)
-        send_summary(s, c, &st);
+    err = send_loop(s, c, d, &st, NULL);
+    if (err == 0) {
+        struct volley_stats vs = {0};
+
+        volley_get_stats(s, &vs, sizeof(vs));
+        send_summary(volley_backend_name(s), &vs, c, &st);
+    }
     free(d[0].data);
     free(d);
     volley_close(s);
+    return err < 0 ? cli_runtime_error("send", err) : 0;
+}
+
+/* ---- --threads ---- */
+
+struct tx_thread {
+    struct team *team;
+    unsigned i;
+    struct flow_cfg cfg; /* this thread's share of --count and --rate */
+    bool none;           /* --count left nothing to this thread */
+    volley_sock *s;
+    struct tx_state st;
+    struct volley_stats vs;
+    int err;
+};
+
+static void *tx_thread_main(void *arg)
+{
+    struct tx_thread *t = arg;
+    struct volley_dgram *d = NULL;
+    struct volley_opts o = VOLLEY_OPTS_INIT;
+    int err;
+
+    o.backend = t->cfg.backend;
+    o.disable = t->cfg.disable;
+    o.pace_rate_bps = t->cfg.rate_bps;
+    o.pace_burst = (uint32_t)t->cfg.burst;
+    o.pace_flags = t->cfg.pace_flags;
+    err = volley_open(&t->s,
+                      t->cfg.peer.sa.sa_family == AF_INET6 ? "[::]:0" : "0.0.0.0:0", &o);
+    if (err == 0 && !(d = send_buffers(&t->cfg)))
+        err = -ENOMEM;
+    team_ready(t->team, t->i, err);
+    t->st.start_ns = t->st.end_ns = cli_mono_ns();
+    if (err == 0 && !t->none)
+        err = send_loop(t->s, &t->cfg, d, &t->st, &t->team->pub[t->i]);
+    team_done(t->team, t->i);
+    if (t->s)
+        volley_get_stats(t->s, &t->vs, sizeof(t->vs));
+    if (d)
+        free(d[0].data);
+    free(d);
+    t->err = err;
+    return NULL;
+}
+
+/* Thread i's part of a total shared out among n: the first ones take the
+ * remainder. */
+static uint64_t share(uint64_t total, unsigned n, unsigned i)
+{
+    return total / n + (i < total % n);
+}
+
+/* The lines of all threads, from what they publish, until every thread is
+ * done or a signal comes. */
+static uint64_t tx_watch(struct team *team, const struct flow_cfg *c,
+                         struct tx_state *agg)
+{
+    uint64_t counted = 0; /* datagrams in the lines printed */
+
+    agg->start_ns = agg->tick_ns = cli_mono_ns();
+    for (;;) {
+        int64_t now = cli_mono_ns();
+        bool running = team_running(team) > 0;
+
+        agg->dgrams = team_sum(team, TX_DGRAMS);
+        while (now - agg->tick_ns >= NS_PER_S) {
+            agg->tick_dgrams = agg->dgrams - counted;
+            counted = agg->dgrams;
+            tx_interval(agg, c, agg->tick_ns + NS_PER_S);
+        }
+        if (!running || cli_stop)
+            break;
+        team_nap(agg->tick_ns + NS_PER_S);
+    }
+    atomic_store(&cli_halt, true);
+    return counted;
+}
+
+static void tx_threads_summary(const struct team *team, const struct flow_cfg *c,
+                               struct tx_thread *t, struct tx_state *agg,
+                               uint64_t counted)
+{
+    struct volley_stats vs = {0};
+    const char *backend = volley_backend_name(t[0].s);
+
+    agg->dgrams = 0;
+    agg->start_ns = t[0].st.start_ns;
+    agg->end_ns = t[0].st.end_ns;
+    for (unsigned i = 0; i < team->n; i++) {
+        const struct tx_state *s = &t[i].st;
+
+        agg->dgrams += s->dgrams;
+        agg->start_ns = s->start_ns < agg->start_ns ? s->start_ns : agg->start_ns;
+        agg->end_ns = s->end_ns > agg->end_ns ? s->end_ns : agg->end_ns;
+        vs.tx_syscalls += t[i].vs.tx_syscalls;
+        vs.tx_gso_sends += t[i].vs.tx_gso_sends;
+        vs.tx_errors += t[i].vs.tx_errors;
+        vs.tx_paced += t[i].vs.tx_paced;
+    }
+    agg->tick_dgrams = agg->dgrams - counted; /* the last line's */
+    if (!c->json) {
+        send_summary(backend, &vs, c, agg);
+        for (unsigned i = 0; i < team->n; i++)
+            printf("thread %u: %" PRIu64 " datagrams, %" PRIu64 " send calls\n", i,
+                   t[i].st.dgrams, t[i].vs.tx_syscalls);
+        return;
+    }
+    putchar('{');
+    send_json(backend, c, agg, &vs);
+    printf(",\"threads\":%u,\"per_thread\":[", team->n);
+    for (unsigned i = 0; i < team->n; i++) {
+        fputs(i ? ",{" : "{", stdout);
+        send_json(volley_backend_name(t[i].s), &t[i].cfg, &t[i].st, &t[i].vs);
+        team_json_cpu(team, i);
+        putchar('}');
+    }
+    puts("]}");
+}
+
+static int send_run_threads(const struct flow_cfg *c)
+{
+    static struct tx_thread t[CLI_THREADS_MAX];
+    unsigned n = team_size(c);
+    struct tx_state agg = {.overhead = cli_ip_overhead(&c->peer)};
+    struct team team;
+    uint64_t counted = 0;
+    int err;
+
+    if (team_init(&team, n, c->pin) < 0)
+        return cli_runtime_error("send", -ENOMEM);
+    for (unsigned i = 0; i < n; i++) {
+        t[i] = (struct tx_thread){.team = &team, .i = i, .cfg = *c};
+        t[i].st.overhead = agg.overhead;
+        t[i].cfg.count = c->count ? share(c->count, n, i) : 0;
+        t[i].none = c->count && t[i].cfg.count == 0;
+        t[i].cfg.rate_bps = c->rate_bps ? share(c->rate_bps, n, i) : 0;
+    }
+    cli_catch_signals();
+    err = team_start(&team, tx_thread_main, t, sizeof(t[0]));
+    if (err == 0)
+        err = team_await(&team);
+    if (err == 0)
+        counted = tx_watch(&team, c, &agg);
+    team_join(&team);
+    for (unsigned i = 0; i < n && err == 0; i++)
+        err = t[i].err;
+    if (err == 0)
+        tx_threads_summary(&team, c, t, &agg, counted);
+    for (unsigned i = 0; i < n; i++)
+        if (t[i].s)
+            volley_close(t[i].s);
     return err < 0 ? cli_runtime_error("send", err) : 0;
 }
 
@@ -300,7 +472,7 @@ int cmd_send(int argc, char **argv)
 {
     static const struct cli_cmd cmd = {
         .shared = CLI_F_COUNT | CLI_F_DURATION | CLI_F_SIZE | CLI_F_BATCH |
-                  CLI_F_BACKEND | CLI_F_NO_GSO,
+                  CLI_F_BACKEND | CLI_F_NO_GSO | CLI_F_THREADS,
         .own = {{"rate", required_argument, NULL, 'r'},
                 {"burst", required_argument, NULL, OPT_BURST},
                 {"kernel-pacing", no_argument, NULL, OPT_KERNEL_PACING}},
@@ -315,5 +487,8 @@ int cmd_send(int argc, char **argv)
         return rc;
     if (c.count == 0 && c.duration_ns == 0)
         c.duration_ns = 5 * NS_PER_S;
-    return send_run(&c);
+    if (c.threads > 1 && c.rate_bps && c.rate_bps < c.threads)
+        return cli_usage_error("--rate %" PRIu64 " is less than a bit/s per thread",
+                               c.rate_bps);
+    return team_size(&c) > 1 ? send_run_threads(&c) : send_run(&c);
 }

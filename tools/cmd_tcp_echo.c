@@ -9,11 +9,13 @@
  */
 #include "cli.h"
 #include "tcpload.h"
+#include "team.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A server left running must still stop by itself. */
 #define TCP_ECHO_DEFAULT_SECONDS 60
@@ -40,6 +42,7 @@ struct server {
     struct volley_loop_stats at_tick;
     unsigned ticks;
     const char *stopped;
+    struct team_pub *pub; /* --threads: what this thread publishes */
 };
 
 /* The user pointer of a connection whose peer has finished sending: it is
@@ -62,15 +65,25 @@ static void tcp_echo_usage(void)
            "  -d, --duration S     stop after S seconds, 0.001 to %d (3 decimals;\n"
            "                       default %d)\n"
            "      --buffers N      receive buffers of the loop, %u to %u (default %d)\n"
+           "      --threads N      N threads, 1 to %d (default 1), each with its own\n"
+           "                       loop and listener of one SO_REUSEPORT group on ADDR\n"
+           "      --steer HOW      which thread a new connection goes to: flow (hash\n"
+           "                       of the source address and port), cpu (the CPU the\n"
+           "                       kernel took it on) or kernel (its own hash); default\n"
+           "                       flow\n"
+           "      --pin            pin thread i to the i-th CPU this process may use\n"
+           "                       (modulo their number)\n"
            "  -j, --json           print only the summary, as one JSON object\n"
            "  -h, --help           show this help\n"
            "\n"
            "Each second: the interval, connections open, connections accepted, and\n"
            "Mbit/s received and sent. SIGINT or SIGTERM stops it early; the summary\n"
-           "is printed either way.\n"
+           "is printed either way. With --threads, --count counts the connections\n"
+           "every thread closed, the lines and the summary sum the threads, and the\n"
+           "JSON adds \"threads\", \"steer\" and \"per_thread\", one object per thread.\n"
            "\n" CLI_NUMBER_HELP,
            MAX_SECONDS, TCP_ECHO_DEFAULT_SECONDS, TCP_MIN_BUFFERS, TCP_MAX_BUFFERS,
-           TCP_ECHO_BUFFERS);
+           TCP_ECHO_BUFFERS, CLI_THREADS_MAX);
 }
 
 enum { OPT_DISCARD = OPT_OWN, OPT_BUFFERS };
@@ -224,7 +237,7 @@ static void tcp_echo_tick(struct server *s, int64_t now)
 
 static const char *tcp_echo_done(const struct server *s, int64_t now)
 {
-    if (cli_stop)
+    if (cli_stopping())
         return "signal";
     if (s->cfg->flow.count && s->closed >= s->cfg->flow.count)
         return "count";
@@ -233,8 +246,29 @@ static const char *tcp_echo_done(const struct server *s, int64_t now)
     return NULL;
 }
 
+/* What each thread of --threads publishes. */
+enum { TE_ACCEPTED, TE_CLOSED, TE_OPEN, TE_BYTES_IN, TE_BYTES_OUT };
+/* The loop's byte counts walk every connection: published this often. */
+#define TE_PUBLISH_NS (100 * NS_PER_MS)
+
+static void tcp_echo_publish(struct server *s, int64_t now, int64_t *next)
+{
+    team_put(s->pub, TE_ACCEPTED, s->accepted);
+    team_put(s->pub, TE_CLOSED, s->closed);
+    team_put(s->pub, TE_OPEN, s->open);
+    if (now >= *next) {
+        struct volley_loop_stats st = {0};
+
+        volley_loop_get_stats(s->l, &st, sizeof(st));
+        team_put(s->pub, TE_BYTES_IN, st.total.bytes_in);
+        team_put(s->pub, TE_BYTES_OUT, st.total.bytes_out);
+        *next = now + TE_PUBLISH_NS;
+    }
+}
+
 static int tcp_echo_loop(struct server *s)
 {
+    int64_t publish = 0;
     struct volley_event ev[TCP_ECHO_EVENTS];
     bool quiet = s->cfg->flow.json;
 
@@ -256,28 +290,36 @@ static int tcp_echo_loop(struct server *s)
             return n;
         for (int i = 0; i < n; i++)
             on_event(s, &ev[i]);
+        if (s->pub)
+            tcp_echo_publish(s, now, &publish);
     }
 }
 
-static void tcp_echo_summary(const struct server *s)
+/* The JSON members of a summary, without the braces. */
+static void tcp_echo_json(const struct server *s, const struct volley_loop_stats *st,
+                          const char *backend, double secs)
 {
-    struct volley_loop_stats st = {0};
-    int64_t span = cli_mono_ns() - s->start_ns;
-    double secs = cli_ns_seconds(span);
+    printf("\"mode\":\"%s\",\"accepted\":%" PRIu64 ",\"closed\":%" PRIu64
+           ",\"resets\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"bytes_in\":%" PRIu64
+           ",\"bytes_out\":%" PRIu64 ",\"seconds\":%.6f,\"syscalls\":%" PRIu64
+           ",\"polls\":%" PRIu64 ",\"sends\":%" PRIu64 ",\"coalesced\":%" PRIu64
+           ",\"rearms\":%" PRIu64 ",\"ring_empty\":%" PRIu64
+           ",\"stopped\":\"%s\",\"backend\":",
+           s->cfg->discard ? "discard" : "echo", s->accepted, s->closed, s->resets,
+           s->errors, st->total.bytes_in, st->total.bytes_out, secs, st->syscalls,
+           st->polls, st->total.sends, st->total.coalesced, st->total.rearms,
+           st->ring_empty, s->stopped);
+    cli_json_string(backend);
+}
 
-    volley_loop_get_stats(s->l, &st, sizeof(st));
+static void tcp_echo_summary(const struct server *s, const struct volley_loop_stats *stp,
+                             const char *backend, double secs)
+{
+    struct volley_loop_stats st = *stp;
+
     if (s->cfg->flow.json) {
-        printf("{\"mode\":\"%s\",\"accepted\":%" PRIu64 ",\"closed\":%" PRIu64
-               ",\"resets\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"bytes_in\":%" PRIu64
-               ",\"bytes_out\":%" PRIu64 ",\"seconds\":%.6f,\"syscalls\":%" PRIu64
-               ",\"polls\":%" PRIu64 ",\"sends\":%" PRIu64 ",\"coalesced\":%" PRIu64
-               ",\"rearms\":%" PRIu64 ",\"ring_empty\":%" PRIu64
-               ",\"stopped\":\"%s\",\"backend\":",
-               s->cfg->discard ? "discard" : "echo", s->accepted, s->closed, s->resets,
-               s->errors, st.total.bytes_in, st.total.bytes_out, secs, st.syscalls,
-               st.polls, st.total.sends, st.total.coalesced, st.total.rearms,
-               st.ring_empty, s->stopped);
-        cli_json_string(volley_loop_backend(s->l));
+        putchar('{');
+        tcp_echo_json(s, stp, backend, secs);
         puts("}");
         return;
     }
@@ -288,8 +330,8 @@ static void tcp_echo_summary(const struct server *s)
            secs, s->accepted, s->closed, s->resets, s->errors);
     printf("backend %s, %" PRIu64 " system calls, %" PRIu64 " sends, %" PRIu64
            " receive re-arms, %" PRIu64 " times out of buffers; stopped by %s\n",
-           volley_loop_backend(s->l), st.syscalls, st.total.sends, st.total.rearms,
-           st.ring_empty, s->stopped);
+           backend, st.syscalls, st.total.sends, st.total.rearms, st.ring_empty,
+           s->stopped);
 }
 
 /* Scripts wait for the "listening" line before they connect. */
@@ -330,15 +372,209 @@ static int tcp_echo_run(const struct echo_cfg *c)
     cli_catch_signals();
     s.start_ns = cli_mono_ns();
     err = tcp_echo_loop(&s);
-    tcp_echo_summary(&s);
+    {
+        struct volley_loop_stats st = {0};
+
+        volley_loop_get_stats(s.l, &st, sizeof(st));
+        tcp_echo_summary(&s, &st, volley_loop_backend(s.l),
+                         cli_ns_seconds(cli_mono_ns() - s.start_ns));
+    }
     volley_loop_close(s.l, TCP_ECHO_DRAIN_MS);
+    return err < 0 ? cli_runtime_error("tcp-echo", err) : 0;
+}
+
+/* ---- --threads ---- */
+
+struct te_thread {
+    struct team *team;
+    unsigned i;
+    struct echo_cfg cfg; /* the run's count is the main thread's */
+    int fd;
+    struct server s;
+    struct volley_loop_stats st;
+    char backend[16];
+    int err;
+};
+
+/* The loop is opened, served and closed on its own thread: an io_uring
+ * loop takes submissions from the thread that made it only. */
+static void *te_thread_main(void *arg)
+{
+    struct te_thread *t = arg;
+    struct volley_loop_opts lo = VOLLEY_LOOP_OPTS_INIT;
+    struct volley_conn_opts co = VOLLEY_CONN_OPTS_INIT;
+    int err;
+
+    t->s =
+        (struct server){.cfg = &t->cfg, .stopped = "signal", .pub = &t->team->pub[t->i]};
+    lo.backend = t->cfg.backend;
+    lo.buf_count = t->cfg.buffers;
+    err = volley_loop_open(&t->s.l, &lo);
+    if (err == 0)
+        err = volley_listen_fd(t->s.l, &t->s.listener, t->fd, &co, NULL);
+    if (err < 0)
+        close(t->fd); /* the loop's from a listen on */
+    if (t->s.l)
+        snprintf(t->backend, sizeof(t->backend), "%s", volley_loop_backend(t->s.l));
+    team_ready(t->team, t->i, err);
+    t->s.start_ns = cli_mono_ns();
+    if (err == 0)
+        err = tcp_echo_loop(&t->s);
+    if (t->s.l) {
+        volley_loop_get_stats(t->s.l, &t->st, sizeof(t->st));
+        volley_loop_close(t->s.l, TCP_ECHO_DRAIN_MS);
+    }
+    team_done(t->team, t->i);
+    t->err = err;
+    return NULL;
+}
+
+struct te_watch {
+    int64_t tick_ns, start_ns;
+    uint64_t accepted, in, out;
+    unsigned ticks;
+};
+
+static void te_tick(struct team *team, struct te_watch *w, int64_t now)
+{
+    double span = cli_ns_seconds(now - w->tick_ns), from;
+    uint64_t accepted = team_sum(team, TE_ACCEPTED), in = team_sum(team, TE_BYTES_IN);
+    uint64_t out = team_sum(team, TE_BYTES_OUT);
+
+    from = cli_ns_seconds(w->tick_ns - w->start_ns);
+    if (w->ticks++ == 0)
+        printf("%-13s %7s %9s %11s %11s\n", "interval(s)", "conns", "accepted",
+               "Mbit/s(in)", "Mbit/s(out)");
+    printf("%6.2f-%-6.2f %7" PRIu64 " %9" PRIu64 " %11.2f %11.2f\n", from, from + span,
+           team_sum(team, TE_OPEN), accepted - w->accepted,
+           (double)(in - w->in) * 8 / span / 1e6,
+           (double)(out - w->out) * 8 / span / 1e6);
+    w->accepted = accepted;
+    w->in = in;
+    w->out = out;
+    w->tick_ns = now;
+}
+
+static const char *te_watch(struct team *team, const struct echo_cfg *c)
+{
+    struct te_watch w = {.start_ns = cli_mono_ns()};
+    int64_t end = w.start_ns + c->flow.duration_ns;
+    const char *why = NULL;
+
+    w.tick_ns = w.start_ns;
+    while (!why) {
+        int64_t now = cli_mono_ns();
+
+        if (cli_stop)
+            why = "signal";
+        else if (c->flow.count && team_sum(team, TE_CLOSED) >= c->flow.count)
+            why = "count";
+        else if (now >= end || team_running(team) == 0)
+            why = "duration";
+        if (why)
+            break;
+        if (!c->flow.json && now - w.tick_ns >= NS_PER_S)
+            te_tick(team, &w, now);
+        team_nap(c->flow.json || w.tick_ns + NS_PER_S > end ? end : w.tick_ns + NS_PER_S);
+    }
+    atomic_store(&cli_halt, true);
+    return why;
+}
+
+static void te_sum(struct volley_loop_stats *a, const struct volley_loop_stats *b)
+{
+    a->syscalls += b->syscalls;
+    a->polls += b->polls;
+    a->ring_empty += b->ring_empty;
+    a->total.bytes_in += b->total.bytes_in;
+    a->total.bytes_out += b->total.bytes_out;
+    a->total.sends += b->total.sends;
+    a->total.coalesced += b->total.coalesced;
+    a->total.rearms += b->total.rearms;
+}
+
+static void te_summary(const struct team *team, const struct echo_cfg *c,
+                       struct te_thread *t, const char *why, int64_t end_ns)
+{
+    struct server agg = {.cfg = c, .stopped = why, .start_ns = t[0].s.start_ns};
+    struct volley_loop_stats st = {0};
+    double secs = cli_ns_seconds(end_ns - agg.start_ns);
+
+    for (unsigned i = 0; i < team->n; i++) {
+        agg.accepted += t[i].s.accepted;
+        agg.closed += t[i].s.closed;
+        agg.resets += t[i].s.resets;
+        agg.errors += t[i].s.errors;
+        te_sum(&st, &t[i].st);
+        if (strcmp(t[i].s.stopped, "signal") == 0)
+            t[i].s.stopped = why; /* halted by the main thread */
+    }
+    if (!c->flow.json) {
+        tcp_echo_summary(&agg, &st, t[0].backend, secs);
+        for (unsigned i = 0; i < team->n; i++)
+            printf("thread %u: %" PRIu64 " connections, %" PRIu64 " bytes in\n", i,
+                   t[i].s.accepted, t[i].st.total.bytes_in);
+        return;
+    }
+    putchar('{');
+    tcp_echo_json(&agg, &st, t[0].backend, secs);
+    printf(",\"threads\":%u,\"steer\":\"%s\",\"per_thread\":[", team->n,
+           team_steer_name(c->flow.steer));
+    for (unsigned i = 0; i < team->n; i++) {
+        fputs(i ? ",{" : "{", stdout);
+        tcp_echo_json(&t[i].s, &t[i].st, t[i].backend, secs);
+        team_json_cpu(team, i);
+        putchar('}');
+    }
+    puts("]}");
+}
+
+static int tcp_echo_run_threads(const struct echo_cfg *c)
+{
+    static struct te_thread t[CLI_THREADS_MAX];
+    int fds[CLI_THREADS_MAX], err = tcp_raise_nofile(0);
+    unsigned n = team_size(&c->flow);
+    const char *why = "signal";
+    struct team team;
+    int64_t end_ns = 0;
+
+    if (err < 0)
+        return cli_runtime_error("raising the open file limit", err);
+    if (team_init(&team, n, c->flow.pin) < 0)
+        return cli_runtime_error("tcp-echo", -ENOMEM);
+    if (team_group(fds, &c->flow, VOLLEY_GROUP_STREAM) != 0) {
+        team_join(&team);
+        return 1;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        t[i] = (struct te_thread){.team = &team, .i = i, .cfg = *c, .fd = fds[i]};
+        t[i].cfg.flow.count = 0;
+        t[i].cfg.flow.json = true; /* the lines are the main thread's */
+    }
+    cli_catch_signals();
+    err = team_start(&team, te_thread_main, t, sizeof(t[0]));
+    if (err == 0)
+        err = team_await(&team);
+    if (err == 0) {
+        team_listening(fds[0], t[0].backend, n);
+        why = te_watch(&team, c);
+        end_ns = cli_mono_ns(); /* before the loops drain */
+    }
+    team_join(&team);
+    for (unsigned i = 0; i < n && err == 0; i++)
+        err = t[i].err;
+    if (err == 0)
+        te_summary(&team, c, t, why, end_ns);
+    for (unsigned i = 0; i < n; i++)
+        if (!team.started[i])
+            close(fds[i]);
     return err < 0 ? cli_runtime_error("tcp-echo", err) : 0;
 }
 
 int cmd_tcp_echo(int argc, char **argv)
 {
     static const struct cli_cmd cmd = {
-        .shared = CLI_F_COUNT | CLI_F_DURATION,
+        .shared = CLI_F_COUNT | CLI_F_DURATION | CLI_F_THREADS | CLI_F_STEER,
         .own = {{"backend", required_argument, NULL, 'b'},
                 {"discard", no_argument, NULL, OPT_DISCARD},
                 {"buffers", required_argument, NULL, OPT_BUFFERS}},
@@ -350,5 +586,7 @@ int cmd_tcp_echo(int argc, char **argv)
                          .buffers = TCP_ECHO_BUFFERS};
     int rc = cli_parse(argc, argv, &cmd, &c);
 
-    return rc == PARSE_RUN ? tcp_echo_run(&c) : rc;
+    if (rc != PARSE_RUN)
+        return rc;
+    return team_size(&c.flow) > 1 ? tcp_echo_run_threads(&c) : tcp_echo_run(&c);
 }

@@ -43,6 +43,11 @@ static void load_usage(void)
            "                       twice --conns, at least the library's 256)\n"
            "      --zc BYTES       send zero-copy from BYTES a send (uring; 1 to\n"
            "                       %u; default never)\n"
+           "      --threads N      N threads, 1 to %d and at most --conns (default 1),\n"
+           "                       each its own loop with its share of --conns and\n"
+           "                       --count\n"
+           "      --pin            pin thread i to the i-th CPU this process may use\n"
+           "                       (modulo their number)\n"
            "  -j, --json           print only the summary, as one JSON object\n"
            "  -h, --help           show this help\n"
            "\n"
@@ -50,10 +55,14 @@ static void load_usage(void)
            "Mbit/s sent. The summary gives requests/s, Gbit/s sent, the round-trip\n"
            "p50, p90, p99, p99.9 and max in microseconds, and the errors: dials that\n"
            "failed, connections lost, short replies. SIGINT or SIGTERM ends the run\n"
-           "early; the summary is printed either way.\n"
+           "early; the summary is printed either way. With --threads, the lines and\n"
+           "the summary sum the threads (the percentiles are over every round trip,\n"
+           "the seconds the longest thread's run) and the JSON adds \"threads\" and\n"
+           "\"per_thread\", one object per thread.\n"
            "\n" CLI_NUMBER_HELP,
            TCP_MAX_CONNS, TCP_MAX_SIZE, LOAD_DEFAULT_SIZE, MAX_SECONDS,
-           LOAD_DEFAULT_SECONDS, TCP_MIN_BUFFERS, TCP_MAX_BUFFERS, UINT32_MAX);
+           LOAD_DEFAULT_SECONDS, TCP_MIN_BUFFERS, TCP_MAX_BUFFERS, UINT32_MAX,
+           CLI_THREADS_MAX);
 }
 
 enum { OPT_BUFFERS = OPT_OWN, OPT_ZC };
@@ -118,6 +127,10 @@ static int load_operands(int argc, char **argv, void *cfg)
 
     if (rc == PARSE_RUN && volley_addr_port(&c->flow.peer) == 0)
         return cli_usage_error("ADDR '%s' needs a port other than 0", c->flow.addr);
+    if (rc == PARSE_RUN && c->flow.threads > c->run.conns)
+        return cli_usage_error("--threads %u is more than --conns %u: each thread needs "
+                               "a connection",
+                               c->flow.threads, c->run.conns);
     return rc;
 }
 
@@ -149,14 +162,16 @@ static const char *mode_name(const struct tcpload_cfg *c)
     return c->mode == TCPLOAD_STREAM ? "stream" : "pingpong";
 }
 
-static void load_json(const struct load_cfg *c, const struct tcpload_result *r)
+/* The JSON members of a summary over conns connections, without the braces. */
+static void load_json(const struct load_cfg *c, unsigned conns,
+                      const struct tcpload_result *r)
 {
     double secs = r->seconds;
 
-    printf("{\"mode\":\"%s\",\"conns\":%u,\"connected\":%u,\"size\":%zu"
+    printf("\"mode\":\"%s\",\"conns\":%u,\"connected\":%u,\"size\":%zu"
            ",\"requests\":%" PRIu64 ",\"bytes_out\":%" PRIu64 ",\"bytes_in\":%" PRIu64
            ",\"seconds\":%.6f,\"requests_per_s\":%.1f,\"gbit_per_s\":%.4f",
-           mode_name(&c->run), c->run.conns, r->connected, c->run.size, r->requests,
+           mode_name(&c->run), conns, r->connected, c->run.size, r->requests,
            r->bytes_out, r->bytes_in, secs, secs > 0 ? (double)r->requests / secs : 0.0,
            secs > 0 ? (double)r->bytes_out * 8 / secs / 1e9 : 0.0);
     json_us("min_us", r->min_us);
@@ -174,16 +189,26 @@ static void load_json(const struct load_cfg *c, const struct tcpload_result *r)
            r->syscalls, r->polls, r->sends, r->ring_empty, r->zc_sends, r->zc_copied,
            r->stopped);
     cli_json_string(r->backend);
-    puts("}");
 }
 
-static void load_summary(const struct load_cfg *c, const struct tcpload_result *r)
+static void load_summary(const struct load_cfg *c, const struct tcpload_result *r,
+                         const struct tcpload_result *per)
 {
+    unsigned n = c->flow.threads > 1 ? c->flow.threads : 0;
     char rate[32];
     double secs = r->seconds;
 
     if (c->flow.json) {
-        load_json(c, r);
+        putchar('{');
+        load_json(c, c->run.conns, r);
+        if (n)
+            printf(",\"threads\":%u,\"per_thread\":[", n);
+        for (unsigned i = 0; i < n; i++) {
+            fputs(i ? ",{" : "{", stdout);
+            load_json(c, c->run.conns / n + (i < c->run.conns % n), &per[i]);
+            printf(",\"thread\":%u}", i);
+        }
+        puts(n ? "]}" : "}");
         return;
     }
     cli_format_bps(rate, sizeof(rate), secs > 0 ? (double)r->bytes_out * 8 / secs : 0);
@@ -200,11 +225,15 @@ static void load_summary(const struct load_cfg *c, const struct tcpload_result *
            r->backend, r->syscalls, r->sends, r->errors,
            r->first_error ? ", first: " : "",
            r->first_error ? volley_strerror(r->first_error) : "", r->stopped);
+    for (unsigned i = 0; i < n; i++)
+        printf("thread %u: %u connections, %" PRIu64 " %s in %.3f s\n", i,
+               per[i].connected, per[i].requests,
+               c->run.mode == TCPLOAD_STREAM ? "writes" : "requests", per[i].seconds);
 }
 
 static int load_run(struct load_cfg *c)
 {
-    struct tcpload_result r;
+    static struct tcpload_result r, per[CLI_THREADS_MAX];
     int err = tcp_raise_nofile(c->run.conns + TCP_FD_SLACK);
 
     if (err < 0)
@@ -217,17 +246,20 @@ static int load_run(struct load_cfg *c)
         c->run.tick_arg = c;
     }
     cli_catch_signals();
-    err = tcpload_run(&c->run, &r);
+    if (c->flow.threads > 1)
+        err = tcpload_run_threads(&c->run, c->flow.threads, c->flow.pin, &r, per);
+    else
+        err = tcpload_run(&c->run, &r);
     if (err < 0)
         return cli_runtime_error(c->flow.addr, err);
-    load_summary(c, &r);
+    load_summary(c, &r, per);
     return 0;
 }
 
 int cmd_tcp_load(int argc, char **argv)
 {
     static const struct cli_cmd cmd = {
-        .shared = CLI_F_COUNT | CLI_F_DURATION | CLI_F_SIZE,
+        .shared = CLI_F_COUNT | CLI_F_DURATION | CLI_F_SIZE | CLI_F_THREADS,
         .own = {{"conns", required_argument, NULL, 'n'},
                 {"mode", required_argument, NULL, 'm'},
                 {"backend", required_argument, NULL, 'b'},

@@ -9,6 +9,7 @@
 #include "tcpload.h"
 
 #include "cli.h"
+#include "team.h"
 
 #include <errno.h>
 #include <math.h>
@@ -28,6 +29,7 @@
 /* Below this many receive buffers a loop has the library's default. */
 #define MIN_AUTO_BUFFERS 256u
 #define READQ_DEFAULT    (256u << 10)
+#define PUBLISH_NS       (100 * NS_PER_MS)
 
 bool tcp_parse_backend(const char *s, unsigned *out)
 {
@@ -101,6 +103,20 @@ void tcp_hist_add(struct tcp_hist *h, uint64_t ns)
     h->b[hist_index(ns)]++;
 }
 
+void tcp_hist_merge(struct tcp_hist *a, const struct tcp_hist *b)
+{
+    if (b->n == 0)
+        return;
+    if (a->n == 0 || b->min < a->min)
+        a->min = b->min;
+    if (b->max > a->max)
+        a->max = b->max;
+    a->n += b->n;
+    a->sum += b->sum;
+    for (unsigned i = 0; i < TCP_HIST_BUCKETS; i++)
+        a->b[i] += b->b[i];
+}
+
 uint64_t tcp_hist_pct(const struct tcp_hist *h, double pct)
 {
     /* nearest rank, with the slack seq_percentile has for 99.9% of 1000 */
@@ -150,6 +166,7 @@ struct run {
     int64_t start_ns, stop_ns, tick_ns;
     struct volley_loop_stats at_start, at_stop, at_tick;
     uint64_t tick_requests, tick_in;
+    int64_t pub_ns; /* when the byte count was published last */
     const char *stopped;
 };
 
@@ -359,7 +376,7 @@ static int connect_phase(struct run *r)
 {
     int64_t deadline = cli_mono_ns() + CONNECT_NS;
 
-    while (r->dialing > 0 && !cli_stop) {
+    while (r->dialing > 0 && !cli_stopping()) {
         int64_t now = cli_mono_ns();
         int err;
 
@@ -401,6 +418,9 @@ static void tick(struct run *r, int64_t now)
 
     stats(r, &s);
     t.bytes_out = s.total.bytes_out - r->at_tick.total.bytes_out;
+    if (r->cfg->pub)
+        team_put(r->cfg->pub, TL_BYTES_OUT,
+                 s.total.bytes_out - r->at_start.total.bytes_out);
     r->at_tick = s;
     r->tick_requests = r->tick_in = 0;
     r->tick_ns = now;
@@ -425,7 +445,7 @@ static void stop(struct run *r, int64_t now, const char *why)
 
 static const char *why_stop(const struct run *r, int64_t now, int64_t end)
 {
-    if (cli_stop)
+    if (cli_stopping())
         return "signal";
     if (now >= end)
         return "duration";
@@ -434,6 +454,22 @@ static const char *why_stop(const struct run *r, int64_t now, int64_t end)
     if (r->open == 0)
         return "errors";
     return NULL;
+}
+
+/* For the main thread of --threads; the loop's byte count walks every
+ * connection, so it is taken every PUBLISH_NS only. */
+static void publish(struct run *r, int64_t now)
+{
+    team_put(r->cfg->pub, TL_REQUESTS, r->requests);
+    team_put(r->cfg->pub, TL_OPEN, r->open);
+    if (now - r->pub_ns >= PUBLISH_NS) {
+        struct volley_loop_stats s;
+
+        stats(r, &s);
+        team_put(r->cfg->pub, TL_BYTES_OUT,
+                 s.total.bytes_out - r->at_start.total.bytes_out);
+        r->pub_ns = now;
+    }
 }
 
 static int run_phase(struct run *r)
@@ -462,6 +498,8 @@ static int run_phase(struct run *r)
         if (r->cfg->tick && r->tick_ns + NS_PER_S < wake)
             wake = r->tick_ns + NS_PER_S;
         err = turn(r, cli_ms_until(now, wake));
+        if (r->cfg->pub)
+            publish(r, now);
         if (err < 0) {
             stop(r, cli_mono_ns(), "errors");
             return err;
@@ -490,10 +528,21 @@ static double us_or_none(const struct tcp_hist *h, double pct)
     return h->n ? (double)tcp_hist_pct(h, pct) / 1e3 : -1;
 }
 
+static void fill_percentiles(const struct tcp_hist *h, struct tcpload_result *out)
+{
+    out->samples = h->n;
+    out->min_us = h->n ? (double)h->min / 1e3 : -1;
+    out->mean_us = h->n ? h->sum / (double)h->n / 1e3 : -1;
+    out->p50_us = us_or_none(h, 50);
+    out->p90_us = us_or_none(h, 90);
+    out->p99_us = us_or_none(h, 99);
+    out->p999_us = us_or_none(h, 99.9);
+    out->max_us = h->n ? (double)h->max / 1e3 : -1;
+}
+
 static void fill_result(const struct run *r, struct tcpload_result *out)
 {
     const struct volley_loop_stats *a = &r->at_start, *b = &r->at_stop;
-    const struct tcp_hist *h = r->hist;
 
     out->requests = r->requests;
     out->bytes_out = b->total.bytes_out - a->total.bytes_out;
@@ -507,14 +556,7 @@ static void fill_result(const struct run *r, struct tcpload_result *out)
     out->sends = b->total.sends - a->total.sends;
     out->zc_sends = b->total.zc_sends - a->total.zc_sends;
     out->zc_copied = b->total.zc_copied - a->total.zc_copied;
-    out->samples = h->n;
-    out->min_us = h->n ? (double)h->min / 1e3 : -1;
-    out->mean_us = h->n ? h->sum / (double)h->n / 1e3 : -1;
-    out->p50_us = us_or_none(h, 50);
-    out->p90_us = us_or_none(h, 90);
-    out->p99_us = us_or_none(h, 99);
-    out->p999_us = us_or_none(h, 99.9);
-    out->max_us = h->n ? (double)h->max / 1e3 : -1;
+    fill_percentiles(r->hist, out);
     out->stopped = r->stopped;
 }
 
@@ -583,10 +625,140 @@ int tcpload_run(const struct tcpload_cfg *c, struct tcpload_result *out)
         err = drive(&r, out);
         if (err == 0)
             fill_result(&r, out);
+        if (c->hist_out)
+            *c->hist_out = *r.hist;
     }
     volley_loop_close(r.l, 0);
     free(r.tc);
     free(r.payload);
     free(r.hist);
+    return err;
+}
+
+/* ---- --threads ---- */
+
+struct load_thread {
+    struct team *team;
+    unsigned i;
+    struct tcpload_cfg cfg; /* its share of the connections and the count */
+    struct tcpload_result *r;
+    struct tcp_hist hist;
+    int err;
+};
+
+static void *load_thread_main(void *arg)
+{
+    struct load_thread *t = arg;
+
+    team_ready(t->team, t->i, 0);
+    t->err = tcpload_run(&t->cfg, t->r);
+    team_done(t->team, t->i);
+    return NULL;
+}
+
+/* Thread i's part of total shared out among n. */
+static uint64_t share(uint64_t total, unsigned n, unsigned i)
+{
+    return total / n + (i < total % n);
+}
+
+/* The lines, from the sums of what the threads publish, until all are done. */
+static void watch(struct team *team, const struct tcpload_cfg *c)
+{
+    int64_t start = cli_mono_ns(), tick_ns = start;
+    uint64_t requests = 0, out = 0;
+
+    while (team_running(team) > 0) {
+        int64_t now = cli_mono_ns();
+
+        if (cli_stop)
+            atomic_store(&cli_halt, true);
+        if (c->tick && now - tick_ns >= NS_PER_S) {
+            struct tcpload_tick t = {.from = cli_ns_seconds(tick_ns - start),
+                                     .to = cli_ns_seconds(now - start),
+                                     .requests = team_sum(team, TL_REQUESTS) - requests,
+                                     .bytes_out = team_sum(team, TL_BYTES_OUT) - out,
+                                     .conns = (unsigned)team_sum(team, TL_OPEN)};
+
+            requests += t.requests;
+            out += t.bytes_out;
+            tick_ns = now;
+            c->tick(&t, c->tick_arg);
+        }
+        team_nap(tick_ns + NS_PER_S);
+    }
+}
+
+static void add_result(struct tcpload_result *a, const struct tcpload_result *b)
+{
+    a->connected += b->connected;
+    a->requests += b->requests;
+    a->bytes_out += b->bytes_out;
+    a->bytes_in += b->bytes_in;
+    a->errors += b->errors;
+    if (a->first_error == 0)
+        a->first_error = b->first_error;
+    if (b->seconds > a->seconds)
+        a->seconds = b->seconds;
+    a->syscalls += b->syscalls;
+    a->polls += b->polls;
+    a->ring_empty += b->ring_empty;
+    a->sends += b->sends;
+    a->zc_sends += b->zc_sends;
+    a->zc_copied += b->zc_copied;
+}
+
+static void sum_results(struct load_thread *t, unsigned n, struct tcpload_result *r)
+{
+    struct tcp_hist *h = calloc(1, sizeof(*h));
+
+    memset(r, 0, sizeof(*r));
+    r->stopped = "errors";
+    for (unsigned i = 0; i < n; i++) {
+        if (t[i].err < 0)
+            continue;
+        add_result(r, t[i].r);
+        if (h)
+            tcp_hist_merge(h, &t[i].hist);
+        if (strcmp(r->stopped, "errors") == 0)
+            r->stopped = t[i].r->stopped;
+        if (!r->backend[0])
+            snprintf(r->backend, sizeof(r->backend), "%s", t[i].r->backend);
+    }
+    if (h)
+        fill_percentiles(h, r);
+    free(h);
+}
+
+int tcpload_run_threads(const struct tcpload_cfg *c, unsigned n, bool pin,
+                        struct tcpload_result *r, struct tcpload_result *per)
+{
+    struct load_thread *t = calloc(n, sizeof(*t));
+    struct team team;
+    int err = t && n <= CLI_THREADS_MAX && n <= c->conns ? 0 : -EINVAL;
+
+    if (!t || err < 0 || team_init(&team, n, pin) < 0) {
+        free(t);
+        return t ? err : -ENOMEM;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        t[i] = (struct load_thread){.team = &team, .i = i, .cfg = *c, .r = &per[i]};
+        t[i].cfg.conns = (unsigned)share(c->conns, n, i);
+        t[i].cfg.count = c->count ? share(c->count, n, i) : 0;
+        if (c->count && t[i].cfg.count == 0)
+            t[i].cfg.count = 1; /* 0 would be no limit: one request more at most */
+        t[i].cfg.tick = NULL;
+        t[i].cfg.pub = &team.pub[i];
+        t[i].cfg.hist_out = &t[i].hist;
+    }
+    err = team_start(&team, load_thread_main, t, sizeof(t[0]));
+    if (err == 0)
+        watch(&team, c);
+    team_join(&team);
+    if (err == 0) {
+        sum_results(t, n, r);
+        err = r->connected ? 0 : t[0].err < 0 ? t[0].err : -ECONNREFUSED;
+    }
+    free(t);
     return err;
 }

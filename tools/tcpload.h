@@ -11,6 +11,8 @@
 
 #include "volley.h"
 
+struct team_pub;
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +49,8 @@ struct tcp_hist {
     uint64_t b[TCP_HIST_BUCKETS];
 };
 void tcp_hist_add(struct tcp_hist *h, uint64_t ns);
+/* a += b */
+void tcp_hist_merge(struct tcp_hist *a, const struct tcp_hist *b);
 /* 0 < pct <= 100; 0 when empty. */
 uint64_t tcp_hist_pct(const struct tcp_hist *h, double pct);
 
@@ -74,7 +78,14 @@ struct tcpload_cfg {
     /* Called about once a second while the run lasts (NULL: never). */
     void (*tick)(const struct tcpload_tick *t, void *arg);
     void *tick_arg;
+    /* --threads: where this thread publishes its progress (requests,
+     * connections open, bytes sent) for the main thread, and where its
+     * round-trip histogram is copied at the end; NULL: nowhere. */
+    struct team_pub *pub;
+    struct tcp_hist *hist_out;
 };
+/* What a thread of tcpload_run_threads publishes. */
+enum { TL_REQUESTS, TL_OPEN, TL_BYTES_OUT };
 
 struct tcpload_result {
     unsigned connected;
@@ -96,5 +107,17 @@ struct tcpload_result {
  * negative errno when it could not: the loop did not open, memory, or no
  * connection came up (then the first dial's error). */
 int tcpload_run(const struct tcpload_cfg *c, struct tcpload_result *r);
+
+/*
+ * The same load on n threads (1 .. 64), each its own loop with its share
+ * of the connections and of c->count, pinned (pin) to the allowed CPUs in
+ * turn. c->tick is called from the calling thread with the sums of what
+ * the threads publish. *r sums the threads (the percentiles over all
+ * round trips, the seconds the longest thread's run), per[i] is thread
+ * i's own result. 0 once it ran, or the first thread's error when none
+ * connected.
+ */
+int tcpload_run_threads(const struct tcpload_cfg *c, unsigned n, bool pin,
+                        struct tcpload_result *r, struct tcpload_result *per);
 
 #endif /* VOLLEY_TCPLOAD_H */

@@ -950,6 +950,40 @@ static int case_listen_fd_bad(void)
     return 0;
 }
 
+/* The members: non-blocking, close-on-exec, of the kind asked for, bound
+ * to one address; a stream group's are listening. */
+static int case_group_fds(void)
+{
+    static const unsigned kinds[] = {0, VOLLEY_GROUP_STREAM};
+    for (size_t k = 0; k < T_COUNT(kinds); k++) {
+        t_context("%s", kinds[k] ? "stream" : "datagram");
+        int fds[3];
+        group(fds, 3, "127.0.0.1:0", kinds[k], VOLLEY_STEER_FLOW);
+        struct volley_addr a0 = fd_addr(fds[0]);
+        T_CHECK(volley_addr_port(&a0) != 0, "port 0 was not replaced");
+        for (int i = 0; i < 3; i++) {
+            int type = 0, listening = 0, reuse = 0;
+            socklen_t len = sizeof type;
+            T_EXPECT(getsockopt(fds[i], SOL_SOCKET, SO_TYPE, &type, &len), 0);
+            len = sizeof listening;
+            T_EXPECT(getsockopt(fds[i], SOL_SOCKET, SO_ACCEPTCONN, &listening, &len), 0);
+            len = sizeof reuse;
+            T_EXPECT(getsockopt(fds[i], SOL_SOCKET, SO_REUSEPORT, &reuse, &len), 0);
+            T_EXPECT(type, kinds[k] ? SOCK_STREAM : SOCK_DGRAM);
+            T_EXPECT(listening, kinds[k] ? 1 : 0);
+            T_EXPECT(reuse, 1);
+            T_CHECK(fcntl(fds[i], F_GETFL) & O_NONBLOCK, "member %d blocks", i);
+            T_CHECK(fcntl(fds[i], F_GETFD) & FD_CLOEXEC, "member %d not close-on-exec",
+                    i);
+            struct volley_addr a = fd_addr(fds[i]);
+            T_CHECK(volley_addr_equal(&a, &a0), "member %d on %s, member 0 on %s", i,
+                    t_fmt(&a), t_fmt(&a0));
+        }
+        close_all(fds, 3);
+    }
+    return 0;
+}
+
 /* ---- bad input ---- */
 
 /* volley_group_open refuses: the errno, fds untouched, nothing open. */
@@ -1203,13 +1237,14 @@ static int case_open_faults(void)
 /* ---- the cases ---- */
 
 static const struct t_case base_cases[] = {
-    T_CASE(case_flow_ipv4),        T_CASE(case_flow_ipv6),
-    T_CASE(case_kernel_ipv4),      T_CASE(case_kernel_ipv6),
-    T_CASE(case_dual_stack),       T_CASE(case_v6only),
-    T_CASE(case_cpu_steer),        T_CASE(case_leave_flow),
-    T_CASE(case_leave_cpu),        T_CASE(case_group_open_bad),
-    T_CASE(case_group_open_taken), T_CASE(case_steer_leave_bad),
-    T_CASE(case_program_refused),  T_CASE(case_open_faults),
+    T_CASE(case_flow_ipv4),       T_CASE(case_flow_ipv6),
+    T_CASE(case_kernel_ipv4),     T_CASE(case_kernel_ipv6),
+    T_CASE(case_dual_stack),      T_CASE(case_v6only),
+    T_CASE(case_cpu_steer),       T_CASE(case_leave_flow),
+    T_CASE(case_group_fds),       T_CASE(case_leave_cpu),
+    T_CASE(case_group_open_bad),  T_CASE(case_group_open_taken),
+    T_CASE(case_steer_leave_bad), T_CASE(case_program_refused),
+    T_CASE(case_open_faults),
 };
 
 /* Run on each loop backend, as "NAME/uring" and "NAME/epoll". */

@@ -27,6 +27,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -984,6 +985,30 @@ static int case_group_fds(void)
     return 0;
 }
 
+/* Groups opened on port 0 never share a port: bound with SO_REUSEPORT the
+ * kernel may hand a UDP socket the port of another reuseport socket of
+ * this user, and two groups would then be one. */
+static int case_port0_distinct(void)
+{
+    enum { GROUPS = 400 };
+    static int fds[GROUPS];
+    static uint16_t port[GROUPS];
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < GROUPS + 64)
+        return t_skip("too few descriptors allowed");
+    unsigned shared = 0;
+    for (unsigned i = 0; i < GROUPS; i++) {
+        group(&fds[i], 1, "127.0.0.1:0", 0, VOLLEY_STEER_KERNEL);
+        struct volley_addr a = fd_addr(fds[i]);
+        port[i] = volley_addr_port(&a);
+        for (unsigned k = 0; k < i; k++)
+            shared += port[k] == port[i];
+    }
+    close_all(fds, GROUPS);
+    T_EXPECT(shared, 0);
+    return 0;
+}
+
 /* ---- bad input ---- */
 
 /* volley_group_open refuses: the errno, fds untouched, nothing open. */
@@ -1237,14 +1262,14 @@ static int case_open_faults(void)
 /* ---- the cases ---- */
 
 static const struct t_case base_cases[] = {
-    T_CASE(case_flow_ipv4),       T_CASE(case_flow_ipv6),
-    T_CASE(case_kernel_ipv4),     T_CASE(case_kernel_ipv6),
-    T_CASE(case_dual_stack),      T_CASE(case_v6only),
-    T_CASE(case_cpu_steer),       T_CASE(case_leave_flow),
-    T_CASE(case_group_fds),       T_CASE(case_leave_cpu),
-    T_CASE(case_group_open_bad),  T_CASE(case_group_open_taken),
-    T_CASE(case_steer_leave_bad), T_CASE(case_program_refused),
-    T_CASE(case_open_faults),
+    T_CASE(case_flow_ipv4),        T_CASE(case_flow_ipv6),
+    T_CASE(case_kernel_ipv4),      T_CASE(case_kernel_ipv6),
+    T_CASE(case_dual_stack),       T_CASE(case_v6only),
+    T_CASE(case_cpu_steer),        T_CASE(case_leave_flow),
+    T_CASE(case_group_fds),        T_CASE(case_port0_distinct),
+    T_CASE(case_leave_cpu),        T_CASE(case_group_open_bad),
+    T_CASE(case_group_open_taken), T_CASE(case_steer_leave_bad),
+    T_CASE(case_program_refused),  T_CASE(case_open_faults),
 };
 
 /* Run on each loop backend, as "NAME/uring" and "NAME/epoll". */

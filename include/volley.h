@@ -1032,7 +1032,7 @@ static inline struct volley_group_opts volley_group_opts_init_cxx_(void)
  * (o NULL: defaults). The fds are the caller's: hand each to volley_wrap
  * or volley_listen_fd, or close them. Returns the steering in effect
  * (VOLLEY_STEER_*: KERNEL when the program was refused), or a negative
- * errno with nothing left open: -EINVAL (NULL, n out of range, bad
+ * errno with nothing left open. Errors: -EINVAL (NULL, n out of range, bad
  * address or options, unknown steering), -E2BIG, -EADDRINUSE (the address
  * is taken by a socket outside the group), -EAFNOSUPPORT, socket(2),
  * bind(2) and listen(2) errors.
@@ -1044,7 +1044,7 @@ VOLLEY_API int volley_group_open(int *fds, unsigned n, const char *addr,
  * Steer the group whose members are fds[0..n-1], in the kernel's order,
  * as steer asks (after a member left, or to change the steering): the
  * program replaces the group's previous one. Returns the steering in
- * effect, or -EINVAL (NULL, n out of range, unknown steering), -EBADF,
+ * effect. Errors: -EINVAL (NULL, n out of range, unknown steering), -EBADF,
  * or the error setsockopt(2) gave (the group keeps its previous steering).
  */
 VOLLEY_API int volley_group_steer(const int *fds, unsigned n, unsigned steer);
@@ -1058,7 +1058,7 @@ VOLLEY_API int volley_group_steer(const int *fds, unsigned n, unsigned steer);
  * receive what is still queued on fds[n-1] until it is empty, close it,
  * and call volley_group_steer(fds, n - 1, steer): until then, the flows
  * of one member in n - 1 are placed by the kernel's hash (never on the
- * closed socket). Returns 0, or -EINVAL (NULL, n < 2 or out of range,
+ * closed socket). Returns 0. Errors: -EINVAL (NULL, n < 2 or out of range,
  * k >= n, steer not FLOW or CPU: the kernel's own hash cannot leave a
  * member out), -EBADF, or setsockopt(2)'s error (nothing changed).
  */

@@ -122,8 +122,12 @@ static int setint(int fd, int level, int opt, int v)
     return volley__sys_setsockopt(fd, level, opt, &v, sizeof v);
 }
 
-/* One member: a socket bound to *a (whose port the first member fixes). */
-static int member(const struct volley_group_opts *o, struct volley_addr *a)
+/* One member: a socket bound to *a (whose port the first member fixes).
+ * The first binds without SO_REUSEPORT and turns it on after: bound with
+ * it, it would join any reuseport socket of this user already on the
+ * address (or, on port 0, be given such a socket's port) instead of
+ * failing with EADDRINUSE; the others then join the first. */
+static int member(const struct volley_group_opts *o, struct volley_addr *a, bool first)
 {
     bool stream = o->flags & VOLLEY_GROUP_STREAM;
     int fd = volley__sys_socket(
@@ -131,13 +135,15 @@ static int member(const struct volley_group_opts *o, struct volley_addr *a)
         (stream ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return fd;
-    int r = setint(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+    int r = first ? 0 : setint(fd, SOL_SOCKET, SO_REUSEPORT, 1);
     if (r == 0 && stream)
         r = setint(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     if (r == 0 && a->sa.sa_family == AF_INET6)
         r = setint(fd, IPPROTO_IPV6, IPV6_V6ONLY, !!(o->flags & VOLLEY_GROUP_V6ONLY));
     if (r == 0)
         r = volley__sys_bind(fd, &a->sa, volley_addr_len(a));
+    if (r == 0 && first)
+        r = setint(fd, SOL_SOCKET, SO_REUSEPORT, 1);
     if (r == 0 && stream)
         r = volley__sys_listen(fd, o->backlog ? (int)o->backlog : SOMAXCONN);
     if (r == 0 && volley_addr_port(a) == 0) {
@@ -170,7 +176,7 @@ int volley_group_open(int *fds, unsigned n, const char *addr,
     if (r < 0)
         return r;
     for (unsigned i = 0; i < n; i++) {
-        r = member(&o, &a);
+        r = member(&o, &a, i == 0);
         if (r < 0) {
             while (i)
                 volley__sys_close(fds[--i]);

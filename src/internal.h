@@ -586,10 +586,13 @@ VOLLEY_INTERNAL void volley__sys_uring_exit(struct io_uring *ring, int bgid);
  * with at most short_n messages (a short count). times 0 means every call
  * from nth on.
  * volley__sys_fault_clear disarms everything; volley__sys_count tells how many
- * calls of op were made since the last clear.
+ * calls of op were made since the last clear. volley__sys_fault_setsockopt
+ * narrows VOLLEY__SYS_SETSOCKOPT to the calls setting opt at level (counted
+ * and failed alone: the Nth such call) until the next clear.
  */
 VOLLEY_INTERNAL void volley__sys_fault_set(enum volley__sysop op, unsigned nth,
                                            unsigned times, int err, unsigned short_n);
+VOLLEY_INTERNAL void volley__sys_fault_setsockopt(int level, int opt);
 VOLLEY_INTERNAL void volley__sys_fault_clear(void);
 VOLLEY_INTERNAL unsigned long volley__sys_count(enum volley__sysop op);
 #endif

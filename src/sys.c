@@ -34,6 +34,9 @@ struct fault {
 static atomic_int faults_armed;
 static struct fault faults[VOLLEY__SYS_COUNT];
 static unsigned long calls[VOLLEY__SYS_COUNT];
+/* setsockopt calls of other options pass untouched and uncounted while
+ * fault_level >= 0 (volley__sys_fault_setsockopt) */
+static int fault_level = -1, fault_opt;
 
 void volley__sys_fault_set(enum volley__sysop op, unsigned nth, unsigned times, int err,
                            unsigned short_n)
@@ -55,7 +58,19 @@ void volley__sys_fault_clear(void)
         faults[i].armed = false;
         calls[i] = 0;
     }
+    fault_level = -1;
     atomic_store(&faults_armed, 0);
+}
+
+void volley__sys_fault_setsockopt(int level, int opt)
+{
+    fault_level = level;
+    fault_opt = opt;
+}
+
+static bool opt_picked(int level, int opt)
+{
+    return fault_level < 0 || (level == fault_level && opt == fault_opt);
 }
 
 unsigned long volley__sys_count(enum volley__sysop op)
@@ -92,6 +107,12 @@ static inline const struct fault *fault_hit(enum volley__sysop op)
     return NULL;
 }
 #define FAULT_ERR(op) ((void)(op))
+static inline bool opt_picked(int level, int opt)
+{
+    (void)level;
+    (void)opt;
+    return false;
+}
 #endif
 
 static int ret_or_errno(long r)
@@ -126,7 +147,8 @@ int volley__sys_connect(int fd, const struct sockaddr *a, socklen_t len)
 
 int volley__sys_setsockopt(int fd, int level, int opt, const void *v, socklen_t len)
 {
-    FAULT_ERR(VOLLEY__SYS_SETSOCKOPT);
+    if (opt_picked(level, opt))
+        FAULT_ERR(VOLLEY__SYS_SETSOCKOPT);
     return ret_or_errno(setsockopt(fd, level, opt, v, len));
 }
 

@@ -1044,7 +1044,7 @@ VOLLEY_API int volley_group_open(int *fds, unsigned n, const char *addr,
  * Steer the group whose members are fds[0..n-1], in the kernel's order,
  * as steer asks (after a member left, or to change the steering): the
  * program replaces the group's previous one. Returns the steering in
- * effect. Errors: -EINVAL (NULL, n out of range, unknown steering), -EBADF,
+ * effect. Errors: -EINVAL (NULL, n out of range, unknown steering), -EBADF, -ENOTSOCK,
  * or the error setsockopt(2) gave (the group keeps its previous steering).
  */
 VOLLEY_API int volley_group_steer(const int *fds, unsigned n, unsigned steer);
@@ -1060,7 +1060,7 @@ VOLLEY_API int volley_group_steer(const int *fds, unsigned n, unsigned steer);
  * of one member in n - 1 are placed by the kernel's hash (never on the
  * closed socket). Returns 0. Errors: -EINVAL (NULL, n < 2 or out of range,
  * k >= n, steer not FLOW or CPU: the kernel's own hash cannot leave a
- * member out), -EBADF, or setsockopt(2)'s error (nothing changed).
+ * member out), -EBADF, -ENOTSOCK, or setsockopt(2)'s error (nothing changed).
  */
 VOLLEY_API int volley_group_leave(int *fds, unsigned n, unsigned k, unsigned steer);
 

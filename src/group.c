@@ -190,7 +190,7 @@ int volley_group_open(int *fds, unsigned n, const char *addr,
                                                  : (int)VOLLEY_STEER_KERNEL;
 }
 
-/* Every fd a socket of the same kind as the first. */
+/* Every fd an open socket: 0, -EBADF or -ENOTSOCK. */
 static int members_valid(const int *fds, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {

@@ -627,7 +627,10 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
      * per-message sendmsg requests (volley bench, uring vs mmsg rows), and
      * the caller's buffers need no copy: with no zero-copy asked for and
      * nothing in flight (so order holds), send as mmsg does. */
-    if (!U(s)->zc_threshold && slots_busy(U(s)) == 0 && !io_uring_sq_ready(U(s)->ring)) {
+    /* (On a loop's ring, entries queued there are the loop's: with no
+     * slot busy, none of them is this socket's.) */
+    if (!U(s)->zc_threshold && slots_busy(U(s)) == 0 &&
+        (U(s)->shared || !io_uring_sq_ready(U(s)->ring))) {
         /* The socket, not the ring, said "would block": waiting for SEND
          * then watches the socket for room. */
         uint64_t blocked = s->st.tx_wouldblock;

@@ -86,7 +86,6 @@ struct volley__dgram {
     void *user;       /* ev.user of its DGRAM events */
     uint32_t pending; /* VOLLEY_WAIT_* owed in a DGRAM event */
     uint8_t gen;      /* bumped each time the entry is reused */
-    bool shared;      /* it uses the loop's ring (a uring socket, uring loop) */
     bool watched;     /* the loop watches its volley_fd (every other kind) */
     bool armed;       /* uring: the readiness poll is in flight */
 };

@@ -93,8 +93,7 @@ int volley__loop_dgram_attach(volley_sock *s)
 int volley__loop_dgram_start(volley_sock *s)
 {
     struct volley__dgram *d = &s->loop->dgrams[s->loop_idx];
-    d->shared = s->loop_shared;
-    if (d->shared)
+    if (s->loop_shared)
         return 0;
     int r = s->loop->ops->dgram_watch(s->loop, s->loop_idx, true);
     if (r == 0)
@@ -114,7 +113,7 @@ void volley__loop_dgram_detach(volley_sock *s)
         l->dgrams_owed--;
     d->s = NULL;
     d->pending = 0;
-    d->watched = d->shared = false;
+    d->watched = false;
     while (l->ndgrams && !l->dgrams[l->ndgrams - 1].s)
         l->ndgrams--;
     s->loop = NULL;

@@ -312,7 +312,7 @@ static void on_dgram(volley_loop *l, uint64_t tag, const struct io_uring_cqe *cq
     uint32_t sub = VOLLEY__DTAG_SUB(tag);
     if (!d || sub == DSUB_IGNORE)
         return;
-    if (d->shared) {
+    if (d->s->loop_shared) { /* set from the socket's first operation on */
         volley__loop_dgram_owe(l, d, volley__uring_cqe(d->s, sub, cqe->res, cqe->flags));
         return;
     }

@@ -42,9 +42,9 @@ void volley_close(volley_sock *s)
 {
     if (!s)
         return;
+#if VOLLEY_HAVE_LINUX
     /* a watch on the socket goes before the fds it watches; a socket on
      * the loop's ring leaves the loop after its last completion */
-#if VOLLEY_HAVE_LINUX
     if (s->loop && !s->loop_shared)
         volley__loop_dgram_detach(s);
 #endif

@@ -3,7 +3,9 @@
  * backend, in two scenarios:
  *
  *   open    open (or wrap, or pair) two sockets and close them; for the
- *           stream loops: open a loop, listen, close the loop
+ *           stream loops: open a loop, listen, close the loop; for the
+ *           sockets on a loop (dgram-on-uring, dgram-on-epoll): open a
+ *           loop and two sockets on it, close them, close the loop
  *   full    open, send a batch of 64 descriptors (GSO-coalescible runs,
  *           explicit GSO buffers, odd sizes), receive, wait, close; for
  *           the stream loops: listen, dial, stream 300 KB each way (copied
@@ -115,7 +117,9 @@ static const char *err_name(int e)
 
 /* ---- backends and scenarios ---- */
 
-enum kind { K_IP, K_PAIR, K_UNIX, K_LOOP };
+/* K_LOOPDG: two UDP sockets on a stream loop (volley_opts.loop), the
+ * loop backend in id: on uring they share its ring, on epoll it watches them. */
+enum kind { K_IP, K_PAIR, K_UNIX, K_LOOP, K_LOOPDG };
 
 struct backend {
     const char *name;
@@ -125,7 +129,7 @@ struct backend {
 
 /* The test kit's backends, then AF_UNIX socketpairs wrapped by the
  * automatic choice and by scalar. */
-#define NBACKENDS_MAX (T_BACKENDS_MAX + 2 + 2) /* + two unix kinds, two loops */
+#define NBACKENDS_MAX (T_BACKENDS_MAX + 2 + 4) /* + two unix kinds, two loops twice */
 static struct backend backends[NBACKENDS_MAX];
 static unsigned nbackends;
 
@@ -139,14 +143,16 @@ static void list_backends(void)
     backends[nbackends++] = (struct backend){"unix", K_UNIX, VOLLEY_BACKEND_AUTO};
     backends[nbackends++] =
         (struct backend){"unix-scalar", K_UNIX, VOLLEY_BACKEND_SCALAR};
-    static char loop_names[T_BACKENDS_MAX][16];
-    for (size_t i = 0; i < t_nloop_backends; i++) {
-        if (nbackends == NBACKENDS_MAX || i == T_COUNT(loop_names))
-            T_FAIL("test_sweep: more loop backends than NBACKENDS_MAX has room for");
-        snprintf(loop_names[i], sizeof loop_names[i], "loop-%s", t_loop_backends[i].name);
-        backends[nbackends++] =
-            (struct backend){loop_names[i], K_LOOP, t_loop_backends[i].id};
-    }
+    static char loop_names[2][T_BACKENDS_MAX][24];
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < t_nloop_backends; i++) {
+            if (nbackends == NBACKENDS_MAX || i == T_COUNT(loop_names[k]))
+                T_FAIL("test_sweep: more loop backends than NBACKENDS_MAX has room for");
+            snprintf(loop_names[k][i], sizeof loop_names[k][i],
+                     k ? "dgram-on-%s" : "loop-%s", t_loop_backends[i].name);
+            backends[nbackends++] = (struct backend){
+                loop_names[k][i], k ? K_LOOPDG : K_LOOP, t_loop_backends[i].id};
+        }
 }
 
 enum scenario { S_OPEN, S_FULL, S_COUNT };
@@ -341,15 +347,27 @@ static int recv_some(volley_sock *b, struct rxstate *rx)
     return r;
 }
 
+/* The loop of the K_LOOPDG kind's sockets (NULL for the others). */
+static volley_loop *g_loop;
+
 /* Open the two sockets a (sender) and b (receiver); false if the fault
  * made it fail (which check_open found acceptable). *fds: the socketpair
  * for the unix kind, to be closed by the caller if not adopted. */
 static bool open_two(volley_sock **a, volley_sock **b, struct volley_addr *to, int *fds)
 {
     const struct backend *be = g.be;
-    struct volley_opts o = t_opts(be->id);
+    struct volley_opts o = t_opts(be->kind == K_LOOPDG ? VOLLEY_BACKEND_AUTO : be->id);
     *a = *b = NULL;
     memset(to, 0, sizeof *to);
+    if (be->kind == K_LOOPDG) {
+        struct volley_loop_opts lo = VOLLEY_LOOP_OPTS_INIT;
+        lo.backend = be->id;
+        int r = volley_loop_open(&g_loop, &lo);
+        check_open("volley_loop_open", r);
+        if (r < 0)
+            return false;
+        o.loop = g_loop;
+    }
     if (be->kind == K_PAIR) {
         o.pair_capacity = 1024;
         int r = volley_pair(a, b, &o);
@@ -398,7 +416,8 @@ static void full(volley_sock *a, volley_sock *b, const struct volley_addr *to)
     static uint8_t buf[BATCH_BYTES];
     static struct rxstate rx;
     unsigned pieces[NDESC];
-    rx.total = build_batch(d, buf, pieces, g.be->kind == K_IP ? to : NULL);
+    rx.total = build_batch(d, buf, pieces,
+                           g.be->kind == K_IP || g.be->kind == K_LOOPDG ? to : NULL);
     unsigned sent = 0, failed = 0, taken_dgrams = 0;
     long long deadline = t_now_ms() + 5000;
     for (unsigned tries = 0; sent < NDESC; tries++) {
@@ -678,6 +697,7 @@ static int child_main(void)
         full(a, b, &to);
     volley_close(a);
     volley_close(b);
+    volley_loop_close(g_loop, 0);
     /* A failed wrap leaves the fd to the caller, open. */
     for (int i = 0; i < 2; i++)
         if (fds[i] >= 0 && close(fds[i]) < 0)
@@ -910,7 +930,7 @@ static bool usable[NBACKENDS_MAX][S_COUNT];
 static bool backend_works(const struct backend *be)
 {
     int r;
-    if (be->kind == K_LOOP) {
+    if (be->kind == K_LOOP || be->kind == K_LOOPDG) {
         struct volley_loop_opts lo = VOLLEY_LOOP_OPTS_INIT;
         volley_loop *l;
         lo.backend = be->id;

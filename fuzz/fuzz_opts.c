@@ -455,6 +455,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct volley_opts o;
     memcpy(&o, h + HDR, sizeof o);
+    /* A loop is a pointer the caller vouches for: none, or a real one
+     * (kept across inputs: every socket on it is closed by the end of
+     * each). loop_user is never dereferenced and stays as given. */
+    static volley_loop *loop;
+    o.loop = NULL;
+    if (h[6] & 0x40 && (loop || volley_loop_open(&loop, NULL) == 0))
+        o.loop = loop;
     o.backend = pick_backend(h[0]);
     unsigned how = h[1] & 7, env = h[1] >> 3 & 7;
     bool null_opts = h[1] & 0x40;
@@ -594,8 +601,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                                     : VOLLEY_BACKEND_URING;
         }
         static const char *const names[] = {NULL, "scalar", "mmsg", NULL, "uring"};
+        /* (AUTO on a uring loop: a uring socket, sharing its ring) */
         if (be == VOLLEY_BACKEND_AUTO)
-            REQUIRE(!strcmp(name, "scalar") || !strcmp(name, "mmsg"));
+            REQUIRE(!strcmp(name, "scalar") || !strcmp(name, "mmsg") ||
+                    (eff.loop && !strcmp(name, "uring")));
         else
             REQUIRE(!strcmp(name, names[be]));
     }

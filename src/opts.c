@@ -175,6 +175,11 @@ int volley__opts_load(struct volley_opts *dst, const struct volley_opts *src,
                             offsetof(struct volley_opts, backend) + sizeof src->backend);
     if (r < 0)
         return r;
+    /* A size no compiled struct has, ending inside the loop pointer, would
+     * leave half a pointer: refused, not read. */
+    size_t lo = offsetof(struct volley_opts, loop);
+    if (src && src->size > lo && src->size < lo + sizeof src->loop)
+        return -EINVAL;
     dst->size = sizeof *dst;
     if (!opts_valid(dst))
         return -EINVAL;

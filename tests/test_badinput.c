@@ -388,6 +388,18 @@ static int open_args(void)
     if (r == 0)
         volley_close(s);
 
+    /* A size ending inside the loop pointer is no struct's: refused, not
+     * read as half a pointer; one ending before it means no loop. */
+    struct volley_opts cut = t_opts(0);
+    cut.loop = (struct volley_loop *)(uintptr_t)0xdeadbeefcafe;
+    cut.size = (uint32_t)(offsetof(struct volley_opts, loop) + 4);
+    T_EXPECT(volley_open(&s, "127.0.0.1:0", &cut), -EINVAL);
+    cut.size = (uint32_t)offsetof(struct volley_opts, loop);
+    r = volley_open(&s, "127.0.0.1:0", &cut);
+    T_EXPECT(r, 0);
+    if (r == 0)
+        volley_close(s);
+
     o = t_opts(99);
     T_EXPECT(volley_open(&s, "127.0.0.1:0", &o), -EINVAL);
     o = t_opts(1000);

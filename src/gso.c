@@ -2,6 +2,7 @@
  * message) and GRO/GSO piece arithmetic. Pure; fuzzed by fuzz/fuzz_gso.c. */
 #include "internal.h"
 
+#include <stddef.h>
 #include <string.h>
 
 size_t volley__gso_max_payload(int fam, const struct volley_addr *p)
@@ -24,9 +25,21 @@ static bool same_addr(const struct volley_addr *a, const struct volley_addr *b)
     return memcmp(a, b, sizeof *a) == 0 || volley_addr_equal(a, b);
 }
 
-/* Same destination, source, interface and ECN: may share one message. */
+/* Same destination, source, interface and ECN: may share one message.
+ * peer, local, ifindex, segment (0 in both, the caller checked) and ecn
+ * lie together: descriptors copied from one template, the usual case,
+ * compare equal in one memcmp. */
 static bool same_path(const struct volley_dgram *a, const struct volley_dgram *b)
 {
+    enum {
+        FROM = offsetof(struct volley_dgram, peer),
+        TO = offsetof(struct volley_dgram, ecn) + sizeof a->ecn,
+    };
+    _Static_assert(TO - FROM == 2 * sizeof(struct volley_addr) + sizeof a->ifindex +
+                                    sizeof a->segment + sizeof a->ecn,
+                   "no padding between peer and ecn");
+    if (memcmp((const char *)a + FROM, (const char *)b + FROM, TO - FROM) == 0)
+        return true;
     return a->ecn == b->ecn && a->ifindex == b->ifindex &&
            same_addr(&a->peer, &b->peer) && same_addr(&a->local, &b->local);
 }

@@ -83,43 +83,76 @@ bool volley__msg_pending(const volley_sock *s)
     return s->pend_i < s->pend_n;
 }
 
+/* One descriptor of a buffer: every field but data and len is the same
+ * for the whole buffer, computed once by the caller into locals (so that
+ * nothing written here can alias what is read, and no narrow store is
+ * read back wide). */
+static inline void put_dgram(struct volley_dgram *x, uint8_t *data, uint32_t len,
+                             const struct volley_addr *peer,
+                             const struct volley_addr *local, uint32_t ifindex,
+                             uint16_t segment, uint8_t ecn, uint8_t flags, int64_t rx_ns)
+{
+    x->data = data;
+    x->len = len;
+    x->peer = *peer;
+    x->local = *local;
+    x->ifindex = ifindex;
+    x->segment = segment;
+    x->ecn = ecn;
+    x->flags = flags;
+    x->rx_ns = rx_ns;
+}
+
 unsigned volley__msg_deliver(volley_sock *s, struct volley_dgram *d, unsigned n)
 {
     unsigned k = 0;
+    uint64_t dgrams = 0, bytes = 0;
     /* GRO_SEGMENTS: a coalesced buffer goes out whole, cut at its stride. */
     bool whole = s->features & VOLLEY_F_GRO_SEGMENTS;
     while (k < n && s->pend_i < s->pend_n) {
         struct volley__rxpend *p = &s->pend[s->pend_i];
-        uint32_t seg = p->meta.gro_segment;
-        bool gro = seg && p->len > seg;
-        uint32_t len = gro && whole ? p->len - p->off
-                                    : volley__gso_seg_next(p->len, (uint16_t)seg, p->off);
-        struct volley_dgram *x = &d[k++];
-        x->data = p->data + p->off;
-        x->len = len;
-        x->peer = p->peer;
-        x->local = p->meta.local;
-        x->ifindex = p->meta.ifindex;
-        x->segment = gro && whole ? (uint16_t)seg : 0;
-        x->ecn = p->meta.ecn;
-        x->flags = 0;
-        x->rx_ns = p->meta.has_ts ? p->meta.rx_ns : 0;
-        if (p->meta.has_ts)
-            x->flags |= VOLLEY_DGRAM_TSTAMP;
-        if (gro)
-            x->flags |= VOLLEY_DGRAM_GRO;
-        p->off += len;
-        if (p->off >= p->len) {
-            /* The cut, if any, is at the end of the buffer. */
-            if (p->trunc) {
-                x->flags |= VOLLEY_DGRAM_TRUNC;
-                s->st.rx_truncated++;
+        uint8_t *data = p->data;
+        uint32_t off = p->off, plen = p->len;
+        uint16_t seg = p->meta.gro_segment;
+        bool gro = seg && plen > seg;
+        const struct volley_addr peer = p->peer, local = p->meta.local;
+        uint32_t ifindex = p->meta.ifindex;
+        uint8_t ecn = p->meta.ecn;
+        uint8_t flags = (uint8_t)((p->meta.has_ts ? VOLLEY_DGRAM_TSTAMP : 0) |
+                                  (gro ? VOLLEY_DGRAM_GRO : 0));
+        int64_t rx_ns = p->meta.has_ts ? p->meta.rx_ns : 0;
+        if (plen == 0) { /* an empty datagram is one descriptor too */
+            put_dgram(&d[k++], data, 0, &peer, &local, ifindex, 0, ecn, flags, rx_ns);
+            dgrams++;
+        } else if (gro && whole) {
+            put_dgram(&d[k++], data + off, plen - off, &peer, &local, ifindex, seg, ecn,
+                      flags, rx_ns);
+            dgrams += volley__gso_count(plen - off, seg);
+            bytes += plen - off;
+            off = plen;
+        } else {
+            uint32_t stride = seg ? seg : plen;
+            while (k < n && off < plen) {
+                uint32_t len = plen - off > stride ? stride : plen - off;
+                put_dgram(&d[k++], data + off, len, &peer, &local, ifindex, 0, ecn, flags,
+                          rx_ns);
+                off += len;
+                bytes += len;
+                dgrams++;
             }
-            s->pend_i++;
         }
-        s->st.rx_dgrams += x->segment ? volley__gso_count(len, x->segment) : 1;
-        s->st.rx_bytes += len;
+        p->off = off;
+        if (off < plen)
+            break; /* out of descriptors mid-buffer */
+        /* The cut, if any, is at the end of the buffer. */
+        if (p->trunc) {
+            d[k - 1].flags |= VOLLEY_DGRAM_TRUNC;
+            s->st.rx_truncated++;
+        }
+        s->pend_i++;
     }
+    s->st.rx_dgrams += dgrams;
+    s->st.rx_bytes += bytes;
     if (s->pend_i == s->pend_n)
         s->pend_i = s->pend_n = 0;
     return k;

@@ -28,12 +28,13 @@ int64_t bench_cpu_ns(void)
 const char *bench_path_name(enum bench_path p)
 {
     static const char *const names[BENCH_NPATHS] = {
-        [BENCH_BASELINE] = "baseline",   [BENCH_RAW] = "raw",
-        [BENCH_SCALAR] = "scalar",       [BENCH_MMSG] = "mmsg",
-        [BENCH_GSO_GRO] = "gso+gro",     [BENCH_GSO_PLAIN] = "gso->plain",
-        [BENCH_GRO_SEGS] = "gro-segs",   [BENCH_URING] = "uring",
-        [BENCH_URING_GSO] = "uring+gso", [BENCH_URING_ZC] = "uring+zc",
-        [BENCH_TOOLS] = "tools",         [BENCH_IPERF3] = "iperf3",
+        [BENCH_BASELINE] = "baseline",    [BENCH_RAW] = "raw",
+        [BENCH_SCALAR] = "scalar",        [BENCH_MMSG] = "mmsg",
+        [BENCH_GSO_GRO] = "gso+gro",      [BENCH_GSO_SPLIT] = "gso-split",
+        [BENCH_GSO_PLAIN] = "gso->plain", [BENCH_GRO_SEGS] = "gro-segs",
+        [BENCH_URING] = "uring",          [BENCH_URING_GSO] = "uring+gso",
+        [BENCH_URING_ZC] = "uring+zc",    [BENCH_TOOLS] = "tools",
+        [BENCH_IPERF3] = "iperf3",
     };
     return names[p];
 }
@@ -79,7 +80,7 @@ static unsigned tx_per_desc(const struct bench_run *r)
 {
     size_t fit = VOLLEY_UDP4_MAX / r->size;
 
-    if (r->path != BENCH_GRO_SEGS || fit < 2)
+    if ((r->path != BENCH_GRO_SEGS && r->path != BENCH_GSO_SPLIT) || fit < 2)
         return 1;
     return fit < VOLLEY_GSO_SEGMENTS_MAX ? (unsigned)fit : VOLLEY_GSO_SEGMENTS_MAX;
 }
@@ -91,8 +92,9 @@ static void *volley_tx(void *arg)
     struct volley_stats st;
     int64_t cpu0 = bench_cpu_ns();
 
-    /* gro-segs sends as it receives: GSO buffers (VOLLEY_GSO_SEGMENTS_MAX
-     * datagrams or 64 KiB each, like raw), one descriptor per buffer. */
+    /* gro-segs and gso-split send as raw does: GSO buffers
+     * (VOLLEY_GSO_SEGMENTS_MAX datagrams or 64 KiB each), one descriptor per
+     * buffer. */
     unsigned per = tx_per_desc(r), ndesc = per > 1 ? BENCH_GSO_DESCS : BENCH_BATCH;
 
     memset(d, 0, sizeof(d));

@@ -25,6 +25,7 @@ enum bench_path {
     BENCH_SCALAR,
     BENCH_MMSG,
     BENCH_GSO_GRO,
+    BENCH_GSO_SPLIT,
     BENCH_GSO_PLAIN,
     BENCH_GRO_SEGS,
     BENCH_URING,
@@ -38,7 +39,8 @@ enum bench_path {
 const char *bench_path_name(enum bench_path p);
 
 #define BENCH_BATCH 256
-/* GSO buffers per volley_send on the gro-segs path (as raw sends). */
+/* GSO buffers per volley_send on the gso-split and gro-segs paths (as raw
+ * sends). */
 #define BENCH_GSO_DESCS 32
 #define BENCH_RCVBUF    (8 * 1024 * 1024)
 /* Receive timeouts: short enough to notice the sender is done promptly. */

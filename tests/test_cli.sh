@@ -533,7 +533,7 @@ tkeys = {"kind", "path", "size", "repeat", "dgrams_per_s", "gbit_per_s",
 lkeys = {"kind", "path", "size", "p50_us", "p99_us", "samples", "lost",
          "ratio_to_baseline"}
 paths = (["baseline"] + (["raw"] if gso else []) + ["scalar", "mmsg"]
-         + (["gso+gro", "gso->plain", "gro-segs"] if gso else [])
+         + (["gso+gro", "gso-split", "gso->plain", "gro-segs"] if gso else [])
          + (["uring"] if uring else []) + (["uring+gso"] if gso and uring else [])
          + (["uring+zc"] if gso and uring and zc else []) + ["tools"])
 tput = [c for c in j if c["kind"] == "throughput"]

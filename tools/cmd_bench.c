@@ -87,6 +87,8 @@ static void bench_usage(void)
         "  scalar      volley, scalar backend\n"
         "  mmsg        volley, mmsg backend, GSO and GRO off\n"
         "  gso+gro     volley, mmsg backend, sender GSO, receiver GRO\n"
+        "  gso-split   as gso+gro, the sender hands GSO buffers (as raw): the\n"
+        "              receiver's split into descriptors against raw\n"
         "  gso->plain  volley, mmsg backend, sender GSO, receiver without GRO\n"
         "  gro-segs    as gso+gro, the receiver takes GRO buffers whole\n"
         "              (VOLLEY_F_GRO_SEGMENTS): no per-datagram work\n"
@@ -301,13 +303,14 @@ static int bench_option(int opt, void *cfg)
 static const char *path_lacks(enum bench_path p, const struct volley_caps *c,
                               const char **why)
 {
-    if ((p == BENCH_GSO_GRO || p == BENCH_GSO_PLAIN || p == BENCH_URING_GSO ||
-         p == BENCH_URING_ZC || p == BENCH_RAW || p == BENCH_GRO_SEGS) &&
+    if ((p == BENCH_GSO_GRO || p == BENCH_GSO_SPLIT || p == BENCH_GSO_PLAIN ||
+         p == BENCH_URING_GSO || p == BENCH_URING_ZC || p == BENCH_RAW ||
+         p == BENCH_GRO_SEGS) &&
         !c->gso.ok) {
         *why = cli_feature_why(&c->gso);
         return "gso";
     }
-    if ((p == BENCH_RAW || p == BENCH_GRO_SEGS) && !c->gro.ok) {
+    if ((p == BENCH_RAW || p == BENCH_GRO_SEGS || p == BENCH_GSO_SPLIT) && !c->gro.ok) {
         *why = cli_feature_why(&c->gro);
         return "gro";
     }

@@ -276,11 +276,19 @@ const size_t t_nloop_backends = T_COUNT(t_loop_backends);
 int t_main_loops(const struct t_loop_case *defs, size_t n, const struct t_run *how,
                  int argc, char **argv)
 {
-    static struct t_case cases[64 * T_COUNT(t_loop_backends)];
+    return t_main_mixed(NULL, 0, defs, n, how, argc, argv);
+}
+
+int t_main_mixed(const struct t_case *plain, size_t np, const struct t_loop_case *defs,
+                 size_t n, const struct t_run *how, int argc, char **argv)
+{
+    static struct t_case cases[64 + 64 * T_COUNT(t_loop_backends)];
     static char names[T_COUNT(cases)][48];
     size_t k = 0;
-    if (n > 64)
-        T_FAIL("t_main_loops: %zu cases, at most 64", n);
+    if (n > 64 || np > 64)
+        T_FAIL("t_main_mixed: %zu plain and %zu loop cases, at most 64 each", np, n);
+    for (size_t i = 0; i < np; i++)
+        cases[k++] = plain[i];
     for (size_t b = 0; b < t_nloop_backends; b++)
         for (size_t i = 0; i < n; i++, k++) {
             snprintf(names[k], sizeof names[k], "%s/%s", t_loop_backends[b].name,

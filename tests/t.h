@@ -195,6 +195,10 @@ struct t_loop_case {
 /* t_main over every case of defs on every loop backend (at most 64 cases). */
 int t_main_loops(const struct t_loop_case *defs, size_t n, const struct t_run *how,
                  int argc, char **argv);
+/* The same, after np cases that need no loop (at most 64), for a test
+ * that has both kinds. */
+int t_main_mixed(const struct t_case *plain, size_t np, const struct t_loop_case *defs,
+                 size_t n, const struct t_run *how, int argc, char **argv);
 /* The loop backend of the running case. */
 const struct t_loop_backend *t_loop_backend(void);
 

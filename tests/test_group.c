@@ -244,13 +244,13 @@ static void flows(const struct flowrun *f)
     close_all(fds, f->n);
 }
 
-static int case_flow_ipv4(void)
+static int flow_ipv4(void)
 {
     flows(&(struct flowrun){"127.0.0.1:0", "127.0.0.1", VOLLEY_STEER_FLOW, 4});
     return 0;
 }
 
-static int case_flow_ipv6(void)
+static int flow_ipv6(void)
 {
     if (!ipv6_here())
         return t_skip("no IPv6 here");
@@ -258,13 +258,13 @@ static int case_flow_ipv6(void)
     return 0;
 }
 
-static int case_kernel_ipv4(void)
+static int kernel_ipv4(void)
 {
     flows(&(struct flowrun){"127.0.0.1:0", "127.0.0.1", VOLLEY_STEER_KERNEL, 4});
     return 0;
 }
 
-static int case_kernel_ipv6(void)
+static int kernel_ipv6(void)
 {
     if (!ipv6_here())
         return t_skip("no IPv6 here");
@@ -273,7 +273,7 @@ static int case_kernel_ipv6(void)
 }
 
 /* Dual-stack [::]: IPv4 datagrams are steered by their IPv4 header. */
-static int case_dual_stack(void)
+static int dual_stack(void)
 {
     if (!ipv6_here())
         return t_skip("no IPv6 here");
@@ -284,7 +284,7 @@ static int case_dual_stack(void)
 
 /* V6ONLY leaves IPv4 to others: an IPv4 socket binds the same port and
  * gets the IPv4 datagrams, while IPv6 still reaches the group. */
-static int case_v6only(void)
+static int v6only(void)
 {
     if (!ipv6_here())
         return t_skip("no IPv6 here");
@@ -367,7 +367,7 @@ static void *cpu_send(void *arg)
 
 /* On loopback the kernel handles a datagram on the CPU that sent it, so a
  * sender pinned to CPU c reaches member c % n alone. */
-static int case_cpu_steer(void)
+static int cpu_steer(void)
 {
     if (!cpus_01())
         return t_skip("needs CPUs 0 and 1");
@@ -632,13 +632,13 @@ static void leave_run(unsigned steer)
                 T_FAIL("datagram %u never arrived", i + k * SENDERS);
 }
 
-static int case_leave_flow(void)
+static int leave_flow(void)
 {
     leave_run(VOLLEY_STEER_FLOW);
     return 0;
 }
 
-static int case_leave_cpu(void)
+static int leave_cpu(void)
 {
     if (!cpus_01())
         return t_skip("needs CPUs 0 and 1");
@@ -953,7 +953,7 @@ static int case_listen_fd_bad(void)
 
 /* The members: non-blocking, close-on-exec, of the kind asked for, bound
  * to one address; a stream group's are listening. */
-static int case_group_fds(void)
+static int group_fds(void)
 {
     static const unsigned kinds[] = {0, VOLLEY_GROUP_STREAM};
     for (size_t k = 0; k < T_COUNT(kinds); k++) {
@@ -988,7 +988,7 @@ static int case_group_fds(void)
 /* Groups opened on port 0 never share a port: bound with SO_REUSEPORT the
  * kernel may hand a UDP socket the port of another reuseport socket of
  * this user, and two groups would then be one. */
-static int case_port0_distinct(void)
+static int port0_distinct(void)
 {
     enum { GROUPS = 400 };
     static int fds[GROUPS];
@@ -1027,7 +1027,7 @@ static void open_refused(unsigned n, const char *addr, const struct volley_group
     T_CHECK(t_count_fds() == before, "%s: descriptors left open", what);
 }
 
-static int case_group_open_bad(void)
+static int group_open_bad(void)
 {
     struct volley_group_opts o = VOLLEY_GROUP_OPTS_INIT;
     int fds[2];
@@ -1096,7 +1096,7 @@ static void taken(int type, int reuseport, unsigned flags, const char *what)
     close(fd);
 }
 
-static int case_group_open_taken(void)
+static int group_open_taken(void)
 {
     taken(SOCK_DGRAM, 0, 0, "a UDP socket without SO_REUSEPORT");
     taken(SOCK_STREAM, 0, VOLLEY_GROUP_STREAM, "a TCP listener without SO_REUSEPORT");
@@ -1114,7 +1114,7 @@ static int case_group_open_taken(void)
     return 0;
 }
 
-static int case_steer_leave_bad(void)
+static int steer_leave_bad(void)
 {
     int fds[3], keep[3];
     group(fds, 3, "127.0.0.1:0", 0, VOLLEY_STEER_FLOW);
@@ -1164,7 +1164,7 @@ static void refuse_program(void)
 /* A kernel that refuses the program: the group opens on the kernel's hash
  * and delivers everything; steer and leave report the refusal and change
  * nothing; volley_probe says why. */
-static int case_program_refused(void)
+static int program_refused(void)
 {
     int fds[4], keep[4];
     refuse_program();
@@ -1262,40 +1262,29 @@ static int case_open_faults(void)
 /* ---- the cases ---- */
 
 static const struct t_case base_cases[] = {
-    T_CASE(case_flow_ipv4),        T_CASE(case_flow_ipv6),
-    T_CASE(case_kernel_ipv4),      T_CASE(case_kernel_ipv6),
-    T_CASE(case_dual_stack),       T_CASE(case_v6only),
-    T_CASE(case_cpu_steer),        T_CASE(case_leave_flow),
-    T_CASE(case_group_fds),        T_CASE(case_port0_distinct),
-    T_CASE(case_leave_cpu),        T_CASE(case_group_open_bad),
-    T_CASE(case_group_open_taken), T_CASE(case_steer_leave_bad),
-    T_CASE(case_program_refused),  T_CASE(case_open_faults),
+    T_CASE(flow_ipv4),        T_CASE(flow_ipv6),
+    T_CASE(kernel_ipv4),      T_CASE(kernel_ipv6),
+    T_CASE(dual_stack),       T_CASE(v6only),
+    T_CASE(cpu_steer),        T_CASE(leave_flow),
+    T_CASE(group_fds),        T_CASE(port0_distinct),
+    T_CASE(leave_cpu),        T_CASE(group_open_bad),
+    T_CASE(group_open_taken), T_CASE(steer_leave_bad),
+    T_CASE(program_refused),  {.name = "open_faults", .fn = case_open_faults},
 };
 
-/* Run on each loop backend, as "NAME/uring" and "NAME/epoll". */
+/* Run on each loop backend, as "uring/NAME" and "epoll/NAME". */
 static const struct t_loop_case loop_cases[] = {
-    {"case_stream_group", case_stream_group},
-    {"case_listen_fd", case_listen_fd},
-    {"case_listen_fd_bad", case_listen_fd_bad},
+    {"stream_group", case_stream_group},
+    {"listen_fd", case_listen_fd},
+    {"listen_fd_bad", case_listen_fd_bad},
 };
 
 int main(int argc, char **argv)
 {
-    static struct t_case cases[T_COUNT(base_cases) + T_COUNT(loop_cases) * 4];
-    static char names[T_COUNT(cases)][64];
-    size_t k = 0;
-    for (size_t i = 0; i < T_COUNT(base_cases); i++)
-        cases[k++] = base_cases[i];
-    for (size_t i = 0; i < T_COUNT(loop_cases); i++)
-        for (size_t b = 0; b < t_nloop_backends && b < 4; b++, k++) {
-            snprintf(names[k], sizeof names[k], "%s/%s", loop_cases[i].name,
-                     t_loop_backends[b].name);
-            cases[k] = (struct t_case){
-                .name = names[k], .fn = loop_cases[i].fn, .arg = &t_loop_backends[b]};
-        }
     signal(SIGPIPE, SIG_IGN);
     unsetenv("VOLLEY_BACKEND");
     unsetenv("VOLLEY_DISABLE");
     struct t_run how = {.flags = T_FORK, .case_s = 60, .total_s = 280};
-    return t_main(cases, k, &how, argc, argv);
+    return t_main_mixed(base_cases, T_COUNT(base_cases), loop_cases, T_COUNT(loop_cases),
+                        &how, argc, argv);
 }

@@ -680,9 +680,10 @@ static inline struct volley_conn_opts volley_conn_opts_init_cxx_(void)
  *              the loop is ready: ev.user is its loop_user (the
  *              volley_sock itself when that is NULL) and ev.tag says what,
  *              VOLLEY_WAIT_RECV (datagrams arrived: volley_recv until it
- *              returns 0) and/or VOLLEY_WAIT_ERR (volley_errors has
- *              reports). It comes when something arrives, not again for
- *              datagrams left unread
+ *              returns 0), VOLLEY_WAIT_ERR (volley_errors has reports),
+ *              VOLLEY_WAIT_SEND (a volley_send stopped short for lack of
+ *              room, and there is room again). It comes when something
+ *              arrives, not again for datagrams left unread
  *   CLOSED     the end, always the last event of a connection. ev.err: 0
  *              after volley_conn_close flushed everything; -ECANCELED after
  *              volley_conn_abort or a loop close; -ECONNRESET when the

@@ -240,6 +240,9 @@ struct volley_sock {
 VOLLEY_INTERNAL int volley__loop_dgram_attach(volley_sock *s);
 VOLLEY_INTERNAL int volley__loop_dgram_start(volley_sock *s);
 VOLLEY_INTERNAL void volley__loop_dgram_detach(volley_sock *s);
+/* A send on s stopped short for lack of room: the loop watches for room
+ * and owes a DGRAM event with VOLLEY_WAIT_SEND. */
+VOLLEY_INTERNAL void volley__loop_dgram_blocked(volley_sock *s);
 /* Run the loop's backend for a socket sharing its ring: wait up to
  * timeout_ms (0: only submit and reap) for completions and hand each to
  * its owner; or only reap what is posted. */

@@ -88,6 +88,8 @@ struct volley__dgram {
     uint8_t gen;      /* bumped each time the entry is reused */
     bool watched;     /* the loop watches its volley_fd (every other kind) */
     bool armed;       /* uring: the readiness poll is in flight */
+    bool out_armed;   /* a send stopped short: writability is watched */
+    bool out_reg;     /* epoll: the socket's fd is in the set for that alone */
 };
 
 /* A loop backend: one file, one table. */
@@ -129,6 +131,10 @@ struct volley__loop_ops {
      * (off: nothing of the watch is in flight when it returns). Readiness
      * is reported through volley__loop_dgram_owe. 0 or a negative errno. */
     int (*dgram_watch)(volley_loop *l, uint32_t i, bool on);
+    /* Watch entry i's socket for room to send, once (on: report through
+     * volley__loop_dgram_owe with VOLLEY_WAIT_SEND and clear out_armed),
+     * or stop (off: nothing of it in flight when it returns). */
+    int (*dgram_out)(volley_loop *l, uint32_t i, bool on);
     /* Report completions already posted, without a system call (NULL:
      * the backend has none to report outside wait). */
     void (*reap)(volley_loop *l);
@@ -196,6 +202,8 @@ VOLLEY_INTERNAL void volley__loop_accept_failed(volley_conn *lis, int err);
     (((uint64_t)(sub) << 32) | ((uint64_t)(uint8_t)(gen) << 24) |                        \
      ((uint64_t)((i)&0xffffu) << 8) | VOLLEY__OP_DGRAM)
 #define VOLLEY__DTAG_SUB(t) ((uint32_t)((t) >> 32))
+/* The sub tag of the watch for room to send (no socket's own tag is this). */
+#define VOLLEY__DSUB_OUT 0xfffffffeu
 /* The datagram entry a tag names, or NULL when it moved on. */
 VOLLEY_INTERNAL struct volley__dgram *volley__loop_dgram(volley_loop *l, uint64_t tag);
 /* Entry d owes a DGRAM event with these VOLLEY_WAIT_* bits. */

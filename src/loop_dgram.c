@@ -101,12 +101,26 @@ int volley__loop_dgram_start(volley_sock *s)
     return r;
 }
 
+void volley__loop_dgram_blocked(volley_sock *s)
+{
+    volley_loop *l = s->loop;
+    struct volley__dgram *d = &l->dgrams[s->loop_idx];
+    if (d->out_armed)
+        return;
+    if (l->ops->dgram_out(l, s->loop_idx, true) == 0)
+        d->out_armed = true;
+    else
+        volley__loop_dgram_owe(l, d, VOLLEY_WAIT_SEND); /* a look, then again */
+}
+
 void volley__loop_dgram_detach(volley_sock *s)
 {
     volley_loop *l = s->loop;
     if (!l)
         return;
     struct volley__dgram *d = &l->dgrams[s->loop_idx];
+    if (d->out_armed || d->out_reg)
+        (void)l->ops->dgram_out(l, s->loop_idx, false);
     if (d->watched)
         (void)l->ops->dgram_watch(l, s->loop_idx, false);
     if (d->pending)

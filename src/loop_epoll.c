@@ -259,6 +259,36 @@ static void on_event(volley_conn *c, uint32_t events)
     }
 }
 
+/* The events of entry i's fds: EPOLLIN (and EPOLLOUT while room to send is
+ * watched on the same fd) on volley_fd, EPOLLOUT alone on the socket's own
+ * fd when that is another (a uring socket's volley_fd is its eventfd). */
+static int dgram_ctl(volley_loop *l, struct volley__dgram *d, uint32_t i, int op, int fd,
+                     uint32_t events, uint32_t sub)
+{
+    struct epoll_event ev = {.events = events, .data.u64 = VOLLEY__DTAG(i, d->gen, sub)};
+    l->st.syscalls++;
+    return volley__sys_epoll_ctl(EP(l)->epfd, op, fd, &ev);
+}
+
+static void on_dgram(volley_loop *l, uint64_t tag, uint32_t ev)
+{
+    struct volley__dgram *d = volley__loop_dgram(l, tag);
+    if (!d)
+        return;
+    uint32_t i = (uint32_t)((tag >> 8) & 0xffffu);
+    bool out_only = VOLLEY__DTAG_SUB(tag) == VOLLEY__DSUB_OUT;
+    unsigned bits = out_only ? 0u
+                             : (ev & (EPOLLIN | EPOLLHUP) ? VOLLEY_WAIT_RECV : 0u) |
+                                   (ev & EPOLLERR ? VOLLEY_WAIT_ERR : 0u);
+    if (d->out_armed && ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+        bits |= VOLLEY_WAIT_SEND;
+        d->out_armed = false;
+        if (!out_only) /* back to EPOLLIN alone (one-shot is off by itself) */
+            (void)dgram_ctl(l, d, i, EPOLL_CTL_MOD, volley_fd(d->s), EPOLLIN, 0);
+    }
+    volley__loop_dgram_owe(l, d, bits);
+}
+
 static int ep_wait(volley_loop *l, int timeout_ms)
 {
     struct ep *e = EP(l);
@@ -269,13 +299,7 @@ static int ep_wait(volley_loop *l, int timeout_ms)
     for (int i = 0; i < n; i++) {
         uint64_t tag = e->evs[i].data.u64;
         if (VOLLEY__TAG_OP(tag) == VOLLEY__OP_DGRAM) {
-            struct volley__dgram *d = volley__loop_dgram(l, tag);
-            uint32_t ev = e->evs[i].events;
-            if (d)
-                volley__loop_dgram_owe(
-                    l, d,
-                    (ev & (EPOLLIN | EPOLLHUP) ? VOLLEY_WAIT_RECV : 0u) |
-                        (ev & EPOLLERR ? VOLLEY_WAIT_ERR : 0u));
+            on_dgram(l, tag, e->evs[i].events);
             continue;
         }
         volley_conn *c = volley__loop_conn(l, tag);
@@ -289,10 +313,34 @@ static int ep_wait(volley_loop *l, int timeout_ms)
 static int ep_dgram_watch(volley_loop *l, uint32_t i, bool on)
 {
     struct volley__dgram *d = &l->dgrams[i];
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = VOLLEY__DTAG(i, d->gen, 0)};
-    l->st.syscalls++;
-    return volley__sys_epoll_ctl(EP(l)->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
-                                 volley_fd(d->s), &ev);
+    return dgram_ctl(l, d, i, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, volley_fd(d->s),
+                     EPOLLIN, 0);
+}
+
+/* Room to send: EPOLLOUT next to EPOLLIN when the socket is its own
+ * volley_fd; else the socket's fd on its own, one-shot. */
+static int ep_dgram_out(volley_loop *l, uint32_t i, bool on)
+{
+    struct volley__dgram *d = &l->dgrams[i];
+    int fd = d->s->fd;
+    if (volley_fd(d->s) == fd) {
+        if (!on)
+            d->out_armed = false;
+        return dgram_ctl(l, d, i, EPOLL_CTL_MOD, fd, on ? EPOLLIN | EPOLLOUT : EPOLLIN,
+                         0);
+    }
+    if (!on) {
+        d->out_armed = false;
+        if (!d->out_reg)
+            return 0;
+        d->out_reg = false;
+        return dgram_ctl(l, d, i, EPOLL_CTL_DEL, fd, 0, VOLLEY__DSUB_OUT);
+    }
+    int r = dgram_ctl(l, d, i, d->out_reg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd,
+                      EPOLLOUT | EPOLLONESHOT, VOLLEY__DSUB_OUT);
+    if (r == 0)
+        d->out_reg = true;
+    return r;
 }
 
 const struct volley__loop_ops volley__loop_epoll = {
@@ -311,4 +359,5 @@ const struct volley__loop_ops volley__loop_epoll = {
     .bufs_back = ep_bufs_back,
     .wait = ep_wait,
     .dgram_watch = ep_dgram_watch,
+    .dgram_out = ep_dgram_out,
 };

@@ -312,6 +312,11 @@ static void on_dgram(volley_loop *l, uint64_t tag, const struct io_uring_cqe *cq
     uint32_t sub = VOLLEY__DTAG_SUB(tag);
     if (!d || sub == DSUB_IGNORE)
         return;
+    if (sub == VOLLEY__DSUB_OUT) { /* one-shot: room to send, or it ended */
+        d->out_armed = false;
+        volley__loop_dgram_owe(l, d, VOLLEY_WAIT_SEND);
+        return;
+    }
     if (d->s->loop_shared) { /* set from the socket's first operation on */
         volley__loop_dgram_owe(l, d, volley__uring_cqe(d->s, sub, cqe->res, cqe->flags));
         return;
@@ -437,6 +442,28 @@ static int ur_dgram_watch(volley_loop *l, uint32_t i, bool on)
     return 0;
 }
 
+/* Room to send on entry i's socket: a one-shot poll for POLLOUT. */
+static int ur_dgram_out(volley_loop *l, uint32_t i, bool on)
+{
+    struct volley__dgram *d = &l->dgrams[i];
+    uint64_t tag = VOLLEY__DTAG(i, d->gen, VOLLEY__DSUB_OUT);
+    struct io_uring_sqe *sqe = sqe_get(l);
+    if (on) {
+        if (!sqe)
+            return -EBUSY;
+        io_uring_prep_poll_add(sqe, d->s->fd, POLLOUT);
+        io_uring_sqe_set_data64(sqe, tag);
+        return 0;
+    }
+    if (sqe) {
+        io_uring_prep_poll_remove(sqe, tag);
+        io_uring_sqe_set_data64(sqe, VOLLEY__DTAG(i, d->gen, DSUB_IGNORE));
+    }
+    for (int t = 0; t < 200 && d->out_armed; t++)
+        (void)ur_wait(l, 5);
+    return 0;
+}
+
 struct io_uring *volley__loop_ring(volley_loop *l)
 {
     return l->ops == &volley__loop_uring ? &UR(l)->ring : NULL;
@@ -537,5 +564,6 @@ const struct volley__loop_ops volley__loop_uring = {
     .bufs_back = ur_bufs_back,
     .wait = ur_wait,
     .dgram_watch = ur_dgram_watch,
+    .dgram_out = ur_dgram_out,
     .reap = ur_reap,
 };

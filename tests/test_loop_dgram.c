@@ -505,7 +505,65 @@ static int case_faults(void)
     return 0;
 }
 
+/* A send that stops short for lack of room (an AF_UNIX peer that does not
+ * read) is followed, once the peer reads, by a DGRAM event with
+ * VOLLEY_WAIT_SEND, and the next send goes. For the socket on the ring and
+ * for a watched one. */
+static int case_send_room(void)
+{
+    /* (uring on an epoll loop: volley_fd is its eventfd, room is watched on
+     * the socket's own fd) */
+    const unsigned bes[] = {VOLLEY_BACKEND_AUTO, VOLLEY_BACKEND_MMSG,
+                            VOLLEY_BACKEND_URING};
+    for (size_t b = 0; b < T_COUNT(bes); b++) {
+        t_context("backend %u", bes[b]);
+        if (t_backend_err(bes[b]) < 0)
+            continue;
+        volley_loop *l = loop_new();
+        int sv[2];
+        T_ASSERT(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) ==
+                 0);
+        int user;
+        struct volley_opts o = VOLLEY_OPTS_INIT;
+        o.backend = bes[b];
+        o.loop = l;
+        o.loop_user = &user;
+        volley_sock *s;
+        T_OK(volley_wrap(&s, sv[0], &o));
+        static uint8_t buf[512];
+        struct volley_dgram d[64];
+        for (int i = 0; i < 64; i++)
+            d[i] = (struct volley_dgram){.data = buf, .len = sizeof buf};
+        /* fill the peer's queue: a call that takes fewer than asked */
+        int r = 64, calls = 0;
+        while (r == 64 && calls++ < 1000)
+            r = T_OK(volley_send(s, d, 64));
+        T_ASSERT(r < 64);
+        /* no room yet: no SEND (a few looks) */
+        struct volley_event ev[8];
+        for (int i = 0; i < 3; i++) {
+            int n = T_OK(volley_loop_poll(l, ev, 8, 0));
+            for (int j = 0; j < n; j++)
+                T_ASSERT(
+                    !(ev[j].type == VOLLEY_EV_DGRAM && ev[j].tag & VOLLEY_WAIT_SEND));
+        }
+        char sink[1024];
+        while (recv(sv[1], sink, sizeof sink, 0) > 0)
+            ;
+        uint64_t tag = 0;
+        for (int i = 0; i < 100 && !(tag & VOLLEY_WAIT_SEND); i++)
+            tag |= wait_dgram(l, &user, NULL);
+        T_ASSERT(tag & VOLLEY_WAIT_SEND);
+        T_ASSERT(T_OK(volley_send(s, d, 1)) == 1);
+        volley_close(s);
+        close(sv[1]);
+        volley_loop_close(l, 0);
+    }
+    return 0;
+}
+
 static const struct t_loop_case defs[] = {
+    {"send_room", case_send_room},
     {"faults", case_faults},
     {"events", case_events},
     {"user_null", case_user_null},

@@ -59,7 +59,7 @@ int volley__loop_dgram_attach(volley_sock *s)
     while (i < l->ndgrams && l->dgrams[i].s)
         i++;
     if (i == l->ndgrams) {
-        if (i > 0xffffu) /* what a tag can name */
+        if (i >= 0xffffu) /* what a tag and a buffer group id can name */
             return -ENOMEM;
         if (i == l->cap_dgrams) {
             uint32_t cap = l->cap_dgrams ? 2 * l->cap_dgrams : 4;

@@ -137,7 +137,9 @@ int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
     int r = volley__sock_check_send(s, d, n, &ok);
     if (ok == 0)
         return r;
+#if VOLLEY_HAVE_LINUX
     uint64_t blocked = s->st.tx_wouldblock;
+#endif
     r = s->pacer.rate_bps ? paced_send(s, d, ok) : s->be->send(s, d, ok);
 #if VOLLEY_HAVE_LINUX
     if (s->loop && s->st.tx_wouldblock != blocked)

@@ -70,9 +70,8 @@ static void recv_usage(void)
           "                       socket of one SO_REUSEPORT group on ADDR\n"
           "      --steer HOW      which thread a datagram goes to: flow (hash of the\n"
           "                       source address and port), cpu (the CPU the kernel\n"
-          "                       took it on) or kernel (its own hash); default flow\n"
-          "      --pin            pin thread i to the i-th CPU this process may use\n"
-          "                       (modulo their number)\n"
+          "                       took it on) or kernel (its own hash); default "
+          "flow\n" CLI_PIN_HELP
           "  -j, --json           print only the summary, as one JSON object\n"
           "  -h, --help           show this help\n"
           "\n"

@@ -47,9 +47,7 @@ static void send_usage(void)
           "      --no-gso         turn UDP GSO off\n"
           "      --threads N      N threads, 1 to 64 (default 1), each with its own\n"
           "                       socket, so its own source port: N flows; --count\n"
-          "                       and --rate are shared out among them\n"
-          "      --pin            pin thread i to the i-th CPU this process may use\n"
-          "                       (modulo their number)\n"
+          "                       and --rate are shared out among them\n" CLI_PIN_HELP
           "  -j, --json           print only the summary, as one JSON object\n"
           "  -h, --help           show this help\n"
           "\n"

@@ -70,9 +70,7 @@ static void tcp_echo_usage(void)
            "      --steer HOW      which thread a new connection goes to: flow (hash\n"
            "                       of the source address and port), cpu (the CPU the\n"
            "                       kernel took it on) or kernel (its own hash); default\n"
-           "                       flow\n"
-           "      --pin            pin thread i to the i-th CPU this process may use\n"
-           "                       (modulo their number)\n"
+           "                       flow\n" CLI_PIN_HELP
            "  -j, --json           print only the summary, as one JSON object\n"
            "  -h, --help           show this help\n"
            "\n"

@@ -45,9 +45,7 @@ static void load_usage(void)
            "                       %u; default never)\n"
            "      --threads N      N threads, 1 to %d and at most --conns (default 1),\n"
            "                       each its own loop with its share of --conns and\n"
-           "                       --count\n"
-           "      --pin            pin thread i to the i-th CPU this process may use\n"
-           "                       (modulo their number)\n"
+           "                       --count\n" CLI_PIN_HELP
            "  -j, --json           print only the summary, as one JSON object\n"
            "  -h, --help           show this help\n"
            "\n"

@@ -174,6 +174,13 @@ expect_usage bench --tcp --sizes 64
 expect_usage bench --tcp --paths baseline
 expect_usage bench --tcp --no-latency
 expect_usage bench --tcp --repeat 0
+expect_usage bench --unix --tcp
+expect_usage bench --unix --threads
+expect_usage bench --unix --seconds 1
+expect_usage bench --unix --sizes 64
+expect_usage bench --unix --plot "$tmp/u.svg"
+expect_usage bench --threads --paths raw
+expect_usage bench --threads --plot "$tmp/t.svg"
 expect_usage tcp-echo
 expect_usage tcp-echo 127.0.0.1:0 --bogus
 expect_usage tcp-echo not-an-address
@@ -458,6 +465,36 @@ timeout $T "$VOLLEY" tcp-echo 127.0.0.1:0 --duration 0.3 --json >"$tmp/notcp.jso
     2>/dev/null &&
     check_json "$tmp/notcp.json" 'assert j["accepted"] == 0 and j["stopped"] == "duration"' ||
     fail "tcp-echo --duration 0.3: $(cat "$tmp/notcp.json")"
+
+# --- bench --unix and bench --threads: their JSON, as the man page lists it
+if timeout 120 "$VOLLEY" bench --unix --repeat 1 --json >"$tmp/unix.json" 2>"$tmp/unix.err"; then
+    check_json "$tmp/unix.json" '
+rows = [(c["path"], c["batch"]) for c in j]
+assert rows == [("write/read", 1), ("volley mmsg", 64), ("volley mmsg", 128),
+                ("volley mmsg", 256)], rows
+for c in j:
+    assert c["size"] == 4000 and c["datagrams"] == 10000 and c["runs"] == 1, c
+    assert c["dgrams_per_s"] > 0 and c["syscalls"] > 0, c
+assert j[0]["syscalls"] == 20000 and j[0]["ratio"] == 1
+# batches make fewer system calls than one per datagram and end
+assert all(c["syscalls"] < j[0]["syscalls"] for c in j[1:]), j' ||
+        fail "bench --unix --json: $(cat "$tmp/unix.json" "$tmp/unix.err")"
+else
+    fail "bench --unix: $(cat "$tmp/unix.err")"
+fi
+if timeout 120 "$VOLLEY" bench --threads --seconds 0.05 --repeat 1 --json \
+    >"$tmp/threads.json" 2>"$tmp/threads.err"; then
+    check_json "$tmp/threads.json" '
+cells = [(c["kind"], c["threads"]) for c in j]
+assert cells == [("datagrams", 1), ("datagrams", 2), ("tcp-echo", 1), ("tcp-echo", 2)], cells
+for c in j:
+    rate = c["dgrams_per_s"] if c["kind"] == "datagrams" else c["requests_per_s"]
+    assert rate > 0 and c["runs"] == 1 and c["ratio_to_1_thread"] > 0, c
+assert j[0]["ratio_to_1_thread"] == 1 and j[2]["ratio_to_1_thread"] == 1' ||
+        fail "bench --threads --json: $(cat "$tmp/threads.json" "$tmp/threads.err")"
+else
+    fail "bench --threads: $(cat "$tmp/threads.err")"
+fi
 
 # --- --threads: one socket (or loop) per thread, every datagram and request
 # accounted for in per_thread rows that sum to the whole

@@ -981,7 +981,10 @@ VOLLEY_API int volley_conn_get_stats(const volley_conn *c, struct volley_conn_st
  *                        processed on one CPU: a NIC's RSS or RPS makes it
  *                        so; on loopback it is the sending thread's CPU.
  *                        Pin member i's thread to CPU i and a packet is
- *                        served where the kernel received it.
+ *                        served where the kernel received it. Member i
+ *                        also gets SO_INCOMING_CPU i: where the program
+ *                        is refused, Linux 6.1 and later still hand a
+ *                        packet processed on CPU i < n to member i.
  *   VOLLEY_STEER_KERNEL  no program: the kernel's own hash of the 4-tuple.
  * FLOW and CPU are classic BPF programs (SO_ATTACH_REUSEPORT_CBPF): any
  * user may attach them, where an eBPF program needs privileges most

@@ -184,6 +184,12 @@ int volley_group_open(int *fds, unsigned n, const char *addr,
         }
         fds[i] = r;
     }
+    /* CPU steering: member i also says it serves CPU i (SO_INCOMING_CPU).
+     * Where the program is refused, kernels since 6.1 then still pick, for
+     * a packet processed on CPU i < n, member i. Best effort: a kernel that
+     * does not know the option only loses that fallback. */
+    for (unsigned i = 0; o.steer == VOLLEY_STEER_CPU && i < n; i++)
+        (void)setint(fds[i], SOL_SOCKET, SO_INCOMING_CPU, (int)i);
     if (o.steer == VOLLEY_STEER_KERNEL)
         return VOLLEY_STEER_KERNEL;
     return attach(fds[0], o.steer, n, n, 0) == 0 ? (int)o.steer

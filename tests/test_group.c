@@ -30,6 +30,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #ifndef SO_ATTACH_REUSEPORT_CBPF
@@ -394,6 +395,58 @@ static int cpu_steer(void)
         T_CHECK(on[cpu % 2] == c.count,
                 "member 0 got %u, member 1 %u; all on %d expected", on[0], on[1],
                 cpu % 2);
+        close_all(c.cl, 8);
+    }
+    close_all(fds, 2);
+    return 0;
+}
+
+/* Linux 6.1 or later (the kernel's reuseport choice honours
+ * SO_INCOMING_CPU from there on). */
+static bool kernel_at_least_6_1(void)
+{
+    struct utsname u;
+    unsigned major = 0, minor = 0;
+    if (uname(&u) != 0 || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+        return false;
+    return major > 6 || (major == 6 && minor >= 1);
+}
+
+/* CPU steering whose program the kernel refuses: the group says
+ * VOLLEY_STEER_KERNEL, yet member c still gets what is processed on CPU c,
+ * through SO_INCOMING_CPU. */
+static int cpu_steer_no_program(void)
+{
+    if (!cpus_01())
+        return t_skip("needs CPUs 0 and 1");
+    if (!kernel_at_least_6_1())
+        return t_skip("needs Linux 6.1 (SO_INCOMING_CPU in the reuseport choice)");
+    int fds[2];
+    volley__sys_fault_setsockopt(SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF);
+    volley__sys_fault_set(VOLLEY__SYS_SETSOCKOPT, 1, 0, EPERM, 0);
+    int r = group(fds, 2, "127.0.0.1:0", 0, VOLLEY_STEER_CPU);
+    volley__sys_fault_clear();
+    T_EXPECT(r, VOLLEY_STEER_KERNEL);
+    struct volley_addr port = fd_addr(fds[0]);
+    for (int cpu = 0; cpu < 2; cpu++) {
+        t_context("sender on CPU %d", cpu);
+        struct cpusend c = {.cpu = cpu, .count = 256, .to = on_ip("127.0.0.1", &port)};
+        struct volley_addr self;
+        for (int i = 0; i < 8; i++)
+            c.cl[i] = client("127.0.0.1", &self);
+        pthread_join(start_on(cpu, cpu_send, &c), NULL);
+        T_EXPECT(c.elsewhere, 0);
+        unsigned on[2] = {0};
+        for (unsigned got = 0; got < c.count; got++) {
+            unsigned m;
+            struct msg msg;
+            struct volley_addr from;
+            if (!recv_any(fds, 2, 5000, &m, &msg, &from))
+                T_FAIL("%u of %u datagrams arrived", got, c.count);
+            on[m]++;
+        }
+        T_CHECK(on[cpu] == c.count, "member 0 got %u, member 1 %u; all on %d expected",
+                on[0], on[1], cpu);
         close_all(c.cl, 8);
     }
     close_all(fds, 2);
@@ -1262,14 +1315,23 @@ static int case_open_faults(void)
 /* ---- the cases ---- */
 
 static const struct t_case base_cases[] = {
-    T_CASE(flow_ipv4),        T_CASE(flow_ipv6),
-    T_CASE(kernel_ipv4),      T_CASE(kernel_ipv6),
-    T_CASE(dual_stack),       T_CASE(v6only),
-    T_CASE(cpu_steer),        T_CASE(leave_flow),
-    T_CASE(group_fds),        T_CASE(port0_distinct),
-    T_CASE(leave_cpu),        T_CASE(group_open_bad),
-    T_CASE(group_open_taken), T_CASE(steer_leave_bad),
-    T_CASE(program_refused),  {.name = "open_faults", .fn = case_open_faults},
+    T_CASE(flow_ipv4),
+    T_CASE(flow_ipv6),
+    T_CASE(kernel_ipv4),
+    T_CASE(kernel_ipv6),
+    T_CASE(dual_stack),
+    T_CASE(v6only),
+    T_CASE(cpu_steer),
+    T_CASE(cpu_steer_no_program),
+    T_CASE(leave_flow),
+    T_CASE(group_fds),
+    T_CASE(port0_distinct),
+    T_CASE(leave_cpu),
+    T_CASE(group_open_bad),
+    T_CASE(group_open_taken),
+    T_CASE(steer_leave_bad),
+    T_CASE(program_refused),
+    {.name = "open_faults", .fn = case_open_faults},
 };
 
 /* Run on each loop backend, as "uring/NAME" and "epoll/NAME". */

@@ -39,6 +39,32 @@ const char *bench_path_name(enum bench_path p)
     return names[p];
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+double bench_median(double *v, unsigned n)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof(v[0]), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double bench_median_of(const void *recs, size_t stride, size_t off, unsigned n)
+{
+    double v[BENCH_RUNS_MAX];
+
+    if (n > BENCH_RUNS_MAX)
+        n = BENCH_RUNS_MAX;
+    for (unsigned i = 0; i < n; i++)
+        memcpy(&v[i], (const char *)recs + i * stride + off, sizeof(double));
+    return bench_median(v, n);
+}
+
 void bench_rcvbuf(int fd)
 {
     int size = BENCH_RCVBUF;

@@ -38,6 +38,15 @@ enum bench_path {
 
 const char *bench_path_name(enum bench_path p);
 
+/* Most runs a cell of any matrix has (--repeat's limit). */
+#define BENCH_RUNS_MAX 100
+/* The median of v[0..n-1] (n <= BENCH_RUNS_MAX), which it sorts: the mean
+ * of the middle two when n is even, 0 when n is 0. */
+double bench_median(double *v, unsigned n);
+/* The median of the double at byte off in each of n records stride bytes
+ * apart. */
+double bench_median_of(const void *recs, size_t stride, size_t off, unsigned n);
+
 #define BENCH_BATCH 256
 /* GSO buffers per volley_send on the gso-split and gro-segs paths (as raw
  * sends). */

@@ -36,7 +36,7 @@
 #define LISTEN_NS   (3 * NS_PER_S)
 #define REAP_NS     (5 * NS_PER_S)
 #define MAX_TCELLS  40
-#define MAX_TREPEAT 100
+#define MAX_TREPEAT BENCH_RUNS_MAX
 
 static const unsigned tcp_conns[] = {1, 50, 300, MAX_CONNS};
 static const size_t tcp_sizes[] = {128, 4096};
@@ -544,25 +544,9 @@ static void run_all(struct tmatrix *m, double seconds, unsigned repeat)
 
 /* ---- medians ---- */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double median(const struct tcell *c, size_t off)
-{
-    double v[MAX_TREPEAT];
-    unsigned n = c->nruns;
-
-    for (unsigned i = 0; i < n; i++)
-        memcpy(&v[i], (const char *)&c->runs[i] + off, sizeof(double));
-    qsort(v, n, sizeof(v[0]), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-#define MEDIAN(c, field) median(c, offsetof(struct sample, field))
+#define MEDIAN(c, field)                                                                 \
+    bench_median_of((c)->runs, sizeof(*(c)->runs), offsetof(struct sample, field),       \
+                    (c)->nruns)
 
 static const struct tcell *find(const struct tmatrix *m, enum tcp_path p, unsigned conns,
                                 size_t size)

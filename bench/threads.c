@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_RUNS 100
+#define MAX_RUNS BENCH_RUNS_MAX
 
 enum { K_DGRAM, K_TCP, K_N };
 
@@ -31,22 +31,9 @@ struct tcell {
     double med;
 };
 
-static int cmp_double(const void *a, const void *b)
+static double median(const struct tcell *c)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double median(struct tcell *c)
-{
-    double v[MAX_RUNS];
-
-    if (c->n == 0)
-        return 0;
-    memcpy(v, c->v, c->n * sizeof(v[0]));
-    qsort(v, c->n, sizeof(v[0]), cmp_double);
-    return c->n % 2 ? v[c->n / 2] : (v[c->n / 2 - 1] + v[c->n / 2]) / 2;
+    return bench_median_of(c->v, sizeof(c->v[0]), 0, c->n);
 }
 
 static void run_cell(struct tcell *c, double seconds)

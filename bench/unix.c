@@ -30,7 +30,7 @@
 #define UNIX_SNDBUF (8 * 1024 * 1024)
 #define UNIX_RUN_NS (10 * NS_PER_S) /* a run that takes longer has gone wrong */
 #define UNIX_ROWS   4
-#define UNIX_REPEAT 100
+#define UNIX_REPEAT BENCH_RUNS_MAX
 
 static const unsigned row_batch[UNIX_ROWS] = {1, 64, 128, 256};
 
@@ -190,12 +190,6 @@ static int run_volley(unsigned batch, struct unix_sample *out)
     return err;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void row_medians(struct unix_row *row)
 {
     double v[UNIX_REPEAT], c[UNIX_REPEAT];
@@ -204,10 +198,8 @@ static void row_medians(struct unix_row *row)
         v[i] = row->runs[i].dgrams_per_s;
         c[i] = (double)row->runs[i].syscalls;
     }
-    qsort(v, n, sizeof(v[0]), cmp_double);
-    qsort(c, n, sizeof(c[0]), cmp_double);
-    row->med.dgrams_per_s = n ? v[n / 2] : 0;
-    row->med.syscalls = n ? (uint64_t)c[n / 2] : 0;
+    row->med.dgrams_per_s = bench_median(v, n);
+    row->med.syscalls = (uint64_t)bench_median(c, n);
     row->med.dgrams = n ? row->runs[0].dgrams : 0;
     row->lo = n ? v[0] : 0;
     row->hi = n ? v[n - 1] : 0;

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #define MAX_SIZES    16
-#define MAX_REPEAT   100
+#define MAX_REPEAT   BENCH_RUNS_MAX
 #define MAX_CELLS    (MAX_SIZES * BENCH_NPATHS + BENCH_NPATHS)
 #define LAT_SIZE     64
 #define ALL_PATHS    ((1u << BENCH_NPATHS) - 1)
@@ -497,30 +497,12 @@ static int matrix_run(struct matrix *m, const struct bench_cfg *cfg)
 
 /* ---- medians ---- */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-/* The median of the runs' values of one field. */
-static double median_of(const void *runs, size_t stride, size_t off, unsigned n)
-{
-    double v[MAX_REPEAT];
-
-    for (unsigned i = 0; i < n; i++)
-        memcpy(&v[i], (const char *)runs + i * stride + off, sizeof(double));
-    qsort(v, n, sizeof(v[0]), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 #define TPUT_MEDIAN(c, field)                                                            \
-    median_of((c)->tput, sizeof(*(c)->tput), offsetof(struct bench_result, field),       \
-              (c)->runs)
+    bench_median_of((c)->tput, sizeof(*(c)->tput), offsetof(struct bench_result, field), \
+                    (c)->runs)
 #define LAT_MEDIAN(c, field)                                                             \
-    median_of((c)->lat, sizeof(*(c)->lat), offsetof(struct bench_lat_result, field),     \
-              (c)->runs)
+    bench_median_of((c)->lat, sizeof(*(c)->lat),                                         \
+                    offsetof(struct bench_lat_result, field), (c)->runs)
 
 static void tput_medians(struct cell *c)
 {

@@ -259,6 +259,10 @@ static void on_event(volley_conn *c, uint32_t events)
     }
 }
 
+/* A datagram socket's readiness is edge-triggered, as on uring loops: a
+ * DGRAM event when datagrams arrive, not again for ones left unread. */
+#define DGRAM_IN (EPOLLIN | EPOLLET)
+
 /* The events of entry i's fds: EPOLLIN (and EPOLLOUT while room to send is
  * watched on the same fd) on volley_fd, EPOLLOUT alone on the socket's own
  * fd when that is another (a uring socket's volley_fd is its eventfd). */
@@ -284,7 +288,7 @@ static void on_dgram(volley_loop *l, uint64_t tag, uint32_t ev)
         bits |= VOLLEY_WAIT_SEND;
         d->out_armed = false;
         if (!out_only) /* back to EPOLLIN alone (one-shot is off by itself) */
-            (void)dgram_ctl(l, d, i, EPOLL_CTL_MOD, volley_fd(d->s), EPOLLIN, 0);
+            (void)dgram_ctl(l, d, i, EPOLL_CTL_MOD, volley_fd(d->s), DGRAM_IN, 0);
     }
     volley__loop_dgram_owe(l, d, bits);
 }
@@ -314,7 +318,7 @@ static int ep_dgram_watch(volley_loop *l, uint32_t i, bool on)
 {
     struct volley__dgram *d = &l->dgrams[i];
     return dgram_ctl(l, d, i, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, volley_fd(d->s),
-                     EPOLLIN, 0);
+                     DGRAM_IN, 0);
 }
 
 /* Room to send: EPOLLOUT next to EPOLLIN when the socket is its own
@@ -326,7 +330,7 @@ static int ep_dgram_out(volley_loop *l, uint32_t i, bool on)
     if (volley_fd(d->s) == fd) {
         if (!on)
             d->out_armed = false;
-        return dgram_ctl(l, d, i, EPOLL_CTL_MOD, fd, on ? EPOLLIN | EPOLLOUT : EPOLLIN,
+        return dgram_ctl(l, d, i, EPOLL_CTL_MOD, fd, on ? DGRAM_IN | EPOLLOUT : DGRAM_IN,
                          0);
     }
     if (!on) {

@@ -122,6 +122,22 @@ static int case_events(void)
     }
     T_EQ(got, 10);
     T_EQ(mask, 0x3ff);
+    /* datagrams left unread bring no second event; a new one does */
+    for (uint64_t i = 0; i < 3; i++)
+        T_EQ(send(c, &i, 8, 0), 8);
+    T_ASSERT(wait_dgram(l, &tag_user, NULL) & VOLLEY_WAIT_RECV);
+    struct volley_dgram one;
+    T_EQ(volley_recv(s, &one, 1), 1);
+    struct volley_event lev[8];
+    for (int i = 0; i < 3; i++) {
+        int k = T_OK(volley_loop_poll(l, lev, 8, 20));
+        for (int j = 0; j < k; j++)
+            T_ASSERT(lev[j].type != VOLLEY_EV_DGRAM);
+    }
+    uint64_t more = 3;
+    T_EQ(send(c, &more, 8, 0), 8);
+    T_ASSERT(wait_dgram(l, &tag_user, NULL) & VOLLEY_WAIT_RECV);
+    T_EQ(drain(s, NULL), 3);
     /* nothing more: no event without new datagrams (bounded look) */
     struct volley_event ev[8];
     int n = 0;

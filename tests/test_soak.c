@@ -208,8 +208,22 @@ static int recv_all(struct run *x)
                                                     : "more datagrams than were sent";
             if (!T_CHECK(!why,
                          "datagram %d of a batch of %d, expected #%llu (%u bytes): %s", i,
-                         r, (unsigned long long)x->received, size_of(x->received), why))
+                         r, (unsigned long long)x->received, size_of(x->received), why)) {
+                /* what the counters say of it: a kernel drop, a send
+                 * counted that never went, or the receive */
+                struct volley_stats sa = t_stats(x->a), sb = t_stats(x->b);
+                printf("  sent %llu: tx_dgrams %llu tx_errors %llu tx_wouldblock %llu; "
+                       "rx_dgrams %llu rx_kernel_drops %llu rx_errors %llu rx_truncated "
+                       "%llu\n",
+                       (unsigned long long)x->sent, (unsigned long long)sa.tx_dgrams,
+                       (unsigned long long)sa.tx_errors,
+                       (unsigned long long)sa.tx_wouldblock,
+                       (unsigned long long)sb.rx_dgrams,
+                       (unsigned long long)sb.rx_kernel_drops,
+                       (unsigned long long)sb.rx_errors,
+                       (unsigned long long)sb.rx_truncated);
                 return -1;
+            }
         }
         total += r;
     }

@@ -62,6 +62,38 @@ static void fill(const char *rx, const char *tx, size_t size, struct bench_resul
     out->tx_cpu_ns_per_dgram = out->rx_cpu_ns_per_dgram = -1; /* not measured */
 }
 
+/* `volley recv` (recv_argv) and, once it is bound, `volley send`
+ * (send_argv), each run to its end with its report in rx_buf and tx_buf
+ * (REPORT_MAX bytes each, allocated when both are given): 0, or a negative
+ * errno with why said. port: bench_free_port's (negative: its error). */
+static int run_pair(int port, char **recv_argv, char **send_argv, double seconds,
+                    char *rx_buf, char *tx_buf, char *why, size_t why_size)
+{
+    int64_t deadline = cli_mono_ns() + (int64_t)((seconds + 10) * 1e9);
+    int rx_fd = -1, tx_fd = -1;
+    pid_t rx = -1, tx = -1;
+    int err = port < 0 ? port : !rx_buf || !tx_buf ? -ENOMEM : 0;
+
+    if (err == 0)
+        err = bench_start(&rx, recv_argv, &rx_fd);
+    if (err < 0) {
+        snprintf(why, why_size, "cannot start volley recv: %s", strerror(-err));
+        return err;
+    }
+    usleep(100000); /* until the receiver is bound: datagrams before it are lost */
+    err = bench_start(&tx, send_argv, &tx_fd);
+    if (err == 0)
+        err = finish(tx, tx_fd, tx_buf, deadline);
+    if (err < 0) {
+        snprintf(why, why_size, "volley send: %s", strerror(-err));
+        kill(rx, SIGTERM);
+    }
+    int rerr = finish(rx, rx_fd, rx_buf, deadline);
+    if (err == 0 && rerr < 0)
+        snprintf(why, why_size, "volley recv: %s", strerror(-(err = rerr)));
+    return err;
+}
+
 int bench_tools_cell(size_t size, double seconds, struct bench_result *out, char *why,
                      size_t why_size)
 {
@@ -70,36 +102,17 @@ int bench_tools_cell(size_t size, double seconds, struct bench_result *out, char
                          "0.300", "--duration", bound_s, NULL};
     char *send_argv[] = {SELF,   "send",       addr,  "--json", "--size",
                          size_s, "--duration", dur_s, NULL};
-    int64_t deadline = cli_mono_ns() + (int64_t)((seconds + 10) * 1e9);
-    int port = bench_free_port(), rx_fd = -1, tx_fd = -1, err;
-    pid_t rx = -1, tx = -1;
+    int port = bench_free_port();
     char *rx_buf = malloc(REPORT_MAX), *tx_buf = malloc(REPORT_MAX);
 
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     snprintf(size_s, sizeof(size_s), "%zu", size);
     snprintf(dur_s, sizeof(dur_s), "%.3f", seconds);
     snprintf(bound_s, sizeof(bound_s), "%.3f", seconds + 5);
-    err = port < 0 ? port : !rx_buf || !tx_buf ? -ENOMEM : 0;
-    if (err == 0)
-        err = bench_start(&rx, recv_argv, &rx_fd);
-    if (err < 0) {
-        snprintf(why, why_size, "cannot start volley recv: %s", strerror(-err));
-        goto out;
-    }
-    usleep(100000); /* until the receiver is bound: datagrams before it are lost */
-    err = bench_start(&tx, send_argv, &tx_fd);
-    if (err == 0)
-        err = finish(tx, tx_fd, tx_buf, deadline);
-    if (err < 0)
-        snprintf(why, why_size, "volley send: %s", strerror(-err));
-    if (err < 0)
-        kill(rx, SIGTERM);
-    int rerr = finish(rx, rx_fd, rx_buf, deadline);
-    if (err == 0 && rerr < 0)
-        snprintf(why, why_size, "volley recv: %s", strerror(-(err = rerr)));
+    int err =
+        run_pair(port, recv_argv, send_argv, seconds, rx_buf, tx_buf, why, why_size);
     if (err == 0)
         fill(rx_buf, tx_buf, size, out);
-out:
     free(rx_buf);
     free(tx_buf);
     return err;
@@ -114,38 +127,19 @@ int bench_tools_threads_run(unsigned threads, double seconds, double *dgrams_per
                          "0.300", "--duration", bound_s, NULL};
     char *send_argv[] = {SELF,     "send",   addr, "--threads",  "2",   "--pin",
                          "--json", "--size", "64", "--duration", dur_s, NULL};
-    int64_t deadline = cli_mono_ns() + (int64_t)((seconds + 10) * 1e9);
-    int port = bench_free_port(), rx_fd = -1, tx_fd = -1, err;
-    pid_t rx = -1, tx = -1;
+    int port = bench_free_port();
     char *rx_buf = malloc(REPORT_MAX), *tx_buf = malloc(REPORT_MAX);
 
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     snprintf(n, sizeof(n), "%u", threads);
     snprintf(dur_s, sizeof(dur_s), "%.3f", seconds);
     snprintf(bound_s, sizeof(bound_s), "%.3f", seconds + 5);
-    err = port < 0 ? port : !rx_buf || !tx_buf ? -ENOMEM : 0;
-    if (err == 0)
-        err = bench_start(&rx, recv_argv, &rx_fd);
-    if (err < 0) {
-        snprintf(why, why_size, "cannot start volley recv: %s", strerror(-err));
-        goto out;
-    }
-    usleep(100000); /* until the receiver is bound: datagrams before it are lost */
-    err = bench_start(&tx, send_argv, &tx_fd);
-    if (err == 0)
-        err = finish(tx, tx_fd, tx_buf, deadline);
-    if (err < 0) {
-        snprintf(why, why_size, "volley send: %s", strerror(-err));
-        kill(rx, SIGTERM);
-    }
-    int rerr = finish(rx, rx_fd, rx_buf, deadline);
-    if (err == 0 && rerr < 0)
-        snprintf(why, why_size, "volley recv: %s", strerror(-(err = rerr)));
+    int err =
+        run_pair(port, recv_argv, send_argv, seconds, rx_buf, tx_buf, why, why_size);
     if (err == 0 && !report_number(rx_buf, "dgrams_per_s", dgrams_per_s)) {
         snprintf(why, why_size, "no dgrams_per_s in volley recv's report");
         err = -EIO;
     }
-out:
     free(rx_buf);
     free(tx_buf);
     return err;

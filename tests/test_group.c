@@ -367,66 +367,10 @@ static void *cpu_send(void *arg)
 }
 
 /* On loopback the kernel handles a datagram on the CPU that sent it, so a
- * sender pinned to CPU c reaches member c % n alone. */
-static int cpu_steer(void)
+ * sender pinned to CPU c reaches member c alone of the group of 2 fds,
+ * CPU-steered: checked for c = 0 and 1. Closes the members. */
+static void expect_cpu_members(int *fds)
 {
-    if (!cpus_01())
-        return t_skip("needs CPUs 0 and 1");
-    int fds[2];
-    T_EXPECT(group(fds, 2, "127.0.0.1:0", 0, VOLLEY_STEER_CPU), VOLLEY_STEER_CPU);
-    struct volley_addr port = fd_addr(fds[0]);
-    for (int cpu = 0; cpu < 2; cpu++) {
-        t_context("sender on CPU %d", cpu);
-        struct cpusend c = {.cpu = cpu, .count = 256, .to = on_ip("127.0.0.1", &port)};
-        struct volley_addr self;
-        for (int i = 0; i < 8; i++)
-            c.cl[i] = client("127.0.0.1", &self);
-        pthread_join(start_on(cpu, cpu_send, &c), NULL);
-        T_EXPECT(c.elsewhere, 0);
-        unsigned on[2] = {0};
-        for (unsigned got = 0; got < c.count; got++) {
-            unsigned m;
-            struct msg msg;
-            struct volley_addr from;
-            if (!recv_any(fds, 2, 5000, &m, &msg, &from))
-                T_FAIL("%u of %u datagrams arrived", got, c.count);
-            on[m]++;
-        }
-        T_CHECK(on[cpu % 2] == c.count,
-                "member 0 got %u, member 1 %u; all on %d expected", on[0], on[1],
-                cpu % 2);
-        close_all(c.cl, 8);
-    }
-    close_all(fds, 2);
-    return 0;
-}
-
-/* Linux 6.1 or later (the kernel's reuseport choice honours
- * SO_INCOMING_CPU from there on). */
-static bool kernel_at_least_6_1(void)
-{
-    struct utsname u;
-    unsigned major = 0, minor = 0;
-    if (uname(&u) != 0 || sscanf(u.release, "%u.%u", &major, &minor) != 2)
-        return false;
-    return major > 6 || (major == 6 && minor >= 1);
-}
-
-/* CPU steering whose program the kernel refuses: the group says
- * VOLLEY_STEER_KERNEL, yet member c still gets what is processed on CPU c,
- * through SO_INCOMING_CPU. */
-static int cpu_steer_no_program(void)
-{
-    if (!cpus_01())
-        return t_skip("needs CPUs 0 and 1");
-    if (!kernel_at_least_6_1())
-        return t_skip("needs Linux 6.1 (SO_INCOMING_CPU in the reuseport choice)");
-    int fds[2];
-    volley__sys_fault_setsockopt(SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF);
-    volley__sys_fault_set(VOLLEY__SYS_SETSOCKOPT, 1, 0, EPERM, 0);
-    int r = group(fds, 2, "127.0.0.1:0", 0, VOLLEY_STEER_CPU);
-    volley__sys_fault_clear();
-    T_EXPECT(r, VOLLEY_STEER_KERNEL);
     struct volley_addr port = fd_addr(fds[0]);
     for (int cpu = 0; cpu < 2; cpu++) {
         t_context("sender on CPU %d", cpu);
@@ -450,6 +394,51 @@ static int cpu_steer_no_program(void)
         close_all(c.cl, 8);
     }
     close_all(fds, 2);
+}
+
+static int cpu_steer(void)
+{
+    if (!cpus_01())
+        return t_skip("needs CPUs 0 and 1");
+    int fds[2];
+    T_EXPECT(group(fds, 2, "127.0.0.1:0", 0, VOLLEY_STEER_CPU), VOLLEY_STEER_CPU);
+    expect_cpu_members(fds);
+    return 0;
+}
+
+/* Linux 6.1 or later (the kernel's reuseport choice honours
+ * SO_INCOMING_CPU from there on). */
+static bool kernel_at_least_6_1(void)
+{
+    struct utsname u;
+    unsigned major = 0, minor = 0;
+    if (uname(&u) != 0 || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+        return false;
+    return major > 6 || (major == 6 && minor >= 1);
+}
+
+/* The steering program's setsockopt fails with -EPERM, every time. */
+static void refuse_program(void)
+{
+    volley__sys_fault_setsockopt(SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF);
+    volley__sys_fault_set(VOLLEY__SYS_SETSOCKOPT, 1, 0, EPERM, 0);
+}
+
+/* CPU steering whose program the kernel refuses: the group says
+ * VOLLEY_STEER_KERNEL, yet member c still gets what is processed on CPU c,
+ * through SO_INCOMING_CPU. */
+static int cpu_steer_no_program(void)
+{
+    if (!cpus_01())
+        return t_skip("needs CPUs 0 and 1");
+    if (!kernel_at_least_6_1())
+        return t_skip("needs Linux 6.1 (SO_INCOMING_CPU in the reuseport choice)");
+    int fds[2];
+    refuse_program();
+    int r = group(fds, 2, "127.0.0.1:0", 0, VOLLEY_STEER_CPU);
+    volley__sys_fault_clear();
+    T_EXPECT(r, VOLLEY_STEER_KERNEL);
+    expect_cpu_members(fds);
     return 0;
 }
 
@@ -1206,13 +1195,6 @@ static int steer_leave_bad(void)
 }
 
 /* ---- faults ---- */
-
-/* The steering program's setsockopt fails with -EPERM, every time. */
-static void refuse_program(void)
-{
-    volley__sys_fault_setsockopt(SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF);
-    volley__sys_fault_set(VOLLEY__SYS_SETSOCKOPT, 1, 0, EPERM, 0);
-}
 
 /* A kernel that refuses the program: the group opens on the kernel's hash
  * and delivers everything; steer and leave report the refusal and change

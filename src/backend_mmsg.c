@@ -32,15 +32,7 @@ int volley__mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             if (volley__tx_gso_refused(s, &b, off, r))
                 break;
             volley__tx_gso_verdict(s, &b, false);
-            if (r == -EAGAIN)
-                s->st.tx_wouldblock++;
-            volley__tx_settle_partial(s, off, b.nmsg, &done, r);
-            if (r != -EAGAIN && done == 0) {
-                s->st.tx_errors++;
-                volley__err_count(s, r);
-                return r;
-            }
-            return (int)done;
+            return volley__tx_stopped(s, off, b.nmsg, done, r);
         }
     }
     return (int)done;

@@ -646,9 +646,7 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             unsigned k = queue_chain(s, d, off, b.nmsg, chain);
             if (k == 0) {
                 /* Every slot is in flight: the rest stays the caller's. */
-                s->st.tx_wouldblock++;
-                volley__tx_settle_partial(s, off, b.nmsg, &done, -EAGAIN);
-                return (int)done;
+                return volley__tx_stopped(s, off, b.nmsg, done, -EAGAIN);
             }
             submit(s);
             reap(s);
@@ -668,15 +666,7 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             if (volley__tx_gso_refused(s, &b, off, err))
                 break;
             volley__tx_gso_verdict(s, &b, false);
-            if (err == -EAGAIN)
-                s->st.tx_wouldblock++;
-            volley__tx_settle_partial(s, off, b.nmsg, &done, err);
-            if (done == 0 && err != -EAGAIN) {
-                s->st.tx_errors++;
-                volley__err_count(s, err);
-                return err;
-            }
-            return (int)done;
+            return volley__tx_stopped(s, off, b.nmsg, done, err);
         }
     }
     return (int)done;

@@ -225,15 +225,7 @@ static int xnu_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
                 r = -EAGAIN; /* not expected with messages to send; never spin */
             else if (volley__err_send_retry(s, &rt, r))
                 continue;
-            if (r == -EAGAIN)
-                s->st.tx_wouldblock++;
-            volley__tx_settle_partial(s, off, b.nmsg, &done, r);
-            if (r != -EAGAIN && done == 0) {
-                s->st.tx_errors++;
-                volley__err_count(s, r);
-                return r;
-            }
-            return (int)done;
+            return volley__tx_stopped(s, off, b.nmsg, done, r);
         }
     }
     return (int)done;
@@ -245,15 +237,8 @@ static int xnu_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
  * space msg.c set up for recvmsg. */
 static void reset_rx(volley_sock *s, struct xnu *x, unsigned i)
 {
-    struct volley__msghdr_x *m = &x->rx[i];
-    m->msg_name = &s->rx_names[i];
-    m->msg_namelen = sizeof s->rx_names[i];
-    m->msg_iov = &s->rx_iov[i];
-    m->msg_iovlen = 1;
-    m->msg_control = s->rx_ctrl + (size_t)i * VOLLEY__RX_CTRL;
-    m->msg_controllen = VOLLEY__RX_CTRL;
-    m->msg_flags = 0;
-    m->msg_datalen = 0;
+    volley__msg_reset_rx(s, i);
+    to_x(&x->rx[i], &s->rx_msgs[i].msg_hdr);
 }
 
 static int xnu_recv(volley_sock *s, struct volley_dgram *d, unsigned n)

@@ -369,6 +369,11 @@ VOLLEY_INTERNAL void volley__tx_account(volley_sock *s, unsigned from, unsigned 
  * pieces in two, the descriptor is done and the rest count as failed. */
 VOLLEY_INTERNAL void volley__tx_settle_partial(volley_sock *s, unsigned off,
                                                unsigned nmsg, unsigned *done, int err);
+/* Sending stopped at message off of nmsg with err, done descriptors taken
+ * so far: what the send call returns. EAGAIN counts as would-block and
+ * returns the count; another error is returned when nothing was taken. */
+VOLLEY_INTERNAL int volley__tx_stopped(volley_sock *s, unsigned off, unsigned nmsg,
+                                       unsigned done, int err);
 
 /* ---- pacer.c (pure) ---- */
 #define VOLLEY__PACE_MAX_BPS 10000000000000ull /* 10 Tbit/s */

@@ -148,3 +148,17 @@ void volley__tx_settle_partial(volley_sock *s, unsigned off, unsigned nmsg,
     volley__err_count(s, err);
     (*done)++;
 }
+
+int volley__tx_stopped(volley_sock *s, unsigned off, unsigned nmsg, unsigned done,
+                       int err)
+{
+    if (err == -EAGAIN)
+        s->st.tx_wouldblock++;
+    volley__tx_settle_partial(s, off, nmsg, &done, err);
+    if (err != -EAGAIN && done == 0) {
+        s->st.tx_errors++;
+        volley__err_count(s, err);
+        return err;
+    }
+    return (int)done;
+}

@@ -53,18 +53,29 @@ static void to_mmsg(struct mmsghdr *mm, const struct volley__msghdr_x *m)
     mm->msg_hdr.msg_controllen = m->msg_controllen;
 }
 
+/* What both calls check first, after counting the call: the injected
+ * failure, then their arguments; *cnt capped as XNU caps it. 0 or the
+ * errno to fail with. */
+static int begin(const struct volley__msghdr_x *m, unsigned *cnt)
+{
+    int err = injected();
+    if (err)
+        return err;
+    if (!m || *cnt == 0)
+        return EINVAL;
+    if (*cnt > VOLLEY__XNU_BATCH)
+        *cnt = VOLLEY__XNU_BATCH;
+    return 0;
+}
+
 ssize_t volley__xnu_emul_sendmsg_x(int s, const struct volley__msghdr_x *m, unsigned cnt,
                                    int flags)
 {
     struct mmsghdr mm[VOLLEY__XNU_BATCH];
     atomic_fetch_add(&t_xnu.send_calls, 1);
-    int err = injected();
+    int err = begin(m, &cnt);
     if (err)
         return fail(err);
-    if (!m || cnt == 0)
-        return fail(EINVAL);
-    if (cnt > VOLLEY__XNU_BATCH)
-        cnt = VOLLEY__XNU_BATCH;
     unsigned prefix = atomic_load(&t_xnu.send_prefix);
     if (prefix && cnt > prefix)
         cnt = prefix;
@@ -89,13 +100,9 @@ ssize_t volley__xnu_emul_recvmsg_x(int s, struct volley__msghdr_x *m, unsigned c
 {
     struct mmsghdr mm[VOLLEY__XNU_BATCH];
     atomic_fetch_add(&t_xnu.recv_calls, 1);
-    int err = injected();
+    int err = begin(m, &cnt);
     if (err)
         return fail(err);
-    if (!m || cnt == 0)
-        return fail(EINVAL);
-    if (cnt > VOLLEY__XNU_BATCH)
-        cnt = VOLLEY__XNU_BATCH;
     for (unsigned i = 0; i < cnt; i++)
         to_mmsg(&mm[i], &m[i]);
     /* XNU returns once one message is in, as MSG_WAITFORONE does */

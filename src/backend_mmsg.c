@@ -61,15 +61,8 @@ static int mmsg_receive(volley_sock *s, struct volley_dgram *d, unsigned n, int 
         for (unsigned i = 0; i < want; i++)
             volley__msg_reset_rx(s, i);
     }
-    if (r == -EAGAIN || r == 0 || volley__err_is_async(r)) {
-        s->st.rx_wouldblock++;
-        return 0;
-    }
-    if (r < 0) {
-        s->st.rx_errors++;
-        volley__err_count(s, r);
-        return r;
-    }
+    if (r <= 0)
+        return volley__err_recv_none(s, r);
     s->rx_dirty = (unsigned)r;
     for (int i = 0; i < r; i++)
         volley__msg_stage_rx(s, (unsigned)i, s->rx_msgs[i].msg_len,

@@ -259,15 +259,8 @@ static int xnu_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
         if (r >= 0 || !volley__err_recv_retry(s, &tries, r))
             break;
     }
-    if (r == -EAGAIN || r == 0 || volley__err_is_async(r)) {
-        s->st.rx_wouldblock++;
-        return 0;
-    }
-    if (r < 0) {
-        s->st.rx_errors++;
-        volley__err_count(s, r);
-        return r;
-    }
+    if (r <= 0)
+        return volley__err_recv_none(s, r);
     if ((unsigned)r > want)
         r = (int)want;
     for (unsigned i = 0; i < (unsigned)r; i++) {

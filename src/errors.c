@@ -137,6 +137,17 @@ bool volley__err_recv_retry(volley_sock *s, unsigned *tries, int err)
     return true;
 }
 
+int volley__err_recv_none(volley_sock *s, int r)
+{
+    if (r == -EAGAIN || r == 0 || volley__err_is_async(r)) {
+        s->st.rx_wouldblock++;
+        return 0;
+    }
+    s->st.rx_errors++;
+    volley__err_count(s, r);
+    return r;
+}
+
 int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n)
 {
     if (!s || !out || n == 0)

@@ -306,6 +306,10 @@ VOLLEY_INTERNAL bool volley__err_send_retry(volley_sock *s, struct volley__retry
 VOLLEY_INTERNAL void volley__err_send_ok(volley_sock *s, struct volley__retry *rt);
 /* Same for receive: true to call again (at most a few times per call). */
 VOLLEY_INTERNAL bool volley__err_recv_retry(volley_sock *s, unsigned *tries, int err);
+/* A batch receive that brought nothing (r <= 0, after the retries): what
+ * the receive call returns, counted: 0 for nothing waiting (EAGAIN, or an
+ * error that was reported for volley_errors), else the error. */
+VOLLEY_INTERNAL int volley__err_recv_none(volley_sock *s, int r);
 /* Check a send batch at the boundary; returns 0 or a negative errno for
  * the first bad descriptor, and *bad its index. */
 VOLLEY_INTERNAL int volley__sock_check_send(const volley_sock *s,

@@ -10,7 +10,7 @@ int volley__mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
     unsigned done = 0;
     struct volley__txbuild b = {0};
     struct volley__retry rt = {0, 0};
-    while (b.next < n) {
+    while (volley__tx_more(&b, n)) {
         b.nmsg = b.niov = 0;
         volley__tx_build(s, d, n, &b);
         unsigned off = 0;
@@ -35,7 +35,7 @@ int volley__mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             return volley__tx_stopped(s, off, b.nmsg, done, r);
         }
     }
-    return (int)done;
+    return volley__tx_result(&b, done);
 }
 
 /* flags MSG_DONTWAIT, or MSG_WAITFORONE to sleep in the kernel until the
@@ -94,7 +94,7 @@ static int mmsg_init(volley_sock *s)
 const struct volley_backend volley__backend_mmsg = {
     .name = "mmsg",
     .id = VOLLEY_BACKEND_MMSG,
-    .caps = VOLLEY__BE_KERNEL | VOLLEY__BE_OFFLOAD,
+    .caps = VOLLEY__BE_KERNEL | VOLLEY__BE_OFFLOAD | VOLLEY__BE_CHECKS,
     .init = mmsg_init,
     .send = volley__mmsg_send,
     .recv = mmsg_recv,

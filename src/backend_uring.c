@@ -638,7 +638,7 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
         U(s)->sock_full = s->st.tx_wouldblock != blocked;
         return r;
     }
-    while (b.next < n) {
+    while (volley__tx_more(&b, n)) {
         b.nmsg = b.niov = 0;
         volley__tx_build(s, d, n, &b);
         unsigned off = 0;
@@ -669,7 +669,7 @@ static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             return volley__tx_stopped(s, off, b.nmsg, done, err);
         }
     }
-    return (int)done;
+    return volley__tx_result(&b, done);
 }
 
 /* ---- waiting ---- */
@@ -996,7 +996,7 @@ static int uring_init(volley_sock *s)
 const struct volley_backend volley__backend_uring = {
     .name = "uring",
     .id = VOLLEY_BACKEND_URING,
-    .caps = VOLLEY__BE_KERNEL | VOLLEY__BE_OFFLOAD,
+    .caps = VOLLEY__BE_KERNEL | VOLLEY__BE_OFFLOAD | VOLLEY__BE_CHECKS,
     .init = uring_init,
     .send = uring_send,
     .recv = uring_recv,

@@ -201,7 +201,7 @@ static int xnu_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
     unsigned done = 0;
     struct volley__txbuild b = {0};
     struct volley__retry rt = {0, 0};
-    while (b.next < n) {
+    while (volley__tx_more(&b, n)) {
         b.nmsg = b.niov = 0;
         volley__tx_build(s, d, n, &b);
         for (unsigned j = 0; j < b.nmsg; j++)
@@ -228,7 +228,7 @@ static int xnu_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
             return volley__tx_stopped(s, off, b.nmsg, done, r);
         }
     }
-    return (int)done;
+    return volley__tx_result(&b, done);
 }
 
 /* ---- receive ---- */

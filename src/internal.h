@@ -65,6 +65,9 @@
 /* What a backend is and can do (struct volley_backend.caps). */
 #define VOLLEY__BE_KERNEL  0x1u /* drives a kernel socket: connect, local address */
 #define VOLLEY__BE_OFFLOAD 0x2u /* can use UDP GSO and GRO */
+/* Its send checks the descriptors while building messages (txbuild.c):
+ * volley_send leaves the check to it, saving a pass over the batch. */
+#define VOLLEY__BE_CHECKS 0x4u
 
 /* A datagram backend: one file, one table. volley_open/volley_wrap choose
  * one (sock.c) and call its init; adding a backend is adding a file, a
@@ -310,11 +313,10 @@ VOLLEY_INTERNAL bool volley__err_recv_retry(volley_sock *s, unsigned *tries, int
  * the receive call returns, counted: 0 for nothing waiting (EAGAIN, or an
  * error that was reported for volley_errors), else the error. */
 VOLLEY_INTERNAL int volley__err_recv_none(volley_sock *s, int r);
-/* Check a send batch at the boundary; returns 0 or a negative errno for
- * the first bad descriptor, and *bad its index. */
-VOLLEY_INTERNAL int volley__sock_check_send(const volley_sock *s,
-                                            const struct volley_dgram *d, unsigned n,
-                                            unsigned *bad);
+/* Check one send descriptor: 0, or the negative errno volley_send
+ * returns for it. */
+VOLLEY_INTERNAL int volley__sock_check_one(const volley_sock *s,
+                                           const struct volley_dgram *d);
 /* Fill the msghdr for descriptor d (name, iov, control). gso_seg > 0 adds
  * UDP_SEGMENT; iovs/niov describe the payload. */
 VOLLEY_INTERNAL void volley__msg_fill_tx(volley_sock *s, unsigned slot, struct msghdr *m,
@@ -351,11 +353,27 @@ struct volley__txbuild {
     unsigned next;      /* first descriptor not yet built */
     unsigned plain_end; /* descriptors below it are built without GSO */
     bool suspect;       /* a GSO message was refused: being resent plain */
+    int err;            /* d[bad] failed volley__sock_check_one: nothing from */
+    unsigned bad;       /* it on is built */
 };
 /* Build messages for d[b->next .. n) until the message or iovec arrays
- * are full; b->nmsg/niov must be 0. Advances b->next. */
+ * are full or a descriptor fails its check; b->nmsg/niov must be 0.
+ * Advances b->next. The check is volley__sock_check_one's, made once per
+ * message: a datagram joining a GSO run shares its first datagram's path
+ * and a length no larger, so its own check reduces to having data. */
 VOLLEY_INTERNAL void volley__tx_build(volley_sock *s, const struct volley_dgram *d,
                                       unsigned n, struct volley__txbuild *b);
+/* Descriptors of d[0..n) are left to build. */
+static inline bool volley__tx_more(const struct volley__txbuild *b, unsigned n)
+{
+    return b->next < (b->err ? b->bad : n);
+}
+/* Every message built went out, done descriptors with them: what the send
+ * call returns (the check's error when the first descriptor failed it). */
+static inline int volley__tx_result(const struct volley__txbuild *b, unsigned done)
+{
+    return done || !b->err ? (int)done : b->err;
+}
 /* Message j was refused with err. When it carried UDP_SEGMENT and began its
  * descriptor, its datagrams are rebuilt unsegmented (b->next moves back)
  * and true is returned: whether they then go out tells a GSO problem from
@@ -443,7 +461,8 @@ struct volley__run {
 /* Plan messages for d[0..n): coalesce runs of same peer/local/ifindex/ecn
  * and same length (last may be shorter), at most max_segs datagrams and
  * max_bytes(peer) per run. max_segs 0 or 1: no coalescing. Explicit GSO
- * descriptors (segment > 0) become runs of their own. Returns runs written
+ * descriptors (segment > 0) and ones without data become runs of their
+ * own (their first descriptor is what volley__tx_build checks). Returns runs written
  * (<= n). */
 VOLLEY_INTERNAL unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n,
                                           unsigned max_segs, struct volley__run *runs);

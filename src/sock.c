@@ -62,7 +62,7 @@ static int check_local(const volley_sock *s, const struct volley_dgram *d)
 }
 
 /* Sizes are checked before any arithmetic on them. */
-static int check_one(const volley_sock *s, const struct volley_dgram *d)
+int volley__sock_check_one(const volley_sock *s, const struct volley_dgram *d)
 {
     if (d->ecn > 3 || (!d->data && d->len))
         return -EINVAL;
@@ -85,17 +85,18 @@ static int check_one(const volley_sock *s, const struct volley_dgram *d)
     return 0;
 }
 
-int volley__sock_check_send(const volley_sock *s, const struct volley_dgram *d,
-                            unsigned n, unsigned *bad)
+/* The descriptors before the first bad one: *ok of them; its error. */
+static int check_send(const volley_sock *s, const struct volley_dgram *d, unsigned n,
+                      unsigned *ok)
 {
     for (unsigned i = 0; i < n; i++) {
-        int r = check_one(s, &d[i]);
+        int r = volley__sock_check_one(s, &d[i]);
         if (r < 0) {
-            *bad = i;
+            *ok = i;
             return r;
         }
     }
-    *bad = n;
+    *ok = n;
     return 0;
 }
 
@@ -133,10 +134,15 @@ int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 {
     if (!s || !d || n == 0 || n > VOLLEY_BATCH_MAX)
         return -EINVAL;
-    unsigned ok;
-    int r = volley__sock_check_send(s, d, n, &ok);
-    if (ok == 0)
-        return r;
+    unsigned ok = n;
+    int r;
+    /* A backend that checks as it builds sends the good prefix and
+     * returns the first bad descriptor's error when it is the first. */
+    if (!(s->be->caps & VOLLEY__BE_CHECKS)) {
+        r = check_send(s, d, n, &ok);
+        if (ok == 0)
+            return r;
+    }
 #if VOLLEY_HAVE_LINUX
     uint64_t blocked = s->st.tx_wouldblock;
 #endif

@@ -20,7 +20,7 @@ static void add_msg(volley_sock *s, struct volley__txbuild *b,
     t->first = first;
     t->ndesc = ndesc;
     t->ndgram = ndgram;
-    t->bytes = bytes; /* at most VOLLEY__DGRAM_MAX: volley__sock_check_send saw to it */
+    t->bytes = bytes; /* at most VOLLEY__DGRAM_MAX: volley__sock_check_one saw to it */
     t->gso = seg != 0;
     b->nmsg++;
     b->niov += niov;
@@ -79,6 +79,8 @@ void volley__tx_build(volley_sock *s, const struct volley_dgram *d, unsigned n,
 {
     unsigned gso = (s->features & VOLLEY_F_GSO) ? s->gso_segs : 0;
     unsigned base = b->next;
+    if (b->err)
+        n = b->bad;
     if (base < b->plain_end) { /* a refused GSO message's datagrams, unsegmented */
         gso = 0;
         n = b->plain_end;
@@ -88,6 +90,12 @@ void volley__tx_build(volley_sock *s, const struct volley_dgram *d, unsigned n,
         const struct volley__run *run = &s->runs[r];
         unsigned idx = base + run->first;
         const struct volley_dgram *x = &d[idx];
+        int err = volley__sock_check_one(s, x);
+        if (err < 0) {
+            b->err = err;
+            b->bad = idx;
+            return;
+        }
         if (x->segment ? !add_pieces(s, b, x, idx, gso > 1 ? gso : 1)
                        : !add_run(s, b, x, idx, run))
             return;

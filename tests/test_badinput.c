@@ -259,6 +259,23 @@ static void send_recv_one(const struct sendcfg *c, const char *bind)
     T_EXPECT(volley_send(s, two, 3), 1);
     two[1] = dg(&none, 10);
     T_EXPECT(volley_send(s, two, 3), 1);
+    /* The same inside a GSO run (mmsg and uring check while building
+     * messages): the bad descriptor ends the run, nothing after it goes. */
+    struct volley_dgram run[8];
+    for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < 8; i++)
+            run[i] = dg(&to, 10);
+        if (k == 0)
+            run[5].data = NULL;
+        else if (k == 1)
+            run[5].ecn = 4;
+        else if (k == 2)
+            run[5].len = max + 1;
+        else
+            run[5].segment = 11; /* longer than the datagram */
+        T_EXPECT(volley_send(s, run, 8), 5);
+        T_EXPECT(volley_send(s, run + 5, 3), k == 2 ? -EMSGSIZE : -EINVAL);
+    }
 
     /* connect */
     T_EXPECT(volley_connect(s, "garbage"), -EINVAL);

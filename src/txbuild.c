@@ -56,17 +56,25 @@ static bool add_run(volley_sock *s, struct volley__txbuild *b,
 {
     if (b->nmsg + 1 > MSG_CAP || b->niov + run->count > IOV_CAP)
         return false;
-    size_t bytes = 0;
+    /* The iovec being grown stays in registers: a store and reload of
+     * its length per datagram was most of this loop's cost. A run of more
+     * than one datagram has data in each (volley__gso_plan). */
     struct iovec *iov = &s->tx_iov[b->niov];
     unsigned niov = 0;
-    for (unsigned j = 0; j < run->count; j++) {
-        if (niov && x[j].len &&
-            (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == x[j].data)
-            iov[niov - 1].iov_len += x[j].len;
-        else
-            iov[niov++] = (struct iovec){x[j].data, x[j].len};
+    const uint8_t *start = x[0].data;
+    size_t len = x[0].len, bytes = len;
+    for (unsigned j = 1; j < run->count; j++) {
+        const uint8_t *p = x[j].data;
         bytes += x[j].len;
+        if (start + len == p) {
+            len += x[j].len;
+            continue;
+        }
+        iov[niov++] = (struct iovec){(void *)start, len};
+        start = p;
+        len = x[j].len;
     }
+    iov[niov++] = (struct iovec){(void *)start, len};
     /* Never a segment size on a single datagram: some kernels and devices
      * mishandle it. */
     uint16_t seg = run->count > 1 ? run->seg : 0;

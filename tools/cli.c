@@ -320,7 +320,7 @@ void cli_format_bps(char *buf, size_t size, double bps)
 
 unsigned cli_ip_overhead(const struct volley_addr *a)
 {
-    return over_ipv4(a) ? 28 : 48;
+    return over_ipv4(a) ? CLI_IP4_OVERHEAD : CLI_IP6_OVERHEAD;
 }
 
 const char *cli_feature_why(const struct volley_feature *f)

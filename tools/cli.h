@@ -129,6 +129,8 @@ void cli_format_bps(char *buf, size_t size, double bps);
 /* IP and UDP header bytes a datagram to a carries on the wire, as the
  * library's pacer counts them: 28 for IPv4 (and v4-mapped), 48 for IPv6. */
 unsigned cli_ip_overhead(const struct volley_addr *a);
+#define CLI_IP4_OVERHEAD 28 /* IPv4 and UDP headers */
+#define CLI_IP6_OVERHEAD 48
 
 /* A probed feature's explanation; a library that left it out still gets a
  * reason. */

@@ -111,16 +111,31 @@ static uint64_t *seen_word(const struct seq_track *t, uint64_t seq, uint64_t *ma
     return &t->seen[bit / 64];
 }
 
-/* Move the window up so that it starts at base, forgetting what falls out. */
+/* Bits [bit % 64, bit % 64 + k) of a word, k from 1 to 64. */
+static uint64_t bits(uint64_t bit, uint64_t k)
+{
+    return (k == 64 ? ~0ull : (1ull << k) - 1) << (bit % 64);
+}
+
+/* The numbers from seq that lie in seq's word of the bitmap, at most n. */
+static uint64_t word_chunk(uint64_t seq, uint64_t n)
+{
+    uint64_t k = 64 - seq % 64;
+    return k < n ? k : n;
+}
+
+/* Move the window up so that it starts at base, forgetting what falls out:
+ * a word at a time. */
 static void seq_slide(struct seq_track *t, uint64_t base)
 {
-    uint64_t mask;
-
     if (base - t->base >= SEQ_WINDOW) {
         memset(t->seen, 0, SEQ_WINDOW / 8);
     } else {
-        for (uint64_t s = t->base; s < base; s++)
-            *seen_word(t, s, &mask) &= ~mask;
+        for (uint64_t s = t->base; s < base;) {
+            uint64_t k = word_chunk(s, base - s);
+            t->seen[s % SEQ_WINDOW / 64] &= ~bits(s % SEQ_WINDOW, k);
+            s += k;
+        }
     }
     t->base = base;
 }
@@ -149,6 +164,31 @@ void seq_track_add(struct seq_track *t, uint64_t seq)
     else
         t->highest = seq;
     t->any = true;
+}
+
+void seq_track_add_run(struct seq_track *t, uint64_t seq, uint64_t n)
+{
+    while (n > 0) {
+        /* A word's worth (never past 2^64: words are 64-aligned) */
+        uint64_t k = word_chunk(seq, n), last = seq + k - 1;
+
+        if ((t->any && seq <= t->highest) || seq < t->base) {
+            /* not all new: one by one, as they would have come */
+            seq_track_add(t, seq++);
+            n--;
+            continue;
+        }
+        /* All above anything seen: after the window moves up for the
+         * last, their bits are clear, and none is late. */
+        if (last - t->base >= SEQ_WINDOW)
+            seq_slide(t, last - SEQ_WINDOW + 1);
+        t->seen[seq % SEQ_WINDOW / 64] |= bits(seq % SEQ_WINDOW, k);
+        t->distinct += k;
+        t->highest = last;
+        t->any = true;
+        seq += k;
+        n -= k;
+    }
 }
 
 uint64_t seq_track_lost(const struct seq_track *t)

@@ -29,6 +29,14 @@ struct seq_hdr {
 
 /* buf must hold SEQ_HDR_LEN bytes. */
 void seq_hdr_encode(uint8_t *buf, const struct seq_hdr *h);
+/* Renumbers an encoded header in place. */
+static inline void seq_hdr_renumber(uint8_t *buf, uint64_t seq)
+{
+    for (int i = 15; i >= 8; i--) {
+        buf[i] = (uint8_t)seq;
+        seq >>= 8;
+    }
+}
 /* true when buf/len starts with a header (then *h is filled). */
 bool seq_hdr_decode(const uint8_t *buf, size_t len, struct seq_hdr *h);
 /* A random stream id for this run. */
@@ -59,6 +67,9 @@ struct seq_track {
 int seq_track_init(struct seq_track *t);
 void seq_track_free(struct seq_track *t);
 void seq_track_add(struct seq_track *t, uint64_t seq);
+/* The same as seq_track_add of seq, seq + 1, ..., seq + n - 1 in turn, a
+ * bitmap word at a time where they are all new: the usual arrival. */
+void seq_track_add_run(struct seq_track *t, uint64_t seq, uint64_t n);
 uint64_t seq_track_lost(const struct seq_track *t);
 
 /* Sorts n nanosecond values in place, ascending. */

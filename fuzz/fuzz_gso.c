@@ -122,6 +122,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         x->local = addr(local_text[p[0] >> 5 & 3]);
         x->len = p[1] & 0x80 ? sizes[p[2] % 16] : (size_t)((p[1] & 0x7f) << 8 | p[2]);
         x->ifindex = p[3] & 1;
+        if ((p[3] & 3) == 3)
+            x->data = NULL; /* bad when len > 0: never joins a run */
         if (p[0] & 0x80 && x->len > 0) {
             size_t seg = p[3] >> 1 ? (size_t)(p[3] >> 1) * 97 : x->len;
             x->segment = (uint16_t)(seg > 65535 ? 65535 : seg);
@@ -145,6 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (unsigned j = r->first; j < r->first + r->count; j++) {
                 const struct volley_dgram *x = &d[j];
                 REQUIRE(x->segment == 0 && x->len > 0);
+                REQUIRE(j == r->first ||
+                        x->data); /* the first is checked by the caller */
                 REQUIRE(same_path(f, x));
                 bool last = j + 1 == r->first + r->count;
                 REQUIRE(last ? x->len <= r->seg : x->len == r->seg);

@@ -147,8 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (unsigned j = r->first; j < r->first + r->count; j++) {
                 const struct volley_dgram *x = &d[j];
                 REQUIRE(x->segment == 0 && x->len > 0);
-                REQUIRE(j == r->first ||
-                        x->data); /* the first is checked by the caller */
+                /* data: the run's first is the caller's to check */
+                REQUIRE(j == r->first || x->data);
                 REQUIRE(same_path(f, x));
                 bool last = j + 1 == r->first + r->count;
                 REQUIRE(last ? x->len <= r->seg : x->len == r->seg);

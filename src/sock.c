@@ -137,8 +137,10 @@ int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
     unsigned ok = n;
     int r;
     /* A backend that checks as it builds sends the good prefix and
-     * returns the first bad descriptor's error when it is the first. */
-    if (!(s->be->caps & VOLLEY__BE_CHECKS)) {
+     * returns the first bad descriptor's error when it is the first. The
+     * pacer weighs descriptors before the backend sees them: a bad one
+     * must fail here, not wait for a budget it can never fit. */
+    if (!(s->be->caps & VOLLEY__BE_CHECKS) || s->pacer.rate_bps) {
         r = check_send(s, d, n, &ok);
         if (ok == 0)
             return r;

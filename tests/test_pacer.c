@@ -299,6 +299,40 @@ static int bad_input(void)
     T_EQ(volley_pacing_delay(a, 100000, NULL), 0); /* volley holds nothing back */
     T_OK(volley_set_pacing(a, 0, 0, 0));
     volley_close(a);
+
+    /* A bad descriptor fails at once on a paced socket of the backends
+     * that check while building messages: it never waits for a budget. */
+    static uint8_t payload[16];
+    const unsigned backends[] = {VOLLEY_BACKEND_MMSG, VOLLEY_BACKEND_URING};
+    for (size_t i = 0; i < T_COUNT(backends); i++) {
+        o = t_opts(backends[i]);
+        o.pace_rate_bps = 100000;
+        o.pace_burst = 3000;
+        int r = volley_open(&a, "127.0.0.1:0", &o);
+        if (r == -ENOTSUP)
+            continue; /* not built or not allowed here */
+        T_OK(r);
+        struct volley_dgram d;
+        memset(&d, 0, sizeof d);
+        T_OK(volley_addr_parse(&d.peer, "127.0.0.1:9"));
+        d.data = payload;
+        d.len = sizeof payload;
+        /* The budget spent: a good datagram waits, and a 70000-byte one
+         * would wait for a full bucket, 240 ms away at this rate. */
+        int sent = 0;
+        while (sent < 1000 && volley_send(a, &d, 1) == 1)
+            sent++;
+        T_CHECK(sent < 1000, "a 3000-byte burst took %d datagrams", sent);
+        d.len = 70000;
+        T_EXPECT(volley_send(a, &d, 1), -EMSGSIZE);
+        d.len = sizeof payload;
+        d.ecn = 4;
+        T_EXPECT(volley_send(a, &d, 1), -EINVAL);
+        d.ecn = 0;
+        d.data = NULL;
+        T_EXPECT(volley_send(a, &d, 1), -EINVAL);
+        volley_close(a);
+    }
     return 0;
 }
 

@@ -60,6 +60,12 @@ static inline bool cli_stopping(void)
 }
 
 __attribute__((format(printf, 1, 2))) int cli_usage_error(const char *fmt, ...);
+/* Built without the Linux parts (VOLLEY_HAVE_LINUX 0, as on macOS), the
+ * commands, flags and bench rows that need them (the stream loop,
+ * reuseport groups, CPU pinning, sendmmsg, io_uring) are refused with
+ * this: a usage error naming what, and why. */
+#define CLI_NOT_HERE "not available on this platform (built without the Linux parts)"
+int cli_unavailable(const char *what);
 /* getopt has already said what was wrong. */
 int cli_bad_option(void);
 int cli_runtime_error(const char *what, int err);

@@ -56,14 +56,30 @@ struct unix_row {
 static void big_sndbuf(int fd)
 {
     int size = UNIX_SNDBUF;
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
-        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+#ifdef SO_SNDBUFFORCE
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) == 0)
+        return;
+#endif
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 }
 
 static int make_pair(int sv[2])
 {
+#if VOLLEY_HAVE_LINUX
     if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
+#else /* as on macOS, where socketpair takes no flags */
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0)
+        return -errno;
+    int err = cli_fd_flags(sv[0], true);
+    if (err == 0)
+        err = cli_fd_flags(sv[1], true);
+    if (err < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return err;
+    }
+#endif
     big_sndbuf(sv[0]);
     bench_rcvbuf(sv[1]);
     return 0;

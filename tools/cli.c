@@ -13,6 +13,8 @@
 #include "cli.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -333,6 +335,16 @@ const char *cli_feature_why(const struct volley_feature *f)
     if (f->why)
         return f->why;
     return f->err ? volley_strerror(f->err) : "not probed by this library";
+}
+
+int cli_fd_flags(int fd, bool nonblock)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fl < 0 ||
+        (nonblock && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
+        return -errno;
+    return 0;
 }
 
 void cli_json_string(const char *s)

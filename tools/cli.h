@@ -140,6 +140,11 @@ unsigned cli_ip_overhead(const struct volley_addr *a);
  * reason. */
 const char *cli_feature_why(const struct volley_feature *f);
 
+/* Sets FD_CLOEXEC, and O_NONBLOCK when nonblock, on fd: for the systems
+ * whose socket(), socketpair() and pipe() take no such flags (macOS).
+ * 0 or a negative errno. */
+int cli_fd_flags(int fd, bool nonblock);
+
 /* A JSON string (NULL prints null) on stdout. */
 void cli_json_string(const char *s);
 

@@ -27,7 +27,11 @@ int bench_free_port(void)
 {
     struct sockaddr_in a = {.sin_family = AF_INET};
     socklen_t len = sizeof(a);
+#if VOLLEY_HAVE_LINUX
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+#else /* as on macOS, where socket takes no flags: closed at once */
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+#endif
 
     if (fd < 0)
         return -errno;
@@ -116,8 +120,19 @@ int bench_start(pid_t *pid, char *const argv[], int *out)
 {
     int fds[2], err;
 
+#if VOLLEY_HAVE_LINUX
     if (pipe2(fds, O_CLOEXEC) < 0)
         return -errno;
+#else /* as on macOS, which has no pipe2 */
+    if (pipe(fds) < 0)
+        return -errno;
+    if ((err = cli_fd_flags(fds[0], false)) < 0 ||
+        (err = cli_fd_flags(fds[1], false)) < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return err;
+    }
+#endif
     err = bench_spawn(pid, argv, fds[1]);
     close(fds[1]);
     if (err < 0)

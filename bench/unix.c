@@ -4,7 +4,9 @@
  * datagrams of 4000 bytes go from one end to the other:
  *   write/read  one write(2) per datagram, then one read(2) per datagram
  *   volley      volley_send/volley_recv (mmsg backend, volley_wrap on the
- *               socketpair's fds), in batches of 64, 128 and 256
+ *               socketpair's fds), in batches of 64, 128 and 256; built
+ *               without the Linux parts, the backend volley picks (xnu on
+ *               macOS, else scalar), named in the row
  * One thread does both ends: it sends a round (the batch, or 256 for
  * write/read), then receives what is in flight, so the pair never holds
  * more than a round. Both fds are non-blocking, a full socket buffer
@@ -42,6 +44,7 @@ struct unix_sample {
 
 struct unix_row {
     unsigned batch; /* 1: write/read */
+    char name[32];  /* "write/read", or "volley " and the backend that ran */
     struct unix_sample runs[UNIX_REPEAT];
     unsigned nruns;
     struct unix_sample med;
@@ -53,14 +56,30 @@ struct unix_row {
 static void big_sndbuf(int fd)
 {
     int size = UNIX_SNDBUF;
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
-        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+#ifdef SO_SNDBUFFORCE
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) == 0)
+        return;
+#endif
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 }
 
 static int make_pair(int sv[2])
 {
+#if VOLLEY_HAVE_LINUX
     if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
+#else /* as on macOS, where socketpair takes no flags */
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0)
+        return -errno;
+    int err = cli_fd_flags(sv[0], true);
+    if (err == 0)
+        err = cli_fd_flags(sv[1], true);
+    if (err < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return err;
+    }
+#endif
     big_sndbuf(sv[0]);
     bench_rcvbuf(sv[1]);
     return 0;
@@ -125,7 +144,8 @@ static int run_plain(struct unix_sample *out)
 
 /* Both ends wrapped by volley, mmsg backend; each round one volley_send
  * of `batch` datagrams, then volley_recv until the round is in. */
-static int run_volley(unsigned batch, struct unix_sample *out)
+/* Names row after the backend that ran. */
+static int run_volley(unsigned batch, struct unix_sample *out, struct unix_row *row)
 {
     static uint8_t payload[256][UNIX_SIZE];
     static struct volley_dgram tx[256], rx[256];
@@ -134,7 +154,9 @@ static int run_volley(unsigned batch, struct unix_sample *out)
     int sv[2], err = make_pair(sv);
     if (err < 0)
         return err;
+#if VOLLEY_HAVE_LINUX
     o.backend = VOLLEY_BACKEND_MMSG;
+#endif
     o.rx_batch = batch;
     o.rx_slot_size = UNIX_SIZE + 1; /* a longer datagram would show as truncated */
     err = volley_wrap(&a, sv[0], &o);
@@ -147,6 +169,7 @@ static int run_volley(unsigned batch, struct unix_sample *out)
             close(sv[0]);
         return err;
     }
+    snprintf(row->name, sizeof(row->name), "volley %s", volley_backend_name(b));
     for (unsigned i = 0; i < batch; i++) {
         memset(payload[i], 0x5a, UNIX_SIZE);
         tx[i] = (struct volley_dgram){.data = payload[i], .len = UNIX_SIZE};
@@ -205,11 +228,6 @@ static void row_medians(struct unix_row *row)
     row->hi = n ? v[n - 1] : 0;
 }
 
-static const char *row_name(const struct unix_row *row)
-{
-    return row->batch == 1 ? "write/read" : "volley mmsg";
-}
-
 int bench_unix_main(const struct bench_unix_opts *o)
 {
     static struct unix_row rows[UNIX_ROWS];
@@ -217,15 +235,17 @@ int bench_unix_main(const struct bench_unix_opts *o)
     for (unsigned i = 0; i < UNIX_ROWS; i++) {
         memset(&rows[i], 0, sizeof(rows[i]));
         rows[i].batch = row_batch[i];
+        snprintf(rows[i].name, sizeof(rows[i].name), "%s",
+                 row_batch[i] == 1 ? "write/read" : "volley");
     }
     /* interleaved: every row once per repetition */
     for (unsigned k = 0; k < repeat; k++)
         for (unsigned i = 0; i < UNIX_ROWS; i++) {
             struct unix_row *row = &rows[i];
             struct unix_sample s;
-            int err = row->batch == 1 ? run_plain(&s) : run_volley(row->batch, &s);
+            int err = row->batch == 1 ? run_plain(&s) : run_volley(row->batch, &s, row);
             if (err < 0) {
-                fprintf(stderr, "volley bench --unix: %s, batch %u: %s\n", row_name(row),
+                fprintf(stderr, "volley bench --unix: %s, batch %u: %s\n", row->name,
                         row->batch, volley_strerror(err));
                 return 1;
             }
@@ -252,7 +272,7 @@ int bench_unix_main(const struct bench_unix_opts *o)
                    "\"min\": %.0f, \"max\": %.0f, \"syscalls\": %llu, "
                    "\"syscalls_per_dgram\": %.4f, \"ratio\": %.3f, "
                    "\"fewer_syscalls\": %.1f}",
-                   i ? "," : "", row_name(r), r->batch, UNIX_SIZE,
+                   i ? "," : "", r->name, r->batch, UNIX_SIZE,
                    (unsigned long long)r->med.dgrams, r->nruns, r->med.dgrams_per_s,
                    r->lo, r->hi, (unsigned long long)r->med.syscalls,
                    r->med.dgrams ? (double)r->med.syscalls / (double)r->med.dgrams : 0,
@@ -264,15 +284,14 @@ int bench_unix_main(const struct bench_unix_opts *o)
     printf("volley bench --unix: AF_UNIX SOCK_DGRAM socketpair, one thread, %u datagrams "
            "of %u bytes\nmedian of %u interleaved run%s per row\n\n",
            UNIX_COUNT, UNIX_SIZE, repeat, repeat == 1 ? "" : "s");
-    printf("%-12s %5s %12s %8s %9s %10s %7s %9s\n", "path", "batch", "dgrams/s", "spread",
+    printf("%-13s %5s %12s %8s %9s %10s %7s %9s\n", "path", "batch", "dgrams/s", "spread",
            "syscalls", "calls/dg", "ratio", "1/calls");
     for (unsigned i = 0; i < UNIX_ROWS; i++) {
         const struct unix_row *r = &rows[i];
         double spread =
             r->med.dgrams_per_s > 0 ? (r->hi - r->lo) / r->med.dgrams_per_s : 0;
-        printf("%-12s %5u %12.0f %7.0f%% %9llu %10.4f %6.2fx %8.1fx\n", row_name(r),
-               r->batch, r->med.dgrams_per_s, spread * 100,
-               (unsigned long long)r->med.syscalls,
+        printf("%-13s %5u %12.0f %7.0f%% %9llu %10.4f %6.2fx %8.1fx\n", r->name, r->batch,
+               r->med.dgrams_per_s, spread * 100, (unsigned long long)r->med.syscalls,
                r->med.dgrams ? (double)r->med.syscalls / (double)r->med.dgrams : 0,
                r->ratio, r->syscall_ratio);
     }

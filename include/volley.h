@@ -336,7 +336,8 @@ VOLLEY_API int volley_wrap(volley_sock **out, int fd, const struct volley_opts *
  * Errors: -EINVAL (NULL, a backend other than AUTO/PAIR, an option out of
  * its range, an unknown VOLLEY_DISABLE name), -E2BIG, -ENOTSUP (opts ask
  * for kernel pacing, VOLLEY_PACE_KERNEL, which a pair cannot do), -ENOMEM,
- * eventfd(2)'s and pthread_mutex_init(3)'s errors.
+ * eventfd(2)'s (pipe(2)'s where there is no eventfd, as on macOS) and
+ * pthread_mutex_init(3)'s errors.
  */
 VOLLEY_API int volley_pair(volley_sock **a, volley_sock **b, const struct volley_opts *o);
 
@@ -408,7 +409,8 @@ VOLLEY_API int volley_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned
 
 /* The file descriptor to watch for readability with poll/epoll: the socket
  * itself, or for the uring and pair backends an eventfd that becomes
- * readable when datagrams (or send completions) are waiting. Readiness is
+ * readable when datagrams (or send completions) are waiting (for pair,
+ * the read end of a pipe where there is no eventfd, as on macOS). Readiness is
  * a hint: volley_recv may still return 0. Datagrams volley already holds
  * (the rest of a GRO buffer the caller's array was too small for) do not
  * make it readable: call volley_recv until it returns 0 before waiting on

@@ -47,11 +47,11 @@ struct pair_queue {
     unsigned head, loaned, queued;
     /* a datagram reorder held back until the next one is queued */
     struct pair_entry hold;
-    unsigned hold_copies; /* 0: none held; 2: it was duplicated too */
-    uint64_t drops;       /* full-queue drops not yet in the receiver's stats */
-    uint64_t rng;         /* impairment PRNG state, drawn by the sender */
-    int efd;              /* the receiver's eventfd */
-    bool efd_set;
+    unsigned hold_copies;       /* 0: none held; 2: it was duplicated too */
+    uint64_t drops;             /* full-queue drops not yet in the receiver's stats */
+    uint64_t rng;               /* impairment PRNG state, drawn by the sender */
+    struct volley__notify note; /* the receiver's wake-up: its volley_fd */
+    bool note_set;
     bool rx_closed;
 };
 
@@ -87,20 +87,20 @@ static bool chance(struct pair_queue *q, uint32_t ppm)
     return ppm && splitmix64(&q->rng) % PPM < ppm;
 }
 
-/* Keep the receiver's eventfd readable exactly while datagrams wait for it
- * (queued or held), so it can sit in an epoll set. Called under the lock
- * after every change. The counter only moves between 0 and 1 and the fd
- * stays open while the receiver is, so neither call fails but by injection;
- * then the next change tries again. */
-static void efd_sync(struct pair_queue *q)
+/* Keep the receiver's wake-up fd readable exactly while datagrams wait for
+ * it (queued or held), so it can sit in an epoll set or a kqueue. Called
+ * under the lock after every change. It is signalled at most once and
+ * stays open while the receiver is, so neither call fails but by
+ * injection; then the next change tries again. */
+static void note_sync(struct pair_queue *q)
 {
     bool want = q->queued || q->hold_copies;
-    if (want == q->efd_set)
+    if (want == q->note_set)
         return;
     int r =
-        want ? volley__sys_eventfd_write(q->efd, 1) : volley__sys_eventfd_read(q->efd);
+        want ? volley__sys_notify_signal(&q->note) : volley__sys_notify_drain(&q->note);
     if (r == 0)
-        q->efd_set = want;
+        q->note_set = want;
 }
 
 static void entry_copy(struct pair_entry *dst, const struct pair_entry *src)
@@ -218,7 +218,7 @@ static int pair_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
     }
     for (unsigned i = 0; i < n; i++)
         send_dgram(s, q, &d[i], &e);
-    efd_sync(q);
+    note_sync(q);
     pthread_mutex_unlock(&q->lock);
     return (int)n;
 }
@@ -278,7 +278,7 @@ static int pair_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
         q->loaned++;
         q->queued--;
     }
-    efd_sync(q);
+    note_sync(q);
     pthread_mutex_unlock(&q->lock);
 
     if (!got)
@@ -339,8 +339,8 @@ static int pair_wait(volley_sock *s, unsigned events, int timeout_ms)
         if (ms == 0)
             return 0;
         /* Queued but not yet due: nothing can become due sooner than the
-         * head, and the eventfd is already readable, so just sleep. Empty:
-         * the eventfd says when something comes. */
+         * head, and the wake-up fd is already readable, so just sleep.
+         * Empty: the wake-up fd says when something comes. */
         unsigned nfds = (events & VOLLEY_WAIT_RECV) && due_in < 0;
         if (due_in >= 0) {
             int64_t due_ms = (due_in + NS_PER_MS - 1) / NS_PER_MS;
@@ -371,7 +371,7 @@ static int queue_init(struct pair_queue *q, const struct volley_opts *o, uint64_
     q->size = q->cap + q->loan_max;
     q->slot_size = o->rx_slot_size;
     q->rng = seed;
-    q->efd = -1;
+    q->note = (struct volley__notify){-1, -1};
     /* one slot more for the held datagram */
     size_t slots = (size_t)q->size + 1;
     if (q->slot_size > SIZE_MAX / slots)
@@ -426,10 +426,12 @@ static void pair_close(volley_sock *s)
 {
     struct pair_side *me = s->priv;
     /* Under the lock, so a send in the peer's thread either finishes first
-     * or sees the flag and never touches this side's eventfd again. */
+     * or sees the flag and never touches this side's wake-up fd again. */
     pthread_mutex_lock(&me->in->lock);
     me->in->rx_closed = true;
     pthread_mutex_unlock(&me->in->lock);
+    volley__sys_notify_close(&me->in->note);
+    s->fd = -1; /* closed with it */
     shared_put(me->sh);
     free(me);
     s->priv = NULL;
@@ -454,15 +456,17 @@ static int side_open(volley_sock **out, struct pair_shared *sh, unsigned i,
     s->connected = true;
     s->features = (VOLLEY_F_DEFAULT | o->enable) & ~o->disable &
                   (VOLLEY_F_ECN | VOLLEY_F_TIMESTAMP);
-    int fd = volley__sys_eventfd();
-    int err = fd < 0 ? fd : volley__sock_pace_init(s);
+    struct volley__notify note;
+    int err = volley__sys_notify_open(&note);
+    if (err == 0) {
+        me->in->note = note;
+        s->fd = note.rfd;
+        err = volley__sock_pace_init(s);
+    }
     if (err < 0) {
-        volley__sys_close(fd);
         volley_close(s);
         return err;
     }
-    s->fd = fd;
-    me->in->efd = fd;
     *out = s;
     return 0;
 }

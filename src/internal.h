@@ -503,6 +503,8 @@ enum volley__sysop {
     VOLLEY__SYS_RECVMMSG,
     VOLLEY__SYS_POLL,
     VOLLEY__SYS_FCNTL,
+    /* eventfd(2) and its reads and writes, or the pipe that stands in for
+     * one where there is none (volley__sys_notify_*) */
     VOLLEY__SYS_EVENTFD,
     VOLLEY__SYS_EVENTFD_READ,
     VOLLEY__SYS_EVENTFD_WRITE,
@@ -566,12 +568,32 @@ VOLLEY_INTERNAL int volley__sys_epoll_wait(int epfd, struct epoll_event *ev, int
                                            int timeout_ms);
 VOLLEY_INTERNAL int volley__sys_fcntl(int fd, int cmd, int arg);
 VOLLEY_INTERNAL void volley__sys_close(int fd);
+#if VOLLEY_HAVE_LINUX
 /* eventfd(2), non-blocking and close-on-exec. */
 VOLLEY_INTERNAL int volley__sys_eventfd(void);
 /* Read (reset) or add to an eventfd's counter: 0 or a negative errno
  * (-EAGAIN: nothing to read, or the counter is full). */
 VOLLEY_INTERNAL int volley__sys_eventfd_read(int fd);
 VOLLEY_INTERNAL int volley__sys_eventfd_write(int fd, uint64_t v);
+#endif
+/*
+ * A wake-up a poller can watch where no socket is (the pair backend's
+ * volley_fd): an eventfd with the Linux parts, else a non-blocking pipe,
+ * as macOS has no eventfd. rfd is what poll watches and drain reads; wfd
+ * is what signal writes (the same fd for an eventfd). The user keeps it
+ * at most one signal deep: signal once, drain once. Each call is counted
+ * and failed as the eventfd call it stands for (VOLLEY__SYS_EVENTFD,
+ * _WRITE, _READ), whichever is underneath. open: 0 or a negative errno;
+ * signal, drain: 0 or a negative errno (-EAGAIN: nothing to drain).
+ */
+struct volley__notify {
+    int rfd, wfd;
+};
+VOLLEY_INTERNAL int volley__sys_notify_open(struct volley__notify *n);
+VOLLEY_INTERNAL int volley__sys_notify_signal(const struct volley__notify *n);
+VOLLEY_INTERNAL int volley__sys_notify_drain(const struct volley__notify *n);
+/* Closes both ends (once when they are one fd) and sets them to -1. */
+VOLLEY_INTERNAL void volley__sys_notify_close(struct volley__notify *n);
 /* Anonymous private read-write memory: 0 and *out, or a negative errno. */
 VOLLEY_INTERNAL int volley__sys_mmap(size_t len, void **out);
 VOLLEY_INTERNAL void volley__sys_munmap(void *p, size_t len);
@@ -633,6 +655,7 @@ VOLLEY_INTERNAL unsigned long volley__sys_count(enum volley__sysop op);
  * files built only on Linux. */
 #if defined(VOLLEY_POISON_LINUX) && VOLLEY_POISON_LINUX
 #pragma GCC poison sendmmsg recvmmsg accept4 epoll_create1 epoll_ctl epoll_wait
+#pragma GCC poison eventfd eventfd_read eventfd_write
 #pragma GCC poison io_uring_queue_init_params
 #endif
 

@@ -10,8 +10,8 @@
 #include <stdatomic.h>
 #if VOLLEY_HAVE_LINUX
 #include <sys/epoll.h>
-#endif
 #include <sys/eventfd.h>
+#endif
 #include <sys/mman.h>
 #include <unistd.h>
 #if VOLLEY_HAVE_URING
@@ -101,7 +101,8 @@ struct fault {
     int err;
     unsigned short_n;
 };
-static inline const struct fault *fault_hit(enum volley__sysop op)
+/* (unused where no batch call is built: clang says so of a static inline) */
+__attribute__((unused)) static inline const struct fault *fault_hit(enum volley__sysop op)
 {
     (void)op;
     return NULL;
@@ -277,6 +278,7 @@ void volley__sys_close(int fd)
         close(fd);
 }
 
+#if VOLLEY_HAVE_LINUX
 int volley__sys_eventfd(void)
 {
     FAULT_ERR(VOLLEY__SYS_EVENTFD);
@@ -294,6 +296,96 @@ int volley__sys_eventfd_write(int fd, uint64_t v)
 {
     FAULT_ERR(VOLLEY__SYS_EVENTFD_WRITE);
     return ret_or_errno(eventfd_write(fd, v));
+}
+
+int volley__sys_notify_open(struct volley__notify *n)
+{
+    int fd = volley__sys_eventfd();
+    if (fd < 0)
+        return fd;
+    n->rfd = n->wfd = fd;
+    return 0;
+}
+
+int volley__sys_notify_signal(const struct volley__notify *n)
+{
+    return volley__sys_eventfd_write(n->wfd, 1);
+}
+
+int volley__sys_notify_drain(const struct volley__notify *n)
+{
+    return volley__sys_eventfd_read(n->rfd);
+}
+#else
+/* macOS has no pipe2: the flags are set right after pipe(), so an exec in
+ * another thread just between the two calls would inherit the fds, as
+ * with any fd there that is made without SOCK_CLOEXEC's like. */
+static int set_flags(int fd)
+{
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return ret_or_errno(-1);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return ret_or_errno(-1);
+    return 0;
+}
+
+int volley__sys_notify_open(struct volley__notify *n)
+{
+    FAULT_ERR(VOLLEY__SYS_EVENTFD);
+    int p[2];
+    if (pipe(p) < 0)
+        return ret_or_errno(-1);
+    int r = set_flags(p[0]);
+    if (r == 0)
+        r = set_flags(p[1]);
+    if (r < 0) {
+        close(p[0]);
+        close(p[1]);
+        return r;
+    }
+    n->rfd = p[0];
+    n->wfd = p[1];
+    return 0;
+}
+
+/* One byte is the signal: the pipe holds at most one, as an eventfd's
+ * counter only moves between 0 and 1 for the same user. */
+int volley__sys_notify_signal(const struct volley__notify *n)
+{
+    FAULT_ERR(VOLLEY__SYS_EVENTFD_WRITE);
+    static const char one = 1;
+    for (;;) {
+        ssize_t r = write(n->wfd, &one, 1);
+        if (r == 1)
+            return 0;
+        int e = r < 0 ? errno : EAGAIN;
+        if (e != EINTR)
+            return -e;
+    }
+}
+
+int volley__sys_notify_drain(const struct volley__notify *n)
+{
+    FAULT_ERR(VOLLEY__SYS_EVENTFD_READ);
+    char b;
+    for (;;) {
+        ssize_t r = read(n->rfd, &b, 1);
+        if (r == 1)
+            return 0;
+        int e = r < 0 ? errno : EAGAIN; /* 0: the write end is gone */
+        if (e != EINTR)
+            return -e;
+    }
+}
+#endif
+
+void volley__sys_notify_close(struct volley__notify *n)
+{
+    if (n->wfd != n->rfd)
+        volley__sys_close(n->wfd);
+    volley__sys_close(n->rfd);
+    n->rfd = n->wfd = -1;
 }
 
 int volley__sys_mmap(size_t len, void **out)

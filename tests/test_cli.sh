@@ -4,7 +4,11 @@
 # as such, rate parsing, probe's JSON, a send/recv run over loopback with every
 # datagram accounted for, a sender without the sequence header, echo and ping
 # round trips, tcp-echo and tcp-load over loopback, and a short bench with its
-# JSON and its SVG chart.
+# JSON and its SVG chart. With VOLLEY_TEST_PORTABLE=1 (CMake sets it for a
+# tool built without the Linux parts) what needs them (tcp-echo, tcp-load,
+# --threads, --pin, --steer, bench --tcp, --threads and --cpu, the mmsg,
+# uring and raw bench paths) must be refused as not available instead, and
+# the rest is run on the scalar backend.
 #
 # Usage: sh tests/test_cli.sh /path/to/volley
 # Exit status: 0 pass, 1 fail, 77 skip (python3 or timeout missing).
@@ -86,6 +90,25 @@ start_recv() {
     start_volley recv "$@" --json
 }
 
+# 1: the tool was built without the Linux parts.
+portable=${VOLLEY_TEST_PORTABLE:-0}
+# linux_only: true where the tool has the Linux parts (the case runs).
+linux_only() {
+    [ "$portable" = 0 ]
+}
+
+# not_here ARG...: `volley ARG...` exits 2 saying that what it asked for is
+# not available on this platform.
+not_here() {
+    timeout $T "$VOLLEY" "$@" >/dev/null 2>"$tmp/err"
+    rc=$?
+    if [ $rc -ne 2 ]; then
+        fail "volley $* exited $rc, want 2 (not available)"
+    elif ! grep -q -F "not available on this platform" "$tmp/err"; then
+        fail "volley $* does not say it is not available here: $(cat "$tmp/err")"
+    fi
+}
+
 # rate_is RATE BPS: `volley send --rate RATE` takes it as BPS bits/s.
 rate_is() {
     timeout $T "$VOLLEY" send "127.0.0.1:$(free_port)" --rate "$1" --count 1 --json \
@@ -106,13 +129,38 @@ check_help echo --count --duration --idle --batch --backend --no-gso --no-gro --
 check_help ping --count --rate --interval --size --timeout --duration --backend --json VLY1
 check_help bench --seconds --repeat --sizes --paths --no-latency --cpu --plot --json iperf3 \
     --tcp sockperf --threads
-check_help tcp-echo --backend --discard --count --duration --buffers --json epoll \
-    --threads --steer --pin
-check_help tcp-load --conns --size --mode --duration --count --backend --buffers --zc --json \
-    pingpong stream p99.9 --threads --pin
+tcp_cmds=
+if linux_only; then
+    tcp_cmds="tcp-echo tcp-load"
+    check_help tcp-echo --backend --discard --count --duration --buffers --json epoll \
+        --threads --steer --pin
+    check_help tcp-load --conns --size --mode --duration --count --backend --buffers --zc \
+        --json pingpong stream p99.9 --threads --pin
+    # the help says so where something is missing, and only there
+    ! timeout $T "$VOLLEY" --help | grep -q "not available" || fail "volley --help: not available"
+else
+    for cmd in tcp-echo tcp-load "tcp-echo --help" "tcp-echo 127.0.0.1:0" "tcp-ref"; do
+        # shellcheck disable=SC2086 # $cmd is meant to split
+        not_here $cmd
+    done
+    check_help "" "tcp-echo  not available on this platform" \
+        "tcp-load  not available on this platform"
+    check_help recv "--threads, --steer and --pin are not available on this platform"
+    check_help send "--threads and --pin are not available on this platform"
+    check_help echo "--threads, --steer and --pin are not available on this platform"
+    check_help bench "Not available on this platform" "--tcp, --threads, --cpu" \
+        "raw mmsg gso+gro gso-split gso->plain gro-segs uring uring+gso uring+zc"
+    for args in "recv 127.0.0.1:0 --threads 2" "recv 127.0.0.1:0 --steer cpu" \
+        "send 127.0.0.1:9 --threads 1" "send 127.0.0.1:9 --pin" \
+        "echo 127.0.0.1:0 --threads 2" "bench --tcp" "bench --threads" "bench --cpu 0,0" \
+        "bench --paths baseline,mmsg" "bench --paths raw" "bench --paths uring+zc"; do
+        # shellcheck disable=SC2086 # $args is meant to split
+        not_here $args
+    done
+fi
 # every command with numeric flags states their syntax, and each flag its range
-for cmd in recv send echo ping bench tcp-echo tcp-load; do
-    check_help $cmd "plain decimal"
+for cmd in recv send echo ping bench $tcp_cmds; do
+    check_help "$cmd" "plain decimal"
 done
 check_help recv "0.001 to 1000000" "0 to 1000000" "1 to 18446744073709551615"
 check_help send "0 to 65507" "0 to 65527" "1 to 10T" "1 to 4294967295" "1 to 1024"
@@ -120,8 +168,10 @@ check_help echo "0.001 to 1000000" "0 to 1000000" "1 to 1024"
 check_help ping "1 to 10000000" "0.001 to 1000000000" "0.000001 to" "24 to 65507" \
     "24 to 65527" "0.001 to 60000"
 check_help bench "0.001 to 60" "1 to 100" "1 to 16" "1 to 65507" "0 to 1023"
-check_help tcp-echo "0.001 to 1000000" "1 to 18446744073709551615" "2 to 32768"
-check_help tcp-load "1 to 20000" "1 to 16777216" "0.001 to 1000000" "2 to 32768"
+if linux_only; then
+    check_help tcp-echo "0.001 to 1000000" "1 to 18446744073709551615" "2 to 32768"
+    check_help tcp-load "1 to 20000" "1 to 16777216" "0.001 to 1000000" "2 to 32768"
+fi
 timeout $T "$VOLLEY" --version | grep -q -E '^volley [0-9]+\.[0-9]+\.[0-9]+$' ||
     fail "volley --version"
 expect_usage
@@ -170,39 +220,41 @@ expect_usage bench --cpu 0
 expect_usage bench --cpu 0,99999
 expect_usage bench --cpu a,b
 expect_usage bench --plot ""
-expect_usage bench --tcp --sizes 64
-expect_usage bench --tcp --paths baseline
-expect_usage bench --tcp --no-latency
-expect_usage bench --tcp --repeat 0
 expect_usage bench --unix --tcp
 expect_usage bench --unix --threads
 expect_usage bench --unix --seconds 1
 expect_usage bench --unix --sizes 64
 expect_usage bench --unix --plot "$tmp/u.svg"
-expect_usage bench --threads --paths raw
-expect_usage bench --threads --plot "$tmp/t.svg"
-expect_usage tcp-echo
-expect_usage tcp-echo 127.0.0.1:0 --bogus
-expect_usage tcp-echo not-an-address
-expect_usage tcp-echo 127.0.0.1:0 extra
-expect_usage tcp-echo 127.0.0.1:0 --backend mmsg
-expect_usage tcp-echo 127.0.0.1:0 --duration 0
-expect_usage tcp-echo 127.0.0.1:0 --count 0
-expect_usage tcp-echo 127.0.0.1:0 --buffers 1
-expect_usage tcp-echo 127.0.0.1:0 --buffers 32769
-expect_usage tcp-load
-expect_usage tcp-load 127.0.0.1:0
-expect_usage tcp-load 127.0.0.1:9 --bogus
-expect_usage tcp-load 127.0.0.1:9 --conns 0
-expect_usage tcp-load 127.0.0.1:9 --mode nope
-expect_usage tcp-load 127.0.0.1:9 --backend scalar
-expect_usage tcp-load 127.0.0.1:9 --duration 1e3
-expect_usage tcp-load 127.0.0.1:9 --count -1
-refuses --conns 20001 1..20000 tcp-load 127.0.0.1:9
-refuses --size 0 1..16777216 tcp-load 127.0.0.1:9
-refuses --size 16777217 1..16777216 tcp-load 127.0.0.1:9
-refuses --buffers 40000 2..32768 tcp-load 127.0.0.1:9
-refuses --duration 0.0001 0.001..1000000 tcp-echo 127.0.0.1:0
+if linux_only; then
+    expect_usage bench --tcp --sizes 64
+    expect_usage bench --tcp --paths baseline
+    expect_usage bench --tcp --no-latency
+    expect_usage bench --tcp --repeat 0
+    expect_usage bench --threads --paths raw
+    expect_usage bench --threads --plot "$tmp/t.svg"
+    expect_usage tcp-echo
+    expect_usage tcp-echo 127.0.0.1:0 --bogus
+    expect_usage tcp-echo not-an-address
+    expect_usage tcp-echo 127.0.0.1:0 extra
+    expect_usage tcp-echo 127.0.0.1:0 --backend mmsg
+    expect_usage tcp-echo 127.0.0.1:0 --duration 0
+    expect_usage tcp-echo 127.0.0.1:0 --count 0
+    expect_usage tcp-echo 127.0.0.1:0 --buffers 1
+    expect_usage tcp-echo 127.0.0.1:0 --buffers 32769
+    expect_usage tcp-load
+    expect_usage tcp-load 127.0.0.1:0
+    expect_usage tcp-load 127.0.0.1:9 --bogus
+    expect_usage tcp-load 127.0.0.1:9 --conns 0
+    expect_usage tcp-load 127.0.0.1:9 --mode nope
+    expect_usage tcp-load 127.0.0.1:9 --backend scalar
+    expect_usage tcp-load 127.0.0.1:9 --duration 1e3
+    expect_usage tcp-load 127.0.0.1:9 --count -1
+    refuses --conns 20001 1..20000 tcp-load 127.0.0.1:9
+    refuses --size 0 1..16777216 tcp-load 127.0.0.1:9
+    refuses --size 16777217 1..16777216 tcp-load 127.0.0.1:9
+    refuses --buffers 40000 2..32768 tcp-load 127.0.0.1:9
+    refuses --duration 0.0001 0.001..1000000 tcp-echo 127.0.0.1:0
+fi
 
 # --- numbers: one parser for every flag. Each refusal class for a flag of
 # each command; an accepted value would end the command at once, exit 0.
@@ -260,11 +312,11 @@ for bad in 0x10 " 512" -64 1e2 64k 0 65508; do
 done
 for bad in 0 "0," ,0 0,,0 0,0,0; do
     # shellcheck disable=SC2086
-    refuses --cpu "$bad" 0..1023 $bench1 --sizes 64
+    linux_only && refuses --cpu "$bad" 0..1023 $bench1 --sizes 64
 done
 for bad in 0x0 -1 1024 1e1; do
     # shellcheck disable=SC2086
-    refuses_item --cpu "0,$bad" "$bad" 0..1023 $bench1 --sizes 64
+    linux_only && refuses_item --cpu "0,$bad" "$bad" 0..1023 $bench1 --sizes 64
 done
 # shellcheck disable=SC2086
 expect_usage $bench1 --sizes 64 --paths baseline,,mmsg
@@ -293,7 +345,7 @@ timeout $T "$VOLLEY" ping "127.0.0.1:$(free_port)" --count 1 --interval 0.000001
 # --- a bad environment variable is named as the cause, by every command
 for cmd in probe "recv 127.0.0.1:0 --duration 0.1" "send 127.0.0.1:9 --count 1" \
     "echo 127.0.0.1:0 --duration 0.1" "ping 127.0.0.1:9 --count 1 --timeout 100" \
-    "$bench1 --sizes 64" "tcp-echo 127.0.0.1:0 --duration 0.1"; do
+    "$bench1 --sizes 64" ${tcp_cmds:+"tcp-echo 127.0.0.1:0 --duration 0.1"}; do
     # shellcheck disable=SC2086 # $cmd is meant to split
     env_refused VOLLEY_BACKEND=bogus $cmd
     # shellcheck disable=SC2086
@@ -422,99 +474,110 @@ timeout $T "$VOLLEY" echo 127.0.0.1:0 --duration 0.3 --json >"$tmp/noecho.json" 
 
 # --- tcp-echo and tcp-load: ping-pong over loopback, every request answered,
 # and a stream into the sink; the server counts the connections closed
-if start_volley tcp-echo tcpecho --count 3 --duration 20 --json; then
-    timeout $T "$VOLLEY" tcp-load "127.0.0.1:$port" --conns 3 --size 100 --duration 1 \
-        --json >"$tmp/tcpload.json" &&
-        check_json "$tmp/tcpload.json" '
+if linux_only; then
+    if start_volley tcp-echo tcpecho --count 3 --duration 20 --json; then
+        timeout $T "$VOLLEY" tcp-load "127.0.0.1:$port" --conns 3 --size 100 --duration 1 \
+            --json >"$tmp/tcpload.json" &&
+            check_json "$tmp/tcpload.json" '
 assert j["mode"] == "pingpong" and j["conns"] == 3 and j["connected"] == 3, "conns"
 assert j["requests"] > 0 and j["errors"] == 0 and j["first_error"] is None, "counts"
 assert j["bytes_out"] >= j["requests"] * 100 and j["stopped"] == "duration"
 p = [j[k] for k in ("min_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us")]
 assert all(x > 0 for x in p) and p == sorted(p), p
 assert p[0] <= j["mean_us"] <= p[-1]' ||
-        fail "tcp-load: $(cat "$tmp/tcpload.json")"
-    reap "$vpid" || fail "volley tcp-echo exited non-zero: $(cat "$tmp/tcpecho.err")"
-    check_json "$tmp/tcpecho.out" '
+            fail "tcp-load: $(cat "$tmp/tcpload.json")"
+        reap "$vpid" || fail "volley tcp-echo exited non-zero: $(cat "$tmp/tcpecho.err")"
+        check_json "$tmp/tcpecho.out" '
 assert j["mode"] == "echo" and j["stopped"] == "count"
 assert j["accepted"] == 3 and j["closed"] == 3 and j["errors"] == 0
 assert j["bytes_in"] == j["bytes_out"] > 0' ||
-        fail "tcp-echo summary: $(cat "$tmp/tcpecho.out")"
-fi
-if start_volley tcp-echo sink --discard --count 1 --duration 20 --json; then
-    timeout $T "$VOLLEY" tcp-load "127.0.0.1:$port" --mode stream --size 65536 \
-        --duration 0.5 --json >"$tmp/stream.json" &&
-        check_json "$tmp/stream.json" '
+            fail "tcp-echo summary: $(cat "$tmp/tcpecho.out")"
+    fi
+    if start_volley tcp-echo sink --discard --count 1 --duration 20 --json; then
+        timeout $T "$VOLLEY" tcp-load "127.0.0.1:$port" --mode stream --size 65536 \
+            --duration 0.5 --json >"$tmp/stream.json" &&
+            check_json "$tmp/stream.json" '
 assert j["mode"] == "stream" and j["requests"] > 0 and j["errors"] == 0
 assert j["bytes_out"] > 0 and j["p50_us"] is None' ||
-        fail "tcp-load --mode stream: $(cat "$tmp/stream.json")"
-    reap "$vpid" || fail "volley tcp-echo --discard exited non-zero"
-    # the client counts what the kernel took until its end; the close sends the rest
-    check_json "$tmp/sink.out" '
+            fail "tcp-load --mode stream: $(cat "$tmp/stream.json")"
+        reap "$vpid" || fail "volley tcp-echo --discard exited non-zero"
+        # the client counts what the kernel took until its end; the close sends the rest
+        check_json "$tmp/sink.out" '
 assert j["mode"] == "discard" and j["closed"] == 1 and j["bytes_out"] == 0
 assert j["bytes_in"] >= json.load(open(a[0]))["bytes_out"] > 0' "$tmp/stream.json" ||
-        fail "tcp-echo --discard summary: $(cat "$tmp/sink.out")"
+            fail "tcp-echo --discard summary: $(cat "$tmp/sink.out")"
+    fi
+    # nobody listening: a runtime error, said on stderr, exit 1
+    timeout $T "$VOLLEY" tcp-load "127.0.0.1:$(free_port)" --duration 0.2 --json \
+        >/dev/null 2>"$tmp/refused.err"
+    rc=$?
+    [ $rc -eq 1 ] && [ -s "$tmp/refused.err" ] ||
+        fail "tcp-load to nobody exited $rc: $(cat "$tmp/refused.err")"
+    # the server alone stops by its duration and still reports
+    timeout $T "$VOLLEY" tcp-echo 127.0.0.1:0 --duration 0.3 --json >"$tmp/notcp.json" \
+        2>/dev/null &&
+        check_json "$tmp/notcp.json" 'assert j["accepted"] == 0 and j["stopped"] == "duration"' ||
+        fail "tcp-echo --duration 0.3: $(cat "$tmp/notcp.json")"
 fi
-# nobody listening: a runtime error, said on stderr, exit 1
-timeout $T "$VOLLEY" tcp-load "127.0.0.1:$(free_port)" --duration 0.2 --json \
-    >/dev/null 2>"$tmp/refused.err"
-rc=$?
-[ $rc -eq 1 ] && [ -s "$tmp/refused.err" ] ||
-    fail "tcp-load to nobody exited $rc: $(cat "$tmp/refused.err")"
-# the server alone stops by its duration and still reports
-timeout $T "$VOLLEY" tcp-echo 127.0.0.1:0 --duration 0.3 --json >"$tmp/notcp.json" \
-    2>/dev/null &&
-    check_json "$tmp/notcp.json" 'assert j["accepted"] == 0 and j["stopped"] == "duration"' ||
-    fail "tcp-echo --duration 0.3: $(cat "$tmp/notcp.json")"
 
 # --- bench --unix and bench --threads: their JSON, as the man page lists it
+batch_be=mmsg
+linux_only || batch_be=scalar
 if timeout 120 "$VOLLEY" bench --unix --repeat 1 --json >"$tmp/unix.json" 2>"$tmp/unix.err"; then
     check_json "$tmp/unix.json" '
 rows = [(c["path"], c["batch"]) for c in j]
-assert rows == [("write/read", 1), ("volley mmsg", 64), ("volley mmsg", 128),
-                ("volley mmsg", 256)], rows
+# without the Linux parts, volley picks the backend (scalar, here): one
+# system call per datagram and end, as write/read
+be = a[0]
+assert rows == [("write/read", 1), ("volley " + be, 64), ("volley " + be, 128),
+                ("volley " + be, 256)], rows
 for c in j:
     assert c["size"] == 4000 and c["datagrams"] == 10000 and c["runs"] == 1, c
     assert c["dgrams_per_s"] > 0 and c["syscalls"] > 0, c
 assert j[0]["syscalls"] == 20000 and j[0]["ratio"] == 1
 # batches make fewer system calls than one per datagram and end
-assert all(c["syscalls"] < j[0]["syscalls"] for c in j[1:]), j' ||
+assert all(c["syscalls"] < j[0]["syscalls"] if be == "mmsg" else
+           c["syscalls"] == j[0]["syscalls"] for c in j[1:]), j' "$batch_be" ||
         fail "bench --unix --json: $(cat "$tmp/unix.json" "$tmp/unix.err")"
 else
     fail "bench --unix: $(cat "$tmp/unix.err")"
 fi
-if timeout 120 "$VOLLEY" bench --threads --seconds 0.05 --repeat 1 --json \
-    >"$tmp/threads.json" 2>"$tmp/threads.err"; then
-    check_json "$tmp/threads.json" '
+if linux_only; then
+    if timeout 120 "$VOLLEY" bench --threads --seconds 0.05 --repeat 1 --json \
+        >"$tmp/threads.json" 2>"$tmp/threads.err"; then
+        check_json "$tmp/threads.json" '
 cells = [(c["kind"], c["threads"]) for c in j]
 assert cells == [("datagrams", 1), ("datagrams", 2), ("tcp-echo", 1), ("tcp-echo", 2)], cells
 for c in j:
     rate = c["dgrams_per_s"] if c["kind"] == "datagrams" else c["requests_per_s"]
     assert rate > 0 and c["runs"] == 1 and c["ratio_to_1_thread"] > 0, c
 assert j[0]["ratio_to_1_thread"] == 1 and j[2]["ratio_to_1_thread"] == 1' ||
-        fail "bench --threads --json: $(cat "$tmp/threads.json" "$tmp/threads.err")"
-else
-    fail "bench --threads: $(cat "$tmp/threads.err")"
+            fail "bench --threads --json: $(cat "$tmp/threads.json" "$tmp/threads.err")"
+    else
+        fail "bench --threads: $(cat "$tmp/threads.err")"
+    fi
 fi
 
 # --- --threads: one socket (or loop) per thread, every datagram and request
 # accounted for in per_thread rows that sum to the whole
-for bad in 0 65 x; do
-    expect_usage recv 127.0.0.1:9 --threads "$bad"
-    expect_usage tcp-load 127.0.0.1:9 --conns 100 --threads "$bad"
-done
-expect_usage recv 127.0.0.1:9 --threads 2 --steer nonsense
-expect_usage echo 127.0.0.1:9 --steer nonsense
-expect_usage tcp-load 127.0.0.1:9 --conns 1 --threads 2
-if start_recv thr --threads 2 --count 20000; then
-    timeout $T "$VOLLEY" send "127.0.0.1:$port" --threads 2 --count 20000 --size 100 \
-        --json >"$tmp/thrsend.json" || fail "volley send --threads 2 exited non-zero"
-    reap "$vpid" || fail "volley recv --threads 2 exited non-zero: $(cat "$tmp/thr.err")"
-    check_json "$tmp/thrsend.json" '
+if linux_only; then
+    for bad in 0 65 x; do
+        expect_usage recv 127.0.0.1:9 --threads "$bad"
+        expect_usage tcp-load 127.0.0.1:9 --conns 100 --threads "$bad"
+    done
+    expect_usage recv 127.0.0.1:9 --threads 2 --steer nonsense
+    expect_usage echo 127.0.0.1:9 --steer nonsense
+    expect_usage tcp-load 127.0.0.1:9 --conns 1 --threads 2
+    if start_recv thr --threads 2 --count 20000; then
+        timeout $T "$VOLLEY" send "127.0.0.1:$port" --threads 2 --count 20000 --size 100 \
+            --json >"$tmp/thrsend.json" || fail "volley send --threads 2 exited non-zero"
+        reap "$vpid" || fail "volley recv --threads 2 exited non-zero: $(cat "$tmp/thr.err")"
+        check_json "$tmp/thrsend.json" '
 assert j["threads"] == 2 and len(j["per_thread"]) == 2
 assert j["datagrams"] == 20000 == sum(t["datagrams"] for t in j["per_thread"])
 assert [t["thread"] for t in j["per_thread"]] == [0, 1]' ||
-        fail "send --threads 2: $(cat "$tmp/thrsend.json")"
-    check_json "$tmp/thr.out" '
+            fail "send --threads 2: $(cat "$tmp/thrsend.json")"
+        check_json "$tmp/thr.out" '
 p = j["per_thread"]
 assert j["threads"] == 2 and len(p) == 2 and j["steer"] == "flow"
 assert j["datagrams"] == sum(t["datagrams"] for t in p)
@@ -522,36 +585,37 @@ assert j["kernel_drops"] == sum(t["kernel_drops"] for t in p)
 assert (j["datagrams"] == 20000 or
         (j["kernel_drops"] > 0 and j["datagrams"] + j["kernel_drops"] <= 20000))
 assert j["duplicated"] == 0 and j["bytes"] == 100 * j["datagrams"]' ||
-        fail "recv --threads 2: $(cat "$tmp/thr.out")"
-fi
-if start_volley echo threcho --threads 2 --steer kernel --count 300 --duration 20 --json; then
-    timeout $T "$VOLLEY" ping "127.0.0.1:$port" --count 300 --json >"$tmp/thrping.json" &&
-        check_json "$tmp/thrping.json" 'assert j["received"] == 300' ||
-        fail "ping to echo --threads 2: $(cat "$tmp/thrping.json")"
-    reap "$vpid" || fail "volley echo --threads 2 exited non-zero: $(cat "$tmp/threcho.err")"
-    check_json "$tmp/threcho.out" '
+            fail "recv --threads 2: $(cat "$tmp/thr.out")"
+    fi
+    if start_volley echo threcho --threads 2 --steer kernel --count 300 --duration 20 --json; then
+        timeout $T "$VOLLEY" ping "127.0.0.1:$port" --count 300 --json >"$tmp/thrping.json" &&
+            check_json "$tmp/thrping.json" 'assert j["received"] == 300' ||
+            fail "ping to echo --threads 2: $(cat "$tmp/thrping.json")"
+        reap "$vpid" || fail "volley echo --threads 2 exited non-zero: $(cat "$tmp/threcho.err")"
+        check_json "$tmp/threcho.out" '
 p = j["per_thread"]
 assert j["threads"] == 2 and len(p) == 2 and j["stopped"] == "count"
 assert j["received"] == j["echoed"] == 300 == sum(t["echoed"] for t in p)' ||
-        fail "echo --threads 2: $(cat "$tmp/threcho.out")"
-fi
-if start_volley tcp-echo thrtcp --threads 2 --count 8 --duration 20 --json; then
-    timeout $T "$VOLLEY" tcp-load "127.0.0.1:$port" --threads 2 --conns 8 --count 4000 \
-        --duration 10 --json >"$tmp/thrload.json" &&
-        check_json "$tmp/thrload.json" '
+            fail "echo --threads 2: $(cat "$tmp/threcho.out")"
+    fi
+    if start_volley tcp-echo thrtcp --threads 2 --count 8 --duration 20 --json; then
+        timeout $T "$VOLLEY" tcp-load "127.0.0.1:$port" --threads 2 --conns 8 --count 4000 \
+            --duration 10 --json >"$tmp/thrload.json" &&
+            check_json "$tmp/thrload.json" '
 p = j["per_thread"]
 assert j["threads"] == 2 and len(p) == 2 and j["connected"] == 8
 assert j["requests"] == 4000 == sum(t["requests"] for t in p), j["requests"]
 assert j["errors"] == 0 and j["stopped"] == "count"
 assert [t["conns"] for t in p] == [4, 4]' ||
-        fail "tcp-load --threads 2: $(cat "$tmp/thrload.json")"
-    reap "$vpid" || fail "volley tcp-echo --threads 2 exited non-zero: $(cat "$tmp/thrtcp.err")"
-    check_json "$tmp/thrtcp.out" '
+            fail "tcp-load --threads 2: $(cat "$tmp/thrload.json")"
+        reap "$vpid" || fail "volley tcp-echo --threads 2 exited non-zero: $(cat "$tmp/thrtcp.err")"
+        check_json "$tmp/thrtcp.out" '
 p = j["per_thread"]
 assert j["threads"] == 2 and len(p) == 2 and j["stopped"] == "count"
 assert j["accepted"] == j["closed"] == 8 == sum(t["accepted"] for t in p)
 assert j["errors"] == 0 and j["bytes_in"] == j["bytes_out"] == 4000 * 128' ||
-        fail "tcp-echo --threads 2: $(cat "$tmp/thrtcp.out")"
+            fail "tcp-echo --threads 2: $(cat "$tmp/thrtcp.out")"
+    fi
 fi
 
 # --- bench: one object per cell, baseline is the unit, and the chart
@@ -563,13 +627,15 @@ if timeout 120 "$VOLLEY" bench --seconds 0.1 --repeat 1 --sizes 64 --json \
     check_json "$tmp/bench.json" '
 import shutil
 gso, uring, zc = a[0] == "True", a[1] == "True", a[2] == "True"
+linux = a[3] == "mmsg" # else built without the Linux parts: none of their paths
+gso, uring, zc = gso and linux, uring and linux, zc and linux
 tkeys = {"kind", "path", "size", "repeat", "dgrams_per_s", "gbit_per_s",
          "syscalls_per_dgram", "tx_syscalls_per_dgram", "rx_syscalls_per_dgram",
          "tx_cpu_ns_per_dgram", "rx_cpu_ns_per_dgram", "sent", "received", "lost",
          "ratio_to_baseline", "ratio_to_raw"}
 lkeys = {"kind", "path", "size", "p50_us", "p99_us", "samples", "lost",
          "ratio_to_baseline"}
-paths = (["baseline"] + (["raw"] if gso else []) + ["scalar", "mmsg"]
+paths = (["baseline"] + (["raw"] if gso else []) + ["scalar"] + (["mmsg"] if linux else [])
          + (["gso+gro", "gso-split", "gso->plain", "gro-segs"] if gso else [])
          + (["uring"] if uring else []) + (["uring+gso"] if gso and uring else [])
          + (["uring+zc"] if gso and uring and zc else []) + ["tools"])
@@ -593,7 +659,7 @@ for c in lat:
 assert tput[0]["path"] == "baseline" and tput[0]["ratio_to_baseline"] == 1
 assert not gso or [c["ratio_to_raw"] for c in tput if c["path"] == "raw"] == [1]
 assert lat[0]["path"] == "baseline" and lat[0]["ratio_to_baseline"] == 1
-' "$gso" "$uring" "$zc" || fail "bench --json: $(cat "$tmp/bench.json" "$tmp/bench.err")"
+' "$gso" "$uring" "$zc" "$batch_be" || fail "bench --json: $(cat "$tmp/bench.json" "$tmp/bench.err")"
     # The chart is well-formed XML with one bar per throughput cell and one
     # latency bar per latency cell, labelled axes, a legend and a title.
     timeout $T python3 -c '
@@ -623,20 +689,22 @@ fi
 
 # --- bench repeats: every cell runs --repeat times; no latency rows on request
 if timeout 60 "$VOLLEY" bench --seconds 0.05 --repeat 3 --sizes 64,200 \
-    --paths baseline,mmsg --no-latency --json >"$tmp/bench3.json" 2>"$tmp/bench3.err"; then
+    --paths "baseline,$batch_be" --no-latency --json >"$tmp/bench3.json" 2>"$tmp/bench3.err"; then
     check_json "$tmp/bench3.json" '
-assert [(c["path"], c["size"]) for c in j] == [("baseline", 64), ("mmsg", 64),
-                                               ("baseline", 200), ("mmsg", 200)]
+be = a[0]
+assert [(c["path"], c["size"]) for c in j] == [("baseline", 64), (be, 64),
+                                               ("baseline", 200), (be, 200)]
 assert all(c["kind"] == "throughput" and c["repeat"] == 3 for c in j)
-assert all(c["dgrams_per_s_min"] <= c["dgrams_per_s"] <= c["dgrams_per_s_max"] for c in j)' ||
+assert all(c["dgrams_per_s_min"] <= c["dgrams_per_s"] <= c["dgrams_per_s_max"] for c in j)' \
+        "$batch_be" ||
         fail "bench --repeat 3: $(cat "$tmp/bench3.json")"
 else
     fail "volley bench --repeat 3 did not exit 0"
 fi
 # the table: a header, the cells, the latency rows and the total time
-if timeout 60 "$VOLLEY" bench --seconds 0.05 --repeat 1 --sizes 64 --paths baseline,mmsg \
+if timeout 60 "$VOLLEY" bench --seconds 0.05 --repeat 1 --sizes 64 --paths "baseline,$batch_be" \
     >"$tmp/bench.txt" 2>&1; then
-    for want in "dgrams/s" "^baseline +64" "^mmsg +64" "latency" "p99" "^total "; do
+    for want in "dgrams/s" "^baseline +64" "^$batch_be +64" "latency" "p99" "^total "; do
         grep -q -E -e "$want" "$tmp/bench.txt" || fail "bench table lacks '$want'"
     done
     # piped: no progress line (no carriage return)

@@ -13,6 +13,8 @@
 #include "cli.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -35,6 +37,11 @@ int cli_usage_error(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\nTry '%s --help'.\n", cli_name);
     return EXIT_USAGE;
+}
+
+int cli_unavailable(const char *what)
+{
+    return cli_usage_error("%s is " CLI_NOT_HERE, what);
 }
 
 int cli_bad_option(void)
@@ -330,6 +337,16 @@ const char *cli_feature_why(const struct volley_feature *f)
     return f->err ? volley_strerror(f->err) : "not probed by this library";
 }
 
+int cli_fd_flags(int fd, bool nonblock)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fl < 0 ||
+        (nonblock && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
+        return -errno;
+    return 0;
+}
+
 void cli_json_string(const char *s)
 {
     if (!s) {
@@ -358,6 +375,7 @@ static const struct cli_num idle_num = {
     .flag = "--idle", .min = 0, .max = MAX_SECONDS * 1000ull, .places = 3};
 static const struct cli_num batch_num = {
     .flag = "--batch", .min = 1, .max = VOLLEY_BATCH_MAX};
+#if VOLLEY_HAVE_LINUX
 static const struct cli_num threads_num = {
     .flag = "--threads", .min = 1, .max = CLI_THREADS_MAX};
 
@@ -375,6 +393,7 @@ static int parse_steer(const char *s, unsigned *out)
     }
     return cli_usage_error("bad --steer '%s': want flow, cpu or kernel", s);
 }
+#endif
 
 int cli_seconds(const char *s, const struct cli_num *f, int64_t *ns)
 {
@@ -416,6 +435,14 @@ int cli_flow_option(int opt, void *flow)
     case OPT_NO_GRO:
         c->disable |= VOLLEY_F_GRO;
         return PARSE_RUN;
+#if !VOLLEY_HAVE_LINUX
+    case OPT_THREADS:
+        return cli_unavailable("--threads");
+    case OPT_PIN:
+        return cli_unavailable("--pin");
+    case OPT_STEER:
+        return cli_unavailable("--steer");
+#else
     case OPT_THREADS: {
         uint64_t n;
         int rc = cli_number(optarg, &threads_num, &n);
@@ -429,6 +456,7 @@ int cli_flow_option(int opt, void *flow)
         return PARSE_RUN;
     case OPT_STEER:
         return parse_steer(optarg, &c->steer);
+#endif
     default:
         return cli_bad_option();
     }
@@ -548,6 +576,10 @@ int cli_parse(int argc, char **argv, const struct cli_cmd *cmd, void *cfg)
     while ((opt = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
         if (opt == 'h') {
             cmd->usage();
+            if (!VOLLEY_HAVE_LINUX && cmd->shared & (CLI_F_THREADS | CLI_F_STEER))
+                printf("\n%s " CLI_NOT_HERE ".\n",
+                       cmd->shared & CLI_F_STEER ? "--threads, --steer and --pin are"
+                                                 : "--threads and --pin are");
             return 0;
         }
         rc = cmd->option(opt, cfg);
@@ -574,27 +606,50 @@ static int check_env(void)
     return EXIT_USAGE;
 }
 
+/* tcp-echo, tcp-load and bench --tcp drive the stream loop. */
+#if VOLLEY_HAVE_LINUX
+#define TCP_HELP(text) text
+#else
+#define TCP_HELP(text) CLI_NOT_HERE
+#endif
+
 static void top_usage(FILE *f)
 {
-    fputs("Usage: volley COMMAND [options]\n"
-          "Fast batched datagram I/O: inspect, send, receive, echo, ping and benchmark.\n"
-          "\n"
-          "Commands:\n"
-          "  probe     show which kernel features volley can use, and why not\n"
-          "  recv      receive and count datagrams: loss, reordering, jitter\n"
-          "  send      send sequenced datagrams, as fast as possible or at a --rate\n"
-          "  echo      send every datagram back to where it came from\n"
-          "  ping      round-trip latency percentiles against any UDP echo server\n"
-          "  bench     compare every I/O path on loopback against plain sendto/recvfrom\n"
-          "            (--tcp: TCP echo against a plain epoll server)\n"
-          "  tcp-echo  a TCP echo server (or sink) on one volley loop\n"
-          "  tcp-load  TCP load: many connections, ping-pong latency or stream rate\n"
-          "\n"
-          "  -h, --help      show this help\n"
-          "  -V, --version   print the version\n"
-          "\n"
-          "Run 'volley COMMAND --help' for the options of each command.\n",
-          f);
+    fputs(
+        "Usage: volley COMMAND [options]\n"
+        "Fast batched datagram I/O: inspect, send, receive, echo, ping and benchmark.\n"
+        "\n"
+        "Commands:\n"
+        "  probe     show which kernel features volley can use, and why not\n"
+        "  recv      receive and count datagrams: loss, reordering, jitter\n"
+        "  send      send sequenced datagrams, as fast as possible or at a --rate\n"
+        "  echo      send every datagram back to where it came from\n"
+        "  ping      round-trip latency percentiles against any UDP echo server\n"
+        "  bench     compare every I/O path on loopback against plain sendto/recvfrom\n"
+        "            (--tcp: " TCP_HELP(
+            "TCP echo against a plain epoll server") ")\n"
+                                                     "  tcp-echo  " TCP_HELP(
+                                                         "a TCP echo server (or sink) on "
+                                                         "one volley loop") "\n"
+                                                                            "  tcp-load "
+                                                                            " " TCP_HELP(
+                                                                                "TCP "
+                                                                                "load: "
+                                                                                "many "
+                                                                                "connecti"
+                                                                                "ons, "
+                                                                                "ping-"
+                                                                                "pong "
+                                                                                "latency "
+                                                                                "or "
+                                                                                "stream "
+                                                                                "rate") "\n"
+                                                                                        "\n"
+                                                                                        "  -h, --help      show this help\n"
+                                                                                        "  -V, --version   print the version\n"
+                                                                                        "\n"
+                                                                                        "Run 'volley COMMAND --help' for the options of each command.\n",
+        f);
 }
 
 int main(int argc, char **argv)
@@ -603,11 +658,22 @@ int main(int argc, char **argv)
         const char *name;
         int (*run)(int argc, char **argv);
     } cmds[] = {
-        {"probe", cmd_probe},       {"recv", cmd_recv},
-        {"send", cmd_send},         {"echo", cmd_echo},
-        {"ping", cmd_ping},         {"bench", cmd_bench},
-        {"tcp-echo", cmd_tcp_echo}, {"tcp-load", cmd_tcp_load},
+        {"probe", cmd_probe},
+        {"recv", cmd_recv},
+        {"send", cmd_send},
+        {"echo", cmd_echo},
+        {"ping", cmd_ping},
+        {"bench", cmd_bench},
+#if VOLLEY_HAVE_LINUX
+        {"tcp-echo", cmd_tcp_echo},
+        {"tcp-load", cmd_tcp_load},
         {"tcp-ref", cmd_tcp_ref}, /* bench --tcp's reference server: not listed */
+#else
+        /* they drive the stream loop */
+        {"tcp-echo", NULL},
+        {"tcp-load", NULL},
+        {"tcp-ref", NULL},
+#endif
     };
     static char name[32];
 
@@ -627,6 +693,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         if (strcmp(argv[1], cmds[i].name) != 0)
             continue;
+        if (!cmds[i].run)
+            return cli_unavailable(cmds[i].name);
         /* Every command opens sockets or probes, all under the environment. */
         if (check_env() != PARSE_RUN)
             return EXIT_USAGE;

@@ -60,6 +60,12 @@ static inline bool cli_stopping(void)
 }
 
 __attribute__((format(printf, 1, 2))) int cli_usage_error(const char *fmt, ...);
+/* Built without the Linux parts (VOLLEY_HAVE_LINUX 0, as on macOS), the
+ * commands, flags and bench rows that need them (the stream loop,
+ * reuseport groups, CPU pinning, sendmmsg, io_uring) are refused with
+ * this: a usage error naming what, and why. */
+#define CLI_NOT_HERE "not available on this platform (built without the Linux parts)"
+int cli_unavailable(const char *what);
 /* getopt has already said what was wrong. */
 int cli_bad_option(void);
 int cli_runtime_error(const char *what, int err);
@@ -135,6 +141,11 @@ unsigned cli_ip_overhead(const struct volley_addr *a);
 /* A probed feature's explanation; a library that left it out still gets a
  * reason. */
 const char *cli_feature_why(const struct volley_feature *f);
+
+/* Sets FD_CLOEXEC, and O_NONBLOCK when nonblock, on fd: for the systems
+ * whose socket(), socketpair() and pipe() take no such flags (macOS).
+ * 0 or a negative errno. */
+int cli_fd_flags(int fd, bool nonblock);
 
 /* A JSON string (NULL prints null) on stdout. */
 void cli_json_string(const char *s);

@@ -75,6 +75,14 @@ struct matrix {
     int64_t start_ns, end_ns;
 };
 
+/* The paths that need Linux's sendmmsg/recvmmsg, GSO/GRO or io_uring: the
+ * mmsg and uring backends, and raw's direct calls. */
+static bool path_linux_only(enum bench_path p)
+{
+    return p != BENCH_BASELINE && p != BENCH_SCALAR && p != BENCH_TOOLS &&
+           p != BENCH_IPERF3;
+}
+
 static void bench_usage(void)
 {
     fputs(
@@ -164,6 +172,14 @@ static void bench_usage(void)
         "CPUs: 2 threads gain only where CPUs are free for them.\n"
         "\n" CLI_NUMBER_HELP,
         stdout);
+    if (!VOLLEY_HAVE_LINUX) {
+        printf("\nNot available on this platform (built without the Linux parts):\n"
+               "--tcp, --threads, --cpu, and the paths\n ");
+        for (enum bench_path p = 0; p < BENCH_NPATHS; p++)
+            if (path_linux_only(p))
+                printf(" %s", bench_path_name(p));
+        printf("\n");
+    }
 }
 
 enum {
@@ -186,7 +202,9 @@ static const struct cli_num repeat_num = {
 /* Every cell runs over IPv4 loopback. */
 static const struct cli_num sizes_num = {
     .flag = "--sizes", .min = 1, .max = VOLLEY_UDP4_MAX};
+#if VOLLEY_HAVE_LINUX
 static const struct cli_num cpu_num = {.flag = "--cpu", .min = 0, .max = CPU_SETSIZE - 1};
+#endif
 
 static int parse_sizes(const char *s, struct bench_cfg *c)
 {
@@ -198,8 +216,14 @@ static int parse_sizes(const char *s, struct bench_cfg *c)
     return rc;
 }
 
+/* Pinned through sched_getaffinity's CPU sets: Linux's. */
 static int parse_cpus(const char *s, struct bench_pin *pin)
 {
+#if !VOLLEY_HAVE_LINUX
+    (void)s;
+    (void)pin;
+    return cli_unavailable("--cpu");
+#else
     cpu_set_t allowed;
     uint64_t v[2];
     unsigned n;
@@ -217,6 +241,7 @@ static int parse_cpus(const char *s, struct bench_pin *pin)
     pin->tx = (int)v[0];
     pin->rx = (int)v[1];
     return PARSE_RUN;
+#endif
 }
 
 static int parse_paths(const char *s, struct bench_cfg *c)
@@ -236,6 +261,8 @@ static int parse_paths(const char *s, struct bench_cfg *c)
             return cli_usage_error("--paths: \"%.*s\" in \"%s\" is not a path: want "
                                    "names from `volley bench --help`, comma-separated",
                                    (int)len, item, s);
+        if (!VOLLEY_HAVE_LINUX && path_linux_only(p))
+            return cli_usage_error("--paths: %s is " CLI_NOT_HERE, bench_path_name(p));
         c->paths |= 1u << p;
         if (!comma)
             return PARSE_RUN;
@@ -277,12 +304,16 @@ static int bench_option(int opt, void *cfg)
         c->udp_flag = "--cpu";
         return parse_cpus(optarg, &c->pin);
     case OPT_TCP:
+        if (!VOLLEY_HAVE_LINUX)
+            return cli_unavailable("--tcp");
         c->tcp = true;
         return PARSE_RUN;
     case OPT_UNIX:
         c->unix_pair = true;
         return PARSE_RUN;
     case OPT_THREADS_BENCH:
+        if (!VOLLEY_HAVE_LINUX)
+            return cli_unavailable("--threads");
         c->threads = true;
         return PARSE_RUN;
     case OPT_PLOT:
@@ -302,6 +333,10 @@ static int bench_option(int opt, void *cfg)
 static const char *path_lacks(enum bench_path p, const struct volley_caps *c,
                               const char **why)
 {
+    if (!VOLLEY_HAVE_LINUX && path_linux_only(p)) {
+        *why = "not available on this platform: built without the Linux parts";
+        return "sendmmsg, GSO or io_uring";
+    }
     if ((p == BENCH_GSO_GRO || p == BENCH_GSO_SPLIT || p == BENCH_GSO_PLAIN ||
          p == BENCH_URING_GSO || p == BENCH_URING_ZC || p == BENCH_RAW ||
          p == BENCH_GRO_SEGS) &&
@@ -864,11 +899,13 @@ int cmd_bench(int argc, char **argv)
     if (c.unix_pair)
         return bench_unix_main(
             &(struct bench_unix_opts){.repeat = c.repeat, .json = c.json});
+#if VOLLEY_HAVE_LINUX
     if (c.threads)
         return bench_threads_main(&(struct bench_threads_opts){
             .seconds = c.seconds, .repeat = c.repeat, .json = c.json});
     if (c.tcp)
         return bench_tcp_main(&(struct bench_tcp_opts){
             .seconds = c.seconds, .repeat = c.repeat, .json = c.json, .plot = c.plot});
+#endif
     return bench_main(&c);
 }

@@ -212,6 +212,7 @@ static int echo_run(const struct flow_cfg *c)
     return err < 0 ? cli_runtime_error("echo", err) : 0;
 }
 
+#if VOLLEY_HAVE_LINUX /* --threads: reuseport groups, CPU pinning */
 /* ---- --threads ---- */
 
 struct echo_thread {
@@ -363,6 +364,7 @@ static int echo_run_threads(const struct flow_cfg *c)
     }
     return err < 0 ? cli_runtime_error("echo", err) : 0;
 }
+#endif
 
 int cmd_echo(int argc, char **argv)
 {
@@ -380,5 +382,9 @@ int cmd_echo(int argc, char **argv)
 
     if (rc != PARSE_RUN)
         return rc;
-    return team_size(&c) > 1 ? echo_run_threads(&c) : echo_run(&c);
+#if VOLLEY_HAVE_LINUX
+    if (team_size(&c) > 1)
+        return echo_run_threads(&c);
+#endif
+    return echo_run(&c);
 }

@@ -364,6 +364,7 @@ static void recv_summary(const char *backend, const struct volley_stats *vs,
         puts(", no send times");
 }
 
+#if VOLLEY_HAVE_LINUX /* --threads: reuseport groups, CPU pinning */
 /* ---- --threads ---- */
 
 struct rx_thread {
@@ -555,6 +556,7 @@ static int recv_run_threads(const struct flow_cfg *c)
     }
     return err < 0 ? cli_runtime_error("receive", err) : 0;
 }
+#endif
 
 static int recv_run(const struct flow_cfg *c)
 {
@@ -599,5 +601,9 @@ int cmd_recv(int argc, char **argv)
 
     if (rc != PARSE_RUN)
         return rc;
-    return team_size(&c) > 1 ? recv_run_threads(&c) : recv_run(&c);
+#if VOLLEY_HAVE_LINUX
+    if (team_size(&c) > 1)
+        return recv_run_threads(&c);
+#endif
+    return recv_run(&c);
 }

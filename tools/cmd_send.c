@@ -314,6 +314,7 @@ static int send_run(const struct flow_cfg *c)
     return err < 0 ? cli_runtime_error("send", err) : 0;
 }
 
+#if VOLLEY_HAVE_LINUX /* --threads: reuseport groups, CPU pinning */
 /* ---- --threads ---- */
 
 struct tx_thread {
@@ -465,6 +466,7 @@ static int send_run_threads(const struct flow_cfg *c)
             volley_close(t[i].s);
     return err < 0 ? cli_runtime_error("send", err) : 0;
 }
+#endif
 
 int cmd_send(int argc, char **argv)
 {
@@ -488,5 +490,9 @@ int cmd_send(int argc, char **argv)
     if (c.threads > 1 && c.rate_bps && c.rate_bps < c.threads)
         return cli_usage_error("--rate %" PRIu64 " is less than a bit/s per thread",
                                c.rate_bps);
-    return team_size(&c) > 1 ? send_run_threads(&c) : send_run(&c);
+#if VOLLEY_HAVE_LINUX
+    if (team_size(&c) > 1)
+        return send_run_threads(&c);
+#endif
+    return send_run(&c);
 }

@@ -69,9 +69,13 @@ void bench_rcvbuf(int fd)
 {
     int size = BENCH_RCVBUF;
 
-    /* Without the privilege, settle for the capped size as any program would. */
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
-        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    /* Without the privilege (or Linux's FORCE option), settle for the
+     * capped size as any program would. */
+#ifdef SO_RCVBUFFORCE
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) == 0)
+        return;
+#endif
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 }
 
 bool bench_rx_finished(const struct bench_run *r, int64_t now, int64_t quiet_since)
@@ -228,19 +232,24 @@ void bench_volley_close(struct bench_run *r)
     volley_close(r->rx_sock);
 }
 
-/* A thread created on `cpu` never runs anywhere else (-1: anywhere). */
+/* A thread created on `cpu` never runs anywhere else (-1: anywhere).
+ * Pinning is Linux's (the tool refuses --cpu elsewhere). */
 static int spawn(pthread_t *t, int cpu, void *(*fn)(void *), void *arg)
 {
     pthread_attr_t attr;
-    cpu_set_t set;
     int err = pthread_attr_init(&attr);
 
     if (err)
         return err;
     if (cpu >= 0) {
+#if VOLLEY_HAVE_LINUX
+        cpu_set_t set;
         CPU_ZERO(&set);
         CPU_SET(cpu, &set);
         err = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+#else
+        err = ENOTSUP;
+#endif
     }
     if (!err)
         err = pthread_create(t, &attr, fn, arg);
@@ -314,15 +323,21 @@ int bench_cell(enum bench_path p, size_t size, double seconds,
     r.payload = calloc(BENCH_BATCH, size);
     if (!r.payload)
         return -ENOMEM;
-    if (raw)
+    if (raw) {
+#if VOLLEY_HAVE_LINUX /* raw.c: sendmmsg, recvmmsg, GSO and GRO */
         err = bench_raw_open(&r);
-    else
+        if (err == 0)
+            err = bench_run_threads(&r, seconds, pin, bench_raw_tx, bench_raw_rx);
+#else
+        err = -ENOTSUP; /* the tool refuses the row before it gets here */
+#endif
+    } else {
         err = base ? bench_baseline_open(&r) : bench_volley_open(&r);
-    if (err == 0 && raw)
-        err = bench_run_threads(&r, seconds, pin, bench_raw_tx, bench_raw_rx);
-    else if (err == 0)
-        err = bench_run_threads(&r, seconds, pin, base ? bench_baseline_tx : volley_tx,
-                                base ? bench_baseline_rx : volley_rx);
+        if (err == 0)
+            err =
+                bench_run_threads(&r, seconds, pin, base ? bench_baseline_tx : volley_tx,
+                                  base ? bench_baseline_rx : volley_rx);
+    }
     if (base || raw)
         bench_baseline_close(&r);
     else

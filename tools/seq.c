@@ -5,70 +5,68 @@
 
 #include "cli.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
+#if VOLLEY_HAVE_LINUX
+#include <sys/random.h>
+#endif
 
 static const uint8_t hdr_magic[4] = {'V', 'L', 'Y', '1'};
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
-    v = htobe32(v);
-    memcpy(p, &v, sizeof(v));
+    for (int i = 3; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
 }
 
-static void put_be64(uint8_t *p, uint64_t v)
+/* n bytes big-endian, the inverse of seq_put_be64 (seq.h) */
+static uint64_t get_be(const uint8_t *p, int n)
 {
-    v = htobe64(v);
-    memcpy(p, &v, sizeof(v));
-}
+    uint64_t v = 0;
 
-static uint32_t get_be32(const uint8_t *p)
-{
-    uint32_t v;
-
-    memcpy(&v, p, sizeof(v));
-    return be32toh(v);
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v;
-
-    memcpy(&v, p, sizeof(v));
-    return be64toh(v);
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
 }
 
 void seq_hdr_encode(uint8_t *buf, const struct seq_hdr *h)
 {
     memcpy(buf, hdr_magic, sizeof(hdr_magic));
     put_be32(buf + 4, h->stream);
-    put_be64(buf + 8, h->seq);
-    put_be64(buf + 16, h->sent_ns);
+    seq_put_be64(buf + 8, h->seq);
+    seq_put_be64(buf + 16, h->sent_ns);
 }
 
 bool seq_hdr_decode(const uint8_t *buf, size_t len, struct seq_hdr *h)
 {
     if (len < SEQ_HDR_LEN || memcmp(buf, hdr_magic, sizeof(hdr_magic)) != 0)
         return false;
-    h->stream = get_be32(buf + 4);
-    h->seq = get_be64(buf + 8);
-    h->sent_ns = get_be64(buf + 16);
+    h->stream = (uint32_t)get_be(buf + 4, 4);
+    h->seq = get_be(buf + 8, 8);
+    h->sent_ns = get_be(buf + 16, 8);
     return true;
 }
 
 uint32_t seq_stream_id(void)
 {
+#if defined(__APPLE__)
+    return arc4random();
+#else
+#if VOLLEY_HAVE_LINUX
     uint32_t id;
 
     if (getrandom(&id, sizeof(id), GRND_NONBLOCK) == (ssize_t)sizeof(id))
         return id;
-    /* No entropy yet (early boot): distinct enough between runs. */
+#endif
+    /* No entropy yet (early boot), or no getrandom: distinct enough
+     * between runs. */
     return (uint32_t)cli_real_ns() ^ (uint32_t)getpid() * 2654435761u;
+#endif
 }
 
 /* One header is encoded; the others are copies of it with the sequence
@@ -83,10 +81,9 @@ void seq_stamp(uint8_t *payload, size_t size, unsigned n, uint32_t stream, uint6
     seq_hdr_encode(payload, &h);
     for (unsigned i = 1; i < n; i++) {
         uint8_t *p = payload + (size_t)i * size;
-        uint64_t be = htobe64(seq + i);
 
         memcpy(p, payload, SEQ_HDR_LEN);
-        memcpy(p + 8, &be, sizeof(be));
+        seq_hdr_renumber(p, seq + i);
     }
 }
 

@@ -29,13 +29,19 @@ struct seq_hdr {
 
 /* buf must hold SEQ_HDR_LEN bytes. */
 void seq_hdr_encode(uint8_t *buf, const struct seq_hdr *h);
+/* v big-endian at p, by shifts: no <endian.h>, which not every system
+ * has (compilers make it a byte swap). */
+static inline void seq_put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
 /* Renumbers an encoded header in place. */
 static inline void seq_hdr_renumber(uint8_t *buf, uint64_t seq)
 {
-    for (int i = 15; i >= 8; i--) {
-        buf[i] = (uint8_t)seq;
-        seq >>= 8;
-    }
+    seq_put_be64(buf + 8, seq);
 }
 /* true when buf/len starts with a header (then *h is filled). */
 bool seq_hdr_decode(const uint8_t *buf, size_t len, struct seq_hdr *h);

@@ -86,6 +86,8 @@ unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n, unsigned max
         r->first = i;
         r->count = 1;
         r->seg = d[i].segment;
+        r->contig = true;
+        r->bytes = d[i].len;
         size_t seg = d[i].len;
         /* Explicit GSO buffers, empty datagrams and ones too large to be a
          * segment stand alone. */
@@ -99,6 +101,10 @@ unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n, unsigned max
                              : VOLLEY_UDP4_MAX;
         size_t total = seg;
         unsigned j = i + 1, count = 1;
+        /* (addresses as numbers: the first's data may be NULL, and is
+         * then refused by the caller's check) */
+        uintptr_t base = (uintptr_t)d[i].data;
+        bool contig = true;
         unsigned end = n - i > max_segs ? i + max_segs : n;
         struct path head;
         path_load(&head, &d[i]);
@@ -110,6 +116,7 @@ unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n, unsigned max
             if (len - 1 >= seg || !x->data || total + len > ceiling ||
                 !(path_same(&head, x) || (!x->segment && same_path(&d[i], x))))
                 break;
+            contig &= (uintptr_t)x->data == base + total;
             total += len;
             count++;
             j++;
@@ -117,6 +124,8 @@ unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n, unsigned max
                 break; /* a shorter datagram can only end a run */
         }
         r->count = count;
+        r->contig = contig;
+        r->bytes = total;
         if (r->count > 1)
             r->seg = (uint16_t)seg;
         i = j;

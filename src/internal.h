@@ -452,11 +452,15 @@ VOLLEY_INTERNAL int volley__cmsg_parse_err(const void *ctrl, size_t len,
 
 /* ---- gso.c (pure) ---- */
 /* A run: descriptors [first, first+count) sent as one message. seg > 0:
- * one UDP_SEGMENT message of that segment size. */
+ * one UDP_SEGMENT message of that segment size. bytes: their payloads'
+ * sum; contig: the payloads lie back to back from the first's data, so one
+ * iovec carries them all. */
 struct volley__run {
     unsigned first;
     unsigned count;
     uint16_t seg;
+    bool contig;
+    size_t bytes;
 };
 /* Plan messages for d[0..n): coalesce runs of same peer/local/ifindex/ecn
  * and same length (last may be shorter), at most max_segs datagrams and

@@ -56,29 +56,32 @@ static bool add_run(volley_sock *s, struct volley__txbuild *b,
 {
     if (b->nmsg + 1 > MSG_CAP || b->niov + run->count > IOV_CAP)
         return false;
-    /* The iovec being grown stays in registers: a store and reload of
-     * its length per datagram was most of this loop's cost. A run of more
-     * than one datagram has data in each (volley__gso_plan). */
     struct iovec *iov = &s->tx_iov[b->niov];
     unsigned niov = 0;
-    const uint8_t *start = x[0].data;
-    size_t len = x[0].len, bytes = len;
-    for (unsigned j = 1; j < run->count; j++) {
-        const uint8_t *p = x[j].data;
-        bytes += x[j].len;
-        if (start + len == p) {
-            len += x[j].len;
-            continue;
+    if (run->contig) { /* the planner saw them back to back */
+        iov[niov++] = (struct iovec){x[0].data, run->bytes};
+    } else {
+        /* The iovec being grown stays in registers: a store and reload
+         * of its length per datagram was most of this loop's cost. A run
+         * of more than one datagram has data in each (volley__gso_plan). */
+        const uint8_t *start = x[0].data;
+        size_t len = x[0].len;
+        for (unsigned j = 1; j < run->count; j++) {
+            const uint8_t *p = x[j].data;
+            if (start + len == p) {
+                len += x[j].len;
+                continue;
+            }
+            iov[niov++] = (struct iovec){(void *)start, len};
+            start = p;
+            len = x[j].len;
         }
         iov[niov++] = (struct iovec){(void *)start, len};
-        start = p;
-        len = x[j].len;
     }
-    iov[niov++] = (struct iovec){(void *)start, len};
     /* Never a segment size on a single datagram: some kernels and devices
      * mishandle it. */
     uint16_t seg = run->count > 1 ? run->seg : 0;
-    add_msg(s, b, x, idx, niov, run->count, run->count, bytes, seg);
+    add_msg(s, b, x, idx, niov, run->count, run->count, run->bytes, seg);
     return true;
 }
 

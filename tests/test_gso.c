@@ -247,6 +247,17 @@ static void check_invariants(const char *name, const struct volley_dgram *d, uns
         T_CHECK(r->first == next && r->count >= 1 && r->first + r->count <= n,
                 "%s: run %u [%u,+%u) does not continue at %u", name, k, r->first,
                 r->count, next);
+        /* bytes and contig, as the builder of the run's iovecs trusts them */
+        size_t bytes = 0;
+        bool contig = true;
+        for (unsigned j = r->first; j < r->first + r->count && j < n; j++) {
+            contig &= j == r->first || (const uint8_t *)d[j].data ==
+                                           (const uint8_t *)d[r->first].data + bytes;
+            bytes += d[j].len;
+        }
+        T_CHECK(r->bytes == bytes && r->contig == contig,
+                "%s: run %u has bytes %zu contig %d, want %zu %d", name, k, r->bytes,
+                r->contig, bytes, contig);
         T_CHECK(r->count <= (max_segs > 1 ? max_segs : 1),
                 "%s: run %u has %u > max_segs %u", name, k, r->count, max_segs);
         if (r->count == 1) {
@@ -337,6 +348,16 @@ static int full_batch(void)
     nr = volley__gso_plan(d, n, 0, runs);
     T_CHECK(nr == VOLLEY_BATCH_MAX, "1024 x 1000 at 0: %u runs, want 1024", nr);
     check_invariants("full batch, no gso", d, n, 0, runs, nr);
+    /* Payloads back to back: each run is one iovec's worth; a gap in one
+     * run makes that run, and only it, not contiguous. */
+    static uint8_t area[VOLLEY_BATCH_MAX * 1000 + 1];
+    for (unsigned i = 0; i < n; i++)
+        d[i].data = area + (size_t)i * 1000 + (i >= 100);
+    nr = volley__gso_plan(d, n, 64, runs);
+    check_invariants("full batch, back to back", d, n, 64, runs, nr);
+    for (unsigned k = 0; k < nr; k++)
+        T_CHECK(runs[k].contig == (k != 1), "back to back: run %u contig %d", k,
+                runs[k].contig);
     return 0;
 }
 

@@ -608,48 +608,36 @@ static int check_env(void)
 
 /* tcp-echo, tcp-load and bench --tcp drive the stream loop. */
 #if VOLLEY_HAVE_LINUX
-#define TCP_HELP(text) text
+#define HELP_BENCH_TCP "TCP echo against a plain epoll server"
+#define HELP_TCP_ECHO  "a TCP echo server (or sink) on one volley loop"
+#define HELP_TCP_LOAD  "TCP load: many connections, ping-pong latency or stream rate"
 #else
-#define TCP_HELP(text) CLI_NOT_HERE
+#define HELP_BENCH_TCP CLI_NOT_HERE
+#define HELP_TCP_ECHO  CLI_NOT_HERE
+#define HELP_TCP_LOAD  CLI_NOT_HERE
 #endif
 
 static void top_usage(FILE *f)
 {
-    fputs(
-        "Usage: volley COMMAND [options]\n"
-        "Fast batched datagram I/O: inspect, send, receive, echo, ping and benchmark.\n"
-        "\n"
-        "Commands:\n"
-        "  probe     show which kernel features volley can use, and why not\n"
-        "  recv      receive and count datagrams: loss, reordering, jitter\n"
-        "  send      send sequenced datagrams, as fast as possible or at a --rate\n"
-        "  echo      send every datagram back to where it came from\n"
-        "  ping      round-trip latency percentiles against any UDP echo server\n"
-        "  bench     compare every I/O path on loopback against plain sendto/recvfrom\n"
-        "            (--tcp: " TCP_HELP(
-            "TCP echo against a plain epoll server") ")\n"
-                                                     "  tcp-echo  " TCP_HELP(
-                                                         "a TCP echo server (or sink) on "
-                                                         "one volley loop") "\n"
-                                                                            "  tcp-load "
-                                                                            " " TCP_HELP(
-                                                                                "TCP "
-                                                                                "load: "
-                                                                                "many "
-                                                                                "connecti"
-                                                                                "ons, "
-                                                                                "ping-"
-                                                                                "pong "
-                                                                                "latency "
-                                                                                "or "
-                                                                                "stream "
-                                                                                "rate") "\n"
-                                                                                        "\n"
-                                                                                        "  -h, --help      show this help\n"
-                                                                                        "  -V, --version   print the version\n"
-                                                                                        "\n"
-                                                                                        "Run 'volley COMMAND --help' for the options of each command.\n",
-        f);
+    fputs("Usage: volley COMMAND [options]\n"
+          "Fast batched datagram I/O: inspect, send, receive, echo, ping and benchmark.\n"
+          "\n"
+          "Commands:\n"
+          "  probe     show which kernel features volley can use, and why not\n"
+          "  recv      receive and count datagrams: loss, reordering, jitter\n"
+          "  send      send sequenced datagrams, as fast as possible or at a --rate\n"
+          "  echo      send every datagram back to where it came from\n"
+          "  ping      round-trip latency percentiles against any UDP echo server\n"
+          "  bench     compare every I/O path on loopback against plain sendto/recvfrom\n"
+          "            (--tcp: " HELP_BENCH_TCP ")\n"
+          "  tcp-echo  " HELP_TCP_ECHO "\n"
+          "  tcp-load  " HELP_TCP_LOAD "\n"
+          "\n"
+          "  -h, --help      show this help\n"
+          "  -V, --version   print the version\n"
+          "\n"
+          "Run 'volley COMMAND --help' for the options of each command.\n",
+          f);
 }
 
 int main(int argc, char **argv)

@@ -492,6 +492,17 @@ bool t_readable(int fd, int timeout_ms)
     return r == 1 && (p.revents & POLLIN);
 }
 
+void t_assert_eventfd(int fd)
+{
+    char path[64], link[128];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    T_ASSERT(n > 0);
+    link[n] = 0;
+    if (!strstr(link, "eventfd"))
+        T_FAIL("fd %d is %s, want an eventfd", fd, link);
+}
+
 /* ---- addresses ---- */
 
 struct volley_addr t_addr(const char *s)

@@ -263,6 +263,9 @@ int t_count_fds(void);
 /* Whether fd is readable within timeout_ms. */
 bool t_readable(int fd, int timeout_ms);
 
+/* Fails unless fd is an eventfd (Linux: read from /proc/self/fd). */
+void t_assert_eventfd(int fd);
+
 /* ---- addresses ---- */
 
 /* The address s ("1.2.3.4:5", "[::1]:0"); NULL or "" is none (AF_UNSPEC).

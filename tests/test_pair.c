@@ -537,13 +537,7 @@ static int lifetime(void)
 static void check_fd_kind(int fd)
 {
 #if VOLLEY_HAVE_LINUX
-    char path[64], link[128];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(path, link, sizeof link - 1);
-    T_ASSERT(n > 0);
-    link[n] = 0;
-    if (!strstr(link, "eventfd"))
-        T_FAIL("volley_fd is %s, want an eventfd", link);
+    t_assert_eventfd(fd);
 #else
     struct stat st;
     T_ASSERT(fstat(fd, &st) == 0);

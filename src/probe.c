@@ -115,6 +115,10 @@ unsigned volley__probe_gso_limit(void)
 
 /* ---- volley_probe ---- */
 
+/* Why a Linux-only feature is off in a build without the Linux parts
+ * (cmake -DVOLLEY_LINUX_BACKENDS=OFF, and every build elsewhere). */
+#define NOT_BUILT "built without the Linux parts"
+
 static void set(struct volley_feature *f, int err, const char *ok_why,
                 const char *bad_why)
 {
@@ -385,8 +389,10 @@ int volley_probe(struct volley_caps *out, size_t size)
         "sendmsg/recvmsg round trip over loopback", "sendmsg/recvmsg round trip failed");
     set(&c.mmsg, probe_backend(VOLLEY_BACKEND_MMSG),
         "sendmmsg/recvmmsg round trip over loopback",
-        "sendmmsg/recvmmsg unavailable or disabled (VOLLEY_DISABLE=mmsg)");
-    int gso = volley__probe_gso();
+        VOLLEY_HAVE_LINUX
+            ? "sendmmsg/recvmmsg unavailable or disabled (VOLLEY_DISABLE=mmsg)"
+            : NOT_BUILT);
+    int gso = VOLLEY_HAVE_LINUX ? volley__probe_gso() : 0;
     c.gso_max_segments = gso > 0 ? (unsigned)gso : 0;
     set(&c.gso,
         gso > 0   ? 0
@@ -394,11 +400,15 @@ int volley_probe(struct volley_caps *out, size_t size)
                   : -ENOTSUP,
         gso == 128 ? "a 128-segment UDP_SEGMENT send arrived whole over loopback"
                    : "a 64-segment UDP_SEGMENT send arrived whole over loopback",
-        gso < 0 ? "the GSO probe could not run (sockets over loopback failed); it is "
-                  "tried again at the next open"
-                : "the kernel refused a UDP_SEGMENT send over loopback");
-    set(&c.gro, probe_gro(), "a segmented send arrived coalesced on a UDP_GRO socket",
-        "UDP_GRO refused, or a segmented send did not arrive coalesced");
+        gso < 0 ? "the GSO probe could not run (sockets over loopback failed); it "
+                  "is tried again at the next open"
+        : VOLLEY_HAVE_LINUX ? "the kernel refused a UDP_SEGMENT send over loopback"
+                            : NOT_BUILT);
+    set(&c.gro, VOLLEY_HAVE_LINUX ? probe_gro() : -ENOTSUP,
+        "a segmented send arrived coalesced on a UDP_GRO socket",
+        VOLLEY_HAVE_LINUX
+            ? "UDP_GRO refused, or a segmented send did not arrive coalesced"
+            : NOT_BUILT);
     probe_metadata(&c);
     set(&c.rxq_ovfl, probe_rxq_ovfl(), "overflowing a tiny receive buffer was counted",
         "SO_RXQ_OVFL refused, or drops from a full receive buffer were not reported");
@@ -413,8 +423,10 @@ int volley_probe(struct volley_caps *out, size_t size)
         "SO_MAX_PACING_RATE refused on a UDP socket");
     set(&c.reuseport_steer, probe_reuseport_steer(),
         "a classic BPF steering program attached to a reuseport group on loopback",
-        "SO_ATTACH_REUSEPORT_CBPF refused (Linux 4.5+): groups use the kernel's own "
-        "hash");
+        VOLLEY_HAVE_LINUX
+            ? "SO_ATTACH_REUSEPORT_CBPF refused (Linux 4.5+): groups use the "
+              "kernel's own hash"
+            : NOT_BUILT);
     volley_sock *v6;
     int r = volley_open(&v6, "[::1]:0", NULL);
     set(&c.ipv6, r, "bound a UDP socket on [::1]", "cannot bind a UDP socket on [::1]");

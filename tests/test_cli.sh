@@ -377,6 +377,12 @@ assert all(isinstance(j[k]["ok"], bool) and isinstance(j[k]["why"], str)
               "rxq_ovfl", "recverr", "ipv6", "uring", "uring_zc", "kernel_pacing",
               "xnu"))
 assert isinstance(j["gso_max_segments"], int)' || fail "probe --json: $(cat "$tmp/probe.json")"
+    # Without the Linux parts, what they bring is off and says why.
+    check_json "$tmp/probe.json" '
+built = a[0] == "0"
+for k in ("mmsg", "gso", "gro", "reuseport_steer"):
+    assert built or (not j[k]["ok"] and j[k]["why"] == "built without the Linux parts"), k
+' "$portable" || fail "probe --json without the Linux parts: $(cat "$tmp/probe.json")"
 else
     fail "volley probe --json did not exit 0"
 fi

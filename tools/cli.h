@@ -94,8 +94,8 @@ struct cli_num {
 /* What every command's --help says about the above. */
 /* --pin's help line, the same for every command that takes --threads. */
 #define CLI_PIN_HELP                                                                     \
-    "      --pin            with --threads: pin thread i to the i-th CPU this\n"         \
-    "                       process may use (modulo their number)\n"
+    "      --pin            with --threads 2 or more: pin thread i to the i-th\n"        \
+    "                       CPU this process may use (modulo their number)\n"
 
 #define CLI_NUMBER_HELP                                                                  \
     "Numbers are plain decimal, like 1200 or 0.25: no sign, exponent, hex, blanks or\n"  \

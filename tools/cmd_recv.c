@@ -134,17 +134,18 @@ static void rx_ticks(struct rx_state *st, const struct flow_cfg *c, int64_t now,
 
 /* RFC 3550 6.4.1: J += (|D| - J) / 16, D the change in transit time between
  * consecutive arrivals. Clock offsets between the hosts cancel out. */
-static void rx_jitter(struct rx_state *st, const struct seq_hdr *h, int64_t arrival)
+static bool rx_jitter(struct rx_state *st, const struct seq_hdr *h, int64_t arrival)
 {
     int64_t transit;
 
     if (h->sent_ns == 0 || h->sent_ns > INT64_MAX)
-        return;
+        return false; /* no send time */
     transit = arrival - (int64_t)h->sent_ns;
     if (st->have_transit)
         st->jitter_ns += (fabs((double)(transit - st->transit_ns)) - st->jitter_ns) / 16;
     st->transit_ns = transit;
     st->have_transit = true;
+    return true;
 }
 
 /* Consecutive datagrams of the stream, all sent and received at one time
@@ -154,6 +155,7 @@ struct rx_run {
     uint8_t next[SEQ_HDR_LEN]; /* the header that would go on with the run */
     uint64_t seq, n;           /* the run is seq .. seq + n - 1; n 0: none */
     int64_t arrival;
+    bool timed; /* its headers carry a send time (rx_jitter uses them) */
 };
 
 /* The kernel's receive time when it gave one: a batch read at once would
@@ -168,7 +170,7 @@ static int64_t rx_arrival(const struct volley_dgram *d, int64_t real_now)
 static void rx_run_end(struct rx_state *st, struct rx_run *r)
 {
     seq_track_add_run(&st->seq, r->seq, r->n);
-    if (r->n > 1 && st->have_transit)
+    if (r->n > 1 && r->timed)
         st->jitter_ns *= pow(15.0 / 16.0, (double)(r->n - 1));
     r->n = 0;
 }
@@ -190,7 +192,7 @@ static void rx_header(struct rx_state *st, struct rx_run *r, const struct volley
     if (h.stream != st->stream)
         return;
     r->arrival = rx_arrival(d, real_now);
-    rx_jitter(st, &h, r->arrival);
+    r->timed = rx_jitter(st, &h, r->arrival);
     r->seq = h.seq;
     r->n = 1;
     memcpy(r->next, d->data, SEQ_HDR_LEN);

@@ -121,17 +121,9 @@ static int selftest_recv(int rx, bool asked_ctrl, int *ctrl)
  * loopback failed), which says nothing about the calls. */
 static int selftest(int *ctrl, bool *ran)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int one = 1;
-    int tx = volley__sys_socket(AF_INET, SOCK_DGRAM, 0);
-    int rx = volley__sys_socket(AF_INET, SOCK_DGRAM, 0);
-    int r = tx < 0 ? tx : rx;
-    if (r >= 0)
-        r = volley__sys_bind(rx, (struct sockaddr *)&a, sizeof a);
-    if (r >= 0)
-        r = volley__sys_getsockname(rx, (struct sockaddr *)&a, &len);
+    struct sockaddr_in a;
+    int one = 1, tx, rx;
+    int r = volley__probe_loopback(0, 0, &tx, &rx, &a);
     *ran = r >= 0;
     if (r >= 0) {
         /* Every datagram then carries its TOS byte: a control message to

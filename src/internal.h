@@ -423,6 +423,13 @@ VOLLEY_INTERNAL uint64_t volley__pacer_wire_bytes(int fam, const struct volley_d
 VOLLEY_INTERNAL int volley__probe_gso(void);
 /* The same, 0 when GSO cannot be used now. */
 VOLLEY_INTERNAL unsigned volley__probe_gso_limit(void);
+/* Two UDP sockets for a self-test over IPv4 loopback, of SOCK_DGRAM with
+ * tx_flags and rx_flags (SOCK_NONBLOCK, SOCK_CLOEXEC where there are
+ * such): *rx bound to 127.0.0.1 on a port of the kernel's choice, that
+ * address in *to. Returns 0 or a negative errno; either way the caller
+ * closes both (a negative errno in place of one not made). */
+VOLLEY_INTERNAL int volley__probe_loopback(int tx_flags, int rx_flags, int *tx, int *rx,
+                                           struct sockaddr_in *to);
 
 /* ---- addr.c ---- */
 VOLLEY_INTERNAL void volley__addr_from_sockaddr(struct volley_addr *out,

@@ -67,20 +67,30 @@ static int try_segments(int tx, int rx, const struct sockaddr_in *to, unsigned s
     return 0;
 }
 
+int volley__probe_loopback(int tx_flags, int rx_flags, int *tx, int *rx,
+                           struct sockaddr_in *to)
+{
+    *to = (struct sockaddr_in){.sin_family = AF_INET,
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof *to;
+    *tx = volley__sys_socket(AF_INET, SOCK_DGRAM | tx_flags, 0);
+    *rx = volley__sys_socket(AF_INET, SOCK_DGRAM | rx_flags, 0);
+    int r = *tx < 0 ? *tx : *rx;
+    if (r >= 0)
+        r = volley__sys_bind(*rx, (struct sockaddr *)to, sizeof *to);
+    if (r >= 0)
+        r = volley__sys_getsockname(*rx, (struct sockaddr *)to, &len);
+    return r < 0 ? r : 0;
+}
+
 /* The limit (128 or 64, 0 when refused), or a negative errno when the
  * probe could not run. */
 static int probe_gso_limit(void)
 {
-    int tx = volley__sys_socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    int rx = volley__sys_socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int r = tx < 0 ? tx : rx;
-    if (r >= 0)
-        r = volley__sys_bind(rx, (struct sockaddr *)&a, sizeof a);
-    if (r >= 0)
-        r = volley__sys_getsockname(rx, (struct sockaddr *)&a, &len);
+    int tx, rx;
+    struct sockaddr_in a;
+    int r =
+        volley__probe_loopback(SOCK_CLOEXEC, SOCK_NONBLOCK | SOCK_CLOEXEC, &tx, &rx, &a);
     if (r >= 0) {
         /* Linux took 64 segments from 4.18 and 128 from 6.9. */
         r = try_segments(tx, rx, &a, 128);

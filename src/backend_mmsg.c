@@ -5,37 +5,18 @@
 
 #include <errno.h>
 
+static int mmsg_send_msgs(volley_sock *s, unsigned off, unsigned cnt)
+{
+    return volley__sys_sendmmsg(s->fd, s->tx_msgs + off, cnt, MSG_DONTWAIT);
+}
+
 int volley__mmsg_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 {
-    unsigned done = 0;
-    struct volley__txbuild b = {0};
-    struct volley__retry rt = {0, 0};
-    while (volley__tx_more(&b, n)) {
-        b.nmsg = b.niov = 0;
-        volley__tx_build(s, d, n, &b);
-        unsigned off = 0;
-        while (off < b.nmsg) {
-            int r =
-                volley__sys_sendmmsg(s->fd, s->tx_msgs + off, b.nmsg - off, MSG_DONTWAIT);
-            s->st.tx_syscalls++;
-            if (r > 0) {
-                volley__err_send_ok(s, &rt);
-                volley__tx_gso_verdict(s, &b, true);
-                volley__tx_account(s, off, off + (unsigned)r, &done);
-                off += (unsigned)r;
-                continue;
-            }
-            if (r == 0)
-                r = -EAGAIN; /* not expected with messages to send; never spin */
-            else if (volley__err_send_retry(s, &rt, r))
-                continue;
-            if (volley__tx_gso_refused(s, &b, off, r))
-                break;
-            volley__tx_gso_verdict(s, &b, false);
-            return volley__tx_stopped(s, off, b.nmsg, done, r);
-        }
-    }
-    return volley__tx_result(&b, done);
+    static const struct volley__tx_calls calls = {
+        .per_call = VOLLEY_BATCH_MAX, /* every message one build makes */
+        .send = mmsg_send_msgs,
+    };
+    return volley__tx_send(s, d, n, &calls);
 }
 
 /* flags MSG_DONTWAIT, or MSG_WAITFORONE to sleep in the kernel until the

@@ -181,46 +181,34 @@ static void to_x(struct volley__msghdr_x *x, const struct msghdr *m)
     x->msg_datalen = 0;
 }
 
+static void xnu_built(volley_sock *s, unsigned nmsg)
+{
+    struct xnu *x = s->priv;
+    for (unsigned j = 0; j < nmsg; j++)
+        to_x(&x->tx[j], &s->tx_msgs[j].msg_hdr);
+}
+
 /* As mmsg's send, with sendmsg_x: a count below what was asked is a prefix
  * taken without error, and the rest goes in the next call; -1 (EAGAIN) is
  * nothing taken. Without GSO every built message is one datagram, or one
  * piece of a buffer the caller marked for GSO. */
+static int xnu_send_msgs(volley_sock *s, unsigned off, unsigned cnt)
+{
+    struct xnu *x = s->priv;
+    return volley__sys_sendmsg_x(s->fd, x->tx + off, cnt, MSG_DONTWAIT);
+}
+
 static int xnu_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 {
+    static const struct volley__tx_calls calls = {
+        .per_call = VOLLEY__XNU_BATCH,
+        .built = xnu_built,
+        .send = xnu_send_msgs,
+    };
     struct xnu *x = s->priv;
     if (!x->batch)
         return volley__scalar_send(s, d, n);
-    unsigned done = 0;
-    struct volley__txbuild b = {0};
-    struct volley__retry rt = {0, 0};
-    while (volley__tx_more(&b, n)) {
-        b.nmsg = b.niov = 0;
-        volley__tx_build(s, d, n, &b);
-        for (unsigned j = 0; j < b.nmsg; j++)
-            to_x(&x->tx[j], &s->tx_msgs[j].msg_hdr);
-        unsigned off = 0;
-        while (off < b.nmsg) {
-            unsigned cnt = b.nmsg - off;
-            if (cnt > VOLLEY__XNU_BATCH)
-                cnt = VOLLEY__XNU_BATCH;
-            int r = volley__sys_sendmsg_x(s->fd, x->tx + off, cnt, MSG_DONTWAIT);
-            s->st.tx_syscalls++;
-            if (r > 0) {
-                /* never more than asked, whatever the call claims */
-                unsigned k = (unsigned)r < cnt ? (unsigned)r : cnt;
-                volley__err_send_ok(s, &rt);
-                volley__tx_account(s, off, off + k, &done);
-                off += k;
-                continue;
-            }
-            if (r == 0)
-                r = -EAGAIN; /* not expected with messages to send; never spin */
-            else if (volley__err_send_retry(s, &rt, r))
-                continue;
-            return volley__tx_stopped(s, off, b.nmsg, done, r);
-        }
-    }
-    return volley__tx_result(&b, done);
+    return volley__tx_send(s, d, n, &calls);
 }
 
 /* ---- receive ---- */

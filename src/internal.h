@@ -396,6 +396,19 @@ VOLLEY_INTERNAL void volley__tx_settle_partial(volley_sock *s, unsigned off,
  * returns the count; another error is returned when nothing was taken. */
 VOLLEY_INTERNAL int volley__tx_stopped(volley_sock *s, unsigned off, unsigned nmsg,
                                        unsigned done, int err);
+/* How a batching backend puts built messages on the wire. */
+struct volley__tx_calls {
+    unsigned per_call; /* messages one call takes at most */
+    /* the messages s->tx_msgs[0 .. nmsg) were built (NULL: nothing to do) */
+    void (*built)(volley_sock *s, unsigned nmsg);
+    /* send messages [off, off + cnt): how many were taken (more is read as
+     * cnt), 0, or a negative errno */
+    int (*send)(volley_sock *s, unsigned off, unsigned cnt);
+};
+/* volley_send's work on a backend that sends many messages per call (mmsg,
+ * xnu): build, send, retry, the GSO fallback and the accounting. */
+VOLLEY_INTERNAL int volley__tx_send(volley_sock *s, const struct volley_dgram *d,
+                                    unsigned n, const struct volley__tx_calls *c);
 
 /* ---- pacer.c (pure) ---- */
 #define VOLLEY__PACE_MAX_BPS 10000000000000ull /* 10 Tbit/s */

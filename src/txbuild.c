@@ -181,3 +181,41 @@ int volley__tx_stopped(volley_sock *s, unsigned off, unsigned nmsg, unsigned don
     }
     return (int)done;
 }
+
+int volley__tx_send(volley_sock *s, const struct volley_dgram *d, unsigned n,
+                    const struct volley__tx_calls *c)
+{
+    unsigned done = 0;
+    struct volley__txbuild b = {0};
+    struct volley__retry rt = {0, 0};
+    while (volley__tx_more(&b, n)) {
+        b.nmsg = b.niov = 0;
+        volley__tx_build(s, d, n, &b);
+        if (c->built)
+            c->built(s, b.nmsg);
+        unsigned off = 0;
+        while (off < b.nmsg) {
+            unsigned cnt = b.nmsg - off < c->per_call ? b.nmsg - off : c->per_call;
+            int r = c->send(s, off, cnt);
+            s->st.tx_syscalls++;
+            if (r > 0) {
+                /* never more than asked, whatever the call claims */
+                unsigned k = (unsigned)r < cnt ? (unsigned)r : cnt;
+                volley__err_send_ok(s, &rt);
+                volley__tx_gso_verdict(s, &b, true);
+                volley__tx_account(s, off, off + k, &done);
+                off += k;
+                continue;
+            }
+            if (r == 0)
+                r = -EAGAIN; /* not expected with messages to send; never spin */
+            else if (volley__err_send_retry(s, &rt, r))
+                continue;
+            if (volley__tx_gso_refused(s, &b, off, r))
+                break;
+            volley__tx_gso_verdict(s, &b, false);
+            return volley__tx_stopped(s, off, b.nmsg, done, r);
+        }
+    }
+    return volley__tx_result(&b, done);
+}

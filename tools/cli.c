@@ -251,15 +251,9 @@ int cli_number_list(const char *s, const struct cli_num *f, unsigned min_n,
     return PARSE_RUN;
 }
 
-/* Reached over IPv4: an IPv4 or a v4-mapped IPv6 address. */
-static bool over_ipv4(const struct volley_addr *a)
-{
-    return a->sa.sa_family != AF_INET6 || IN6_IS_ADDR_V4MAPPED(&a->sin6.sin6_addr);
-}
-
 unsigned cli_udp_max(const struct volley_addr *a)
 {
-    return over_ipv4(a) ? VOLLEY_UDP4_MAX : VOLLEY_UDP6_MAX;
+    return cli_over_ipv4(a) ? VOLLEY_UDP4_MAX : VOLLEY_UDP6_MAX;
 }
 
 int cli_size(const char *s, uint64_t min, const struct volley_addr *a, uint64_t *out)
@@ -323,11 +317,6 @@ void cli_format_bps(char *buf, size_t size, double bps)
         u++;
     }
     snprintf(buf, size, "%.*f %s", bps < 10 ? 3 : bps < 100 ? 2 : 1, bps, unit[u]);
-}
-
-unsigned cli_ip_overhead(const struct volley_addr *a)
-{
-    return over_ipv4(a) ? CLI_IP4_OVERHEAD : CLI_IP6_OVERHEAD;
 }
 
 const char *cli_feature_why(const struct volley_feature *f)

@@ -10,6 +10,7 @@
 #include "volley.h"
 
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -132,11 +133,18 @@ double cli_rate(double amount, int64_t ns);
 /* "1.23 Gbit/s", "750 kbit/s": SI, three significant digits or so. */
 void cli_format_bps(char *buf, size_t size, double bps);
 
+/* Reached over IPv4: an IPv4 or a v4-mapped IPv6 address. */
+static inline bool cli_over_ipv4(const struct volley_addr *a)
+{
+    return a->sa.sa_family != AF_INET6 || IN6_IS_ADDR_V4MAPPED(&a->sin6.sin6_addr);
+}
 /* IP and UDP header bytes a datagram to a carries on the wire, as the
- * library's pacer counts them: 28 for IPv4 (and v4-mapped), 48 for IPv6. */
-unsigned cli_ip_overhead(const struct volley_addr *a);
-#define CLI_IP4_OVERHEAD 28 /* IPv4 and UDP headers */
-#define CLI_IP6_OVERHEAD 48
+ * library's pacer counts them: 28 for IPv4 (and v4-mapped), 48 for IPv6.
+ * Inline: `volley recv` asks it of every datagram. */
+static inline unsigned cli_ip_overhead(const struct volley_addr *a)
+{
+    return cli_over_ipv4(a) ? 28 : 48;
+}
 
 /* A probed feature's explanation; a library that left it out still gets a
  * reason. */

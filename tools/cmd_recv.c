@@ -217,9 +217,7 @@ static void rx_account(struct rx_state *st, const struct flow_cfg *c,
         const struct volley_dgram *x = &d[i];
 
         bytes += x->len;
-        st->wire_bytes +=
-            x->len + (x->peer.sa.sa_family == AF_INET ? CLI_IP4_OVERHEAD
-                                                      : cli_ip_overhead(&x->peer));
+        st->wire_bytes += x->len + cli_ip_overhead(&x->peer);
         if (x->flags & VOLLEY_DGRAM_TRUNC)
             st->truncated++;
         /* The usual case costs a 24-byte compare, not a decode. */

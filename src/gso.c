@@ -40,8 +40,10 @@ _Static_assert(offsetof(struct volley_dgram, flags) + 1 - PATH_FROM == PATH_LEN,
 
 #if defined(__GNUC__) || defined(__clang__)
 typedef uint64_t path_word __attribute__((vector_size(16)));
+#define PATH_WORD_ZERO(w) (((w)[0] | (w)[1]) == 0)
 #else
 typedef uint64_t path_word;
+#define PATH_WORD_ZERO(w) ((w) == 0)
 #endif
 #define PATH_WORDS (PATH_LEN / sizeof(path_word))
 
@@ -62,11 +64,7 @@ static inline bool path_same(const struct path *p, const struct volley_dgram *d)
         memcpy(&x, b + i * sizeof x, sizeof x);
         diff |= p->w[i] ^ x;
     }
-#if defined(__GNUC__) || defined(__clang__)
-    return (diff[0] | diff[1]) == 0;
-#else
-    return diff == 0;
-#endif
+    return PATH_WORD_ZERO(diff);
 }
 
 /* Same destination, source, interface and ECN: may share one message,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The baseline `volley bench` measures against: UDP written the simple way,
  * one sendto(2) per datagram and one blocking recvfrom(2) per datagram, with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The volley paths of `volley bench`. Each cell runs a sender thread and a
  * receiver thread over loopback; both are bounded in time so a cell can never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The cells of `volley bench`: throughput over the volley paths (bench.c)
  * and the plain-C baseline (baseline.c), ping-pong latency (latency.c),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The iperf3 row of `volley bench`: the iperf3 program, when it is
  * installed, over the same loopback, so that volley's numbers can be read

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The latency rows of `volley bench`: ping-pong over loopback with one
  * datagram in flight. The client thread (the cell's sender) stamps a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * `volley bench --plot`: the results as a hand-written SVG document. Top:
  * datagrams per second on a log scale, bars grouped by payload size, one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Child processes for the rows that run programs (iperf3, volley's own
  * send and recv): spawning, reaping against a deadline, reading their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The raw ceiling of `volley bench`: what the same system calls reach with
  * no libvolley and nothing but counting, the number volley's paths are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * `volley bench --tcp`: TCP echo over loopback. The client is the load
  * client of `volley tcp-load` (tools/tcpload.c), one volley loop in this

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The reference server of `volley bench --tcp`: a TCP echo server in plain
  * C, no libvolley, written the way the usual epoll tutorials write it:

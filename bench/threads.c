@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * `volley bench --threads`: one loop per core, 2 server threads against 1,
  * over loopback. Datagrams: two sender flows (`volley send --threads 2

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The tools row of `volley bench`: `volley send` into `volley recv`, this
  * very program's own subcommands with their defaults (the README's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * `volley bench --unix`: an AF_UNIX SOCK_DGRAM socketpair, the transport
  * of VM networking on macOS, where the xnu backend was wanted. 10,000

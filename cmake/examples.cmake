@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The example programs, each run by a test (tests/test_example*.sh). They
 # get the warning flags of everything else (add_compile_options above), and
 # link the shared library as a user's program does.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # What `cmake --install` puts where. Every file belongs to one component, so
 # that CPack can cut the tree into the Debian packages of cmake/package.cmake:
 #   runtime  the shared library and its soname link (libvolley0)
@@ -54,3 +55,14 @@ foreach(page ${VOLLEY_MAN_PAGES})
   endif()
 endforeach()
 add_custom_target(volley_man ALL DEPENDS ${VOLLEY_MAN_GZ})
+
+# The licence, in Debian's machine-readable copyright format, where each
+# package's documentation directory expects it (share/doc/PACKAGE/copyright).
+get_target_property(VOLLEY_SOVERSION volley SOVERSION)
+foreach(pair "runtime:libvolley${VOLLEY_SOVERSION}" "dev:libvolley-dev" "tools:volley-tools")
+  string(REPLACE ":" ";" pair ${pair})
+  list(GET pair 0 component)
+  list(GET pair 1 package)
+  install(FILES cmake/deb/copyright DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/${package}
+    COMPONENT ${component})
+endforeach()

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Debian packages, one per install component (cmake/install.cmake):
 #   cmake -S . -B build-deb -DCMAKE_INSTALL_PREFIX=/usr -DVOLLEY_TESTS=OFF
 #   cmake --build build-deb -j && (cd build-deb && cpack -G DEB)
@@ -5,7 +6,7 @@
 # directory; from another prefix the packages still work, from /usr/lib.
 set(VOLLEY_DEB_MAINTAINER "volley maintainers" CACHE STRING
     "Maintainer field of the .debs, \"Name <address>\"")
-get_target_property(VOLLEY_SOVERSION volley SOVERSION) # 0: libvolley0
+# VOLLEY_SOVERSION (0: libvolley0) comes from cmake/install.cmake.
 set(CPACK_PACKAGE_NAME volley)
 set(CPACK_PACKAGE_VENDOR volley)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})

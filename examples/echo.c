@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A UDP echo server in a page: every datagram goes back to its sender, with
  * the same ECN codepoint, from the address it arrived on. Batches of up to
  * 64 each way; stops after --count datagrams or 30 idle seconds.

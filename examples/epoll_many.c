@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Many volley sockets in one epoll set: the shape of a server that listens
  * on several ports, or keeps one socket per peer group, in one thread.
  * volley_fd() is the descriptor to watch whatever the backend (the socket,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A volley socket in a libuv loop: a uv_poll_t watches volley_fd() and its
  * callback receives and echoes batches, so volley's batching and offloads
  * sit inside an application that already runs on libuv.

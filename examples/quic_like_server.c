@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The datagram plumbing a QUIC server needs, on an echo protocol:
  *
  *  - one dual-stack socket on [::]:PORT serves IPv4 and IPv6 peers;

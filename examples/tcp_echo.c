@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A TCP echo server in a page: one volley loop serves every connection.
  * Received bytes are echoed from where they lie (peek, write, consume);
  * a connection is closed once its peer has finished and everything it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What every fuzz target shares: the entry point libFuzzer calls, UBSan's
  * options, and the checks that fail a run. Each target is one translation
  * unit that defines FUZZ_NAME (its messages start with it) before it

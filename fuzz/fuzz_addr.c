@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* volley_addr_parse on arbitrary text: it either refuses with -EINVAL or
  * yields an IPv4/IPv6 address whose formatted text parses back to the same
  * address and formats identically. The input is also read as a raw

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The input is a received control buffer: volley__cmsg_parse and
  * volley__cmsg_parse_err must answer from it without reading a byte past
  * its length (the copy is exactly that long, so ASan sees any overread).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* volley__gso_plan on descriptor arrays derived from the input: whatever
  * the lengths, peers, locals, ECN marks and explicit segments, the plan
  * covers [0, n) in order without gaps, respects the segment limit and the

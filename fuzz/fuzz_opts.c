@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Options at the public boundary: arbitrary struct volley_opts contents
  * and sizes (smaller than, equal to and larger than the struct this build
  * knows, with zero or non-zero tails), with every backend id in and out of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* volley_send on arrays of 1..64 descriptors built from the input, on every
  * backend: UDP over IPv4 (unconnected) and IPv6 (connected to itself) for
  * scalar, mmsg and uring; a pair; and one end of an AF_UNIX SOCK_DGRAM

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The stream path's pure parts driven by a sequence of operations read
  * from the input, each checked against a plain model:
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * volley: batched, offloaded datagram I/O for Linux.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The batching backend: sendmmsg/recvmmsg, with UDP GSO on send (runs of
  * same-destination, same-size datagrams become one UDP_SEGMENT message)
  * and GRO on receive (coalesced buffers split by msg.c's volley__msg_deliver). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pair backend: two sockets joined in memory by one bounded queue per
  * direction, with seeded drop/duplicate/reorder/delay, so users can test a
  * protocol against a misbehaving network without a network. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The portable backend: one sendmsg/recvmsg per datagram, POSIX only. An
  * explicit GSO descriptor is cut into datagrams here, as the kernel would. */
 #include "internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The macOS batching backend: XNU's private sendmsg_x/recvmsg_x, up to 256
  * datagrams per call, each with its own length (msg_datalen) and flags. No
  * GSO or GRO exists there. The calls are private, so they are trusted only

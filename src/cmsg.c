@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Control messages: built for sends, parsed from receives and from the
  * error queue. Pure: works on byte buffers only, never trusts a length it
  * has not checked, and is fuzzed by fuzz/fuzz_cmsg.c. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Errors: counting them by kind, the queue of asynchronous reports
  * (ICMP through the error queue, or pending socket errors), and the retry
  * policy every backend applies to a failed system call. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Reuseport groups: n sockets on one address, and the classic BPF programs
  * that steer packets among them (volley.h says what each steering does).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Segmentation planning (which descriptors go out as one UDP_SEGMENT
  * message) and GRO/GSO piece arithmetic. Pure; fuzzed by fuzz/fuzz_gso.c. */
 #include "internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to libvolley: socket state, the backend ops table, pure helpers
  * (addr, cmsg, gso) and the system-call seam. Tests include this header and
  * link the static library to reach these. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The stream loop's core: the public stream API, connection states,
  * events and deadlines. The backends (loop_uring.c, loop_epoll.c) move the
  * bytes and report back through the volley__conn_* calls at the end.

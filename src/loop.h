@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to libvolley: the stream loop, shared by loop.c (the core: the
  * public API, connection states, events, deadlines) and one file per loop
  * backend (loop_uring.c, loop_epoll.c), which only move bytes and report

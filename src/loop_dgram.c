@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Datagram sockets on a stream loop (volley_opts.loop): their entries in
  * the loop, their DGRAM events, and what happens when the loop closes

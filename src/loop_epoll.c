@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The epoll loop backend: readiness, then the system call. Level-triggered;
  * a socket is in the epoll set only while something is wanted of it
  * (receiving, a connect, or a send the kernel refused for lack of room), so

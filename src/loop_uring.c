@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The io_uring loop backend: one ring per loop, set up for one thread
  * (SINGLE_ISSUER + DEFER_TASKRUN where the kernel has them, COOP_TASKRUN
  * otherwise). Listeners accept with one multishot accept; connections

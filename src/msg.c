@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Message plumbing the kernel backends share: msghdrs for sends, staging
  * received messages, and handing datagrams to the caller, splitting GRO
  * buffers in place. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Options and the environment: every field of struct volley_opts checked
  * against its documented range, defaults filled in, and VOLLEY_BACKEND /
  * VOLLEY_DISABLE read in one place. Backend names live here too. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Token-bucket pacing. Pure: the caller passes the clock, so tests can
  * drive it with any schedule. Tokens are bytes; the fraction of a byte
  * earned but not yet whole is kept in bit-nanoseconds, so no time is lost

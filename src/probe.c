@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Capability probing: every feature is tried for real over loopback, never
  * inferred from a kernel version. */
 #include "internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Socket lifetime: open, wrap and close, the memory sized once per
  * socket, the backend chosen and set up, and the features turned on. */
 #include "internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The entry points on an open socket: connect, argument checks, send with
  * pacing, receive, wait, and stats. Lifetime is in setup.c, options in
  * opts.c. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to libvolley: the pure parts of the stream path. They make no
  * system call, so they are unit-tested and fuzzed without sockets:
  *

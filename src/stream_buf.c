@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pure parts of the stream path (stream.h): receive buffers, the read
  * and send queues with their segment pool, and the deadline heap. No
  * system call here. Every allocation goes through one wrapper so the test

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Every system call libvolley makes goes through here, so tests can make
  * the Nth call of any kind fail with a chosen errno or a short count. The
  * fault machinery is built only into the test library (VOLLEY_TESTING);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Turning a batch of descriptors into messages: GSO runs become one
  * UDP_SEGMENT message, explicit GSO buffers are cut into as many messages
  * as the kernel's segment limit needs (one per datagram when GSO is off).

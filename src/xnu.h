@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* XNU's private batch calls, as the xnu backend and the system-call seam
  * see them. Apple ships no header for them: the struct below is XNU's own
  * layout (bsd/sys/socket_private.h), declared here under a name of ours so

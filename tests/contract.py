@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The public header as a checked contract.
 
 Usage: contract.py SOURCE_DIR [LIBVOLLEY_SO]

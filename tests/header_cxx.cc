@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The installed header as a C++ program sees it: it compiles warning-free
 // as C++11 with -Wpedantic, and a socket opened with VOLLEY_OPTS_INIT
 // works. Exits 0 (pass), 1 (fail) or 77 (skip: no loopback here).

@@ -1,4 +1,5 @@
 # shellcheck shell=sh
+# SPDX-License-Identifier: MIT
 # What the shell tests share, sourced by each as
 #   T=SECONDS   # the longest any one command may take
 #   . "$(dirname "$0")/lib.sh"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "t.h"
 
 #include <dirent.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The test kit every C test is built on: checks that report file:line, the
  * case runner, the table of backends, and helpers for addresses, payloads

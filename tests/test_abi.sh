@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The built libvolley.so keeps the ABI recorded in abi/libvolley.so.0.abi:
 # no exported function or variable removed or changed, no public type
 # changed (sizes, member offsets and types), except members added at the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Address helpers: parse, format, equal, port/len, and the internal
  * sockaddr conversions (v4-mapped IPv6 in both directions). Every row of
  * every table is checked; a failing row does not stop the others. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* No allocation per datagram or per stream operation: the allocator entry
  * points are defined here, counted, and forwarded to glibc. For each
  * datagram backend and a few feature mixes, the counts taken after 100,000

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Bad input at the API boundary: every public function with NULL pointers,
  * out-of-range counts, sizes, options, addresses and fds returns the
  * documented negative errno and crashes nothing. Send-side checks run on

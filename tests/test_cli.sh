@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Drives the volley command-line tool as a user would: help and usage errors,
 # the numbers every flag takes and refuses, bad environment variables named
 # as such, rate parsing, probe's JSON, a send/recv run over loopback with every

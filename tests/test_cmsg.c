@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Control messages, without sockets: what volley__cmsg_build writes for each
  * send descriptor, what volley__cmsg_parse and volley__cmsg_parse_err read
  * from hand-made receive buffers (well-formed and malformed), and the round

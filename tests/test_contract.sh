@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The header is the contract: every VOLLEY_API function of include/volley.h
 # has a man page and a version-script entry, the man pages document only
 # what exists, their SYNOPSIS prototypes and ERRORS lists match the header's

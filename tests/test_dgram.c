@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The datagram suite, run once per backend: test_dgram scalar|mmsg|uring|pair.
  * Each case is a function; a case that makes no sense for the backend (the
  * pair has no IP addresses, no kernel) prints why and skips itself only.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # examples/epoll_many.c: eight sockets in one epoll set, each echoing what
 # arrives on it. Five datagrams go to every socket; every one must come back
 # byte for byte from the port it was sent to, and the example must count

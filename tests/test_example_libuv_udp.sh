@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # examples/libuv_udp.c: a volley socket in a libuv loop echoes a burst of
 # datagrams byte for byte, then exits after its count. Skipped where the
 # example was not built (no libuv).

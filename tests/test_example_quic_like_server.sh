@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # examples/quic_like_server.c in a network namespace of its own, with two
 # more IPv4 and IPv6 addresses (on a dummy interface where there is one). A client bound
 # to the first address sends to each address: every reply must come from

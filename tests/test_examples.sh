@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The examples build and do what their comments say: examples/echo.c answers
 # a plain UDP client byte for byte, then exits after its count;
 # examples/tcp_echo.c echoes several TCP connections byte for byte, at once,

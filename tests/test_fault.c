@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* System-call faults through the seam in src/sys.c: EINTR, EAGAIN, short
  * sendmmsg/recvmmsg counts, ENOBUFS, asynchronous ECONNREFUSED on send and
  * receive, socket()/bind()/setsockopt() failures at open, sendmmsg missing,

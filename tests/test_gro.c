@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* GRO splitting and segmentation offload interop.
  *
  * First volley__gso_seg_next without sockets: boundary rows and exhaustive

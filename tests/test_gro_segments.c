@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* GRO pass-through (VOLLEY_F_GRO_SEGMENTS): a coalesced buffer comes out of
  * volley_recv as one descriptor cut at its stride, the form volley_send
  * takes, for every split case of test_gro (runs, a short last datagram,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reuseport groups (volley_group_open, volley_group_steer,
  * volley_group_leave) and volley_listen_fd, against what the header
  * promises:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* GSO planning without sockets: boundary tables in the style of the
  * kernel's udpgso selftest (one segment, one byte more, the segment limit,
  * one more than it, a short last segment, the 64 KiB ceiling), runs broken

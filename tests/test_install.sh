@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # What a user gets from `cmake --install`: the build installed into a scratch
 # prefix, and tests/consumer (a program outside the tree) built against it
 # and run, four ways: CMake's find_package with volley::volley and with

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The volley tool against programs that know nothing of it, over loopback:
 #   - recv counts exactly what a plain Python sender and socat sent;
 #   - recv against real traffic generators (sockperf throughput, iperf2 -u),

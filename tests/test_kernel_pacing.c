@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Kernel pacing (VOLLEY_PACE_KERNEL, SO_MAX_PACING_RATE) is only enforced
  * by the fq qdisc, which loopback does not use. So this test builds its
  * own network: a private namespace for the sender, a second one for the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Datagram sockets on a stream loop (volley_opts.loop): DGRAM events, one
  * thread serving UDP and TCP from one volley_loop_poll, the uring socket

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pacing: the token bucket driven by an injected clock (exact, no timing
  * asserted), then the socket-level contract on the in-memory pair and on
  * loopback with bounds that hold whatever the machine's speed. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The in-memory pair: delivery both ways, GSO splitting, full queues,
  * seeded impairments, delay, descriptor lifetime, the wake-up fd (an
  * eventfd, or the pipe that stands in for one) and its failures, closing,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* volley_recv_wait on every backend, and on wrapped sockets (left
  * non-blocking): it returns what is waiting at once, sleeps until
  * datagrams come, gives 0 when its time runs out or a signal interrupts

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The tools' sequence tracker (tools/seq.c): seq_track_add_run, the bulk
  * form `volley recv` uses for runs of consecutive numbers, must leave the

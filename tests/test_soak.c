@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The soak: per backend, N datagrams from one socket to another, each
  * carrying its sequence number and a checksum of its payload, with sizes
  * varying deterministically from 0 bytes to 1472 (runs of equal sizes the

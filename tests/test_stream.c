@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The TCP stream API (volley_loop, volley_listen, volley_dial and
  * volley_conn_*) against its header, on both loop backends: every case
  * runs once as "uring/NAME" and once as "epoll/NAME" (`test_stream epoll`

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The stream path's pure parts without sockets: receive buffers lent and
  * released in order, the read queue against a byte-stream model, the send
  * queue built of copies and lent buffers, sent in random partial amounts

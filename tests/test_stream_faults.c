@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Stream loops under injected system-call failures (the seam in
  * src/sys.c), on both loop backends ("uring/NAME", "epoll/NAME"):
  *

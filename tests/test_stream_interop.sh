@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # volley tcp-echo against clients that know nothing of volley, over
 # loopback, on both loop backends (uring and epoll):
 #   - a plain Python client: 8 connections at once, each sending 20 random

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fault sweep: every system call libvolley makes through src/sys.c is
  * failed in turn, once, with each errno it can plausibly return, on every
  * backend, in two scenarios:

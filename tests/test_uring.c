@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The io_uring backend on its own terms: a provided-buffer ring that runs
  * dry under a slow consumer, zero-copy send slots that must outlive the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The xnu backend against XNU's known hazards, played by the emulation of
  * sendmsg_x/recvmsg_x (tests/xnu_emul.c): a prefix taken without error,
  * EINTR, the send buffer full in the middle of a batch, errno clobbered

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* XNU's batch calls emulated with sendmmsg/recvmmsg (see xnu_emul.h). */
 #include "xnu_emul.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * XNU's sendmsg_x/recvmsg_x emulated on Linux with sendmmsg/recvmmsg, so
  * that the xnu backend runs, and is tested, where its calls do not exist.

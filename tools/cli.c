@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * volley: the command-line tool.
  *   probe  what this kernel lets volley use, and why not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The volley command-line tool: what its commands share. Each command lives
  * in its own tools/cmd_<name>.c and reaches the library through volley.h

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * volley bench: every I/O path side by side over loopback, at several
  * payload sizes, against a plain sendto/recvfrom baseline (and iperf3 when

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * volley echo: a UDP echo server on any backend. Every datagram goes back
  * to its sender unchanged, from the local address it arrived on and with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * volley ping: round-trip latency against `volley echo` or any UDP echo
  * server. Each request carries the sequence header; a reply is matched by

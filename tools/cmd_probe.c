@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * volley probe: what this kernel lets volley use, tried on loopback, and
  * why the rest is off.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * volley recv: a counting sink. Every datagram is counted; the first stream
  * carrying the sequence header is also checked for loss, duplicates and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * volley send: a bounded sender that stamps the sequence header, as fast as
  * the socket takes datagrams or at a --rate kept by the library's pacer.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * volley tcp-echo: a TCP echo server on one volley_loop, or with --discard
  * a sink that reads and drops. Echoing takes the received bytes where they

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * volley tcp-load: N TCP connections on one volley_loop against an echo
  * server (`volley tcp-echo` or any other), ping-pong for round-trip

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Sequenced streams: the header, the tracker of what arrived, percentiles.
  */

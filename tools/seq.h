@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Sequenced streams, as `volley send`, `recv` and `ping` and the benchmark's
  * cells measure them: the header a sender stamps on each payload, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The TCP load client: N connections on one volley_loop. Every connection
  * is dialed first; the measured run starts once all dials have finished,

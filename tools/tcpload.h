@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The TCP load client shared by `volley tcp-load` and `volley bench --tcp`:
  * N connections on one volley_loop, either ping-pong (each connection sends

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * --threads: starting, pinning and joining the threads of a command.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * --threads: one loop and one socket per thread, for the commands that
  * take it. The threads share nothing on the data path: each owns its

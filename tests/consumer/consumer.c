@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Built against an installed volley (tests/test_install.sh): opens a socket
  * on 127.0.0.1, sends a datagram to itself, receives it, prints OK. With
  * CONSUMER_VERSION defined (the version the CMake package or pkg-config

@@ -42,9 +42,21 @@ extern "C" {
 #define VOLLEY_API
 #endif
 
+/* The version this header belongs to. A program compiled against it can
+ * compare these with what volley_version() and volley_version_number()
+ * say of the library it runs with. */
 #define VOLLEY_VERSION_MAJOR 0
 #define VOLLEY_VERSION_MINOR 1
 #define VOLLEY_VERSION_PATCH 0
+/* One number that orders versions: MAJOR * 10000 + MINOR * 100 + PATCH. */
+#define VOLLEY_VERSION_NUMBER                                                            \
+    (VOLLEY_VERSION_MAJOR * 10000 + VOLLEY_VERSION_MINOR * 100 + VOLLEY_VERSION_PATCH)
+#define VOLLEY_VERSION_STR_(x) #x
+#define VOLLEY_VERSION_STR(x)  VOLLEY_VERSION_STR_(x)
+/* "MAJOR.MINOR.PATCH", as a string literal. */
+#define VOLLEY_VERSION_STRING                                                            \
+    VOLLEY_VERSION_STR(VOLLEY_VERSION_MAJOR)                                             \
+    "." VOLLEY_VERSION_STR(VOLLEY_VERSION_MINOR) "." VOLLEY_VERSION_STR(VOLLEY_VERSION_PATCH)
 
 /* Most datagrams one volley_send/volley_recv call accepts (n above: -EINVAL). */
 #define VOLLEY_BATCH_MAX 1024
@@ -500,6 +512,13 @@ VOLLEY_API unsigned volley_gso_max_segments(const volley_sock *s);
  * NULL when size is 0). Errors: -EINVAL (also for msg NULL with size > 0).
  */
 VOLLEY_API int volley_env_check(char *msg, size_t size);
+
+/* The version of the library running now (which may be newer than the
+ * header a program was compiled with): volley_version() as
+ * "MAJOR.MINOR.PATCH" (a static string, never NULL), volley_version_number()
+ * as VOLLEY_VERSION_NUMBER computes it. */
+VOLLEY_API const char *volley_version(void);
+VOLLEY_API unsigned volley_version_number(void);
 
 /* Explain a negative errno (or a positive one). Never NULL. */
 VOLLEY_API const char *volley_strerror(int err);

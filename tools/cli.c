@@ -664,8 +664,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
-        printf("volley %d.%d.%d\n", VOLLEY_VERSION_MAJOR, VOLLEY_VERSION_MINOR,
-               VOLLEY_VERSION_PATCH);
+        printf("volley %s\n", volley_version()); /* the library's, as it runs */
         return 0;
     }
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {

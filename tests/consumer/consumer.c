@@ -19,6 +19,11 @@ int main(void)
     char version[32];
     snprintf(version, sizeof version, "%d.%d.%d", VOLLEY_VERSION_MAJOR,
              VOLLEY_VERSION_MINOR, VOLLEY_VERSION_PATCH);
+    if (strcmp(version, VOLLEY_VERSION_STRING) != 0 || strcmp(version, volley_version()) != 0) {
+        fprintf(stderr, "consumer: header says %s (%s), library says %s\n", version,
+                VOLLEY_VERSION_STRING, volley_version());
+        return 1;
+    }
 #ifdef CONSUMER_VERSION
     if (strcmp(version, CONSUMER_VERSION) != 0) {
         fprintf(stderr, "consumer: header says %s, package says %s\n", version,

@@ -56,7 +56,8 @@ extern "C" {
 /* "MAJOR.MINOR.PATCH", as a string literal. */
 #define VOLLEY_VERSION_STRING                                                            \
     VOLLEY_VERSION_STR(VOLLEY_VERSION_MAJOR)                                             \
-    "." VOLLEY_VERSION_STR(VOLLEY_VERSION_MINOR) "." VOLLEY_VERSION_STR(VOLLEY_VERSION_PATCH)
+    "." VOLLEY_VERSION_STR(VOLLEY_VERSION_MINOR) "." VOLLEY_VERSION_STR(                 \
+        VOLLEY_VERSION_PATCH)
 
 /* Most datagrams one volley_send/volley_recv call accepts (n above: -EINVAL). */
 #define VOLLEY_BATCH_MAX 1024

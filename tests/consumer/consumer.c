@@ -19,7 +19,8 @@ int main(void)
     char version[32];
     snprintf(version, sizeof version, "%d.%d.%d", VOLLEY_VERSION_MAJOR,
              VOLLEY_VERSION_MINOR, VOLLEY_VERSION_PATCH);
-    if (strcmp(version, VOLLEY_VERSION_STRING) != 0 || strcmp(version, volley_version()) != 0) {
+    if (strcmp(version, VOLLEY_VERSION_STRING) != 0 ||
+        strcmp(version, volley_version()) != 0) {
         fprintf(stderr, "consumer: header says %s (%s), library says %s\n", version,
                 VOLLEY_VERSION_STRING, volley_version());
         return 1;

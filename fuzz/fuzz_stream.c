@@ -197,7 +197,7 @@ struct readm {
     struct volley__bufs b;
     struct volley__readq q;
     uint64_t in, out; /* stream offsets received, read */
-    uint32_t chain[NBUFS], left[NBUFS];
+    uint32_t chain[NBUFS], left[NBUFS], end[NBUFS];
     unsigned nchain;
 };
 
@@ -216,9 +216,26 @@ static void read_push(struct readm *m, struct input *in)
     uint8_t *p = volley__buf_addr(&m->b, (uint32_t)id);
     for (uint32_t i = 0; i < len; i++)
         p[i] = rbyte(m->in + i);
-    volley__readq_push(&m->q, &m->b, (uint32_t)id, len);
-    m->chain[m->nchain] = (uint32_t)id;
-    m->left[m->nchain++] = len;
+    uint32_t nrel = m->b.nrel;
+    uint32_t copied = volley__readq_push(&m->q, &m->b, (uint32_t)id, len);
+    /* the free end of the last buffer takes what fits; a buffer whose bytes
+     * all fit there is released at once */
+    uint32_t want = 0;
+    if (m->nchain) {
+        unsigned t = m->nchain - 1;
+        want = BUFSIZE - m->end[t] < len ? BUFSIZE - m->end[t] : len;
+        m->end[t] += want;
+        m->left[t] += want;
+    }
+    REQUIRE(copied == want);
+    if (copied == len) {
+        REQUIRE(m->b.nrel == nrel + 1 && m->b.rel[nrel] == (uint32_t)id);
+    } else {
+        REQUIRE(m->b.nrel == nrel);
+        m->chain[m->nchain] = (uint32_t)id;
+        m->left[m->nchain] = len - copied;
+        m->end[m->nchain++] = len;
+    }
     m->in += len;
 }
 
@@ -236,6 +253,7 @@ static void read_consumed(struct readm *m, size_t n, uint32_t nrel)
         REQUIRE(nrel < m->b.nrel && m->b.rel[nrel++] == m->chain[0]);
         memmove(m->chain, m->chain + 1, --m->nchain * sizeof *m->chain);
         memmove(m->left, m->left + 1, m->nchain * sizeof *m->left);
+        memmove(m->end, m->end + 1, m->nchain * sizeof *m->end);
     }
     REQUIRE(nrel == m->b.nrel);
 }
@@ -293,6 +311,10 @@ static void read_check(const struct readm *m)
     REQUIRE(m->q.head == (m->nchain ? (int32_t)m->chain[0] : -1));
     REQUIRE(m->q.tail == (m->nchain ? (int32_t)m->chain[m->nchain - 1] : -1));
     REQUIRE(m->b.nfree + m->b.nrel + m->nchain == NBUFS);
+    REQUIRE(m->q.nbufs == m->nchain && m->b.held == m->nchain);
+    REQUIRE(m->b.holders == (m->nchain > 0));
+    for (unsigned i = 1; i + 1 < m->nchain; i++)
+        REQUIRE(m->end[i] == BUFSIZE); /* full but for the first and the last */
 }
 
 /* ---- deadlines ---------------------------------------------------------- */
@@ -364,7 +386,7 @@ static void setup(void)
     memset(&rm, 0, sizeof rm);
     memset(&tm, 0, sizeof tm);
     rm.q = (struct volley__readq)VOLLEY__READQ_INIT;
-    if (volley__bufs_init(&rm.b, NBUFS, BUFSIZE) != 0)
+    if (volley__bufs_init(&rm.b, NBUFS, BUFSIZE, NBUFS) != 0)
         fuzz_fail("out of memory");
     for (unsigned i = 0; i < NTIMERS; i++)
         tm.t[i].pos = -1;

@@ -637,6 +637,10 @@ static inline struct volley_loop_opts volley_loop_opts_init_cxx_(void)
 #define VOLLEY_CONN_BACKLOG_ZERO 0x8u /* listen with a backlog of 0 */
 /* reads only into the caller's buffers: volley_conn_recv_into */
 #define VOLLEY_CONN_DIRECT 0x10u
+/* listen: do not set SO_REUSEADDR (set by default, so that a restarted
+ * server binds its port while connections of its last run wait in
+ * TIME_WAIT) */
+#define VOLLEY_CONN_NO_REUSEADDR 0x20u
 struct volley_conn_opts {
     uint32_t size;         /* sizeof(struct volley_conn_opts) */
     uint32_t flags;        /* VOLLEY_CONN_* */
@@ -766,6 +770,11 @@ struct volley_loop_stats {
     uint64_t cq_overflow;   /* completion queue overflows recovered from */
     uint64_t accept_errors; /* accepts that failed (EMFILE, ENOBUFS, ...) */
     struct volley_conn_stats total;
+    /* The receive budget (buf_count buffers of buf_size bytes): */
+    uint64_t bufs_live;  /* buffers put to use so far (memory taken) */
+    uint64_t bufs_held;  /* ... held by connections' unread bytes now */
+    uint64_t over_share; /* connections not receiving now because they
+                            hold more than their share of the budget */
 };
 
 /*

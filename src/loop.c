@@ -25,6 +25,12 @@
 #define DEFAULT_SENDQ_MAX (1u << 20)
 #define DEFAULT_READQ_MAX (256u << 10)
 #define LIMIT_2_30        (1u << 30)
+/* Receive buffers put to use when a loop opens; more as it needs them. */
+#define BUFS_FIRST 64u
+/* What a lent buffer (volley_conn_write_ref) costs of sendq_max besides
+ * its bytes: the queue entry that tracks it until its SENT event, so that
+ * empty or tiny buffers cannot queue without bound. */
+#define REF_COST 64u
 /* Which TIMEOUT events are owed, next to the EV() bits of c->pending. */
 #define P_TO_READ  (1u << 16)
 #define P_TO_DRAIN (1u << 17)
@@ -130,11 +136,13 @@ static void conn_release(volley_conn *c)
     l->st.conns--;
 }
 
-/* Put c at the end of the ready list (once). */
+/* Put c at the end of the ready list (once). A connection whose CLOSED
+ * was returned is on the reap list through the same link, and owes
+ * nothing more. */
 static void enqueue(volley_conn *c)
 {
     volley_loop *l = c->loop;
-    if (c->flags & VOLLEY__C_READY)
+    if (c->flags & (VOLLEY__C_READY | VOLLEY__C_REAPED))
         return;
     c->flags |= VOLLEY__C_READY;
     c->ready_next = NULL;
@@ -187,6 +195,36 @@ static int64_t deadline_in(int timeout_ms)
     return timeout_ms < 0 ? 0 : volley__loop_now() + (int64_t)timeout_ms * NS_PER_MS;
 }
 
+bool volley__loop_rx_tight(const volley_loop *l)
+{
+    return l->bufs.count - l->bufs.held <= l->bufs.count / 2;
+}
+
+/* Whether c holds more than its share of the receive budget (count
+ * buffers, of which free are held by no connection). While more than half
+ * the budget is free, every connection may hold up to readq_max. Below
+ * that, each may hold its share of the budget, count / (2 * connections),
+ * or what its want needs if that is more: the connections holding the
+ * most stop first, and TCP's window then pushes back on their peers alone.
+ * Below an eighth, only connections holding nothing receive: the last
+ * eighth goes one buffer per connection. So a connection holding nothing
+ * receives as long as the unread bytes of the others pin fewer than seven
+ * eighths of the budget, which takes more than count / 2 connections each
+ * holding its share. */
+static bool over_share(const volley_conn *c)
+{
+    const volley_loop *l = c->loop;
+    const struct volley__bufs *b = &l->bufs;
+    uint32_t held = c->rq.nbufs, free = b->count - b->held;
+    if (!held || free > b->count / 2)
+        return false;
+    if (free <= b->count / 8)
+        return true;
+    uint64_t share = b->count / (2 * (l->st.conns ? l->st.conns : 1));
+    uint64_t need = (c->want + b->size - 1) / b->size + 1; /* head partly read */
+    return held >= (share > need ? share : need);
+}
+
 /* Whether the backend should be receiving for c now. */
 static bool recv_wanted(const volley_conn *c)
 {
@@ -195,7 +233,8 @@ static bool recv_wanted(const volley_conn *c)
     switch (c->state) {
     case VOLLEY__CS_OPEN:
         /* a DIRECT connection receives only into the caller's buffers */
-        return !(c->copt & VOLLEY_CONN_DIRECT) && c->rq.bytes < c->readq_max;
+        return !(c->copt & VOLLEY_CONN_DIRECT) && c->rq.bytes < c->readq_max &&
+               !over_share(c);
     case VOLLEY__CS_FLUSHING:
     case VOLLEY__CS_LINGER:
         return true; /* read and drop, so the close is not a reset */
@@ -207,6 +246,12 @@ static bool recv_wanted(const volley_conn *c)
 static void recv_sync(volley_conn *c)
 {
     bool on = recv_wanted(c);
+    /* paused for its share: looked at again as buffers come back */
+    bool over = !on && c->state == VOLLEY__CS_OPEN && over_share(c);
+    if (over != !!(c->flags & VOLLEY__C_OVER)) {
+        c->flags ^= VOLLEY__C_OVER;
+        c->loop->over += over ? 1 : (uint32_t)-1;
+    }
     if (on == !!(c->flags & VOLLEY__C_RECV))
         return;
     c->flags ^= VOLLEY__C_RECV;
@@ -221,6 +266,16 @@ static uint32_t done_count(const volley_conn *c)
     for (const struct volley__seg *s = c->sq.done_head; s; s = s->next)
         n++;
     return n;
+}
+
+/* c no longer waits for buffers (it ends). */
+static void unpause(volley_conn *c)
+{
+    if (c->flags & VOLLEY__C_STARVED)
+        c->loop->starved--;
+    if (c->flags & VOLLEY__C_OVER)
+        c->loop->over--;
+    c->flags &= ~(VOLLEY__C_STARVED | VOLLEY__C_OVER);
 }
 
 /* Drop what c has queued, counted; lent buffers get their SENT (with an
@@ -249,10 +304,7 @@ static void conn_end(volley_conn *c, int err, bool reset)
     timer_sync(c);
     if (reset)
         c->flags |= VOLLEY__C_ABORT;
-    if (c->flags & VOLLEY__C_STARVED) {
-        c->flags &= ~VOLLEY__C_STARVED;
-        c->loop->starved--;
-    }
+    unpause(c);
     c->flags &= ~(VOLLEY__C_RECV | VOLLEY__C_SAID_AGAIN | VOLLEY__C_WAIT_DRAIN);
     c->pending &= ~(EV(VOLLEY_EV_WRITABLE) | EV(VOLLEY_EV_DRAINED));
     c->state = VOLLEY__CS_ENDING;
@@ -303,11 +355,12 @@ static int loop_opts(struct volley_loop_opts *o, const struct volley_loop_opts *
         return -EINVAL;
     if ((o->entries && (o->entries < 8 || o->entries > 32768)) ||
         (o->buf_size && (o->buf_size < 512 || o->buf_size > (1u << 20))) ||
-        (o->buf_count && (o->buf_count < 2 || o->buf_count > 32768)))
+        (o->buf_count && (o->buf_count < 2 || o->buf_count > 32768)) ||
+        o->linger_ms > INT32_MAX)
         return -EINVAL;
     o->entries = o->entries ? round_pow2(o->entries) : 256;
     o->buf_size = o->buf_size ? o->buf_size : 16384;
-    o->buf_count = o->buf_count ? round_pow2(o->buf_count) : 256;
+    o->buf_count = o->buf_count ? round_pow2(o->buf_count) : 1024;
     o->linger_ms = o->linger_ms ? o->linger_ms : 5000;
     return 0;
 }
@@ -323,7 +376,7 @@ static int conn_opts(volley_conn *c, const struct volley_conn_opts *src)
             return -EINVAL;
     const uint32_t known = VOLLEY_CONN_NO_NODELAY | VOLLEY_CONN_REUSEPORT |
                            VOLLEY_CONN_V6ONLY | VOLLEY_CONN_BACKLOG_ZERO |
-                           VOLLEY_CONN_DIRECT;
+                           VOLLEY_CONN_DIRECT | VOLLEY_CONN_NO_REUSEADDR;
     if ((o.flags & ~known) || o.backlog > 65535 || o.sendq_max > LIMIT_2_30 ||
         o.readq_max > LIMIT_2_30)
         return -EINVAL;
@@ -369,7 +422,7 @@ int volley_loop_open(volley_loop **out, const struct volley_loop_opts *opts)
     if (!l)
         return -ENOMEM;
     l->linger_ms = o.linger_ms;
-    r = volley__bufs_init(&l->bufs, o.buf_count, o.buf_size);
+    r = volley__bufs_init(&l->bufs, o.buf_count, o.buf_size, BUFS_FIRST);
     if (r < 0) {
         free(l);
         return r;
@@ -435,6 +488,9 @@ int volley_loop_get_stats(const volley_loop *l, struct volley_loop_stats *out,
         st.total.buffered += c->rq.bytes;
     }
     st.total.coalesced = coalesced(&st.total);
+    st.bufs_live = l->bufs.live;
+    st.bufs_held = l->bufs.held;
+    st.over_share = l->over;
     memcpy(out, &st, size < sizeof st ? size : sizeof st);
     return 0;
 }
@@ -499,13 +555,18 @@ static void turn_deadlines(volley_loop *l)
         }
         if (c->dl_linger && c->dl_linger <= now) {
             c->dl_linger = 0;
-            if (c->state == VOLLEY__CS_FLUSHING)
+            /* closed while connecting, or still flushing: linger_ms bounds
+             * the close either way */
+            if (c->state == VOLLEY__CS_CONNECTING || c->state == VOLLEY__CS_FLUSHING) {
                 conn_end(c, -ETIMEDOUT, true);
-            else if (c->state == VOLLEY__CS_LINGER)
+                continue;
+            }
+            if (c->state == VOLLEY__CS_LINGER) {
                 conn_end(c, 0, false);
-            continue;
+                continue;
+            }
         }
-        timer_sync(c);
+        timer_sync(c); /* the deadlines still ahead */
     }
 }
 
@@ -631,8 +692,10 @@ static unsigned turn_emit(volley_loop *l, struct volley_event *ev, unsigned n)
             unsigned type = ev[k++].type;
             if (type == VOLLEY_EV_CLOSED) {
                 l->st.closed++;
-                /* freed at the next poll: the caller may still look at it */
+                /* freed at the next poll: the caller may still look at it,
+                 * but nothing puts it on the ready list again */
                 unready(l, c);
+                c->flags |= VOLLEY__C_REAPED;
                 c->ready_next = l->reap;
                 l->reap = c;
                 goto next;
@@ -666,21 +729,26 @@ static void turn_reap(volley_loop *l)
     }
 }
 
-/* Buffers consumed since the last turn go back, and connections that ran
- * dry of buffers start receiving again. */
+/* Buffers consumed since the last turn go back, more of the budget is put
+ * to use when three quarters of what is in use are held or a receive found
+ * none free, and connections that waited for buffers (none was free, or
+ * they held more than their share) are looked at again. */
 static void turn_bufs(volley_loop *l)
 {
-    if (!l->bufs.nrel)
+    struct volley__bufs *b = &l->bufs;
+    if (b->live < b->count && (l->starved || b->held >= b->live - b->live / 4))
+        (void)volley__bufs_grow(b);
+    if (!b->nrel)
         return;
     l->ops->bufs_back(l);
-    if (!l->starved)
-        return;
-    for (uint32_t i = 0; i < l->nslots && l->starved; i++) {
+    for (uint32_t i = 0; i < l->nslots && (l->starved || l->over); i++) {
         volley_conn *c = l->slots[i];
-        if (c->state == STATE_FREE || !(c->flags & VOLLEY__C_STARVED))
+        if (c->state == STATE_FREE || !(c->flags & (VOLLEY__C_STARVED | VOLLEY__C_OVER)))
             continue;
-        c->flags &= ~VOLLEY__C_STARVED;
-        l->starved--;
+        if (c->flags & VOLLEY__C_STARVED) {
+            c->flags &= ~VOLLEY__C_STARVED;
+            l->starved--;
+        }
         recv_sync(c);
     }
 }
@@ -718,7 +786,8 @@ int volley_loop_poll(volley_loop *l, struct volley_event *ev, unsigned n, int ti
         unsigned k = turn_emit(l, ev, n);
         if (k)
             return (int)k;
-        if (r < 0 && r != -EINTR && r != -ETIME && r != -EAGAIN && r != -EBUSY)
+        /* a signal ends the wait, so the caller can look at its flags */
+        if (r < 0 && r != -ETIME && r != -EAGAIN && r != -EBUSY)
             return r;
         if (timeout_ms == 0)
             return 0;
@@ -888,7 +957,10 @@ int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
         return r;
     c->flags |= VOLLEY__C_LISTENER;
     c->user = user;
-    r = setopt(c, SOL_SOCKET, SO_REUSEADDR, 1);
+    /* so that a restarted server binds its port while connections of its
+     * last run wait in TIME_WAIT, as every TCP server does */
+    if (!(c->copt & VOLLEY_CONN_NO_REUSEADDR))
+        r = setopt(c, SOL_SOCKET, SO_REUSEADDR, 1);
     if (r == 0 && (c->copt & VOLLEY_CONN_REUSEPORT))
         r = setopt(c, SOL_SOCKET, SO_REUSEPORT, 1);
     if (r == 0 && c->local.sa.sa_family == AF_INET6)
@@ -1186,10 +1258,7 @@ void volley__conn_gone(volley_conn *c)
     volley__sys_close(c->fd);
     c->state = VOLLEY__CS_ENDED;
     c->fd = -1;
-    if (c->flags & VOLLEY__C_STARVED) {
-        c->flags &= ~VOLLEY__C_STARVED;
-        c->loop->starved--;
-    }
+    unpause(c);
     ready(c, VOLLEY_EV_CLOSED);
 }
 
@@ -1310,6 +1379,8 @@ int volley_conn_want(volley_conn *c, size_t n, int timeout_ms)
         return r;
     if (!n || n > c->readq_max)
         return -EINVAL;
+    if (c->flags & VOLLEY__C_REAPED)
+        return -ESHUTDOWN; /* its CLOSED was returned: no event follows */
     c->want = n;
     c->pending &= ~P_TO_READ;
     c->dl_want = deadline_in(timeout_ms);
@@ -1354,11 +1425,13 @@ static int writable(const volley_conn *c)
     return 0;
 }
 
-/* Whether n more bytes fit (a single larger write fits an empty queue). */
-static int room(volley_conn *c, size_t n)
+/* Whether a write of n bytes, costing n + extra of sendq_max, fits: a
+ * single larger write fits an empty queue. Lent buffers, queued or waiting
+ * for their SENT event, cost REF_COST each besides their bytes. */
+static int room(volley_conn *c, size_t n, size_t extra)
 {
-    if (!c->sq.bytes ||
-        n <= c->sendq_max - (c->sq.bytes < c->sendq_max ? c->sq.bytes : c->sendq_max))
+    size_t used = c->sq.bytes + (size_t)c->sq.refs * REF_COST;
+    if (!used || (used < c->sendq_max && n + extra <= c->sendq_max - used))
         return 0;
     c->flags |= VOLLEY__C_SAID_AGAIN;
     return -EAGAIN;
@@ -1379,7 +1452,7 @@ ssize_t volley_conn_write(volley_conn *c, const void *buf, size_t n)
         return -EINVAL;
     if (n > SSIZE_MAX)
         return -EINVAL;
-    if ((r = room(c, n)) < 0)
+    if ((r = room(c, n, 0)) < 0)
         return r;
     if (n && (r = volley__sendq_write(&c->sq, &c->loop->pool, buf, n)) < 0)
         return r;
@@ -1394,7 +1467,7 @@ int volley_conn_write_ref(volley_conn *c, const void *buf, size_t n, uint64_t ta
         return r;
     if (!buf && n)
         return -EINVAL;
-    if ((r = room(c, n)) < 0)
+    if ((r = room(c, n, REF_COST)) < 0)
         return r;
     if ((r = volley__sendq_write_ref(&c->sq, &c->loop->pool, buf, n, tag)) < 0)
         return r;

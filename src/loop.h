@@ -39,6 +39,8 @@ enum volley__cstate {
 #define VOLLEY__C_SHUT_ASKED   0x800u  /* volley_conn_shutdown: FIN after the queue */
 #define VOLLEY__C_RX_LENT      0x2000u /* a volley_conn_recv_into buffer is lent */
 #define VOLLEY__C_SHUT_DONE    0x1000u /* the FIN went (SHUT_WR) */
+#define VOLLEY__C_OVER         0x4000u /* receiving paused: over its share of buffers */
+#define VOLLEY__C_REAPED       0x8000u /* CLOSED returned: on the reap list */
 
 struct volley_conn {
     volley_loop *loop;
@@ -155,6 +157,7 @@ struct volley_loop {
     volley_conn *reap; /* CLOSED returned: released at the next poll */
     uint32_t linger_ms;
     uint32_t starved; /* connections waiting for a free buffer */
+    uint32_t over;    /* connections paused over their share (C_OVER) */
     bool closing;     /* volley_loop_close runs: events are dropped */
     struct volley_loop_stats st;
     struct volley_conn_stats gone; /* counters of released connections */
@@ -180,6 +183,10 @@ VOLLEY_INTERNAL void volley__conn_sent(volley_conn *c, ssize_t res);
 /* Nothing of c is in flight: close its socket (with a reset when ABORT is
  * set) and owe CLOSED. */
 VOLLEY_INTERNAL void volley__conn_gone(volley_conn *c);
+/* Whether the receive budget is short (at most half of it free): a
+ * backend then takes one buffer per receive, so that no connection takes
+ * more than its share before the core can pause it. */
+VOLLEY_INTERNAL bool volley__loop_rx_tight(const volley_loop *l);
 /* The loop's clock: monotonic nanoseconds. */
 VOLLEY_INTERNAL int64_t volley__loop_now(void);
 /* A listener's accept failed with err (not EAGAIN): counted; when the

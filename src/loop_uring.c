@@ -97,7 +97,12 @@ static int arm_recv(volley_conn *c)
     struct io_uring_sqe *sqe = sqe_get(c->loop);
     if (!sqe)
         return -EBUSY;
-    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    /* A multishot receive takes buffers as fast as bytes arrive, before the
+     * core can pause it; while the budget is short, one at a time. */
+    if (volley__loop_rx_tight(c->loop))
+        io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
+    else
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BGID;
     io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_RECV));
@@ -227,9 +232,9 @@ static void on_recv(volley_conn *c, const struct io_uring_cqe *cqe)
     volley_loop *l = c->loop;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         uint32_t id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        if (cqe->res > 0 && id < l->bufs.count)
+        if (cqe->res > 0 && id < l->bufs.live)
             volley__conn_data(c, id, (uint32_t)cqe->res);
-        else if (id < l->bufs.count)
+        else if (id < l->bufs.live)
             put_buffer(l, id);
     }
     if (cqe->flags & IORING_CQE_F_MORE)
@@ -538,8 +543,9 @@ static int ur_init(volley_loop *l, const struct volley_loop_opts *o)
     u->zc = volley__sys_uring_has_op(&u->ring, IORING_OP_SEND_ZC) > 0 &&
             volley__sys_uring_has_op(&u->ring, IORING_OP_SENDMSG_ZC) > 0;
     io_uring_buf_ring_init(u->br);
-    /* Every buffer starts in the ring: the free stack is epoll's. */
-    for (uint32_t i = 0; i < l->bufs.count; i++)
+    /* Every live buffer starts in the ring (the free stack is epoll's); the
+     * ring has room for the whole budget as it grows. */
+    for (uint32_t i = 0; i < l->bufs.live; i++)
         put_buffer(l, i);
     l->bufs.nfree = 0;
     ur_bufs_back(l);

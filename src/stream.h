@@ -20,15 +20,22 @@
 
 /* ---- receive buffers ---------------------------------------------------- */
 
-/* count buffers of size bytes in one slab (mem). A buffer is either free
- * (the uring buffer ring or the epoll free stack holds it), or lent to one
- * connection's readq, or released: consumed and waiting in rel[] until the
- * backend hands it back (uring: to the buffer ring; epoll: to its free
- * stack) once per loop turn. */
+/* At most count buffers of size bytes in one slab (mem): the loop's
+ * receive budget. Only the first live ones are in use; the rest of the
+ * slab is address space the kernel backs with memory only once a buffer
+ * is grown into use (volley__bufs_grow), so memory follows demand up to
+ * the budget. A live buffer is either free (the uring buffer ring or the
+ * epoll free stack holds it), or lent to one connection's readq, or
+ * released: consumed (or new) and waiting in rel[] until the backend hands
+ * it back (uring: to the buffer ring; epoll: to its free stack) once per
+ * loop turn. */
 struct volley__bufs {
-    uint8_t *mem;   /* count * size bytes */
-    uint32_t size;  /* bytes per buffer */
-    uint32_t count; /* a power of two */
+    uint8_t *mem;     /* count * size bytes */
+    uint32_t size;    /* bytes per buffer */
+    uint32_t count;   /* a power of two: the budget */
+    uint32_t live;    /* buffers in use: ids 0 .. live - 1 */
+    uint32_t held;    /* buffers in readqs now */
+    uint32_t holders; /* readqs holding at least one buffer */
     /* per buffer, while lent: */
     int32_t *next; /* next buffer in the same readq, -1 at the tail */
     uint32_t *off; /* first unread byte */
@@ -42,9 +49,13 @@ struct volley__bufs {
 };
 
 /* Allocate the slab (page-aligned) and the tables. Returns 0 or -ENOMEM
- * (nothing left allocated). All buffers start on the free stack. */
+ * (nothing left allocated). The first live buffers (at most count) start
+ * on the free stack. */
 VOLLEY_INTERNAL int volley__bufs_init(struct volley__bufs *b, uint32_t count,
-                                      uint32_t size);
+                                      uint32_t size, uint32_t live);
+/* Put more of the budget to use: live doubles (at most count), and the new
+ * buffers go to rel[] for the backend to take in. Returns how many. */
+VOLLEY_INTERNAL uint32_t volley__bufs_grow(struct volley__bufs *b);
 VOLLEY_INTERNAL void volley__bufs_free(struct volley__bufs *b);
 static inline uint8_t *volley__buf_addr(const struct volley__bufs *b, uint32_t id)
 {
@@ -57,18 +68,26 @@ VOLLEY_INTERNAL void volley__bufs_put(struct volley__bufs *b, uint32_t id);
 
 /* ---- a connection's received bytes -------------------------------------- */
 
+/* Every buffer of the chain is full but the first (partly read) and the
+ * last (being filled), so a connection holds at most 2 + bytes / size
+ * buffers however small the pieces its peer sends. */
 struct volley__readq {
     int32_t head, tail; /* buffer ids, -1 when empty */
+    uint32_t nbufs;     /* buffers in the chain */
     size_t bytes;       /* unread bytes in the chain */
 };
 #define VOLLEY__READQ_INIT                                                               \
     {                                                                                    \
-        .head = -1, .tail = -1, .bytes = 0                                               \
+        .head = -1, .tail = -1, .nbufs = 0, .bytes = 0                                   \
     }
 
-/* Append len bytes (0 < len <= b->size) just received into buffer id. */
-VOLLEY_INTERNAL void volley__readq_push(struct volley__readq *q, struct volley__bufs *b,
-                                        uint32_t id, uint32_t len);
+/* Append len bytes (0 < len <= b->size) just received into buffer id.
+ * What fits in the free end of the chain's last buffer is copied there;
+ * when all of it fits, buffer id goes straight to b->rel, else it joins
+ * the chain holding the rest. Returns the bytes copied. */
+VOLLEY_INTERNAL uint32_t volley__readq_push(struct volley__readq *q,
+                                            struct volley__bufs *b, uint32_t id,
+                                            uint32_t len);
 /* Copy up to n unread bytes into dst (dst may be NULL: consume only) and
  * consume them; every buffer emptied goes to b->rel. Returns the count. */
 VOLLEY_INTERNAL size_t volley__readq_read(struct volley__readq *q, struct volley__bufs *b,
@@ -111,7 +130,8 @@ struct volley__segpool {
 };
 struct volley__sendq {
     struct volley__seg *head, *tail;
-    size_t bytes; /* queued, not yet sent */
+    size_t bytes;  /* queued, not yet sent */
+    uint32_t refs; /* REF segments queued or done (until popped) */
     /* REF segments finished (sent, or dropped by a clear), oldest first,
      * waiting for their SENT events: */
     struct volley__seg *done_head, *done_tail;

@@ -55,7 +55,16 @@ static size_t min_size(size_t a, size_t b)
 
 /* ---- receive buffers ---------------------------------------------------- */
 
-int volley__bufs_init(struct volley__bufs *b, uint32_t count, uint32_t size)
+/* A buffer consumed to its end (or newly live) waits in rel[] for the
+ * backend. Every id is there at most once, so count slots never overflow. */
+static void release(struct volley__bufs *b, uint32_t id)
+{
+    assert(b->nrel < b->count);
+    b->rel[b->nrel++] = id;
+}
+
+int volley__bufs_init(struct volley__bufs *b, uint32_t count, uint32_t size,
+                      uint32_t live)
 {
     /* ids are int32_t in the chains, so count fits below 2^31 + 1 */
     assert(count > 0 && (count & (count - 1)) == 0 && count <= 1u << 31);
@@ -78,13 +87,24 @@ int volley__bufs_init(struct volley__bufs *b, uint32_t count, uint32_t size)
         volley__bufs_free(b);
         return -ENOMEM;
     }
+    b->live = live < 1 ? 1 : live > count ? count : live;
     /* the stack's top is buffer 0: buffers are taken in id order at first */
-    for (uint32_t i = 0; i < count; i++) {
-        b->free[i] = count - 1 - i;
+    for (uint32_t i = 0; i < b->live; i++)
+        b->free[i] = b->live - 1 - i;
+    for (uint32_t i = 0; i < count; i++)
         b->next[i] = -1;
-    }
-    b->nfree = count;
+    b->nfree = b->live;
     return 0;
+}
+
+uint32_t volley__bufs_grow(struct volley__bufs *b)
+{
+    uint32_t to = b->live > b->count / 2 ? b->count : b->live * 2;
+    uint32_t n = to - b->live;
+    /* rel[] has room: the ids not live are in no other list */
+    for (; b->live < to; b->live++)
+        release(b, b->live);
+    return n;
 }
 
 void volley__bufs_free(struct volley__bufs *b)
@@ -111,29 +131,50 @@ void volley__bufs_put(struct volley__bufs *b, uint32_t id)
     b->free[b->nfree++] = id;
 }
 
-/* A buffer consumed to its end waits in rel[] for the backend. Every id
- * is there at most once, so count slots never overflow. */
-static void release(struct volley__bufs *b, uint32_t id)
-{
-    assert(b->nrel < b->count);
-    b->rel[b->nrel++] = id;
-}
-
 /* ---- a connection's received bytes -------------------------------------- */
 
-void volley__readq_push(struct volley__readq *q, struct volley__bufs *b, uint32_t id,
-                        uint32_t len)
+/* Buffer id leaves q's chain (it was its head). */
+static void unhold(struct volley__readq *q, struct volley__bufs *b, uint32_t id)
 {
-    assert(id < b->count && len > 0 && len <= b->size);
+    assert(q->nbufs > 0 && b->held > 0);
+    if (--q->nbufs == 0)
+        b->holders--;
+    b->held--;
+    release(b, id);
+}
+
+uint32_t volley__readq_push(struct volley__readq *q, struct volley__bufs *b, uint32_t id,
+                            uint32_t len)
+{
+    assert(id < b->live && len > 0 && len <= b->size);
+    uint32_t copied = 0;
+    if (q->tail >= 0) {
+        /* A small piece must not pin a buffer of its own: fill the end of
+         * the last one. Each byte is copied at most once, and only while
+         * bytes wait unread (a reader that keeps up never has a tail). */
+        uint32_t t = (uint32_t)q->tail, room = b->size - b->len[t];
+        copied = room < len ? room : len;
+        memcpy(volley__buf_addr(b, t) + b->len[t], volley__buf_addr(b, id), copied);
+        b->len[t] += copied;
+        q->bytes += copied;
+        if (copied == len) {
+            release(b, id);
+            return copied;
+        }
+    }
     b->next[id] = -1;
-    b->off[id] = 0;
+    b->off[id] = copied;
     b->len[id] = len;
     if (q->tail >= 0)
         b->next[q->tail] = (int32_t)id;
     else
         q->head = (int32_t)id;
     q->tail = (int32_t)id;
-    q->bytes += len;
+    q->bytes += len - copied;
+    if (q->nbufs++ == 0)
+        b->holders++;
+    b->held++;
+    return copied;
 }
 
 size_t volley__readq_read(struct volley__readq *q, struct volley__bufs *b, void *dst,
@@ -154,7 +195,7 @@ size_t volley__readq_read(struct volley__readq *q, struct volley__bufs *b, void 
             q->head = b->next[id];
             if (q->head < 0)
                 q->tail = -1;
-            release(b, id);
+            unhold(q, b, id);
         }
     }
     assert(done <= q->bytes);
@@ -178,7 +219,7 @@ size_t volley__readq_clear(struct volley__readq *q, struct volley__bufs *b)
     size_t dropped = q->bytes;
     for (int32_t id = q->head, next; id >= 0; id = next) {
         next = b->next[id];
-        release(b, (uint32_t)id);
+        unhold(q, b, (uint32_t)id);
     }
     q->head = q->tail = -1;
     q->bytes = 0;
@@ -385,6 +426,7 @@ int volley__sendq_write_ref(struct volley__sendq *q, struct volley__segpool *p,
     if (reserve(p, 1, 0) < 0)
         return -ENOMEM;
     struct volley__seg *s = seg_get(p, VOLLEY__SEG_REF);
+    q->refs++;
     s->data = buf;
     s->len = n;
     s->total = n;
@@ -459,6 +501,8 @@ bool volley__sendq_pop_done(struct volley__sendq *q, struct volley__segpool *p,
         q->done_tail = NULL;
     *tag = s->tag;
     *total = s->total;
+    assert(q->refs > 0);
+    q->refs--;
     seg_put(p, s);
     return true;
 }

@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: MIT */
+/* Peers that want to hurt a stream loop, on both loop backends: what the
+ * loop holds for them stays within its budget and their share of it, the
+ * well-behaved connections beside them keep being served, and each defect
+ * such peers once found stays fixed.
+ *
+ * The peers are plain sockets driven from the test's own thread between
+ * polls, so each step happens in a known order. Service is bounded by
+ * poll turns and by generous deadlines that only end a case that hangs;
+ * nothing asserts how long anything took. */
+#include "tstream.h"
+
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Poll until c has at least n bytes buffered (5 s at most). */
+static void buffered_at_least(volley_loop *l, volley_conn *c, size_t n, const char *what)
+{
+    long long end = t_now_ms() + 5000;
+    while (volley_conn_buffered(c) < n) {
+        if (t_now_ms() > end) {
+            struct volley_loop_stats st = loop_stats(l);
+            T_FAIL("%s: %zu of %zu bytes buffered in 5 s (%llu of the budget's "
+                   "buffers held, %llu connections over their share)",
+                   what, volley_conn_buffered(c), n, (unsigned long long)st.bufs_held,
+                   (unsigned long long)st.over_share);
+        }
+        pull(l, 1);
+    }
+}
+
+/* A plain client of ln and the server end the loop accepted for it. */
+static int client_of(volley_loop *l, volley_conn *ln, volley_conn **srv)
+{
+    int fd = plain_connect(addr_of(ln, "127.0.0.1"), 0);
+    T_ASSERT(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int)) == 0);
+    *srv = TAKE(l, VOLLEY_EV_ACCEPTED, NULL).conn;
+    return fd;
+}
+
+/* n bytes of stream seed from the plain socket fd, checked. */
+static void plain_recv_stream(int fd, size_t n, uint64_t seed, uint64_t off)
+{
+    uint8_t buf[4096];
+    while (n) {
+        ssize_t r = recv(fd, buf, n < sizeof buf ? n : sizeof buf, 0);
+        if (r <= 0)
+            T_FAIL("recv: %s", r < 0 ? strerror(errno) : "EOF");
+        T_STREAM(buf, (size_t)r, seed, off, "echoed bytes");
+        off += (uint64_t)r;
+        n -= (size_t)r;
+    }
+}
+
+/* One byte per segment: the bytes of a slow sender share one buffer, so
+ * its want is met long before the budget runs out, and the loop's other
+ * connections are served meanwhile. */
+static int case_dribble(void)
+{
+    struct volley_loop_opts lo = lopts();
+    lo.buf_count = 8;
+    lo.buf_size = 512;
+    evq_n = 0;
+    volley_loop *l = loop_with(&lo);
+    volley_conn *ln, *srv, *srv2;
+    T_OK(volley_listen(l, &ln, "127.0.0.1:0", NULL, &ln_user));
+    int fd = client_of(l, ln, &srv);
+    T_OK(volley_conn_want(srv, 300, -1));
+    uint8_t in[2000];
+    gen(11, 0, in, 300);
+    for (size_t i = 0; i < 299; i++) {
+        plain_send_all(fd, in + i, 1);
+        buffered_at_least(l, srv, i + 1, "a sender of one byte per segment");
+    }
+    T_CHECK(queued_ev(VOLLEY_EV_READABLE, srv) < 0, "READABLE before the want of 300");
+    struct volley_loop_stats st = loop_stats(l);
+    T_CHECK(st.bufs_held == 1, "299 bytes hold %llu buffers of 512 bytes",
+            (unsigned long long)st.bufs_held);
+    int fd2 = client_of(l, ln, &srv2);
+    gen(12, 0, in, sizeof in);
+    plain_send_all(fd2, in, sizeof in);
+    read_exact(l, srv2, in, sizeof in);
+    T_STREAM(in, sizeof in, 12, 0, "the other connection");
+    gen(11, 299, in, 1);
+    plain_send_all(fd, in, 1);
+    T_EXPECT(TAKE(l, VOLLEY_EV_READABLE, srv).len, 300);
+    T_EXPECT(volley_conn_read(srv, in, 300), 300);
+    T_STREAM(in, 300, 11, 0, "the dribbled bytes");
+    close(fd);
+    close(fd2);
+    volley_loop_close(l, 0);
+    return 0;
+}
+
+/* Peers that send and are never read: each holds at most its share of
+ * the budget, a well-behaved connection beside them gets every byte
+ * echoed, and once the application reads them, every byte they sent
+ * arrives (receiving resumes as the budget frees up). */
+#define HOGS      12
+#define HOG_BYTES (16 * KiB)
+static int case_nonreaders(void)
+{
+    struct volley_loop_opts lo = lopts();
+    lo.buf_count = 64;
+    lo.buf_size = 512;
+    evq_n = 0;
+    volley_loop *l = loop_with(&lo);
+    volley_conn *ln, *hog[HOGS], *srv;
+    T_OK(volley_listen(l, &ln, "127.0.0.1:0", NULL, &ln_user));
+    int hfd[HOGS];
+    uint8_t buf[HOG_BYTES];
+    for (unsigned i = 0; i < HOGS; i++) {
+        hfd[i] = client_of(l, ln, &hog[i]);
+        gen(100 + i, 0, buf, sizeof buf);
+        plain_send_all(hfd[i], buf, sizeof buf); /* the kernel holds what we do not */
+    }
+    settle(l, 300);
+    struct volley_loop_stats st = loop_stats(l);
+    printf("  %u peers never read: %llu of 64 buffers held, %llu over their share\n",
+           HOGS, (unsigned long long)st.bufs_held, (unsigned long long)st.over_share);
+    T_CHECK(st.bufs_held < 64, "every buffer of the budget held by peers never read");
+    T_CHECK(st.bufs_live <= 64, "%llu buffers live, budget 64",
+            (unsigned long long)st.bufs_live);
+    int fd = client_of(l, ln, &srv);
+    for (unsigned round = 0; round < 50; round++) {
+        gen(7, round * 100, buf, 100);
+        plain_send_all(fd, buf, 100);
+        unsigned turns = 0;
+        while (volley_conn_buffered(srv) < 100) {
+            T_CHECK(++turns < 200, "round %u: 100 bytes not received in 200 poll turns",
+                    round);
+            if (turns >= 200)
+                return 0;
+            pull(l, 50);
+        }
+        T_EXPECT(volley_conn_read(srv, buf, sizeof buf), 100);
+        put(srv, buf, 100);
+        pull(l, 0);
+        plain_recv_stream(fd, 100, 7, round * 100);
+    }
+    /* now the application reads the peers: all of it, in order */
+    for (unsigned i = 0; i < HOGS; i++) {
+        read_exact(l, hog[i], buf, sizeof buf);
+        T_STREAM(buf, sizeof buf, 100 + i, 0, "a peer's bytes read late");
+    }
+    st = loop_stats(l);
+    T_EXPECT(st.over_share, 0);
+    for (unsigned i = 0; i < HOGS; i++)
+        close(hfd[i]);
+    close(fd);
+    volley_loop_close(l, 0);
+    return 0;
+}
+
+/* The documented pattern, want n then read n on READABLE, after resets:
+ * READABLE (with fewer bytes, the peer is gone) and CLOSED come in one
+ * batch, and a want then must not put the connection back on the ready
+ * list, which would cut the others closed in that batch off from being
+ * released. */
+static int case_want_after_close(void)
+{
+    evq_n = 0;
+    volley_loop *l = loop_new();
+    volley_conn *ln, *srv[6];
+    T_OK(volley_listen(l, &ln, "127.0.0.1:0", NULL, &ln_user));
+    int fd[6];
+    for (unsigned i = 0; i < 6; i++) {
+        fd[i] = client_of(l, ln, &srv[i]);
+        T_OK(volley_conn_want(srv[i], 1000, -1));
+    }
+    for (unsigned i = 0; i < 6; i++) {
+        plain_send_all(fd[i], "0123456789", 10);
+        plain_reset(fd[i]);
+    }
+    usleep(50 * 1000); /* (only to gather them in fewer batches) */
+    unsigned closed = 0, shut = 0;
+    long long end = t_now_ms() + 5000;
+    while (closed < 6 && t_now_ms() < end) {
+        struct volley_event ev[64];
+        int n = volley_loop_poll(l, ev, 64, 20);
+        T_ASSERT(n >= 0);
+        for (int i = 0; i < n; i++) {
+            if (ev[i].type != VOLLEY_EV_READABLE && ev[i].type != VOLLEY_EV_CLOSED)
+                continue;
+            /* want what is missing, as the pattern does on a short READABLE */
+            int r = volley_conn_want(ev[i].conn, 1000, -1);
+            if (ev[i].type == VOLLEY_EV_CLOSED) {
+                closed++;
+                T_CHECK(r == -ESHUTDOWN, "want after CLOSED = %d (%s), want -ESHUTDOWN",
+                        r, volley_strerror(r));
+            }
+            shut += r == -ESHUTDOWN;
+        }
+    }
+    T_EXPECT(closed, 6);
+    pull(l, 0);
+    pull(l, 0);
+    struct volley_loop_stats st = loop_stats(l);
+    T_CHECK(st.conns == 1, "%llu connections left, want the listener alone",
+            (unsigned long long)st.conns);
+    T_EXPECT(st.bufs_held, 0);
+    volley_loop_close(l, 0);
+    return 0;
+}
+
+/* A dial that cannot connect (its SYN is dropped: the listener's queue is
+ * full), closed by the caller: linger_ms bounds that close, with a dial
+ * timeout longer than it or with none. */
+static int case_close_connecting(void)
+{
+    char addr[64];
+    int lfd = plain_listen("127.0.0.1:0", 0, addr);
+    int filler = plain_connect(addr, 0);
+    struct volley_addr a = t_addr(addr);
+    int extra = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    T_ASSERT(extra >= 0);
+    (void)!connect(extra, &a.sa, volley_addr_len(&a));
+    static const int dial_ms[] = {60000, 0};
+    for (unsigned i = 0; i < T_COUNT(dial_ms); i++) {
+        struct volley_loop_opts lo = lopts();
+        lo.linger_ms = 200;
+        evq_n = 0;
+        volley_loop *l = loop_with(&lo);
+        volley_conn *c;
+        T_OK(volley_dial(l, &c, addr, NULL, dial_ms[i], NULL));
+        pull(l, 20);
+        T_OK(volley_conn_close(c));
+        int t = volley_loop_timeout(l);
+        T_CHECK(t >= 0 && t <= 200, "volley_loop_timeout = %d closing with linger 200 ms",
+                t);
+        struct volley_event e = TAKE(l, VOLLEY_EV_CLOSED, c);
+        T_CHECK(e.err == -ETIMEDOUT, "CLOSED err %d (%s), want -ETIMEDOUT", e.err,
+                volley_strerror(e.err));
+        volley_loop_close(l, 0);
+    }
+    close(extra);
+    close(filler);
+    close(lfd);
+    return 0;
+}
+
+/* Lent buffers cost room even when empty: on a full queue a zero-length
+ * one says -EAGAIN too, and however many a caller hands over between two
+ * polls, what the queue holds for them is bounded by sendq_max. */
+static int case_write_ref_bounded(void)
+{
+    struct duo d;
+    struct volley_loop_opts lo = lopts();
+    struct volley_conn_opts o = copts();
+    o.sendq_max = 4096;
+    duo_open(&d, &lo, &o);
+    static const char byte = 'x';
+    unsigned taken = 0;
+    int r = 0;
+    for (unsigned i = 0;
+         i < 100000 && (r = volley_conn_write_ref(d.cli, &byte, 0, i)) == 0; i++)
+        taken++;
+    T_EXPECT(r, -EAGAIN);
+    T_CHECK(taken >= 1 && taken <= 4096 / 64,
+            "%u empty lent buffers taken, sendq_max 4096", taken);
+    /* a full queue of bytes refuses an empty buffer too */
+    struct duo e;
+    duo_open(&e, &lo, &o);
+    T_EXPECT(volley_conn_write(e.cli, scratch, 4096), 4096);
+    T_EXPECT(volley_conn_write_ref(e.cli, &byte, 0, 1), -EAGAIN);
+    T_EXPECT(volley_conn_write(e.cli, scratch, 1), -EAGAIN);
+    volley_loop_close(e.l, 0);
+    /* every one taken is given back with SENT, in order */
+    for (unsigned i = 0; i < taken; i++) {
+        struct volley_event ev = TAKE(d.l, VOLLEY_EV_SENT, d.cli);
+        T_EXPECT(ev.tag, i);
+        T_EXPECT(ev.err, 0);
+    }
+    T_EXPECT(volley_conn_write_ref(d.cli, &byte, 0, 7), 0);
+    volley_loop_close(d.l, 0);
+    return 0;
+}
+
+/* Close a, and b once a's FIN arrived. */
+static void close_first(volley_loop *l, volley_conn *a, volley_conn *b)
+{
+    T_OK(volley_conn_close(a));
+    TAKE(l, VOLLEY_EV_EOF, b);
+    T_EXPECT(close_wait(l, b), 0);
+    T_EXPECT(TAKE(l, VOLLEY_EV_CLOSED, a).err, 0);
+}
+
+/* A restarted server: the connections of its last run that it closed
+ * first wait in TIME_WAIT on its port, and a listener binds that port
+ * again all the same, unless VOLLEY_CONN_NO_REUSEADDR asks for the
+ * kernel's plain rule. (The port a listener is given is free of other
+ * programs' sockets; an ephemeral port of a dialed socket is not, which
+ * is why no listener is tried on one here.) */
+static int case_reuseaddr(void)
+{
+    for (unsigned plain = 0; plain < 2; plain++) {
+        evq_n = 0;
+        volley_loop *l = loop_new();
+        struct volley_conn_opts o = copts();
+        o.flags = plain ? VOLLEY_CONN_NO_REUSEADDR : 0;
+        volley_conn *ln, *cli, *srv;
+        T_OK(volley_listen(l, &ln, "127.0.0.1:0", &o, &ln_user));
+        char at[64];
+        snprintf(at, sizeof at, "%s", addr_of(ln, "127.0.0.1"));
+        T_OK(volley_dial(l, &cli, at, NULL, 5000, NULL));
+        srv = TAKE(l, VOLLEY_EV_ACCEPTED, NULL).conn;
+        TAKE(l, VOLLEY_EV_CONNECTED, cli);
+        close_first(l, srv, cli); /* the server's FIN first: it waits in TIME_WAIT */
+        T_EXPECT(close_wait(l, ln), 0);
+        volley_conn *again;
+        int r = volley_listen(l, &again, at, &o, NULL);
+        if (r == 0)
+            T_EXPECT(close_wait(l, again), 0);
+        if (plain)
+            T_CHECK(r == -EADDRINUSE,
+                    "listen on %s in TIME_WAIT without SO_REUSEADDR = %d (%s)", at, r,
+                    volley_strerror(r));
+        else
+            T_CHECK(r == 0, "listen again on %s in TIME_WAIT = %d (%s)", at, r,
+                    volley_strerror(r));
+        volley_loop_close(l, 0);
+    }
+    return 0;
+}
+
+/* ---- a signal ends volley_loop_poll's wait ---- */
+
+static volatile sig_atomic_t got_signal;
+static volatile sig_atomic_t poll_returned;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    got_signal = 1;
+}
+
+struct kicker {
+    pthread_t target;
+};
+
+/* Signal the polling thread until its poll returns (at most 100 times,
+ * 20 ms apart: a signal sent before it sleeps is not lost, it comes
+ * again). */
+static void *kick(void *arg)
+{
+    struct kicker *k = arg;
+    for (int i = 0; i < 100 && !poll_returned; i++) {
+        usleep(20 * 1000);
+        pthread_kill(k->target, SIGUSR1);
+    }
+    return NULL;
+}
+
+static int case_poll_signal(void)
+{
+    for (int restart = 0; restart < 2; restart++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_usr1;
+        sa.sa_flags = restart ? SA_RESTART : 0; /* signal() sets SA_RESTART */
+        T_ASSERT(sigaction(SIGUSR1, &sa, NULL) == 0);
+        evq_n = 0;
+        volley_loop *l = loop_new();
+        volley_conn *ln;
+        T_OK(volley_listen(l, &ln, "127.0.0.1:0", NULL, &ln_user));
+        got_signal = poll_returned = 0;
+        struct kicker k = {.target = pthread_self()};
+        pthread_t t;
+        T_ASSERT(pthread_create(&t, NULL, kick, &k) == 0);
+        struct volley_event ev[4];
+        int r = volley_loop_poll(l, ev, 4, -1);
+        poll_returned = 1;
+        pthread_join(t, NULL);
+        T_CHECK(r == -EINTR, "volley_loop_poll(-1) = %d (%s) after a signal (%s)", r,
+                volley_strerror(r), restart ? "SA_RESTART" : "no SA_RESTART");
+        T_ASSERT(got_signal);
+        /* the loop goes on */
+        T_EXPECT(volley_loop_poll(l, ev, 4, 0), 0);
+        T_EXPECT(close_wait(l, ln), 0);
+        volley_loop_close(l, 0);
+    }
+    signal(SIGUSR1, SIG_DFL);
+    return 0;
+}
+
+/* ====================================================================== */
+
+static const struct t_loop_case defs[] = {
+    {"dribble", case_dribble},
+    {"nonreaders", case_nonreaders},
+    {"want_after_close", case_want_after_close},
+    {"close_connecting", case_close_connecting},
+    {"write_ref_bounded", case_write_ref_bounded},
+    {"reuseaddr", case_reuseaddr},
+    {"poll_signal", case_poll_signal},
+};
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct t_run how = {.flags = T_FORK, .case_s = 60, .total_s = 280};
+    return t_main_loops(defs, T_COUNT(defs), &how, argc, argv);
+}

@@ -602,17 +602,23 @@ typedef struct volley_loop volley_loop;
 typedef struct volley_conn volley_conn;
 
 struct volley_loop_opts {
-    uint32_t size;        /* sizeof(struct volley_loop_opts) */
-    uint32_t backend;     /* VOLLEY_BACKEND_AUTO, _URING or _EPOLL */
-    uint32_t entries;     /* uring submission queue entries, 8 .. 32768,
-                             rounded up to a power of two (256) */
-    uint32_t buf_size;    /* receive buffer bytes, 512 .. 1 MiB (16384) */
-    uint32_t buf_count;   /* receive buffers, 2 .. 32768, rounded up to a
-                             power of two (256) */
-    uint32_t linger_ms;   /* how long a closed connection may take to flush
-                             what it queued (else it is aborted) and to
-                             wait for the peer's FIN after its own (5000) */
-    uint32_t reserved[4]; /* must be 0 */
+    uint32_t size;         /* sizeof(struct volley_loop_opts) */
+    uint32_t backend;      /* VOLLEY_BACKEND_AUTO, _URING or _EPOLL */
+    uint32_t entries;      /* uring submission queue entries, 8 .. 32768,
+                              rounded up to a power of two (256) */
+    uint32_t buf_size;     /* receive buffer bytes, 512 .. 1 MiB (16384) */
+    uint32_t buf_count;    /* the receive budget: at most this many buffers,
+                              2 .. 32768, rounded up to a power of two
+                              (1024); put to use as needed, and shared
+                              fairly (see "Budgets" above) */
+    uint32_t linger_ms;    /* how long a closed connection may take to flush
+                              what it queued (else it is aborted) and to
+                              wait for the peer's FIN after its own, 1 ..
+                              2^31 - 1 (5000) */
+    uint32_t sendq_budget; /* the send budget: bytes all connections'
+                              queues may hold in copies, 64 KiB .. 2^31
+                              (16 MiB); shared fairly (see "Budgets") */
+    uint32_t reserved[3];  /* must be 0 */
 };
 #ifdef __cplusplus
 #define VOLLEY_LOOP_OPTS_INIT volley_loop_opts_init_cxx_()

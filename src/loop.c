@@ -19,12 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EV(t)             (1u << (t))
-#define STATE_FREE        0xff
-#define NS_PER_MS         1000000LL
-#define DEFAULT_SENDQ_MAX (1u << 20)
-#define DEFAULT_READQ_MAX (256u << 10)
-#define LIMIT_2_30        (1u << 30)
+#define EV(t)                (1u << (t))
+#define STATE_FREE           0xff
+#define NS_PER_MS            1000000LL
+#define DEFAULT_SENDQ_MAX    (1u << 20)
+#define DEFAULT_READQ_MAX    (256u << 10)
+#define DEFAULT_SENDQ_BUDGET (16u << 20)
+#define LIMIT_2_30           (1u << 30)
 /* Receive buffers put to use when a loop opens; more as it needs them. */
 #define BUFS_FIRST 64u
 /* What a lent buffer (volley_conn_write_ref) costs of sendq_max besides
@@ -356,12 +357,15 @@ static int loop_opts(struct volley_loop_opts *o, const struct volley_loop_opts *
     if ((o->entries && (o->entries < 8 || o->entries > 32768)) ||
         (o->buf_size && (o->buf_size < 512 || o->buf_size > (1u << 20))) ||
         (o->buf_count && (o->buf_count < 2 || o->buf_count > 32768)) ||
-        o->linger_ms > INT32_MAX)
+        o->linger_ms > INT32_MAX ||
+        (o->sendq_budget &&
+         (o->sendq_budget < (64u << 10) || o->sendq_budget > (1u << 31))))
         return -EINVAL;
     o->entries = o->entries ? round_pow2(o->entries) : 256;
     o->buf_size = o->buf_size ? o->buf_size : 16384;
     o->buf_count = o->buf_count ? round_pow2(o->buf_count) : 1024;
     o->linger_ms = o->linger_ms ? o->linger_ms : 5000;
+    o->sendq_budget = o->sendq_budget ? o->sendq_budget : DEFAULT_SENDQ_BUDGET;
     return 0;
 }
 
@@ -422,6 +426,7 @@ int volley_loop_open(volley_loop **out, const struct volley_loop_opts *opts)
     if (!l)
         return -ENOMEM;
     l->linger_ms = o.linger_ms;
+    l->sendq_budget = o.sendq_budget;
     r = volley__bufs_init(&l->bufs, o.buf_count, o.buf_size, BUFS_FIRST);
     if (r < 0) {
         free(l);
@@ -1425,13 +1430,28 @@ static int writable(const volley_conn *c)
     return 0;
 }
 
+/* Whether copying n more bytes would take the loop's queues past the send
+ * budget while c holds at least its share of it, count / (2 *
+ * connections): then the connections holding the most wait first, and
+ * those holding little still write. */
+static bool over_send_share(const volley_conn *c, size_t used, size_t n)
+{
+    const volley_loop *l = c->loop;
+    size_t chunks = l->pool.chunks_out + n / VOLLEY__CHUNK + 1;
+    if (chunks <= l->sendq_budget / VOLLEY__CHUNK)
+        return false;
+    return used >= l->sendq_budget / (2 * (l->st.conns ? l->st.conns : 1));
+}
+
 /* Whether a write of n bytes, costing n + extra of sendq_max, fits: a
  * single larger write fits an empty queue. Lent buffers, queued or waiting
- * for their SENT event, cost REF_COST each besides their bytes. */
+ * for their SENT event, cost REF_COST each besides their bytes; copies
+ * count against the loop's send budget too. */
 static int room(volley_conn *c, size_t n, size_t extra)
 {
     size_t used = c->sq.bytes + (size_t)c->sq.refs * REF_COST;
-    if (!used || (used < c->sendq_max && n + extra <= c->sendq_max - used))
+    if (!used || (used < c->sendq_max && n + extra <= c->sendq_max - used &&
+                  (extra || !over_send_share(c, used, n))))
         return 0;
     c->flags |= VOLLEY__C_SAID_AGAIN;
     return -EAGAIN;

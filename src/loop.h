@@ -156,9 +156,10 @@ struct volley_loop {
     volley_conn *flush_head;
     volley_conn *reap; /* CLOSED returned: released at the next poll */
     uint32_t linger_ms;
-    uint32_t starved; /* connections waiting for a free buffer */
-    uint32_t over;    /* connections paused over their share (C_OVER) */
-    bool closing;     /* volley_loop_close runs: events are dropped */
+    uint32_t sendq_budget; /* bytes of copies all queues may hold */
+    uint32_t starved;      /* connections waiting for a free buffer */
+    uint32_t over;         /* connections paused over their share (C_OVER) */
+    bool closing;          /* volley_loop_close runs: events are dropped */
     struct volley_loop_stats st;
     struct volley_conn_stats gone; /* counters of released connections */
     struct volley__dgram *dgrams;  /* datagram sockets on the loop */

@@ -93,6 +93,8 @@ static void bad_loop_opts(void)
     /* linger_ms must stay a positive int: 2^31 would mean "never" */
     LOOP_FIELD(linger_ms, 2147483648u, 2147483647u);
     LOOP_FIELD(linger_ms, 0xffffffffu, 1);
+    LOOP_FIELD(sendq_budget, 65535, 65536);
+    LOOP_FIELD(sendq_budget, 0x80000001u, 0x80000000u);
     for (unsigned i = 0; i < T_COUNT(o.reserved); i++) {
         o = lopts();
         o.reserved[i] = 1;

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Poll until c has at least n bytes buffered (5 s at most). */
@@ -327,6 +328,397 @@ static int case_reuseaddr(void)
     return 0;
 }
 
+/* Writes queued for peers that do not read: the loop's copies stay within
+ * its send budget (and each connection's share of it), a connection with
+ * an empty queue can always write, and a connection told -EAGAIN for the
+ * budget's sake gets WRITABLE once the others drain. */
+#define WRITERS 8
+static int case_send_budget(void)
+{
+    struct volley_loop_opts lo = lopts();
+    lo.sendq_budget = 256 * KiB;
+    evq_n = 0;
+    volley_loop *l = loop_with(&lo);
+    volley_conn *ln, *srv[WRITERS + 1];
+    T_OK(volley_listen(l, &ln, "127.0.0.1:0", NULL, &ln_user));
+    int fd[WRITERS + 1];
+    for (unsigned i = 0; i <= WRITERS; i++)
+        fd[i] = client_of(l, ln, &srv[i]);
+    /* no poll meanwhile: nothing is sent, everything written is queued */
+    size_t total = 0;
+    bool refused[WRITERS] = {0};
+    for (unsigned i = 0; i < WRITERS; i++) {
+        ssize_t w;
+        while ((w = volley_conn_write(srv[i], scratch, 64 * KiB)) > 0)
+            total += (size_t)w;
+        T_EXPECT(w, -EAGAIN);
+        refused[i] = true;
+        T_CHECK(volley_conn_queued(srv[i]) >= 64 * KiB, "writer %u: %zu bytes queued", i,
+                volley_conn_queued(srv[i]));
+    }
+    /* 9 connections and the listener: a share is 256 KiB / 20 */
+    size_t bound = 256 * KiB + WRITERS * (64 * KiB + 256 * KiB / 20);
+    printf("  %zu bytes queued for %u writers, send budget 256 KiB\n", total, WRITERS);
+    T_CHECK(total <= bound, "%zu bytes queued, want at most %zu", total, bound);
+    T_CHECK(total < WRITERS * (size_t)MiB, "the budget did not limit the queues");
+    T_EXPECT(volley_conn_write(srv[WRITERS], scratch, 64 * KiB), (ssize_t)(64 * KiB));
+    /* the peers read; every writer refused hears WRITABLE */
+    unsigned writable = 0;
+    long long end = t_now_ms() + 10000;
+    uint8_t sink[64 * KiB];
+    while (writable < WRITERS && t_now_ms() < end) {
+        for (unsigned i = 0; i <= WRITERS; i++)
+            while (plain_recv_now(fd[i], sink, sizeof sink) > 0)
+                ;
+        pull(l, 5);
+        for (unsigned i = 0; i < WRITERS; i++)
+            if (refused[i] && queued_ev(VOLLEY_EV_WRITABLE, srv[i]) >= 0) {
+                drop_ev(VOLLEY_EV_WRITABLE, srv[i]);
+                refused[i] = false;
+                writable++;
+            }
+    }
+    T_EXPECT(writable, WRITERS);
+    for (unsigned i = 0; i <= WRITERS; i++)
+        close(fd[i]);
+    volley_loop_close(l, 0);
+    return 0;
+}
+
+/* ---- the sweep: every kind of hostile peer at once ---- */
+
+/* The server under attack: an echo server as an application would write
+ * it on volley. It echoes what arrives through peek, write and consume,
+ * stops reading a connection whose write says -EAGAIN until WRITABLE,
+ * closes once the peer's FIN came and everything was echoed, and aborts a
+ * connection that sends nothing for IDLE_MS (the application's guard
+ * against peers that connect and go silent). */
+#define IDLE_MS 400
+struct echo_srv {
+    volley_loop *l;
+    volley_conn *ln;
+    unsigned closed, idled;
+};
+
+struct echo_conn {
+    bool eof, blocked, done;
+};
+
+static struct echo_conn *echo_state(volley_conn *c)
+{
+    return volley_conn_user(c);
+}
+
+static void echo_pump(volley_conn *c)
+{
+    struct echo_conn *e = echo_state(c);
+    if (e->done)
+        return;
+    e->blocked = false;
+    struct iovec iov[16];
+    int n;
+    while ((n = volley_conn_peek(c, iov, 16)) > 0) {
+        size_t took = 0;
+        for (int i = 0; i < n; i++) {
+            ssize_t w = volley_conn_write(c, iov[i].iov_base, iov[i].iov_len);
+            if (w == -EAGAIN) {
+                e->blocked = true;
+                break;
+            }
+            if (w < 0) { /* it ended (a reset): CLOSED follows */
+                T_CHECK(w == -EPIPE, "write = %zd (%s)", w, volley_strerror((int)w));
+                e->done = true;
+                return;
+            }
+            T_ASSERT(w == (ssize_t)iov[i].iov_len);
+            took += (size_t)w;
+        }
+        if (took)
+            T_OK(volley_conn_consume(c, took));
+        if (e->blocked)
+            return;
+    }
+    if (e->eof && !volley_conn_buffered(c)) {
+        e->done = true;
+        T_OK(volley_conn_close(c));
+        return;
+    }
+    (void)volley_conn_want(c, 1, IDLE_MS); /* not after the peer's FIN */
+}
+
+static void echo_event(struct echo_srv *s, const struct volley_event *ev)
+{
+    volley_conn *c = ev->conn;
+    switch (ev->type) {
+    case VOLLEY_EV_ACCEPTED: {
+        struct echo_conn *e = calloc(1, sizeof *e);
+        T_ASSERT(e);
+        volley_conn_set_user(c, e);
+        T_OK(volley_conn_want(c, 1, IDLE_MS));
+        break;
+    }
+    case VOLLEY_EV_READABLE:
+    case VOLLEY_EV_WRITABLE:
+        echo_pump(c);
+        break;
+    case VOLLEY_EV_EOF:
+        echo_state(c)->eof = true;
+        if (!echo_state(c)->blocked)
+            echo_pump(c);
+        break;
+    case VOLLEY_EV_TIMEOUT:
+        if (!echo_state(c)->done && !volley_conn_buffered(c)) {
+            s->idled++;
+            echo_state(c)->done = true;
+            T_OK(volley_conn_abort(c));
+        }
+        break;
+    case VOLLEY_EV_CLOSED:
+        if (c != s->ln) {
+            free(echo_state(c));
+            s->closed++;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* One turn of the server: a poll, its events handled. */
+static void echo_turn(struct echo_srv *s, int timeout_ms)
+{
+    struct volley_event ev[64];
+    int n = volley_loop_poll(s->l, ev, 64, timeout_ms);
+    T_CHECK(n >= 0, "volley_loop_poll = %d (%s)", n, volley_strerror(n));
+    for (int i = 0; i < n; i++)
+        echo_event(s, &ev[i]);
+}
+
+/* The attackers, in a process of their own (the server's descriptor limit
+ * is not theirs), for at most HOSTILE_MS: peers that dribble one byte at a
+ * time, peers that send and never read, peers that connect and say
+ * nothing, a storm of connections reset as soon as they sent something,
+ * peers that send, shut their side and read, and a burst of connections
+ * far beyond the listen backlog. Every socket is non-blocking; what the
+ * kernel refuses is simply tried again later. */
+#define HOSTILE_MS 2500
+#define N_DRIBBLE  40
+#define N_NOREAD   40
+#define N_SILENT   40
+#define N_HALF     20
+#define N_BURST    200
+#define N_RESETS   300
+
+static int nb_connect(const struct volley_addr *a)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    (void)!setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    (void)!connect(fd, &a->sa, volley_addr_len(a));
+    return fd;
+}
+
+static void drain_fd(int fd)
+{
+    static uint8_t sink[64 * KiB];
+    while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+        ;
+}
+
+static void reset_fd(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    (void)!setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+}
+
+static void attack(const struct volley_addr *a)
+{
+    static int dribble[N_DRIBBLE], noread[N_NOREAD], silent[N_SILENT], half[N_HALF],
+        burst[N_BURST];
+    static uint8_t junk[64 * KiB];
+    struct rlimit rl = {4096, 4096};
+    (void)!setrlimit(RLIMIT_NOFILE, &rl);
+    for (unsigned i = 0; i < N_BURST; i++)
+        burst[i] = nb_connect(a);
+    for (unsigned i = 0; i < N_DRIBBLE; i++)
+        dribble[i] = nb_connect(a);
+    for (unsigned i = 0; i < N_NOREAD; i++)
+        noread[i] = nb_connect(a);
+    for (unsigned i = 0; i < N_SILENT; i++)
+        silent[i] = nb_connect(a);
+    for (unsigned i = 0; i < N_HALF; i++)
+        half[i] = nb_connect(a);
+    unsigned resets = 0;
+    bool half_shut = false;
+    long long end = t_now_ms() + HOSTILE_MS;
+    for (unsigned turn = 0; t_now_ms() < end; turn++) {
+        for (unsigned i = 0; i < N_DRIBBLE; i++) {
+            (void)!send(dribble[i], "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            drain_fd(dribble[i]);
+        }
+        for (unsigned i = 0; i < N_NOREAD; i++)
+            (void)!send(noread[i], junk, sizeof junk, MSG_NOSIGNAL | MSG_DONTWAIT);
+        for (unsigned i = 0; i < N_HALF; i++) {
+            if (!half_shut && turn == 20) {
+                (void)!send(half[i], junk, 1000, MSG_NOSIGNAL | MSG_DONTWAIT);
+                (void)!shutdown(half[i], SHUT_WR);
+            }
+            drain_fd(half[i]);
+        }
+        half_shut = half_shut || turn == 20;
+        for (unsigned k = 0; k < 4 && resets < N_RESETS; k++, resets++) {
+            int fd = nb_connect(a);
+            if (fd >= 0) {
+                (void)!send(fd, junk, 100, MSG_NOSIGNAL | MSG_DONTWAIT);
+                reset_fd(fd);
+            }
+        }
+        usleep(5 * 1000);
+    }
+    for (unsigned i = 0; i < N_BURST; i++)
+        close(burst[i]);
+    for (unsigned i = 0; i < N_SILENT; i++)
+        close(silent[i]);
+    _exit(0); /* the other sockets close with the process */
+}
+
+/* Well-behaved clients beside the attack: request and echo, every byte
+ * checked, each round trip within a bound on the server's poll turns. */
+#define N_GOOD    4
+#define GOOD_MSG  512
+#define TURNS_MAX 400
+struct good {
+    int fd;
+    uint64_t sent, got; /* stream offsets */
+    unsigned rounds, turns, worst;
+};
+
+static void good_step(struct good *g, unsigned i)
+{
+    uint8_t buf[GOOD_MSG];
+    if (g->got == g->sent) {
+        if (g->rounds) {
+            if (g->turns > g->worst)
+                g->worst = g->turns;
+            T_CHECK(g->turns <= TURNS_MAX, "client %u round %u took %u poll turns", i,
+                    g->rounds, g->turns);
+        }
+        gen(500 + i, g->sent, buf, sizeof buf);
+        plain_send_all(g->fd, buf, sizeof buf);
+        g->sent += sizeof buf;
+        g->rounds++;
+        g->turns = 0;
+        return;
+    }
+    g->turns++;
+    ssize_t r = plain_recv_now(g->fd, buf, (size_t)(g->sent - g->got));
+    if (r == -EAGAIN)
+        return;
+    T_CHECK(r > 0, "client %u: recv = %zd", i, r);
+    if (r <= 0)
+        return;
+    T_STREAM(buf, (size_t)r, 500 + i, g->got, "a well-behaved client's echo");
+    g->got += (uint64_t)r;
+}
+
+static int case_sweep(void)
+{
+    struct volley_loop_opts lo = lopts();
+    lo.buf_count = 256; /* a budget the attack can reach: 4 MiB to receive */
+    lo.sendq_budget = 1u << 20;
+    evq_n = 0;
+    struct echo_srv s = {.l = loop_with(&lo)};
+    struct volley_conn_opts o = copts();
+    o.backlog = 16;
+    T_OK(volley_listen(s.l, &s.ln, "127.0.0.1:0", &o, NULL));
+    struct volley_addr a = conn_local(s.ln);
+    struct good good[N_GOOD];
+    for (unsigned i = 0; i < N_GOOD; i++) {
+        memset(&good[i], 0, sizeof good[i]);
+        good[i].fd = plain_connect(addr_of(s.ln, "127.0.0.1"), 0);
+        T_ASSERT(setsockopt(good[i].fd, IPPROTO_TCP, TCP_NODELAY, &(int){1},
+                            sizeof(int)) == 0);
+    }
+    for (unsigned k = 0; k < 100 && s.ln && loop_stats(s.l).accepted < N_GOOD; k++)
+        echo_turn(&s, 10);
+    T_ASSERT(loop_stats(s.l).accepted == N_GOOD);
+    /* the attack runs out of descriptors here long before it runs out of
+     * connections: accepting must pause and resume, not spin or stop */
+    struct rlimit old, rl;
+    T_ASSERT(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    rl = old;
+    rl.rlim_cur = (rlim_t)t_count_fds() + 64;
+    pid_t pid = fork();
+    T_ASSERT(pid >= 0);
+    if (pid == 0)
+        attack(&a);
+    T_ASSERT(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    unsigned long long turns = 0;
+    long long end = t_now_ms() + HOSTILE_MS + 4000;
+    struct volley_loop_stats st, most = {0};
+    while (t_now_ms() < end) {
+        echo_turn(&s, 2);
+        turns++;
+        for (unsigned i = 0; i < N_GOOD; i++)
+            good_step(&good[i], i);
+        st = loop_stats(s.l);
+        if (st.bufs_held > most.bufs_held)
+            most.bufs_held = st.bufs_held;
+        if (st.bufs_live > most.bufs_live)
+            most.bufs_live = st.bufs_live;
+        if (st.total.queued > most.total.queued)
+            most.total.queued = st.total.queued;
+        if (st.over_share > most.over_share)
+            most.over_share = st.over_share;
+        T_CHECK(st.bufs_live <= 256, "%llu receive buffers live, budget 256",
+                (unsigned long long)st.bufs_live);
+    }
+    int status;
+    T_ASSERT(waitpid(pid, &status, 0) == pid);
+    T_ASSERT(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    st = loop_stats(s.l);
+    printf("  %llu turns; accepted %llu (%llu accepts failed), %u closed, %u idle "
+           "aborted\n",
+           turns, (unsigned long long)st.accepted, (unsigned long long)st.accept_errors,
+           s.closed, s.idled);
+    printf("  most at once: %llu of 256 buffers held, %llu live, %llu bytes queued, "
+           "%llu connections over their share\n",
+           (unsigned long long)most.bufs_held, (unsigned long long)most.bufs_live,
+           (unsigned long long)most.total.queued, (unsigned long long)most.over_share);
+    for (unsigned i = 0; i < N_GOOD; i++) {
+        printf("  client %u: %u round trips, the longest %u poll turns\n", i,
+               good[i].rounds, good[i].worst);
+        T_CHECK(good[i].rounds >= 20, "client %u: %u round trips under attack", i,
+                good[i].rounds);
+    }
+    T_CHECK(st.accepted > N_GOOD + 50, "only %llu connections accepted",
+            (unsigned long long)st.accepted);
+    /* the queues: the budget plus one write into each empty queue */
+    T_CHECK(most.total.queued <= (1u << 20) + 512 * 64 * KiB, "%llu bytes queued at once",
+            (unsigned long long)most.total.queued);
+    /* the attackers are gone: the loop serves a newcomer at once */
+    int fd = plain_connect(addr_of(s.ln, "127.0.0.1"), 0);
+    gen(9, 0, scratch, 4096);
+    plain_send_all(fd, scratch, 4096);
+    uint64_t back = 0;
+    for (unsigned k = 0; k < 1000 && back < 4096; k++) {
+        echo_turn(&s, 5);
+        ssize_t r = plain_recv_now(fd, check_buf, 4096 - back);
+        if (r > 0) {
+            T_STREAM(check_buf, (size_t)r, 9, back, "a newcomer after the attack");
+            back += (uint64_t)r;
+        }
+    }
+    T_EXPECT(back, 4096);
+    close(fd);
+    for (unsigned i = 0; i < N_GOOD; i++)
+        close(good[i].fd);
+    volley_loop_close(s.l, 0);
+    return 0;
+}
+
 /* ---- a signal ends volley_loop_poll's wait ---- */
 
 static volatile sig_atomic_t got_signal;
@@ -395,8 +787,10 @@ static const struct t_loop_case defs[] = {
     {"want_after_close", case_want_after_close},
     {"close_connecting", case_close_connecting},
     {"write_ref_bounded", case_write_ref_bounded},
+    {"send_budget", case_send_budget},
     {"reuseaddr", case_reuseaddr},
     {"poll_signal", case_poll_signal},
+    {"sweep", case_sweep},
 };
 
 int main(int argc, char **argv)

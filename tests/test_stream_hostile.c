@@ -540,16 +540,17 @@ static void attack(const struct volley_addr *a)
     static uint8_t junk[64 * KiB];
     struct rlimit rl = {4096, 4096};
     (void)!setrlimit(RLIMIT_NOFILE, &rl);
-    for (unsigned i = 0; i < N_BURST; i++)
-        burst[i] = nb_connect(a);
-    for (unsigned i = 0; i < N_DRIBBLE; i++)
-        dribble[i] = nb_connect(a);
+    /* the peers that cost the most first, the burst last */
     for (unsigned i = 0; i < N_NOREAD; i++)
         noread[i] = nb_connect(a);
+    for (unsigned i = 0; i < N_DRIBBLE; i++)
+        dribble[i] = nb_connect(a);
     for (unsigned i = 0; i < N_SILENT; i++)
         silent[i] = nb_connect(a);
     for (unsigned i = 0; i < N_HALF; i++)
         half[i] = nb_connect(a);
+    for (unsigned i = 0; i < N_BURST; i++)
+        burst[i] = nb_connect(a);
     unsigned resets = 0;
     bool half_shut = false;
     long long end = t_now_ms() + HOSTILE_MS;
@@ -649,7 +650,7 @@ static int case_sweep(void)
     struct rlimit old, rl;
     T_ASSERT(getrlimit(RLIMIT_NOFILE, &old) == 0);
     rl = old;
-    rl.rlim_cur = (rlim_t)t_count_fds() + 64;
+    rl.rlim_cur = (rlim_t)t_count_fds() + 40;
     pid_t pid = fork();
     T_ASSERT(pid >= 0);
     if (pid == 0)

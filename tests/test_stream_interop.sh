@@ -25,36 +25,6 @@ if ! timeout $T "$VOLLEY" tcp-echo --help >/dev/null 2>&1; then
     exit 77
 fi
 
-# start_echo NAME BACKEND ARG...: runs `volley tcp-echo 127.0.0.1:0
-# --backend BACKEND ARG...` in the background and waits for its
-# "listening on ADDR" line; sets port and vpid. Returns 2 when the backend
-# is not available here, 1 when the server did not start.
-start_echo() {
-    name=$1
-    backend=$2
-    shift 2
-    run_bg timeout $T "$VOLLEY" tcp-echo 127.0.0.1:0 --backend "$backend" "$@" \
-        >"$tmp/$name.out" 2>"$tmp/$name.err"
-    vpid=$bpid
-    i=0
-    while [ $i -lt 200 ]; do
-        port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' \
-            "$tmp/$name.err" 2>/dev/null | head -n 1)
-        [ -n "$port" ] && return 0
-        kill -0 "$vpid" 2>/dev/null || break
-        sleep 0.05
-        i=$((i + 1))
-    done
-    stop "$vpid"
-    reap "$vpid" 2>/dev/null
-    if [ "$backend" = uring ] &&
-        grep -qi 'not supported\|not available\|ENOTSUP' "$tmp/$name.err"; then
-        return 2
-    fi
-    fail "volley tcp-echo --backend $backend did not start: $(cat "$tmp/$name.err")"
-    return 1
-}
-
 # finish NAME: waits for the server; false (and a failure) if it did not
 # exit 0.
 finish() {

@@ -1204,6 +1204,10 @@ void volley__conn_recv_end(volley_conn *c, int res)
 
 void volley__conn_received(volley_conn *c, ssize_t res)
 {
+    if (res == -EAGAIN && c->state == VOLLEY__CS_OPEN) {
+        c->loop->ops->recv_into(c); /* nothing came after all: receive again */
+        return;
+    }
     c->flags &= ~VOLLEY__C_RX_LENT;
     if (c->state != VOLLEY__CS_OPEN || res == -ECANCELED)
         return; /* closing: the buffer is free with CLOSED */
@@ -1225,6 +1229,12 @@ void volley__conn_sent(volley_conn *c, ssize_t res)
         return;
     }
     c->flags &= ~VOLLEY__C_SENDING;
+    if (res == -EAGAIN) {
+        /* io_uring gives up on a non-blocking socket that is still full
+         * after it waited once for room: nothing went, send again */
+        flush_later(c);
+        return;
+    }
     if (res < 0) {
         conn_end(c, (int)res, false);
         return;

@@ -250,11 +250,14 @@ static void on_recv(volley_conn *c, const struct io_uring_cqe *cqe)
     } else if (res == -ENOBUFS) {
         c->be_state &= ~U_WANT;
         volley__conn_recv_end(c, -ENOBUFS);
-    } else if (res < 0 && res != -ECANCELED && !(canceled && res == -ENOENT)) {
+    } else if (res < 0 && res != -ECANCELED && res != -EAGAIN &&
+               !(canceled && res == -ENOENT)) {
         c->be_state &= ~U_WANT;
         volley__conn_recv_end(c, res);
     } else if (c->be_state & U_WANT) {
-        /* ended by our cancel, or by the kernel for its own reasons */
+        /* ended by our cancel, or by the kernel for its own reasons (it
+         * gives up with -EAGAIN on a non-blocking socket that stays empty
+         * after it waited once) */
         c->st.rearms++;
         if (arm_recv(c) < 0) {
             c->be_state &= ~U_WANT;

@@ -720,6 +720,79 @@ static int case_sweep(void)
     return 0;
 }
 
+/* One large transfer beside 200 small ones, every byte echoed to the end:
+ * each client shuts its side once it has sent everything and reads until
+ * the server closes. The server's sends keep finding sockets full, which
+ * a uring kernel may end with -EAGAIN: that is a send to try again, not a
+ * connection to end. */
+#define N_SMALL   200
+#define BIG_BYTES (5u * MiB)
+struct xfer_peer {
+    int fd;
+    size_t size, sent, got;
+    bool shut, eof;
+};
+
+static void xfer_step(struct xfer_peer *p, uint64_t seed)
+{
+    uint8_t buf[64 * KiB];
+    if (p->sent < p->size) {
+        size_t n = p->size - p->sent < sizeof buf ? p->size - p->sent : sizeof buf;
+        gen(seed, p->sent, buf, n);
+        ssize_t w = send(p->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0)
+            p->sent += (size_t)w;
+        else
+            T_CHECK(errno == EAGAIN, "send: %s", strerror(errno));
+    } else if (!p->shut) {
+        T_ASSERT(shutdown(p->fd, SHUT_WR) == 0);
+        p->shut = true;
+    }
+    ssize_t r;
+    while (!p->eof && (r = plain_recv_now(p->fd, buf, sizeof buf)) != -EAGAIN) {
+        T_CHECK(r >= 0, "recv: %s", strerror((int)-r));
+        if (r <= 0) {
+            p->eof = true;
+            break;
+        }
+        T_STREAM(buf, (size_t)r, seed, p->got, "echoed bytes");
+        p->got += (size_t)r;
+    }
+}
+
+static int case_big_beside_many(void)
+{
+    evq_n = 0;
+    struct echo_srv s = {.l = loop_new()};
+    T_OK(volley_listen(s.l, &s.ln, "127.0.0.1:0", NULL, NULL));
+    static struct xfer_peer p[N_SMALL + 1];
+    uint64_t rng = 42;
+    for (unsigned i = 0; i <= N_SMALL; i++) {
+        memset(&p[i], 0, sizeof p[i]);
+        p[i].fd = plain_connect(addr_of(s.ln, "127.0.0.1"), 0);
+        T_ASSERT(fcntl(p[i].fd, F_SETFL, O_NONBLOCK) == 0);
+        p[i].size = i == 0 ? BIG_BYTES : 1 + t_rand(&rng) % (200 * KiB);
+    }
+    unsigned done = 0;
+    long long end = t_now_ms() + 60000;
+    while (done <= N_SMALL && t_now_ms() < end) {
+        echo_turn(&s, 1);
+        done = 0;
+        for (unsigned i = 0; i <= N_SMALL; i++) {
+            if (!p[i].eof)
+                xfer_step(&p[i], 300 + i);
+            done += p[i].eof;
+        }
+    }
+    for (unsigned i = 0; i <= N_SMALL; i++) {
+        T_CHECK(p[i].eof && p[i].got == p[i].size, "client %u: %zu of %zu bytes back%s",
+                i, p[i].got, p[i].size, p[i].eof ? "" : ", no EOF");
+        close(p[i].fd);
+    }
+    volley_loop_close(s.l, 0);
+    return 0;
+}
+
 /* ---- a signal ends volley_loop_poll's wait ---- */
 
 static volatile sig_atomic_t got_signal;
@@ -792,6 +865,7 @@ static const struct t_loop_case defs[] = {
     {"reuseaddr", case_reuseaddr},
     {"poll_signal", case_poll_signal},
     {"sweep", case_sweep},
+    {"big_beside_many", case_big_beside_many},
 };
 
 int main(int argc, char **argv)

@@ -586,12 +586,42 @@ VOLLEY_API int volley_probe(struct volley_caps *out, size_t size);
  * close or abort, other calls on it return -EPIPE. volley_loop_close frees
  * whatever is left.
  *
- * Buffers: received bytes sit in the loop's receive buffers (buf_count of
- * buf_size bytes, shared by all connections: an idle connection holds
- * none) until read or consumed; a connection holding readq_max bytes stops
- * receiving until the application reads. Bytes given to volley_conn_write
- * are copied; a buffer given to volley_conn_write_ref stays the caller's,
- * must not change, and is lent to volley until its SENT event.
+ * Buffers: received bytes sit in the loop's receive buffers (shared by all
+ * connections: an idle connection holds none) until read or consumed; a
+ * small receive is copied to the end of the connection's last buffer, so
+ * every buffer a connection holds is full but its first and last. A
+ * connection holding readq_max bytes stops receiving until the application
+ * reads. Bytes given to volley_conn_write are copied; a buffer given to
+ * volley_conn_write_ref stays the caller's, must not change, and is lent to
+ * volley until its SENT event.
+ *
+ * Budgets: what peers can make a loop hold. Peers choose what they send
+ * and whether they read; the application chooses what it reads and
+ * writes. Whatever they do, the loop holds at most:
+ *   - to receive, buf_count buffers of buf_size bytes (16 MiB by default),
+ *     put to use as needed: a connection holds at most readq_max bytes
+ *     (in at most 2 + readq_max / buf_size buffers). While more than half
+ *     of the budget is free that is the only limit. Below half, a
+ *     connection stops receiving once it holds its share, buf_count /
+ *     (2 * connections) buffers, or what its want needs if that is more;
+ *     the ones holding the most stop first, and TCP's window pushes back
+ *     on their peers alone. Below an eighth, only connections holding
+ *     nothing receive. Receiving resumes as buffers come back
+ *     (volley_loop_stats: bufs_live, bufs_held, over_share). So a peer
+ *     that dribbles one byte per segment costs bytes, not buffers, and
+ *     peers whose bytes the application leaves unread cannot keep the
+ *     others from receiving until more than buf_count / 2 of them each
+ *     hold their share: size buf_count for the connections a loop serves;
+ *   - to send, sendq_budget bytes of copies (16 MiB by default), besides
+ *     each connection's sendq_max: once the loop's queues hold the
+ *     budget, a write to a connection holding its share, sendq_budget /
+ *     (2 * connections), says -EAGAIN (WRITABLE follows as usual); one
+ *     holding less still writes, and a write into an empty queue is
+ *     always taken;
+ *   - per connection, one deadline of each kind, and a slot of about 1 KB;
+ *     what bounds how many connections there are is the descriptor limit
+ *     (an accept that fails for it pauses the listener for 100 ms) and
+ *     the application, which ends idle ones (volley_conn_want's timeout).
  *
  * Environment: VOLLEY_BACKEND=uring|epoll picks the loop backend when
  * opts->backend is AUTO (a datagram backend name there is ignored by
@@ -809,7 +839,10 @@ VOLLEY_API void volley_loop_close(volley_loop *l, int drain_ms);
  * Do the I/O that is due and return up to n events (at least 1 unless the
  * timeout passed first). Waits up to timeout_ms when there is nothing to
  * return (-1: no limit, 0: never). Events not returned for lack of room
- * come first on the next call. Errors: -EINVAL (NULL, n == 0).
+ * come first on the next call. A signal that interrupts the wait ends it
+ * with -EINTR, whether its handler was installed with SA_RESTART or not,
+ * so a caller can look at what its handler set; polling again goes on.
+ * Errors: -EINVAL (NULL, n == 0), -EINTR.
  */
 VOLLEY_API int volley_loop_poll(volley_loop *l, struct volley_event *ev, unsigned n,
                                 int timeout_ms);
@@ -932,25 +965,34 @@ VOLLEY_API int volley_conn_recv_into(volley_conn *c, void *buf, size_t n, uint64
  * readq_max), or TIMEOUT (tag VOLLEY_EV_READABLE) if they have not
  * arrived within timeout_ms (negative: no deadline). Read exactly n
  * bytes with it: want n, then read n on READABLE. The wish holds until
- * READABLE or TIMEOUT is returned; want(c, 1, -1) is the default.
- * Errors: -EINVAL (NULL, n of 0 or above readq_max), -EPIPE, -ENOTCONN.
+ * READABLE or TIMEOUT is returned; want(c, 1, -1) is the default. It says
+ * READABLE at once when n bytes are buffered already (so want(c, 1, -1)
+ * also asks again for bytes left unread). After the connection's CLOSED
+ * was returned no event follows: what is buffered can still be read until
+ * the next poll, and a want is -ESHUTDOWN.
+ * Errors: -EINVAL (NULL, n of 0 or above readq_max), -EPIPE, -ENOTCONN,
+ * -ESHUTDOWN.
  */
 VOLLEY_API int volley_conn_want(volley_conn *c, size_t n, int timeout_ms);
 
 /*
  * Queue a copy of n bytes to send. All or nothing: returns n, or -EAGAIN
- * when the queue would pass sendq_max (WRITABLE follows once it has fallen
- * to sendq_low; a single write larger than sendq_max is taken when the
- * queue is empty). Queued bytes go out at the next volley_loop_poll, with
- * everything else queued, in one vectored send; bytes never reorder.
- * Errors: -EINVAL (NULL), -EPIPE (closed, aborted, or the connection
- * ended), -ENOTCONN (a listener), -ENOMEM.
+ * when the queue would pass sendq_max, or the loop's send budget is
+ * reached and this connection holds its share of it (see "Budgets";
+ * WRITABLE follows once the queue has fallen to sendq_low; a single write
+ * of any size is taken when the queue is empty). Queued bytes go out at the next
+ * volley_loop_poll, with everything else queued, in one vectored send; bytes never
+ * reorder. Errors: -EINVAL (NULL), -EPIPE (closed, aborted, or the connection ended),
+ * -ENOTCONN (a listener), -ENOMEM.
  */
 VOLLEY_API ssize_t volley_conn_write(volley_conn *c, const void *buf, size_t n);
 
 /* As volley_conn_write without the copy: buf is lent to volley until the
- * SENT event carrying tag. Returns 0, or -EAGAIN as volley_conn_write.
- * Errors: -EINVAL, -EPIPE, -ENOTCONN, -ENOMEM. */
+ * SENT event carrying tag. Returns 0, or -EAGAIN as volley_conn_write. A
+ * lent buffer counts 64 bytes against sendq_max besides its own (an empty
+ * one too), from this call until its SENT event is returned, so that
+ * lending cannot queue without bound. Errors: -EINVAL, -EPIPE, -ENOTCONN,
+ * -ENOMEM. */
 VOLLEY_API int volley_conn_write_ref(volley_conn *c, const void *buf, size_t n,
                                      uint64_t tag);
 

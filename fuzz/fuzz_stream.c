@@ -18,7 +18,7 @@
  * bytes, 32 timers) so that a run explores sequences, not memcpy. */
 #define FUZZ_NAME "fuzz_stream"
 #include "fuzz.h"
-#include "stream.h"
+#include "stream/stream.h"
 
 #include <errno.h>
 #include <string.h>

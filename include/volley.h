@@ -811,6 +811,8 @@ struct volley_loop_stats {
     uint64_t bufs_held;  /* ... held by connections' unread bytes now */
     uint64_t over_share; /* connections not receiving now because they
                             hold more than their share of the budget */
+    uint64_t sendq_mem;  /* bytes of copies the queues hold now, in whole
+                            chunks: what counts against sendq_budget */
 };
 
 /*

@@ -26,7 +26,7 @@
  * after the kernel's notification completion says it let go of the pages.
  */
 #include "internal.h"
-#include "loop.h"
+#include "stream/loop.h"
 
 #include <errno.h>
 #include <liburing.h>

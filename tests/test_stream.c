@@ -514,6 +514,13 @@ static size_t queue_used(const struct side *s)
     return used;
 }
 
+/* Whether a write of n bytes may be refused for the loop's send budget
+ * (16 MiB by default): its queues' copies fill it, within a chunk. */
+static bool send_budget_full(const struct xrun *r, size_t n)
+{
+    return loop_stats(r->l).sendq_mem + n + 16 * KiB > 16 * MiB;
+}
+
 /* One write of s->next_len stream bytes, copied or lent: 0 or -EAGAIN. */
 static int write_next(struct xrun *r, struct side *s)
 {
@@ -546,7 +553,7 @@ static int write_next(struct xrun *r, struct side *s)
         gen(s->tx_seed, s->tx_done, scratch, n);
         ssize_t w = volley_conn_write(s->c, scratch, n);
         if (w == -EAGAIN) {
-            T_CHECK(q > 0 && q + n > r->sendq_max,
+            T_CHECK(q > 0 && (q + n > r->sendq_max || send_budget_full(r, n)),
                     "write(%zu) = -EAGAIN with %zu used, sendq_max %zu", n, q,
                     r->sendq_max);
             return -EAGAIN;

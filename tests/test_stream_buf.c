@@ -6,7 +6,7 @@
  * steady state (nothing allocated), every allocation failing in turn
  * (nothing changed), and the deadline heap against a brute-force model. */
 #include "internal.h"
-#include "stream.h"
+#include "stream/stream.h"
 #include "t.h"
 
 #include <stdint.h>

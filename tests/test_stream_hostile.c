@@ -392,15 +392,18 @@ static int case_send_budget(void)
  * closes once the peer's FIN came and everything was echoed, and aborts a
  * connection that sends nothing for IDLE_MS (the application's guard
  * against peers that connect and go silent). */
-#define IDLE_MS 400
+#define IDLE_MS    400
+#define ECHO_CONNS 4096
 struct echo_srv {
     volley_loop *l;
     volley_conn *ln;
     unsigned closed, idled;
+    struct echo_conn *live[ECHO_CONNS]; /* what a loop close frees */
 };
 
 struct echo_conn {
     bool eof, blocked, done;
+    unsigned slot; /* in echo_srv.live */
 };
 
 static struct echo_conn *echo_state(volley_conn *c)
@@ -452,6 +455,10 @@ static void echo_event(struct echo_srv *s, const struct volley_event *ev)
     case VOLLEY_EV_ACCEPTED: {
         struct echo_conn *e = calloc(1, sizeof *e);
         T_ASSERT(e);
+        for (e->slot = 0; e->slot < ECHO_CONNS && s->live[e->slot]; e->slot++)
+            ;
+        T_ASSERT(e->slot < ECHO_CONNS);
+        s->live[e->slot] = e;
         volley_conn_set_user(c, e);
         T_OK(volley_conn_want(c, 1, IDLE_MS));
         break;
@@ -474,6 +481,7 @@ static void echo_event(struct echo_srv *s, const struct volley_event *ev)
         break;
     case VOLLEY_EV_CLOSED:
         if (c != s->ln) {
+            s->live[echo_state(c)->slot] = NULL;
             free(echo_state(c));
             s->closed++;
         }
@@ -491,6 +499,15 @@ static void echo_turn(struct echo_srv *s, int timeout_ms)
     T_CHECK(n >= 0, "volley_loop_poll = %d (%s)", n, volley_strerror(n));
     for (int i = 0; i < n; i++)
         echo_event(s, &ev[i]);
+}
+
+/* Close the server's loop (it returns no more events) and free what its
+ * connections still held. */
+static void echo_close(struct echo_srv *s)
+{
+    volley_loop_close(s->l, 0);
+    for (unsigned i = 0; i < ECHO_CONNS; i++)
+        free(s->live[i]);
 }
 
 /* The attackers, in a process of their own (the server's descriptor limit
@@ -715,7 +732,7 @@ static int case_sweep(void)
     close(fd);
     for (unsigned i = 0; i < N_GOOD; i++)
         close(good[i].fd);
-    volley_loop_close(s.l, 0);
+    echo_close(&s);
     return 0;
 }
 
@@ -829,7 +846,7 @@ static int case_big_beside_many(void)
     }
     T_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
             "the clients did not get every byte back (status %d)", status);
-    volley_loop_close(s.l, 0);
+    echo_close(&s);
     return 0;
 }
 

@@ -167,6 +167,54 @@ struct volley_loop {
     uint32_t dgrams_owed;          /* entries with pending bits */
 };
 
+/* ---- the stream core's own calls, between its files ------------------- */
+
+#define VOLLEY__EV(t)        (1u << (t))
+#define VOLLEY__STATE_FREE   0xff /* struct volley_conn.state of a free slot */
+#define VOLLEY__NS_PER_MS    1000000LL
+#define VOLLEY__SENDQ_MAX    (1u << 20) /* defaults of the options */
+#define VOLLEY__READQ_MAX    (256u << 10)
+#define VOLLEY__SENDQ_BUDGET (16u << 20)
+/* Which TIMEOUT events are owed, next to the VOLLEY__EV() bits of
+ * c->pending. */
+#define VOLLEY__P_TO_READ  (1u << 16)
+#define VOLLEY__P_TO_DRAIN (1u << 17)
+
+/* conn.c: a connection's life. */
+/* A new connection in a free slot (or a new slot), or NULL (-ENOMEM). */
+VOLLEY_INTERNAL volley_conn *volley__conn_new(volley_loop *l);
+/* Everything of c back to the loop; its slot waits for reuse. */
+VOLLEY_INTERNAL void volley__conn_release(volley_conn *c);
+/* c's options (volley_conn_opts), checked: 0 or -EINVAL/-E2BIG. */
+VOLLEY_INTERNAL int volley__conn_opts(volley_conn *c, const struct volley_conn_opts *src);
+/* c owes an event of type (one of VOLLEY_EV_*). */
+VOLLEY_INTERNAL void volley__conn_ready(volley_conn *c, unsigned type);
+/* c has bytes or a FIN to send at the next turn. */
+VOLLEY_INTERNAL void volley__conn_flush_later(volley_conn *c);
+/* Keep c's place in the deadline heap in step with its deadlines. */
+VOLLEY_INTERNAL void volley__conn_timer_sync(volley_conn *c);
+/* A deadline timeout_ms from now (0: none, for a negative timeout). */
+VOLLEY_INTERNAL int64_t volley__deadline_in(int timeout_ms);
+/* Finished lent buffers waiting for their SENT events. */
+VOLLEY_INTERNAL uint32_t volley__conn_done_count(const volley_conn *c);
+/* Drop what c has queued, counted; lent buffers get their SENT (with an
+ * error) before CLOSED. */
+VOLLEY_INTERNAL void volley__conn_drop_queue(volley_conn *c);
+/* Tear c down with err as its CLOSED error (reset: with an RST). */
+VOLLEY_INTERNAL void volley__conn_end(volley_conn *c, int err, bool reset);
+/* After the caller closed or shut c: the FIN once everything queued went
+ * out; after a close, the linger that follows. */
+VOLLEY_INTERNAL void volley__conn_close_progress(volley_conn *c);
+/* Up to n events from the ready list into ev. */
+VOLLEY_INTERNAL unsigned volley__loop_emit(volley_loop *l, struct volley_event *ev,
+                                           unsigned n);
+VOLLEY_INTERNAL void volley__stats_add(struct volley_conn_stats *to,
+                                       const struct volley_conn_stats *s);
+/* Writes that went out in a send with others. */
+VOLLEY_INTERNAL uint64_t volley__stats_coalesced(const struct volley_conn_stats *s);
+/* read.c: turn the backend's receiving on or off as c should be now. */
+VOLLEY_INTERNAL void volley__conn_recv_sync(volley_conn *c);
+
 /* Backends call these. */
 VOLLEY_INTERNAL void volley__loop_accepted(volley_conn *lis, int fd);
 VOLLEY_INTERNAL void volley__conn_connected(volley_conn *c, int err);

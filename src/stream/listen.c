@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/* Listen, dial and accept: the sockets a loop makes or is given, their
+ * options, and what the backends report of accepts and connects. */
+#include "loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+static int sock_setup(volley_conn *c, const char *addr, struct volley_addr *a)
+{
+    if (!addr)
+        return -EINVAL;
+    int r = volley_addr_parse(a, addr);
+    if (r < 0)
+        return r;
+    c->loop->st.syscalls++;
+    r = volley__sys_socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                           0);
+    if (r < 0)
+        return r;
+    c->fd = r;
+    return 0;
+}
+
+/* c's local (or peer) address into *out, v4-mapped ones as plain IPv4 as
+ * everywhere in volley: 0 or a negative errno (*out unchanged). */
+static int sock_name(volley_conn *c, bool peer, struct volley_addr *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    c->loop->st.syscalls++;
+    int r = peer ? volley__sys_getpeername(c->fd, (struct sockaddr *)&ss, &len)
+                 : volley__sys_getsockname(c->fd, (struct sockaddr *)&ss, &len);
+    if (r == 0)
+        volley__addr_from_sockaddr(out, (struct sockaddr *)&ss, len);
+    return r;
+}
+
+static int setopt(volley_conn *c, int level, int opt, int v)
+{
+    c->loop->st.syscalls++;
+    return volley__sys_setsockopt(c->fd, level, opt, &v, sizeof v);
+}
+
+static void conn_abandon(volley_conn *c)
+{
+    if (c->fd >= 0)
+        volley__sys_close(c->fd);
+    volley__conn_release(c);
+}
+
+/* What listen and dial share: the checks, a connection with its options
+ * and a socket for addr (the local address of a listener, the peer of a
+ * dial), in *cp. */
+static int conn_make(volley_loop *l, volley_conn **out, const char *addr,
+                     const struct volley_conn_opts *o, bool listener, volley_conn **cp)
+{
+    if (!l || !out)
+        return -EINVAL;
+    *out = NULL;
+    if (l->closing)
+        return -EINVAL;
+    volley_conn *c = volley__conn_new(l);
+    if (!c)
+        return -ENOMEM;
+    int r = volley__conn_opts(c, o);
+    if (r == 0)
+        r = sock_setup(c, addr, listener ? &c->local : &c->peer);
+    if (r < 0) {
+        conn_abandon(c);
+        return r;
+    }
+    *cp = c;
+    return 0;
+}
+
+int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
+                  const struct volley_conn_opts *o, void *user)
+{
+    volley_conn *c;
+    int r = conn_make(l, out, addr, o, true, &c);
+    if (r < 0)
+        return r;
+    c->flags |= VOLLEY__C_LISTENER;
+    c->user = user;
+    /* so that a restarted server binds its port while connections of its
+     * last run wait in TIME_WAIT, as every TCP server does */
+    if (!(c->copt & VOLLEY_CONN_NO_REUSEADDR))
+        r = setopt(c, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (r == 0 && (c->copt & VOLLEY_CONN_REUSEPORT))
+        r = setopt(c, SOL_SOCKET, SO_REUSEPORT, 1);
+    if (r == 0 && c->local.sa.sa_family == AF_INET6)
+        r = setopt(c, IPPROTO_IPV6, IPV6_V6ONLY, !!(c->copt & VOLLEY_CONN_V6ONLY));
+    if (r == 0) {
+        l->st.syscalls++;
+        r = volley__sys_bind(c->fd, &c->local.sa, volley_addr_len(&c->local));
+    }
+    if (r == 0) {
+        l->st.syscalls++;
+        r = volley__sys_listen(c->fd, (int)c->backlog);
+    }
+    if (r == 0)
+        r = sock_name(c, false, &c->local);
+    if (r == 0)
+        r = l->ops->accept(c, true);
+    if (r < 0) {
+        conn_abandon(c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+int volley_listen_fd(volley_loop *l, volley_conn **out, int fd,
+                     const struct volley_conn_opts *o, void *user)
+{
+    if (!l || !out)
+        return -EINVAL;
+    *out = NULL;
+    if (l->closing)
+        return -EINVAL;
+    if (fd < 0)
+        return -EBADF;
+    int type = 0, listening = 0;
+    socklen_t len = sizeof type;
+    l->st.syscalls += 2;
+    int r = volley__sys_getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+    if (r == -EBADF || r == -ENOTSOCK)
+        return r;
+    if (r == 0 && type != SOCK_STREAM)
+        return -EPROTOTYPE;
+    len = sizeof listening;
+    if (r == 0)
+        r = volley__sys_getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+    if (r < 0)
+        return r;
+    if (!listening)
+        return -EINVAL;
+    volley_conn *c = volley__conn_new(l);
+    if (!c)
+        return -ENOMEM;
+    c->fd = fd;
+    r = volley__conn_opts(c, o);
+    if (r == 0)
+        r = sock_name(c, false, &c->local);
+    if (r == 0 && c->local.sa.sa_family != AF_INET && c->local.sa.sa_family != AF_INET6)
+        r = -EAFNOSUPPORT;
+    if (r == 0) {
+        l->st.syscalls++;
+        int fl = volley__sys_fcntl(fd, F_GETFL, 0);
+        r = fl < 0 ? fl : 0;
+        if (r == 0 && !(fl & O_NONBLOCK)) {
+            l->st.syscalls++;
+            r = volley__sys_fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        }
+    }
+    c->flags |= VOLLEY__C_LISTENER;
+    c->user = user;
+    if (r == 0)
+        r = l->ops->accept(c, true);
+    if (r < 0) {
+        c->fd = -1; /* the caller's still */
+        volley__conn_release(c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+/* TCP_NODELAY unless the options leave Nagle on. */
+static int nodelay(volley_conn *c)
+{
+    return c->copt & VOLLEY_CONN_NO_NODELAY ? 0 : setopt(c, IPPROTO_TCP, TCP_NODELAY, 1);
+}
+
+int volley_dial(volley_loop *l, volley_conn **out, const char *addr,
+                const struct volley_conn_opts *o, int timeout_ms, void *user)
+{
+    volley_conn *c;
+    int r = conn_make(l, out, addr, o, false, &c);
+    if (r < 0)
+        return r;
+    if (volley_addr_port(&c->peer) == 0)
+        r = -EINVAL;
+    if (r == 0)
+        r = nodelay(c);
+    if (r < 0) {
+        conn_abandon(c);
+        return r;
+    }
+    c->user = user;
+    c->state = VOLLEY__CS_CONNECTING;
+    c->dl_connect = timeout_ms > 0 ? volley__deadline_in(timeout_ms) : 0;
+    volley__conn_timer_sync(c);
+    r = l->ops->connect(c);
+    if (r < 0) {
+        conn_abandon(c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+void volley__loop_accepted(volley_conn *lis, int fd)
+{
+    volley_loop *l = lis->loop;
+    if (lis->state != VOLLEY__CS_OPEN || l->closing) {
+        volley__sys_close(fd);
+        return;
+    }
+    volley_conn *c = volley__conn_new(l);
+    if (!c) {
+        l->st.accept_errors++;
+        volley__sys_close(fd); /* the peer sees the socket close */
+        return;
+    }
+    c->fd = fd;
+    c->copt = lis->copt;
+    c->sendq_max = lis->sendq_max;
+    c->sendq_low = lis->sendq_low;
+    c->readq_max = lis->readq_max;
+    c->zc_threshold = lis->zc_threshold;
+    c->user = lis->user;
+    c->listener = lis;
+    if (nodelay(c) < 0) {
+        /* counted as a failed accept: the peer sees the socket close */
+        l->st.accept_errors++;
+        conn_abandon(c);
+        return;
+    }
+    (void)sock_name(c, true, &c->peer);
+    (void)sock_name(c, false, &c->local);
+    l->st.accepted++;
+    volley__conn_ready(c, VOLLEY_EV_ACCEPTED);
+    volley__conn_recv_sync(c);
+}
+
+void volley__loop_accept_failed(volley_conn *lis, int err)
+{
+    lis->loop->st.accept_errors++;
+    if (err != -EMFILE && err != -ENFILE && err != -ENOBUFS && err != -ENOMEM)
+        return;
+    if (lis->dl_want || lis->loop->ops->accept(lis, false) < 0)
+        return; /* resting already, or it cannot: it goes on as it is */
+    lis->dl_want = volley__deadline_in(VOLLEY__ACCEPT_PAUSE_MS);
+    volley__conn_timer_sync(lis);
+}
+
+void volley__conn_connected(volley_conn *c, int err)
+{
+    volley_loop *l = c->loop;
+    if (c->state != VOLLEY__CS_CONNECTING)
+        return;
+    if (err < 0) {
+        volley__conn_end(c, err == -ECANCELED ? -ETIMEDOUT : err, false);
+        return;
+    }
+    c->dl_connect = 0;
+    volley__conn_timer_sync(c);
+    (void)sock_name(c, false, &c->local);
+    l->st.dialed++;
+    if (c->flags & VOLLEY__C_CLOSED_BY_US) {
+        c->state = VOLLEY__CS_FLUSHING; /* closed while connecting: flush, then FIN */
+    } else {
+        c->state = VOLLEY__CS_OPEN;
+        volley__conn_ready(c, VOLLEY_EV_CONNECTED);
+        if (c->flags & VOLLEY__C_RX_LENT)
+            l->ops->recv_into(c); /* asked for while connecting */
+    }
+    volley__conn_recv_sync(c);
+    volley__conn_flush_later(c);
+}

@@ -1,8 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # What a user gets from `cmake --install`: the build installed into a scratch
-# prefix, and tests/consumer (a program outside the tree) built against it
-# and run, four ways: CMake's find_package with volley::volley and with
+# prefix; the installed tool run from there as it is; and tests/consumer
+# (a program outside the tree) built against it and run, four ways: CMake's find_package with volley::volley and with
 # volley::volley_static, pkg-config, and pkg-config --static. Each must link
 # the library the way it says (readelf), see the version the header has,
 # and pass a datagram through loopback. A version the package must not
@@ -32,6 +32,20 @@ if ! timeout $T cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 
     cat "$tmp/install.log"
     echo "FAIL: cmake --install $build"
     exit 1
+fi
+
+# The installed tool runs as it is from any prefix: with no LD_LIBRARY_PATH,
+# it loads the library installed beside it (not one elsewhere on the system,
+# nor the build tree's).
+tool=$(find "$prefix" -path '*/bin/volley' -type f | head -n 1)
+if [ -z "$tool" ]; then
+    fail "no bin/volley installed under $prefix"
+elif ! out=$(env -u LD_LIBRARY_PATH timeout $T "$tool" probe 2>&1); then
+    fail "installed $tool probe: $out"
+elif have ldd && ! env -u LD_LIBRARY_PATH ldd "$tool" | grep -q "libvolley\.so.* => $prefix/"; then
+    fail "installed $tool does not load the library of $prefix: $(ldd "$tool" | grep volley)"
+else
+    echo "ok: installed volley probe runs without LD_LIBRARY_PATH"
 fi
 
 # links_volley BIN: BIN loads libvolley.so at run time.

@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: MIT
 # What a user gets from `cmake --install`: the build installed into a scratch
 # prefix; the installed tool run from there as it is; and tests/consumer
-# (a program outside the tree) built against it and run, four ways: CMake's find_package with volley::volley and with
-# volley::volley_static, pkg-config, and pkg-config --static. Each must link
-# the library the way it says (readelf), see the version the header has,
-# and pass a datagram through loopback. A version the package must not
+# (a program outside the tree) built against it and run, four ways: CMake's
+# find_package with volley::volley and with volley::volley_static,
+# pkg-config, and pkg-config --static. Each must link the library the way
+# it says (readelf), see the version the header has, and pass a datagram
+# through loopback. A version the package must not
 # accept (the next minor, while the major is 0) must be refused. Without
 # liburing, the shared library's consumer must still build.
 #

@@ -55,14 +55,3 @@ foreach(page ${VOLLEY_MAN_PAGES})
   endif()
 endforeach()
 add_custom_target(volley_man ALL DEPENDS ${VOLLEY_MAN_GZ})
-
-# The licence, in Debian's machine-readable copyright format, where each
-# package's documentation directory expects it (share/doc/PACKAGE/copyright).
-get_target_property(VOLLEY_SOVERSION volley SOVERSION)
-foreach(pair "runtime:libvolley${VOLLEY_SOVERSION}" "dev:libvolley-dev" "tools:volley-tools")
-  string(REPLACE ":" ";" pair ${pair})
-  list(GET pair 0 component)
-  list(GET pair 1 package)
-  install(FILES cmake/deb/copyright DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/${package}
-    COMPONENT ${component})
-endforeach()

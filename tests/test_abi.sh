@@ -22,7 +22,8 @@ lib=${2:?usage: sh test_abi.sh VOLLEY LIBVOLLEY_SO}
 need abidiff "Debian: abigail-tools"
 need readelf
 if ! readelf -S "$lib" | grep -q '\.debug_info'; then
-    echo "skip: $lib has no debug information to compare types with"
+    echo "skip: $lib has no debug information to compare types with" \
+        "(a Release build? RelWithDebInfo or Debug checks the ABI)"
     exit 77
 fi
 

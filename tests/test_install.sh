@@ -1,12 +1,14 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # What a user gets from `cmake --install`: the build installed into a scratch
-# prefix, and tests/consumer (a program outside the tree) built against it
-# and run, four ways: CMake's find_package with volley::volley and with
-# volley::volley_static, pkg-config, and pkg-config --static. Each must link
-# the library the way it says (readelf), see the version the header has,
-# and pass a datagram through loopback. A version the package must not
-# accept (the next minor, while the major is 0) must be refused.
+# prefix; the installed tool run from there as it is; and tests/consumer
+# (a program outside the tree) built against it and run, four ways: CMake's
+# find_package with volley::volley and with volley::volley_static,
+# pkg-config, and pkg-config --static. Each must link the library the way
+# it says (readelf), see the version the header has, and pass a datagram
+# through loopback. A version the package must not
+# accept (the next minor, while the major is 0) must be refused. Without
+# liburing, the shared library's consumer must still build.
 #
 # Usage: sh tests/test_install.sh /path/to/build/volley (its build directory
 # is installed). Exit status: 0 pass, 1 fail, 77 skip (no cmake, pkg-config,
@@ -32,6 +34,20 @@ if ! timeout $T cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 
     cat "$tmp/install.log"
     echo "FAIL: cmake --install $build"
     exit 1
+fi
+
+# The installed tool runs as it is from any prefix: with no LD_LIBRARY_PATH,
+# it loads the library installed beside it (not one elsewhere on the system,
+# nor the build tree's).
+tool=$(find "$prefix" -path '*/bin/volley' -type f | head -n 1)
+if [ -z "$tool" ]; then
+    fail "no bin/volley installed under $prefix"
+elif ! out=$(env -u LD_LIBRARY_PATH timeout $T "$tool" probe 2>&1); then
+    fail "installed $tool probe: $out"
+elif have ldd && ! env -u LD_LIBRARY_PATH ldd "$tool" | grep -q "libvolley\.so.* => $prefix/"; then
+    fail "installed $tool does not load the library of $prefix: $(ldd "$tool" | grep volley)"
+else
+    echo "ok: installed volley probe runs without LD_LIBRARY_PATH"
 fi
 
 # links_volley BIN: BIN loads libvolley.so at run time.
@@ -77,6 +93,27 @@ elif grep -q 'version' "$tmp/log"; then
     echo "ok: find_package(volley 0.2) refused 0.1"
 else
     fail "find_package(volley 0.2) failed, but not on the version: $(cat "$tmp/log")"
+fi
+
+# On a machine without liburing-dev (simulated: CMake told to ignore every
+# directory that holds liburing), a program that links the shared library
+# still configures, builds and runs; one that links the static library of
+# an io_uring build is refused, saying what is missing.
+no_uring=
+for f in /usr/local/lib*/liburing.* /usr/local/lib/*/liburing.* /usr/lib*/liburing.* \
+    /usr/lib/*/liburing.* /lib*/liburing.* /lib/*/liburing.*; do
+    [ -e "$f" ] && no_uring="$no_uring${no_uring:+;}${f%/*}"
+done
+cmake_consumer "$tmp/shared-nouring" -DCMAKE_IGNORE_PATH="$no_uring"
+check_run "find_package without liburing, volley::volley" "$tmp/shared-nouring/consumer" 1
+if readelf -d "$build/libvolley.so" | grep -q 'NEEDED.*liburing'; then
+    if cmake_consumer "$tmp/static-nouring" -DCONSUMER_STATIC=ON -DCMAKE_IGNORE_PATH="$no_uring"; then
+        fail "find_package without liburing: volley::volley_static linked"
+    elif grep -q 'volley_static needs liburing' "$tmp/log"; then
+        echo "ok: find_package without liburing: volley::volley_static refused, saying why"
+    else
+        fail "find_package without liburing, volley::volley_static: $(tail -n 20 "$tmp/log")"
+    fi
 fi
 
 PKG_CONFIG_PATH=$(dirname "$(find "$prefix" -name volley.pc)")

@@ -1019,7 +1019,8 @@ VOLLEY_API int volley_conn_get_stats(const volley_conn *c, struct volley_conn_st
  * and the group has n - 1 members: flows move, no packet is delivered to
  * the closed socket, and whatever was still queued on it is lost with it
  * (for TCP: connections not yet accepted are reset). volley_group_leave
- * takes a member out without losing a datagram.
+ * takes a member out without losing a datagram, even while datagrams
+ * keep coming.
  */
 #define VOLLEY_STEER_FLOW   0u
 #define VOLLEY_STEER_CPU    1u
@@ -1077,17 +1078,32 @@ VOLLEY_API int volley_group_open(int *fds, unsigned n, const char *addr,
 VOLLEY_API int volley_group_steer(const int *fds, unsigned n, unsigned steer);
 
 /*
- * Take member k out of the group without losing a datagram. From the
- * return on, new packets go to the other members only, steered as steer
- * (FLOW or CPU) asks over n - 1 members, and fds[k] and fds[n-1] swap
- * places: fds[0..n-2] are the members that stay, in the order the kernel
- * will have them once the leaving member, now fds[n-1], is closed. Then
- * receive what is still queued on fds[n-1] until it is empty, close it,
- * and call volley_group_steer(fds, n - 1, steer): until then, the flows
- * of one member in n - 1 are placed by the kernel's hash (never on the
- * closed socket). Returns 0. Errors: -EINVAL (NULL, n < 2 or out of range,
+ * Take member k out of the group without losing a datagram. When it
+ * returns, new packets go to the other members only, steered as steer
+ * (FLOW or CPU) asks over n - 1 members, and no datagram will be queued on
+ * the leaving member any more; fds[k] and fds[n-1] have swapped places:
+ * fds[0..n-2] are the members that stay, in the order the kernel will have
+ * them once the leaving member, now fds[n-1], is closed. Then receive what
+ * is queued on fds[n-1] until it is empty (once), close it, and call
+ * volley_group_steer(fds, n - 1, steer): until then, the flows of one
+ * member in n - 1 are placed by the kernel's hash.
+ * How: the new program never picks the leaver; the leaver is bound to an
+ * interface no device has (SO_BINDTOIFINDEX), so the kernel's lookup
+ * passes over it, also while close() takes it out of the group (a lookup
+ * that meets a closing member first would queue the datagram on it, to be
+ * freed with it, counted nowhere); then the call waits for an RCU grace
+ * period (membarrier(2)), after which no lookup that saw the old state is
+ * still delivering. It takes milliseconds; the leaver can no longer send.
+ * This holds on Linux 5.0 and later where membarrier(2) is allowed. Where
+ * it is not (nohz_full, a seccomp filter) the call waits 50 ms instead;
+ * where the binding is refused (before 5.0, or a member bound to a device
+ * already, without CAP_NET_RAW) a datagram that arrives in the instant the
+ * leaver closes can still be lost, uncounted. Broadcast and multicast
+ * datagrams go to every matching member; the leaver gets none from the
+ * return on. Returns 0. Errors: -EINVAL (NULL, n < 2 or out of range,
  * k >= n, steer not FLOW or CPU: the kernel's own hash cannot leave a
- * member out), -EBADF, -ENOTSOCK, or setsockopt(2)'s error (nothing changed).
+ * member out), -EBADF, -ENOTSOCK, or setsockopt(2)'s error for the program
+ * (nothing changed).
  */
 VOLLEY_API int volley_group_leave(int *fds, unsigned n, unsigned k, unsigned steer);
 

@@ -546,6 +546,8 @@ enum volley__sysop {
     VOLLEY__SYS_EPOLL_CREATE,
     VOLLEY__SYS_EPOLL_CTL,
     VOLLEY__SYS_EPOLL_WAIT,
+    /* membarrier(2), for the RCU grace period a group member's leave waits */
+    VOLLEY__SYS_MEMBARRIER,
     /* XNU's batch calls (the xnu backend): */
     VOLLEY__SYS_SENDMSG_X,
     VOLLEY__SYS_RECVMSG_X,
@@ -594,6 +596,10 @@ VOLLEY_INTERNAL int volley__sys_epoll_wait(int epfd, struct epoll_event *ev, int
 VOLLEY_INTERNAL int volley__sys_fcntl(int fd, int cmd, int arg);
 VOLLEY_INTERNAL void volley__sys_close(int fd);
 #if VOLLEY_HAVE_LINUX
+/* membarrier(MEMBARRIER_CMD_GLOBAL): returns once every CPU has passed an
+ * RCU grace period (the kernel runs synchronize_rcu()); 0 or -EINVAL
+ * (nohz_full), -ENOSYS, -EPERM (seccomp). */
+VOLLEY_INTERNAL int volley__sys_membarrier_global(void);
 /* eventfd(2), non-blocking and close-on-exec. */
 VOLLEY_INTERNAL int volley__sys_eventfd(void);
 /* Read (reset) or add to an eventfd's counter: 0 or a negative errno

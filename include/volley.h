@@ -411,9 +411,13 @@ VOLLEY_API int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n);
  * where volley_wait + volley_recv take two system calls or more. A socket
  * from volley_wrap (left non-blocking) and the pair wait as volley_wait
  * does. A changed timeout_ms costs one setsockopt(SO_RCVTIMEO) on mmsg and
- * scalar; the same one again costs nothing. Returns as volley_recv does;
- * 0 when the time ran out, and possibly early (a signal, an ICMP report,
- * a completion that was not a datagram): callers loop. Send completions
+ * scalar (-1 sets a limit of 24 days, so that the kernel never restarts
+ * the receive after a signal); the same one again costs nothing. Returns
+ * as volley_recv does; 0 when the time ran out, and possibly early (an
+ * ICMP report, a completion that was not a datagram): callers loop. A
+ * signal caught by a handler always ends the sleep with 0, on every
+ * backend, whether the handler was installed with SA_RESTART (as
+ * signal(3) does) or not, so a caller can check its stop flag. Send completions
  * and queued error reports are handled as by volley_recv.
  * Errors: -EINVAL (NULL, n == 0 or above VOLLEY_BATCH_MAX, timeout_ms
  * below -1), and volley_recv's and volley_wait's errors.

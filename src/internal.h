@@ -189,7 +189,7 @@ struct volley_sock {
     bool connected;
     bool fd_blocks;    /* the fd is blocking (volley_open): every call but
                           volley_recv_wait's passes MSG_DONTWAIT */
-    int rcvtimeo_ms;   /* SO_RCVTIMEO as last set (-1: none, the default) */
+    int rcvtimeo_ms;   /* SO_RCVTIMEO as last set (-2: none, the default) */
     unsigned features; /* VOLLEY_F_* actually on */
     unsigned gso_segs; /* GSO segment limit, 0 when GSO is off */
     size_t tx_max;     /* bytes one datagram may carry (the uring arena's size) */
@@ -339,8 +339,12 @@ VOLLEY_INTERNAL int volley__msg_alloc_rx(volley_sock *s);
  * SO_RXQ_OVFL reports); false when it cannot be read. */
 VOLLEY_INTERNAL bool volley__msg_meminfo_drops(const volley_sock *s, uint32_t *drops);
 /* Make the next blocking receive on s->fd wait at most timeout_ms (-1: no
- * limit), setting SO_RCVTIMEO only when it changes: 0, -EAGAIN when the fd
+ * limit, VOLLEY__RCVTIMEO_FOREVER_S in fact, so that a signal always ends
+ * it), setting SO_RCVTIMEO only when it changes: 0, -EAGAIN when the fd
  * cannot block (wrapped fds stay non-blocking; timeout 0), or an error. */
+/* 24 days: below what a 32-bit kernel's timeout holds at HZ 1000
+ * (LONG_MAX / HZ seconds), above which it would count as none. */
+#define VOLLEY__RCVTIMEO_FOREVER_S 2073600
 VOLLEY_INTERNAL int volley__msg_block_for(volley_sock *s, int timeout_ms);
 /* Hand pending datagrams to the caller; returns how many. */
 VOLLEY_INTERNAL unsigned volley__msg_deliver(volley_sock *s, struct volley_dgram *d,

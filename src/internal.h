@@ -69,6 +69,9 @@
 /* Its send checks the descriptors while building messages (txbuild.c):
  * volley_send leaves the check to it, saving a pass over the batch. */
 #define VOLLEY__BE_CHECKS 0x4u
+/* The socket lost its backend (its uring loop closed first): every entry
+ * point but close and the counters gives -EPIPE. */
+#define VOLLEY__BE_GONE 0x8u
 
 /* A datagram backend: one file, one table. volley_open/volley_wrap choose
  * one (sock.c) and call its init; adding a backend is adding a file, a
@@ -236,6 +239,12 @@ struct volley_sock {
     uint8_t loop_gen;
     bool loop_shared; /* the backend uses the loop's ring */
 };
+
+/* Its backend left (volley__backend_gone). */
+static inline bool volley__sock_gone(const volley_sock *s)
+{
+    return s->be->caps & VOLLEY__BE_GONE;
+}
 
 /* loop.c: a datagram socket on a stream loop (volley_opts.loop). attach
  * takes an entry before the backend is chosen (and, for AUTO on a uring

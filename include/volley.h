@@ -359,8 +359,8 @@ VOLLEY_API int volley_pair(volley_sock **a, volley_sock **b, const struct volley
 VOLLEY_API void volley_close(volley_sock *s);
 
 /* Fix the peer (connect(2)); datagrams may then leave peer AF_UNSPEC.
- * Errors: -EINVAL, -EAFNOSUPPORT, -ENOTSUP (pair, AF_UNIX), connect(2)'s
- * errors. */
+ * Errors: -EINVAL, -EAFNOSUPPORT, -ENOTSUP (pair, AF_UNIX), -EPIPE (the
+ * socket's uring loop closed first), connect(2)'s errors. */
 VOLLEY_API int volley_connect(volley_sock *s, const char *peer);
 VOLLEY_API int volley_connect_addr(volley_sock *s, const struct volley_addr *peer);
 
@@ -388,7 +388,8 @@ VOLLEY_API int volley_connect_addr(volley_sock *s, const struct volley_addr *pee
  * arguments, n == 0 or above VOLLEY_BATCH_MAX, ecn > 3, a GSO buffer whose
  * segment is larger than len or that holds more than
  * VOLLEY_GSO_SEGMENTS_MAX segments), -ENOBUFS (retry later), -EPIPE (a
- * pair whose other end is closed), or the kernel's answer for that
+ * pair whose other end is closed; a socket whose uring loop closed first),
+ * or the kernel's answer for that
  * datagram (-EHOSTUNREACH, -EPERM, ...).
  */
 VOLLEY_API int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n);
@@ -398,8 +399,9 @@ VOLLEY_API int volley_send(volley_sock *s, const struct volley_dgram *d, unsigne
  * Returns the count, 0 if nothing is waiting. Payloads point into socket
  * memory, valid until the next volley_recv/volley_close. A datagram longer
  * than the receive slot is cut and flagged VOLLEY_DGRAM_TRUNC.
- * Errors: -EINVAL, or the kernel's when nothing was received. ICMP errors
- * never fail a receive: see volley_errors().
+ * Errors: -EINVAL, -EPIPE (the socket's uring loop closed first), or the
+ * kernel's when nothing was received. ICMP errors never fail a receive:
+ * see volley_errors().
  */
 VOLLEY_API int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n);
 
@@ -411,12 +413,17 @@ VOLLEY_API int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n);
  * where volley_wait + volley_recv take two system calls or more. A socket
  * from volley_wrap (left non-blocking) and the pair wait as volley_wait
  * does. A changed timeout_ms costs one setsockopt(SO_RCVTIMEO) on mmsg and
- * scalar; the same one again costs nothing. Returns as volley_recv does;
- * 0 when the time ran out, and possibly early (a signal, an ICMP report,
- * a completion that was not a datagram): callers loop. Send completions
+ * scalar (-1 sets a limit of 24 days, so that the kernel never restarts
+ * the receive after a signal); the same one again costs nothing. Returns
+ * as volley_recv does; 0 when the time ran out, and possibly early (an
+ * ICMP report, a completion that was not a datagram): callers loop. A
+ * signal caught by a handler always ends the sleep with 0, on every
+ * backend, whether the handler was installed with SA_RESTART (as
+ * signal(3) does) or not, so a caller can check its stop flag. Send completions
  * and queued error reports are handled as by volley_recv.
  * Errors: -EINVAL (NULL, n == 0 or above VOLLEY_BATCH_MAX, timeout_ms
- * below -1), and volley_recv's and volley_wait's errors.
+ * below -1), -EPIPE (the socket's uring loop closed first), and
+ * volley_recv's and volley_wait's errors.
  */
 VOLLEY_API int volley_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned n,
                                 int timeout_ms);
@@ -431,7 +438,8 @@ VOLLEY_API int volley_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned
  * the fd. On the uring backend the kernel finishes receives in the thread
  * that last called volley_recv or volley_wait on the socket (at first, the
  * one that opened it), when that thread enters the kernel: wait on the fd
- * from that thread. Errors: -EINVAL (NULL). */
+ * from that thread. Errors: -EINVAL (NULL), -EPIPE (the socket's uring
+ * loop closed first: nothing to watch). */
 VOLLEY_API int volley_fd(const volley_sock *s);
 
 #define VOLLEY_WAIT_RECV 0x1u
@@ -444,15 +452,19 @@ VOLLEY_API int volley_fd(const volley_sock *s);
  * VOLLEY_WAIT_ERR added when new reports wait in volley_errors(); 0 on
  * timeout, and possibly early (a signal, or a wake-up that turned out to be
  * for nothing): callers loop. Errors: -EINVAL (NULL, events 0 or unknown
- * bits), poll(2)'s errors (on uring, io_uring_enter(2)'s).
+ * bits), -EPIPE (the socket's uring loop closed first), poll(2)'s errors
+ * (on uring, io_uring_enter(2)'s).
  */
 VOLLEY_API int volley_wait(volley_sock *s, unsigned events, int timeout_ms);
 
-/* The bound local address. Errors: -EINVAL, -ENOTSUP (pair), getsockname(2). */
+/* The bound local address. Errors: -EINVAL, -ENOTSUP (pair), -EPIPE (the
+ * socket's uring loop closed first), getsockname(2). */
 VOLLEY_API int volley_local_addr(const volley_sock *s, struct volley_addr *out);
 
 /* Copy the counters; size is sizeof(*out) as the caller knows it (bytes
- * past what this library knows are left untouched). Errors: -EINVAL. */
+ * past what this library knows are left untouched). They stay readable on
+ * a socket whose uring loop closed first: what it did until then.
+ * Errors: -EINVAL. */
 VOLLEY_API int volley_get_stats(const volley_sock *s, struct volley_stats *out,
                                 size_t size);
 
@@ -474,7 +486,8 @@ VOLLEY_API int volley_get_stats(const volley_sock *s, struct volley_stats *out,
  * needs the fq qdisc on the outgoing device to be enforced, see `volley
  * probe`); volley then does not hold datagrams back itself.
  * Errors: -EINVAL (rate above 10 Tbit/s, unknown flags), -ENOTSUP (kernel
- * pacing on a socket that cannot do it), setsockopt(2)'s errors.
+ * pacing on a socket that cannot do it), -EPIPE (the socket's uring loop
+ * closed first), setsockopt(2)'s errors.
  */
 #define VOLLEY_PACE_KERNEL 0x1u
 VOLLEY_API int volley_set_pacing(volley_sock *s, uint64_t rate_bps, uint32_t burst,
@@ -482,13 +495,15 @@ VOLLEY_API int volley_set_pacing(volley_sock *s, uint64_t rate_bps, uint32_t bur
 
 /* Nanoseconds until a datagram of len payload bytes to peer may go under
  * pacing: 0 = now. peer NULL: headers counted by the socket's family, as
- * volley_send does for a datagram without a peer. Errors: -EINVAL. */
+ * volley_send does for a datagram without a peer. Errors: -EINVAL, -EPIPE
+ * (the socket's uring loop closed first). */
 VOLLEY_API int64_t volley_pacing_delay(const volley_sock *s, size_t len,
                                        const struct volley_addr *peer);
 
 /* Pop up to n queued asynchronous error reports (oldest first). The queue
  * holds 32; older reports are dropped and counted in sockerr_lost.
- * Errors: -EINVAL (NULL, n == 0). */
+ * Errors: -EINVAL (NULL, n == 0), -EPIPE (the socket's uring loop closed
+ * first). */
 VOLLEY_API int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n);
 
 /* The backend id for a name: "auto", "scalar", "mmsg", "uring", "pair",
@@ -496,13 +511,16 @@ VOLLEY_API int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigne
  * and VOLLEY_BACKEND takes but for "pair"). Errors: -EINVAL (NULL or unknown). */
 VOLLEY_API int volley_backend_parse(const char *name);
 
-/* "scalar", "mmsg", "uring", "xnu" or "pair" ("none" for NULL). */
+/* "scalar", "mmsg", "uring", "xnu" or "pair" ("none" for NULL, "gone"
+ * for a socket whose uring loop closed first). */
 VOLLEY_API const char *volley_backend_name(const volley_sock *s);
 
-/* VOLLEY_F_* mask of what is on for this socket after probing. */
+/* VOLLEY_F_* mask of what is on for this socket after probing (0 once
+ * its uring loop closed first). */
 VOLLEY_API unsigned volley_features(const volley_sock *s);
 
-/* GSO segment limit in use (0: GSO off). */
+/* GSO segment limit in use (0: GSO off, or the socket's uring loop
+ * closed first). */
 VOLLEY_API unsigned volley_gso_max_segments(const volley_sock *s);
 
 /*
@@ -884,7 +902,11 @@ VOLLEY_API int volley_loop_get_stats(const volley_loop *l, struct volley_loop_st
  *     keeps its own means and the loop watches volley_fd for readability.
  * Close the socket before the loop. A loop closed first lets go of its
  * sockets: a watched socket works on alone; a socket that shared the
- * ring can only be closed (every other call gives -EPIPE).
+ * ring can only be closed: every other call gives -EPIPE once its
+ * arguments pass their checks, but for volley_get_stats (the counters
+ * until then) and the calls that have no error to give
+ * (volley_backend_name says "gone", volley_features and
+ * volley_gso_max_segments 0).
  * Errors, at open or wrap: -EINVAL (a closing loop; the pair backend),
  * -ENOMEM.
  */
@@ -1078,7 +1100,8 @@ VOLLEY_API int volley_conn_get_stats(const volley_conn *c, struct volley_conn_st
  * and the group has n - 1 members: flows move, no packet is delivered to
  * the closed socket, and whatever was still queued on it is lost with it
  * (for TCP: connections not yet accepted are reset). volley_group_leave
- * takes a member out without losing a datagram.
+ * takes a member out without losing a datagram, even while datagrams
+ * keep coming.
  */
 #define VOLLEY_STEER_FLOW   0u
 #define VOLLEY_STEER_CPU    1u
@@ -1136,17 +1159,32 @@ VOLLEY_API int volley_group_open(int *fds, unsigned n, const char *addr,
 VOLLEY_API int volley_group_steer(const int *fds, unsigned n, unsigned steer);
 
 /*
- * Take member k out of the group without losing a datagram. From the
- * return on, new packets go to the other members only, steered as steer
- * (FLOW or CPU) asks over n - 1 members, and fds[k] and fds[n-1] swap
- * places: fds[0..n-2] are the members that stay, in the order the kernel
- * will have them once the leaving member, now fds[n-1], is closed. Then
- * receive what is still queued on fds[n-1] until it is empty, close it,
- * and call volley_group_steer(fds, n - 1, steer): until then, the flows
- * of one member in n - 1 are placed by the kernel's hash (never on the
- * closed socket). Returns 0. Errors: -EINVAL (NULL, n < 2 or out of range,
+ * Take member k out of the group without losing a datagram. When it
+ * returns, new packets go to the other members only, steered as steer
+ * (FLOW or CPU) asks over n - 1 members, and no datagram will be queued on
+ * the leaving member any more; fds[k] and fds[n-1] have swapped places:
+ * fds[0..n-2] are the members that stay, in the order the kernel will have
+ * them once the leaving member, now fds[n-1], is closed. Then receive what
+ * is queued on fds[n-1] until it is empty (once), close it, and call
+ * volley_group_steer(fds, n - 1, steer): until then, the flows of one
+ * member in n - 1 are placed by the kernel's hash.
+ * How: the new program never picks the leaver; the leaver is bound to an
+ * interface no device has (SO_BINDTOIFINDEX), so the kernel's lookup
+ * passes over it, also while close() takes it out of the group (a lookup
+ * that meets a closing member first would queue the datagram on it, to be
+ * freed with it, counted nowhere); then the call waits for an RCU grace
+ * period (membarrier(2)), after which no lookup that saw the old state is
+ * still delivering. It takes milliseconds; the leaver can no longer send.
+ * This holds on Linux 5.0 and later where membarrier(2) is allowed. Where
+ * it is not (nohz_full, a seccomp filter) the call waits 50 ms instead;
+ * where the binding is refused (before 5.0, or a member bound to a device
+ * already, without CAP_NET_RAW) a datagram that arrives in the instant the
+ * leaver closes can still be lost, uncounted. Broadcast and multicast
+ * datagrams go to every matching member; the leaver gets none from the
+ * return on. Returns 0. Errors: -EINVAL (NULL, n < 2 or out of range,
  * k >= n, steer not FLOW or CPU: the kernel's own hash cannot leave a
- * member out), -EBADF, -ENOTSOCK, or setsockopt(2)'s error (nothing changed).
+ * member out), -EBADF, -ENOTSOCK, or setsockopt(2)'s error for the program
+ * (nothing changed).
  */
 VOLLEY_API int volley_group_leave(int *fds, unsigned n, unsigned k, unsigned steer);
 

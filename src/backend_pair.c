@@ -350,7 +350,11 @@ static int pair_wait(volley_sock *s, unsigned events, int timeout_ms)
         }
         struct pollfd p = {.fd = s->fd, .events = POLLIN};
         int r = volley__sys_poll(&p, nfds, ms);
-        if (r < 0 && r != -EINTR)
+        /* A signal ends the wait, as on every socket: the caller checks
+         * its stop flag and calls again. */
+        if (r == -EINTR)
+            return 0;
+        if (r < 0)
             return r;
     }
 }

@@ -153,6 +153,8 @@ int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n)
 {
     if (!s || !out || n == 0)
         return -EINVAL;
+    if (volley__sock_gone(s))
+        return -EPIPE;
     unsigned k = 0;
     for (; k < n && s->err_count; k++) {
         out[k] = s->errs[s->err_head];

@@ -6,8 +6,21 @@
  * The programs run in the kernel's reuseport selection, with the packet's
  * data already past the UDP (or TCP) header; they read the network header
  * through SKF_NET_OFF and return a member's index. An index the group does
- * not have makes the kernel fall back to its own hash, never to a closed
- * socket: volley_group_leave relies on that.
+ * not have makes the kernel fall back to its own hash over the members
+ * still in the group.
+ *
+ * Why a leave seals the member and waits (volley_group_leave): a socket's
+ * lookup walks the port's hash chain and asks the reuseport group of the
+ * first socket there that matches. close() takes a member out of the
+ * group before it takes it off the chain, so a lookup that meets the
+ * closing member first in that instant finds no group behind it and takes
+ * the socket itself: the datagram is queued on a socket about to be freed,
+ * and freed with it, counted nowhere (measured: every datagram lost in a
+ * leave was one udp_destruct_common freed). A member bound to an
+ * interface that does not exist never matches, so the walk passes over
+ * it, in the group or not; and lookups run under RCU, so once a grace
+ * period has passed after the program and the binding changed, none that
+ * saw the old state is still on its way to the member's queue.
  */
 #include "internal.h"
 
@@ -17,6 +30,7 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <string.h>
+#include <time.h>
 
 #ifndef SO_ATTACH_REUSEPORT_CBPF
 #define SO_ATTACH_REUSEPORT_CBPF 51
@@ -24,11 +38,22 @@
 #ifndef SO_DETACH_REUSEPORT_BPF
 #define SO_DETACH_REUSEPORT_BPF 68
 #endif
+#ifndef SO_BINDTOIFINDEX
+#define SO_BINDTOIFINDEX 62
+#endif
 
 /* Fibonacci hashing: 2^32 / golden ratio, odd. */
 #define FLOW_MULT 0x9e3779b1u
 
 #define PROG_MAX 40
+
+/* An interface index no device has (the kernel hands them out upwards
+ * from 1): a socket bound to it matches no arriving packet. */
+#define NO_IFINDEX 0x7fffffff
+
+/* When membarrier(2) cannot give a grace period: a wait far longer than
+ * one takes (a few milliseconds) but no proof. */
+#define GRACE_FALLBACK_NS 50000000L
 
 /* The steering program over m members into prog; member `from` (< m) is
  * sent to index `to` instead (leave: the index the member taking its place
@@ -229,6 +254,27 @@ int volley_group_steer(const int *fds, unsigned n, unsigned steer)
     return r < 0 ? r : (int)steer;
 }
 
+/* Make fd match no arriving packet: bound to an interface no device has.
+ * Best effort: before Linux 5.0 (no SO_BINDTOIFINDEX), or on a member bound
+ * to a device already without CAP_NET_RAW, it stays matchable, and a
+ * datagram may reach it as it closes (volley.h says when). */
+static void seal(int fd)
+{
+    (void)setint(fd, SOL_SOCKET, SO_BINDTOIFINDEX, NO_IFINDEX);
+}
+
+/* Wait until no lookup that started before now can still deliver: every
+ * one runs, from the socket found to its receive queue, inside one RCU
+ * read-side section. */
+static void grace(void)
+{
+    if (volley__sys_membarrier_global() == 0)
+        return;
+    struct timespec ts = {0, GRACE_FALLBACK_NS};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
 int volley_group_leave(int *fds, unsigned n, unsigned k, unsigned steer)
 {
     if (!fds || n < 2 || n > VOLLEY_GROUP_MAX || k >= n ||
@@ -242,6 +288,8 @@ int volley_group_leave(int *fds, unsigned n, unsigned k, unsigned steer)
     r = attach(fds[0], steer, n - 1, k, n - 1);
     if (r < 0)
         return r;
+    seal(fds[k]);
+    grace();
     int t = fds[k];
     fds[k] = fds[n - 1];
     fds[n - 1] = t;

@@ -69,6 +69,9 @@
 /* Its send checks the descriptors while building messages (txbuild.c):
  * volley_send leaves the check to it, saving a pass over the batch. */
 #define VOLLEY__BE_CHECKS 0x4u
+/* The socket lost its backend (its uring loop closed first): every entry
+ * point but close and the counters gives -EPIPE. */
+#define VOLLEY__BE_GONE 0x8u
 
 /* A datagram backend: one file, one table. volley_open/volley_wrap choose
  * one (sock.c) and call its init; adding a backend is adding a file, a
@@ -189,7 +192,7 @@ struct volley_sock {
     bool connected;
     bool fd_blocks;    /* the fd is blocking (volley_open): every call but
                           volley_recv_wait's passes MSG_DONTWAIT */
-    int rcvtimeo_ms;   /* SO_RCVTIMEO as last set (-1: none, the default) */
+    int rcvtimeo_ms;   /* SO_RCVTIMEO as last set (-2: none, the default) */
     unsigned features; /* VOLLEY_F_* actually on */
     unsigned gso_segs; /* GSO segment limit, 0 when GSO is off */
     size_t tx_max;     /* bytes one datagram may carry (the uring arena's size) */
@@ -236,6 +239,12 @@ struct volley_sock {
     uint8_t loop_gen;
     bool loop_shared; /* the backend uses the loop's ring */
 };
+
+/* Its backend left (volley__backend_gone). */
+static inline bool volley__sock_gone(const volley_sock *s)
+{
+    return s->be->caps & VOLLEY__BE_GONE;
+}
 
 /* loop.c: a datagram socket on a stream loop (volley_opts.loop). attach
  * takes an entry before the backend is chosen (and, for AUTO on a uring
@@ -339,8 +348,12 @@ VOLLEY_INTERNAL int volley__msg_alloc_rx(volley_sock *s);
  * SO_RXQ_OVFL reports); false when it cannot be read. */
 VOLLEY_INTERNAL bool volley__msg_meminfo_drops(const volley_sock *s, uint32_t *drops);
 /* Make the next blocking receive on s->fd wait at most timeout_ms (-1: no
- * limit), setting SO_RCVTIMEO only when it changes: 0, -EAGAIN when the fd
+ * limit, VOLLEY__RCVTIMEO_FOREVER_S in fact, so that a signal always ends
+ * it), setting SO_RCVTIMEO only when it changes: 0, -EAGAIN when the fd
  * cannot block (wrapped fds stay non-blocking; timeout 0), or an error. */
+/* 24 days: below what a 32-bit kernel's timeout holds at HZ 1000
+ * (LONG_MAX / HZ seconds), above which it would count as none. */
+#define VOLLEY__RCVTIMEO_FOREVER_S 2073600
 VOLLEY_INTERNAL int volley__msg_block_for(volley_sock *s, int timeout_ms);
 /* Hand pending datagrams to the caller; returns how many. */
 VOLLEY_INTERNAL unsigned volley__msg_deliver(volley_sock *s, struct volley_dgram *d,
@@ -546,6 +559,8 @@ enum volley__sysop {
     VOLLEY__SYS_EPOLL_CREATE,
     VOLLEY__SYS_EPOLL_CTL,
     VOLLEY__SYS_EPOLL_WAIT,
+    /* membarrier(2), for the RCU grace period a group member's leave waits */
+    VOLLEY__SYS_MEMBARRIER,
     /* XNU's batch calls (the xnu backend): */
     VOLLEY__SYS_SENDMSG_X,
     VOLLEY__SYS_RECVMSG_X,
@@ -594,6 +609,10 @@ VOLLEY_INTERNAL int volley__sys_epoll_wait(int epfd, struct epoll_event *ev, int
 VOLLEY_INTERNAL int volley__sys_fcntl(int fd, int cmd, int arg);
 VOLLEY_INTERNAL void volley__sys_close(int fd);
 #if VOLLEY_HAVE_LINUX
+/* membarrier(MEMBARRIER_CMD_GLOBAL): returns once every CPU has passed an
+ * RCU grace period (the kernel runs synchronize_rcu()); 0 or -EINVAL
+ * (nohz_full), -ENOSYS, -EPERM (seccomp). */
+VOLLEY_INTERNAL int volley__sys_membarrier_global(void);
 /* eventfd(2), non-blocking and close-on-exec. */
 VOLLEY_INTERNAL int volley__sys_eventfd(void);
 /* Read (reset) or add to an eventfd's counter: 0 or a negative errno

@@ -199,9 +199,11 @@ int volley__msg_block_for(volley_sock *s, int timeout_ms)
         return -EAGAIN;
     if (timeout_ms == s->rcvtimeo_ms)
         return 0;
-    /* all zero: no limit */
-    struct timeval tv = {0, 0};
-    if (timeout_ms > 0)
+    /* No limit is a long one: the kernel restarts a receive a signal
+     * handler with SA_RESTART interrupted only when the socket has no
+     * timeout (sock_intr_errno), and the caller must see the signal. */
+    struct timeval tv = {VOLLEY__RCVTIMEO_FOREVER_S, 0};
+    if (timeout_ms >= 0)
         tv = (struct timeval){timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     int r = volley__sys_setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     s->st.rx_syscalls++;

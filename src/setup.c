@@ -17,7 +17,7 @@ volley_sock *volley__setup_alloc(const struct volley_opts *o,
     s->fd = -1;
     s->poll_fd = -1;
     s->tx_max = VOLLEY__DGRAM_MAX;
-    s->rcvtimeo_ms = -1;
+    s->rcvtimeo_ms = -2; /* none: not even the long one -1 stands for */
     s->be = be;
     s->opts = *o;
     return s;

@@ -14,6 +14,8 @@ int volley_connect_addr(volley_sock *s, const struct volley_addr *peer)
     struct sockaddr_in6 sa;
     if (!s || !peer)
         return -EINVAL;
+    if (volley__sock_gone(s))
+        return -EPIPE;
     if (!(s->be->caps & VOLLEY__BE_KERNEL) || s->family == AF_UNIX)
         return -ENOTSUP;
     int len = volley__addr_to_sockaddr(peer, s->family, &sa);
@@ -31,6 +33,8 @@ int volley_connect(volley_sock *s, const char *peer)
     struct volley_addr a;
     if (!s || !peer || volley_addr_parse(&a, peer) < 0)
         return -EINVAL;
+    if (volley__sock_gone(s))
+        return -EPIPE;
     return volley_connect_addr(s, &a);
 }
 
@@ -135,6 +139,8 @@ int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 {
     if (!s || !d || n == 0 || n > VOLLEY_BATCH_MAX)
         return -EINVAL;
+    if (volley__sock_gone(s))
+        return -EPIPE;
     unsigned ok = n;
     int r;
     /* A backend that checks as it builds sends the good prefix and
@@ -163,6 +169,8 @@ int volley_set_pacing(volley_sock *s, uint64_t rate_bps, uint32_t burst, unsigne
 {
     if (!s || flags & ~VOLLEY_PACE_KERNEL || rate_bps > VOLLEY__PACE_MAX_BPS)
         return -EINVAL;
+    if (volley__sock_gone(s))
+        return -EPIPE;
     bool ip = s->family == AF_INET || s->family == AF_INET6;
     if (flags & VOLLEY_PACE_KERNEL && !ip)
         return -ENOTSUP;
@@ -198,6 +206,8 @@ int64_t volley_pacing_delay(const volley_sock *s, size_t len,
 {
     if (!s)
         return -EINVAL;
+    if (volley__sock_gone(s))
+        return -EPIPE;
     struct volley_dgram d;
     memset(&d, 0, sizeof d);
     d.len = len;
@@ -241,6 +251,8 @@ int volley_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
 {
     if (!s || !d || n == 0 || n > VOLLEY_BATCH_MAX)
         return -EINVAL;
+    if (volley__sock_gone(s))
+        return -EPIPE;
     /* What an earlier call staged (the rest of a GRO buffer) goes first,
      * before any buffer is reused: that keeps the lifetime rule. */
     if (volley__msg_pending(s))
@@ -264,6 +276,8 @@ int volley_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned n, int tim
 {
     if (!s || !d || n == 0 || n > VOLLEY_BATCH_MAX || timeout_ms < -1)
         return -EINVAL;
+    if (volley__sock_gone(s))
+        return -EPIPE;
     if (volley__msg_pending(s))
         return (int)volley__msg_deliver(s, d, n);
     if (s->be->recv_wait)
@@ -280,6 +294,8 @@ int volley_fd(const volley_sock *s)
 {
     if (!s)
         return -EINVAL;
+    if (volley__sock_gone(s))
+        return -EPIPE;
     return s->poll_fd >= 0 ? s->poll_fd : s->fd;
 }
 
@@ -298,6 +314,8 @@ int volley_wait(volley_sock *s, unsigned events, int timeout_ms)
 {
     if (!s || !events || events & ~(VOLLEY_WAIT_RECV | VOLLEY_WAIT_SEND))
         return -EINVAL;
+    if (volley__sock_gone(s))
+        return -EPIPE;
     if (events & VOLLEY_WAIT_SEND && s->pacer.rate_bps && s->pace_want) {
         int64_t ns = volley__pacer_delay(&s->pacer, s->pace_want, mono_ns());
         if (ns > 0)
@@ -346,6 +364,8 @@ int volley_local_addr(const volley_sock *s, struct volley_addr *out)
 {
     if (!s || !out)
         return -EINVAL;
+    if (volley__sock_gone(s))
+        return -EPIPE;
     if (!(s->be->caps & VOLLEY__BE_KERNEL))
         return -ENOTSUP;
     struct sockaddr_in6 sa;
@@ -386,10 +406,10 @@ const char *volley_backend_name(const volley_sock *s)
 
 unsigned volley_features(const volley_sock *s)
 {
-    return s ? s->features : 0;
+    return s && !volley__sock_gone(s) ? s->features : 0;
 }
 
 unsigned volley_gso_max_segments(const volley_sock *s)
 {
-    return s && (s->features & VOLLEY_F_GSO) ? s->gso_segs : 0;
+    return volley_features(s) & VOLLEY_F_GSO ? s->gso_segs : 0;
 }

@@ -10,10 +10,14 @@
 #include <poll.h>
 #include <stdatomic.h>
 #if VOLLEY_HAVE_LINUX
+#include <linux/membarrier.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #endif
 #include <sys/mman.h>
+#if VOLLEY_HAVE_LINUX
+#include <sys/syscall.h>
+#endif
 #include <unistd.h>
 #if VOLLEY_HAVE_URING
 #include <liburing.h>
@@ -280,6 +284,12 @@ void volley__sys_close(int fd)
 }
 
 #if VOLLEY_HAVE_LINUX
+int volley__sys_membarrier_global(void)
+{
+    FAULT_ERR(VOLLEY__SYS_MEMBARRIER);
+    return ret_or_errno((int)syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0));
+}
+
 int volley__sys_eventfd(void)
 {
     FAULT_ERR(VOLLEY__SYS_EVENTFD);

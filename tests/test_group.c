@@ -11,6 +11,8 @@
  *   - a member leaves mid-stream without losing a datagram: everything
  *     sent is received once or counted as a kernel drop, and nothing
  *     reaches the leaving member once it was drained;
+ *   - members leave and rejoin hundreds of times under load, by FLOW and
+ *     CPU steering, and every datagram sent is received exactly once;
  *   - a stream group serves each member on its own loop (volley_listen_fd);
  *   - bad input gets the documented errno and leaves nothing open;
  *   - a refused steering program leaves a working group on the kernel's
@@ -689,6 +691,226 @@ static int leave_cpu(void)
     return 0;
 }
 
+/* ---- members leave and rejoin, over and over, under load ---- */
+
+/* Hundreds of leaves by the documented procedure (leave, drain once until
+ * empty, close, a new member joins, steer), while senders on many flows
+ * keep going and a second thread serves the members that stay, so that
+ * datagrams are on their way while each leaver closes. Every datagram sent
+ * must be received exactly once, with no kernel drop. Every other cycle
+ * the newest member leaves: on IPv4 it is first on the kernel's hash
+ * chain, where a lookup meeting a closing member took it (group.c). The
+ * count is CHURN_CYCLES, or VOLLEY_GROUP_CYCLES for a longer run. */
+#define CHURN_N       4u
+#define CHURN_CYCLES  250u
+#define CHURN_TOTAL   4000000u /* at most, per sender; the cycles end the stream */
+#define CHURN_WINDOW  48u      /* per sender in flight: within one member's buffer */
+#define CHURN_SENDERS 2u
+#define CHURN_FLOWS   8
+
+struct churn {
+    struct volley_addr to;
+    int fds[CHURN_N];
+    volley_sock *m[CHURN_N];
+    unsigned live, steer; /* the receiving thread serves m[0..live-1] */
+    pthread_mutex_t mu;   /* m, live and the tally */
+    uint8_t *seen[CHURN_SENDERS];
+    unsigned dups;
+    uint64_t drops;
+    atomic_uint sent[CHURN_SENDERS], received[CHURN_SENDERS];
+    atomic_bool stop;
+    long long end_ms;
+};
+
+struct churner {
+    struct churn *c;
+    unsigned id;
+    int cl[CHURN_FLOWS];
+};
+
+static void *churn_send(void *arg)
+{
+    struct churner *s = arg;
+    struct churn *c = s->c;
+    uint8_t buf[LEAVE_LEN];
+    for (unsigned seq = 0; seq < CHURN_TOTAL && !atomic_load(&c->stop); seq++) {
+        while (seq - atomic_load(&c->received[s->id]) >= CHURN_WINDOW &&
+               !atomic_load(&c->stop))
+            sched_yield();
+        t_fill_seq(buf, sizeof buf, (uint64_t)seq * CHURN_SENDERS + s->id);
+        int fd = s->cl[seq % CHURN_FLOWS];
+        if (sendto(fd, buf, sizeof buf, 0, &c->to.sa, volley_addr_len(&c->to)) !=
+            sizeof buf)
+            T_FAIL("sendto: %s", strerror(errno));
+        atomic_store(&c->sent[s->id], seq + 1);
+    }
+    return NULL;
+}
+
+/* Everything queued on s now, with c->mu held: its count. */
+static unsigned churn_take(struct churn *c, volley_sock *s)
+{
+    struct volley_dgram d[32];
+    unsigned total = 0;
+    int r;
+    while ((r = volley_recv(s, d, 32)) > 0) {
+        for (int i = 0; i < r; i++) {
+            uint64_t v = T_SEQ(&d[i], LEAVE_LEN);
+            unsigned id = (unsigned)(v % CHURN_SENDERS),
+                     seq = (unsigned)(v / CHURN_SENDERS);
+            T_ASSERT(seq < CHURN_TOTAL);
+            c->dups += c->seen[id][seq]++ > 0;
+            atomic_fetch_add(&c->received[id], 1);
+        }
+        total += (unsigned)r;
+    }
+    if (r < 0)
+        T_FAIL("volley_recv: %s", volley_strerror(r));
+    return total;
+}
+
+static void *churn_serve(void *arg)
+{
+    struct churn *c = arg;
+    while (!atomic_load(&c->stop)) {
+        unsigned got = 0;
+        pthread_mutex_lock(&c->mu);
+        for (unsigned i = 0; i < c->live; i++)
+            got += churn_take(c, c->m[i]);
+        pthread_mutex_unlock(&c->mu);
+        if (!got)
+            sched_yield();
+    }
+    return NULL;
+}
+
+/* A new member: bound to the group's address, taking the last index. */
+static volley_sock *churn_join(struct churn *c, int *fd)
+{
+    *fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    T_ASSERT(*fd >= 0 &&
+             setsockopt(*fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0);
+    if (bind(*fd, &c->to.sa, volley_addr_len(&c->to)) < 0)
+        T_FAIL("bind %s: %s", t_fmt(&c->to), strerror(errno));
+    volley_sock *s;
+    T_OK(volley_wrap(&s, *fd, NULL));
+    return s;
+}
+
+static void churn_cycle(struct churn *c, unsigned i)
+{
+    unsigned n = CHURN_N, k = i % 2 ? n - 1 : i / 2 % n;
+    T_EXPECT(volley_group_leave(c->fds, n, k, c->steer), 0);
+    pthread_mutex_lock(&c->mu);
+    volley_sock *gone = c->m[k];
+    c->m[k] = c->m[n - 1];
+    c->live = n - 1;
+    churn_take(c, gone);
+    c->drops += t_stats(gone).rx_kernel_drops;
+    pthread_mutex_unlock(&c->mu);
+    volley_close(gone); /* while the others are served */
+    volley_sock *s = churn_join(c, &c->fds[n - 1]);
+    pthread_mutex_lock(&c->mu);
+    c->m[n - 1] = s;
+    c->live = n;
+    pthread_mutex_unlock(&c->mu);
+    T_EXPECT(volley_group_steer(c->fds, n, c->steer), c->steer);
+}
+
+static unsigned churn_cycles(void)
+{
+    const char *e = getenv("VOLLEY_GROUP_CYCLES");
+    return e && atoi(e) > 0 ? (unsigned)atoi(e) : CHURN_CYCLES;
+}
+
+/* After the cycles: the senders stop, what they sent arrives. */
+static void churn_settle(struct churn *c, pthread_t *th, struct churner *snd,
+                         pthread_t serve)
+{
+    atomic_store(&c->stop, true);
+    for (unsigned i = 0; i < CHURN_SENDERS; i++) {
+        pthread_join(th[i], NULL);
+        close_all(snd[i].cl, CHURN_FLOWS);
+    }
+    pthread_join(serve, NULL);
+    long long end = t_now_ms() + 2000;
+    for (;;) {
+        unsigned missing = 0;
+        for (unsigned i = 0; i < CHURN_N; i++)
+            churn_take(c, c->m[i]);
+        for (unsigned i = 0; i < CHURN_SENDERS; i++)
+            missing += atomic_load(&c->sent[i]) - atomic_load(&c->received[i]);
+        if (!missing || t_now_ms() > end)
+            break;
+        usleep(1000);
+    }
+    for (unsigned i = 0; i < CHURN_N; i++) {
+        c->drops += t_stats(c->m[i]).rx_kernel_drops;
+        volley_close(c->m[i]);
+    }
+}
+
+static void churn_run(unsigned steer)
+{
+    static struct churn c;
+    memset(&c, 0, sizeof c);
+    pthread_mutex_init(&c.mu, NULL);
+    c.steer = steer;
+    c.live = CHURN_N;
+    T_EXPECT(group(c.fds, CHURN_N, "127.0.0.1:0", 0, steer), steer);
+    struct volley_addr port = fd_addr(c.fds[0]);
+    c.to = on_ip("127.0.0.1", &port);
+    for (unsigned i = 0; i < CHURN_N; i++)
+        T_OK(volley_wrap(&c.m[i], c.fds[i], NULL));
+    for (unsigned i = 0; i < CHURN_SENDERS; i++)
+        T_ASSERT((c.seen[i] = calloc(CHURN_TOTAL, 1)) != NULL);
+    struct churner snd[CHURN_SENDERS];
+    pthread_t th[CHURN_SENDERS], serve;
+    bool pin = cpus_01();
+    for (unsigned i = 0; i < CHURN_SENDERS; i++) {
+        snd[i] = (struct churner){.c = &c, .id = i};
+        struct volley_addr self;
+        for (int f = 0; f < CHURN_FLOWS; f++)
+            snd[i].cl[f] = client("127.0.0.1", &self);
+        th[i] = start_on(pin ? (int)i : -1, churn_send, &snd[i]);
+    }
+    T_ASSERT(pthread_create(&serve, NULL, churn_serve, &c) == 0);
+    unsigned cycles = churn_cycles(), done = 0;
+    long long end = t_now_ms() + 20000ll * (cycles / CHURN_CYCLES + 1);
+    for (; done < cycles && t_now_ms() < end; done++)
+        churn_cycle(&c, done);
+    churn_settle(&c, th, snd, serve);
+    unsigned sent = 0, received = 0;
+    for (unsigned i = 0; i < CHURN_SENDERS; i++) {
+        sent += atomic_load(&c.sent[i]);
+        received += atomic_load(&c.received[i]);
+    }
+    printf("  %s: %u leaves; sent %u, received %u, duplicated %u, dropped %llu\n",
+           steer == VOLLEY_STEER_CPU ? "cpu" : "flow", done, sent, received, c.dups,
+           (unsigned long long)c.drops);
+    T_CHECK(done >= 100, "only %u cycles in the time allowed", done);
+    T_EXPECT(c.dups, 0);
+    T_EXPECT(c.drops, 0);
+    T_EXPECT(received, sent);
+    for (unsigned i = 0; i < CHURN_SENDERS; i++)
+        free(c.seen[i]);
+}
+
+static int churn_flow(void)
+{
+    churn_run(VOLLEY_STEER_FLOW);
+    return 0;
+}
+
+static int churn_cpu(void)
+{
+    if (!cpus_01())
+        return t_skip("needs CPUs 0 and 1");
+    churn_run(VOLLEY_STEER_CPU);
+    return 0;
+}
+
 /* ---- streams: one loop per member ---- */
 
 static const struct t_loop_backend *loop_be(void)
@@ -1310,6 +1532,8 @@ static const struct t_case base_cases[] = {
     T_CASE(group_fds),
     T_CASE(port0_distinct),
     T_CASE(leave_cpu),
+    T_CASE(churn_flow),
+    T_CASE(churn_cpu),
     T_CASE(group_open_bad),
     T_CASE(group_open_taken),
     T_CASE(steer_leave_bad),

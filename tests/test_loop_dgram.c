@@ -372,6 +372,35 @@ static int case_ring_dry(void)
     return 0;
 }
 
+/* Every entry point on a socket whose backend left with its loop: -EPIPE
+ * after the argument checks, whatever it did before; the counters stay
+ * readable, and what has no error to give says there is nothing. */
+static void gone_everywhere(volley_sock *s, const struct volley_addr *peer)
+{
+    struct volley_dgram d[2];
+    struct volley_addr a;
+    struct volley_sockerr e[2];
+    T_EQ(volley_recv_wait(s, d, 2, 0), -EPIPE);
+    T_EQ(volley_recv_wait(s, d, 2, -1), -EPIPE);
+    T_EQ(volley_wait(s, VOLLEY_WAIT_SEND, -1), -EPIPE);
+    T_EQ(volley_fd(s), -EPIPE);
+    T_EQ(volley_local_addr(s, &a), -EPIPE);
+    T_EQ(volley_connect(s, "127.0.0.1:9"), -EPIPE);
+    T_EQ(volley_connect_addr(s, peer), -EPIPE);
+    T_EQ(volley_set_pacing(s, 1000000, 0, 0), -EPIPE);
+    T_EQ(volley_set_pacing(s, 0, 0, 0), -EPIPE);
+    T_EQ(volley_pacing_delay(s, 100, peer), -EPIPE);
+    T_EQ(volley_errors(s, e, 2), -EPIPE);
+    /* bad arguments are still bad arguments */
+    T_EQ(volley_recv(s, NULL, 2), -EINVAL);
+    T_EQ(volley_connect(s, "nonsense"), -EINVAL);
+    struct volley_stats st;
+    T_EQ(volley_get_stats(s, &st, sizeof st), 0);
+    T_EQ(strcmp(volley_backend_name(s), "gone"), 0);
+    T_EQ(volley_features(s), 0);
+    T_EQ(volley_gso_max_segments(s), 0);
+}
+
 /* The loop closes first: a socket that shared the ring can only be
  * closed; a watched one works on alone. */
 static int case_loop_closes_first(void)
@@ -392,6 +421,7 @@ static int case_loop_closes_first(void)
         d[0] = (struct volley_dgram){.data = &v, .len = 8, .peer = t_local(w)};
         T_EQ(volley_send(s, d, 1), -EPIPE);
         T_EQ(volley_wait(s, VOLLEY_WAIT_RECV, 0), -EPIPE);
+        gone_everywhere(s, &d[0].peer);
     } else {
         c = client_for(s);
         T_EQ(send(c, &v, 8, 0), 8);

@@ -2,13 +2,15 @@
 /* volley_recv_wait on every backend, and on wrapped sockets (left
  * non-blocking): it returns what is waiting at once, sleeps until
  * datagrams come, gives 0 when its time runs out or a signal interrupts
- * it, never sleeps with timeout 0, sets SO_RCVTIMEO once for a repeated
- * timeout, and refuses bad arguments. It never asserts how long a wait
+ * it (its handler installed with SA_RESTART or not), never sleeps with
+ * timeout 0, sets SO_RCVTIMEO once for a repeated timeout, and refuses bad
+ * arguments. It never asserts how long a wait
  * took: only that it returned, and what. */
 #include "internal.h"
 #include "t.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -133,21 +135,61 @@ static int case_timeout_set_once(void)
     return 0;
 }
 
-static void on_alarm(int sig)
+static volatile sig_atomic_t signalled;
+
+static void on_usr1(int sig)
 {
     (void)sig;
+    signalled = 1;
 }
 
-/* A signal ends a sleep without a limit: 0 comes back, not an error. */
+struct ringer {
+    pthread_t waiter;
+    struct duo *u;
+    atomic_bool done;
+};
+
+/* Signal the waiter until it returns: a signal that comes before it sleeps
+ * only runs the handler, so one is not enough, and how long it takes to
+ * fall asleep does not matter. One that sleeps through 200 gets a datagram
+ * instead, which the test sees as a failure. */
+static void *ring(void *arg)
+{
+    struct ringer *r = arg;
+    for (int i = 0; i < 200 && !atomic_load(&r->done); i++) {
+        usleep(10000);
+        if (!atomic_load(&r->done))
+            pthread_kill(r->waiter, SIGUSR1);
+    }
+    if (!atomic_load(&r->done))
+        send_one(r->u, 5);
+    return NULL;
+}
+
+/* A signal ends a sleep without a limit, whether its handler asked the
+ * kernel to restart interrupted calls (SA_RESTART, as signal(3) installs
+ * it) or not: 0 comes back, not the datagram that would otherwise end it.
+ * arg: SA_RESTART or not; the receiver of the case's backend, or a
+ * wrapped mmsg socket for WRAPPED. */
+#define WRAPPED 0x100u
 static int case_signal(void)
 {
+    const struct t_case *c = t_current();
+    int flags = *(const int *)c->arg;
     struct duo u;
-    duo_open(&u, VOLLEY_BACKEND_MMSG, false);
-    struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART */
-    T_ASSERT(sigaction(SIGALRM, &sa, NULL) == 0);
-    ualarm(50000, 0);
+    duo_open(&u, c->backend, flags & WRAPPED);
+    struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = flags & SA_RESTART};
+    T_ASSERT(sigaction(SIGUSR1, &sa, NULL) == 0);
+    signalled = 0;
+    struct ringer r = {.waiter = pthread_self(), .u = &u};
+    pthread_t t;
+    T_ASSERT(pthread_create(&t, NULL, ring, &r) == 0);
     struct volley_dgram d[4];
-    T_EXPECT(volley_recv_wait(u.rx, d, 4, -1), 0);
+    int got = volley_recv_wait(u.rx, d, 4, -1);
+    atomic_store(&r.done, true);
+    pthread_join(t, NULL);
+    T_EXPECT(got, 0);
+    T_CHECK(signalled, "the handler never ran");
     duo_close(&u);
     return 0;
 }
@@ -170,6 +212,8 @@ static int case_bad_input(void)
 int main(int argc, char **argv)
 {
     static const bool wrapped = true;
+    static const int plain = 0, restart = SA_RESTART;
+    static const int plain_wrapped = WRAPPED, restart_wrapped = SA_RESTART | WRAPPED;
     static const struct t_case cases[] = {
         {"scalar", per_backend, VOLLEY_BACKEND_SCALAR, NULL},
         {"mmsg", per_backend, VOLLEY_BACKEND_MMSG, NULL},
@@ -178,7 +222,22 @@ int main(int argc, char **argv)
         {"wrapped mmsg", per_backend, VOLLEY_BACKEND_MMSG, &wrapped},
         {"wrapped uring", per_backend, VOLLEY_BACKEND_URING, &wrapped},
         {"timeout set once", case_timeout_set_once, VOLLEY_BACKEND_MMSG, NULL},
-        {"signal", case_signal, VOLLEY_BACKEND_MMSG, NULL},
+        {"signal scalar", case_signal, VOLLEY_BACKEND_SCALAR, &plain},
+        {"signal SA_RESTART scalar", case_signal, VOLLEY_BACKEND_SCALAR, &restart},
+        {"signal mmsg", case_signal, VOLLEY_BACKEND_MMSG, &plain},
+        {"signal SA_RESTART mmsg", case_signal, VOLLEY_BACKEND_MMSG, &restart},
+        {"signal uring", case_signal, VOLLEY_BACKEND_URING, &plain},
+        {"signal SA_RESTART uring", case_signal, VOLLEY_BACKEND_URING, &restart},
+        {"signal pair", case_signal, VOLLEY_BACKEND_PAIR, &plain},
+        {"signal SA_RESTART pair", case_signal, VOLLEY_BACKEND_PAIR, &restart},
+        {"signal xnu", case_signal, VOLLEY_BACKEND_XNU, &plain},
+        {"signal SA_RESTART xnu", case_signal, VOLLEY_BACKEND_XNU, &restart},
+        {"signal wrapped mmsg", case_signal, VOLLEY_BACKEND_MMSG, &plain_wrapped},
+        {"signal SA_RESTART wrapped mmsg", case_signal, VOLLEY_BACKEND_MMSG,
+         &restart_wrapped},
+        {"signal wrapped uring", case_signal, VOLLEY_BACKEND_URING, &plain_wrapped},
+        {"signal SA_RESTART wrapped uring", case_signal, VOLLEY_BACKEND_URING,
+         &restart_wrapped},
         {"bad input", case_bad_input, VOLLEY_BACKEND_MMSG, NULL},
     };
     struct t_run how = {.flags = T_FORK, .case_s = 30, .total_s = 200};

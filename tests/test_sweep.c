@@ -91,6 +91,7 @@ static const struct optab optab[VOLLEY__SYS_COUNT] = {
     [VOLLEY__SYS_EPOLL_CREATE] = {"epoll_create", {EMFILE, ENFILE, ENOMEM}, false},
     [VOLLEY__SYS_EPOLL_CTL] = {"epoll_ctl", {ENOMEM, ENOSPC, EPERM}, false},
     [VOLLEY__SYS_EPOLL_WAIT] = {"epoll_wait", {EINTR, EINVAL}, false},
+    [VOLLEY__SYS_MEMBARRIER] = {"membarrier", {EINVAL, ENOSYS, EPERM}, false},
 };
 
 /* Any call kind not in the table above (added since) gets these. */

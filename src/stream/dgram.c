@@ -186,6 +186,7 @@ static int gone_wait(volley_sock *s, unsigned events, int timeout_ms)
 
 const struct volley_backend volley__backend_gone = {
     .name = "gone",
+    .caps = VOLLEY__BE_GONE,
     .send = gone_send,
     .recv = gone_recv,
     .wait = gone_wait,

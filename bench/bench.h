@@ -251,6 +251,14 @@ int bench_plot_svg(FILE *f, const struct bench_plot *p);
  * was made on, for titles. */
 void bench_machine(char *buf, size_t size);
 
+/* --json: closes the document's "intervals" (the bench has none) and opens
+ * "end" with the header the text prints ("matrix", "machine", "header")
+ * and a "cells" array, one object per cell, that bench_json_close ends.
+ * header: the text's line under the machine. */
+__attribute__((format(printf, 2, 3))) void bench_json_open(const char *matrix,
+                                                           const char *header, ...);
+void bench_json_close(void);
+
 /*
  * tcp.c: `volley bench --tcp`, TCP echo over loopback: the volley load
  * client in this process against `volley tcp-echo` (uring, epoll) and the

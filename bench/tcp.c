@@ -689,11 +689,14 @@ static const char *kind(const struct tcell *c)
     return c->path == P_SOCKPERF ? "pingpong" : "stream";
 }
 
-static void print_json(const struct tmatrix *m)
+static void print_json(const struct tmatrix *m, double seconds, unsigned repeat)
 {
     const char *sep = "";
 
-    putchar('[');
+    bench_json_open("tcp",
+                    "median of %u interleaved run%s of %.2f s per cell; client: one "
+                    "volley loop in this process; servers: child processes",
+                    repeat, repeat == 1 ? "" : "s", seconds);
     for (unsigned i = 0; i < m->n; i++) {
         const struct tcell *c = &m->cells[i];
         bool stream = c->path == P_STREAM || c->path == P_IPERF3;
@@ -717,7 +720,7 @@ static void print_json(const struct tmatrix *m)
         putchar('}');
         sep = ",";
     }
-    puts("\n]");
+    bench_json_close();
 }
 
 static void print_notes(const struct tmatrix *m, bool json)
@@ -802,18 +805,24 @@ int bench_tcp_main(const struct bench_tcp_opts *o)
     } else {
         run_all(&m, o->seconds, o->repeat);
         medians(&m);
+        /* The chart first: its error still goes into the JSON document. */
+        if (plot && write_plot(plot, &m, o->seconds, o->repeat) < 0)
+            rc = cli_runtime_error(o->plot, -EIO);
+        if (plot && fclose(plot) != 0 && rc == 0)
+            rc = cli_runtime_error(o->plot, -errno);
+        plot = NULL;
         if (o->json)
-            print_json(&m);
+            print_json(&m, o->seconds, o->repeat);
         else
             print_table(&m, o->seconds, o->repeat);
         print_notes(&m, o->json);
-        if (plot && write_plot(plot, &m, o->seconds, o->repeat) < 0)
-            rc = cli_runtime_error(o->plot, -EIO);
-        if (m.failed && rc == 0)
+        if (m.failed && rc == 0) {
+            cli_note_error(0, "a cell failed (the notes on standard error say which)");
             rc = 1;
+        }
     }
-    if (plot && fclose(plot) != 0 && rc == 0)
-        rc = cli_runtime_error(o->plot, -errno);
+    if (plot)
+        fclose(plot);
     for (unsigned i = 0; i < m.n; i++)
         free(m.cells[i].runs);
     return rc;

@@ -70,7 +70,8 @@ static void print(struct tcell *cells, unsigned ncells,
                host, o->repeat, o->repeat == 1 ? "" : "s", o->seconds, "kind", "threads",
                "median", "unit", "ratio");
     else
-        putchar('[');
+        bench_json_open("threads", "median of %u interleaved run%s of %.2f s per cell",
+                        o->repeat, o->repeat == 1 ? "" : "s", o->seconds);
     for (unsigned i = 0; i < ncells; i++) {
         struct tcell *c = &cells[i];
         double base = cells[i - (c->threads == 2)].med;
@@ -95,7 +96,7 @@ static void print(struct tcell *cells, unsigned ncells,
             printf("%6s\n", "-");
     }
     if (o->json)
-        puts("\n]");
+        bench_json_close();
 }
 
 int bench_threads_main(const struct bench_threads_opts *o)
@@ -125,6 +126,8 @@ int bench_threads_main(const struct bench_threads_opts *o)
             continue;
         fprintf(f, "%s, %u thread%s: failed: %s\n", kind_names[cells[i].kind],
                 cells[i].threads, cells[i].threads == 1 ? "" : "s", cells[i].why);
+        cli_note_error(0, "%s, %u thread%s: failed: %s", kind_names[cells[i].kind],
+                       cells[i].threads, cells[i].threads == 1 ? "" : "s", cells[i].why);
         rc = 1;
     }
     return rc;

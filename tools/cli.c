@@ -22,11 +22,40 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 const char *cli_name = "volley";
 _Atomic int cli_stop;
 atomic_bool cli_halt;
+
+bool cli_json;
+
+/* The first error said: later ones are most often its consequences. */
+static struct {
+    bool have;
+    int err;
+    char msg[512];
+} doc_err;
+
+static void note_error_v(int err, const char *fmt, va_list ap)
+{
+    if (doc_err.have)
+        return;
+    vsnprintf(doc_err.msg, sizeof(doc_err.msg), fmt, ap);
+    doc_err.err = err;
+    doc_err.have = true;
+}
+
+void cli_note_error(int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    note_error_v(err, fmt, ap);
+    va_end(ap);
+}
 
 int cli_usage_error(const char *fmt, ...)
 {
@@ -35,6 +64,9 @@ int cli_usage_error(const char *fmt, ...)
     fprintf(stderr, "%s: ", cli_name);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    va_start(ap, fmt);
+    note_error_v(0, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nTry '%s --help'.\n", cli_name);
     return EXIT_USAGE;
@@ -45,8 +77,18 @@ int cli_unavailable(const char *what)
     return cli_usage_error("%s is " CLI_NOT_HERE, what);
 }
 
+/* What getopt refused, for the JSON error: it said so on stderr itself. */
+static char *const *parse_argv;
+
 int cli_bad_option(void)
 {
+    if (optopt > 0 && optopt <= UCHAR_MAX)
+        cli_note_error(0, "bad option -%c or its value is missing", optopt);
+    else if (parse_argv && optind > 0)
+        cli_note_error(0, "bad option '%s' or its value is missing",
+                       parse_argv[optind - 1]);
+    else
+        cli_note_error(0, "bad option");
     fprintf(stderr, "Try '%s --help'.\n", cli_name);
     return EXIT_USAGE;
 }
@@ -54,6 +96,7 @@ int cli_bad_option(void)
 int cli_runtime_error(const char *what, int err)
 {
     fprintf(stderr, "%s: %s: %s\n", cli_name, what, volley_strerror(err));
+    cli_note_error(err, "%s: %s", what, volley_strerror(err));
     return 1;
 }
 
@@ -357,6 +400,336 @@ void cli_json_string(const char *s)
     putchar('"');
 }
 
+/* The errno names a script can compare against: those the tool and the
+ * library return. NULL for any other. */
+static const char *errno_name(int err)
+{
+#define NAME(e)                                                                          \
+    case e:                                                                              \
+        return #e
+    switch (err < 0 ? -err : err) {
+        NAME(EPERM);
+        NAME(ENOENT);
+        NAME(EINTR);
+        NAME(EIO);
+        NAME(EBADF);
+        NAME(ECHILD);
+        NAME(EAGAIN);
+        NAME(ENOMEM);
+        NAME(EACCES);
+        NAME(EFAULT);
+        NAME(EBUSY);
+        NAME(EEXIST);
+        NAME(ENODEV);
+        NAME(EINVAL);
+        NAME(ENFILE);
+        NAME(EMFILE);
+        NAME(ENOSPC);
+        NAME(EPIPE);
+        NAME(ERANGE);
+        NAME(ENOSYS);
+        NAME(ENOTSOCK);
+        NAME(EMSGSIZE);
+        NAME(EPROTONOSUPPORT);
+        NAME(EOPNOTSUPP);
+        NAME(EAFNOSUPPORT);
+        NAME(EADDRINUSE);
+        NAME(EADDRNOTAVAIL);
+        NAME(ENETDOWN);
+        NAME(ENETUNREACH);
+        NAME(ECONNABORTED);
+        NAME(ECONNRESET);
+        NAME(ENOBUFS);
+        NAME(EISCONN);
+        NAME(ENOTCONN);
+        NAME(ESHUTDOWN);
+        NAME(ETIMEDOUT);
+        NAME(ECONNREFUSED);
+        NAME(EHOSTDOWN);
+        NAME(EHOSTUNREACH);
+        NAME(EALREADY);
+        NAME(EINPROGRESS);
+        NAME(ECANCELED);
+        NAME(EPROTO);
+    default:
+        return NULL;
+    }
+#undef NAME
+}
+
+static const char *const backend_names[] = {
+    [VOLLEY_BACKEND_AUTO] = "auto",   [VOLLEY_BACKEND_SCALAR] = "scalar",
+    [VOLLEY_BACKEND_MMSG] = "mmsg",   [VOLLEY_BACKEND_PAIR] = "pair",
+    [VOLLEY_BACKEND_URING] = "uring", [VOLLEY_BACKEND_EPOLL] = "epoll",
+    [VOLLEY_BACKEND_XNU] = "xnu"};
+static const char *const steer_names[] = {[VOLLEY_STEER_FLOW] = "flow",
+                                          [VOLLEY_STEER_CPU] = "cpu",
+                                          [VOLLEY_STEER_KERNEL] = "kernel"};
+#define NAME_OF(table, i) ((i) < sizeof(table) / sizeof(table[0]) ? table[i] : NULL)
+
+/* Where the document stands: nothing written yet, inside "intervals",
+ * inside "end", or closed. */
+static enum { DOC_NONE, DOC_INTERVALS, DOC_END, DOC_DONE } doc_state;
+static unsigned doc_intervals;
+static const char *doc_command; /* "recv": the command as typed */
+static unsigned doc_flags;      /* the CLI_F_* bits of the command parsed */
+
+static void doc_head(void)
+{
+    fputs("{\"version\":", stdout);
+    cli_json_string(volley_version());
+    fputs(",\"command\":", stdout);
+    cli_json_string(doc_command);
+}
+
+static void doc_host(void)
+{
+    struct utsname u;
+    char host[256];
+
+    if (gethostname(host, sizeof(host)) != 0)
+        host[0] = '\0';
+    host[sizeof(host) - 1] = '\0';
+    if (uname(&u) != 0)
+        memset(&u, 0, sizeof(u));
+    fputs(",\"host\":{\"hostname\":", stdout);
+    cli_json_string(host);
+    fputs(",\"system\":", stdout);
+    cli_json_string(u.sysname);
+    fputs(",\"kernel\":", stdout);
+    cli_json_string(u.release);
+    fputs(",\"machine\":", stdout);
+    cli_json_string(u.machine);
+    printf(",\"cpus\":%ld}", sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+static void doc_start(void)
+{
+    struct timespec ts;
+    struct tm tm;
+    char when[32];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf(",\"start\":{\"time\":\"%s\",\"unix\":%lld}", when, (long long)ts.tv_sec);
+}
+
+void cli_doc_begin(void (*args)(const void *cfg), const void *cfg)
+{
+    if (!cli_json || doc_state != DOC_NONE)
+        return;
+    doc_head();
+    fputs(",\"args\":{", stdout);
+    if (args)
+        args(cfg);
+    putchar('}');
+    doc_host();
+    doc_start();
+    fputs(",\"intervals\":[", stdout);
+    doc_state = DOC_INTERVALS;
+}
+
+void cli_doc_interval(void)
+{
+    fputs(doc_intervals++ ? ",\n{" : "\n{", stdout);
+}
+
+void cli_doc_end(void)
+{
+    if (doc_state != DOC_INTERVALS)
+        return;
+    fputs("],\n\"end\":{", stdout);
+    doc_state = DOC_END;
+}
+
+void cli_doc_finish(int rc)
+{
+    const char *name;
+
+    if (!cli_json || doc_state == DOC_DONE || (doc_state == DOC_NONE && rc == 0))
+        return;
+    if (doc_state == DOC_NONE)
+        doc_head();
+    else if (doc_state == DOC_INTERVALS)
+        fputs("],\n\"end\":null", stdout);
+    else
+        putchar('}');
+    if (rc != 0) {
+        if (!doc_err.have)
+            cli_note_error(0, "failed (exit status %d)", rc);
+        fputs(",\n\"error\":{\"message\":", stdout);
+        cli_json_string(doc_err.msg);
+        name = doc_err.err ? errno_name(doc_err.err) : NULL;
+        fputs(",\"errno\":", stdout);
+        cli_json_string(name);
+        putchar('}');
+    }
+    puts("}");
+    doc_state = DOC_DONE;
+}
+
+void cli_json_key(const char *key, bool first)
+{
+    printf("%s\"%s\":", first ? "" : ",", key);
+}
+
+/* "key":value for a count or a time that may be unlimited (0: null). */
+static void json_limit(const char *key, uint64_t v)
+{
+    cli_json_key(key, false);
+    if (v)
+        printf("%" PRIu64, v);
+    else
+        fputs("null", stdout);
+}
+
+static void json_seconds(const char *key, int64_t ns)
+{
+    cli_json_key(key, false);
+    if (ns)
+        printf("%.3f", cli_ns_seconds(ns));
+    else
+        fputs("null", stdout);
+}
+
+void cli_flow_args(const void *flow)
+{
+    const struct flow_cfg *c = flow;
+
+    cli_json_key("addr", true);
+    cli_json_string(c->addr);
+    if (doc_flags & CLI_F_COUNT)
+        json_limit("count", c->count);
+    if (doc_flags & CLI_F_DURATION)
+        json_seconds("duration_s", c->duration_ns);
+    if (doc_flags & CLI_F_IDLE)
+        json_seconds("idle_s", c->idle_ns);
+    if (doc_flags & CLI_F_BATCH)
+        json_limit("batch", c->batch);
+    if (doc_flags & CLI_F_BACKEND) {
+        cli_json_key("backend", false);
+        cli_json_string(NAME_OF(backend_names, c->backend));
+    }
+    if (doc_flags & CLI_F_NO_GSO)
+        printf(",\"gso\":%s", c->disable & VOLLEY_F_GSO ? "false" : "true");
+    if (doc_flags & CLI_F_NO_GRO)
+        printf(",\"gro\":%s", c->disable & VOLLEY_F_GRO ? "false" : "true");
+    if (doc_flags & CLI_F_THREADS)
+        printf(",\"threads\":%u,\"pin\":%s", c->threads ? c->threads : 1,
+               c->pin ? "true" : "false");
+    if (doc_flags & CLI_F_STEER) {
+        cli_json_key("steer", false);
+        cli_json_string(NAME_OF(steer_names, c->steer));
+    }
+}
+
+unsigned cli_icmp_drain(volley_sock *s, struct cli_icmp *e, bool look)
+{
+    struct volley_sockerr r[16];
+    struct volley_stats st = {0};
+    unsigned total = 0;
+    int n;
+
+    /* A wait that polls: the reports of the last datagrams sent are still
+     * in the kernel's queue, which the library reads when it sees POLLERR. */
+    if (look)
+        (void)volley_wait(s, VOLLEY_WAIT_SEND, 0);
+    while ((n = volley_errors(s, r, 16)) > 0) {
+        for (int i = 0; i < n; i++) {
+            if (e->read++ == 0)
+                e->first = r[i];
+            if (r[i].error == e->first.error &&
+                volley_addr_equal(&r[i].dest, &e->first.dest))
+                e->same++;
+        }
+        total += (unsigned)n;
+    }
+    if (volley_get_stats(s, &st, sizeof(st)) == 0 && st.sockerr_queued > e->reports)
+        e->reports = st.sockerr_queued;
+    return total;
+}
+
+/* The ICMP message behind a report, as RFC 792 and RFC 4443 name it. */
+static void icmp_kind(const struct volley_sockerr *r, char *buf, size_t size)
+{
+    /* SO_EE_ORIGIN_ICMP and SO_EE_ORIGIN_ICMP6: <linux/errqueue.h> is not
+     * everywhere the tool builds. */
+    enum { ORIGIN_ICMP = 2, ORIGIN_ICMP6 = 3 };
+    static const char *const unreach4[] = {"network unreachable", "host unreachable",
+                                           "protocol unreachable", "port unreachable",
+                                           "fragmentation needed"};
+    const char *what = NULL;
+
+    if (r->origin == ORIGIN_ICMP && r->type == 3 && r->code < 5)
+        what = unreach4[r->code];
+    else if (r->origin == ORIGIN_ICMP6 && r->type == 1 && r->code == 4)
+        what = "port unreachable";
+    else if (r->origin == ORIGIN_ICMP6 && r->type == 1 && r->code == 3)
+        what = "address unreachable";
+    else if (r->origin == ORIGIN_ICMP6 && r->type == 2)
+        what = "packet too big";
+    if (what)
+        snprintf(buf, size, " (ICMP%s %s)", r->origin == ORIGIN_ICMP6 ? "v6" : "", what);
+    else if (r->origin == ORIGIN_ICMP || r->origin == ORIGIN_ICMP6)
+        snprintf(buf, size, " (ICMP%s type %u code %u)",
+                 r->origin == ORIGIN_ICMP6 ? "v6" : "", r->type, r->code);
+    else
+        buf[0] = '\0';
+}
+
+static void icmp_dest(const struct volley_sockerr *r, char *buf, size_t size)
+{
+    if (r->dest.sa.sa_family == AF_UNSPEC || volley_addr_format(&r->dest, buf, size) < 0)
+        snprintf(buf, size, "?");
+}
+
+/* Reports of the first kind: all of them when every one read was. */
+static uint64_t icmp_times(const struct cli_icmp *e)
+{
+    return e->same == e->read && e->reports > e->read ? e->reports : e->same;
+}
+
+void cli_icmp_text(const struct cli_icmp *e, char *buf, size_t size)
+{
+    char dest[64], kind[64];
+    int n;
+
+    uint64_t times = icmp_times(e);
+
+    buf[0] = '\0';
+    if (e->read == 0)
+        return;
+    icmp_dest(&e->first, dest, sizeof(dest));
+    icmp_kind(&e->first, kind, sizeof(kind));
+    n = snprintf(buf, size, "%s: %s%s, %" PRIu64 " time%s", dest,
+                 volley_strerror(e->first.error), kind, times, times == 1 ? "" : "s");
+    if (e->reports > times && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, " (%" PRIu64 " error reports in all)",
+                 e->reports);
+}
+
+void cli_icmp_json(const struct cli_icmp *e)
+{
+    char dest[64], kind[64], msg[160];
+
+    printf(",\"icmp_errors\":%" PRIu64 ",\"icmp_error\":", e->reports);
+    if (e->read == 0) {
+        fputs("null", stdout);
+        return;
+    }
+    icmp_dest(&e->first, dest, sizeof(dest));
+    icmp_kind(&e->first, kind, sizeof(kind));
+    snprintf(msg, sizeof(msg), "%s%s", volley_strerror(e->first.error), kind);
+    fputs("{\"message\":", stdout);
+    cli_json_string(msg);
+    fputs(",\"errno\":", stdout);
+    cli_json_string(errno_name(e->first.error));
+    fputs(",\"dest\":", stdout);
+    cli_json_string(dest);
+    printf(",\"count\":%" PRIu64 "}", icmp_times(e));
+}
+
 static const struct cli_num count_num = {.flag = "--count", .min = 1, .max = UINT64_MAX};
 /* Seconds to the millisecond: the loops wait in milliseconds. */
 const struct cli_num cli_duration = {
@@ -371,12 +744,8 @@ static const struct cli_num threads_num = {
 
 static int parse_steer(const char *s, unsigned *out)
 {
-    static const char *const names[] = {[VOLLEY_STEER_FLOW] = "flow",
-                                        [VOLLEY_STEER_CPU] = "cpu",
-                                        [VOLLEY_STEER_KERNEL] = "kernel"};
-
-    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(s, names[i]) == 0) {
+    for (unsigned i = 0; i < sizeof(steer_names) / sizeof(steer_names[0]); i++) {
+        if (strcmp(s, steer_names[i]) == 0) {
             *out = i;
             return PARSE_RUN;
         }
@@ -563,6 +932,8 @@ int cli_parse(int argc, char **argv, const struct cli_cmd *cmd, void *cfg)
     int opt, rc;
 
     build_flags(cmd, lo, shorts);
+    parse_argv = argv;
+    doc_flags = cmd->shared;
     while ((opt = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
         if (opt == 'h') {
             cmd->usage();
@@ -593,6 +964,7 @@ static int check_env(void)
     if (volley_env_check(msg, sizeof(msg)) == 0)
         return PARSE_RUN;
     fprintf(stderr, "volley: %s\n", msg);
+    cli_note_error(0, "%s", msg);
     return EXIT_USAGE;
 }
 
@@ -630,7 +1002,39 @@ static void top_usage(FILE *f)
           f);
 }
 
+/* --json, as getopt_long would take it: "-j", "--json" or a prefix of it.
+ * Seen before the command parses its flags, so that a refused flag ahead
+ * of --json still gets its error document. */
+static bool wants_json(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++) {
+        size_t len = strlen(argv[i]);
+
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "-j") == 0 ||
+            (len >= 3 && strncmp(argv[i], "--json", len) == 0))
+            return true;
+    }
+    return false;
+}
+
+static int run_command(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    int rc;
+
+    /* Interval lines must show up when they happen, also through a pipe. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    cli_json = wants_json(argc, argv);
+    doc_command = argc > 1 ? argv[1] : NULL;
+    rc = run_command(argc, argv);
+    cli_doc_finish(rc);
+    return rc;
+}
+
+static int run_command(int argc, char **argv)
 {
     static const struct {
         const char *name;
@@ -655,8 +1059,6 @@ int main(int argc, char **argv)
     };
     static char name[32];
 
-    /* Interval lines must show up when they happen, also through a pipe. */
-    setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2)
         return cli_usage_error("missing COMMAND");
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {

@@ -160,6 +160,39 @@ int cli_fd_flags(int fd, bool nonblock);
 void cli_json_string(const char *s);
 
 /*
+ * --json: whatever the command, stdout carries one document of one shape
+ * (volley(1), JSON OUTPUT), so a script reads every command the same way:
+ *   {"version", "command", "args", "host", "start", "intervals": [...],
+ *    "end": {...}}, and "error" {"message", "errno"} beside them when the
+ * exit status is not 0. main owns the document: it writes the error
+ * document when a command failed before it began, and closes the one a
+ * command began, adding the error the command ended with.
+ */
+extern bool cli_json;
+/* The error a --json document reports: the first one said on stderr.
+ * cli_usage_error and cli_runtime_error call it; code that explains a
+ * failure itself calls it with a negative errno or 0. */
+__attribute__((format(printf, 2, 3))) void cli_note_error(int err, const char *fmt, ...);
+/* Writes the document up to its open "intervals" array; args prints the
+ * members of "args" from cfg. Nothing without --json. */
+void cli_doc_begin(void (*args)(const void *cfg), const void *cfg);
+/* Opens the next object of "intervals": the caller prints its members and
+ * its closing brace. */
+void cli_doc_interval(void);
+/* Closes "intervals" and opens "end": the caller prints its members; main
+ * closes it. */
+void cli_doc_end(void);
+/* main, once the command returned rc: the error document, or the end of
+ * the one begun. */
+void cli_doc_finish(int rc);
+/* "key":value members for the args and end objects: a leading comma but
+ * for the first member of an object (first true). */
+void cli_json_key(const char *key, bool first);
+/* What the shared flags of a flow command (struct flow_cfg) came to, as
+ * members of "args", the first of them first. */
+void cli_flow_args(const void *flow);
+
+/*
  * How a command reads its command line. The flags several commands take are
  * defined once, in cli.c; a command picks the ones it takes by CLI_F_* bits
  * and adds its own. Every command takes --json and --help.
@@ -196,6 +229,38 @@ struct cli_cmd {
  * run, 0 once --help was shown, or an exit status. */
 int cli_parse(int argc, char **argv, const struct cli_cmd *cmd, void *cfg);
 
+/*
+ * ICMP error reports (VOLLEY_F_RECVERR) a sender drew, read with
+ * volley_errors: how many, and the first kind in full, so that a summary
+ * can say which error it was (a closed port answers "port unreachable").
+ */
+struct cli_icmp {
+    uint64_t reports; /* every report the socket queued (its stats) */
+    uint64_t read;    /* of them, read here: the library keeps the latest 32 */
+    uint64_t same;    /* of those, the first kind: same error and destination */
+    struct volley_sockerr first;
+};
+/* Reads every report waiting on s into e; how many were read. look: first
+ * make the library look at the kernel's error queue (a poll), for a caller
+ * that does not wait on s. */
+unsigned cli_icmp_drain(volley_sock *s, struct cli_icmp *e, bool look);
+/* "127.0.0.1:9: connection refused (ICMP port unreachable), 5 times" and,
+ * when other kinds came too, how many. "" when none came. */
+void cli_icmp_text(const struct cli_icmp *e, char *buf, size_t size);
+/* ,"icmp_errors":N,"icmp_error":{"message","errno","dest","count"} or null */
+void cli_icmp_json(const struct cli_icmp *e);
+
+/* Wherever kernel drops are shown: SO_RXQ_OVFL counts the buffers the
+ * socket dropped, and with GRO one buffer holds a batch of datagrams. */
+#define CLI_DROPS_NOTE                                                                   \
+    "(buffers dropped on a full socket: with GRO, one can hold many datagrams)"
+/* The same for a --help text. */
+#define CLI_DROPS_HELP                                                                   \
+    "Kernel drops count the receive buffers the kernel dropped because the\n"            \
+    "socket was full (SO_RXQ_OVFL): with GRO, one dropped buffer can hold a\n"           \
+    "whole batch of coalesced datagrams, so drops may be fewer than the\n"               \
+    "datagrams lost.\n"
+
 /* What recv, send, echo and ping share. */
 struct flow_cfg {
     const char *addr;
@@ -210,6 +275,8 @@ struct flow_cfg {
     unsigned backend;
     unsigned disable;
     bool json;
+    /* A thread of --threads: its lines are the main thread's to print. */
+    bool quiet;
     /* --threads N: one socket (or loop) per thread; --pin: thread i on the
      * i-th CPU this process may use, modulo their number; --steer: how a
      * server's reuseport group spreads packets (VOLLEY_STEER_*). */

@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -521,6 +522,9 @@ static int matrix_run(struct matrix *m, const struct bench_cfg *cfg)
                         bench_path_name(c->path),
                         c->kind == CELL_LAT ? "latency" : "throughput", c->size,
                         volley_strerror(err));
+                cli_note_error(err, "%s %s at %zu bytes: %s", bench_path_name(c->path),
+                               c->kind == CELL_LAT ? "latency" : "throughput", c->size,
+                               volley_strerror(err));
             }
         }
     }
@@ -647,6 +651,30 @@ void bench_machine(char *buf, size_t size)
              sysconf(_SC_NPROCESSORS_ONLN), when);
 }
 
+void bench_json_open(const char *matrix, const char *header, ...)
+{
+    char host[256], line[400];
+    va_list ap;
+
+    va_start(ap, header);
+    vsnprintf(line, sizeof(line), header, ap);
+    va_end(ap);
+    bench_machine(host, sizeof(host));
+    cli_doc_end();
+    fputs("\"matrix\":", stdout);
+    cli_json_string(matrix);
+    fputs(",\"machine\":", stdout);
+    cli_json_string(host);
+    fputs(",\"header\":", stdout);
+    cli_json_string(line);
+    fputs(",\"cells\":[", stdout);
+}
+
+void bench_json_close(void)
+{
+    fputs("\n]", stdout);
+}
+
 static void print_table(const struct matrix *m, const struct bench_cfg *cfg)
 {
     char host[256];
@@ -755,11 +783,12 @@ static void json_lat(const struct cell *c)
     putchar('}');
 }
 
-static void print_json(const struct matrix *m)
+static void print_json(const struct matrix *m, const struct bench_cfg *cfg)
 {
     const char *sep = "";
 
-    putchar('[');
+    bench_json_open("udp", "median of %u interleaved run%s of %.2f s per cell",
+                    cfg->repeat, cfg->repeat == 1 ? "" : "s", cfg->seconds);
     for (unsigned i = 0; i < m->n; i++) {
         const struct cell *c = &m->cells[i];
 
@@ -772,7 +801,7 @@ static void print_json(const struct matrix *m)
             json_lat(c);
         sep = ",";
     }
-    puts("\n]");
+    bench_json_close();
 }
 
 static void print_notes(const struct matrix *m, const struct bench_cfg *cfg)
@@ -842,18 +871,52 @@ static int bench_main(const struct bench_cfg *cfg)
         rc = 1; /* matrix_run said what failed */
     if (rc == 0) {
         matrix_medians(&m);
+        /* The chart first: its error still goes into the JSON document. */
+        if (plot && write_plot(plot, &m, cfg) < 0)
+            rc = cli_runtime_error(cfg->plot, -EIO);
+        if (plot && fclose(plot) != 0 && rc == 0)
+            rc = cli_runtime_error(cfg->plot, -errno);
+        plot = NULL;
         if (cfg->json)
-            print_json(&m);
+            print_json(&m, cfg);
         else
             print_table(&m, cfg);
         print_notes(&m, cfg);
-        if (plot && write_plot(plot, &m, cfg) < 0)
-            rc = cli_runtime_error(cfg->plot, -EIO);
     }
-    if (plot && fclose(plot) != 0 && rc == 0)
-        rc = cli_runtime_error(cfg->plot, -errno);
+    if (plot)
+        fclose(plot);
     matrix_free(&m);
     return rc;
+}
+
+static void bench_args(const void *cfg)
+{
+    const struct bench_cfg *c = cfg;
+    const char *sep = "";
+
+    cli_json_key("matrix", true);
+    cli_json_string(c->tcp         ? "tcp"
+                    : c->unix_pair ? "unix"
+                    : c->threads   ? "threads"
+                                   : "udp");
+    printf(",\"seconds\":%.3f,\"repeat\":%u,\"sizes\":[", c->seconds, c->repeat);
+    for (unsigned i = 0; i < c->nsizes; i++)
+        printf("%s%zu", i ? "," : "", c->sizes[i]);
+    fputs("],\"paths\":[", stdout);
+    for (enum bench_path p = 0; p < BENCH_NPATHS; p++) {
+        if (!(c->paths & (1u << p)))
+            continue;
+        printf("%s", sep);
+        cli_json_string(bench_path_name(p));
+        sep = ",";
+    }
+    printf("],\"latency\":%s,\"cpu\":", c->latency ? "true" : "false");
+    if (c->pin.tx >= 0)
+        printf("[%d,%d]", c->pin.tx, c->pin.rx);
+    else
+        fputs("null", stdout);
+    fputs(",\"plot\":", stdout);
+    cli_json_string(c->plot);
 }
 
 int cmd_bench(int argc, char **argv)
@@ -897,6 +960,7 @@ int cmd_bench(int argc, char **argv)
             c.udp_flag      ? c.udp_flag
             : c.seconds_arg ? c.seconds_arg
                             : c.plot_arg);
+    cli_doc_begin(bench_args, &c);
     if (c.unix_pair)
         return bench_unix_main(
             &(struct bench_unix_opts){.repeat = c.repeat, .json = c.json});

@@ -61,7 +61,7 @@ enum tcpload_mode { TCPLOAD_PINGPONG, TCPLOAD_STREAM };
 struct tcpload_tick {
     double from, to; /* seconds since the run started */
     uint64_t requests;
-    uint64_t bytes_out; /* bytes the kernel took in the interval */
+    uint64_t bytes_out; /* as tcpload_result counts them, in the interval */
     uint64_t bytes_in;
     unsigned conns; /* connections open */
 };
@@ -91,6 +91,10 @@ enum { TL_REQUESTS, TL_OPEN, TL_BYTES_OUT };
 struct tcpload_result {
     unsigned connected;
     uint64_t requests; /* answered (ping-pong) or written (stream) in the run */
+    /* Ping-pong: bytes of the requests written in the run and of their
+     * replies, also those that came after its end: equal when every
+     * request was answered. Stream: bytes the kernel took in the run, and
+     * the echo read before the connections closed. */
     uint64_t bytes_out, bytes_in;
     uint64_t errors; /* failed dials, connections lost, short replies */
     int first_error; /* the first of them, a negative errno; 0: none */

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct lat_hist;
+
 int64_t bench_cpu_ns(void); /* CPU time of the calling thread */
 
 /* The paths `volley bench` compares, in table order. iperf3 is the iperf3
@@ -101,8 +103,9 @@ struct bench_run {
     int64_t last_rx_ns;                    /* written by the receiver */
     _Atomic int64_t tx_done_ns;            /* 0 until the sender is done */
     struct bench_side tx, rx;
-    /* latency cells: round-trip times, and requests never answered */
-    int64_t *rtt;
+    /* latency cells: round-trip times (the tool's histogram, seq.h), how
+     * many at most, and requests never answered */
+    struct lat_hist *rtt;
     uint64_t rtt_cap, rtt_n, rtt_lost;
 };
 

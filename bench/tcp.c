@@ -710,6 +710,8 @@ static void print_json(const struct tmatrix *m, double seconds, unsigned repeat)
         json_num("gbit_per_s", c->med.gbps, 4);
         json_num("p50_us", stream ? -1 : c->med.p50_us, 3);
         json_num("p99_us", stream ? -1 : c->med.p99_us, 3);
+        json_num("latency_error", stream || c->path == P_SOCKPERF ? -1 : LAT_HIST_ERROR,
+                 6);
         json_num("server_cpu_ns_per_request", stream ? -1 : c->med.srv_ns, 1);
         json_num("min", c->lo, 3);
         json_num("max", c->hi, 3);

@@ -11,6 +11,7 @@
  */
 #include "bench.h"
 #include "cli.h"
+#include "seq.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -778,6 +779,7 @@ static void json_lat(const struct cell *c)
     json_num("p99_us", l->p99_us, 3);
     json_num("min_us", l->min_us, 3);
     json_num("max_us", l->max_us, 3);
+    json_num("latency_error", LAT_HIST_ERROR, 6);
     printf(",\"samples\":%" PRIu64 ",\"lost\":%" PRIu64, l->samples, l->lost);
     json_num("ratio_to_baseline", c->ratio > 0 ? c->ratio : -1, 4);
     putchar('}');

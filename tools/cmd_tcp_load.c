@@ -56,7 +56,9 @@ static void load_usage(void)
            "and bytes in their replies, the last of which may come after its end:\n"
            "the two are equal when every request was answered. The summary gives "
            "requests/s, Gbit/s sent, the round-trip\n"
-           "p50, p90, p99, p99.9 and max in microseconds, and the errors: dials that\n"
+           "p50, p90, p99, p99.9 and max in microseconds (from a log-linear\n"
+           "histogram: each percentile at most 1/64 above the exact one, never\n"
+           "below), and the errors: dials that\n"
            "failed, connections lost, short replies. SIGINT or SIGTERM ends the run\n"
            "early; the summary is printed either way. With --threads, the lines and\n"
            "the summary sum the threads (the percentiles are over every round trip,\n"
@@ -192,6 +194,7 @@ static void load_json(const struct load_cfg *c, unsigned conns,
     json_us("p99_us", r->p99_us);
     json_us("p999_us", r->p999_us);
     json_us("max_us", r->max_us);
+    printf(",\"latency_error\":%.6f", LAT_HIST_ERROR);
     printf(",\"errors\":%" PRIu64 ",\"first_error\":", r->errors);
     cli_json_string(r->first_error ? volley_strerror(r->first_error) : NULL);
     printf(",\"syscalls\":%" PRIu64 ",\"polls\":%" PRIu64 ",\"sends\":%" PRIu64

@@ -268,7 +268,7 @@ for bad in 0x10 " 10" 1e1 -10 10x 10.5; do
     refuses --repeat "$bad" 1..100 bench --paths baseline --no-latency --sizes 64 \
         --seconds 0.01
 done
-for bad in 0x1 " 1" "1 " 1e-3 1E3 -1 +1 1s 1,5 .5 5. 01 inf nan ""; do
+for bad in 0x1 " 1" "1 " 1e-3 1E3 -1 +1 1S 1sec "1 s" 1,5 .5 5. 01 inf nan "" s -1s 1ss 1m; do
     refuses --duration "$bad" 0.001..1000000 recv 127.0.0.1:0 --idle 0
     refuses --idle "$bad" 0..1000000 echo 127.0.0.1:0 --duration 0.1
     refuses --timeout "$bad" 0.001..60000 ping 127.0.0.1:9 --count 1
@@ -301,6 +301,98 @@ refuses --size 65508 24..65507 ping "[::ffff:127.0.0.1]:9" --count 1 --timeout 1
 refuses --size 65528 24..65527 ping "[::1]:9" --count 1 --timeout 100
 refuses --size 23 24..65507 ping 127.0.0.1:9 --count 1 --timeout 100
 refuses --sizes 65508 1..65507 bench --paths baseline --no-latency --seconds 0.01
+# units, as people type them: sizes in K (k, KiB: 1024), M and G; times in
+# s, ms, us or ns, a bare number in the flag's own unit (seconds for
+# --duration, --idle and --seconds, milliseconds for --interval and
+# --timeout); rates in powers of 1000 (above)
+for form in 1k:1024 1K:1024 1KiB:1024 1.5k:1536 0.5K:512 0k:0 64:64; do
+    timeout $T "$VOLLEY" send "127.0.0.1:$(free_port)" --size "${form%%:*}" --count 1 \
+        --json >"$tmp/unit.json" 2>"$tmp/unit.err" &&
+        check_end "$tmp/unit.json" 'assert j["bytes"] == int(a[0]), j' "${form#*:}" ||
+        fail "send --size ${form%%:*} is not ${form#*:} bytes: $(cat "$tmp/unit.err")"
+done
+for form in 2s:2000 500ms:500 1500us:1.5 250000ns:0.25 0.5s:500 7:7; do
+    timeout $T "$VOLLEY" ping 127.0.0.1:9 --count 1 --interval "${form%%:*}" \
+        --timeout "${form%%:*}" --json >"$tmp/unit.json" 2>/dev/null
+    check_json "$tmp/unit.json" '
+assert j["args"]["interval_ms"] == float(a[0]) == j["args"]["timeout_ms"], j["args"]' \
+        "${form#*:}" || fail "ping --interval/--timeout ${form%%:*} is not ${form#*:} ms"
+done
+for form in 1s:1 250ms:0.25 1000us:0.001 2000000ns:0.002 0.25:0.25; do
+    timeout $T "$VOLLEY" recv 127.0.0.1:0 --duration "${form%%:*}" --idle "${form%%:*}" \
+        --json >"$tmp/unit.json" 2>/dev/null &&
+        check_json "$tmp/unit.json" '
+assert j["args"]["duration_s"] == float(a[0]) == j["args"]["idle_s"], j["args"]' \
+            "${form#*:}" || fail "recv --duration/--idle ${form%%:*} is not ${form#*:} s"
+done
+# the same strict refusals: a unit that is not the flag's, finer than its
+# step, out of range, or overflowing
+for bad in 1kB 1KB 1Ki 1ki 1kk k 1.k -1k 1e3k 1s 64K 1G 99999999999999999999K; do
+    refuses --size "$bad" 0..65507 send 127.0.0.1:9 --count 1
+done
+refuses --size 1.0001k 0..65507 send 127.0.0.1:9 --count 1
+linux_only && refuses --size 17M 1..16777216 tcp-load 127.0.0.1:9
+refuses --burst 4G 1..4294967295 send 127.0.0.1:9 --count 1 --rate 1M
+refuses_item --sizes 64,1.1k 1.1k 1..65507 bench --paths baseline --no-latency --seconds 0.01
+for bad in 500us 1ns 0.5ms 0s 0ms 1000001s 99999999999999999999s 1M 1k 1h; do
+    refuses --duration "$bad" 0.001..1000000 recv 127.0.0.1:0 --idle 0
+done
+for bad in 1ns 0.5us 60001ms 61s 1ks; do
+    refuses --timeout "$bad" 0.001..60000 ping 127.0.0.1:9 --count 1
+done
+refuses --interval 0.5ns 0.000001..1000000 ping 127.0.0.1:9 --count 1
+refuses --interval 1001s 0.000001..1000000 ping 127.0.0.1:9 --count 1
+refuses --seconds 61s 0.001..60 bench --paths baseline --no-latency --sizes 64
+refuses --seconds 100us 0.001..60 bench --paths baseline --no-latency --sizes 64
+timeout $T "$VOLLEY" recv 127.0.0.1:0 --duration 1us >/dev/null 2>"$tmp/err"
+grep -q -F 'is finer than 0.001 s' "$tmp/err" ||
+    fail "recv --duration 1us does not say it is finer than the flag's step: $(cat "$tmp/err")"
+
+# --- host names, resolved by the tool: names in /etc/hosts only (no
+# resolver traffic), brackets for IPv6 and optional for names
+if grep -q -E '^127\.0\.0\.1[[:space:]].*\blocalhost\b' /etc/hosts 2>/dev/null; then
+    if start_volley recv named --count 5 --idle 1 --duration 20 --json; then
+        for addr in "localhost:$port" "[localhost]:$port"; do
+            timeout $T "$VOLLEY" send "$addr" --count 1 --size 64 --json >"$tmp/named.json" &&
+                check_json "$tmp/named.json" '
+assert j["args"]["addr"] == a[0] and j["args"]["address"] == a[1], j["args"]
+assert j["end"]["datagrams"] == 1' "$addr" "127.0.0.1:$port" ||
+                fail "send $addr: $(cat "$tmp/named.json")"
+        done
+        timeout $T "$VOLLEY" ping "localhost:$port" --count 3 --timeout 100 >/dev/null 2>&1
+        timeout $T "$VOLLEY" send "localhost:$port" --count 3 --size 64 >/dev/null ||
+            fail "send localhost:$port exited non-zero"
+        reap "$vpid"
+        check_end "$tmp/named.out" 'assert j["datagrams"] >= 5, j' ||
+            fail "recv from senders to localhost: $(cat "$tmp/named.out")"
+    fi
+    # a server bound by name, a client by name
+    if start_volley echo echoname --count 2 --duration 20 --json; then
+        timeout $T "$VOLLEY" ping "localhost:$port" --count 2 --json >"$tmp/pname.json" &&
+            check_end "$tmp/pname.json" 'assert j["received"] == 2' ||
+            fail "ping localhost:$port: $(cat "$tmp/pname.json")"
+        reap "$vpid"
+    fi
+    timeout $T "$VOLLEY" recv localhost:0 --duration 0.05 --json >"$tmp/bindname.json" \
+        2>"$tmp/bindname.err" &&
+        grep -q "listening on 127.0.0.1:" "$tmp/bindname.err" ||
+        fail "recv localhost:0 did not bind 127.0.0.1: $(cat "$tmp/bindname.err")"
+else
+    echo "note: no 127.0.0.1 localhost line in /etc/hosts: names not tried"
+fi
+# [::1] needs its brackets; a name needs a port; a port is 0 to 65535
+if grep -q -E '^::1[[:space:]].*\bip6-localhost\b' /etc/hosts 2>/dev/null; then
+    timeout $T "$VOLLEY" send ip6-localhost:9 --count 1 --json >"$tmp/ip6.json" 2>/dev/null &&
+        check_json "$tmp/ip6.json" 'assert j["args"]["address"] == "[::1]:9"' ||
+        fail "send ip6-localhost:9: $(cat "$tmp/ip6.json")"
+fi
+long=$(printf '%0300d' 0 | tr 0 a)
+for bad in localhost "localhost:" localhost:65536 localhost:-1 "localhost: 9" localhost:9x \
+    ::1:9 "[::1]" "[::1]9" "[localhost:9" "]:9" ":9" "[]:9" "$long:9" "local host:"; do
+    expect_usage send "$bad" --count 1
+    grep -q -F "bad ADDR" "$tmp/err" || fail "send '$bad' does not say the ADDR is bad"
+done
+
 # lists: no empty item, at most as many items as allowed, each a number
 bench1="bench --paths baseline --no-latency --seconds 0.01 --repeat 1"
 for bad in 64,,512 ,64 "64," "" 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17; do

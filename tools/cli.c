@@ -19,8 +19,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -130,13 +132,38 @@ bool cli_parse_backend(const char *s, unsigned *out)
 
 enum num_fault { NUM_OK, NUM_SYNTAX, NUM_PLACES, NUM_RANGE };
 
-/* The decimal exponent a suffix stands for, 0 for none. */
-static unsigned si_exponent(char ch)
-{
-    static const char suffixes[] = "kmgt";
-    const char *p = ch ? strchr(suffixes, tolower((unsigned char)ch)) : NULL;
+/* The suffixes a flag's unit allows, and what each stands for: a power
+ * of ten to shift by (relative to the flag's own unit) and a power of 1024
+ * to multiply by. */
+static const struct suffix {
+    enum cli_unit unit;
+    const char *text;
+    int shift10;
+    unsigned pow1024;
+} unit_suffixes[] = {
+    {CLI_UNIT_SI, "k", 3, 0},      {CLI_UNIT_SI, "K", 3, 0},
+    {CLI_UNIT_SI, "m", 6, 0},      {CLI_UNIT_SI, "M", 6, 0},
+    {CLI_UNIT_SI, "g", 9, 0},      {CLI_UNIT_SI, "G", 9, 0},
+    {CLI_UNIT_SI, "t", 12, 0},     {CLI_UNIT_SI, "T", 12, 0},
+    {CLI_UNIT_BYTES, "k", 0, 1},   {CLI_UNIT_BYTES, "K", 0, 1},
+    {CLI_UNIT_BYTES, "KiB", 0, 1}, {CLI_UNIT_BYTES, "M", 0, 2},
+    {CLI_UNIT_BYTES, "MiB", 0, 2}, {CLI_UNIT_BYTES, "G", 0, 3},
+    {CLI_UNIT_BYTES, "GiB", 0, 3}, {CLI_UNIT_S, "s", 0, 0},
+    {CLI_UNIT_S, "ms", -3, 0},     {CLI_UNIT_S, "us", -6, 0},
+    {CLI_UNIT_S, "ns", -9, 0},     {CLI_UNIT_MS, "s", 3, 0},
+    {CLI_UNIT_MS, "ms", 0, 0},     {CLI_UNIT_MS, "us", -3, 0},
+    {CLI_UNIT_MS, "ns", -6, 0},
+};
 
-    return p ? 3 * (unsigned)(p - suffixes + 1) : 0;
+/* The suffix s[0..len) for f, or NULL. */
+static const struct suffix *find_suffix(const char *s, size_t len,
+                                        const struct cli_num *f)
+{
+    for (size_t i = 0; i < sizeof(unit_suffixes) / sizeof(unit_suffixes[0]); i++)
+        if (unit_suffixes[i].unit == f->unit && strlen(unit_suffixes[i].text) == len &&
+            memcmp(unit_suffixes[i].text, s, len) == 0)
+            return &unit_suffixes[i];
+    return NULL;
 }
 
 /* *v = *v * 10^k + add; false when that overflows. */
@@ -162,42 +189,50 @@ static size_t digits(const char *p, const char *end)
     return n;
 }
 
-/* Reads s[0..len) into *out, exactly, in units of 10^-f->places. Written by
- * hand: strtod and strtoull take blanks, signs, hex and exponents. */
+/* Reads s[0..len) into *out, exactly, in units of 10^-f->places of the
+ * flag's unit. Written by hand: strtod and strtoull take blanks, signs, hex
+ * and exponents. */
 static enum num_fault scan_number(const char *s, size_t len, const struct cli_num *f,
                                   uint64_t *out)
 {
-    const char *end = s + len, *frac;
-    unsigned shift = f->places;
+    const char *end = s + len, *frac, *tail;
+    const struct suffix *u = NULL;
     size_t whole, nfrac = 0;
+    int shift = (int)f->places;
     uint64_t v = 0;
     bool fits = true;
 
-    if (len > 0 && f->si && si_exponent(end[-1])) {
-        end--;
-        shift += si_exponent(*end);
-    }
     whole = digits(s, end);
     /* "0" alone may start a number: "010" could be meant as octal. */
     if (whole == 0 || (whole > 1 && *s == '0'))
         return NUM_SYNTAX;
-    frac = s + whole;
+    frac = tail = s + whole;
     if (frac < end && *frac == '.') {
         nfrac = digits(++frac, end);
         if (nfrac == 0)
             return NUM_SYNTAX;
+        tail = frac + nfrac;
     }
-    if (frac + nfrac != end)
+    if (tail != end && !(u = find_suffix(tail, (size_t)(end - tail), f)))
         return NUM_SYNTAX;
+    if (u)
+        shift += u->shift10;
     while (nfrac > 0 && frac[nfrac - 1] == '0') /* they change nothing */
         nfrac--;
-    if (nfrac > shift)
-        return NUM_PLACES;
     for (size_t i = 0; i < whole; i++)
         fits = fits && shift_in(&v, 1, (unsigned)(s[i] - '0'));
     for (size_t i = 0; i < nfrac; i++)
         fits = fits && shift_in(&v, 1, (unsigned)(frac[i] - '0'));
-    if (!fits || !shift_in(&v, shift - (unsigned)nfrac, 0) || v < f->min || v > f->max)
+    for (unsigned i = 0; u && i < u->pow1024 && fits; i++)
+        fits = v <= UINT64_MAX / 1024 && (v *= 1024, true);
+    /* v is now the value times 10^nfrac, in steps times 10^-shift */
+    shift -= (int)nfrac;
+    for (; shift < 0 && fits; shift++) {
+        if (v % 10)
+            return NUM_PLACES; /* between two steps */
+        v /= 10;
+    }
+    if (!fits || !shift_in(&v, (unsigned)shift, 0) || v < f->min || v > f->max)
         return NUM_RANGE;
     *out = v;
     return NUM_OK;
@@ -213,7 +248,7 @@ static void format_units(char *buf, size_t size, uint64_t v, const struct cli_nu
 
     for (unsigned i = 0; i < f->places; i++)
         one *= 10;
-    while (f->si && k < 4 && v >= 1000 && v % 1000 == 0) {
+    while (f->unit == CLI_UNIT_SI && k < 4 && v >= 1000 && v % 1000 == 0) {
         v /= 1000;
         k++;
     }
@@ -229,14 +264,27 @@ static void format_units(char *buf, size_t size, uint64_t v, const struct cli_nu
 
 static int refuse(const struct cli_num *f, const char *s, size_t len, enum num_fault why)
 {
-    char lo[32], hi[32], what[80];
+    char lo[32], hi[32], what[96];
+    static const char *const units[] = {
+        [CLI_UNIT_NONE] = "",
+        [CLI_UNIT_SI] = " with an optional k, M, G or T suffix",
+        [CLI_UNIT_BYTES] = " with an optional K (KiB), M (MiB) or G (GiB) suffix",
+        [CLI_UNIT_S] = " of seconds, or one ending in s, ms, us or ns",
+        [CLI_UNIT_MS] = " of milliseconds, or one ending in s, ms, us or ns",
+    };
+    static const char *const unit_names[] = {[CLI_UNIT_S] = " s", [CLI_UNIT_MS] = " ms"};
 
     format_units(lo, sizeof(lo), f->min, f);
     format_units(hi, sizeof(hi), f->max, f);
     if (why == NUM_SYNTAX)
-        snprintf(what, sizeof(what), "is not a plain decimal number%s",
-                 f->si ? " with an optional k, M, G or T suffix" : "");
-    else if (why == NUM_PLACES && f->places)
+        snprintf(what, sizeof(what), "is not a plain decimal number%s", units[f->unit]);
+    else if (why == NUM_PLACES && (f->unit == CLI_UNIT_S || f->unit == CLI_UNIT_MS)) {
+        char step[32];
+
+        format_units(step, sizeof(step), 1, f);
+        snprintf(what, sizeof(what), "is finer than %s%s, the flag's step", step,
+                 unit_names[f->unit]);
+    } else if (why == NUM_PLACES && f->places)
         snprintf(what, sizeof(what), "has more than %u decimal places", f->places);
     else
         snprintf(what, sizeof(what), "%s",
@@ -302,7 +350,8 @@ unsigned cli_udp_max(const struct volley_addr *a)
 
 int cli_size(const char *s, uint64_t min, const struct volley_addr *a, uint64_t *out)
 {
-    const struct cli_num f = {.flag = "--size", .min = min, .max = cli_udp_max(a)};
+    const struct cli_num f = {
+        .flag = "--size", .min = min, .max = cli_udp_max(a), .unit = CLI_UNIT_BYTES};
 
     return cli_number(s, &f, out);
 }
@@ -598,6 +647,8 @@ void cli_flow_args(const void *flow)
     const struct flow_cfg *c = flow;
 
     cli_json_key("addr", true);
+    cli_json_string(c->addr_arg);
+    cli_json_key("address", false);
     cli_json_string(c->addr);
     if (doc_flags & CLI_F_COUNT)
         json_limit("count", c->count);
@@ -732,10 +783,16 @@ void cli_icmp_json(const struct cli_icmp *e)
 
 static const struct cli_num count_num = {.flag = "--count", .min = 1, .max = UINT64_MAX};
 /* Seconds to the millisecond: the loops wait in milliseconds. */
-const struct cli_num cli_duration = {
-    .flag = "--duration", .min = 1, .max = MAX_SECONDS * 1000ull, .places = 3};
-static const struct cli_num idle_num = {
-    .flag = "--idle", .min = 0, .max = MAX_SECONDS * 1000ull, .places = 3};
+const struct cli_num cli_duration = {.flag = "--duration",
+                                     .min = 1,
+                                     .max = MAX_SECONDS * 1000ull,
+                                     .places = 3,
+                                     .unit = CLI_UNIT_S};
+static const struct cli_num idle_num = {.flag = "--idle",
+                                        .min = 0,
+                                        .max = MAX_SECONDS * 1000ull,
+                                        .places = 3,
+                                        .unit = CLI_UNIT_S};
 static const struct cli_num batch_num = {
     .flag = "--batch", .min = 1, .max = VOLLEY_BATCH_MAX};
 #if VOLLEY_HAVE_LINUX
@@ -821,16 +878,104 @@ int cli_flow_option(int opt, void *flow)
     }
 }
 
+#define ADDR_FORMS "ip:port, [ip6]:port, host:port or [host]:port"
+
+/* host[0..len) by getaddrinfo, into *out with port: the first address it
+ * gives (RFC 6724 order), as every client of the resolver would take. */
+static int resolve_host(const char *s, const char *host, size_t len, unsigned port,
+                        struct volley_addr *out)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    char name[256];
+    int rc;
+
+    if (len == 0 || len >= sizeof(name))
+        return cli_usage_error("bad ADDR '%s': want " ADDR_FORMS, s);
+    memcpy(name, host, len);
+    name[len] = '\0';
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM; /* one answer per address, not per protocol */
+    rc = getaddrinfo(name, NULL, &hints, &res);
+    for (ai = rc == 0 ? res : NULL; ai; ai = ai->ai_next)
+        if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+            ai->ai_addrlen <= sizeof(*out))
+            break;
+    if (!ai) {
+        const char *why = rc ? gai_strerror(rc) : "no IPv4 or IPv6 address";
+
+        if (res)
+            freeaddrinfo(res);
+        /* The resolver could not say now: not the user's mistake. */
+        if (rc == EAI_AGAIN || rc == EAI_FAIL || rc == EAI_MEMORY || rc == EAI_SYSTEM) {
+            fprintf(stderr, "%s: ADDR '%s': cannot resolve '%s': %s\n", cli_name, s, name,
+                    why);
+            cli_note_error(0, "ADDR '%s': cannot resolve '%s': %s", s, name, why);
+            return 1;
+        }
+        return cli_usage_error("bad ADDR '%s': cannot resolve '%s': %s", s, name, why);
+    }
+    memset(out, 0, sizeof(*out));
+    memcpy(&out->sa, ai->ai_addr, ai->ai_addrlen);
+    if (ai->ai_family == AF_INET)
+        out->sin.sin_port = htons((uint16_t)port);
+    else
+        out->sin6.sin6_port = htons((uint16_t)port);
+    freeaddrinfo(res);
+    return PARSE_RUN;
+}
+
+/* ADDR as people type it: what volley_addr_parse takes, or a host name
+ * with a port, resolved here, in the tool, so that the library only ever
+ * sees addresses. c->addr becomes the address ("127.0.0.1:9000"), what the
+ * library is given; c->addr_arg keeps what was typed. */
+static int resolve_addr(struct flow_cfg *c)
+{
+    const char *s = c->addr_arg, *host = s, *colon;
+    size_t len;
+    unsigned long port;
+    char *end;
+    int rc;
+
+    if (volley_addr_parse(&c->peer, s) == 0) {
+        c->addr = s;
+        return PARSE_RUN;
+    }
+    if (*s == '[') {
+        const char *close = strchr(s, ']');
+
+        if (!close || close[1] != ':')
+            return cli_usage_error("bad ADDR '%s': want " ADDR_FORMS, s);
+        host = s + 1;
+        len = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || memchr(s, ':', (size_t)(colon - s))) /* IPv6 needs brackets */
+            return cli_usage_error("bad ADDR '%s': want " ADDR_FORMS, s);
+        len = (size_t)(colon - s);
+    }
+    errno = 0;
+    port = strtoul(colon + 1, &end, 10);
+    if (!isdigit((unsigned char)colon[1]) || *end || errno || port > 65535)
+        return cli_usage_error("bad ADDR '%s': the port is not 0 to 65535", s);
+    rc = resolve_host(s, host, len, (unsigned)port, &c->peer);
+    if (rc != PARSE_RUN)
+        return rc;
+    if (volley_addr_format(&c->peer, c->addr_buf, sizeof(c->addr_buf)) < 0)
+        return cli_usage_error("bad ADDR '%s': want " ADDR_FORMS, s);
+    c->addr = c->addr_buf;
+    return PARSE_RUN;
+}
+
 static int flow_addr(int argc, char **argv, struct flow_cfg *c)
 {
     if (optind >= argc)
         return cli_usage_error("missing ADDR");
     if (optind + 1 < argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind + 1]);
-    c->addr = argv[optind];
-    if (volley_addr_parse(&c->peer, c->addr) < 0)
-        return cli_usage_error("bad ADDR '%s': want ip:port or [ip6]:port", c->addr);
-    return PARSE_RUN;
+    c->addr_arg = argv[optind];
+    return resolve_addr(c);
 }
 
 int cli_bind_addr(int argc, char **argv, void *flow)

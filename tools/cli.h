@@ -80,18 +80,25 @@ bool cli_parse_backend(const char *s, unsigned *out);
 
 /*
  * Every numeric flag is read by cli_number. A value is plain decimal: "0" or
- * digits without a leading zero, then optionally "." and digits, then (where
- * si is set) optionally one SI suffix k, M, G or T in either case, powers of
- * 1000. Nothing else: no sign, blanks, hex, exponent or unit text. The value
- * is kept exactly, as a whole number of steps of 10^-places; one between two
- * steps is refused: with places 3, "0.25" and "0.2500" are 250, "0.0001" is
- * refused. No flag takes a negative number.
+ * digits without a leading zero, then optionally "." and digits, then
+ * optionally one suffix of the flag's unit:
+ *   CLI_UNIT_SI     k, M, G or T in either case, powers of 1000 (rates)
+ *   CLI_UNIT_BYTES  K or k (also KiB), M (MiB), G (GiB): powers of 1024, as
+ *                   iperf3 reads sizes
+ *   CLI_UNIT_S, _MS s, ms, us or ns; a bare number is in the flag's own unit,
+ *                   seconds or milliseconds
+ * Nothing else: no sign, blanks, hex, exponent or other text. The value is
+ * kept exactly, as a whole number of steps of 10^-places of the flag's
+ * unit; one between two steps is refused: with places 3, "0.25" and
+ * "0.2500" are 250, "0.0001" is refused, and "250ms" for a flag in seconds
+ * is 250 too. No flag takes a negative number.
  */
+enum cli_unit { CLI_UNIT_NONE, CLI_UNIT_SI, CLI_UNIT_BYTES, CLI_UNIT_S, CLI_UNIT_MS };
 struct cli_num {
     const char *flag;  /* "--size": messages name it */
     uint64_t min, max; /* inclusive, in steps */
     unsigned places;   /* a step is 10^-places */
-    bool si;           /* the suffixes k, M, G and T are allowed */
+    enum cli_unit unit;
 };
 /* What every command's --help says about the above. */
 /* --pin's help line, the same for every command that takes --threads. */
@@ -99,10 +106,18 @@ struct cli_num {
     "      --pin            with --threads 2 or more: pin thread i to the i-th\n"        \
     "                       CPU this process may use (modulo their number)\n"
 
+/* What every command with an ADDR says about it in its --help. */
+#define CLI_ADDR_HELP                                                                    \
+    "ADDR may also name a host, \"host:port\" or \"[host]:port\" (localhost:9000): it\n" \
+    "is resolved once, by getaddrinfo, and its first address used.\n"
+
 #define CLI_NUMBER_HELP                                                                  \
     "Numbers are plain decimal, like 1200 or 0.25: no sign, exponent, hex, blanks or\n"  \
     "leading zeros. A value must lie in its flag's range and be a whole number, or\n"    \
-    "have at most the decimals shown. Anything else is refused (exit status 2).\n"
+    "have at most the decimals shown. Sizes in bytes may end in K (or k, KiB: 1024),\n"  \
+    "M (MiB) or G (GiB), as iperf3 reads them; times may end in s, ms, us or ns (a\n"    \
+    "bare number is in the flag's own unit); rates in k, M, G or T (powers of 1000).\n"  \
+    "Anything else is refused (exit status 2).\n"
 
 /* PARSE_RUN and *out set when s is valid for f; otherwise says why, naming
  * the flag, the value and its range, and returns EXIT_USAGE. */
@@ -263,7 +278,9 @@ void cli_icmp_json(const struct cli_icmp *e);
 
 /* What recv, send, echo and ping share. */
 struct flow_cfg {
-    const char *addr;
+    const char *addr;     /* ADDR as an address: what the library is given */
+    const char *addr_arg; /* ADDR as typed: a host name is resolved */
+    char addr_buf[64];
     struct volley_addr peer;
     uint64_t count;      /* 0: no limit */
     int64_t duration_ns; /* 0: no limit */

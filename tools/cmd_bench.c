@@ -199,12 +199,12 @@ enum {
 };
 
 static const struct cli_num seconds_num = {
-    .flag = "--seconds", .min = 1, .max = 60000, .places = 3};
+    .flag = "--seconds", .min = 1, .max = 60000, .places = 3, .unit = CLI_UNIT_S};
 static const struct cli_num repeat_num = {
     .flag = "--repeat", .min = 1, .max = MAX_REPEAT};
 /* Every cell runs over IPv4 loopback. */
 static const struct cli_num sizes_num = {
-    .flag = "--sizes", .min = 1, .max = VOLLEY_UDP4_MAX};
+    .flag = "--sizes", .min = 1, .max = VOLLEY_UDP4_MAX, .unit = CLI_UNIT_BYTES};
 #if VOLLEY_HAVE_LINUX
 static const struct cli_num cpu_num = {.flag = "--cpu", .min = 0, .max = CPU_SETSIZE - 1};
 #endif

@@ -58,7 +58,7 @@ static void echo_usage(void)
         "SIGINT or SIGTERM stops it early; the summary is printed either way.\n"
         "With --threads, the limits hold for all threads together, the summary\n"
         "sums them, and the JSON adds \"threads\", \"steer\" and \"per_thread\".\n"
-        "\n" CLI_NUMBER_HELP,
+        "\n" CLI_ADDR_HELP CLI_NUMBER_HELP,
         MAX_SECONDS, ECHO_DEFAULT_SECONDS, MAX_SECONDS, VOLLEY_BATCH_MAX, CLI_RX_BATCH,
         CLI_THREADS_MAX);
 }

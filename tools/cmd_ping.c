@@ -80,7 +80,7 @@ static void ping_usage(void)
         "duplicated, and min, mean, p50, p90, p99, p99.9 and max in microseconds.\n"
         "The percentiles come from a log-linear histogram: each is at most 1/64\n"
         "(1.6%%) above the exact one, never below; min, mean and max are exact.\n"
-        "\n" CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
+        "\n" CLI_ADDR_HELP CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
         PING_MAX_COUNT, SEQ_HDR_LEN, VOLLEY_UDP4_MAX, SEQ_HDR_LEN, VOLLEY_UDP6_MAX,
         MAX_SECONDS, PING_DEFAULT_SEC);
 }
@@ -90,10 +90,13 @@ static const struct cli_num count_num = {
 /* --rate and --interval span the same schedules: 1 ns to 1000 s apart. */
 static const struct cli_num rate_num = {
     .flag = "--rate", .min = 1, .max = 1000000000000ull, .places = 3};
-static const struct cli_num interval_num = {
-    .flag = "--interval", .min = 1, .max = 1000000000000ull, .places = 6};
+static const struct cli_num interval_num = {.flag = "--interval",
+                                            .min = 1,
+                                            .max = 1000000000000ull,
+                                            .places = 6,
+                                            .unit = CLI_UNIT_MS};
 static const struct cli_num timeout_num = {
-    .flag = "--timeout", .min = 1, .max = 60000000, .places = 3};
+    .flag = "--timeout", .min = 1, .max = 60000000, .places = 3, .unit = CLI_UNIT_MS};
 
 /* --rate in thousandths of a request per second, or --interval in
  * nanoseconds: the time between two requests. */

@@ -88,7 +88,7 @@ static void recv_usage(void)
           "(RFC 3550: arrival time against the header's send time, smoothed by 1/16).\n"
           "Then a summary with the rate counted on the wire as the pacer of `volley\n"
           "send --rate` counts it (payload + 28 bytes for IPv4, 48 for "
-          "IPv6).\n" CLI_DROPS_HELP "\n" CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
+          "IPv6).\n" CLI_DROPS_HELP "\n" CLI_ADDR_HELP CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
           stdout);
 }
 

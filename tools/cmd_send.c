@@ -62,16 +62,17 @@ static void send_usage(void)
           "Each second: the interval, datagrams, payload Mbit/s and Mbit/s counted with\n"
           "the headers. The summary gives both rates and, with --rate, how close the\n"
           "achieved rate came to it.\n"
-          "\n" CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
+          "\n" CLI_ADDR_HELP CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
           stdout);
 }
 
 enum { OPT_BURST = OPT_OWN, OPT_KERNEL_PACING };
 
 static const struct cli_num rate_num = {
-    .flag = "--rate", .min = 1, .max = MAX_RATE_BPS, .si = true};
+    .flag = "--rate", .min = 1, .max = MAX_RATE_BPS, .unit = CLI_UNIT_SI};
 /* The library's pace_burst is 32 bits wide; 0 there means its default. */
-static const struct cli_num burst_num = {.flag = "--burst", .min = 1, .max = UINT32_MAX};
+static const struct cli_num burst_num = {
+    .flag = "--burst", .min = 1, .max = UINT32_MAX, .unit = CLI_UNIT_BYTES};
 
 static int send_option(int opt, void *cfg)
 {

@@ -81,7 +81,7 @@ static void tcp_echo_usage(void)
            "is printed either way. With --threads, --count counts the connections\n"
            "every thread closed, the lines and the summary sum the threads, and the\n"
            "JSON adds \"threads\", \"steer\" and \"per_thread\", one object per thread.\n"
-           "\n" CLI_NUMBER_HELP,
+           "\n" CLI_ADDR_HELP CLI_NUMBER_HELP,
            MAX_SECONDS, TCP_ECHO_DEFAULT_SECONDS, TCP_MIN_BUFFERS, TCP_MAX_BUFFERS,
            TCP_ECHO_BUFFERS, CLI_THREADS_MAX);
 }

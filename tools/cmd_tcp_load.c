@@ -64,7 +64,7 @@ static void load_usage(void)
            "the summary sum the threads (the percentiles are over every round trip,\n"
            "the seconds the longest thread's run) and the JSON adds \"threads\" and\n"
            "\"per_thread\", one object per thread.\n"
-           "\n" CLI_NUMBER_HELP,
+           "\n" CLI_ADDR_HELP CLI_NUMBER_HELP,
            TCP_MAX_CONNS, TCP_MAX_SIZE, LOAD_DEFAULT_SIZE, MAX_SECONDS,
            LOAD_DEFAULT_SECONDS, TCP_MIN_BUFFERS, TCP_MAX_BUFFERS, UINT32_MAX,
            CLI_THREADS_MAX);
@@ -74,8 +74,10 @@ enum { OPT_BUFFERS = OPT_OWN, OPT_ZC };
 
 static const struct cli_num conns_num = {
     .flag = "--conns", .min = 1, .max = TCP_MAX_CONNS};
-static const struct cli_num size_num = {.flag = "--size", .min = 1, .max = TCP_MAX_SIZE};
-static const struct cli_num zc_num = {.flag = "--zc", .min = 1, .max = UINT32_MAX};
+static const struct cli_num size_num = {
+    .flag = "--size", .min = 1, .max = TCP_MAX_SIZE, .unit = CLI_UNIT_BYTES};
+static const struct cli_num zc_num = {
+    .flag = "--zc", .min = 1, .max = UINT32_MAX, .unit = CLI_UNIT_BYTES};
 static const struct cli_num buffers_num = {
     .flag = "--buffers", .min = TCP_MIN_BUFFERS, .max = TCP_MAX_BUFFERS};
 

@@ -254,6 +254,25 @@ int bench_plot_svg(FILE *f, const struct bench_plot *p);
  * was made on, for titles. */
 void bench_machine(char *buf, size_t size);
 
+/*
+ * Progress of a matrix on standard error, so that a long run is never
+ * silent: on a terminal one live line redrawn in place; elsewhere (a file,
+ * a pipe, a CI log) a plain line at the first cell and then at most every
+ * BENCH_PROGRESS_S seconds.
+ */
+#define BENCH_PROGRESS_S 5
+struct bench_progress {
+    bool live;
+    unsigned total;
+    int64_t start_ns, last_ns;
+};
+void bench_progress_start(struct bench_progress *p, unsigned total);
+/* Cell done + 1 of total is starting: what, printf-style, says which. */
+__attribute__((format(printf, 3, 4))) void
+bench_progress(struct bench_progress *p, unsigned done, const char *what, ...);
+/* Clears the live line. */
+void bench_progress_end(const struct bench_progress *p);
+
 /* --json: closes the document's "intervals" (the bench has none) and opens
  * "end" with the header the text prints ("matrix", "machine", "header")
  * and a "cells" array, one object per cell, that bench_json_close ends.

@@ -511,35 +511,25 @@ static void run_cell(struct tmatrix *m, struct tcell *c, double seconds)
         m->failed = true;
 }
 
-static void progress(const struct tmatrix *m, const struct tcell *c, unsigned done,
-                     unsigned total)
-{
-    double elapsed = cli_ns_seconds(cli_mono_ns() - m->start_ns);
-
-    fprintf(stderr, "\r\033[K[%3u/%u] %-8s %5u conns %6zu B  %5.1f s", done + 1, total,
-            path_names[c->path], c->conns, c->size, elapsed);
-    if (done > 0)
-        fprintf(stderr, ", about %.0f s left", elapsed / done * (total - done));
-    fflush(stderr);
-}
-
 static void run_all(struct tmatrix *m, double seconds, unsigned repeat)
 {
-    bool live = isatty(STDERR_FILENO);
-    unsigned done = 0, total = m->n * repeat;
+    struct bench_progress pr;
+    unsigned done = 0;
 
-    m->start_ns = cli_mono_ns();
+    bench_progress_start(&pr, m->n * repeat);
+    m->start_ns = pr.start_ns;
     for (unsigned rep = 0; rep < repeat && !cli_stop; rep++) {
         for (unsigned i = 0; i < m->n && !cli_stop; i++, done++) {
-            if (m->cells[i].dead)
+            const struct tcell *c = &m->cells[i];
+
+            if (c->dead)
                 continue;
-            if (live)
-                progress(m, &m->cells[i], done, total);
+            bench_progress(&pr, done, "%-8s %5u conns %6zu B", path_names[c->path],
+                           c->conns, c->size);
             run_cell(m, &m->cells[i], seconds);
         }
     }
-    if (live)
-        fputs("\r\033[K", stderr);
+    bench_progress_end(&pr);
     m->end_ns = cli_mono_ns();
 }
 

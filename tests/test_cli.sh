@@ -840,8 +840,10 @@ if timeout 60 "$VOLLEY" bench --seconds 0.05 --repeat 1 --sizes 64 --paths "base
     for want in "dgrams/s" "^baseline +64" "^$batch_be +64" "latency" "p99" "^total "; do
         grep -q -E -e "$want" "$tmp/bench.txt" || fail "bench table lacks '$want'"
     done
-    # piped: no progress line (no carriage return)
+    # piped: no live line (no carriage return), but plain progress lines
     ! grep -q "$(printf '\r')" "$tmp/bench.txt" || fail "bench drew progress into a pipe"
+    grep -q -E '^volley bench: \[1/[0-9]+\] run 1/1 +baseline' "$tmp/bench.txt" ||
+        fail "bench piped printed no progress line: $(cat "$tmp/bench.txt")"
 else
     fail "volley bench table run did not exit 0: $(cat "$tmp/bench.txt")"
 fi

@@ -142,7 +142,8 @@ static void bench_usage(void)
         "size. Latency columns: round-trip p50 and p99 (medians of the runs), min\n"
         "and max, round trips measured, requests lost, and p50 relative to the\n"
         "baseline.\n"
-        "A progress line is shown on standard error when it is a terminal.\n"
+        "Progress goes to standard error: a live line on a terminal, else a plain\n"
+        "line at the first cell and then every 5 seconds at most.\n"
         "\n"
         "With --tcp: TCP echo, ping-pong, at 1, 50, 300 and 1000 connections and\n"
         "128 and 4096-byte requests. The client is `volley tcp-load`'s, one volley\n"
@@ -487,38 +488,65 @@ static int run_cell(struct matrix *m, struct cell *c, const struct bench_cfg *cf
     return err;
 }
 
-static void progress(const struct matrix *m, const struct cell *c, unsigned done,
-                     unsigned total, unsigned rep, unsigned repeat)
+void bench_progress_start(struct bench_progress *p, unsigned total)
 {
-    double elapsed = cli_ns_seconds(cli_mono_ns() - m->start_ns);
+    p->live = isatty(STDERR_FILENO);
+    p->total = total;
+    p->start_ns = cli_mono_ns();
+    p->last_ns = 0;
+}
 
-    fprintf(stderr, "\r\033[K[%3u/%u] run %u/%u  %-10s %-10s %5zu B  %5.1f s", done + 1,
-            total, rep + 1, repeat, bench_path_name(c->path),
-            c->kind == CELL_LAT ? "latency" : "throughput", c->size, elapsed);
+void bench_progress(struct bench_progress *p, unsigned done, const char *what, ...)
+{
+    int64_t now = cli_mono_ns();
+    double elapsed = cli_ns_seconds(now - p->start_ns);
+    char line[160];
+    va_list ap;
+
+    if (!p->live && p->last_ns && now - p->last_ns < BENCH_PROGRESS_S * NS_PER_S)
+        return;
+    p->last_ns = now;
+    va_start(ap, what);
+    vsnprintf(line, sizeof(line), what, ap);
+    va_end(ap);
+    if (p->live)
+        fprintf(stderr, "\r\033[K[%3u/%u] %s  %5.1f s", done + 1, p->total, line,
+                elapsed);
+    else
+        fprintf(stderr, "%s: [%u/%u] %s, %.1f s", cli_name, done + 1, p->total, line,
+                elapsed);
     if (done > 0)
-        fprintf(stderr, ", about %.0f s left", elapsed / done * (total - done));
+        fprintf(stderr, ", about %.0f s left", elapsed / done * (p->total - done));
+    fputs(p->live ? "" : "\n", stderr);
     fflush(stderr);
+}
+
+void bench_progress_end(const struct bench_progress *p)
+{
+    if (p->live)
+        fputs("\r\033[K", stderr);
 }
 
 static int matrix_run(struct matrix *m, const struct bench_cfg *cfg)
 {
-    bool live = isatty(STDERR_FILENO);
-    unsigned total = m->n * cfg->repeat, done = 0;
+    struct bench_progress pr;
+    unsigned done = 0;
     int err = 0;
 
-    m->start_ns = cli_mono_ns();
+    bench_progress_start(&pr, m->n * cfg->repeat);
+    m->start_ns = pr.start_ns;
     for (unsigned rep = 0; rep < cfg->repeat && !err && !cli_stop; rep++) {
         for (unsigned i = 0; i < m->n && !err && !cli_stop; i++, done++) {
             struct cell *c = &m->cells[i];
 
             if (c->dead)
                 continue;
-            if (live)
-                progress(m, c, done, total, rep, cfg->repeat);
+            bench_progress(&pr, done, "run %u/%u  %-10s %-10s %5zu B", rep + 1,
+                           cfg->repeat, bench_path_name(c->path),
+                           c->kind == CELL_LAT ? "latency" : "throughput", c->size);
             err = run_cell(m, c, cfg);
             if (err < 0) {
-                if (live)
-                    fputs("\r\033[K", stderr);
+                bench_progress_end(&pr);
                 fprintf(stderr, "%s: %s %s at %zu bytes: %s\n", cli_name,
                         bench_path_name(c->path),
                         c->kind == CELL_LAT ? "latency" : "throughput", c->size,
@@ -529,8 +557,8 @@ static int matrix_run(struct matrix *m, const struct bench_cfg *cfg)
             }
         }
     }
-    if (live && !err)
-        fputs("\r\033[K", stderr);
+    if (!err)
+        bench_progress_end(&pr);
     m->end_ns = cli_mono_ns();
     return err;
 }

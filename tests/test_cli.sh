@@ -803,7 +803,15 @@ bars = [r for r in rects if r.getAttribute("class") == "bar"]
 lats = [r for r in rects if r.getAttribute("class") == "lat"]
 assert len(bars) == len([c for c in j if c["kind"] == "throughput"]), len(bars)
 assert len(lats) == len([c for c in j if c["kind"] == "latency"]), len(lats)
-assert all(float(r.getAttribute("height")) >= 0 for r in bars)
+# the log axis starts below the smallest bar: every bar has a height
+assert all(float(r.getAttribute("height")) > 0 for r in bars), [
+    r.getAttribute("height") for r in bars]
+# one colour per path
+fills = {}
+for r in bars:
+    fills.setdefault(r.getElementsByTagName("title")[0].firstChild.data.split(",")[0],
+                     r.getAttribute("fill"))
+assert len(set(fills.values())) == len(fills), fills
 text = " ".join(t.firstChild.data for t in d.getElementsByTagName("text") if t.firstChild)
 for want in ("volley bench", "datagrams received per second", "payload bytes",
              "baseline", "64 B", "p50"):

@@ -413,11 +413,8 @@ static uint64_t share(uint64_t total, unsigned n, unsigned i)
 
 /* The lines of all threads, from what they publish, until every thread is
  * done or a signal comes. */
-static uint64_t tx_watch(struct team *team, const struct flow_cfg *c,
-                         struct tx_state *agg)
+static void tx_watch(struct team *team, const struct flow_cfg *c, struct tx_state *agg)
 {
-    uint64_t counted = 0; /* datagrams in the lines printed */
-
     agg->start_ns = agg->tick_ns = cli_mono_ns();
     for (;;) {
         int64_t now = cli_mono_ns();
@@ -425,8 +422,7 @@ static uint64_t tx_watch(struct team *team, const struct flow_cfg *c,
 
         agg->dgrams = team_sum(team, TX_DGRAMS);
         while (now - agg->tick_ns >= NS_PER_S) {
-            agg->tick_dgrams = agg->dgrams - counted;
-            counted = agg->dgrams;
+            agg->tick_dgrams = agg->dgrams - agg->counted;
             tx_interval(agg, c, agg->tick_ns + NS_PER_S);
         }
         if (!running || cli_stop)
@@ -434,12 +430,10 @@ static uint64_t tx_watch(struct team *team, const struct flow_cfg *c,
         team_nap(agg->tick_ns + NS_PER_S);
     }
     atomic_store(&cli_halt, true);
-    return counted;
 }
 
 static void tx_threads_summary(const struct team *team, const struct flow_cfg *c,
-                               struct tx_thread *t, struct tx_state *agg,
-                               uint64_t counted)
+                               struct tx_thread *t, struct tx_state *agg)
 {
     struct volley_stats vs = {0};
     const char *backend = volley_backend_name(t[0].s);
@@ -465,7 +459,6 @@ static void tx_threads_summary(const struct team *team, const struct flow_cfg *c
         vs.tx_errors += t[i].vs.tx_errors;
         vs.tx_paced += t[i].vs.tx_paced;
     }
-    (void)counted; /* agg->counted: the lines tx_watch printed */
     if (!c->json) {
         send_summary(backend, &vs, c, agg);
         for (unsigned i = 0; i < team->n; i++)
@@ -490,7 +483,6 @@ static int send_run_threads(const struct flow_cfg *c)
     unsigned n = team_size(c);
     struct tx_state agg = {.overhead = cli_ip_overhead(&c->peer)};
     struct team team;
-    uint64_t counted = 0;
     int err;
 
     if (team_init(&team, n, c->pin) < 0)
@@ -509,13 +501,13 @@ static int send_run_threads(const struct flow_cfg *c)
         err = team_await(&team);
     if (err == 0) {
         cli_doc_begin(send_args, c);
-        counted = tx_watch(&team, c, &agg);
+        tx_watch(&team, c, &agg);
     }
     team_join(&team);
     for (unsigned i = 0; i < n && err == 0; i++)
         err = t[i].err;
     if (err == 0)
-        tx_threads_summary(&team, c, t, &agg, counted);
+        tx_threads_summary(&team, c, t, &agg);
     for (unsigned i = 0; i < n; i++)
         if (t[i].s)
             volley_close(t[i].s);

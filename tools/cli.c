@@ -41,7 +41,8 @@ static struct {
     char msg[512];
 } doc_err;
 
-static void note_error_v(int err, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void note_error_v(int err, const char *fmt,
+                                                               va_list ap)
 {
     if (doc_err.have)
         return;

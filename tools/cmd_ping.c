@@ -80,6 +80,8 @@ static void ping_usage(void)
         "duplicated, and min, mean, p50, p90, p99, p99.9 and max in microseconds.\n"
         "The percentiles come from a log-linear histogram: each is at most 1/64\n"
         "(1.6%%) above the exact one, never below; min, mean and max are exact.\n"
+        "Exit status 1 when not one request drew a reply (a late reply counts), as\n"
+        "ping(8); ICMP errors the requests drew (a closed port) are named.\n"
         "\n" CLI_ADDR_HELP CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
         PING_MAX_COUNT, SEQ_HDR_LEN, VOLLEY_UDP4_MAX, SEQ_HDR_LEN, VOLLEY_UDP6_MAX,
         MAX_SECONDS, PING_DEFAULT_SEC);

@@ -55,8 +55,31 @@ server_done() {
     valid "$1" "$rc" "$tmp/$2.out"
 }
 
-# --- probe
+# --- the checker itself refuses what the schema does not allow
+begin "the schema checker refuses bad documents"
+printf '{"version":"%s","command":"recv","error":{"message":"x","errno":null}}\n' \
+    "$version" >"$tmp/ok.json"
+timeout $T python3 "$schema" "$version" recv 2 "$tmp/ok.json" >/dev/null ||
+    fail "the checker refuses a valid error document"
+for bad in '{"version":"0.0.0","command":"recv","error":{"message":"x","errno":null}}' \
+    '{"version":"V","command":"send","error":{"message":"x","errno":null}}' \
+    '{"version":"V","command":"recv","error":{"message":"","errno":null}}' \
+    '{"version":"V","command":"recv","error":{"message":"x","errno":"nope"}}' \
+    '{"version":"V","command":"recv"}' \
+    '[]' 'not json'; do
+    echo "$bad" | sed "s/\"V\"/\"$version\"/" >"$tmp/bad.json"
+    timeout $T python3 "$schema" "$version" recv 2 "$tmp/bad.json" >/dev/null &&
+        fail "the checker takes $bad"
+done
+# a run's document without its error, or with one and exit status 0
 doc probe 0 probe
+sed 's/}$/,"error":{"message":"x","errno":null}}/' "$tmp/probe.json" >"$tmp/bad.json"
+timeout $T python3 "$schema" "$version" probe 0 "$tmp/bad.json" >/dev/null &&
+    fail "the checker takes an error with exit status 0"
+timeout $T python3 "$schema" "$version" probe 1 "$tmp/probe.json" >/dev/null &&
+    fail "the checker takes exit status 1 without an error"
+
+# --- probe
 check_end "$tmp/probe.json" 'assert isinstance(j["scalar"]["ok"], bool)' ||
     fail "probe --json: $(cat "$tmp/probe.json")"
 

@@ -47,7 +47,8 @@ doc() {
     valid "$cmd" "$rc" "$tmp/$name.json"
 }
 
-# server CMD NAME ARG...: start_volley with --json; the check once reaped.
+# server_done CMD NAME: the server start_volley started (vpid) with --json
+# exits 0 and its document ($tmp/NAME.out) is valid.
 server_done() {
     reap "$vpid"
     rc=$?
@@ -71,7 +72,7 @@ for bad in '{"version":"0.0.0","command":"recv","error":{"message":"x","errno":n
     timeout $T python3 "$schema" "$version" recv 2 "$tmp/bad.json" >/dev/null &&
         fail "the checker takes $bad"
 done
-# a run's document without its error, or with one and exit status 0
+# a run's document with an error and exit status 0, or without one and 1
 doc probe 0 probe
 sed 's/}$/,"error":{"message":"x","errno":null}}/' "$tmp/probe.json" >"$tmp/bad.json"
 timeout $T python3 "$schema" "$version" probe 0 "$tmp/bad.json" >/dev/null &&
@@ -79,7 +80,7 @@ timeout $T python3 "$schema" "$version" probe 0 "$tmp/bad.json" >/dev/null &&
 timeout $T python3 "$schema" "$version" probe 1 "$tmp/probe.json" >/dev/null &&
     fail "the checker takes exit status 1 without an error"
 
-# --- probe
+# --- probe (its document above)
 check_end "$tmp/probe.json" 'assert isinstance(j["scalar"]["ok"], bool)' ||
     fail "probe --json: $(cat "$tmp/probe.json")"
 

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct lat_hist;
+
 int64_t bench_cpu_ns(void); /* CPU time of the calling thread */
 
 /* The paths `volley bench` compares, in table order. iperf3 is the iperf3
@@ -101,8 +103,9 @@ struct bench_run {
     int64_t last_rx_ns;                    /* written by the receiver */
     _Atomic int64_t tx_done_ns;            /* 0 until the sender is done */
     struct bench_side tx, rx;
-    /* latency cells: round-trip times, and requests never answered */
-    int64_t *rtt;
+    /* latency cells: round-trip times (the tool's histogram, seq.h), how
+     * many at most, and requests never answered */
+    struct lat_hist *rtt;
     uint64_t rtt_cap, rtt_n, rtt_lost;
 };
 
@@ -250,6 +253,33 @@ int bench_plot_svg(FILE *f, const struct bench_plot *p);
 /* "Linux 6.1.0 x86_64, 2 CPUs, 2025-01-01 12:00 UTC": the machine a run
  * was made on, for titles. */
 void bench_machine(char *buf, size_t size);
+
+/*
+ * Progress of a matrix on standard error, so that a long run is never
+ * silent: on a terminal one live line redrawn in place; elsewhere (a file,
+ * a pipe, a CI log) a plain line at the first cell and then at most every
+ * BENCH_PROGRESS_S seconds.
+ */
+#define BENCH_PROGRESS_S 5
+struct bench_progress {
+    bool live;
+    unsigned total;
+    int64_t start_ns, last_ns;
+};
+void bench_progress_start(struct bench_progress *p, unsigned total);
+/* Cell done + 1 of total is starting: what, printf-style, says which. */
+__attribute__((format(printf, 3, 4))) void
+bench_progress(struct bench_progress *p, unsigned done, const char *what, ...);
+/* Clears the live line. */
+void bench_progress_end(const struct bench_progress *p);
+
+/* --json: closes the document's "intervals" (the bench has none) and opens
+ * "end" with the header the text prints ("matrix", "machine", "header")
+ * and a "cells" array, one object per cell, that bench_json_close ends.
+ * header: the text's line under the machine. */
+__attribute__((format(printf, 2, 3))) void bench_json_open(const char *matrix,
+                                                           const char *header, ...);
+void bench_json_close(void);
 
 /*
  * tcp.c: `volley bench --tcp`, TCP echo over loopback: the volley load

@@ -33,8 +33,10 @@ void bench_lat_record(struct bench_run *r, int64_t rtt_ns)
 {
     if (rtt_ns < 0)
         r->rtt_lost++;
-    else if (r->rtt_n < r->rtt_cap)
-        r->rtt[r->rtt_n++] = rtt_ns;
+    else if (r->rtt_n < r->rtt_cap) {
+        lat_hist_add(r->rtt, (uint64_t)rtt_ns);
+        r->rtt_n++;
+    }
 }
 
 /* The round-trip time of the reply to request seq, sent at t0; -1 when none
@@ -168,11 +170,10 @@ static void fill_latency(struct bench_run *r, struct bench_lat_result *out)
     out->lost = r->rtt_lost;
     if (r->rtt_n == 0)
         return;
-    seq_sort_ns(r->rtt, r->rtt_n);
-    out->min_us = (double)r->rtt[0] / 1e3;
-    out->p50_us = (double)seq_percentile(r->rtt, r->rtt_n, 50) / 1e3;
-    out->p99_us = (double)seq_percentile(r->rtt, r->rtt_n, 99) / 1e3;
-    out->max_us = (double)r->rtt[r->rtt_n - 1] / 1e3;
+    out->min_us = (double)r->rtt->min / 1e3;
+    out->p50_us = (double)lat_hist_pct(r->rtt, 50) / 1e3;
+    out->p99_us = (double)lat_hist_pct(r->rtt, 99) / 1e3;
+    out->max_us = (double)r->rtt->max / 1e3;
 }
 
 int bench_latency_cell(enum bench_path p, size_t size, double seconds,
@@ -187,7 +188,7 @@ int bench_latency_cell(enum bench_path p, size_t size, double seconds,
     r.stream = seq_stream_id();
     r.rtt_cap = BENCH_LAT_CAP;
     r.payload = calloc(1, size);
-    r.rtt = malloc(r.rtt_cap * sizeof(*r.rtt));
+    r.rtt = calloc(1, sizeof(*r.rtt));
     if (!r.payload || !r.rtt) {
         free(r.payload);
         free(r.rtt);

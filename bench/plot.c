@@ -23,9 +23,11 @@
 #define LAT_X1   (W - 230.0)
 #define MAX_KEYS 32
 
+/* One colour per path: the UDP chart has 13 (with iperf3), so two paths
+ * never share one. */
 static const char *const palette[] = {
-    "#7f7f7f", "#0072b2", "#e69f00", "#009e73", "#d55e00",
-    "#cc79a7", "#56b4e9", "#8c564b", "#332288", "#999933",
+    "#7f7f7f", "#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9",
+    "#8c564b", "#332288", "#999933", "#aa4499", "#117733", "#ddcc77", "#000000",
 };
 #define NCOLOURS (sizeof(palette) / sizeof(palette[0]))
 
@@ -63,7 +65,8 @@ static void si(char *buf, size_t size, double v)
         v /= 1000;
         u++;
     }
-    snprintf(buf, size, v < 10 && u ? "%.1f%s" : "%.0f%s", v, suffix[u]);
+    /* 1k, not 1.0k: a decade's tick is a whole number */
+    snprintf(buf, size, v < 10 && u && v != floor(v) ? "%.1f%s" : "%.0f%s", v, suffix[u]);
 }
 
 /* The distinct paths or sizes, in order of first appearance. */
@@ -121,7 +124,9 @@ static void log_range(const struct bench_plot *p, double *lo, double *hi)
         *hi = 10;
         return;
     }
-    *lo = pow(10, floor(log10(mn)));
+    /* The decade below the smallest bar, unless that bar stands at least
+     * a factor 2 above it: a bar at 10k on an axis from 10k has no height. */
+    *lo = pow(10, floor(log10(mn / 2)));
     /* Room above the tallest bar for its label. */
     *hi = pow(10, ceil(log10(mx * 3)));
     if (*hi <= *lo)
@@ -209,6 +214,43 @@ static void bar(FILE *f, const struct bench_plot *p, const struct bench_plot_bar
     fputs("</text>\n", f);
 }
 
+/* The label of group g under its bars, centred at x within width w. A
+ * label of two parts ("300 conns, 128 B") takes two lines, and the font
+ * shrinks until the longest line fits w: neighbours never overlap. */
+static void group_label(FILE *f, const struct keys *k, unsigned g, double x, double w)
+{
+    char text[64];
+    const char *comma;
+    size_t first, longest;
+    double font = 13;
+
+    if (k->group[g])
+        snprintf(text, sizeof(text), "%s", k->group[g]);
+    else
+        snprintf(text, sizeof(text), "%zu B", k->size[g]);
+    comma = strstr(text, ", ");
+    first = comma ? (size_t)(comma - text) : strlen(text);
+    longest = comma && strlen(comma + 2) > first ? strlen(comma + 2) : first;
+    /* DejaVu Sans averages under 0.62 em a character in these labels. */
+    while (font > 7 && (double)longest * 0.62 * font > w - 4)
+        font -= 0.5;
+    fprintf(f,
+            "<text class=\"group\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
+            "font-size=\"%.1f\">",
+            x, PLOT_Y1 + 18, font);
+    if (!comma) {
+        esc(f, text);
+    } else {
+        text[first] = '\0';
+        fprintf(f, "<tspan x=\"%.1f\">", x);
+        esc(f, text);
+        fprintf(f, "</tspan><tspan x=\"%.1f\" dy=\"%.1f\">", x, font * 1.2);
+        esc(f, comma + 2);
+        fputs("</tspan>", f);
+    }
+    fputs("</text>\n", f);
+}
+
 static void throughput(FILE *f, const struct bench_plot *p, struct keys *k)
 {
     double lo, hi, gw, bw;
@@ -228,23 +270,14 @@ static void throughput(FILE *f, const struct bench_plot *p, struct keys *k)
 
         bar(f, p, b, x + 1, bw - 2, lo, hi, colour(pi));
     }
-    for (unsigned g = 0; g < k->nsizes; g++) {
-        fprintf(f,
-                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
-                "font-size=\"%d\">",
-                PLOT_X0 + (g + 0.5) * gw, PLOT_Y1 + 20, k->group[g] ? 11 : 13);
-        if (k->group[g])
-            esc(f, k->group[g]);
-        else
-            fprintf(f, "%zu B", k->size[g]);
-        fputs("</text>\n", f);
-    }
+    for (unsigned g = 0; g < k->nsizes; g++)
+        group_label(f, k, g, PLOT_X0 + (g + 0.5) * gw, gw);
     fprintf(f,
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n"
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n"
             "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\">",
             PLOT_X0, PLOT_Y1, PLOT_X1, PLOT_Y1, PLOT_X0, PLOT_Y0, PLOT_X0, PLOT_Y1,
-            (PLOT_X0 + PLOT_X1) / 2, PLOT_Y1 + 42);
+            (PLOT_X0 + PLOT_X1) / 2, PLOT_Y1 + 50);
     esc(f, label_or(p->x_label, "payload bytes per datagram"));
     fputs("</text>\n", f);
 }
@@ -342,7 +375,7 @@ static void subtitle(FILE *f, const char *s)
 int bench_plot_svg(FILE *f, const struct bench_plot *p)
 {
     struct keys k;
-    double h = p->nlat ? LAT_TOP + p->nlat * LAT_ROW + 40 : PLOT_Y1 + 60;
+    double h = p->nlat ? LAT_TOP + p->nlat * LAT_ROW + 40 : PLOT_Y1 + 70;
 
     memset(&k, 0, sizeof(k));
     fprintf(f,

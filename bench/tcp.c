@@ -511,35 +511,25 @@ static void run_cell(struct tmatrix *m, struct tcell *c, double seconds)
         m->failed = true;
 }
 
-static void progress(const struct tmatrix *m, const struct tcell *c, unsigned done,
-                     unsigned total)
-{
-    double elapsed = cli_ns_seconds(cli_mono_ns() - m->start_ns);
-
-    fprintf(stderr, "\r\033[K[%3u/%u] %-8s %5u conns %6zu B  %5.1f s", done + 1, total,
-            path_names[c->path], c->conns, c->size, elapsed);
-    if (done > 0)
-        fprintf(stderr, ", about %.0f s left", elapsed / done * (total - done));
-    fflush(stderr);
-}
-
 static void run_all(struct tmatrix *m, double seconds, unsigned repeat)
 {
-    bool live = isatty(STDERR_FILENO);
-    unsigned done = 0, total = m->n * repeat;
+    struct bench_progress pr;
+    unsigned done = 0;
 
-    m->start_ns = cli_mono_ns();
+    bench_progress_start(&pr, m->n * repeat);
+    m->start_ns = pr.start_ns;
     for (unsigned rep = 0; rep < repeat && !cli_stop; rep++) {
         for (unsigned i = 0; i < m->n && !cli_stop; i++, done++) {
-            if (m->cells[i].dead)
+            const struct tcell *c = &m->cells[i];
+
+            if (c->dead)
                 continue;
-            if (live)
-                progress(m, &m->cells[i], done, total);
+            bench_progress(&pr, done, "%-8s %5u conns %6zu B", path_names[c->path],
+                           c->conns, c->size);
             run_cell(m, &m->cells[i], seconds);
         }
     }
-    if (live)
-        fputs("\r\033[K", stderr);
+    bench_progress_end(&pr);
     m->end_ns = cli_mono_ns();
 }
 
@@ -689,11 +679,14 @@ static const char *kind(const struct tcell *c)
     return c->path == P_SOCKPERF ? "pingpong" : "stream";
 }
 
-static void print_json(const struct tmatrix *m)
+static void print_json(const struct tmatrix *m, double seconds, unsigned repeat)
 {
     const char *sep = "";
 
-    putchar('[');
+    bench_json_open("tcp",
+                    "median of %u interleaved run%s of %.2f s per cell; client: one "
+                    "volley loop in this process; servers: child processes",
+                    repeat, repeat == 1 ? "" : "s", seconds);
     for (unsigned i = 0; i < m->n; i++) {
         const struct tcell *c = &m->cells[i];
         bool stream = c->path == P_STREAM || c->path == P_IPERF3;
@@ -707,6 +700,8 @@ static void print_json(const struct tmatrix *m)
         json_num("gbit_per_s", c->med.gbps, 4);
         json_num("p50_us", stream ? -1 : c->med.p50_us, 3);
         json_num("p99_us", stream ? -1 : c->med.p99_us, 3);
+        json_num("latency_error", stream || c->path == P_SOCKPERF ? -1 : LAT_HIST_ERROR,
+                 6);
         json_num("server_cpu_ns_per_request", stream ? -1 : c->med.srv_ns, 1);
         json_num("min", c->lo, 3);
         json_num("max", c->hi, 3);
@@ -717,7 +712,7 @@ static void print_json(const struct tmatrix *m)
         putchar('}');
         sep = ",";
     }
-    puts("\n]");
+    bench_json_close();
 }
 
 static void print_notes(const struct tmatrix *m, bool json)
@@ -802,18 +797,24 @@ int bench_tcp_main(const struct bench_tcp_opts *o)
     } else {
         run_all(&m, o->seconds, o->repeat);
         medians(&m);
+        /* The chart first: its error still goes into the JSON document. */
+        if (plot && write_plot(plot, &m, o->seconds, o->repeat) < 0)
+            rc = cli_runtime_error(o->plot, -EIO);
+        if (plot && fclose(plot) != 0 && rc == 0)
+            rc = cli_runtime_error(o->plot, -errno);
+        plot = NULL;
         if (o->json)
-            print_json(&m);
+            print_json(&m, o->seconds, o->repeat);
         else
             print_table(&m, o->seconds, o->repeat);
         print_notes(&m, o->json);
-        if (plot && write_plot(plot, &m, o->seconds, o->repeat) < 0)
-            rc = cli_runtime_error(o->plot, -EIO);
-        if (m.failed && rc == 0)
+        if (m.failed && rc == 0) {
+            cli_note_error(0, "a cell failed (the notes on standard error say which)");
             rc = 1;
+        }
     }
-    if (plot && fclose(plot) != 0 && rc == 0)
-        rc = cli_runtime_error(o->plot, -errno);
+    if (plot)
+        fclose(plot);
     for (unsigned i = 0; i < m.n; i++)
         free(m.cells[i].runs);
     return rc;

@@ -70,7 +70,8 @@ static void print(struct tcell *cells, unsigned ncells,
                host, o->repeat, o->repeat == 1 ? "" : "s", o->seconds, "kind", "threads",
                "median", "unit", "ratio");
     else
-        putchar('[');
+        bench_json_open("threads", "median of %u interleaved run%s of %.2f s per cell",
+                        o->repeat, o->repeat == 1 ? "" : "s", o->seconds);
     for (unsigned i = 0; i < ncells; i++) {
         struct tcell *c = &cells[i];
         double base = cells[i - (c->threads == 2)].med;
@@ -95,7 +96,7 @@ static void print(struct tcell *cells, unsigned ncells,
             printf("%6s\n", "-");
     }
     if (o->json)
-        puts("\n]");
+        bench_json_close();
 }
 
 int bench_threads_main(const struct bench_threads_opts *o)
@@ -107,14 +108,21 @@ int bench_threads_main(const struct bench_threads_opts *o)
         {.kind = K_TCP, .threads = 2},
     };
     FILE *f = o->json ? stderr : stdout;
+    struct bench_progress pr;
     int rc = 0;
 
     if (tcp_raise_nofile(BENCH_THREADS_CONNS * 2 + TCP_FD_SLACK) < 0)
         return cli_runtime_error("raising the open file limit", -EMFILE);
     cli_catch_signals();
-    for (unsigned rep = 0; rep < o->repeat && !cli_stop; rep++)
-        for (unsigned i = 0; i < 4 && !cli_stop; i++)
+    bench_progress_start(&pr, 4 * o->repeat);
+    for (unsigned rep = 0, done = 0; rep < o->repeat && !cli_stop; rep++)
+        for (unsigned i = 0; i < 4 && !cli_stop; i++, done++) {
+            bench_progress(&pr, done, "run %u/%u  %-10s %u thread%s", rep + 1, o->repeat,
+                           kind_names[cells[i].kind], cells[i].threads,
+                           cells[i].threads == 1 ? "" : "s");
             run_cell(&cells[i], o->seconds);
+        }
+    bench_progress_end(&pr);
     for (unsigned i = 0; i < 4; i++)
         cells[i].med = median(&cells[i]);
     print(cells, 4, o);
@@ -125,6 +133,8 @@ int bench_threads_main(const struct bench_threads_opts *o)
             continue;
         fprintf(f, "%s, %u thread%s: failed: %s\n", kind_names[cells[i].kind],
                 cells[i].threads, cells[i].threads == 1 ? "" : "s", cells[i].why);
+        cli_note_error(0, "%s, %u thread%s: failed: %s", kind_names[cells[i].kind],
+                       cells[i].threads, cells[i].threads == 1 ? "" : "s", cells[i].why);
         rc = 1;
     }
     return rc;

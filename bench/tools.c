@@ -21,10 +21,11 @@
 #define REPORT_MAX 65536
 #define SELF       "/proc/self/exe"
 
-/* key's number in the JSON object json; false when missing. */
+/* key's number in the summary ("end") of the tool's JSON document json;
+ * false when missing. */
 static bool report_number(const char *json, const char *key, double *out)
 {
-    const char *v = bench_json_member(json, key);
+    const char *v = bench_json_member(bench_json_member(json, "end"), key);
 
     return v && bench_json_number(v, out);
 }

@@ -265,7 +265,10 @@ int bench_unix_main(const struct bench_unix_opts *o)
                                  : 0;
     }
     if (o->json) {
-        printf("[");
+        bench_json_open("unix",
+                        "AF_UNIX SOCK_DGRAM socketpair, one thread, %u datagrams of %u "
+                        "bytes; median of %u interleaved run%s per row",
+                        UNIX_COUNT, UNIX_SIZE, repeat, repeat == 1 ? "" : "s");
         for (unsigned i = 0; i < UNIX_ROWS; i++) {
             const struct unix_row *r = &rows[i];
             printf("%s\n  {\"path\": \"%s\", \"batch\": %u, \"size\": %u, "
@@ -279,7 +282,7 @@ int bench_unix_main(const struct bench_unix_opts *o)
                    r->med.dgrams ? (double)r->med.syscalls / (double)r->med.dgrams : 0,
                    r->ratio, r->syscall_ratio);
         }
-        printf("\n]\n");
+        bench_json_close();
         return 0;
     }
     printf("volley bench --unix: AF_UNIX SOCK_DGRAM socketpair, one thread, %u datagrams "

@@ -122,6 +122,16 @@ a = sys.argv[3:]
 exec(sys.argv[2])' "$f" "$code" "$@"
 }
 
+# check_end FILE CODE [ARG...]: check_json with j the summary ("end") of
+# the volley --json document in FILE.
+check_end() {
+    f=$1
+    code=$2
+    shift 2
+    check_json "$f" 'j = j["end"]
+'"$code" "$@"
+}
+
 # free_port: a port on 127.0.0.1 that nobody had bound a moment ago, for
 # UDP and TCP alike. It is picked below the kernel's ephemeral range
 # (32768 and up by default): tests that open thousands of TCP connections

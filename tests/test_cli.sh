@@ -114,7 +114,7 @@ not_here() {
 rate_is() {
     timeout $T "$VOLLEY" send "127.0.0.1:$(free_port)" --rate "$1" --count 1 --json \
         >"$tmp/rate.json" 2>"$tmp/rate.err" &&
-        check_json "$tmp/rate.json" 'assert j["target_rate_bps"] == '"$2" ||
+        check_end "$tmp/rate.json" 'assert j["target_rate_bps"] == '"$2" ||
         fail "--rate $1 is not $2 bit/s: $(cat "$tmp/rate.json" "$tmp/rate.err")"
 }
 
@@ -268,7 +268,7 @@ for bad in 0x10 " 10" 1e1 -10 10x 10.5; do
     refuses --repeat "$bad" 1..100 bench --paths baseline --no-latency --sizes 64 \
         --seconds 0.01
 done
-for bad in 0x1 " 1" "1 " 1e-3 1E3 -1 +1 1s 1,5 .5 5. 01 inf nan ""; do
+for bad in 0x1 " 1" "1 " 1e-3 1E3 -1 +1 1S 1sec "1 s" 1,5 .5 5. 01 inf nan "" s -1s 1ss 1m; do
     refuses --duration "$bad" 0.001..1000000 recv 127.0.0.1:0 --idle 0
     refuses --idle "$bad" 0..1000000 echo 127.0.0.1:0 --duration 0.1
     refuses --timeout "$bad" 0.001..60000 ping 127.0.0.1:9 --count 1
@@ -301,6 +301,98 @@ refuses --size 65508 24..65507 ping "[::ffff:127.0.0.1]:9" --count 1 --timeout 1
 refuses --size 65528 24..65527 ping "[::1]:9" --count 1 --timeout 100
 refuses --size 23 24..65507 ping 127.0.0.1:9 --count 1 --timeout 100
 refuses --sizes 65508 1..65507 bench --paths baseline --no-latency --seconds 0.01
+# units, as people type them: sizes in K (k, KiB: 1024), M and G; times in
+# s, ms, us or ns, a bare number in the flag's own unit (seconds for
+# --duration, --idle and --seconds, milliseconds for --interval and
+# --timeout); rates in powers of 1000 (above)
+for form in 1k:1024 1K:1024 1KiB:1024 1.5k:1536 0.5K:512 0k:0 64:64; do
+    timeout $T "$VOLLEY" send "127.0.0.1:$(free_port)" --size "${form%%:*}" --count 1 \
+        --json >"$tmp/unit.json" 2>"$tmp/unit.err" &&
+        check_end "$tmp/unit.json" 'assert j["bytes"] == int(a[0]), j' "${form#*:}" ||
+        fail "send --size ${form%%:*} is not ${form#*:} bytes: $(cat "$tmp/unit.err")"
+done
+for form in 2s:2000 500ms:500 1500us:1.5 250000ns:0.25 0.5s:500 7:7; do
+    timeout $T "$VOLLEY" ping 127.0.0.1:9 --count 1 --interval "${form%%:*}" \
+        --timeout "${form%%:*}" --json >"$tmp/unit.json" 2>/dev/null
+    check_json "$tmp/unit.json" '
+assert j["args"]["interval_ms"] == float(a[0]) == j["args"]["timeout_ms"], j["args"]' \
+        "${form#*:}" || fail "ping --interval/--timeout ${form%%:*} is not ${form#*:} ms"
+done
+for form in 1s:1 250ms:0.25 1000us:0.001 2000000ns:0.002 0.25:0.25; do
+    timeout $T "$VOLLEY" recv 127.0.0.1:0 --duration "${form%%:*}" --idle "${form%%:*}" \
+        --json >"$tmp/unit.json" 2>/dev/null &&
+        check_json "$tmp/unit.json" '
+assert j["args"]["duration_s"] == float(a[0]) == j["args"]["idle_s"], j["args"]' \
+            "${form#*:}" || fail "recv --duration/--idle ${form%%:*} is not ${form#*:} s"
+done
+# the same strict refusals: a unit that is not the flag's, finer than its
+# step, out of range, or overflowing
+for bad in 1kB 1KB 1Ki 1ki 1kk k 1.k -1k 1e3k 1s 64K 1G 99999999999999999999K; do
+    refuses --size "$bad" 0..65507 send 127.0.0.1:9 --count 1
+done
+refuses --size 1.0001k 0..65507 send 127.0.0.1:9 --count 1
+linux_only && refuses --size 17M 1..16777216 tcp-load 127.0.0.1:9
+refuses --burst 4G 1..4294967295 send 127.0.0.1:9 --count 1 --rate 1M
+refuses_item --sizes 64,1.1k 1.1k 1..65507 bench --paths baseline --no-latency --seconds 0.01
+for bad in 500us 1ns 0.5ms 0s 0ms 1000001s 99999999999999999999s 1M 1k 1h; do
+    refuses --duration "$bad" 0.001..1000000 recv 127.0.0.1:0 --idle 0
+done
+for bad in 1ns 0.5us 60001ms 61s 1ks; do
+    refuses --timeout "$bad" 0.001..60000 ping 127.0.0.1:9 --count 1
+done
+refuses --interval 0.5ns 0.000001..1000000 ping 127.0.0.1:9 --count 1
+refuses --interval 1001s 0.000001..1000000 ping 127.0.0.1:9 --count 1
+refuses --seconds 61s 0.001..60 bench --paths baseline --no-latency --sizes 64
+refuses --seconds 100us 0.001..60 bench --paths baseline --no-latency --sizes 64
+timeout $T "$VOLLEY" recv 127.0.0.1:0 --duration 1us >/dev/null 2>"$tmp/err"
+grep -q -F 'is finer than 0.001 s' "$tmp/err" ||
+    fail "recv --duration 1us does not say it is finer than the flag's step: $(cat "$tmp/err")"
+
+# --- host names, resolved by the tool: names in /etc/hosts only (no
+# resolver traffic), brackets for IPv6 and optional for names
+if grep -q -E '^127\.0\.0\.1[[:space:]].*\blocalhost\b' /etc/hosts 2>/dev/null; then
+    if start_volley recv named --count 5 --idle 1 --duration 20 --json; then
+        for addr in "localhost:$port" "[localhost]:$port"; do
+            timeout $T "$VOLLEY" send "$addr" --count 1 --size 64 --json >"$tmp/named.json" &&
+                check_json "$tmp/named.json" '
+assert j["args"]["addr"] == a[0] and j["args"]["address"] == a[1], j["args"]
+assert j["end"]["datagrams"] == 1' "$addr" "127.0.0.1:$port" ||
+                fail "send $addr: $(cat "$tmp/named.json")"
+        done
+        timeout $T "$VOLLEY" ping "localhost:$port" --count 3 --timeout 100 >/dev/null 2>&1
+        timeout $T "$VOLLEY" send "localhost:$port" --count 3 --size 64 >/dev/null ||
+            fail "send localhost:$port exited non-zero"
+        reap "$vpid"
+        check_end "$tmp/named.out" 'assert j["datagrams"] >= 5, j' ||
+            fail "recv from senders to localhost: $(cat "$tmp/named.out")"
+    fi
+    # a server bound by name, a client by name
+    if start_volley echo echoname --count 2 --duration 20 --json; then
+        timeout $T "$VOLLEY" ping "localhost:$port" --count 2 --json >"$tmp/pname.json" &&
+            check_end "$tmp/pname.json" 'assert j["received"] == 2' ||
+            fail "ping localhost:$port: $(cat "$tmp/pname.json")"
+        reap "$vpid"
+    fi
+    timeout $T "$VOLLEY" recv localhost:0 --duration 0.05 --json >"$tmp/bindname.json" \
+        2>"$tmp/bindname.err" &&
+        grep -q "listening on 127.0.0.1:" "$tmp/bindname.err" ||
+        fail "recv localhost:0 did not bind 127.0.0.1: $(cat "$tmp/bindname.err")"
+else
+    echo "note: no 127.0.0.1 localhost line in /etc/hosts: names not tried"
+fi
+# [::1] needs its brackets; a name needs a port; a port is 0 to 65535
+if grep -q -E '^::1[[:space:]].*\bip6-localhost\b' /etc/hosts 2>/dev/null; then
+    timeout $T "$VOLLEY" send ip6-localhost:9 --count 1 --json >"$tmp/ip6.json" 2>/dev/null &&
+        check_json "$tmp/ip6.json" 'assert j["args"]["address"] == "[::1]:9"' ||
+        fail "send ip6-localhost:9: $(cat "$tmp/ip6.json")"
+fi
+long=$(printf '%0300d' 0 | tr 0 a)
+for bad in localhost "localhost:" localhost:65536 localhost:-1 "localhost: 9" localhost:9x \
+    ::1:9 "[::1]" "[::1]9" "[localhost:9" "]:9" ":9" "[]:9" "$long:9" "local host:"; do
+    expect_usage send "$bad" --count 1
+    grep -q -F "bad ADDR" "$tmp/err" || fail "send '$bad' does not say the ADDR is bad"
+done
+
 # lists: no empty item, at most as many items as allowed, each a number
 bench1="bench --paths baseline --no-latency --seconds 0.01 --repeat 1"
 for bad in 64,,512 ,64 "64," "" 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17; do
@@ -326,21 +418,23 @@ expect_usage $bench1 --sizes 64 --paths baseline,
 # the forms that are documented still work, at the ends of their ranges
 timeout $T "$VOLLEY" send "127.0.0.1:$(free_port)" --size 65507 --count 1 --batch 1024 \
     --json >"$tmp/big.json" &&
-    check_json "$tmp/big.json" 'assert j["datagrams"] == 1 and j["bytes"] == 65507' ||
+    check_end "$tmp/big.json" 'assert j["datagrams"] == 1 and j["bytes"] == 65507' ||
     fail "send --size 65507: $(cat "$tmp/big.json")"
 timeout $T "$VOLLEY" send "[::ffff:127.0.0.1]:$(free_port)" --size 65507 --count 1 \
     --json >"$tmp/mapped.json" &&
-    check_json "$tmp/mapped.json" 'assert j["datagrams"] == 1 and j["errors"] == 0' ||
+    check_end "$tmp/mapped.json" 'assert j["datagrams"] == 1 and j["errors"] == 0' ||
     fail "send --size 65507 to a v4-mapped ADDR: $(cat "$tmp/mapped.json")"
 timeout $T "$VOLLEY" send "127.0.0.1:$(free_port)" --size 0 --count 3 --json \
     >"$tmp/empty.json" &&
-    check_json "$tmp/empty.json" 'assert j["datagrams"] == 3 and j["bytes"] == 0' ||
+    check_end "$tmp/empty.json" 'assert j["datagrams"] == 3 and j["bytes"] == 0' ||
     fail "send --size 0: $(cat "$tmp/empty.json")"
 timeout $T "$VOLLEY" recv 127.0.0.1:0 --duration 0.001 --idle 0.250 --count 1 --json \
     >/dev/null 2>&1 || fail "recv --duration 0.001 --idle 0.250"
+# (nobody answers: exit status 1, as ping(8))
 timeout $T "$VOLLEY" ping "127.0.0.1:$(free_port)" --count 1 --interval 0.000001 \
-    --timeout 0.001 --duration 1000000 --json >"$tmp/fine.json" &&
-    check_json "$tmp/fine.json" 'assert j["sent"] == 1 and j["interval_ms"] == 0.000001' ||
+    --timeout 0.001 --duration 1000000 --json >"$tmp/fine.json" 2>/dev/null
+[ $? -eq 1 ] &&
+    check_end "$tmp/fine.json" 'assert j["sent"] == 1 and j["interval_ms"] == 0.000001' ||
     fail "ping --interval 0.000001: $(cat "$tmp/fine.json")"
 
 # --- a bad environment variable is named as the cause, by every command
@@ -356,7 +450,7 @@ for cmd in probe "recv 127.0.0.1:0 --duration 0.1" "send 127.0.0.1:9 --count 1" 
 done
 env VOLLEY_BACKEND=scalar VOLLEY_DISABLE=gso,gro timeout $T "$VOLLEY" recv 127.0.0.1:0 \
     --duration 0.1 --json >"$tmp/env.json" 2>"$tmp/env.err" &&
-    check_json "$tmp/env.json" 'assert j["backend"] == "scalar"' ||
+    check_end "$tmp/env.json" 'assert j["backend"] == "scalar"' ||
     fail "valid VOLLEY_BACKEND and VOLLEY_DISABLE: $(cat "$tmp/env.json" "$tmp/env.err")"
 env VOLLEY_BACKEND=mmsg VOLLEY_DISABLE=ecn timeout $T "$VOLLEY" probe >/dev/null ||
     fail "volley probe with a valid environment"
@@ -372,14 +466,14 @@ rate_is 0.5k 500
 
 # --- probe
 if timeout $T "$VOLLEY" probe --json >"$tmp/probe.json"; then
-    check_json "$tmp/probe.json" '
+    check_end "$tmp/probe.json" '
 assert all(isinstance(j[k]["ok"], bool) and isinstance(j[k]["why"], str)
     for k in ("scalar", "mmsg", "gso", "gro", "pktinfo", "ecn", "timestamp",
               "rxq_ovfl", "recverr", "ipv6", "uring", "uring_zc", "kernel_pacing",
               "xnu"))
 assert isinstance(j["gso_max_segments"], int)' || fail "probe --json: $(cat "$tmp/probe.json")"
     # Without the Linux parts, what they bring is off and says why.
-    check_json "$tmp/probe.json" '
+    check_end "$tmp/probe.json" '
 built = a[0] == "0"
 for k in ("mmsg", "gso", "gro", "reuseport_steer"):
     assert built or (not j[k]["ok"] and j[k]["why"] == "built without the Linux parts"), k
@@ -390,16 +484,16 @@ fi
 
 # --- recv and send bounded by time alone, with nobody on the other side
 timeout $T "$VOLLEY" recv 127.0.0.1:0 --duration 0.3 --json >"$tmp/idle.json" 2>/dev/null &&
-    check_json "$tmp/idle.json" 'assert j["datagrams"] == 0' || fail "recv --duration 0.3"
+    check_end "$tmp/idle.json" 'assert j["datagrams"] == 0' || fail "recv --duration 0.3"
 timeout $T "$VOLLEY" send "127.0.0.1:$(free_port)" --duration 0.3 --json >"$tmp/void.json" &&
-    check_json "$tmp/void.json" 'assert j["datagrams"] > 0' || fail "send --duration 0.3"
+    check_end "$tmp/void.json" 'assert j["datagrams"] > 0' || fail "send --duration 0.3"
 
 # --- send to recv: every datagram accounted for
 if start_recv seq --count 5000; then
     timeout $T "$VOLLEY" send "127.0.0.1:$port" --count 5000 --size 200 --json \
         >"$tmp/send.json" || fail "volley send exited non-zero"
     reap "$vpid" || fail "volley recv exited non-zero: $(cat "$tmp/seq.err")"
-    check_json "$tmp/send.json" '
+    check_end "$tmp/send.json" '
 assert j["datagrams"] == 5000 and j["bytes"] == 5000 * 200
 assert j["header_bytes"] == 28 and j["target_rate_bps"] is None
 assert j["rate_bps"] > j["payload_rate_bps"] > 0
@@ -408,7 +502,7 @@ assert abs(j["rate_bps"] / j["payload_rate_bps"] - 228 / 200) < 1e-6' ||
     # Loopback with a large buffer should not drop 5000 datagrams, but if the
     # kernel did, it must have said so. With GRO a dropped buffer may hold
     # several datagrams yet counts once, hence <= rather than ==.
-    check_json "$tmp/seq.out" '
+    check_end "$tmp/seq.out" '
 assert j["duplicated"] == 0 and j["truncated"] == 0 and j["stream"] is not None
 assert j["bytes"] == j["datagrams"] * 200
 assert ((j["datagrams"] == 5000 and j["lost"] == 0) or
@@ -428,7 +522,7 @@ for i in range(100):
     s.sendto(b"%030d" % i, ("127.0.0.1", int(sys.argv[1])))' \
         "$port" || fail "python sender"
     reap "$vpid" || fail "volley recv exited non-zero: $(cat "$tmp/plain.err")"
-    check_json "$tmp/plain.out" '
+    check_end "$tmp/plain.out" '
 assert j["datagrams"] == 100 and j["bytes"] == 100 * 30
 assert j["lost"] == 0 and j["stream"] is None and j["jitter_ms"] is None' ||
         fail "plain recv summary: $(cat "$tmp/plain.out")"
@@ -438,7 +532,7 @@ fi
 # receiver measures it precisely in tests/test_interop.sh)
 timeout $T "$VOLLEY" send "127.0.0.1:$(free_port)" --rate 20M --duration 0.5 --size 1000 \
     --json >"$tmp/paced.json" &&
-    check_json "$tmp/paced.json" '
+    check_end "$tmp/paced.json" '
 assert j["target_rate_bps"] == 20000000 and j["kernel_pacing"] is False
 assert 0.5 * 20e6 < j["rate_bps"] < 1.1 * 20e6, j["rate_bps"]' ||
     fail "send --rate 20M: $(cat "$tmp/paced.json")"
@@ -454,29 +548,57 @@ assert all(x > 0 for x in p) and p == sorted(p), p
 assert p[0] <= j["mean_us"] <= p[-1]'
 if start_volley echo echo --count 700 --duration 20 --json; then
     timeout $T "$VOLLEY" ping "127.0.0.1:$port" --count 500 --json >"$tmp/ping.json" &&
-        check_json "$tmp/ping.json" "$pcheck"'
+        check_end "$tmp/ping.json" "$pcheck"'
 assert j["mode"] == "ping-pong" and j["size"] == 64' 500 ||
         fail "ping: $(cat "$tmp/ping.json")"
     timeout $T "$VOLLEY" ping "127.0.0.1:$port" --count 200 --rate 2000 --size 100 \
         --json >"$tmp/ping2.json" &&
-        check_json "$tmp/ping2.json" "$pcheck"'
+        check_end "$tmp/ping2.json" "$pcheck"'
 assert j["mode"] == "interval" and j["interval_ms"] == 0.5 and j["size"] == 100' 200 ||
         fail "ping --rate: $(cat "$tmp/ping2.json")"
     reap "$vpid" || fail "volley echo exited non-zero: $(cat "$tmp/echo.err")"
-    check_json "$tmp/echo.out" '
+    check_end "$tmp/echo.out" '
 assert j["received"] == 700 and j["echoed"] == 700 and j["stopped"] == "count"
 assert j["bytes"] == 500 * 64 + 200 * 100 and j["errors"] == 0 and j["dropped"] == 0' ||
         fail "echo summary: $(cat "$tmp/echo.out")"
 fi
-# nobody answers: bounded by the timeout, every request lost
-timeout $T "$VOLLEY" ping "127.0.0.1:$(free_port)" --count 3 --timeout 100 --json \
-    >"$tmp/noping.json" &&
-    check_json "$tmp/noping.json" '
-assert j["sent"] == 3 and j["received"] == 0 and j["lost"] == 3 and j["p50_us"] is None' ||
-    fail "ping to nobody: $(cat "$tmp/noping.json")"
+# nobody answers: bounded by the timeout, every request lost, and as
+# ping(8) exit status 1; a closed port on loopback answers with ICMP port
+# unreachable, which the summary and the error name
+noport=$(free_port)
+timeout $T "$VOLLEY" ping "127.0.0.1:$noport" --count 3 --timeout 100 --json \
+    >"$tmp/noping.json" 2>"$tmp/noping.err"
+rc=$?
+[ $rc -eq 1 ] && check_end "$tmp/noping.json" '
+assert j["sent"] == 3 and j["received"] == 0 and j["lost"] == 3 and j["p50_us"] is None
+e = j["icmp_error"]
+assert j["icmp_errors"] >= 1 and e["errno"] == "ECONNREFUSED" and e["dest"] == a[0], e
+assert "port unreachable" in e["message"] and e["count"] == j["icmp_errors"]' \
+    "127.0.0.1:$noport" && check_json "$tmp/noping.json" '
+assert j["error"]["errno"] == "ECONNREFUSED" and "no reply" in j["error"]["message"]' ||
+    fail "ping to nobody exited $rc: $(cat "$tmp/noping.json" "$tmp/noping.err")"
+grep -q -F "127.0.0.1:$noport: Connection refused (ICMP port unreachable)" "$tmp/noping.err" ||
+    fail "ping to nobody does not say which error: $(cat "$tmp/noping.err")"
+timeout $T "$VOLLEY" ping "127.0.0.1:$noport" --count 2 --timeout 100 \
+    >"$tmp/noping.txt" 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q -E "port unreachable\), 2 times" "$tmp/noping.txt" ||
+    fail "ping to nobody, text, exited $rc: $(cat "$tmp/noping.txt")"
+# send to a closed port: the summary says which error came back, how often
+timeout $T "$VOLLEY" send "127.0.0.1:$noport" --count 20 --batch 1 >"$tmp/nosend.txt" 2>&1 &&
+    grep -q -F "error reports: 127.0.0.1:$noport: Connection refused (ICMP port unreachable)" \
+        "$tmp/nosend.txt" ||
+    fail "send to a closed port does not say which error: $(cat "$tmp/nosend.txt")"
+timeout $T "$VOLLEY" send "127.0.0.1:$noport" --count 20 --batch 1 --json \
+    >"$tmp/nosend.json" 2>&1 &&
+    check_end "$tmp/nosend.json" '
+e = j["icmp_error"]
+assert j["icmp_errors"] >= 1 and e["errno"] == "ECONNREFUSED" and e["dest"] == a[0], j' \
+        "127.0.0.1:$noport" ||
+    fail "send --json to a closed port: $(cat "$tmp/nosend.json")"
 # echo with nobody talking stops by its duration and still reports
 timeout $T "$VOLLEY" echo 127.0.0.1:0 --duration 0.3 --json >"$tmp/noecho.json" 2>/dev/null &&
-    check_json "$tmp/noecho.json" 'assert j["received"] == 0 and j["stopped"] == "duration"' ||
+    check_end "$tmp/noecho.json" 'assert j["received"] == 0 and j["stopped"] == "duration"' ||
     fail "echo --duration 0.3: $(cat "$tmp/noecho.json")"
 
 # --- tcp-echo and tcp-load: ping-pong over loopback, every request answered,
@@ -485,7 +607,7 @@ if linux_only; then
     if start_volley tcp-echo tcpecho --count 3 --duration 20 --json; then
         timeout $T "$VOLLEY" tcp-load "127.0.0.1:$port" --conns 3 --size 100 --duration 1 \
             --json >"$tmp/tcpload.json" &&
-            check_json "$tmp/tcpload.json" '
+            check_end "$tmp/tcpload.json" '
 assert j["mode"] == "pingpong" and j["conns"] == 3 and j["connected"] == 3, "conns"
 assert j["requests"] > 0 and j["errors"] == 0 and j["first_error"] is None, "counts"
 assert j["bytes_out"] >= j["requests"] * 100 and j["stopped"] == "duration"
@@ -494,7 +616,7 @@ assert all(x > 0 for x in p) and p == sorted(p), p
 assert p[0] <= j["mean_us"] <= p[-1]' ||
             fail "tcp-load: $(cat "$tmp/tcpload.json")"
         reap "$vpid" || fail "volley tcp-echo exited non-zero: $(cat "$tmp/tcpecho.err")"
-        check_json "$tmp/tcpecho.out" '
+        check_end "$tmp/tcpecho.out" '
 assert j["mode"] == "echo" and j["stopped"] == "count"
 assert j["accepted"] == 3 and j["closed"] == 3 and j["errors"] == 0
 assert j["bytes_in"] == j["bytes_out"] > 0' ||
@@ -503,15 +625,15 @@ assert j["bytes_in"] == j["bytes_out"] > 0' ||
     if start_volley tcp-echo sink --discard --count 1 --duration 20 --json; then
         timeout $T "$VOLLEY" tcp-load "127.0.0.1:$port" --mode stream --size 65536 \
             --duration 0.5 --json >"$tmp/stream.json" &&
-            check_json "$tmp/stream.json" '
+            check_end "$tmp/stream.json" '
 assert j["mode"] == "stream" and j["requests"] > 0 and j["errors"] == 0
 assert j["bytes_out"] > 0 and j["p50_us"] is None' ||
             fail "tcp-load --mode stream: $(cat "$tmp/stream.json")"
         reap "$vpid" || fail "volley tcp-echo --discard exited non-zero"
         # the client counts what the kernel took until its end; the close sends the rest
-        check_json "$tmp/sink.out" '
+        check_end "$tmp/sink.out" '
 assert j["mode"] == "discard" and j["closed"] == 1 and j["bytes_out"] == 0
-assert j["bytes_in"] >= json.load(open(a[0]))["bytes_out"] > 0' "$tmp/stream.json" ||
+assert j["bytes_in"] >= json.load(open(a[0]))["end"]["bytes_out"] > 0' "$tmp/stream.json" ||
             fail "tcp-echo --discard summary: $(cat "$tmp/sink.out")"
     fi
     # nobody listening: a runtime error, said on stderr, exit 1
@@ -523,7 +645,7 @@ assert j["bytes_in"] >= json.load(open(a[0]))["bytes_out"] > 0' "$tmp/stream.jso
     # the server alone stops by its duration and still reports
     timeout $T "$VOLLEY" tcp-echo 127.0.0.1:0 --duration 0.3 --json >"$tmp/notcp.json" \
         2>/dev/null &&
-        check_json "$tmp/notcp.json" 'assert j["accepted"] == 0 and j["stopped"] == "duration"' ||
+        check_end "$tmp/notcp.json" 'assert j["accepted"] == 0 and j["stopped"] == "duration"' ||
         fail "tcp-echo --duration 0.3: $(cat "$tmp/notcp.json")"
 fi
 
@@ -531,7 +653,8 @@ fi
 batch_be=mmsg
 linux_only || batch_be=scalar
 if timeout 120 "$VOLLEY" bench --unix --repeat 1 --json >"$tmp/unix.json" 2>"$tmp/unix.err"; then
-    check_json "$tmp/unix.json" '
+    check_end "$tmp/unix.json" '
+j = j["cells"]
 rows = [(c["path"], c["batch"]) for c in j]
 # without the Linux parts, volley picks the backend (scalar, here): one
 # system call per datagram and end, as write/read
@@ -552,7 +675,8 @@ fi
 if linux_only; then
     if timeout 120 "$VOLLEY" bench --threads --seconds 0.05 --repeat 1 --json \
         >"$tmp/threads.json" 2>"$tmp/threads.err"; then
-        check_json "$tmp/threads.json" '
+        check_end "$tmp/threads.json" '
+j = j["cells"]
 cells = [(c["kind"], c["threads"]) for c in j]
 assert cells == [("datagrams", 1), ("datagrams", 2), ("tcp-echo", 1), ("tcp-echo", 2)], cells
 for c in j:
@@ -579,12 +703,12 @@ if linux_only; then
         timeout $T "$VOLLEY" send "127.0.0.1:$port" --threads 2 --count 20000 --size 100 \
             --json >"$tmp/thrsend.json" || fail "volley send --threads 2 exited non-zero"
         reap "$vpid" || fail "volley recv --threads 2 exited non-zero: $(cat "$tmp/thr.err")"
-        check_json "$tmp/thrsend.json" '
+        check_end "$tmp/thrsend.json" '
 assert j["threads"] == 2 and len(j["per_thread"]) == 2
 assert j["datagrams"] == 20000 == sum(t["datagrams"] for t in j["per_thread"])
 assert [t["thread"] for t in j["per_thread"]] == [0, 1]' ||
             fail "send --threads 2: $(cat "$tmp/thrsend.json")"
-        check_json "$tmp/thr.out" '
+        check_end "$tmp/thr.out" '
 p = j["per_thread"]
 assert j["threads"] == 2 and len(p) == 2 and j["steer"] == "flow"
 assert j["datagrams"] == sum(t["datagrams"] for t in p)
@@ -596,10 +720,10 @@ assert j["duplicated"] == 0 and j["bytes"] == 100 * j["datagrams"]' ||
     fi
     if start_volley echo threcho --threads 2 --steer kernel --count 300 --duration 20 --json; then
         timeout $T "$VOLLEY" ping "127.0.0.1:$port" --count 300 --json >"$tmp/thrping.json" &&
-            check_json "$tmp/thrping.json" 'assert j["received"] == 300' ||
+            check_end "$tmp/thrping.json" 'assert j["received"] == 300' ||
             fail "ping to echo --threads 2: $(cat "$tmp/thrping.json")"
         reap "$vpid" || fail "volley echo --threads 2 exited non-zero: $(cat "$tmp/threcho.err")"
-        check_json "$tmp/threcho.out" '
+        check_end "$tmp/threcho.out" '
 p = j["per_thread"]
 assert j["threads"] == 2 and len(p) == 2 and j["stopped"] == "count"
 assert j["received"] == j["echoed"] == 300 == sum(t["echoed"] for t in p)' ||
@@ -608,7 +732,7 @@ assert j["received"] == j["echoed"] == 300 == sum(t["echoed"] for t in p)' ||
     if start_volley tcp-echo thrtcp --threads 2 --count 8 --duration 20 --json; then
         timeout $T "$VOLLEY" tcp-load "127.0.0.1:$port" --threads 2 --conns 8 --count 4000 \
             --duration 10 --json >"$tmp/thrload.json" &&
-            check_json "$tmp/thrload.json" '
+            check_end "$tmp/thrload.json" '
 p = j["per_thread"]
 assert j["threads"] == 2 and len(p) == 2 and j["connected"] == 8
 assert j["requests"] == 4000 == sum(t["requests"] for t in p), j["requests"]
@@ -616,7 +740,7 @@ assert j["errors"] == 0 and j["stopped"] == "count"
 assert [t["conns"] for t in p] == [4, 4]' ||
             fail "tcp-load --threads 2: $(cat "$tmp/thrload.json")"
         reap "$vpid" || fail "volley tcp-echo --threads 2 exited non-zero: $(cat "$tmp/thrtcp.err")"
-        check_json "$tmp/thrtcp.out" '
+        check_end "$tmp/thrtcp.out" '
 p = j["per_thread"]
 assert j["threads"] == 2 and len(p) == 2 and j["stopped"] == "count"
 assert j["accepted"] == j["closed"] == 8 == sum(t["accepted"] for t in p)
@@ -626,13 +750,14 @@ assert j["errors"] == 0 and j["bytes_in"] == j["bytes_out"] == 4000 * 128' ||
 fi
 
 # --- bench: one object per cell, baseline is the unit, and the chart
-check_json "$tmp/probe.json" 'assert j["gso"]["ok"]' 2>/dev/null && gso=True || gso=False
-check_json "$tmp/probe.json" 'assert j["uring"]["ok"]' 2>/dev/null && uring=True || uring=False
-check_json "$tmp/probe.json" 'assert j["uring_zc"]["ok"]' 2>/dev/null && zc=True || zc=False
+check_end "$tmp/probe.json" 'assert j["gso"]["ok"]' 2>/dev/null && gso=True || gso=False
+check_end "$tmp/probe.json" 'assert j["uring"]["ok"]' 2>/dev/null && uring=True || uring=False
+check_end "$tmp/probe.json" 'assert j["uring_zc"]["ok"]' 2>/dev/null && zc=True || zc=False
 if timeout 120 "$VOLLEY" bench --seconds 0.1 --repeat 1 --sizes 64 --json \
     --plot "$tmp/bench.svg" >"$tmp/bench.json" 2>"$tmp/bench.err"; then
-    check_json "$tmp/bench.json" '
+    check_end "$tmp/bench.json" '
 import shutil
+j = j["cells"]
 gso, uring, zc = a[0] == "True", a[1] == "True", a[2] == "True"
 linux = a[3] == "mmsg" # else built without the Linux parts: none of their paths
 gso, uring, zc = gso and linux, uring and linux, zc and linux
@@ -671,14 +796,22 @@ assert lat[0]["path"] == "baseline" and lat[0]["ratio_to_baseline"] == 1
     # latency bar per latency cell, labelled axes, a legend and a title.
     timeout $T python3 -c '
 import json, sys, xml.dom.minidom
-j = json.load(open(sys.argv[2]))
+j = json.load(open(sys.argv[2]))["end"]["cells"]
 d = xml.dom.minidom.parse(sys.argv[1])
 rects = d.getElementsByTagName("rect")
 bars = [r for r in rects if r.getAttribute("class") == "bar"]
 lats = [r for r in rects if r.getAttribute("class") == "lat"]
 assert len(bars) == len([c for c in j if c["kind"] == "throughput"]), len(bars)
 assert len(lats) == len([c for c in j if c["kind"] == "latency"]), len(lats)
-assert all(float(r.getAttribute("height")) >= 0 for r in bars)
+# the log axis starts below the smallest bar: every bar has a height
+assert all(float(r.getAttribute("height")) > 0 for r in bars), [
+    r.getAttribute("height") for r in bars]
+# one colour per path
+fills = {}
+for r in bars:
+    fills.setdefault(r.getElementsByTagName("title")[0].firstChild.data.split(",")[0],
+                     r.getAttribute("fill"))
+assert len(set(fills.values())) == len(fills), fills
 text = " ".join(t.firstChild.data for t in d.getElementsByTagName("text") if t.firstChild)
 for want in ("volley bench", "datagrams received per second", "payload bytes",
              "baseline", "64 B", "p50"):
@@ -697,8 +830,9 @@ fi
 # --- bench repeats: every cell runs --repeat times; no latency rows on request
 if timeout 60 "$VOLLEY" bench --seconds 0.05 --repeat 3 --sizes 64,200 \
     --paths "baseline,$batch_be" --no-latency --json >"$tmp/bench3.json" 2>"$tmp/bench3.err"; then
-    check_json "$tmp/bench3.json" '
+    check_end "$tmp/bench3.json" '
 be = a[0]
+j = j["cells"]
 assert [(c["path"], c["size"]) for c in j] == [("baseline", 64), (be, 64),
                                                ("baseline", 200), (be, 200)]
 assert all(c["kind"] == "throughput" and c["repeat"] == 3 for c in j)
@@ -714,8 +848,10 @@ if timeout 60 "$VOLLEY" bench --seconds 0.05 --repeat 1 --sizes 64 --paths "base
     for want in "dgrams/s" "^baseline +64" "^$batch_be +64" "latency" "p99" "^total "; do
         grep -q -E -e "$want" "$tmp/bench.txt" || fail "bench table lacks '$want'"
     done
-    # piped: no progress line (no carriage return)
+    # piped: no live line (no carriage return), but plain progress lines
     ! grep -q "$(printf '\r')" "$tmp/bench.txt" || fail "bench drew progress into a pipe"
+    grep -q -E '^volley bench: \[1/[0-9]+\] run 1/1 +baseline' "$tmp/bench.txt" ||
+        fail "bench piped printed no progress line: $(cat "$tmp/bench.txt")"
 else
     fail "volley bench table run did not exit 0: $(cat "$tmp/bench.txt")"
 fi

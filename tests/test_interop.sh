@@ -41,7 +41,7 @@ finish() {
 # datagrams (and BYTES payload bytes): exactly, unless the kernel dropped
 # some and recv reported it (a dropped GRO buffer counts once, hence <=).
 counted() {
-    check_json "$tmp/$1.out" '
+    check_end "$tmp/$1.out" '
 sent, d, drops = int(a[0]), j["datagrams"], j["kernel_drops"]
 print("  sender: %d datagrams; recv: %d, kernel drops %d" % (sent, d, drops))
 assert j["truncated"] == 0, "truncated"
@@ -68,7 +68,7 @@ for i in range(2000):
         nbytes += n
 print(sent, nbytes)' "$port" >"$tmp/py.sent"; then
         finish py && read -r sent nbytes <"$tmp/py.sent" && counted py "$sent" "$nbytes"
-        check_json "$tmp/py.out" 'assert j["stream"] is None' ||
+        check_end "$tmp/py.out" 'assert j["stream"] is None' ||
             fail "recv found a volley header in plain datagrams"
     else
         fail "python3 sender"
@@ -179,7 +179,7 @@ else
             --rate 1000 --size 64 --timeout 1000 --json >"$tmp/ping.out" 2>"$tmp/ping.err" ||
             fail "volley ping exited non-zero: $(cat "$tmp/ping.err")"
         t1=$(mono_us)
-        check_json "$tmp/ping.out" '
+        check_end "$tmp/ping.out" '
 span = int(a[0])
 p = [j[k] for k in ("min_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us")]
 print("  sent %s, received %s; min/p50/p90/p99/p99.9/max us: %s" % (
@@ -263,12 +263,12 @@ else
                 --duration 3 --size 1200 --json >"$tmp/send$rate.out" 2>"$tmp/send$rate.err" ||
                 fail "volley send --rate $rate exited non-zero: $(cat "$tmp/send$rate.err")"
             finish "rate$rate" || break
-            sent=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["datagrams"])' \
+            sent=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["end"]["datagrams"])' \
                 "$tmp/send$rate.out" 2>/dev/null)
             [ -n "$sent" ] && counted "rate$rate" "$sent" $((sent * 1200))
             # The receiver's wire rate (payload + UDP + IPv4 headers) between
             # its first and last datagram: n datagrams span n - 1 gaps.
-            verdict=$(check_json "$tmp/rate$rate.out" '
+            verdict=$(check_end "$tmp/rate$rate.out" '
 want, floor = float(a[0].rstrip("M")) * 1e6, float(a[1])
 d, secs = j["datagrams"], j["seconds"]
 assert j["lost"] == 0 and d > 100 and secs > 2, "too little measured"

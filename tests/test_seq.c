@@ -10,6 +10,7 @@
 #include "seq.h"
 #include "t.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,10 +121,46 @@ static int by_hand(void)
     return 0;
 }
 
+/* Each percentile of the latency histogram against the exact one of the
+ * same samples: never below it, less than LAT_HIST_ERROR above it. */
+static int hist_within_bound(void)
+{
+    static const double pcts[] = {1, 50, 90, 99, 99.9, 100};
+    enum { N = 5000 };
+    static uint64_t v[N];
+    struct lat_hist *h = calloc(1, sizeof(*h));
+
+    T_ASSERT(h != NULL);
+    for (unsigned i = 0; i < N; i++) {
+        /* spread over many powers of two, a few exact small values */
+        v[i] = i < 100 ? i : next_random() >> (next_random() % 40 + 10);
+        lat_hist_add(h, v[i]);
+    }
+    for (unsigned i = 1; i < N; i++) /* insertion sort: the exact answer */
+        for (unsigned k = i; k > 0 && v[k - 1] > v[k]; k--) {
+            uint64_t x = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = x;
+        }
+    T_EQ(h->min, v[0]);
+    T_EQ(h->max, v[N - 1]);
+    for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++) {
+        uint64_t exact = v[(size_t)ceil(pcts[i] / 100 * N - 1e-9) - 1];
+        uint64_t got = lat_hist_pct(h, pcts[i]);
+
+        T_CHECK(got >= exact && (double)(got - exact) <= LAT_HIST_ERROR * (double)exact,
+                "p%g: %llu for %llu", pcts[i], (unsigned long long)got,
+                (unsigned long long)exact);
+    }
+    free(h);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
         T_CASE(by_hand),
+        T_CASE(hist_within_bound),
         T_CASE(runs_from_zero),
         T_CASE(runs_near_the_top),
     };

@@ -80,18 +80,25 @@ bool cli_parse_backend(const char *s, unsigned *out);
 
 /*
  * Every numeric flag is read by cli_number. A value is plain decimal: "0" or
- * digits without a leading zero, then optionally "." and digits, then (where
- * si is set) optionally one SI suffix k, M, G or T in either case, powers of
- * 1000. Nothing else: no sign, blanks, hex, exponent or unit text. The value
- * is kept exactly, as a whole number of steps of 10^-places; one between two
- * steps is refused: with places 3, "0.25" and "0.2500" are 250, "0.0001" is
- * refused. No flag takes a negative number.
+ * digits without a leading zero, then optionally "." and digits, then
+ * optionally one suffix of the flag's unit:
+ *   CLI_UNIT_SI     k, M, G or T in either case, powers of 1000 (rates)
+ *   CLI_UNIT_BYTES  K or k (also KiB), M (MiB), G (GiB): powers of 1024, as
+ *                   iperf3 reads sizes
+ *   CLI_UNIT_S, _MS s, ms, us or ns; a bare number is in the flag's own unit,
+ *                   seconds or milliseconds
+ * Nothing else: no sign, blanks, hex, exponent or other text. The value is
+ * kept exactly, as a whole number of steps of 10^-places of the flag's
+ * unit; one between two steps is refused: with places 3, "0.25" and
+ * "0.2500" are 250, "0.0001" is refused, and "250ms" for a flag in seconds
+ * is 250 too. No flag takes a negative number.
  */
+enum cli_unit { CLI_UNIT_NONE, CLI_UNIT_SI, CLI_UNIT_BYTES, CLI_UNIT_S, CLI_UNIT_MS };
 struct cli_num {
     const char *flag;  /* "--size": messages name it */
     uint64_t min, max; /* inclusive, in steps */
     unsigned places;   /* a step is 10^-places */
-    bool si;           /* the suffixes k, M, G and T are allowed */
+    enum cli_unit unit;
 };
 /* What every command's --help says about the above. */
 /* --pin's help line, the same for every command that takes --threads. */
@@ -99,10 +106,18 @@ struct cli_num {
     "      --pin            with --threads 2 or more: pin thread i to the i-th\n"        \
     "                       CPU this process may use (modulo their number)\n"
 
+/* What every command with an ADDR says about it in its --help. */
+#define CLI_ADDR_HELP                                                                    \
+    "ADDR may also name a host, \"host:port\" or \"[host]:port\" (localhost:9000): it\n" \
+    "is resolved once, by getaddrinfo, and its first address used.\n"
+
 #define CLI_NUMBER_HELP                                                                  \
     "Numbers are plain decimal, like 1200 or 0.25: no sign, exponent, hex, blanks or\n"  \
     "leading zeros. A value must lie in its flag's range and be a whole number, or\n"    \
-    "have at most the decimals shown. Anything else is refused (exit status 2).\n"
+    "have at most the decimals shown. Sizes in bytes may end in K (or k, KiB: 1024),\n"  \
+    "M (MiB) or G (GiB), as iperf3 reads them; times may end in s, ms, us or ns (a\n"    \
+    "bare number is in the flag's own unit); rates in k, M, G or T (powers of 1000).\n"  \
+    "Anything else is refused (exit status 2).\n"
 
 /* PARSE_RUN and *out set when s is valid for f; otherwise says why, naming
  * the flag, the value and its range, and returns EXIT_USAGE. */
@@ -160,6 +175,39 @@ int cli_fd_flags(int fd, bool nonblock);
 void cli_json_string(const char *s);
 
 /*
+ * --json: whatever the command, stdout carries one document of one shape
+ * (volley(1), JSON OUTPUT), so a script reads every command the same way:
+ *   {"version", "command", "args", "host", "start", "intervals": [...],
+ *    "end": {...}}, and "error" {"message", "errno"} beside them when the
+ * exit status is not 0. main owns the document: it writes the error
+ * document when a command failed before it began, and closes the one a
+ * command began, adding the error the command ended with.
+ */
+extern bool cli_json;
+/* The error a --json document reports: the first one said on stderr.
+ * cli_usage_error and cli_runtime_error call it; code that explains a
+ * failure itself calls it with a negative errno or 0. */
+__attribute__((format(printf, 2, 3))) void cli_note_error(int err, const char *fmt, ...);
+/* Writes the document up to its open "intervals" array; args prints the
+ * members of "args" from cfg. Nothing without --json. */
+void cli_doc_begin(void (*args)(const void *cfg), const void *cfg);
+/* Opens the next object of "intervals": the caller prints its members and
+ * its closing brace. */
+void cli_doc_interval(void);
+/* Closes "intervals" and opens "end": the caller prints its members; main
+ * closes it. */
+void cli_doc_end(void);
+/* main, once the command returned rc: the error document, or the end of
+ * the one begun. */
+void cli_doc_finish(int rc);
+/* "key":value members for the args and end objects: a leading comma but
+ * for the first member of an object (first true). */
+void cli_json_key(const char *key, bool first);
+/* What the shared flags of a flow command (struct flow_cfg) came to, as
+ * members of "args", the first of them first. */
+void cli_flow_args(const void *flow);
+
+/*
  * How a command reads its command line. The flags several commands take are
  * defined once, in cli.c; a command picks the ones it takes by CLI_F_* bits
  * and adds its own. Every command takes --json and --help.
@@ -196,9 +244,43 @@ struct cli_cmd {
  * run, 0 once --help was shown, or an exit status. */
 int cli_parse(int argc, char **argv, const struct cli_cmd *cmd, void *cfg);
 
+/*
+ * ICMP error reports (VOLLEY_F_RECVERR) a sender drew, read with
+ * volley_errors: how many, and the first kind in full, so that a summary
+ * can say which error it was (a closed port answers "port unreachable").
+ */
+struct cli_icmp {
+    uint64_t reports; /* every report the socket queued (its stats) */
+    uint64_t read;    /* of them, read here: the library keeps the latest 32 */
+    uint64_t same;    /* of those, the first kind: same error and destination */
+    struct volley_sockerr first;
+};
+/* Reads every report waiting on s into e; how many were read. look: first
+ * make the library look at the kernel's error queue (a poll), for a caller
+ * that does not wait on s. */
+unsigned cli_icmp_drain(volley_sock *s, struct cli_icmp *e, bool look);
+/* "127.0.0.1:9: connection refused (ICMP port unreachable), 5 times" and,
+ * when other kinds came too, how many. "" when none came. */
+void cli_icmp_text(const struct cli_icmp *e, char *buf, size_t size);
+/* ,"icmp_errors":N,"icmp_error":{"message","errno","dest","count"} or null */
+void cli_icmp_json(const struct cli_icmp *e);
+
+/* Wherever kernel drops are shown: SO_RXQ_OVFL counts the buffers the
+ * socket dropped, and with GRO one buffer holds a batch of datagrams. */
+#define CLI_DROPS_NOTE                                                                   \
+    "(buffers dropped on a full socket: with GRO, one can hold many datagrams)"
+/* The same for a --help text. */
+#define CLI_DROPS_HELP                                                                   \
+    "Kernel drops count the receive buffers the kernel dropped because the\n"            \
+    "socket was full (SO_RXQ_OVFL): with GRO, one dropped buffer can hold a\n"           \
+    "whole batch of coalesced datagrams, so drops may be fewer than the\n"               \
+    "datagrams lost.\n"
+
 /* What recv, send, echo and ping share. */
 struct flow_cfg {
-    const char *addr;
+    const char *addr;     /* ADDR as an address: what the library is given */
+    const char *addr_arg; /* ADDR as typed: a host name is resolved */
+    char addr_buf[64];
     struct volley_addr peer;
     uint64_t count;      /* 0: no limit */
     int64_t duration_ns; /* 0: no limit */
@@ -210,6 +292,8 @@ struct flow_cfg {
     unsigned backend;
     unsigned disable;
     bool json;
+    /* A thread of --threads: its lines are the main thread's to print. */
+    bool quiet;
     /* --threads N: one socket (or loop) per thread; --pin: thread i on the
      * i-th CPU this process may use, modulo their number; --steer: how a
      * server's reuseport group spreads packets (VOLLEY_STEER_*). */

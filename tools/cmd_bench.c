@@ -11,11 +11,13 @@
  */
 #include "bench.h"
 #include "cli.h"
+#include "seq.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,7 +132,9 @@ static void bench_usage(void)
         "                      and --json): see below\n"
         "      --threads       one loop per core instead (takes --seconds, --repeat\n"
         "                      and --json): see below\n"
-        "  -j, --json          print a JSON array, one object per cell\n"
+        "  -j, --json          print one JSON document (volley(1), JSON OUTPUT):\n"
+        "                      the table's header and a cells array, one object\n"
+        "                      per cell\n"
         "  -h, --help          show this help\n"
         "\n"
         "Throughput columns: received datagrams/s (median) and the spread of the\n"
@@ -140,7 +144,8 @@ static void bench_usage(void)
         "size. Latency columns: round-trip p50 and p99 (medians of the runs), min\n"
         "and max, round trips measured, requests lost, and p50 relative to the\n"
         "baseline.\n"
-        "A progress line is shown on standard error when it is a terminal.\n"
+        "Progress goes to standard error: a live line on a terminal, else a plain\n"
+        "line at the first cell and then every 5 seconds at most.\n"
         "\n"
         "With --tcp: TCP echo, ping-pong, at 1, 50, 300 and 1000 connections and\n"
         "128 and 4096-byte requests. The client is `volley tcp-load`'s, one volley\n"
@@ -197,12 +202,12 @@ enum {
 };
 
 static const struct cli_num seconds_num = {
-    .flag = "--seconds", .min = 1, .max = 60000, .places = 3};
+    .flag = "--seconds", .min = 1, .max = 60000, .places = 3, .unit = CLI_UNIT_S};
 static const struct cli_num repeat_num = {
     .flag = "--repeat", .min = 1, .max = MAX_REPEAT};
 /* Every cell runs over IPv4 loopback. */
 static const struct cli_num sizes_num = {
-    .flag = "--sizes", .min = 1, .max = VOLLEY_UDP4_MAX};
+    .flag = "--sizes", .min = 1, .max = VOLLEY_UDP4_MAX, .unit = CLI_UNIT_BYTES};
 #if VOLLEY_HAVE_LINUX
 static const struct cli_num cpu_num = {.flag = "--cpu", .min = 0, .max = CPU_SETSIZE - 1};
 #endif
@@ -485,47 +490,77 @@ static int run_cell(struct matrix *m, struct cell *c, const struct bench_cfg *cf
     return err;
 }
 
-static void progress(const struct matrix *m, const struct cell *c, unsigned done,
-                     unsigned total, unsigned rep, unsigned repeat)
+void bench_progress_start(struct bench_progress *p, unsigned total)
 {
-    double elapsed = cli_ns_seconds(cli_mono_ns() - m->start_ns);
+    p->live = isatty(STDERR_FILENO);
+    p->total = total;
+    p->start_ns = cli_mono_ns();
+    p->last_ns = 0;
+}
 
-    fprintf(stderr, "\r\033[K[%3u/%u] run %u/%u  %-10s %-10s %5zu B  %5.1f s", done + 1,
-            total, rep + 1, repeat, bench_path_name(c->path),
-            c->kind == CELL_LAT ? "latency" : "throughput", c->size, elapsed);
+void bench_progress(struct bench_progress *p, unsigned done, const char *what, ...)
+{
+    int64_t now = cli_mono_ns();
+    double elapsed = cli_ns_seconds(now - p->start_ns);
+    char line[160];
+    va_list ap;
+
+    if (!p->live && p->last_ns && now - p->last_ns < BENCH_PROGRESS_S * NS_PER_S)
+        return;
+    p->last_ns = now;
+    va_start(ap, what);
+    vsnprintf(line, sizeof(line), what, ap);
+    va_end(ap);
+    if (p->live)
+        fprintf(stderr, "\r\033[K[%3u/%u] %s  %5.1f s", done + 1, p->total, line,
+                elapsed);
+    else
+        fprintf(stderr, "%s: [%u/%u] %s, %.1f s", cli_name, done + 1, p->total, line,
+                elapsed);
     if (done > 0)
-        fprintf(stderr, ", about %.0f s left", elapsed / done * (total - done));
+        fprintf(stderr, ", about %.0f s left", elapsed / done * (p->total - done));
+    fputs(p->live ? "" : "\n", stderr);
     fflush(stderr);
+}
+
+void bench_progress_end(const struct bench_progress *p)
+{
+    if (p->live)
+        fputs("\r\033[K", stderr);
 }
 
 static int matrix_run(struct matrix *m, const struct bench_cfg *cfg)
 {
-    bool live = isatty(STDERR_FILENO);
-    unsigned total = m->n * cfg->repeat, done = 0;
+    struct bench_progress pr;
+    unsigned done = 0;
     int err = 0;
 
-    m->start_ns = cli_mono_ns();
+    bench_progress_start(&pr, m->n * cfg->repeat);
+    m->start_ns = pr.start_ns;
     for (unsigned rep = 0; rep < cfg->repeat && !err && !cli_stop; rep++) {
         for (unsigned i = 0; i < m->n && !err && !cli_stop; i++, done++) {
             struct cell *c = &m->cells[i];
 
             if (c->dead)
                 continue;
-            if (live)
-                progress(m, c, done, total, rep, cfg->repeat);
+            bench_progress(&pr, done, "run %u/%u  %-10s %-10s %5zu B", rep + 1,
+                           cfg->repeat, bench_path_name(c->path),
+                           c->kind == CELL_LAT ? "latency" : "throughput", c->size);
             err = run_cell(m, c, cfg);
             if (err < 0) {
-                if (live)
-                    fputs("\r\033[K", stderr);
+                bench_progress_end(&pr);
                 fprintf(stderr, "%s: %s %s at %zu bytes: %s\n", cli_name,
                         bench_path_name(c->path),
                         c->kind == CELL_LAT ? "latency" : "throughput", c->size,
                         volley_strerror(err));
+                cli_note_error(err, "%s %s at %zu bytes: %s", bench_path_name(c->path),
+                               c->kind == CELL_LAT ? "latency" : "throughput", c->size,
+                               volley_strerror(err));
             }
         }
     }
-    if (live && !err)
-        fputs("\r\033[K", stderr);
+    if (!err)
+        bench_progress_end(&pr);
     m->end_ns = cli_mono_ns();
     return err;
 }
@@ -647,6 +682,30 @@ void bench_machine(char *buf, size_t size)
              sysconf(_SC_NPROCESSORS_ONLN), when);
 }
 
+void bench_json_open(const char *matrix, const char *header, ...)
+{
+    char host[256], line[400];
+    va_list ap;
+
+    va_start(ap, header);
+    vsnprintf(line, sizeof(line), header, ap);
+    va_end(ap);
+    bench_machine(host, sizeof(host));
+    cli_doc_end();
+    fputs("\"matrix\":", stdout);
+    cli_json_string(matrix);
+    fputs(",\"machine\":", stdout);
+    cli_json_string(host);
+    fputs(",\"header\":", stdout);
+    cli_json_string(line);
+    fputs(",\"cells\":[", stdout);
+}
+
+void bench_json_close(void)
+{
+    fputs("\n]", stdout);
+}
+
 static void print_table(const struct matrix *m, const struct bench_cfg *cfg)
 {
     char host[256];
@@ -750,16 +809,18 @@ static void json_lat(const struct cell *c)
     json_num("p99_us", l->p99_us, 3);
     json_num("min_us", l->min_us, 3);
     json_num("max_us", l->max_us, 3);
+    json_num("latency_error", LAT_HIST_ERROR, 6);
     printf(",\"samples\":%" PRIu64 ",\"lost\":%" PRIu64, l->samples, l->lost);
     json_num("ratio_to_baseline", c->ratio > 0 ? c->ratio : -1, 4);
     putchar('}');
 }
 
-static void print_json(const struct matrix *m)
+static void print_json(const struct matrix *m, const struct bench_cfg *cfg)
 {
     const char *sep = "";
 
-    putchar('[');
+    bench_json_open("udp", "median of %u interleaved run%s of %.2f s per cell",
+                    cfg->repeat, cfg->repeat == 1 ? "" : "s", cfg->seconds);
     for (unsigned i = 0; i < m->n; i++) {
         const struct cell *c = &m->cells[i];
 
@@ -772,7 +833,7 @@ static void print_json(const struct matrix *m)
             json_lat(c);
         sep = ",";
     }
-    puts("\n]");
+    bench_json_close();
 }
 
 static void print_notes(const struct matrix *m, const struct bench_cfg *cfg)
@@ -842,18 +903,52 @@ static int bench_main(const struct bench_cfg *cfg)
         rc = 1; /* matrix_run said what failed */
     if (rc == 0) {
         matrix_medians(&m);
+        /* The chart first: its error still goes into the JSON document. */
+        if (plot && write_plot(plot, &m, cfg) < 0)
+            rc = cli_runtime_error(cfg->plot, -EIO);
+        if (plot && fclose(plot) != 0 && rc == 0)
+            rc = cli_runtime_error(cfg->plot, -errno);
+        plot = NULL;
         if (cfg->json)
-            print_json(&m);
+            print_json(&m, cfg);
         else
             print_table(&m, cfg);
         print_notes(&m, cfg);
-        if (plot && write_plot(plot, &m, cfg) < 0)
-            rc = cli_runtime_error(cfg->plot, -EIO);
     }
-    if (plot && fclose(plot) != 0 && rc == 0)
-        rc = cli_runtime_error(cfg->plot, -errno);
+    if (plot)
+        fclose(plot);
     matrix_free(&m);
     return rc;
+}
+
+static void bench_args(const void *cfg)
+{
+    const struct bench_cfg *c = cfg;
+    const char *sep = "";
+
+    cli_json_key("matrix", true);
+    cli_json_string(c->tcp         ? "tcp"
+                    : c->unix_pair ? "unix"
+                    : c->threads   ? "threads"
+                                   : "udp");
+    printf(",\"seconds\":%.3f,\"repeat\":%u,\"sizes\":[", c->seconds, c->repeat);
+    for (unsigned i = 0; i < c->nsizes; i++)
+        printf("%s%zu", i ? "," : "", c->sizes[i]);
+    fputs("],\"paths\":[", stdout);
+    for (enum bench_path p = 0; p < BENCH_NPATHS; p++) {
+        if (!(c->paths & (1u << p)))
+            continue;
+        printf("%s", sep);
+        cli_json_string(bench_path_name(p));
+        sep = ",";
+    }
+    printf("],\"latency\":%s,\"cpu\":", c->latency ? "true" : "false");
+    if (c->pin.tx >= 0)
+        printf("[%d,%d]", c->pin.tx, c->pin.rx);
+    else
+        fputs("null", stdout);
+    fputs(",\"plot\":", stdout);
+    cli_json_string(c->plot);
 }
 
 int cmd_bench(int argc, char **argv)
@@ -897,6 +992,7 @@ int cmd_bench(int argc, char **argv)
             c.udp_flag      ? c.udp_flag
             : c.seconds_arg ? c.seconds_arg
                             : c.plot_arg);
+    cli_doc_begin(bench_args, &c);
     if (c.unix_pair)
         return bench_unix_main(
             &(struct bench_unix_opts){.repeat = c.repeat, .json = c.json});

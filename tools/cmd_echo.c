@@ -27,36 +27,40 @@ struct echo_state {
 
 static void echo_usage(void)
 {
-    printf("Usage: volley echo ADDR [options]\n"
-           "Bind ADDR (\"ip:port\" or \"[ip6]:port\") and send every UDP datagram back\n"
-           "to its sender, unchanged, from the address it arrived on and with the same\n"
-           "ECN codepoint. Receives and sends in batches. Works with `volley ping`\n"
-           "and any UDP client.\n"
-           "\n"
-           "  -c, --count N        stop after N datagrams, 1 to 18446744073709551615\n"
-           "  -d, --duration S     stop after S seconds, 0.001 to %d (3 decimals;\n"
-           "                       default %d)\n"
-           "  -i, --idle S         stop after S seconds without traffic once traffic\n"
-           "                       has begun, 0 to %d (3 decimals; default 0: never)\n"
-           "  -B, --batch N        datagrams per receive call, 1 to %d (default %d)\n"
-           "  -b, --backend NAME   auto, scalar, mmsg, uring or xnu (default auto)\n"
-           "      --no-gso         turn UDP GSO off\n"
-           "      --no-gro         turn UDP GRO off\n"
-           "      --threads N      N threads, 1 to %d (default 1), each with its own\n"
-           "                       socket of one SO_REUSEPORT group on ADDR\n"
-           "      --steer HOW      which thread a datagram goes to: flow (hash of the\n"
-           "                       source address and port), cpu (the CPU the kernel\n"
-           "                       took it on) or kernel (its own hash); default "
-           "flow\n" CLI_PIN_HELP
-           "  -j, --json           print the summary as one JSON object\n"
-           "  -h, --help           show this help\n"
-           "\n"
-           "SIGINT or SIGTERM stops it early; the summary is printed either way.\n"
-           "With --threads, the limits hold for all threads together, the summary\n"
-           "sums them, and the JSON adds \"threads\", \"steer\" and \"per_thread\".\n"
-           "\n" CLI_NUMBER_HELP,
-           MAX_SECONDS, ECHO_DEFAULT_SECONDS, MAX_SECONDS, VOLLEY_BATCH_MAX, CLI_RX_BATCH,
-           CLI_THREADS_MAX);
+    printf(
+        "Usage: volley echo ADDR [options]\n"
+        "Bind ADDR (\"ip:port\" or \"[ip6]:port\") and send every UDP datagram back\n"
+        "to its sender, unchanged, from the address it arrived on and with the same\n"
+        "ECN codepoint. Receives and sends in batches. Works with `volley ping`\n"
+        "and any UDP client.\n"
+        "\n"
+        "  -c, --count N        stop after N datagrams, 1 to 18446744073709551615\n"
+        "  -d, --duration S     stop after S seconds, 0.001 to %d (3 decimals;\n"
+        "                       default %d)\n"
+        "  -i, --idle S         stop after S seconds without traffic once traffic\n"
+        "                       has begun, 0 to %d (3 decimals; default 0: never)\n"
+        "  -B, --batch N        datagrams per receive call, 1 to %d (default %d)\n"
+        "  -b, --backend NAME   auto, scalar, mmsg, uring or xnu (default auto)\n"
+        "      --no-gso         turn UDP GSO off\n"
+        "      --no-gro         turn UDP GRO off\n"
+        "      --threads N      N threads, 1 to %d (default 1), each with its own\n"
+        "                       socket of one SO_REUSEPORT group on ADDR\n"
+        "      --steer HOW      which thread a datagram goes to: flow (hash of the\n"
+        "                       source address and port), cpu (the CPU the kernel\n"
+        "                       took it on) or kernel (its own hash); default "
+        "flow\n" CLI_PIN_HELP
+        "  -j, --json           print the summary as one JSON document (volley(1),\n"
+        "                       JSON OUTPUT; it has no lines)\n"
+        "  -h, --help           show this help\n"
+        "\n"
+        "The summary: datagrams received, echoed, failed (errors) and not echoed\n"
+        "(no send room before the end), which add up to those received.\n" CLI_DROPS_HELP
+        "SIGINT or SIGTERM stops it early; the summary is printed either way.\n"
+        "With --threads, the limits hold for all threads together, the summary\n"
+        "sums them, and the JSON adds \"threads\", \"steer\" and \"per_thread\".\n"
+        "\n" CLI_ADDR_HELP CLI_NUMBER_HELP,
+        MAX_SECONDS, ECHO_DEFAULT_SECONDS, MAX_SECONDS, VOLLEY_BATCH_MAX, CLI_RX_BATCH,
+        CLI_THREADS_MAX);
 }
 
 /* Sends d[0..n) back where each came from. Descriptors from volley_recv
@@ -161,11 +165,11 @@ static void echo_json(const char *backend, const struct volley_stats *vs,
     printf("\"received\":%" PRIu64 ",\"echoed\":%" PRIu64 ",\"bytes\":%" PRIu64
            ",\"errors\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"seconds\":%.6f"
            ",\"rx_syscalls\":%" PRIu64 ",\"tx_syscalls\":%" PRIu64
-           ",\"gso_sends\":%" PRIu64 ",\"dgrams_per_s\":%.1f,\"stopped\":\"%s\""
-           ",\"backend\":",
+           ",\"gso_sends\":%" PRIu64 ",\"kernel_drops\":%" PRIu64
+           ",\"dgrams_per_s\":%.1f,\"stopped\":\"%s\",\"backend\":",
            st->received, st->echoed, st->bytes, st->errors, st->dropped,
            cli_ns_seconds(span), vs->rx_syscalls, vs->tx_syscalls, vs->tx_gso_sends,
-           cli_rate((double)st->echoed, span), st->stopped);
+           vs->rx_kernel_drops, cli_rate((double)st->echoed, span), st->stopped);
     cli_json_string(backend);
 }
 
@@ -175,9 +179,8 @@ static void echo_summary(const char *backend, const struct volley_stats *vs,
     int64_t span = st->last_ns - st->first_ns;
 
     if (c->json) {
-        putchar('{');
+        cli_doc_end();
         echo_json(backend, vs, st);
-        puts("}");
         return;
     }
     printf("echoed %" PRIu64 " of %" PRIu64 " datagrams (%" PRIu64
@@ -185,9 +188,10 @@ static void echo_summary(const char *backend, const struct volley_stats *vs,
            st->echoed, st->received, st->bytes, cli_ns_seconds(span),
            cli_rate((double)st->echoed, span));
     printf("backend %s, %" PRIu64 " receive calls, %" PRIu64 " send calls, %" PRIu64
-           " GSO sends, %" PRIu64 " errors, %" PRIu64 " dropped; stopped by %s\n",
+           " GSO sends, %" PRIu64 " errors, %" PRIu64 " not echoed; stopped by %s\n",
            backend, vs->rx_syscalls, vs->tx_syscalls, vs->tx_gso_sends, st->errors,
            st->dropped, st->stopped);
+    printf("kernel drops %" PRIu64 " " CLI_DROPS_NOTE "\n", vs->rx_kernel_drops);
 }
 
 static int echo_run(const struct flow_cfg *c)
@@ -201,6 +205,7 @@ static int echo_run(const struct flow_cfg *c)
     if (cli_listen(&s, c, &o) != 0)
         return 1;
     cli_catch_signals();
+    cli_doc_begin(cli_flow_args, c);
     st.start_ns = cli_mono_ns();
     err = echo_loop(s, c, &st, NULL);
     {
@@ -304,6 +309,7 @@ static void echo_threads_summary(const struct team *team, const struct flow_cfg 
         vs.rx_syscalls += t[i].vs.rx_syscalls;
         vs.tx_syscalls += t[i].vs.tx_syscalls;
         vs.tx_gso_sends += t[i].vs.tx_gso_sends;
+        vs.rx_kernel_drops += t[i].vs.rx_kernel_drops;
         /* halted by the main thread: stopped for the run's reason */
         if (strcmp(s->stopped, "signal") == 0)
             t[i].st.stopped = why;
@@ -315,8 +321,7 @@ static void echo_threads_summary(const struct team *team, const struct flow_cfg 
                    t[i].st.echoed, t[i].st.received);
         return;
     }
-    putchar('{');
-    echo_json(backend, &vs, &agg);
+    echo_summary(backend, &vs, c, &agg);
     printf(",\"threads\":%u,\"steer\":\"%s\",\"per_thread\":[", team->n,
            team_steer_name(c->steer));
     for (unsigned i = 0; i < team->n; i++) {
@@ -325,7 +330,7 @@ static void echo_threads_summary(const struct team *team, const struct flow_cfg 
         team_json_cpu(team, i);
         putchar('}');
     }
-    puts("]}");
+    putchar(']');
 }
 
 static int echo_run_threads(const struct flow_cfg *c)
@@ -350,6 +355,7 @@ static int echo_run_threads(const struct flow_cfg *c)
         err = team_await(&team);
     if (err == 0) {
         team_listening(fds[0], volley_backend_name(t[0].s), n);
+        cli_doc_begin(cli_flow_args, c);
         why = echo_watch(&team, c);
     }
     team_join(&team);

@@ -3,9 +3,9 @@
  * volley ping: round-trip latency against `volley echo` or any UDP echo
  * server. Each request carries the sequence header; a reply is matched by
  * its stream id and sequence number, so a server that returns the bytes
- * unchanged is all it takes. The send times and the round-trip times live
- * in two arrays sized once from --count; percentiles come from the sorted
- * round-trip times.
+ * unchanged is all it takes. The send times live in an array sized once
+ * from --count; the round-trip times go into the tool's latency histogram
+ * (seq.h), as every latency figure the tool prints.
  */
 #include "cli.h"
 #include "seq.h"
@@ -32,12 +32,13 @@ struct ping_cfg {
 };
 
 struct ping_state {
-    int64_t *sent;  /* per sequence number: CLOCK_MONOTONIC send time, 0 not
-                       sent yet, PING_DONE answered or failed */
-    int64_t *rtt;   /* round-trip times of the replies in time, in order */
-    uint8_t *buf;   /* PING_BATCH request payloads */
-    uint64_t nsent; /* requests sent (or failed to send) */
+    int64_t *sent;        /* per sequence number: CLOCK_MONOTONIC send time, 0 not
+                             sent yet, PING_DONE answered or failed */
+    struct lat_hist *rtt; /* round-trip times of the replies in time */
+    uint8_t *buf;         /* PING_BATCH request payloads */
+    uint64_t nsent;       /* requests sent (or failed to send) */
     uint64_t received, late, duplicated, errors, foreign;
+    struct cli_icmp icmp;
     uint32_t stream;
     int64_t start_ns, last_send_ns, end_ns;
     bool awaiting; /* ping-pong: the last request is unanswered */
@@ -70,13 +71,18 @@ static void ping_usage(void)
         "  -d, --duration S     stop after S seconds in any case, 0.001 to %d\n"
         "                       (3 decimals; default %d)\n"
         "  -b, --backend NAME   auto, scalar, mmsg, uring or xnu (default auto)\n"
-        "  -j, --json           print only the summary, as one JSON object\n"
+        "  -j, --json           print one JSON document instead: the lines and the\n"
+        "                       summary (volley(1), JSON OUTPUT)\n"
         "  -h, --help           show this help\n"
         "\n"
         "Each second: requests sent and replies received in it, their mean and\n"
         "largest round-trip time. Then: sent, received, lost (no reply), late,\n"
         "duplicated, and min, mean, p50, p90, p99, p99.9 and max in microseconds.\n"
-        "\n" CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
+        "The percentiles come from a log-linear histogram: each is at most 1/64\n"
+        "(1.6%%) above the exact one, never below; min, mean and max are exact.\n"
+        "Exit status 1 when not one request drew a reply (a late reply counts), as\n"
+        "ping(8); ICMP errors the requests drew (a closed port) are named.\n"
+        "\n" CLI_ADDR_HELP CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
         PING_MAX_COUNT, SEQ_HDR_LEN, VOLLEY_UDP4_MAX, SEQ_HDR_LEN, VOLLEY_UDP6_MAX,
         MAX_SECONDS, PING_DEFAULT_SEC);
 }
@@ -86,10 +92,13 @@ static const struct cli_num count_num = {
 /* --rate and --interval span the same schedules: 1 ns to 1000 s apart. */
 static const struct cli_num rate_num = {
     .flag = "--rate", .min = 1, .max = 1000000000000ull, .places = 3};
-static const struct cli_num interval_num = {
-    .flag = "--interval", .min = 1, .max = 1000000000000ull, .places = 6};
+static const struct cli_num interval_num = {.flag = "--interval",
+                                            .min = 1,
+                                            .max = 1000000000000ull,
+                                            .places = 6,
+                                            .unit = CLI_UNIT_MS};
 static const struct cli_num timeout_num = {
-    .flag = "--timeout", .min = 1, .max = 60000000, .places = 3};
+    .flag = "--timeout", .min = 1, .max = 60000000, .places = 3, .unit = CLI_UNIT_MS};
 
 /* --rate in thousandths of a request per second, or --interval in
  * nanoseconds: the time between two requests. */
@@ -139,8 +148,20 @@ static void ping_interval(struct ping_state *st, const struct ping_cfg *c, int64
 {
     double from = cli_ns_seconds(st->tick_ns - st->start_ns);
 
-    if (!c->flow.json) {
-        if (st->ticks++ == 0)
+    if (c->flow.json) {
+        cli_doc_interval();
+        printf("\"from\":%.3f,\"to\":%.3f,\"sent\":%" PRIu64 ",\"received\":%" PRIu64
+               ",\"mean_us\":",
+               from, from + cli_ns_seconds(end - st->tick_ns), st->tick_sent,
+               st->tick_received);
+        if (st->tick_received)
+            printf("%.3f,\"max_us\":%.3f}",
+                   (double)st->tick_sum / (double)st->tick_received / NS_PER_US,
+                   (double)st->tick_max / NS_PER_US);
+        else
+            fputs("null,\"max_us\":null}", stdout);
+    } else {
+        if (st->ticks == 0)
             printf("%-13s %10s %10s %10s %10s\n", "interval(s)", "sent", "received",
                    "mean(us)", "max(us)");
         printf("%6.2f-%-6.2f %10" PRIu64 " %10" PRIu64 " %10.1f %10.1f\n", from,
@@ -150,6 +171,7 @@ static void ping_interval(struct ping_state *st, const struct ping_cfg *c, int64
                    : 0.0,
                (double)st->tick_max / NS_PER_US);
     }
+    st->ticks++;
     st->tick_ns = end;
     st->tick_sent = st->tick_received = 0;
     st->tick_sum = st->tick_max = 0;
@@ -178,7 +200,8 @@ static void ping_reply(struct ping_state *st, const struct ping_cfg *c,
         st->late++;
         return;
     }
-    st->rtt[st->received++] = rtt;
+    lat_hist_add(st->rtt, (uint64_t)rtt);
+    st->received++;
     st->tick_received++;
     st->tick_sum += rtt;
     if (rtt > st->tick_max)
@@ -243,11 +266,10 @@ static int ping_send(volley_sock *s, struct ping_state *st, const struct ping_cf
  * one will not be answered, so ping-pong need not wait out the timeout. */
 static void ping_errors(volley_sock *s, struct ping_state *st)
 {
-    struct volley_sockerr e[8];
-    int n;
+    unsigned n = cli_icmp_drain(s, &st->icmp, false);
 
-    while ((n = volley_errors(s, e, 8)) > 0) {
-        st->errors += (unsigned)n;
+    if (n) {
+        st->errors += n;
         st->awaiting = false;
     }
 }
@@ -347,16 +369,16 @@ static const struct {
                    {"max_us", "max", 100}};
 #define NFIGURES (sizeof(rtt_figures) / sizeof(rtt_figures[0]))
 
-/* One figure in microseconds, from the sorted times of at least one reply. */
+/* One figure in microseconds, from the times of at least one reply. */
 static double rtt_us(const struct ping_state *st, double pct)
 {
-    double sum = 0;
+    const struct lat_hist *h = st->rtt;
 
-    if (pct >= 0)
-        return us(seq_percentile(st->rtt, st->received, pct));
-    for (uint64_t i = 0; i < st->received; i++)
-        sum += (double)st->rtt[i];
-    return sum / (double)st->received / NS_PER_US;
+    if (pct < 0)
+        return h->sum / (double)h->n / NS_PER_US;
+    if (pct == 0)
+        return us((int64_t)h->min);
+    return us((int64_t)lat_hist_pct(h, pct));
 }
 
 static void ping_stats_json(const struct ping_state *st)
@@ -391,9 +413,14 @@ static void ping_summary(volley_sock *s, struct ping_state *st, const struct pin
     int64_t span = cli_mono_ns() - st->start_ns;
     uint64_t n = st->received;
 
-    seq_sort_ns(st->rtt, n);
+    /* The last, partial second; in JSON also a first one, so that the
+     * lines add up to the summary. */
+    if (c->flow.json ? st->tick_sent || st->tick_received
+                     : st->ticks && st->tick_ns < st->start_ns + span)
+        ping_interval(st, c, st->start_ns + span);
     if (c->flow.json) {
-        printf("{\"peer\":");
+        cli_doc_end();
+        printf("\"peer\":");
         cli_json_string(c->flow.addr);
         printf(",\"size\":%" PRIu64 ",\"mode\":\"%s\",\"interval_ms\":%.6f"
                ",\"sent\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64
@@ -403,13 +430,12 @@ static void ping_summary(volley_sock *s, struct ping_state *st, const struct pin
                (double)c->interval_ns / 1e6, st->nsent, n, ping_lost(st), st->late,
                st->duplicated, st->errors, cli_ns_seconds(span));
         ping_stats_json(st);
+        printf(",\"latency_error\":%.6f", LAT_HIST_ERROR);
         printf(",\"stopped\":\"%s\",\"backend\":", st->stopped);
         cli_json_string(volley_backend_name(s));
-        puts("}");
+        cli_icmp_json(&st->icmp);
         return;
     }
-    if (st->ticks && st->tick_ns < st->start_ns + span)
-        ping_interval(st, c, st->start_ns + span);
     printf("--- %s: %" PRIu64 " sent, %" PRIu64 " received, %" PRIu64
            " lost (%.2f%%), %" PRIu64 " late, %" PRIu64 " duplicated, %" PRIu64
            " errors in %.3f s\n",
@@ -420,12 +446,51 @@ static void ping_summary(volley_sock *s, struct ping_state *st, const struct pin
            c->interval_ns ? "on a schedule" : "ping-pong", volley_backend_name(s),
            st->stopped);
     ping_stats_text(st);
+    if (st->icmp.read) {
+        char why[256];
+
+        cli_icmp_text(&st->icmp, why, sizeof(why));
+        printf("error reports: %s\n", why);
+    }
+}
+
+/* As ping(8): exit status 1 when not one request drew a reply (a late one
+ * is a reply), saying why when the network said why. */
+static int ping_verdict(const struct ping_state *st)
+{
+    char why[256];
+
+    if (st->nsent == 0 || st->received + st->late > 0)
+        return 0;
+    cli_icmp_text(&st->icmp, why, sizeof(why));
+    fprintf(stderr, "%s: no reply to any of %" PRIu64 " requests%s%s\n", cli_name,
+            st->nsent, why[0] ? ": " : "", why);
+    if (st->icmp.read)
+        cli_note_error(st->icmp.first.error,
+                       "no reply to any of %" PRIu64 " requests: %s", st->nsent, why);
+    else
+        cli_note_error(0, "no reply to any of %" PRIu64 " requests", st->nsent);
+    return 1;
+}
+
+static void ping_args(const void *cfg)
+{
+    const struct ping_cfg *c = cfg;
+
+    cli_flow_args(&c->flow);
+    printf(",\"size\":%" PRIu64 ",\"mode\":\"%s\",\"interval_ms\":", c->flow.size,
+           c->interval_ns ? "interval" : "ping-pong");
+    if (c->interval_ns)
+        printf("%.6f", (double)c->interval_ns / 1e6);
+    else
+        fputs("null", stdout);
+    printf(",\"timeout_ms\":%.3f", (double)c->timeout_ns / 1e6);
 }
 
 static int ping_alloc(struct ping_state *st, const struct ping_cfg *c)
 {
     st->sent = calloc(c->flow.count, sizeof(*st->sent));
-    st->rtt = calloc(c->flow.count, sizeof(*st->rtt));
+    st->rtt = calloc(1, sizeof(*st->rtt));
     st->buf = calloc(PING_BATCH, c->flow.size);
     return st->sent && st->rtt && st->buf ? 0 : -ENOMEM;
 }
@@ -454,6 +519,7 @@ static int ping_run(const struct ping_cfg *c)
     err = ping_alloc(&st, c);
     if (err == 0) {
         cli_catch_signals();
+        cli_doc_begin(ping_args, c);
         st.stream = seq_stream_id();
         st.start_ns = st.tick_ns = cli_mono_ns();
         st.end_ns = st.start_ns + c->flow.duration_ns;
@@ -463,7 +529,7 @@ static int ping_run(const struct ping_cfg *c)
         ping_summary(s, &st, c);
     ping_free(&st);
     volley_close(s);
-    return err < 0 ? cli_runtime_error("ping", err) : 0;
+    return err < 0 ? cli_runtime_error("ping", err) : ping_verdict(&st);
 }
 
 int cmd_ping(int argc, char **argv)

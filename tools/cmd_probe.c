@@ -40,8 +40,8 @@ static void probe_usage(void)
          "Try each kernel feature volley can use, on loopback, and print what works\n"
          "and why the rest is off.\n"
          "\n"
-         "  -j, --json   print one JSON object: "
-         "{\"NAME\":{\"ok\":BOOL,\"why\":TEXT},...,\n"
+         "  -j, --json   print one JSON document (volley(1), JSON OUTPUT) whose\n"
+         "               \"end\" is {\"NAME\":{\"ok\":BOOL,\"why\":TEXT},...,\n"
          "               \"gso_max_segments\":N}\n"
          "  -h, --help   show this help");
 }
@@ -63,7 +63,8 @@ static void probe_print_text(const struct volley_caps *c)
 
 static void probe_print_json(const struct volley_caps *c)
 {
-    putchar('{');
+    cli_doc_begin(NULL, NULL);
+    cli_doc_end();
     for (size_t i = 0; i < NFEATURES; i++) {
         const struct volley_feature *f = feature(c, i);
 
@@ -71,7 +72,7 @@ static void probe_print_json(const struct volley_caps *c)
         cli_json_string(cli_feature_why(f));
         fputs("},", stdout);
     }
-    printf("\"gso_max_segments\":%u}\n", c->gso_max_segments);
+    printf("\"gso_max_segments\":%u", c->gso_max_segments);
 }
 
 static int probe_option(int opt, void *json)

@@ -26,6 +26,7 @@ struct rx_state {
     int64_t first_ns, last_ns;
     int64_t tick_ns; /* start of the interval being counted */
     uint64_t tick_dgrams, tick_bytes;
+    uint64_t counted_dgrams, counted_bytes; /* in the lines printed */
     unsigned ticks;
     /* jitter: transit = arrival - send time, both CLOCK_REALTIME */
     bool have_transit;
@@ -73,7 +74,8 @@ static void recv_usage(void)
           "                       source address and port), cpu (the CPU the kernel\n"
           "                       took it on) or kernel (its own hash); default "
           "flow\n" CLI_PIN_HELP
-          "  -j, --json           print only the summary, as one JSON object\n"
+          "  -j, --json           print one JSON document instead: the lines and the\n"
+          "                       summary (volley(1), JSON OUTPUT)\n"
           "  -h, --help           show this help\n"
           "\n"
           "With --threads, the limits hold for all threads together (--count counts\n"
@@ -85,8 +87,8 @@ static void recv_usage(void)
           "reordered and duplicated so far; and the interarrival jitter in ms\n"
           "(RFC 3550: arrival time against the header's send time, smoothed by 1/16).\n"
           "Then a summary with the rate counted on the wire as the pacer of `volley\n"
-          "send --rate` counts it (payload + 28 bytes for IPv4, 48 for IPv6).\n"
-          "\n" CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
+          "send --rate` counts it (payload + 28 bytes for IPv4, 48 for "
+          "IPv6).\n" CLI_DROPS_HELP "\n" CLI_ADDR_HELP CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
           stdout);
 }
 
@@ -98,12 +100,37 @@ static void print_jitter(const struct rx_state *st)
         printf(" %10s\n", "-");
 }
 
-/* Closes the interval at end_ns, printing it unless only JSON is wanted. */
+static void rx_interval_json(const struct rx_state *st, double from, int64_t span)
+{
+    cli_doc_interval();
+    printf("\"from\":%.3f,\"to\":%.3f,\"datagrams\":%" PRIu64 ",\"bytes\":%" PRIu64
+           ",\"mbit_per_s\":%.3f,\"lost_so_far\":%" PRIu64
+           ",\"reordered_so_far\":%" PRIu64 ",\"duplicated_so_far\":%" PRIu64
+           ",\"jitter_ms\":",
+           from, from + cli_ns_seconds(span), st->tick_dgrams, st->tick_bytes,
+           cli_rate((double)st->tick_bytes * 8 / 1e6, span), rx_lost(st),
+           st->seq.reordered, st->seq.duplicated);
+    if (st->have_transit)
+        printf("%.6f}", st->jitter_ns / 1e6);
+    else
+        fputs("null}", stdout);
+}
+
+/* Closes the interval at end_ns, printing it as a line or a JSON object. */
 static void rx_interval(struct rx_state *st, const struct flow_cfg *c, int64_t end_ns)
 {
     double from = cli_ns_seconds(st->tick_ns - st->first_ns);
 
+    if (c->quiet) {
+        st->tick_ns = end_ns;
+        return;
+    }
+    st->counted_dgrams += st->tick_dgrams;
+    st->counted_bytes += st->tick_bytes;
     if (c->json) {
+        rx_interval_json(st, from, end_ns - st->tick_ns);
+        st->ticks++;
+        st->tick_dgrams = st->tick_bytes = 0;
         st->tick_ns = end_ns;
         return;
     }
@@ -329,20 +356,28 @@ static void recv_json(const char *backend, const struct volley_stats *vs,
         fputs(",\"stream\":null", stdout);
 }
 
+/* The datagrams no line has shown yet, in a last line up to the last
+ * datagram: the lines of a JSON document add up to its summary. */
+static void rx_last_interval(struct rx_state *st, const struct flow_cfg *c)
+{
+    st->tick_dgrams = st->dgrams - st->counted_dgrams;
+    st->tick_bytes = st->bytes - st->counted_bytes;
+    if (c->json ? st->tick_dgrams > 0 : st->ticks && st->last_ns > st->tick_ns)
+        rx_interval(st, c, st->last_ns > st->tick_ns ? st->last_ns : st->tick_ns);
+}
+
 static void recv_summary(const char *backend, const struct volley_stats *vs,
                          const struct flow_cfg *c, struct rx_state *st)
 {
     int64_t span = st->last_ns - st->first_ns;
     char wire[32], payload[32];
 
+    rx_last_interval(st, c);
     if (c->json) {
-        putchar('{');
+        cli_doc_end();
         recv_json(backend, vs, st);
-        puts("}");
         return;
     }
-    if (st->ticks && st->last_ns > st->tick_ns)
-        rx_interval(st, c, st->last_ns);
     cli_format_bps(wire, sizeof(wire), span_rate(st, (double)st->wire_bytes * 8));
     cli_format_bps(payload, sizeof(payload), span_rate(st, (double)st->bytes * 8));
     printf("received %" PRIu64 " datagrams, %" PRIu64 " bytes in %.3f s: %.0f dgrams/s, "
@@ -350,7 +385,7 @@ static void recv_summary(const char *backend, const struct volley_stats *vs,
            st->dgrams, st->bytes, cli_ns_seconds(span), span_rate(st, (double)st->dgrams),
            wire, payload);
     printf("backend %s, %" PRIu64 " receive calls, truncated %" PRIu64
-           ", kernel drops %" PRIu64 "\n",
+           ", kernel drops %" PRIu64 " " CLI_DROPS_NOTE "\n",
            backend, vs->rx_syscalls, st->truncated, vs->rx_kernel_drops);
     if (!st->have_stream) {
         puts("no sequence header seen");
@@ -390,7 +425,7 @@ static void *rx_thread_main(void *arg)
      * the lines are its too. */
     c.count = 0;
     c.idle_ns = 0;
-    c.json = true;
+    c.quiet = true;
     o.enable = VOLLEY_F_TIMESTAMP;
     o.backend = c.backend;
     o.disable = c.disable;
@@ -505,8 +540,7 @@ static void rx_threads_summary(const struct team *team, const struct flow_cfg *c
                    rx_lost(&t[i].st));
         return;
     }
-    putchar('{');
-    recv_json(backend, &vs, agg);
+    recv_summary(backend, &vs, c, agg);
     printf(",\"threads\":%u,\"steer\":\"%s\",\"per_thread\":[", team->n,
            team_steer_name(c->steer));
     for (unsigned i = 0; i < team->n; i++) {
@@ -515,7 +549,7 @@ static void rx_threads_summary(const struct team *team, const struct flow_cfg *c
         team_json_cpu(team, i);
         putchar('}');
     }
-    puts("]}");
+    putchar(']');
 }
 
 static int recv_run_threads(const struct flow_cfg *c)
@@ -540,6 +574,7 @@ static int recv_run_threads(const struct flow_cfg *c)
         err = team_await(&team);
     if (err == 0) {
         team_listening(fds[0], volley_backend_name(t[0].s), n);
+        cli_doc_begin(cli_flow_args, c);
         memset(&agg, 0, sizeof(agg));
         rx_watch(&team, c, &agg);
     }
@@ -576,6 +611,7 @@ static int recv_run(const struct flow_cfg *c)
         return 1;
     }
     cli_catch_signals();
+    cli_doc_begin(cli_flow_args, c);
     err = recv_loop(s, c, &st, NULL);
     if (err == 0) {
         struct volley_stats vs = {0};

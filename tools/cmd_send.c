@@ -19,8 +19,10 @@ struct tx_state {
     int64_t start_ns, end_ns;
     int64_t tick_ns;
     uint64_t tick_dgrams;
+    uint64_t counted; /* datagrams in the lines printed */
     unsigned ticks;
     unsigned overhead; /* IP + UDP header bytes per datagram */
+    struct cli_icmp icmp;
 };
 
 static void send_usage(void)
@@ -49,7 +51,8 @@ static void send_usage(void)
           "      --threads N      N threads, 1 to 64 (default 1), each with its own\n"
           "                       socket, so its own source port: N flows; --count\n"
           "                       and --rate are shared out among them\n" CLI_PIN_HELP
-          "  -j, --json           print only the summary, as one JSON object\n"
+          "  -j, --json           print one JSON document instead: the lines and the\n"
+          "                       summary (volley(1), JSON OUTPUT)\n"
           "  -h, --help           show this help\n"
           "\n"
           "With --threads, each thread stamps its own stream; the lines and the\n"
@@ -59,16 +62,17 @@ static void send_usage(void)
           "Each second: the interval, datagrams, payload Mbit/s and Mbit/s counted with\n"
           "the headers. The summary gives both rates and, with --rate, how close the\n"
           "achieved rate came to it.\n"
-          "\n" CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
+          "\n" CLI_ADDR_HELP CLI_NUMBER_HELP "\n" SEQ_HDR_HELP,
           stdout);
 }
 
 enum { OPT_BURST = OPT_OWN, OPT_KERNEL_PACING };
 
 static const struct cli_num rate_num = {
-    .flag = "--rate", .min = 1, .max = MAX_RATE_BPS, .si = true};
+    .flag = "--rate", .min = 1, .max = MAX_RATE_BPS, .unit = CLI_UNIT_SI};
 /* The library's pace_burst is 32 bits wide; 0 there means its default. */
-static const struct cli_num burst_num = {.flag = "--burst", .min = 1, .max = UINT32_MAX};
+static const struct cli_num burst_num = {
+    .flag = "--burst", .min = 1, .max = UINT32_MAX, .unit = CLI_UNIT_BYTES};
 
 static int send_option(int opt, void *cfg)
 {
@@ -110,16 +114,29 @@ static void tx_interval(struct tx_state *st, const struct flow_cfg *c, int64_t e
     double from = cli_ns_seconds(st->tick_ns - st->start_ns);
     int64_t span = end_ns - st->tick_ns;
 
-    if (c->json) {
+    if (c->quiet) {
         st->tick_ns = end_ns;
         return;
     }
-    if (st->ticks++ == 0)
-        printf("%-13s %10s %10s %11s\n", "interval(s)", "dgrams", "Mbit/s", "Mbit/s(IP)");
-    printf("%6.2f-%-6.2f %10" PRIu64 " %10.2f %11.2f\n", from,
-           from + cli_ns_seconds(span), st->tick_dgrams,
-           cli_rate((double)(st->tick_dgrams * c->size) * 8 / 1e6, span),
-           cli_rate(wire_bits(st, c, st->tick_dgrams) / 1e6, span));
+    st->counted += st->tick_dgrams;
+    if (c->json) {
+        cli_doc_interval();
+        printf("\"from\":%.3f,\"to\":%.3f,\"datagrams\":%" PRIu64 ",\"bytes\":%" PRIu64
+               ",\"mbit_per_s\":%.3f,\"ip_mbit_per_s\":%.3f}",
+               from, from + cli_ns_seconds(span), st->tick_dgrams,
+               st->tick_dgrams * c->size,
+               cli_rate((double)(st->tick_dgrams * c->size) * 8 / 1e6, span),
+               cli_rate(wire_bits(st, c, st->tick_dgrams) / 1e6, span));
+    } else {
+        if (st->ticks == 0)
+            printf("%-13s %10s %10s %11s\n", "interval(s)", "dgrams", "Mbit/s",
+                   "Mbit/s(IP)");
+        printf("%6.2f-%-6.2f %10" PRIu64 " %10.2f %11.2f\n", from,
+               from + cli_ns_seconds(span), st->tick_dgrams,
+               cli_rate((double)(st->tick_dgrams * c->size) * 8 / 1e6, span),
+               cli_rate(wire_bits(st, c, st->tick_dgrams) / 1e6, span));
+    }
+    st->ticks++;
     st->tick_dgrams = 0;
     st->tick_ns = end_ns;
 }
@@ -165,6 +182,8 @@ static int send_loop(volley_sock *s, const struct flow_cfg *c, struct volley_dgr
 
         if (now >= end)
             break;
+        if (now - st->tick_ns >= NS_PER_S) /* once a second: a call of its own */
+            cli_icmp_drain(s, &st->icmp, true);
         while (now - st->tick_ns >= NS_PER_S)
             tx_interval(st, c, st->tick_ns + NS_PER_S);
         tick_end = st->tick_ns + NS_PER_S;
@@ -175,7 +194,22 @@ static int send_loop(volley_sock *s, const struct flow_cfg *c, struct volley_dgr
             break;
     }
     st->end_ns = cli_mono_ns();
+    cli_icmp_drain(s, &st->icmp, true);
     return err;
+}
+
+static void send_args(const void *cfg)
+{
+    const struct flow_cfg *c = cfg;
+
+    cli_flow_args(c);
+    printf(",\"size\":%" PRIu64, c->size);
+    if (c->rate_bps)
+        printf(",\"rate_bps\":%" PRIu64 ",\"burst\":%" PRIu64 ",\"kernel_pacing\":%s",
+               c->rate_bps, c->burst,
+               c->pace_flags & VOLLEY_PACE_KERNEL ? "true" : "false");
+    else
+        fputs(",\"rate_bps\":null,\"burst\":null,\"kernel_pacing\":false", stdout);
 }
 
 /* The JSON members of a summary, without the braces. */
@@ -224,14 +258,16 @@ static void send_summary(const char *backend, const struct volley_stats *vs,
     char w[32], p[32], t[32];
 
     kernel_pacing_note(c, wire);
+    /* The datagrams no line has shown yet: the lines add up to the total. */
+    st->tick_dgrams = st->dgrams - st->counted;
+    if (c->json ? st->tick_dgrams > 0 : st->ticks && st->end_ns > st->tick_ns)
+        tx_interval(st, c, st->end_ns > st->tick_ns ? st->end_ns : st->tick_ns);
     if (c->json) {
-        putchar('{');
+        cli_doc_end();
         send_json(backend, c, st, vs);
-        puts("}");
+        cli_icmp_json(&st->icmp);
         return;
     }
-    if (st->ticks && st->end_ns > st->tick_ns)
-        tx_interval(st, c, st->end_ns);
     cli_format_bps(w, sizeof(w), wire);
     cli_format_bps(p, sizeof(p), cli_rate((double)bytes * 8, span));
     printf("sent %" PRIu64 " datagrams, %" PRIu64 " bytes in %.3f s: %.0f dgrams/s, "
@@ -248,6 +284,12 @@ static void send_summary(const char *backend, const struct volley_stats *vs,
     printf("backend %s, %" PRIu64 " send calls, %" PRIu64 " GSO sends, %" PRIu64
            " errors\n",
            backend, vs->tx_syscalls, vs->tx_gso_sends, vs->tx_errors);
+    if (st->icmp.read) {
+        char why[256];
+
+        cli_icmp_text(&st->icmp, why, sizeof(why));
+        printf("error reports: %s\n", why);
+    }
 }
 
 /* Every datagram has its own buffer: each carries its own sequence number. */
@@ -280,6 +322,7 @@ static int send_open(volley_sock **s, const struct flow_cfg *c)
     o.pace_rate_bps = c->rate_bps;
     o.pace_burst = (uint32_t)c->burst;
     o.pace_flags = c->pace_flags;
+    o.enable = VOLLEY_F_RECVERR; /* to say which error a closed port answers */
     err = volley_open(s, c->peer.sa.sa_family == AF_INET6 ? "[::]:0" : "0.0.0.0:0", &o);
     if (err < 0)
         return cli_runtime_error(c->rate_bps ? "open with pacing" : "open", err);
@@ -301,6 +344,7 @@ static int send_run(const struct flow_cfg *c)
         return cli_runtime_error("send", -ENOMEM);
     }
     cli_catch_signals();
+    cli_doc_begin(send_args, c);
     st.start_ns = cli_mono_ns();
     err = send_loop(s, c, d, &st, NULL);
     if (err == 0) {
@@ -341,6 +385,7 @@ static void *tx_thread_main(void *arg)
     o.pace_rate_bps = t->cfg.rate_bps;
     o.pace_burst = (uint32_t)t->cfg.burst;
     o.pace_flags = t->cfg.pace_flags;
+    o.enable = VOLLEY_F_RECVERR;
     err = volley_open(&t->s,
                       t->cfg.peer.sa.sa_family == AF_INET6 ? "[::]:0" : "0.0.0.0:0", &o);
     if (err == 0 && !(d = send_buffers(&t->cfg)))
@@ -368,11 +413,8 @@ static uint64_t share(uint64_t total, unsigned n, unsigned i)
 
 /* The lines of all threads, from what they publish, until every thread is
  * done or a signal comes. */
-static uint64_t tx_watch(struct team *team, const struct flow_cfg *c,
-                         struct tx_state *agg)
+static void tx_watch(struct team *team, const struct flow_cfg *c, struct tx_state *agg)
 {
-    uint64_t counted = 0; /* datagrams in the lines printed */
-
     agg->start_ns = agg->tick_ns = cli_mono_ns();
     for (;;) {
         int64_t now = cli_mono_ns();
@@ -380,8 +422,7 @@ static uint64_t tx_watch(struct team *team, const struct flow_cfg *c,
 
         agg->dgrams = team_sum(team, TX_DGRAMS);
         while (now - agg->tick_ns >= NS_PER_S) {
-            agg->tick_dgrams = agg->dgrams - counted;
-            counted = agg->dgrams;
+            agg->tick_dgrams = agg->dgrams - agg->counted;
             tx_interval(agg, c, agg->tick_ns + NS_PER_S);
         }
         if (!running || cli_stop)
@@ -389,12 +430,10 @@ static uint64_t tx_watch(struct team *team, const struct flow_cfg *c,
         team_nap(agg->tick_ns + NS_PER_S);
     }
     atomic_store(&cli_halt, true);
-    return counted;
 }
 
 static void tx_threads_summary(const struct team *team, const struct flow_cfg *c,
-                               struct tx_thread *t, struct tx_state *agg,
-                               uint64_t counted)
+                               struct tx_thread *t, struct tx_state *agg)
 {
     struct volley_stats vs = {0};
     const char *backend = volley_backend_name(t[0].s);
@@ -406,6 +445,13 @@ static void tx_threads_summary(const struct team *team, const struct flow_cfg *c
         const struct tx_state *s = &t[i].st;
 
         agg->dgrams += s->dgrams;
+        if (agg->icmp.read == 0)
+            agg->icmp.first = s->icmp.first;
+        /* threads send to one ADDR: their first reports are most often alike */
+        if (s->icmp.read && s->icmp.first.error == agg->icmp.first.error)
+            agg->icmp.same += s->icmp.same;
+        agg->icmp.read += s->icmp.read;
+        agg->icmp.reports += s->icmp.reports;
         agg->start_ns = s->start_ns < agg->start_ns ? s->start_ns : agg->start_ns;
         agg->end_ns = s->end_ns > agg->end_ns ? s->end_ns : agg->end_ns;
         vs.tx_syscalls += t[i].vs.tx_syscalls;
@@ -413,7 +459,6 @@ static void tx_threads_summary(const struct team *team, const struct flow_cfg *c
         vs.tx_errors += t[i].vs.tx_errors;
         vs.tx_paced += t[i].vs.tx_paced;
     }
-    agg->tick_dgrams = agg->dgrams - counted; /* the last line's */
     if (!c->json) {
         send_summary(backend, &vs, c, agg);
         for (unsigned i = 0; i < team->n; i++)
@@ -421,8 +466,7 @@ static void tx_threads_summary(const struct team *team, const struct flow_cfg *c
                    t[i].st.dgrams, t[i].vs.tx_syscalls);
         return;
     }
-    putchar('{');
-    send_json(backend, c, agg, &vs);
+    send_summary(backend, &vs, c, agg);
     printf(",\"threads\":%u,\"per_thread\":[", team->n);
     for (unsigned i = 0; i < team->n; i++) {
         fputs(i ? ",{" : "{", stdout);
@@ -430,7 +474,7 @@ static void tx_threads_summary(const struct team *team, const struct flow_cfg *c
         team_json_cpu(team, i);
         putchar('}');
     }
-    puts("]}");
+    putchar(']');
 }
 
 static int send_run_threads(const struct flow_cfg *c)
@@ -439,7 +483,6 @@ static int send_run_threads(const struct flow_cfg *c)
     unsigned n = team_size(c);
     struct tx_state agg = {.overhead = cli_ip_overhead(&c->peer)};
     struct team team;
-    uint64_t counted = 0;
     int err;
 
     if (team_init(&team, n, c->pin) < 0)
@@ -450,18 +493,21 @@ static int send_run_threads(const struct flow_cfg *c)
         t[i].cfg.count = c->count ? share(c->count, n, i) : 0;
         t[i].none = c->count && t[i].cfg.count == 0;
         t[i].cfg.rate_bps = c->rate_bps ? share(c->rate_bps, n, i) : 0;
+        t[i].cfg.quiet = true; /* the lines are the main thread's */
     }
     cli_catch_signals();
     err = team_start(&team, tx_thread_main, t, sizeof(t[0]));
     if (err == 0)
         err = team_await(&team);
-    if (err == 0)
-        counted = tx_watch(&team, c, &agg);
+    if (err == 0) {
+        cli_doc_begin(send_args, c);
+        tx_watch(&team, c, &agg);
+    }
     team_join(&team);
     for (unsigned i = 0; i < n && err == 0; i++)
         err = t[i].err;
     if (err == 0)
-        tx_threads_summary(&team, c, t, &agg, counted);
+        tx_threads_summary(&team, c, t, &agg);
     for (unsigned i = 0; i < n; i++)
         if (t[i].s)
             volley_close(t[i].s);

@@ -72,7 +72,8 @@ static void tcp_echo_usage(void)
            "                       of the source address and port), cpu (the CPU the\n"
            "                       kernel took it on) or kernel (its own hash); default\n"
            "                       flow\n" CLI_PIN_HELP
-           "  -j, --json           print only the summary, as one JSON object\n"
+           "  -j, --json           print one JSON document instead: the lines and the\n"
+           "                       summary (volley(1), JSON OUTPUT)\n"
            "  -h, --help           show this help\n"
            "\n"
            "Each second: the interval, connections open, connections accepted, and\n"
@@ -80,7 +81,7 @@ static void tcp_echo_usage(void)
            "is printed either way. With --threads, --count counts the connections\n"
            "every thread closed, the lines and the summary sum the threads, and the\n"
            "JSON adds \"threads\", \"steer\" and \"per_thread\", one object per thread.\n"
-           "\n" CLI_NUMBER_HELP,
+           "\n" CLI_ADDR_HELP CLI_NUMBER_HELP,
            MAX_SECONDS, TCP_ECHO_DEFAULT_SECONDS, TCP_MIN_BUFFERS, TCP_MAX_BUFFERS,
            TCP_ECHO_BUFFERS, CLI_THREADS_MAX);
 }
@@ -216,6 +217,24 @@ static void on_event(struct server *s, const struct volley_event *e)
         (void)volley_conn_abort(e->conn);
 }
 
+/* One line of the run, as text or as an object of "intervals". */
+static void tcp_echo_line(unsigned *ticks, double from, double span, uint64_t open,
+                          uint64_t accepted, uint64_t in, uint64_t out)
+{
+    if (cli_json) {
+        cli_doc_interval();
+        printf("\"from\":%.3f,\"to\":%.3f,\"conns\":%" PRIu64 ",\"accepted\":%" PRIu64
+               ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 "}",
+               from, from + span, open, accepted, in, out);
+        return;
+    }
+    if ((*ticks)++ == 0)
+        printf("%-13s %7s %9s %11s %11s\n", "interval(s)", "conns", "accepted",
+               "Mbit/s(in)", "Mbit/s(out)");
+    printf("%6.2f-%-6.2f %7" PRIu64 " %9" PRIu64 " %11.2f %11.2f\n", from, from + span,
+           open, accepted, (double)in * 8 / span / 1e6, (double)out * 8 / span / 1e6);
+}
+
 static void tcp_echo_tick(struct server *s, int64_t now)
 {
     struct volley_loop_stats st = {0};
@@ -223,13 +242,9 @@ static void tcp_echo_tick(struct server *s, int64_t now)
 
     volley_loop_get_stats(s->l, &st, sizeof(st));
     from = cli_ns_seconds(s->tick_ns - s->start_ns);
-    if (s->ticks++ == 0)
-        printf("%-13s %7s %9s %11s %11s\n", "interval(s)", "conns", "accepted",
-               "Mbit/s(in)", "Mbit/s(out)");
-    printf("%6.2f-%-6.2f %7" PRIu64 " %9" PRIu64 " %11.2f %11.2f\n", from, from + span,
-           s->open, st.accepted - s->at_tick.accepted,
-           (double)(st.total.bytes_in - s->at_tick.total.bytes_in) * 8 / span / 1e6,
-           (double)(st.total.bytes_out - s->at_tick.total.bytes_out) * 8 / span / 1e6);
+    tcp_echo_line(&s->ticks, from, span, s->open, st.accepted - s->at_tick.accepted,
+                  st.total.bytes_in - s->at_tick.total.bytes_in,
+                  st.total.bytes_out - s->at_tick.total.bytes_out);
     s->at_tick = st;
     s->tick_ns = now;
 }
@@ -269,7 +284,7 @@ static int tcp_echo_loop(struct server *s)
 {
     int64_t publish = 0;
     struct volley_event ev[TCP_ECHO_EVENTS];
-    bool quiet = s->cfg->flow.json;
+    bool quiet = s->cfg->flow.quiet;
 
     s->end_ns = s->start_ns + s->cfg->flow.duration_ns;
     s->tick_ns = s->start_ns;
@@ -317,9 +332,8 @@ static void tcp_echo_summary(const struct server *s, const struct volley_loop_st
     struct volley_loop_stats st = *stp;
 
     if (s->cfg->flow.json) {
-        putchar('{');
+        cli_doc_end();
         tcp_echo_json(s, stp, backend, secs);
-        puts("}");
         return;
     }
     printf("%s %" PRIu64 " bytes (received %" PRIu64 ") in %.3f s over %" PRIu64
@@ -331,6 +345,19 @@ static void tcp_echo_summary(const struct server *s, const struct volley_loop_st
            " receive re-arms, %" PRIu64 " times out of buffers; stopped by %s\n",
            backend, st.syscalls, st.total.sends, st.total.rearms, st.ring_empty,
            s->stopped);
+}
+
+static void tcp_echo_args(const void *cfg)
+{
+    const struct echo_cfg *c = cfg;
+    unsigned id = c->backend;
+
+    cli_flow_args(&c->flow);
+    printf(",\"backend\":\"%s\",\"discard\":%s,\"buffers\":%u",
+           id == VOLLEY_BACKEND_URING   ? "uring"
+           : id == VOLLEY_BACKEND_EPOLL ? "epoll"
+                                        : "auto",
+           c->discard ? "true" : "false", c->buffers);
 }
 
 /* Scripts wait for the "listening" line before they connect. */
@@ -369,6 +396,7 @@ static int tcp_echo_run(const struct echo_cfg *c)
         return cli_runtime_error(c->flow.addr, err);
     }
     cli_catch_signals();
+    cli_doc_begin(tcp_echo_args, c);
     s.start_ns = cli_mono_ns();
     err = tcp_echo_loop(&s);
     {
@@ -441,13 +469,8 @@ static void te_tick(struct team *team, struct te_watch *w, int64_t now)
     uint64_t out = team_sum(team, TE_BYTES_OUT);
 
     from = cli_ns_seconds(w->tick_ns - w->start_ns);
-    if (w->ticks++ == 0)
-        printf("%-13s %7s %9s %11s %11s\n", "interval(s)", "conns", "accepted",
-               "Mbit/s(in)", "Mbit/s(out)");
-    printf("%6.2f-%-6.2f %7" PRIu64 " %9" PRIu64 " %11.2f %11.2f\n", from, from + span,
-           team_sum(team, TE_OPEN), accepted - w->accepted,
-           (double)(in - w->in) * 8 / span / 1e6,
-           (double)(out - w->out) * 8 / span / 1e6);
+    tcp_echo_line(&w->ticks, from, span, team_sum(team, TE_OPEN), accepted - w->accepted,
+                  in - w->in, out - w->out);
     w->accepted = accepted;
     w->in = in;
     w->out = out;
@@ -472,9 +495,9 @@ static const char *te_watch(struct team *team, const struct echo_cfg *c)
             why = "duration";
         if (why)
             break;
-        if (!c->flow.json && now - w.tick_ns >= NS_PER_S)
+        if (now - w.tick_ns >= NS_PER_S)
             te_tick(team, &w, now);
-        team_nap(c->flow.json || w.tick_ns + NS_PER_S > end ? end : w.tick_ns + NS_PER_S);
+        team_nap(w.tick_ns + NS_PER_S > end ? end : w.tick_ns + NS_PER_S);
     }
     atomic_store(&cli_halt, true);
     return why;
@@ -508,15 +531,13 @@ static void te_summary(const struct team *team, const struct echo_cfg *c,
         if (strcmp(t[i].s.stopped, "signal") == 0)
             t[i].s.stopped = why; /* halted by the main thread */
     }
+    tcp_echo_summary(&agg, &st, t[0].backend, secs);
     if (!c->flow.json) {
-        tcp_echo_summary(&agg, &st, t[0].backend, secs);
         for (unsigned i = 0; i < team->n; i++)
             printf("thread %u: %" PRIu64 " connections, %" PRIu64 " bytes in\n", i,
                    t[i].s.accepted, t[i].st.total.bytes_in);
         return;
     }
-    putchar('{');
-    tcp_echo_json(&agg, &st, t[0].backend, secs);
     printf(",\"threads\":%u,\"steer\":\"%s\",\"per_thread\":[", team->n,
            team_steer_name(c->flow.steer));
     for (unsigned i = 0; i < team->n; i++) {
@@ -525,7 +546,7 @@ static void te_summary(const struct team *team, const struct echo_cfg *c,
         team_json_cpu(team, i);
         putchar('}');
     }
-    puts("]}");
+    putchar(']');
 }
 
 static int tcp_echo_run_threads(const struct echo_cfg *c)
@@ -548,7 +569,7 @@ static int tcp_echo_run_threads(const struct echo_cfg *c)
     for (unsigned i = 0; i < n; i++) {
         t[i] = (struct te_thread){.team = &team, .i = i, .cfg = *c, .fd = fds[i]};
         t[i].cfg.flow.count = 0;
-        t[i].cfg.flow.json = true; /* the lines are the main thread's */
+        t[i].cfg.flow.quiet = true; /* the lines are the main thread's */
     }
     cli_catch_signals();
     err = team_start(&team, te_thread_main, t, sizeof(t[0]));
@@ -556,6 +577,7 @@ static int tcp_echo_run_threads(const struct echo_cfg *c)
         err = team_await(&team);
     if (err == 0) {
         team_listening(fds[0], t[0].backend, n);
+        cli_doc_begin(tcp_echo_args, c);
         why = te_watch(&team, c);
         end_ns = cli_mono_ns(); /* before the loops drain */
     }

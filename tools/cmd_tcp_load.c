@@ -47,18 +47,24 @@ static void load_usage(void)
            "      --threads N      N threads, 1 to %d and at most --conns (default 1),\n"
            "                       each its own loop with its share of --conns and\n"
            "                       --count\n" CLI_PIN_HELP
-           "  -j, --json           print only the summary, as one JSON object\n"
+           "  -j, --json           print one JSON document instead: the lines and the\n"
+           "                       summary (volley(1), JSON OUTPUT)\n"
            "  -h, --help           show this help\n"
            "\n"
            "Each second: the interval, connections open, requests, requests/s and\n"
-           "Mbit/s sent. The summary gives requests/s, Gbit/s sent, the round-trip\n"
-           "p50, p90, p99, p99.9 and max in microseconds, and the errors: dials that\n"
+           "Mbit/s sent. In ping-pong, bytes out are the requests written in the run\n"
+           "and bytes in their replies, the last of which may come after its end:\n"
+           "the two are equal when every request was answered. The summary gives "
+           "requests/s, Gbit/s sent, the round-trip\n"
+           "p50, p90, p99, p99.9 and max in microseconds (from a log-linear\n"
+           "histogram: each percentile at most 1/64 above the exact one, never\n"
+           "below), and the errors: dials that\n"
            "failed, connections lost, short replies. SIGINT or SIGTERM ends the run\n"
            "early; the summary is printed either way. With --threads, the lines and\n"
            "the summary sum the threads (the percentiles are over every round trip,\n"
            "the seconds the longest thread's run) and the JSON adds \"threads\" and\n"
            "\"per_thread\", one object per thread.\n"
-           "\n" CLI_NUMBER_HELP,
+           "\n" CLI_ADDR_HELP CLI_NUMBER_HELP,
            TCP_MAX_CONNS, TCP_MAX_SIZE, LOAD_DEFAULT_SIZE, MAX_SECONDS,
            LOAD_DEFAULT_SECONDS, TCP_MIN_BUFFERS, TCP_MAX_BUFFERS, UINT32_MAX,
            CLI_THREADS_MAX);
@@ -68,8 +74,10 @@ enum { OPT_BUFFERS = OPT_OWN, OPT_ZC };
 
 static const struct cli_num conns_num = {
     .flag = "--conns", .min = 1, .max = TCP_MAX_CONNS};
-static const struct cli_num size_num = {.flag = "--size", .min = 1, .max = TCP_MAX_SIZE};
-static const struct cli_num zc_num = {.flag = "--zc", .min = 1, .max = UINT32_MAX};
+static const struct cli_num size_num = {
+    .flag = "--size", .min = 1, .max = TCP_MAX_SIZE, .unit = CLI_UNIT_BYTES};
+static const struct cli_num zc_num = {
+    .flag = "--zc", .min = 1, .max = UINT32_MAX, .unit = CLI_UNIT_BYTES};
 static const struct cli_num buffers_num = {
     .flag = "--buffers", .min = TCP_MIN_BUFFERS, .max = TCP_MAX_BUFFERS};
 
@@ -140,6 +148,14 @@ static void load_tick(const struct tcpload_tick *t, void *arg)
 
     if (span <= 0)
         return;
+    if (c->flow.json) {
+        cli_doc_interval();
+        printf("\"from\":%.3f,\"to\":%.3f,\"conns\":%u,\"requests\":%" PRIu64
+               ",\"requests_per_s\":%.1f,\"bytes_out\":%" PRIu64 "}",
+               t->from, t->to, t->conns, t->requests, (double)t->requests / span,
+               t->bytes_out);
+        return;
+    }
     if (c->ticks++ == 0)
         printf("%-13s %7s %10s %10s %10s\n", "interval(s)", "conns", "requests", "req/s",
                "Mbit/s");
@@ -180,6 +196,7 @@ static void load_json(const struct load_cfg *c, unsigned conns,
     json_us("p99_us", r->p99_us);
     json_us("p999_us", r->p999_us);
     json_us("max_us", r->max_us);
+    printf(",\"latency_error\":%.6f", LAT_HIST_ERROR);
     printf(",\"errors\":%" PRIu64 ",\"first_error\":", r->errors);
     cli_json_string(r->first_error ? volley_strerror(r->first_error) : NULL);
     printf(",\"syscalls\":%" PRIu64 ",\"polls\":%" PRIu64 ",\"sends\":%" PRIu64
@@ -198,7 +215,7 @@ static void load_summary(const struct load_cfg *c, const struct tcpload_result *
     double secs = r->seconds;
 
     if (c->flow.json) {
-        putchar('{');
+        cli_doc_end();
         load_json(c, c->run.conns, r);
         if (n)
             printf(",\"threads\":%u,\"per_thread\":[", n);
@@ -207,7 +224,8 @@ static void load_summary(const struct load_cfg *c, const struct tcpload_result *
             load_json(c, c->run.conns / n + (i < c->run.conns % n), &per[i]);
             printf(",\"thread\":%u}", i);
         }
-        puts(n ? "]}" : "}");
+        if (n)
+            putchar(']');
         return;
     }
     cli_format_bps(rate, sizeof(rate), secs > 0 ? (double)r->bytes_out * 8 / secs : 0);
@@ -230,6 +248,28 @@ static void load_summary(const struct load_cfg *c, const struct tcpload_result *
                c->run.mode == TCPLOAD_STREAM ? "writes" : "requests", per[i].seconds);
 }
 
+static void load_args(const void *cfg)
+{
+    const struct load_cfg *c = cfg;
+    unsigned id = c->run.backend;
+
+    cli_flow_args(&c->flow);
+    printf(",\"conns\":%u,\"size\":%zu,\"mode\":\"%s\",\"backend\":\"%s\""
+           ",\"buffers\":",
+           c->run.conns, c->run.size, mode_name(&c->run),
+           id == VOLLEY_BACKEND_URING   ? "uring"
+           : id == VOLLEY_BACKEND_EPOLL ? "epoll"
+                                        : "auto");
+    if (c->run.buffers)
+        printf("%u", c->run.buffers);
+    else
+        fputs("null", stdout);
+    if (c->run.zc_threshold)
+        printf(",\"zc\":%" PRIu32, c->run.zc_threshold);
+    else
+        fputs(",\"zc\":null", stdout);
+}
+
 static int load_run(struct load_cfg *c)
 {
     static struct tcpload_result r, per[CLI_THREADS_MAX];
@@ -240,11 +280,10 @@ static int load_run(struct load_cfg *c)
     c->run.addr = c->flow.addr;
     c->run.duration_ns = c->flow.duration_ns;
     c->run.count = c->flow.count;
-    if (!c->flow.json) {
-        c->run.tick = load_tick;
-        c->run.tick_arg = c;
-    }
+    c->run.tick = load_tick;
+    c->run.tick_arg = c;
     cli_catch_signals();
+    cli_doc_begin(load_args, c);
     if (c->flow.threads > 1)
         err = tcpload_run_threads(&c->run, c->flow.threads, c->flow.pin, &r, per);
     else

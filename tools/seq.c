@@ -198,25 +198,73 @@ uint64_t seq_track_lost(const struct seq_track *t)
     return t->highest - t->distinct + 1;
 }
 
-static int cmp_i64(const void *a, const void *b)
+static unsigned hist_index(uint64_t v)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    unsigned msb, shift;
 
-    return (x > y) - (x < y);
+    if (v < 128)
+        return (unsigned)v;
+    msb = 63u - (unsigned)__builtin_clzll(v);
+    shift = msb - 6; /* the top 7 bits stay: 64 steps per power of two */
+    return 128 + (shift - 1) * 64 + (unsigned)(v >> shift) - 64;
 }
 
-void seq_sort_ns(int64_t *v, uint64_t n)
+/* The largest value bucket i holds. */
+static uint64_t hist_upper(unsigned i)
 {
-    if (n > 1)
-        qsort(v, n, sizeof(*v), cmp_i64);
+    unsigned k, shift;
+    uint64_t mant;
+
+    if (i < 128)
+        return i;
+    k = i - 128;
+    shift = k / 64 + 1;
+    mant = k % 64 + 64;
+    if (mant + 1 == 128 && shift == 57)
+        return UINT64_MAX;
+    return ((mant + 1) << shift) - 1;
 }
 
-int64_t seq_percentile(const int64_t *sorted, uint64_t n, double pct)
+void lat_hist_add(struct lat_hist *h, uint64_t ns)
 {
-    /* ceil(rank) - 1 as an index; the slack keeps 99.9% of 1000, which
-     * floating point makes 999.0000000000001, at rank 999. */
-    double rank = ceil(pct / 100.0 * (double)n - 1e-9);
-    uint64_t i = rank < 1 ? 0 : (uint64_t)rank - 1;
+    if (h->n == 0 || ns < h->min)
+        h->min = ns;
+    if (ns > h->max)
+        h->max = ns;
+    h->n++;
+    h->sum += (double)ns;
+    h->b[hist_index(ns)]++;
+}
 
-    return sorted[i < n ? i : n - 1];
+void lat_hist_merge(struct lat_hist *a, const struct lat_hist *b)
+{
+    if (b->n == 0)
+        return;
+    if (a->n == 0 || b->min < a->min)
+        a->min = b->min;
+    if (b->max > a->max)
+        a->max = b->max;
+    a->n += b->n;
+    a->sum += b->sum;
+    for (unsigned i = 0; i < LAT_HIST_BUCKETS; i++)
+        a->b[i] += b->b[i];
+}
+
+uint64_t lat_hist_pct(const struct lat_hist *h, double pct)
+{
+    /* ceil(rank); the slack keeps 99.9% of 1000, which floating point
+     * makes 999.0000000000001, at rank 999. */
+    double rank = ceil(pct / 100.0 * (double)h->n - 1e-9);
+    uint64_t want = rank < 1 ? 1 : (uint64_t)rank, seen = 0;
+
+    if (h->n == 0)
+        return 0;
+    for (unsigned i = 0; i < LAT_HIST_BUCKETS; i++) {
+        seen += h->b[i];
+        if (seen >= want) {
+            uint64_t v = hist_upper(i);
+            return v < h->max ? v : h->max;
+        }
+    }
+    return h->max;
 }

@@ -79,11 +79,28 @@ void seq_track_add(struct seq_track *t, uint64_t seq);
 void seq_track_add_run(struct seq_track *t, uint64_t seq, uint64_t n);
 uint64_t seq_track_lost(const struct seq_track *t);
 
-/* Sorts n nanosecond values in place, ascending. */
-void seq_sort_ns(int64_t *v, uint64_t n);
-/* The pct-th percentile (0 < pct <= 100) of n >= 1 sorted values, by the
- * nearest-rank method: the smallest value with at least pct% of all at or
- * below it. So p50 <= p90 <= p99 <= p99.9 <= max always holds. */
-int64_t seq_percentile(const int64_t *sorted, uint64_t n, double pct);
+/*
+ * Every latency figure the tool prints comes from this one log-linear
+ * histogram of nanoseconds: values below 128 exactly, above in 64 steps
+ * per power of two, every value up to 2^64 - 1, in a fixed 30 KiB, so
+ * nothing is kept or sorted per sample. A percentile is the upper edge of
+ * the bucket holding the nearest-rank sample (the smallest value with at
+ * least pct% of all at or below it), capped at the largest value seen: it
+ * is never below the exact percentile and less than LAT_HIST_ERROR above
+ * it, relatively, and p50 <= p90 <= p99 <= p99.9 <= max always holds.
+ * min, max and the mean are exact.
+ */
+#define LAT_HIST_BUCKETS (128 + 57 * 64)
+#define LAT_HIST_ERROR   (1.0 / 64) /* a bucket's width over its lower edge */
+struct lat_hist {
+    uint64_t n, min, max;
+    double sum;
+    uint64_t b[LAT_HIST_BUCKETS];
+};
+void lat_hist_add(struct lat_hist *h, uint64_t ns);
+/* a += b */
+void lat_hist_merge(struct lat_hist *a, const struct lat_hist *b);
+/* 0 < pct <= 100; 0 when empty. */
+uint64_t lat_hist_pct(const struct lat_hist *h, double pct);
 
 #endif /* VOLLEY_SEQ_H */

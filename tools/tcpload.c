@@ -64,78 +64,6 @@ int tcp_raise_nofile(unsigned need)
     return rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need ? -EMFILE : 0;
 }
 
-/* ---- the histogram ---- */
-
-static unsigned hist_index(uint64_t v)
-{
-    unsigned msb, shift;
-
-    if (v < 128)
-        return (unsigned)v;
-    msb = 63u - (unsigned)__builtin_clzll(v);
-    shift = msb - 6; /* the top 7 bits stay: 64 steps per power of two */
-    return 128 + (shift - 1) * 64 + (unsigned)(v >> shift) - 64;
-}
-
-/* The largest value bucket i holds. */
-static uint64_t hist_upper(unsigned i)
-{
-    unsigned k, shift;
-    uint64_t mant;
-
-    if (i < 128)
-        return i;
-    k = i - 128;
-    shift = k / 64 + 1;
-    mant = k % 64 + 64;
-    if (mant + 1 == 128 && shift == 57)
-        return UINT64_MAX;
-    return ((mant + 1) << shift) - 1;
-}
-
-void tcp_hist_add(struct tcp_hist *h, uint64_t ns)
-{
-    if (h->n == 0 || ns < h->min)
-        h->min = ns;
-    if (ns > h->max)
-        h->max = ns;
-    h->n++;
-    h->sum += (double)ns;
-    h->b[hist_index(ns)]++;
-}
-
-void tcp_hist_merge(struct tcp_hist *a, const struct tcp_hist *b)
-{
-    if (b->n == 0)
-        return;
-    if (a->n == 0 || b->min < a->min)
-        a->min = b->min;
-    if (b->max > a->max)
-        a->max = b->max;
-    a->n += b->n;
-    a->sum += b->sum;
-    for (unsigned i = 0; i < TCP_HIST_BUCKETS; i++)
-        a->b[i] += b->b[i];
-}
-
-uint64_t tcp_hist_pct(const struct tcp_hist *h, double pct)
-{
-    /* nearest rank, with the slack seq_percentile has for 99.9% of 1000 */
-    double rank = ceil(pct / 100.0 * (double)h->n - 1e-9);
-    uint64_t want = rank < 1 ? 1 : (uint64_t)rank, seen = 0;
-
-    if (h->n == 0)
-        return 0;
-    for (unsigned i = 0; i < TCP_HIST_BUCKETS; i++) {
-        seen += h->b[i];
-        if (seen >= want) {
-            uint64_t v = hist_upper(i);
-            return v < h->max ? v : h->max;
-        }
-    }
-    return h->max;
-}
-
 /* ---- the run ---- */
 
 enum conn_state {
@@ -157,7 +85,7 @@ struct run {
     volley_loop *l;
     struct tconn *tc;
     uint8_t *payload;
-    struct tcp_hist *hist;
+    struct lat_hist *hist;
     unsigned open;    /* handles whose CLOSED has not come yet */
     unsigned dialing; /* dials not answered yet */
     unsigned waiting; /* ping-pong requests in flight */
@@ -166,7 +94,7 @@ struct run {
     int first_error;
     int64_t start_ns, stop_ns, tick_ns;
     struct volley_loop_stats at_start, at_stop, at_tick;
-    uint64_t tick_requests, tick_in;
+    uint64_t tick_requests, tick_in, tick_issued;
     int64_t pub_ns; /* when the byte count was published last */
     const char *stopped;
 };
@@ -222,6 +150,7 @@ static void send_request(struct run *r, struct tconn *t)
     t->state = C_WAITING;
     r->waiting++;
     r->issued++;
+    r->tick_issued++;
 }
 
 /* Stream: fill t's send queue until it says -EAGAIN (WRITABLE follows).
@@ -285,7 +214,7 @@ static void on_reply(struct run *r, struct tconn *t, int64_t now)
     r->waiting--;
     t->state = C_IDLE;
     if (r->running) {
-        tcp_hist_add(r->hist, (uint64_t)(now - t->t0));
+        lat_hist_add(r->hist, (uint64_t)(now - t->t0));
         r->requests++;
         r->tick_requests++;
         send_request(r, t);
@@ -418,12 +347,16 @@ static void tick(struct run *r, int64_t now)
     };
 
     stats(r, &s);
-    t.bytes_out = s.total.bytes_out - r->at_tick.total.bytes_out;
+    /* as fill_result counts them, so that the lines add up to it */
+    if (r->cfg->mode == TCPLOAD_PINGPONG)
+        t.bytes_out = r->tick_issued * r->cfg->size;
+    else
+        t.bytes_out = s.total.bytes_out - r->at_tick.total.bytes_out;
     if (r->cfg->pub)
         team_put(r->cfg->pub, TL_BYTES_OUT,
                  s.total.bytes_out - r->at_start.total.bytes_out);
     r->at_tick = s;
-    r->tick_requests = r->tick_in = 0;
+    r->tick_requests = r->tick_in = r->tick_issued = 0;
     r->tick_ns = now;
     if (r->cfg->tick)
         r->cfg->tick(&t, r->cfg->tick_arg);
@@ -524,12 +457,12 @@ static void end_phase(struct run *r)
             break;
 }
 
-static double us_or_none(const struct tcp_hist *h, double pct)
+static double us_or_none(const struct lat_hist *h, double pct)
 {
-    return h->n ? (double)tcp_hist_pct(h, pct) / 1e3 : -1;
+    return h->n ? (double)lat_hist_pct(h, pct) / 1e3 : -1;
 }
 
-static void fill_percentiles(const struct tcp_hist *h, struct tcpload_result *out)
+static void fill_percentiles(const struct lat_hist *h, struct tcpload_result *out)
 {
     out->samples = h->n;
     out->min_us = h->n ? (double)h->min / 1e3 : -1;
@@ -546,7 +479,16 @@ static void fill_result(const struct run *r, struct tcpload_result *out)
     const struct volley_loop_stats *a = &r->at_start, *b = &r->at_stop;
 
     out->requests = r->requests;
-    out->bytes_out = b->total.bytes_out - a->total.bytes_out;
+    /* Ping-pong: the requests written in the run, whose replies bytes_in
+     * counts also when they come in after its end (end_phase waits for
+     * them), so the two agree when every request was answered. The loop's
+     * count would miss a request still queued at the end while its reply
+     * was counted. A stream's echo is cut off at the end: what the kernel
+     * took in the run is its rate. */
+    if (r->cfg->mode == TCPLOAD_PINGPONG)
+        out->bytes_out = r->issued * r->cfg->size;
+    else
+        out->bytes_out = b->total.bytes_out - a->total.bytes_out;
     out->bytes_in = r->bytes_in;
     out->errors = r->errors;
     out->first_error = r->first_error;
@@ -643,7 +585,7 @@ struct load_thread {
     unsigned i;
     struct tcpload_cfg cfg; /* its share of the connections and the count */
     struct tcpload_result *r;
-    struct tcp_hist hist;
+    struct lat_hist hist;
     int err;
 };
 
@@ -711,7 +653,7 @@ static void add_result(struct tcpload_result *a, const struct tcpload_result *b)
 
 static void sum_results(struct load_thread *t, unsigned n, struct tcpload_result *r)
 {
-    struct tcp_hist *h = calloc(1, sizeof(*h));
+    struct lat_hist *h = calloc(1, sizeof(*h));
 
     memset(r, 0, sizeof(*r));
     r->stopped = "errors";
@@ -720,7 +662,7 @@ static void sum_results(struct load_thread *t, unsigned n, struct tcpload_result
             continue;
         add_result(r, t[i].r);
         if (h)
-            tcp_hist_merge(h, &t[i].hist);
+            lat_hist_merge(h, &t[i].hist);
         if (strcmp(r->stopped, "errors") == 0)
             r->stopped = t[i].r->stopped;
         if (!r->backend[0])

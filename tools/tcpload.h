@@ -10,6 +10,7 @@
 #ifndef VOLLEY_TCPLOAD_H
 #define VOLLEY_TCPLOAD_H
 
+#include "seq.h"
 #include "volley.h"
 
 struct team_pub;
@@ -36,32 +37,13 @@ bool tcp_parse_backend(const char *s, unsigned *out);
  * descriptors fit, -EMFILE when they do not, or getrlimit's error. */
 int tcp_raise_nofile(unsigned need);
 
-/*
- * Round-trip times in nanoseconds, in a log-linear histogram: values below
- * 128 exactly, above in 64 steps per power of two (within 1.6%), every
- * value up to 2^64 - 1. Percentiles are the upper edge of the bucket that
- * holds the nearest-rank sample, capped at the largest value seen, so
- * p50 <= p90 <= p99 <= p99.9 <= max always holds.
- */
-#define TCP_HIST_BUCKETS (128 + 57 * 64)
-struct tcp_hist {
-    uint64_t n, min, max;
-    double sum;
-    uint64_t b[TCP_HIST_BUCKETS];
-};
-void tcp_hist_add(struct tcp_hist *h, uint64_t ns);
-/* a += b */
-void tcp_hist_merge(struct tcp_hist *a, const struct tcp_hist *b);
-/* 0 < pct <= 100; 0 when empty. */
-uint64_t tcp_hist_pct(const struct tcp_hist *h, double pct);
-
 enum tcpload_mode { TCPLOAD_PINGPONG, TCPLOAD_STREAM };
 
 /* One second of a run, for the progress lines. */
 struct tcpload_tick {
     double from, to; /* seconds since the run started */
     uint64_t requests;
-    uint64_t bytes_out; /* bytes the kernel took in the interval */
+    uint64_t bytes_out; /* as tcpload_result counts them, in the interval */
     uint64_t bytes_in;
     unsigned conns; /* connections open */
 };
@@ -83,7 +65,7 @@ struct tcpload_cfg {
      * connections open, bytes sent) for the main thread, and where its
      * round-trip histogram is copied at the end; NULL: nowhere. */
     struct team_pub *pub;
-    struct tcp_hist *hist_out;
+    struct lat_hist *hist_out;
 };
 /* What a thread of tcpload_run_threads publishes. */
 enum { TL_REQUESTS, TL_OPEN, TL_BYTES_OUT };
@@ -91,6 +73,10 @@ enum { TL_REQUESTS, TL_OPEN, TL_BYTES_OUT };
 struct tcpload_result {
     unsigned connected;
     uint64_t requests; /* answered (ping-pong) or written (stream) in the run */
+    /* Ping-pong: bytes of the requests written in the run and of their
+     * replies, also those that came after its end: equal when every
+     * request was answered. Stream: bytes the kernel took in the run, and
+     * the echo read before the connections closed. */
     uint64_t bytes_out, bytes_in;
     uint64_t errors; /* failed dials, connections lost, short replies */
     int first_error; /* the first of them, a negative errno; 0: none */

@@ -246,7 +246,7 @@ static inline bool volley__sock_gone(const volley_sock *s)
     return s->be->caps & VOLLEY__BE_GONE;
 }
 
-/* loop.c: a datagram socket on a stream loop (volley_opts.loop). attach
+/* stream/dgram.c: a datagram socket on a stream loop (volley_opts.loop). attach
  * takes an entry before the backend is chosen (and, for AUTO on a uring
  * loop, asks for uring); start watches the socket once it is set up (not
  * for one that shares the ring); detach lets go of the entry. */

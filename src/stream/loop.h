@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Private to libvolley: the stream loop, shared by loop.c (the core: the
- * public API, connection states, events, deadlines) and one file per loop
- * backend (loop_uring.c, loop_epoll.c), which only move bytes and report
- * back through the volley__conn_* / volley__loop_* callbacks below. */
+/* Private to libvolley: the stream loop. Its core is one file per job,
+ * loop.c (the loop and its turn), conn.c (connections and their events),
+ * listen.c (listen, dial, accept), read.c (receiving and reads) and
+ * write.c (sends, writes, close), which share the calls declared first
+ * below; one file per loop backend (uring.c, epoll.c) only moves bytes
+ * and reports back through the volley__conn_* / volley__loop_* callbacks
+ * after them; dgram.c keeps the datagram sockets on a loop. */
+
 #ifndef VOLLEY_LOOP_H
 #define VOLLEY_LOOP_H
 
@@ -266,7 +270,7 @@ VOLLEY_INTERNAL struct volley__dgram *volley__loop_dgram(volley_loop *l, uint64_
 /* Entry d owes a DGRAM event with these VOLLEY_WAIT_* bits. */
 VOLLEY_INTERNAL void volley__loop_dgram_owe(volley_loop *l, struct volley__dgram *d,
                                             unsigned bits);
-/* loop_dgram.c: up to n DGRAM events into ev; and the loop's closing. */
+/* dgram.c: up to n DGRAM events into ev; and the loop's closing. */
 VOLLEY_INTERNAL unsigned volley__loop_dgram_emit(volley_loop *l, struct volley_event *ev,
                                                  unsigned n);
 VOLLEY_INTERNAL void volley__loop_dgram_release(volley_loop *l);

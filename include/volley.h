@@ -648,6 +648,7 @@ VOLLEY_API int volley_probe(struct volley_caps *out, size_t size);
  */
 typedef struct volley_loop volley_loop;
 typedef struct volley_conn volley_conn;
+typedef struct volley_timer volley_timer; /* volley_timer_open */
 
 struct volley_loop_opts {
     uint32_t size;         /* sizeof(struct volley_loop_opts) */
@@ -765,6 +766,12 @@ static inline struct volley_conn_opts volley_conn_opts_init_cxx_(void)
  *              VOLLEY_WAIT_SEND (a volley_send stopped short for lack of
  *              room, and there is room again). It comes when something
  *              arrives, not again for datagrams left unread
+ *   TIMER      (ev.conn is NULL) a loop timer (volley_timer_open) is due:
+ *              ev.tag is its tag, ev.len how many times it came due since
+ *              its last TIMER event (more than 1 when a repeating timer
+ *              was due again before the loop got to it)
+ *   WAKE       (ev.conn is NULL) volley_loop_wake was called, once or
+ *              more, since the last WAKE event
  *   CLOSED     the end, always the last event of a connection. ev.err: 0
  *              after volley_conn_close flushed everything; -ECANCELED after
  *              volley_conn_abort or a loop close; -ECONNRESET when the
@@ -787,6 +794,8 @@ enum volley_event_type {
     VOLLEY_EV_CLOSED = 9,
     VOLLEY_EV_RECEIVED = 10,
     VOLLEY_EV_DGRAM = 11,
+    VOLLEY_EV_TIMER = 12,
+    VOLLEY_EV_WAKE = 13,
 };
 struct volley_event {
     volley_conn *conn;
@@ -856,6 +865,43 @@ VOLLEY_API int volley_loop_open(volley_loop **out, const struct volley_loop_opts
 VOLLEY_API void volley_loop_close(volley_loop *l, int drain_ms);
 
 /*
+ * Make volley_loop_poll return a VOLLEY_EV_WAKE event: the poll sleeping
+ * now, or the next one. Callable from any thread and from a signal
+ * handler (it writes to an eventfd the loop watches, nothing else), while
+ * the loop is open; wakes coalesce: however many are made before the loop
+ * looks, one WAKE event comes. The way for another thread to hand the loop
+ * work: queue it, then wake the loop, which takes the queue on WAKE.
+ * Errors: -EINVAL (NULL), write(2)'s on the eventfd.
+ */
+VOLLEY_API int volley_loop_wake(volley_loop *l);
+
+/*
+ * Loop timers: one-shot or repeating deadlines on the loop, due as
+ * VOLLEY_EV_TIMER events with the timer's tag, counted in
+ * volley_loop_timeout (an application that embeds the loop sleeps exactly
+ * until the first). They share the loop's deadline heap with the
+ * connections' deadlines: starting, restarting and stopping one is
+ * O(log n) and allocates nothing; only opening one does. A timer belongs
+ * to the loop's thread, as the loop does.
+ *
+ * volley_timer_open makes a stopped timer whose events carry tag; it is
+ * freed by volley_timer_close, or with the loop (volley_loop_close frees
+ * the timers still open). volley_timer_start (re)starts t to be due
+ * after_ms milliseconds from now, then every repeat_ms milliseconds (0:
+ * once), each at most 2^31 - 1; a TIMER event owed and not yet returned
+ * is dropped: a restart counts from now. volley_timer_stop: no TIMER event
+ * comes for t until it is started again, even one already due and not yet
+ * returned. volley_timer_close stops t and frees it (NULL: nothing).
+ * Errors: volley_timer_open: -EINVAL (NULL, or the loop is closing),
+ * -ENOMEM. volley_timer_start: -EINVAL (NULL, a value out of range).
+ * volley_timer_stop: -EINVAL (NULL). volley_timer_close: none.
+ */
+VOLLEY_API int volley_timer_open(volley_loop *l, volley_timer **out, uint64_t tag);
+VOLLEY_API int volley_timer_start(volley_timer *t, uint64_t after_ms, uint64_t repeat_ms);
+VOLLEY_API int volley_timer_stop(volley_timer *t);
+VOLLEY_API void volley_timer_close(volley_timer *t);
+
+/*
  * Do the I/O that is due and return up to n events (at least 1 unless the
  * timeout passed first). Waits up to timeout_ms when there is nothing to
  * return (-1: no limit, 0: never). Events not returned for lack of room
@@ -873,9 +919,9 @@ VOLLEY_API int volley_loop_poll(volley_loop *l, struct volley_event *ev, unsigne
 VOLLEY_API int volley_loop_fd(const volley_loop *l);
 
 /* Milliseconds until volley_loop_poll has work that the fd does not
- * announce: the next deadline (a dial, want, drain or linger timeout), or
- * 0 when events or queued writes are waiting; -1 when there is none (and
- * for NULL). */
+ * announce: the next deadline (a dial, want, drain or linger timeout, or
+ * a loop timer), or 0 when events or queued writes are waiting; -1 when
+ * there is none (and for NULL). */
 VOLLEY_API int volley_loop_timeout(const volley_loop *l);
 
 /* "uring" or "epoll" ("none" for NULL). */

@@ -137,9 +137,9 @@ const char *addr_of(const volley_conn *c, const char *ip)
 
 const char *ev_name(unsigned t)
 {
-    static const char *const names[] = {"?",       "ACCEPTED", "CONNECTED", "READABLE",
-                                        "SENT",    "WRITABLE", "DRAINED",   "EOF",
-                                        "TIMEOUT", "CLOSED",   "RECEIVED"};
+    static const char *const names[] = {
+        "?",   "ACCEPTED", "CONNECTED", "READABLE", "SENT",  "WRITABLE", "DRAINED",
+        "EOF", "TIMEOUT",  "CLOSED",    "RECEIVED", "DGRAM", "TIMER",    "WAKE"};
     return t < T_COUNT(names) ? names[t] : "?";
 }
 
@@ -158,7 +158,7 @@ int pull(volley_loop *l, int timeout_ms)
     T_ASSERT(r <= 64);
     for (int i = 0; i < r; i++)
         if (evq[evq_n + (unsigned)i].type < VOLLEY_EV_ACCEPTED ||
-            evq[evq_n + (unsigned)i].type > VOLLEY_EV_RECEIVED)
+            evq[evq_n + (unsigned)i].type > VOLLEY_EV_WAKE)
             T_FAIL("event of unknown type %u", evq[evq_n + (unsigned)i].type);
     evq_n += (unsigned)r;
     return r;

@@ -33,7 +33,7 @@ volley_conn *volley__conn_new(volley_loop *l)
     } else {
         /* every connection may have a deadline: its place in the heap is
          * made now, so that arming one never fails */
-        if (volley__timers_reserve(&l->timers, l->nslots + 1) < 0)
+        if (volley__timers_reserve(&l->timers, l->nslots + l->ntimers + 1) < 0)
             return NULL;
         if (l->nslots == l->cap_slots) {
             uint32_t cap = l->cap_slots ? l->cap_slots * 2 : 64;
@@ -377,7 +377,9 @@ static void unready(volley_loop *l, volley_conn *c)
  * back on the list for the next batch. */
 unsigned volley__loop_emit(volley_loop *l, struct volley_event *ev, unsigned n)
 {
-    unsigned k = l->dgrams_owed ? volley__loop_dgram_emit(l, ev, n) : 0;
+    unsigned k = l->fired_head || l->wake_owed ? volley__timer_emit(l, ev, n) : 0;
+    if (l->dgrams_owed && k < n)
+        k += volley__loop_dgram_emit(l, ev + k, n - k);
     volley_conn *later = NULL, **later_tail = &later;
     while (l->ready_head && k < n) {
         volley_conn *c = l->ready_head;

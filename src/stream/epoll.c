@@ -294,6 +294,15 @@ static void on_dgram(volley_loop *l, uint64_t tag, uint32_t ev)
     volley__loop_dgram_owe(l, d, bits);
 }
 
+/* The wake-up's eventfd in the set, level-triggered: it is drained when
+ * it says so. */
+static int ep_wake_watch(volley_loop *l)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = VOLLEY__OP_WAKE};
+    l->st.syscalls++;
+    return volley__sys_epoll_ctl(EP(l)->epfd, EPOLL_CTL_ADD, l->wake.rfd, &ev);
+}
+
 static int ep_wait(volley_loop *l, int timeout_ms)
 {
     struct ep *e = EP(l);
@@ -303,6 +312,10 @@ static int ep_wait(volley_loop *l, int timeout_ms)
         return n;
     for (int i = 0; i < n; i++) {
         uint64_t tag = e->evs[i].data.u64;
+        if (tag == VOLLEY__OP_WAKE) {
+            volley__loop_woken(l);
+            continue;
+        }
         if (VOLLEY__TAG_OP(tag) == VOLLEY__OP_DGRAM) {
             on_dgram(l, tag, e->evs[i].events);
             continue;
@@ -365,4 +378,5 @@ const struct volley__loop_ops volley__loop_epoll = {
     .wait = ep_wait,
     .dgram_watch = ep_dgram_watch,
     .dgram_out = ep_dgram_out,
+    .wake_watch = ep_wake_watch,
 };

@@ -95,6 +95,12 @@ int volley_loop_open(volley_loop **out, const struct volley_loop_opts *opts)
         free(l);
         return r;
     }
+    r = volley__sys_notify_open(&l->wake);
+    if (r < 0) {
+        volley__bufs_free(&l->bufs);
+        free(l);
+        return r;
+    }
     r = -ENOTSUP;
 #if VOLLEY_HAVE_URING
     if (want == VOLLEY_BACKEND_URING || (want == VOLLEY_BACKEND_AUTO && !no_uring)) {
@@ -105,7 +111,10 @@ int volley_loop_open(volley_loop **out, const struct volley_loop_opts *opts)
 #endif
     if (want == VOLLEY_BACKEND_EPOLL || (want == VOLLEY_BACKEND_AUTO && r != 0))
         r = loop_try(l, &volley__loop_epoll, &o);
+    if (r == 0 && (r = l->ops->wake_watch(l)) < 0)
+        l->ops->fini(l);
     if (r < 0) {
+        volley__sys_notify_close(&l->wake);
         volley__bufs_free(&l->bufs);
         free(l);
         return r;
@@ -128,7 +137,7 @@ int volley_loop_timeout(const volley_loop *l)
 {
     if (!l)
         return -1;
-    if (l->ready_head || l->flush_head || l->reap)
+    if (l->ready_head || l->flush_head || l->reap || l->fired_head || l->wake_owed)
         return 0;
     struct volley__timer *t = volley__timers_top(&l->timers);
     if (!t)
@@ -198,8 +207,12 @@ static void turn_deadlines(volley_loop *l)
             now = volley__loop_now();
         if (t->at > now)
             break;
-        volley_conn *c = (volley_conn *)((char *)t - offsetof(volley_conn, timer));
         volley__timers_del(&l->timers, t);
+        if (t->kind == VOLLEY__TIMER_USER) {
+            volley__timer_due(l, t, now);
+            continue;
+        }
+        volley_conn *c = (volley_conn *)((char *)t - offsetof(volley_conn, timer));
         if (c->dl_connect && c->dl_connect <= now) {
             c->dl_connect = 0;
             volley__conn_end(c, -ETIMEDOUT, false);
@@ -277,7 +290,7 @@ static int turn(volley_loop *l, int timeout_ms)
 {
     turn_flush(l);
     turn_bufs(l);
-    if (l->ready_head || l->dgrams_owed)
+    if (l->ready_head || l->dgrams_owed || l->fired_head || l->wake_owed)
         timeout_ms = 0;
     struct volley__timer *t = volley__timers_top(&l->timers);
     if (t && timeout_ms != 0) {
@@ -386,6 +399,8 @@ void volley_loop_close(volley_loop *l, int drain_ms)
         l->ready_head = l->ready_tail = NULL;
     }
     l->ops->fini(l);
+    volley__sys_notify_close(&l->wake);
+    volley__timer_free_all(l);
     for (uint32_t i = 0; i < l->nslots; i++) {
         volley_conn *c = l->slots[i];
         if (c->state != VOLLEY__STATE_FREE && c->fd >= 0)

@@ -87,6 +87,23 @@ struct volley_conn {
     struct iovec iov[VOLLEY__SEND_IOV];
 };
 
+/* struct volley__timer.kind: whose deadline it is. */
+#define VOLLEY__TIMER_CONN 0 /* a connection's (volley_conn.timer) */
+#define VOLLEY__TIMER_USER 1 /* a loop timer's (volley_timer.node) */
+
+/* A loop timer (volley_timer_open). */
+struct volley_timer {
+    volley_loop *loop;
+    struct volley__timer node; /* in the loop's deadline heap while started */
+    uint64_t tag;              /* ev.tag of its TIMER events */
+    int64_t period;            /* nanoseconds between firings, 0: once */
+    uint64_t owed;             /* firings not returned in a TIMER event yet */
+    volley_timer *fired_next;  /* on the loop's fired list */
+    uint32_t index;            /* in loop->utimers */
+    bool on_fired;             /* on the fired list */
+    bool closed;               /* closed while on it: freed when it leaves */
+};
+
 /* A datagram socket on the loop (volley_opts.loop). */
 struct volley__dgram {
     volley_sock *s;   /* NULL: the entry is free */
@@ -145,6 +162,9 @@ struct volley__loop_ops {
     /* Report completions already posted, without a system call (NULL:
      * the backend has none to report outside wait). */
     void (*reap)(volley_loop *l);
+    /* Watch l->wake.rfd for readability from now on, reporting it through
+     * volley__loop_woken. 0 or a negative errno. */
+    int (*wake_watch)(volley_loop *l);
 };
 
 struct volley_loop {
@@ -169,6 +189,12 @@ struct volley_loop {
     struct volley__dgram *dgrams;  /* datagram sockets on the loop */
     uint32_t ndgrams, cap_dgrams;  /* entries in use up to, allocated */
     uint32_t dgrams_owed;          /* entries with pending bits */
+    volley_timer **utimers;        /* every open loop timer */
+    uint32_t ntimers, cap_timers;
+    volley_timer *fired_head, *fired_tail; /* timers owing a TIMER event */
+    struct volley__notify wake;            /* volley_loop_wake writes here */
+    int woken;                             /* a wake was written, not seen */
+    bool wake_owed;                        /* a WAKE event is owed */
 };
 
 /* ---- the stream core's own calls, between its files ------------------- */
@@ -216,6 +242,15 @@ VOLLEY_INTERNAL void volley__stats_add(struct volley_conn_stats *to,
                                        const struct volley_conn_stats *s);
 /* Writes that went out in a send with others. */
 VOLLEY_INTERNAL uint64_t volley__stats_coalesced(const struct volley_conn_stats *s);
+/* timer.c: a loop timer's deadline n is due (it is out of the heap):
+ * owe its TIMER event, and start its next period. */
+VOLLEY_INTERNAL void volley__timer_due(volley_loop *l, struct volley__timer *n,
+                                       int64_t now);
+/* Up to n TIMER events, then a WAKE event when one is owed. */
+VOLLEY_INTERNAL unsigned volley__timer_emit(volley_loop *l, struct volley_event *ev,
+                                            unsigned n);
+/* The loop closes: free every timer. */
+VOLLEY_INTERNAL void volley__timer_free_all(volley_loop *l);
 /* read.c: turn the backend's receiving on or off as c should be now. */
 VOLLEY_INTERNAL void volley__conn_recv_sync(volley_conn *c);
 
@@ -240,6 +275,8 @@ VOLLEY_INTERNAL void volley__conn_gone(volley_conn *c);
  * backend then takes one buffer per receive, so that no connection takes
  * more than its share before the core can pause it. */
 VOLLEY_INTERNAL bool volley__loop_rx_tight(const volley_loop *l);
+/* The wake-up's eventfd became readable: drain it and owe WAKE. */
+VOLLEY_INTERNAL void volley__loop_woken(volley_loop *l);
 /* The loop's clock: monotonic nanoseconds. */
 VOLLEY_INTERNAL int64_t volley__loop_now(void);
 /* A listener's accept failed with err (not EAGAIN): counted; when the
@@ -265,6 +302,9 @@ VOLLEY_INTERNAL void volley__loop_accept_failed(volley_conn *lis, int err);
 #define VOLLEY__DTAG_SUB(t) ((uint32_t)((t) >> 32))
 /* The sub tag of the watch for room to send (no socket's own tag is this). */
 #define VOLLEY__DSUB_OUT 0xfffffffeu
+/* The operation of the wake-up's watch (not a connection's, nor a
+ * datagram entry's). */
+#define VOLLEY__OP_WAKE 0xfeu
 /* The datagram entry a tag names, or NULL when it moved on. */
 VOLLEY_INTERNAL struct volley__dgram *volley__loop_dgram(volley_loop *l, uint64_t tag);
 /* Entry d owes a DGRAM event with these VOLLEY_WAIT_* bits. */

@@ -183,6 +183,7 @@ VOLLEY_INTERNAL bool volley__sendq_pop_done(struct volley__sendq *q,
 struct volley__timer {
     int64_t at; /* deadline, monotonic nanoseconds */
     int32_t pos;
+    uint32_t kind; /* the owner's kind: the heap never looks at it */
 };
 struct volley__timers {
     struct volley__timer **heap;

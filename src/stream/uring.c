@@ -342,9 +342,33 @@ static void on_dgram(volley_loop *l, uint64_t tag, const struct io_uring_cqe *cq
         volley__loop_dgram_owe(l, d, VOLLEY_WAIT_RECV); /* a look, then again */
 }
 
+/* The wake-up's eventfd, watched with a multishot poll (re-armed when it
+ * ends). */
+static int arm_wake(volley_loop *l)
+{
+    struct io_uring_sqe *sqe = sqe_get(l);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_poll_multishot(sqe, l->wake.rfd, POLLIN);
+    io_uring_sqe_set_data64(sqe, VOLLEY__OP_WAKE);
+    return 0;
+}
+
+static void on_wake(volley_loop *l, const struct io_uring_cqe *cqe)
+{
+    if (cqe->res > 0)
+        volley__loop_woken(l);
+    if (!(cqe->flags & IORING_CQE_F_MORE) && arm_wake(l) < 0)
+        volley__loop_woken(l); /* no SQE: a look now, and again at the next */
+}
+
 static void on_cqe(volley_loop *l, const struct io_uring_cqe *cqe)
 {
     uint64_t tag = io_uring_cqe_get_data64(cqe);
+    if (tag == VOLLEY__OP_WAKE) {
+        on_wake(l, cqe);
+        return;
+    }
     if (VOLLEY__TAG_OP(tag) == VOLLEY__OP_DGRAM) {
         on_dgram(l, tag, cqe);
         return;
@@ -576,4 +600,5 @@ const struct volley__loop_ops volley__loop_uring = {
     .dgram_watch = ur_dgram_watch,
     .dgram_out = ur_dgram_out,
     .reap = ur_reap,
+    .wake_watch = arm_wake,
 };

@@ -223,3 +223,28 @@ start_echo() {
     fail "volley tcp-echo --backend $backend did not start: $(cat "$tmp/$name.err")"
     return 1
 }
+
+# udp_echoes PORT: a plain UDP client sends 20 datagrams of 0 to 950 bytes
+# to 127.0.0.1:PORT, one at a time, and each must come back byte for byte
+# (a server still starting is given 20 tries of 0.5 s per datagram).
+udp_echoes() {
+    timeout "$T" python3 - "$1" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+for i in range(20):
+    msg = bytes((i * 7 + k) & 0xff for k in range(i * 50))
+    for attempt in range(20):  # the server may still be starting
+        s.sendto(msg, ("127.0.0.1", port))
+        try:
+            data, _ = s.recvfrom(65535)
+            break
+        except socket.timeout:
+            continue
+    else:
+        sys.exit("no answer to datagram %d" % i)
+    if data != msg:
+        sys.exit("datagram %d came back different" % i)
+PY
+}

@@ -1563,16 +1563,10 @@ static int case_connect_timeout(void)
 {
     evq_n = 0;
     volley_loop *l = loop_new();
-    char addr[64];
-    int lfd = plain_listen("127.0.0.1:0", 0, addr);
-    /* backlog 0 holds one connection: fill it */
-    int filler = plain_connect(addr, 0);
-    struct volley_addr a = t_addr(addr);
-    int extra = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    T_ASSERT(extra >= 0);
-    (void)!connect(extra, &a.sa, volley_addr_len(&a));
+    struct full_listener f;
+    full_listener_open(&f);
     volley_conn *c;
-    T_OK(volley_dial(l, &c, addr, NULL, 200, NULL));
+    T_OK(volley_dial(l, &c, f.addr, NULL, 200, NULL));
     int t = volley_loop_timeout(l);
     T_CHECK(t >= 0 && t <= 200, "volley_loop_timeout = %d after a 200 ms dial", t);
     struct volley_event e = TAKE(l, VOLLEY_EV_CLOSED, c);
@@ -1581,9 +1575,7 @@ static int case_connect_timeout(void)
     T_CHECK(queued_ev(VOLLEY_EV_CONNECTED, c) < 0, "CONNECTED on a dropped dial");
     pull(l, 0);
     T_EXPECT(volley_loop_timeout(l), -1);
-    close(extra);
-    close(filler);
-    close(lfd);
+    full_listener_close(&f);
     volley_loop_close(l, 0);
     return 0;
 }

@@ -212,13 +212,8 @@ static int case_want_after_close(void)
  * timeout longer than it or with none. */
 static int case_close_connecting(void)
 {
-    char addr[64];
-    int lfd = plain_listen("127.0.0.1:0", 0, addr);
-    int filler = plain_connect(addr, 0);
-    struct volley_addr a = t_addr(addr);
-    int extra = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    T_ASSERT(extra >= 0);
-    (void)!connect(extra, &a.sa, volley_addr_len(&a));
+    struct full_listener f;
+    full_listener_open(&f);
     static const int dial_ms[] = {60000, 0};
     for (unsigned i = 0; i < T_COUNT(dial_ms); i++) {
         struct volley_loop_opts lo = lopts();
@@ -226,7 +221,7 @@ static int case_close_connecting(void)
         evq_n = 0;
         volley_loop *l = loop_with(&lo);
         volley_conn *c;
-        T_OK(volley_dial(l, &c, addr, NULL, dial_ms[i], NULL));
+        T_OK(volley_dial(l, &c, f.addr, NULL, dial_ms[i], NULL));
         pull(l, 20);
         T_OK(volley_conn_close(c));
         int t = volley_loop_timeout(l);
@@ -237,9 +232,7 @@ static int case_close_connecting(void)
                 volley_strerror(e.err));
         volley_loop_close(l, 0);
     }
-    close(extra);
-    close(filler);
-    close(lfd);
+    full_listener_close(&f);
     return 0;
 }
 

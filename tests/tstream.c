@@ -410,3 +410,21 @@ void plain_send_all(int fd, const void *buf, size_t n)
         n -= (size_t)r;
     }
 }
+
+void full_listener_open(struct full_listener *f)
+{
+    f->lfd = plain_listen("127.0.0.1:0", 0, f->addr);
+    /* backlog 0 holds one connection: fill it */
+    f->filler = plain_connect(f->addr, 0);
+    struct volley_addr a = t_addr(f->addr);
+    f->extra = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    T_ASSERT(f->extra >= 0);
+    (void)!connect(f->extra, &a.sa, volley_addr_len(&a));
+}
+
+void full_listener_close(struct full_listener *f)
+{
+    close(f->extra);
+    close(f->filler);
+    close(f->lfd);
+}

@@ -115,4 +115,13 @@ ssize_t plain_recv_now(int fd, void *buf, size_t n);
 
 void plain_send_all(int fd, const void *buf, size_t n);
 
+/* A listener on 127.0.0.1 that takes no more connections (backlog 0, and
+ * full): a dial to addr stays in progress, its SYN dropped. */
+struct full_listener {
+    int lfd, filler, extra;
+    char addr[64];
+};
+void full_listener_open(struct full_listener *f);
+void full_listener_close(struct full_listener *f);
+
 #endif /* VOLLEY_TSTREAM_H */

@@ -959,26 +959,36 @@ VOLLEY_API int volley_loop_get_stats(const volley_loop *l, struct volley_loop_st
 
 /*
  * Listen on addr ("ip:port", "[ip6]:port"; "[::]:port" is dual-stack
- * unless VOLLEY_CONN_V6ONLY). Connections arrive as ACCEPTED events; an
- * accept that fails is counted (accept_errors), and one that fails for
- * lack of descriptors or memory makes the listener rest 100 ms rather
- * than fail again at every poll (the connections wait in the kernel). The
- * listener is a volley_conn: volley_conn_close stops it (CLOSED follows),
- * volley_conn_addr gives the bound address (port 0 picks one).
- * Errors: -EINVAL (NULL, bad address or options), -E2BIG (as for
- * volley_loop_open), -EADDRINUSE, -EAFNOSUPPORT, -ENOMEM,
+ * unless VOLLEY_CONN_V6ONLY), or on a local stream socket: "unix:/path",
+ * or Linux's abstract "unix:@name" (no file). Connections arrive as
+ * ACCEPTED events; an accept that fails is counted (accept_errors), and
+ * one that fails for lack of descriptors or memory makes the listener
+ * rest 100 ms rather than fail again at every poll (the connections wait
+ * in the kernel). The listener is a volley_conn: volley_conn_close stops
+ * it (CLOSED follows), volley_conn_addr gives the bound address (port 0
+ * picks one; a local socket's addresses say AF_UNIX and nothing more).
+ * A socket file left at the path by a server that crashed (a socket that
+ * nobody listens on) is replaced; a live server's, or a file that is no
+ * socket, is not (-EADDRINUSE). The listener's close removes the file it
+ * made, if that file is still there.
+ * Errors: -EINVAL (NULL, bad address or options, an empty path),
+ * -E2BIG (as for volley_loop_open), -EADDRINUSE, -EAFNOSUPPORT,
+ * -ENAMETOOLONG (a path of 108 bytes or more), -ENOMEM,
  * socket(2)/bind(2)/listen(2) errors.
  */
 VOLLEY_API int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
                              const struct volley_conn_opts *o, void *user);
 
 /*
- * Connect to addr; CONNECTED or CLOSED (with the reason) follows.
- * timeout_ms bounds the connect (0 or negative: the kernel's own limit).
- * Writes are accepted at once and go out once connected.
- * Errors: -EINVAL (NULL, bad address or options, port 0), -E2BIG (as for
- * volley_loop_open), -EAFNOSUPPORT, -ENOMEM, socket(2) errors; refusals
- * and timeouts arrive as the CLOSED event.
+ * Connect to addr (as volley_listen takes it, "unix:" ones included);
+ * CONNECTED or CLOSED (with the reason) follows. timeout_ms bounds the
+ * connect (0 or negative: the kernel's own limit). Writes are accepted at
+ * once and go out once connected.
+ * Errors: -EINVAL (NULL, bad address or options, port 0, an empty path),
+ * -E2BIG (as for volley_loop_open), -EAFNOSUPPORT, -ENAMETOOLONG, -ENOMEM,
+ * socket(2) errors; refusals and timeouts arrive as the CLOSED event (a
+ * local path with no socket: -ENOENT; a local listener whose queue is
+ * full: -EAGAIN).
  */
 VOLLEY_API int volley_dial(volley_loop *l, volley_conn **out, const char *addr,
                            const struct volley_conn_opts *o, int timeout_ms, void *user);

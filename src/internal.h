@@ -561,6 +561,9 @@ enum volley__sysop {
     VOLLEY__SYS_EPOLL_WAIT,
     /* membarrier(2), for the RCU grace period a group member's leave waits */
     VOLLEY__SYS_MEMBARRIER,
+    /* a local stream socket's file: stat(2) and unlink(2) */
+    VOLLEY__SYS_STAT,
+    VOLLEY__SYS_UNLINK,
     /* XNU's batch calls (the xnu backend): */
     VOLLEY__SYS_SENDMSG_X,
     VOLLEY__SYS_RECVMSG_X,
@@ -608,6 +611,11 @@ VOLLEY_INTERNAL int volley__sys_epoll_wait(int epfd, struct epoll_event *ev, int
                                            int timeout_ms);
 VOLLEY_INTERNAL int volley__sys_fcntl(int fd, int cmd, int arg);
 VOLLEY_INTERNAL void volley__sys_close(int fd);
+/* stat(2) of path: 0 and *st, or a negative errno. */
+struct stat;
+VOLLEY_INTERNAL int volley__sys_stat(const char *path, struct stat *st);
+/* unlink(2): 0 or a negative errno. */
+VOLLEY_INTERNAL int volley__sys_unlink(const char *path);
 #if VOLLEY_HAVE_LINUX
 /* membarrier(MEMBARRIER_CMD_GLOBAL): returns once every CPU has passed an
  * RCU grace period (the kernel runs synchronize_rcu()); 0 or -EINVAL

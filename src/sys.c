@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #endif
 #include <sys/mman.h>
+#include <sys/stat.h>
 #if VOLLEY_HAVE_LINUX
 #include <sys/syscall.h>
 #endif
@@ -281,6 +282,18 @@ void volley__sys_close(int fd)
     /* close(2) must not be retried on EINTR on Linux: the fd is gone. */
     if (fd >= 0)
         close(fd);
+}
+
+int volley__sys_stat(const char *path, struct stat *st)
+{
+    FAULT_ERR(VOLLEY__SYS_STAT);
+    return ret_or_errno(stat(path, st));
+}
+
+int volley__sys_unlink(const char *path)
+{
+    FAULT_ERR(VOLLEY__SYS_UNLINK);
+    return ret_or_errno(unlink(path));
 }
 
 #if VOLLEY_HAVE_LINUX

@@ -92,6 +92,8 @@ static const struct optab optab[VOLLEY__SYS_COUNT] = {
     [VOLLEY__SYS_EPOLL_CTL] = {"epoll_ctl", {ENOMEM, ENOSPC, EPERM}, false},
     [VOLLEY__SYS_EPOLL_WAIT] = {"epoll_wait", {EINTR, EINVAL}, false},
     [VOLLEY__SYS_MEMBARRIER] = {"membarrier", {EINVAL, ENOSYS, EPERM}, false},
+    [VOLLEY__SYS_STAT] = {"stat", {ENOENT, EACCES, ENOMEM}, false},
+    [VOLLEY__SYS_UNLINK] = {"unlink", {ENOENT, EACCES, EBUSY}, false},
 };
 
 /* Any call kind not in the table above (added since) gets these. */

@@ -82,6 +82,8 @@ void volley__stats_add(struct volley_conn_stats *to, const struct volley_conn_st
 void volley__conn_release(volley_conn *c)
 {
     volley_loop *l = c->loop;
+    free(c->un);
+    c->un = NULL;
     volley__stats_add(&l->gone, &c->st);
     (void)volley__readq_clear(&c->rq, &l->bufs);
     (void)volley__sendq_clear(&c->sq, &l->pool);
@@ -422,6 +424,7 @@ void volley__conn_gone(volley_conn *c)
         c->loop->st.syscalls++;
         (void)volley__sys_setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
+    volley__conn_unlink(c);
     c->loop->st.syscalls++;
     volley__sys_close(c->fd);
     c->state = VOLLEY__CS_ENDED;

@@ -101,7 +101,9 @@ static int ep_accept(volley_conn *c, bool on)
 static int ep_connect(volley_conn *c)
 {
     c->loop->st.syscalls++;
-    int r = volley__sys_connect(c->fd, &c->peer.sa, volley_addr_len(&c->peer));
+    socklen_t len;
+    const struct sockaddr *sa = volley__conn_peer_sa(c, &len);
+    int r = volley__sys_connect(c->fd, sa, len);
     if (r == -EINPROGRESS) {
         c->be_state |= E_OUT;
         return interest(c);

@@ -8,13 +8,48 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+
+#define UNIX_PREFIX "unix:"
+
+/* "unix:/path" or "unix:@name" (Linux's abstract names) into c->un: 0,
+ * -EINVAL (no path), -ENAMETOOLONG, -ENOMEM. */
+static int unix_addr(volley_conn *c, const char *path)
+{
+    bool abstract = path[0] == '@';
+    size_t n = strlen(path);
+    if (n == 0 || (abstract && n == 1))
+        return -EINVAL;
+    struct volley__unix *u = calloc(1, sizeof *u);
+    if (!u)
+        return -ENOMEM;
+    /* a path needs its NUL; an abstract name is its bytes after a NUL */
+    if (n + !abstract > sizeof u->sa.sun_path) {
+        free(u);
+        return -ENAMETOOLONG;
+    }
+    u->sa.sun_family = AF_UNIX;
+    memcpy(u->sa.sun_path, path, n);
+    if (abstract)
+        u->sa.sun_path[0] = '\0';
+    u->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + !abstract);
+    c->un = u;
+    return 0;
+}
 
 static int sock_setup(volley_conn *c, const char *addr, struct volley_addr *a)
 {
     if (!addr)
         return -EINVAL;
-    int r = volley_addr_parse(a, addr);
+    int r;
+    if (strncmp(addr, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0) {
+        r = unix_addr(c, addr + strlen(UNIX_PREFIX));
+        memset(a, 0, sizeof *a);
+        a->sa.sa_family = AF_UNIX;
+    } else {
+        r = volley_addr_parse(a, addr);
+    }
     if (r < 0)
         return r;
     c->loop->st.syscalls++;
@@ -24,6 +59,77 @@ static int sock_setup(volley_conn *c, const char *addr, struct volley_addr *a)
         return r;
     c->fd = r;
     return 0;
+}
+
+const struct sockaddr *volley__conn_peer_sa(const volley_conn *c, socklen_t *len)
+{
+    if (c->un) {
+        *len = c->un->len;
+        return (const struct sockaddr *)&c->un->sa;
+    }
+    *len = volley_addr_len(&c->peer);
+    return &c->peer.sa;
+}
+
+/* Whether the socket file at c's path is a crashed server's: a socket
+ * nobody listens on any more. Anything else (a live server, a file that
+ * is no socket) is left alone. */
+static bool unix_stale(volley_conn *c)
+{
+    struct stat st;
+    volley_loop *l = c->loop;
+    l->st.syscalls++;
+    if (volley__sys_stat(c->un->sa.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return false;
+    l->st.syscalls += 3;
+    int fd = volley__sys_socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    int r = volley__sys_connect(fd, (const struct sockaddr *)&c->un->sa, c->un->len);
+    volley__sys_close(fd);
+    return r == -ECONNREFUSED;
+}
+
+/* Bind c's socket to its local path or name. A path whose socket file a
+ * crashed server left behind is taken over; the file made is noted, so
+ * that the listener's close removes it (and only it). */
+static int unix_bind(volley_conn *c)
+{
+    struct volley__unix *u = c->un;
+    volley_loop *l = c->loop;
+    bool path = u->sa.sun_path[0] != '\0';
+    l->st.syscalls++;
+    int r = volley__sys_bind(c->fd, (const struct sockaddr *)&u->sa, u->len);
+    if (r == -EADDRINUSE && path && unix_stale(c)) {
+        l->st.syscalls += 2;
+        (void)volley__sys_unlink(u->sa.sun_path);
+        r = volley__sys_bind(c->fd, (const struct sockaddr *)&u->sa, u->len);
+    }
+    if (r < 0 || !path)
+        return r;
+    struct stat st;
+    l->st.syscalls++;
+    if (volley__sys_stat(u->sa.sun_path, &st) == 0) {
+        u->made = true;
+        u->dev = st.st_dev;
+        u->ino = st.st_ino;
+    }
+    return 0;
+}
+
+void volley__conn_unlink(volley_conn *c)
+{
+    struct volley__unix *u = c->un;
+    if (!u || !u->made || !(c->flags & VOLLEY__C_LISTENER))
+        return;
+    u->made = false;
+    struct stat st;
+    c->loop->st.syscalls++;
+    if (volley__sys_stat(u->sa.sun_path, &st) == 0 && st.st_dev == u->dev &&
+        st.st_ino == u->ino) {
+        c->loop->st.syscalls++;
+        (void)volley__sys_unlink(u->sa.sun_path);
+    }
 }
 
 /* c's local (or peer) address into *out, v4-mapped ones as plain IPv4 as
@@ -37,6 +143,8 @@ static int sock_name(volley_conn *c, bool peer, struct volley_addr *out)
                  : volley__sys_getsockname(c->fd, (struct sockaddr *)&ss, &len);
     if (r == 0)
         volley__addr_from_sockaddr(out, (struct sockaddr *)&ss, len);
+    if (r == 0 && ss.ss_family == AF_UNIX)
+        out->sa.sa_family = AF_UNIX; /* no room for its path: the family says */
     return r;
 }
 
@@ -48,6 +156,7 @@ static int setopt(volley_conn *c, int level, int opt, int v)
 
 static void conn_abandon(volley_conn *c)
 {
+    volley__conn_unlink(c);
     if (c->fd >= 0)
         volley__sys_close(c->fd);
     volley__conn_release(c);
@@ -95,7 +204,9 @@ int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
         r = setopt(c, SOL_SOCKET, SO_REUSEPORT, 1);
     if (r == 0 && c->local.sa.sa_family == AF_INET6)
         r = setopt(c, IPPROTO_IPV6, IPV6_V6ONLY, !!(c->copt & VOLLEY_CONN_V6ONLY));
-    if (r == 0) {
+    if (r == 0 && c->un) {
+        r = unix_bind(c);
+    } else if (r == 0) {
         l->st.syscalls++;
         r = volley__sys_bind(c->fd, &c->local.sa, volley_addr_len(&c->local));
     }
@@ -147,7 +258,8 @@ int volley_listen_fd(volley_loop *l, volley_conn **out, int fd,
     r = volley__conn_opts(c, o);
     if (r == 0)
         r = sock_name(c, false, &c->local);
-    if (r == 0 && c->local.sa.sa_family != AF_INET && c->local.sa.sa_family != AF_INET6)
+    if (r == 0 && c->local.sa.sa_family != AF_INET && c->local.sa.sa_family != AF_INET6 &&
+        c->local.sa.sa_family != AF_UNIX)
         r = -EAFNOSUPPORT;
     if (r == 0) {
         l->st.syscalls++;
@@ -171,10 +283,12 @@ int volley_listen_fd(volley_loop *l, volley_conn **out, int fd,
     return 0;
 }
 
-/* TCP_NODELAY unless the options leave Nagle on. */
-static int nodelay(volley_conn *c)
+/* TCP_NODELAY unless the options leave Nagle on (or it is no TCP socket). */
+static int nodelay(volley_conn *c, int family)
 {
-    return c->copt & VOLLEY_CONN_NO_NODELAY ? 0 : setopt(c, IPPROTO_TCP, TCP_NODELAY, 1);
+    if ((c->copt & VOLLEY_CONN_NO_NODELAY) || family == AF_UNIX)
+        return 0;
+    return setopt(c, IPPROTO_TCP, TCP_NODELAY, 1);
 }
 
 int volley_dial(volley_loop *l, volley_conn **out, const char *addr,
@@ -184,10 +298,10 @@ int volley_dial(volley_loop *l, volley_conn **out, const char *addr,
     int r = conn_make(l, out, addr, o, false, &c);
     if (r < 0)
         return r;
-    if (volley_addr_port(&c->peer) == 0)
+    if (!c->un && volley_addr_port(&c->peer) == 0)
         r = -EINVAL;
     if (r == 0)
-        r = nodelay(c);
+        r = nodelay(c, c->peer.sa.sa_family);
     if (r < 0) {
         conn_abandon(c);
         return r;
@@ -226,7 +340,7 @@ void volley__loop_accepted(volley_conn *lis, int fd)
     c->zc_threshold = lis->zc_threshold;
     c->user = lis->user;
     c->listener = lis;
-    if (nodelay(c) < 0) {
+    if (nodelay(c, lis->local.sa.sa_family) < 0) {
         /* counted as a failed accept: the peer sees the socket close */
         l->st.accept_errors++;
         conn_abandon(c);

@@ -12,6 +12,9 @@
 
 #include "stream.h"
 
+#include <sys/stat.h>
+#include <sys/un.h>
+
 /* How long a listener rests after running out of descriptors or memory. */
 #define VOLLEY__ACCEPT_PAUSE_MS 100
 
@@ -72,8 +75,9 @@ struct volley_conn {
     struct volley__readq rq;
     struct volley__sendq sq;
     volley_conn *ready_next, *flush_next;
-    volley_conn *listener; /* ACCEPTED: where it came from */
-    struct volley_addr local, peer;
+    volley_conn *listener;          /* ACCEPTED: where it came from */
+    struct volley_addr local, peer; /* AF_UNIX with no more for local ones */
+    struct volley__unix *un;        /* a local listener's or dial's address */
     struct volley_conn_stats st;
     uint32_t be_state; /* the backend's own bits */
     ssize_t zc_res;    /* a zero-copy send's result, held until its notification */
@@ -90,6 +94,17 @@ struct volley_conn {
 /* struct volley__timer.kind: whose deadline it is. */
 #define VOLLEY__TIMER_CONN 0 /* a connection's (volley_conn.timer) */
 #define VOLLEY__TIMER_USER 1 /* a loop timer's (volley_timer.node) */
+
+/* A local stream socket's address ("unix:/path" or "unix:@name"), kept by
+ * the listener or dial that was given it: volley_addr has no room for a
+ * path. */
+struct volley__unix {
+    struct sockaddr_un sa;
+    socklen_t len;
+    bool made; /* a listener made the file: removed when it closes */
+    dev_t dev; /* ... if it is still the same file then */
+    ino_t ino;
+};
 
 /* A loop timer (volley_timer_open). */
 struct volley_timer {
@@ -251,6 +266,13 @@ VOLLEY_INTERNAL unsigned volley__timer_emit(volley_loop *l, struct volley_event 
                                             unsigned n);
 /* The loop closes: free every timer. */
 VOLLEY_INTERNAL void volley__timer_free_all(volley_loop *l);
+/* The address a dial connects to: the peer's, or the local socket's path
+ * (its length in *len). */
+VOLLEY_INTERNAL const struct sockaddr *volley__conn_peer_sa(const volley_conn *c,
+                                                            socklen_t *len);
+/* listen.c: c's socket is about to close: a local listener removes the
+ * socket file it made, if it is still that file. */
+VOLLEY_INTERNAL void volley__conn_unlink(volley_conn *c);
 /* read.c: turn the backend's receiving on or off as c should be now. */
 VOLLEY_INTERNAL void volley__conn_recv_sync(volley_conn *c);
 

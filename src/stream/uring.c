@@ -145,7 +145,9 @@ static int ur_connect(volley_conn *c)
     struct io_uring_sqe *sqe = sqe_get(c->loop);
     if (!sqe)
         return -EBUSY;
-    io_uring_prep_connect(sqe, c->fd, &c->peer.sa, volley_addr_len(&c->peer));
+    socklen_t len;
+    const struct sockaddr *sa = volley__conn_peer_sa(c, &len);
+    io_uring_prep_connect(sqe, c->fd, sa, len);
     io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_CONNECT));
     c->inflight++;
     return 0;

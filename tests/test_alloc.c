@@ -11,6 +11,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
+#include <time.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define T_ASAN 1
@@ -316,6 +317,89 @@ static int check_stream(void)
     return 0;
 }
 
+/* Loop timers: 100,000 opened (the setup), then started, restarted and
+ * stopped in random order without an allocation, and at last all started:
+ * each fires once, in the order of its deadline. A deadline is known
+ * between the clock read before and after its start, so a TIMER before
+ * another is out of order only when its earliest deadline is past the
+ * other's latest. */
+#define TIMERS 100000
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int check_timers(void)
+{
+    const struct t_loop_backend *b = t_loop_backend();
+    struct volley_loop_opts o = VOLLEY_LOOP_OPTS_INIT;
+    o.backend = b->id;
+    volley_loop *l;
+    int r = volley_loop_open(&l, &o);
+    T_SKIP_IF(r == -ENOTSUP && b->id == VOLLEY_BACKEND_URING,
+              "uring loops do not open here");
+    T_OK(r);
+    static volley_timer *t[TIMERS];
+    static int64_t lo[TIMERS], hi[TIMERS];
+    static bool fired[TIMERS];
+    for (unsigned i = 0; i < TIMERS; i++) {
+        T_OK(volley_timer_open(l, &t[i], i));
+        fired[i] = false;
+    }
+    struct counts c0 = now();
+    uint64_t rng = 77;
+    int64_t t0 = mono_ns();
+    unsigned ops = 0;
+    for (unsigned k = 0; k < 3 * TIMERS; k++, ops++) {
+        unsigned i = t_rand(&rng) % TIMERS;
+        if (t_rand(&rng) % 3 == 0)
+            T_OK(volley_timer_stop(t[i]));
+        else
+            T_OK(volley_timer_start(t[i], 1000 + t_rand(&rng) % 100000, 0));
+    }
+    int64_t t1 = mono_ns();
+    /* every one of them, in a random order, due within 400 ms */
+    for (unsigned k = 0; k < TIMERS; k++) {
+        unsigned i = (unsigned)(((uint64_t)k * 48271u) % TIMERS);
+        uint64_t ms = t_rand(&rng) % 400;
+        lo[i] = mono_ns() + (int64_t)ms * 1000000;
+        T_OK(volley_timer_start(t[i], ms, 0));
+        hi[i] = mono_ns() + (int64_t)ms * 1000000;
+    }
+    unsigned got = 0, out_of_order = 0;
+    int64_t last_lo = 0;
+    static struct volley_event ev[256];
+    for (int tries = 0; got < TIMERS && tries < 100000; tries++) {
+        int n = volley_loop_poll(l, ev, 256, 100);
+        T_ASSERT(n >= 0);
+        for (int k = 0; k < n; k++) {
+            T_ASSERT(ev[k].type == VOLLEY_EV_TIMER && ev[k].tag < TIMERS);
+            uint64_t i = ev[k].tag;
+            if (fired[i])
+                T_FAIL("timer %llu fired twice", (unsigned long long)i);
+            fired[i] = true;
+            got++;
+            out_of_order += hi[i] < last_lo;
+            if (lo[i] > last_lo)
+                last_lo = lo[i];
+        }
+    }
+    struct counts c1 = now();
+    printf("  %s: %u ops of start or stop in %.1f ms (%.0f ns each); %u of %u fired, "
+           "%u out of order; allocations after setup %lu, frees %lu\n",
+           b->name, ops, (double)(t1 - t0) / 1e6, (double)(t1 - t0) / ops, got, TIMERS,
+           out_of_order, c1.alloc - c0.alloc, c1.free - c0.free);
+    T_EXPECT(got, TIMERS);
+    T_EXPECT(out_of_order, 0);
+    T_CHECK(c1.alloc == c0.alloc && c1.free == c0.free,
+            "timers allocated %lu and freed %lu times after setup", c1.alloc - c0.alloc,
+            c1.free - c0.free);
+    volley_loop_close(l, 0);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct config plain = {0, 0, 64, 256},
@@ -334,6 +418,8 @@ int main(int argc, char **argv)
         {"uring-ts", check_config, VOLLEY_BACKEND_URING, &ts},
         {"loop-uring/steady_echo", check_stream, 0, &t_loop_backends[0]},
         {"loop-epoll/steady_echo", check_stream, 0, &t_loop_backends[1]},
+        {"loop-uring/timers", check_timers, 0, &t_loop_backends[0]},
+        {"loop-epoll/timers", check_timers, 0, &t_loop_backends[1]},
     };
     signal(SIGPIPE, SIG_IGN);
     struct t_run how = {.flags = T_FORK, .case_s = 120, .total_s = 400};

@@ -6,12 +6,14 @@ add_executable(example_echo examples/echo.c)
 target_link_libraries(example_echo PRIVATE volley)
 add_executable(example_quic_like_server examples/quic_like_server.c)
 target_link_libraries(example_quic_like_server PRIVATE volley)
-# These two use epoll and the stream loop: Linux's.
+# These use epoll and the stream loop: Linux's.
 if(VOLLEY_LINUX_BACKENDS)
   add_executable(example_epoll_many examples/epoll_many.c)
   target_link_libraries(example_epoll_many PRIVATE volley)
   add_executable(example_tcp_echo examples/tcp_echo.c)
   target_link_libraries(example_tcp_echo PRIVATE volley)
+  add_executable(example_server examples/server.c)
+  target_link_libraries(example_server PRIVATE volley Threads::Threads)
 endif()
 
 # libuv's is built only where libuv is (Debian: libuv1-dev); its test skips

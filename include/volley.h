@@ -152,16 +152,34 @@ enum volley_backend_id {
  * stacks): no per-datagram work at all. A descriptor with segment 0 is one
  * datagram, as always. Stats still count datagrams. Needs GRO (off with it).
  */
-#define VOLLEY_F_GSO          0x01u /* UDP_SEGMENT send offload (mmsg, uring) */
-#define VOLLEY_F_GRO          0x02u /* UDP_GRO receive offload (mmsg, uring) */
-#define VOLLEY_F_PKTINFO      0x04u /* local address/ifindex on receive */
-#define VOLLEY_F_ECN          0x08u /* ECN codepoint on receive */
-#define VOLLEY_F_TIMESTAMP    0x10u /* SO_TIMESTAMPNS receive timestamps */
-#define VOLLEY_F_RXQ_OVFL     0x20u /* SO_RXQ_OVFL kernel drop counter */
-#define VOLLEY_F_RECVERR      0x40u /* IP_RECVERR ICMP error reports */
-#define VOLLEY_F_GRO_SEGMENTS 0x80u /* GRO buffers returned whole (see above) */
+#define VOLLEY_F_GSO          0x01u  /* UDP_SEGMENT send offload (mmsg, uring) */
+#define VOLLEY_F_GRO          0x02u  /* UDP_GRO receive offload (mmsg, uring) */
+#define VOLLEY_F_PKTINFO      0x04u  /* local address/ifindex on receive */
+#define VOLLEY_F_ECN          0x08u  /* ECN codepoint on receive */
+#define VOLLEY_F_TIMESTAMP    0x10u  /* SO_TIMESTAMPNS receive timestamps */
+#define VOLLEY_F_RXQ_OVFL     0x20u  /* SO_RXQ_OVFL kernel drop counter */
+#define VOLLEY_F_RECVERR      0x40u  /* IP_RECVERR ICMP error reports */
+#define VOLLEY_F_GRO_SEGMENTS 0x80u  /* GRO buffers returned whole (see above) */
+#define VOLLEY_F_DONTFRAG     0x100u /* never fragment: path MTU is the caller's */
 #define VOLLEY_F_DEFAULT                                                                 \
-    (VOLLEY_F_GSO | VOLLEY_F_GRO | VOLLEY_F_PKTINFO | VOLLEY_F_ECN | VOLLEY_F_RXQ_OVFL)
+    (VOLLEY_F_GSO | VOLLEY_F_GRO | VOLLEY_F_PKTINFO | VOLLEY_F_ECN | VOLLEY_F_RXQ_OVFL | \
+     VOLLEY_F_DONTFRAG)
+
+/*
+ * DONTFRAG sets the don't-fragment bit on every datagram and leaves path
+ * MTU discovery to the caller (IP_MTU_DISCOVER and IPV6_MTU_DISCOVER set
+ * to PMTUDISC_PROBE, as quinn-udp sets them): a datagram larger than the
+ * interface's MTU fails with -EMSGSIZE instead of leaving in fragments,
+ * and one larger than a smaller MTU further on is dropped there, reported
+ * by ICMP ("fragmentation needed", or "packet too big": a volley_sockerr
+ * with -EMSGSIZE and the MTU in info, with VOLLEY_F_RECVERR) and by
+ * volley_path_mtu. On by default because what volley is for wants it:
+ * QUIC requires it (RFC 9000, 14) and does its own discovery (DPLPMTUD),
+ * and a lost fragment loses the whole datagram, so a fragmented stream
+ * loses more than its packets do. Callers whose datagrams must get
+ * through at any size (DNS answers, say) turn it off, and the kernel's
+ * own rule (fragment what exceeds the path MTU) is back.
+ */
 
 /*
  * Why 32 receive slots by default: each slot takes a whole GRO buffer
@@ -460,6 +478,21 @@ VOLLEY_API int volley_wait(volley_sock *s, unsigned events, int timeout_ms);
 /* The bound local address. Errors: -EINVAL, -ENOTSUP (pair), -EPIPE (the
  * socket's uring loop closed first), getsockname(2). */
 VOLLEY_API int volley_local_addr(const volley_sock *s, struct volley_addr *out);
+
+/*
+ * The path MTU the kernel knows toward peer (NULL: the connected peer):
+ * the largest IP packet, headers included, that leaves without
+ * fragments: the route's MTU, lowered by any "fragmentation needed" or
+ * "packet too big" heard since. The largest datagram that fits is this
+ * less 28 bytes for IPv4, 48 for IPv6. With VOLLEY_F_DONTFRAG larger ones
+ * fail (-EMSGSIZE) or are dropped on the way. Returns the MTU.
+ * Errors: -EINVAL (NULL s, a peer of no address family), -ENOTSUP (not
+ * an IP socket: pair, AF_UNIX), -EAFNOSUPPORT (an IPv6 peer for an IPv4
+ * socket), -ENOTCONN (no peer and not connected), -EPIPE (the socket's
+ * uring loop closed first), -ENETUNREACH and the other errors of
+ * connect(2) for a peer there is no route to.
+ */
+VOLLEY_API int volley_path_mtu(const volley_sock *s, const struct volley_addr *peer);
 
 /* Copy the counters; size is sizeof(*out) as the caller knows it (bytes
  * past what this library knows are left untouched). They stay readable on

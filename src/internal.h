@@ -53,7 +53,8 @@
 #define VOLLEY__F_NO_XNU   0x40000u
 #define VOLLEY__F_ALL                                                                    \
     (VOLLEY_F_GSO | VOLLEY_F_GRO | VOLLEY_F_PKTINFO | VOLLEY_F_ECN |                     \
-     VOLLEY_F_TIMESTAMP | VOLLEY_F_RXQ_OVFL | VOLLEY_F_RECVERR | VOLLEY_F_GRO_SEGMENTS)
+     VOLLEY_F_TIMESTAMP | VOLLEY_F_RXQ_OVFL | VOLLEY_F_RECVERR | VOLLEY_F_GRO_SEGMENTS | \
+     VOLLEY_F_DONTFRAG)
 /* Option limits (volley.h documents them). */
 #define VOLLEY__PAIR_CAPACITY_MAX 65536u
 #define VOLLEY__RING_BUFS_MAX     4096u

@@ -21,6 +21,7 @@ static const struct {
     {"rxq_ovfl", VOLLEY_F_RXQ_OVFL},
     {"recverr", VOLLEY_F_RECVERR},
     {"gro_segments", VOLLEY_F_GRO_SEGMENTS},
+    {"dontfrag", VOLLEY_F_DONTFRAG},
     {"mmsg", VOLLEY__F_NO_MMSG},
     {"uring", VOLLEY__F_NO_URING},
     {"xnu", VOLLEY__F_NO_XNU},
@@ -90,12 +91,11 @@ static int env_disable(struct env *e, char *msg, size_t size)
         }
         if (!found) {
             if (size)
-                snprintf(
-                    msg, size,
-                    "VOLLEY_DISABLE=\"%s\": unknown name \"%.*s\" (use gso, gro, "
-                    "pktinfo, ecn, timestamp, rxq_ovfl, recverr, gro_segments, mmsg, "
-                    "uring or xnu)",
-                    all, (int)len, v);
+                snprintf(msg, size,
+                         "VOLLEY_DISABLE=\"%s\": unknown name \"%.*s\" (use gso, gro, "
+                         "pktinfo, ecn, timestamp, rxq_ovfl, recverr, gro_segments, "
+                         "dontfrag, mmsg, uring or xnu)",
+                         all, (int)len, v);
             return -EINVAL;
         }
         v += len;

@@ -94,6 +94,11 @@ static bool setopt_both(int fd, bool v6, int opt4, int opt6)
     return v6 ? setopt_on(fd, IPPROTO_IPV6, opt6) : ok;
 }
 
+static bool setopt_int(int fd, int level, int opt, int v)
+{
+    return volley__sys_setsockopt(fd, level, opt, &v, sizeof v) == 0;
+}
+
 /* Turn on what was asked for and the kernel accepts; the rest stays off. */
 static void enable_features(volley_sock *s, unsigned want)
 {
@@ -113,6 +118,14 @@ static void enable_features(volley_sock *s, unsigned want)
         on |= VOLLEY_F_RXQ_OVFL;
     if (want & VOLLEY_F_RECVERR && setopt_both(fd, v6, IP_RECVERR, IPV6_RECVERR))
         on |= VOLLEY_F_RECVERR;
+    /* IPv4's for the IPv4 peers of a dual-stack socket, IPv6's for the rest */
+    if (want & VOLLEY_F_DONTFRAG && (s->family == AF_INET || s->family == AF_INET6)) {
+        bool ok = setopt_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE);
+        if (v6)
+            ok = setopt_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE);
+        if (ok)
+            on |= VOLLEY_F_DONTFRAG;
+    }
 #endif
     /* A coalesced buffer is up to 64 KiB: a smaller slot would cut it. */
     if (want & VOLLEY_F_GRO && s->slot_size >= 65535 && setopt_on(fd, SOL_UDP, UDP_GRO))

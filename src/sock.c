@@ -377,6 +377,57 @@ int volley_local_addr(const volley_sock *s, struct volley_addr *out)
     return 0;
 }
 
+#if VOLLEY_HAVE_LINUX
+/* IP_MTU (or IPV6_MTU) of a connected socket: the route's, with what ICMP
+ * said of the path since. */
+static int mtu_of(int fd, int fam)
+{
+    int mtu = 0;
+    socklen_t len = sizeof mtu;
+    int r = fam == AF_INET
+                ? volley__sys_getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len)
+                : volley__sys_getsockopt(fd, IPPROTO_IPV6, IPV6_MTU, &mtu, &len);
+    return r < 0 ? r : mtu;
+}
+#endif
+
+int volley_path_mtu(const volley_sock *s, const struct volley_addr *peer)
+{
+    if (!s)
+        return -EINVAL;
+    if (volley__sock_gone(s))
+        return -EPIPE;
+    if (!(s->be->caps & VOLLEY__BE_KERNEL) ||
+        (s->family != AF_INET && s->family != AF_INET6))
+        return -ENOTSUP;
+#if VOLLEY_HAVE_LINUX
+    if (!peer)
+        return mtu_of(s->fd, s->family);
+    int fam = peer->sa.sa_family;
+    if (fam != AF_INET && fam != AF_INET6)
+        return -EINVAL;
+    if (s->family == AF_INET && fam == AF_INET6)
+        return -EAFNOSUPPORT;
+    /* A socket of its own connected to peer: the kernel answers for a
+     * route, not for an address an unconnected socket sends to. */
+    struct sockaddr_in6 sa;
+    int len = volley__addr_to_sockaddr(peer, fam, &sa);
+    if (len <= 0)
+        return -EINVAL;
+    int fd = volley__sys_socket(fam, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fd;
+    int r = volley__sys_connect(fd, (struct sockaddr *)&sa, (socklen_t)len);
+    if (r == 0)
+        r = mtu_of(fd, fam);
+    volley__sys_close(fd);
+    return r;
+#else
+    (void)peer;
+    return -ENOTSUP;
+#endif
+}
+
 /* SO_RXQ_OVFL reports drops only with the next datagram queued after
  * them; SO_MEMINFO tells them now. */
 static uint64_t kernel_drops_now(const volley_sock *s)

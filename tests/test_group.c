@@ -1175,12 +1175,7 @@ static int case_listen_fd_bad(void)
             "a TCP socket not listening");
     refused(l, fds[k++] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), NULL, -EINVAL,
             "a TCP socket never bound");
-    int un = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    snprintf(sun.sun_path + 1, sizeof sun.sun_path - 1, "volley-test-group-%d", getpid());
-    T_EXPECT(bind(un, (struct sockaddr *)&sun, sizeof sun), 0); /* abstract */
-    T_EXPECT(listen(un, 4), 0);
-    refused(l, fds[k++] = un, NULL, -EAFNOSUPPORT, "an AF_UNIX listener");
+    /* (an AF_UNIX listener is served now: test_stream_unix) */
     /* options: checked as for volley_listen */
     struct volley_conn_opts o = VOLLEY_CONN_OPTS_INIT;
     o.flags = 0x80000000u;

@@ -7,6 +7,9 @@
 #include <errno.h>
 #include <string.h>
 
+/* SO_EE_ORIGIN_LOCAL: a report the sending host made itself. */
+#define ORIGIN_LOCAL 1
+
 void volley__err_count(volley_sock *s, int err)
 {
     switch (-err) {
@@ -69,7 +72,10 @@ int volley__err_drain_queue(volley_sock *s)
         if (volley__cmsg_parse_err(ctrl, m.msg_controllen, &e) < 0)
             continue;
         volley__addr_from_sockaddr(&e.dest, (struct sockaddr *)&dest, m.msg_namelen);
-        volley__err_count(s, e.error);
+        /* A datagram the kernel refused as too big for the path is counted
+         * by the send that failed; its report only adds the MTU. */
+        if (!(e.origin == ORIGIN_LOCAL && e.error == -EMSGSIZE))
+            volley__err_count(s, e.error);
         volley__err_push(s, &e);
         got++;
     }
@@ -103,8 +109,13 @@ bool volley__err_send_retry(volley_sock *s, struct volley__retry *rt, int err)
     rt->tries++;
     if (err == -EINTR)
         return true;
-    if (!volley__err_is_async(err))
+    if (!volley__err_is_async(err)) {
+        /* Too big for the path: with RECVERR the kernel queued a report
+         * that says the MTU; hand it over with the error, now. */
+        if (err == -EMSGSIZE && (s->features & VOLLEY_F_RECVERR))
+            (void)volley__err_drain_queue(s);
         return false;
+    }
     /* UDP sends never fail with ECONNREFUSED on their own account: it is
      * always an earlier datagram's ICMP. Unreachable errors can be either,
      * so they are retried once and judged by the outcome. */

@@ -69,6 +69,26 @@ static int family_case(unsigned backend, const char *bind, size_t header)
     T_ASSERT(t_stats(tx).err_msgsize >= 1);
     volley_close(tx);
 
+    /* with error reports on, the refusal is queued too, with the MTU, as
+     * an ICMP "fragmentation needed" from further on would be: a wait
+     * takes it in (POLLERR), and volley_errors hands it over */
+    o.enable = VOLLEY_F_RECVERR;
+    T_ASSERT(t_open(&tx, bind, &o));
+    if (volley_features(tx) & VOLLEY_F_RECVERR) {
+        T_EXPECT(send_len(tx, &to_rx, MTU - header + 1), -EMSGSIZE);
+        struct volley_sockerr e[4];
+        int n = 0;
+        for (int i = 0; i < 50 && n == 0; i++) {
+            T_ASSERT(volley_wait(tx, VOLLEY_WAIT_SEND, 100) >= 0);
+            n = volley_errors(tx, e, 4);
+        }
+        T_ASSERT(n >= 1);
+        T_EXPECT(e[0].error, -EMSGSIZE);
+        T_EXPECT(e[0].info, MTU);
+    }
+    volley_close(tx);
+    o.enable = 0;
+
     /* off: the larger one leaves in fragments and arrives whole */
     o.disable = VOLLEY_F_DONTFRAG;
     T_ASSERT(t_open(&tx, bind, &o));

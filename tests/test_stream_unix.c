@@ -42,6 +42,14 @@ static struct sockaddr_un un_of(const char *addr)
     return un;
 }
 
+/* A plain AF_UNIX stream socket bound to un (its file made). */
+static int plain_bound(const struct sockaddr_un *un)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    T_ASSERT(fd >= 0 && bind(fd, (const struct sockaddr *)un, sizeof *un) == 0);
+    return fd;
+}
+
 /* A connection over addr, then 256 KiB each way, every byte checked. */
 static void exchange(const char *addr)
 {
@@ -99,9 +107,7 @@ static int case_stale(void)
     char addr[128];
     in_dir("s", addr, sizeof addr);
     struct sockaddr_un un = un_of(addr);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    T_ASSERT(fd >= 0 && bind(fd, (struct sockaddr *)&un, sizeof un) == 0);
-    close(fd); /* the file stays: a crashed server's */
+    close(plain_bound(&un)); /* the file stays: a crashed server's */
     T_ASSERT(exists(addr));
     exchange(addr);
 
@@ -183,8 +189,7 @@ static int case_listen_fd(void)
     char addr[128];
     in_dir("s", addr, sizeof addr);
     struct sockaddr_un un = un_of(addr);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    T_ASSERT(fd >= 0 && bind(fd, (struct sockaddr *)&un, sizeof un) == 0);
+    int fd = plain_bound(&un);
     T_ASSERT(listen(fd, 16) == 0);
     evq_n = 0;
     volley_loop *l = loop_new();

@@ -80,23 +80,23 @@ static int alloc_buffers(volley_sock *s)
     return 0;
 }
 
-static bool setopt_on(int fd, int level, int opt)
-{
-    int one = 1;
-    return volley__sys_setsockopt(fd, level, opt, &one, sizeof one) == 0;
-}
-
-/* IPv4's option, and on an IPv6 socket IPv6's too (the one that counts
- * there): a dual-stack socket reports IPv4 arrivals only through IPv4's. */
-static bool setopt_both(int fd, bool v6, int opt4, int opt6)
-{
-    bool ok = setopt_on(fd, IPPROTO_IP, opt4);
-    return v6 ? setopt_on(fd, IPPROTO_IPV6, opt6) : ok;
-}
-
 static bool setopt_int(int fd, int level, int opt, int v)
 {
     return volley__sys_setsockopt(fd, level, opt, &v, sizeof v) == 0;
+}
+
+static bool setopt_on(int fd, int level, int opt)
+{
+    return setopt_int(fd, level, opt, 1);
+}
+
+/* IPv4's option, and on an IPv6 socket IPv6's too (the one that counts
+ * there): a dual-stack socket reports IPv4 arrivals only through IPv4's,
+ * and sends to IPv4 peers under IPv4's rules. */
+static bool setopt_both(int fd, bool v6, int opt4, int opt6, int v)
+{
+    bool ok = setopt_int(fd, IPPROTO_IP, opt4, v);
+    return v6 ? setopt_int(fd, IPPROTO_IPV6, opt6, v) : ok;
 }
 
 /* Turn on what was asked for and the kernel accepts; the rest stays off. */
@@ -108,7 +108,7 @@ static void enable_features(volley_sock *s, unsigned want)
     if (want & VOLLEY_F_PKTINFO && (v6 ? setopt_on(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO)
                                        : setopt_on(fd, IPPROTO_IP, IP_PKTINFO)))
         on |= VOLLEY_F_PKTINFO;
-    if (want & VOLLEY_F_ECN && setopt_both(fd, v6, IP_RECVTOS, IPV6_RECVTCLASS))
+    if (want & VOLLEY_F_ECN && setopt_both(fd, v6, IP_RECVTOS, IPV6_RECVTCLASS, 1))
         on |= VOLLEY_F_ECN;
 #if defined(SO_TIMESTAMPNS) && defined(SO_RXQ_OVFL) && defined(IP_RECVERR)
     /* Linux's options: elsewhere these features stay off. */
@@ -116,16 +116,12 @@ static void enable_features(volley_sock *s, unsigned want)
         on |= VOLLEY_F_TIMESTAMP;
     if (want & VOLLEY_F_RXQ_OVFL && setopt_on(fd, SOL_SOCKET, SO_RXQ_OVFL))
         on |= VOLLEY_F_RXQ_OVFL;
-    if (want & VOLLEY_F_RECVERR && setopt_both(fd, v6, IP_RECVERR, IPV6_RECVERR))
+    if (want & VOLLEY_F_RECVERR && setopt_both(fd, v6, IP_RECVERR, IPV6_RECVERR, 1))
         on |= VOLLEY_F_RECVERR;
-    /* IPv4's for the IPv4 peers of a dual-stack socket, IPv6's for the rest */
-    if (want & VOLLEY_F_DONTFRAG && (s->family == AF_INET || s->family == AF_INET6)) {
-        bool ok = setopt_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE);
-        if (v6)
-            ok = setopt_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE);
-        if (ok)
-            on |= VOLLEY_F_DONTFRAG;
-    }
+    _Static_assert(IP_PMTUDISC_PROBE == IPV6_PMTUDISC_PROBE, "one value for both");
+    if (want & VOLLEY_F_DONTFRAG &&
+        setopt_both(fd, v6, IP_MTU_DISCOVER, IPV6_MTU_DISCOVER, IP_PMTUDISC_PROBE))
+        on |= VOLLEY_F_DONTFRAG;
 #endif
     /* A coalesced buffer is up to 64 KiB: a smaller slot would cut it. */
     if (want & VOLLEY_F_GRO && s->slot_size >= 65535 && setopt_on(fd, SOL_UDP, UDP_GRO))

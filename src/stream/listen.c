@@ -21,14 +21,12 @@ static int unix_addr(volley_conn *c, const char *path)
     size_t n = strlen(path);
     if (n == 0 || (abstract && n == 1))
         return -EINVAL;
+    /* a path needs its NUL; an abstract name is its bytes after a NUL */
+    if (n + !abstract > sizeof((struct sockaddr_un *)0)->sun_path)
+        return -ENAMETOOLONG;
     struct volley__unix *u = calloc(1, sizeof *u);
     if (!u)
         return -ENOMEM;
-    /* a path needs its NUL; an abstract name is its bytes after a NUL */
-    if (n + !abstract > sizeof u->sa.sun_path) {
-        free(u);
-        return -ENAMETOOLONG;
-    }
     u->sa.sun_family = AF_UNIX;
     memcpy(u->sa.sun_path, path, n);
     if (abstract)
@@ -120,7 +118,7 @@ static int unix_bind(volley_conn *c)
 void volley__conn_unlink(volley_conn *c)
 {
     struct volley__unix *u = c->un;
-    if (!u || !u->made || !(c->flags & VOLLEY__C_LISTENER))
+    if (!u || !u->made) /* (only a listener makes a file) */
         return;
     u->made = false;
     struct stat st;

@@ -36,16 +36,16 @@ static bool over_share(const volley_conn *c)
     return held >= (share > need ? share : need);
 }
 
-/* Whether the backend should be receiving for c now. */
-static bool recv_wanted(const volley_conn *c)
+/* Whether the backend should be receiving for c now (over: c holds more
+ * than its share). */
+static bool recv_wanted(const volley_conn *c, bool over)
 {
     if (c->flags & (VOLLEY__C_LISTENER | VOLLEY__C_EOF | VOLLEY__C_STARVED))
         return false;
     switch (c->state) {
     case VOLLEY__CS_OPEN:
         /* a DIRECT connection receives only into the caller's buffers */
-        return !(c->copt & VOLLEY_CONN_DIRECT) && c->rq.bytes < c->readq_max &&
-               !over_share(c);
+        return !(c->copt & VOLLEY_CONN_DIRECT) && c->rq.bytes < c->readq_max && !over;
     case VOLLEY__CS_FLUSHING:
     case VOLLEY__CS_LINGER:
         return true; /* read and drop, so the close is not a reset */
@@ -56,9 +56,9 @@ static bool recv_wanted(const volley_conn *c)
 
 void volley__conn_recv_sync(volley_conn *c)
 {
-    bool on = recv_wanted(c);
     /* paused for its share: looked at again as buffers come back */
-    bool over = !on && c->state == VOLLEY__CS_OPEN && over_share(c);
+    bool over = c->state == VOLLEY__CS_OPEN && over_share(c);
+    bool on = recv_wanted(c, over);
     if (over != !!(c->flags & VOLLEY__C_OVER)) {
         c->flags ^= VOLLEY__C_OVER;
         c->loop->over += over ? 1 : (uint32_t)-1;

@@ -13,12 +13,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-/* Poll until a TIMER (or WAKE, for tag ~0) event comes, 5 s at most. */
-static struct volley_event next_of(volley_loop *l, unsigned type)
-{
-    return TAKE(l, type, NULL);
-}
-
 static int case_bad_input(void)
 {
     volley_loop *l = loop_new();
@@ -52,7 +46,7 @@ static int case_once(void)
     T_OK(volley_timer_start(t, 50, 0));
     int ms = volley_loop_timeout(l);
     T_CHECK(ms >= 0 && ms <= 50, "volley_loop_timeout = %d with a timer at 50 ms", ms);
-    struct volley_event e = next_of(l, VOLLEY_EV_TIMER);
+    struct volley_event e = TAKE(l, VOLLEY_EV_TIMER, NULL);
     T_EXPECT(e.tag, 0xabcdef);
     T_EXPECT(e.len, 1);
     T_ASSERT(e.conn == NULL);
@@ -74,14 +68,14 @@ static int case_repeat_stop_restart(void)
     T_OK(volley_timer_open(l, &t, 7));
     T_OK(volley_timer_start(t, 5, 5));
     for (int i = 0; i < 5; i++)
-        T_EXPECT(next_of(l, VOLLEY_EV_TIMER).tag, 7);
+        T_EXPECT(TAKE(l, VOLLEY_EV_TIMER, NULL).tag, 7);
     T_OK(volley_timer_stop(t));
     evq_n = 0;
     settle(l, 60);
     T_CHECK(queued_ev(VOLLEY_EV_TIMER, NULL) < 0, "TIMER after stop");
     T_OK(volley_timer_start(t, 100000, 0));
     T_OK(volley_timer_start(t, 0, 0)); /* a restart replaces the wait */
-    T_EXPECT(next_of(l, VOLLEY_EV_TIMER).tag, 7);
+    T_EXPECT(TAKE(l, VOLLEY_EV_TIMER, NULL).tag, 7);
     volley_timer_close(t);
     volley_loop_close(l, 0);
     return 0;
@@ -97,10 +91,10 @@ static int case_missed(void)
     T_OK(volley_timer_open(l, &t, 3));
     T_OK(volley_timer_start(t, 1, 1));
     usleep(50 * 1000); /* 50 periods with nobody polling */
-    struct volley_event e = next_of(l, VOLLEY_EV_TIMER);
+    struct volley_event e = TAKE(l, VOLLEY_EV_TIMER, NULL);
     T_CHECK(e.len >= 2, "a 1 ms timer unpolled for 50 ms came with len %zu", e.len);
     T_CHECK(queued_ev(VOLLEY_EV_TIMER, NULL) < 0, "the missed periods came one by one");
-    T_EXPECT(next_of(l, VOLLEY_EV_TIMER).tag, 3);
+    T_EXPECT(TAKE(l, VOLLEY_EV_TIMER, NULL).tag, 3);
     volley_timer_close(t);
     volley_loop_close(l, 0);
     return 0;

@@ -16,7 +16,7 @@ static char dir[64];
 /* A fresh directory for the case's socket files (removed by the case). */
 static void dir_make(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/volley-unix-XXXXXX");
+    snprintf(dir, sizeof dir, "/tmp/volley-unix-XXXXXX"); /* mkdtemp's template */
     T_ASSERT(mkdtemp(dir) != NULL);
 }
 

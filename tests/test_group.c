@@ -647,8 +647,12 @@ static void leave_run(unsigned steer)
         wait_any(L.s, L.n, 5);
         if (leave_turn(&L, &t))
             idle_from = t_now_ms();
+        /* done first: once both senders are done, the counts read after
+         * it are final (read before it, one may still grow by the last
+         * datagram, which would then never be taken) */
+        bool senders_done = atomic_load(&st.done) == SENDERS;
         sent = atomic_load(&st.sent[0]) + atomic_load(&st.sent[1]);
-        if (atomic_load(&st.done) == SENDERS && L.phase == LEFT &&
+        if (senders_done && L.phase == LEFT &&
             (t.received == sent || t_now_ms() - idle_from > 500))
             break;
     }
@@ -656,6 +660,7 @@ static void leave_run(unsigned steer)
         pthread_join(th[i], NULL);
         close_all(snd[i].cl, LEAVE_FLOWS);
     }
+    sent = atomic_load(&st.sent[0]) + atomic_load(&st.sent[1]);
     for (unsigned i = 0; i < L.n; i++) {
         L.drops += t_stats(L.s[i]).rx_kernel_drops;
         volley_close(L.s[i]);

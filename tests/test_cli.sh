@@ -351,7 +351,7 @@ grep -q -F 'is finer than 0.001 s' "$tmp/err" ||
 # --- host names, resolved by the tool: names in /etc/hosts only (no
 # resolver traffic), brackets for IPv6 and optional for names
 if grep -q -E '^127\.0\.0\.1[[:space:]].*\blocalhost\b' /etc/hosts 2>/dev/null; then
-    if start_volley recv named --count 5 --idle 1 --duration 20 --json; then
+    if start_volley recv named --count 5 --idle 5 --duration 20 --json; then
         for addr in "localhost:$port" "[localhost]:$port"; do
             timeout $T "$VOLLEY" send "$addr" --count 1 --size 64 --json >"$tmp/named.json" &&
                 check_json "$tmp/named.json" '

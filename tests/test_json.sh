@@ -86,7 +86,7 @@ check_end "$tmp/probe.json" 'assert isinstance(j["scalar"]["ok"], bool)' ||
 
 # --- recv and send: received + lost == sent, the lines add up
 begin "recv and send"
-if start_volley recv rx --count 3000 --idle 1 --duration 20 --json; then
+if start_volley recv rx --count 3000 --idle 5 --duration 20 --json; then
     doc tx 0 send "127.0.0.1:$port" --count 3000 --size 100 --batch 64
     server_done recv rx
     check_end "$tmp/tx.json" '

@@ -5,7 +5,7 @@
  * struct volley_addr and as a sockaddr of the input's length. */
 #define FUZZ_NAME "fuzz_addr"
 #include "fuzz.h"
-#include "internal.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <stdlib.h>

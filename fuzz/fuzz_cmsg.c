@@ -6,7 +6,7 @@
  * whose output must be well-formed and stay within the capacity given. */
 #define FUZZ_NAME "fuzz_cmsg"
 #include "fuzz.h"
-#include "internal.h"
+#include "dgram/dgram.h"
 
 #include <errno.h>
 #include <stdlib.h>

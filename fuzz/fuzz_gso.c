@@ -14,7 +14,7 @@
  * len, as volley__msg_deliver relies on. */
 #define FUZZ_NAME "fuzz_gso"
 #include "fuzz.h"
-#include "internal.h"
+#include "dgram/dgram.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>

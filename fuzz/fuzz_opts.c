@@ -20,7 +20,7 @@
  * then up to eight (op, argument) byte pairs. */
 #define FUZZ_NAME "fuzz_opts"
 #include "fuzz.h"
-#include "internal.h"
+#include "dgram/dgram.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

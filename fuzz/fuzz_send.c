@@ -22,7 +22,7 @@
  * use, and drained after every input. */
 #define FUZZ_NAME "fuzz_send"
 #include "fuzz.h"
-#include "internal.h"
+#include "dgram/dgram.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

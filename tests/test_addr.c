@@ -2,7 +2,7 @@
 /* Address helpers: parse, format, equal, port/len, and the internal
  * sockaddr conversions (v4-mapped IPv6 in both directions). Every row of
  * every table is checked; a failing row does not stop the others. */
-#include "internal.h"
+#include "base/base.h"
 #include "t.h"
 
 #include <arpa/inet.h>

@@ -4,7 +4,7 @@
  * documented negative errno and crashes nothing. Send-side checks run on
  * the scalar and the mmsg backend. Every check runs; a failing one does
  * not stop the others. */
-#include "internal.h"
+#include "dgram/dgram.h"
 #include "t.h"
 
 #include <fcntl.h>

@@ -3,7 +3,7 @@
  * send descriptor, what volley__cmsg_parse and volley__cmsg_parse_err read
  * from hand-made receive buffers (well-formed and malformed), and the round
  * trip where send and receive forms mean the same thing. */
-#include "internal.h"
+#include "dgram/dgram.h"
 #include "t.h"
 
 #include <arpa/inet.h>

@@ -8,7 +8,7 @@
  *
  * Fault state and probe results are process-global, so every case runs in
  * a child process of its own and starts from a clean seam. */
-#include "internal.h"
+#include "dgram/dgram.h"
 #include "t.h"
 
 #include <arpa/inet.h>

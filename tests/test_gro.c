@@ -14,7 +14,7 @@
  *   - coalesced buffers handed out through arrays of 1 and 3 entries.
  * A socket case that cannot run here (no GSO or GRO, no IPv6, no io_uring)
  * is skipped on its own; the pure tables always run. */
-#include "internal.h"
+#include "dgram/dgram.h"
 #include "t.h"
 
 #include <net/if.h>

@@ -7,7 +7,7 @@
  * datagrams, and a received buffer relayed with volley_send arrives at a
  * plain socket as the same datagrams. Over mmsg and (when it opens) uring,
  * IPv4 loopback; a backend without GSO or GRO here is skipped. */
-#include "internal.h"
+#include "dgram/dgram.h"
 #include "t.h"
 
 #include <netinet/in.h>

@@ -21,7 +21,7 @@
  *
  * Traffic stays on 127.0.0.1 and ::1. The fault seam is process-global, so
  * every case runs in a process of its own. */
-#include "internal.h"
+#include "base/base.h"
 #include "t.h"
 
 #include <fcntl.h>

@@ -4,7 +4,7 @@
  * one more than it, a short last segment, the 64 KiB ceiling), runs broken
  * by every key that must break them, and a seeded random comparison with
  * a small reference planner written from the documented rule. */
-#include "internal.h"
+#include "dgram/dgram.h"
 #include "t.h"
 
 #define MAXD 1024

@@ -5,7 +5,7 @@
  * that shares the loop's ring, the watched kinds, and either closing
  * first. Every case runs on both loop backends.
  */
-#include "internal.h"
+#include "dgram/dgram.h"
 #include "t.h"
 
 #include <arpa/inet.h>

@@ -2,7 +2,7 @@
 /* Pacing: the token bucket driven by an injected clock (exact, no timing
  * asserted), then the socket-level contract on the in-memory pair and on
  * loopback with bounds that hold whatever the machine's speed. */
-#include "internal.h"
+#include "dgram/dgram.h"
 #include "t.h"
 
 #include <time.h>

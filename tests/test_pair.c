@@ -3,7 +3,7 @@
  * seeded impairments, delay, descriptor lifetime, the wake-up fd (an
  * eventfd, or the pipe that stands in for one) and its failures, closing,
  * two threads at once, and bad input. */
-#include "internal.h"
+#include "dgram/dgram.h"
 #include "t.h"
 
 #include <pthread.h>

@@ -6,7 +6,7 @@
  * timeout 0, sets SO_RCVTIMEO once for a repeated timeout, and refuses bad
  * arguments. It never asserts how long a wait
  * took: only that it returned, and what. */
-#include "internal.h"
+#include "dgram/dgram.h"
 #include "t.h"
 
 #include <pthread.h>

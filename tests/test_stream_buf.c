@@ -5,7 +5,6 @@
  * and reassembled byte for byte, its finished-buffer list, its pool in a
  * steady state (nothing allocated), every allocation failing in turn
  * (nothing changed), and the deadline heap against a brute-force model. */
-#include "internal.h"
 #include "stream/stream.h"
 #include "t.h"
 

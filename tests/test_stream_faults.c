@@ -13,7 +13,7 @@
  *     the loop gives back every descriptor.
  *
  * The seam is process-global: every case runs in a process of its own. */
-#include "internal.h"
+#include "base/base.h"
 #include "t.h"
 
 #include <signal.h>

@@ -28,7 +28,7 @@
  * Arguments (optional, to reproduce one case): backend, scenario, call
  * kind, errno name, nth; each may be "-" for all. VOLLEY_SWEEP_JOBS sets
  * how many cases run at once (2). */
-#include "internal.h"
+#include "dgram/dgram.h"
 #include "t.h"
 
 #include <fcntl.h>

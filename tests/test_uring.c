@@ -12,7 +12,7 @@
  * others and the leak checker runs once per case. Every case skips (77)
  * when io_uring cannot be used here.
  */
-#include "internal.h"
+#include "dgram/dgram.h"
 #include "t.h"
 
 #include <sched.h>

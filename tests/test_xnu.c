@@ -6,7 +6,7 @@
  * calls that fail their self-test, the kill switch, and bad input. The
  * emulation and the self-test's verdict are process-global, so each case
  * runs in a process of its own. On a Mac (no emulation) it skips. */
-#include "internal.h"
+#include "dgram/dgram.h"
 #include "t.h"
 
 #if defined(VOLLEY_XNU_EMUL)

@@ -2,8 +2,8 @@
 /* XNU's batch calls emulated with sendmmsg/recvmmsg (see xnu_emul.h). */
 #include "xnu_emul.h"
 
-#include "internal.h"
-#include "xnu.h"
+#include "dgram/dgram.h"
+#include "base/xnu.h"
 
 #include <errno.h>
 #include <string.h>

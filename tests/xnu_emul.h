@@ -5,7 +5,7 @@
  * Linked into the tests' copy of the library only (volley_test, built
  * with VOLLEY_XNU_EMUL); the library that ships never contains it.
  *
- * Same contract as XNU's: the struct layout of src/xnu.h, at most 256
+ * Same contract as XNU's: the struct layout of src/base/xnu.h, at most 256
  * messages a call, a count of messages done or -1 with errno; sendmsg_x
  * may take a prefix without error, and with nothing taken fails with
  * EAGAIN; recvmsg_x sets each message's msg_datalen. The knobs below

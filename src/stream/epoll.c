@@ -291,7 +291,7 @@ static void on_dgram(volley_loop *l, uint64_t tag, uint32_t ev)
         bits |= VOLLEY_WAIT_SEND;
         d->out_armed = false;
         if (!out_only) /* back to EPOLLIN alone (one-shot is off by itself) */
-            (void)dgram_ctl(l, d, i, EPOLL_CTL_MOD, volley_fd(d->s), DGRAM_IN, 0);
+            (void)dgram_ctl(l, d, i, EPOLL_CTL_MOD, d->g->poll_fd, DGRAM_IN, 0);
     }
     volley__loop_dgram_owe(l, d, bits);
 }
@@ -333,8 +333,8 @@ static int ep_wait(volley_loop *l, int timeout_ms)
 static int ep_dgram_watch(volley_loop *l, uint32_t i, bool on)
 {
     struct volley__dgram *d = &l->dgrams[i];
-    return dgram_ctl(l, d, i, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, volley_fd(d->s),
-                     DGRAM_IN, 0);
+    return dgram_ctl(l, d, i, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, d->g->poll_fd, DGRAM_IN,
+                     0);
 }
 
 /* Room to send: EPOLLOUT next to EPOLLIN when the socket is its own
@@ -342,8 +342,8 @@ static int ep_dgram_watch(volley_loop *l, uint32_t i, bool on)
 static int ep_dgram_out(volley_loop *l, uint32_t i, bool on)
 {
     struct volley__dgram *d = &l->dgrams[i];
-    int fd = d->s->fd;
-    if (volley_fd(d->s) == fd) {
+    int fd = d->g->fd;
+    if (d->g->poll_fd == fd) {
         if (!on)
             d->out_armed = false;
         return dgram_ctl(l, d, i, EPOLL_CTL_MOD, fd, on ? DGRAM_IN | EPOLLOUT : DGRAM_IN,

@@ -66,6 +66,7 @@ static int loop_opts(struct volley_loop_opts *o, const struct volley_loop_opts *
 static int loop_try(volley_loop *l, const struct volley__loop_ops *ops,
                     const struct volley_loop_opts *o)
 {
+    l->host.ops = &volley__loop_host_ops;
     l->ops = ops;
     return ops->init(l, o);
 }

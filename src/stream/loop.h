@@ -5,7 +5,7 @@
  * write.c (sends, writes, close), which share the calls declared first
  * below; one file per loop backend (uring.c, epoll.c) only moves bytes
  * and reports back through the volley__conn_* / volley__loop_* callbacks
- * after them; dgram.c keeps the datagram sockets on a loop. */
+ * after them; host.c keeps the datagram sockets on a loop. */
 
 #ifndef VOLLEY_LOOP_H
 #define VOLLEY_LOOP_H
@@ -119,16 +119,16 @@ struct volley_timer {
     bool closed;               /* closed while on it: freed when it leaves */
 };
 
-/* A datagram socket on the loop (volley_opts.loop). */
+/* A datagram socket on the loop (volley_opts.loop), seen as a guest
+ * (base.h's hosting): its descriptors, its callbacks. */
 struct volley__dgram {
-    volley_sock *s;   /* NULL: the entry is free */
-    void *user;       /* ev.user of its DGRAM events */
-    uint32_t pending; /* VOLLEY_WAIT_* owed in a DGRAM event */
-    uint8_t gen;      /* bumped each time the entry is reused */
-    bool watched;     /* the loop watches its volley_fd (every other kind) */
-    bool armed;       /* uring: the readiness poll is in flight */
-    bool out_armed;   /* a send stopped short: writability is watched */
-    bool out_reg;     /* epoll: the socket's fd is in the set for that alone */
+    struct volley__guest *g; /* NULL: the entry is free */
+    uint32_t pending;        /* VOLLEY_WAIT_* owed in a DGRAM event */
+    uint8_t gen;             /* bumped each time the entry is reused */
+    bool watched;            /* the loop watches its volley_fd (every other kind) */
+    bool armed;              /* uring: the readiness poll is in flight */
+    bool out_armed;          /* a send stopped short: writability is watched */
+    bool out_reg;            /* epoll: the socket's fd is in the set for that alone */
 };
 
 /* A loop backend: one file, one table. */
@@ -183,6 +183,7 @@ struct volley__loop_ops {
 };
 
 struct volley_loop {
+    struct volley__host host; /* first: what a datagram socket on it sees */
     const struct volley__loop_ops *ops;
     void *be;
     struct volley__bufs bufs;
@@ -332,10 +333,12 @@ VOLLEY_INTERNAL struct volley__dgram *volley__loop_dgram(volley_loop *l, uint64_
 /* Entry d owes a DGRAM event with these VOLLEY_WAIT_* bits. */
 VOLLEY_INTERNAL void volley__loop_dgram_owe(volley_loop *l, struct volley__dgram *d,
                                             unsigned bits);
-/* dgram.c: up to n DGRAM events into ev; and the loop's closing. */
+/* host.c: up to n DGRAM events into ev; and the loop's closing. */
 VOLLEY_INTERNAL unsigned volley__loop_dgram_emit(volley_loop *l, struct volley_event *ev,
                                                  unsigned n);
 VOLLEY_INTERNAL void volley__loop_dgram_release(volley_loop *l);
+/* host.c: the loop as a host of datagram sockets (l->host.ops). */
+extern const struct volley__host_ops volley__loop_host_ops VOLLEY_INTERNAL;
 #if VOLLEY_HAVE_URING
 /* The ring of a uring loop, NULL for any other. */
 struct io_uring;

@@ -11,7 +11,7 @@
 #ifndef VOLLEY_STREAM_H
 #define VOLLEY_STREAM_H
 
-#include "../internal.h"
+#include "../base/base.h"
 
 #include <stdbool.h>
 #include <stddef.h>

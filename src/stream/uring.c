@@ -311,7 +311,7 @@ static int arm_dgram_poll(volley_loop *l, uint32_t i)
     struct io_uring_sqe *sqe = sqe_get(l);
     if (!sqe)
         return -EBUSY;
-    io_uring_prep_poll_multishot(sqe, volley_fd(d->s), POLLIN);
+    io_uring_prep_poll_multishot(sqe, d->g->poll_fd, POLLIN);
     io_uring_sqe_set_data64(sqe, VOLLEY__DTAG(i, d->gen, 0));
     d->armed = true;
     return 0;
@@ -328,8 +328,8 @@ static void on_dgram(volley_loop *l, uint64_t tag, const struct io_uring_cqe *cq
         volley__loop_dgram_owe(l, d, VOLLEY_WAIT_SEND);
         return;
     }
-    if (d->s->loop_shared) { /* set from the socket's first operation on */
-        volley__loop_dgram_owe(l, d, volley__uring_cqe(d->s, sub, cqe->res, cqe->flags));
+    if (d->g->shared) { /* set from the socket's first operation on */
+        volley__loop_dgram_owe(l, d, d->g->ops->cqe(d->g, sub, cqe->res, cqe->flags));
         return;
     }
     /* the readiness poll */
@@ -486,7 +486,7 @@ static int ur_dgram_out(volley_loop *l, uint32_t i, bool on)
     if (on) {
         if (!sqe)
             return -EBUSY;
-        io_uring_prep_poll_add(sqe, d->s->fd, POLLOUT);
+        io_uring_prep_poll_add(sqe, d->g->fd, POLLOUT);
         io_uring_sqe_set_data64(sqe, tag);
         return 0;
     }

@@ -2,7 +2,7 @@
 /* Message plumbing the kernel backends share: msghdrs for sends, staging
  * received messages, and handing datagrams to the caller, splitting GRO
  * buffers in place. */
-#include "internal.h"
+#include "dgram.h"
 
 #include <errno.h>
 #if VOLLEY_HAVE_SOCK_DIAG_H

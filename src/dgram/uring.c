@@ -25,205 +25,11 @@
  * Zero-copy (opts.zc_threshold): SENDMSG_ZC, and a slot is reused only
  * after the kernel's notification completion says it let go of the pages.
  */
-#include "internal.h"
-#include "stream/loop.h"
+#include "uring.h"
 
 #include <errno.h>
-#include <liburing.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A multishot receive is tagged with its generation: after it is moved to
- * another thread, the old one's last completions must not disarm the new.
- * Tags fit 32 bits: on a loop's ring they ride in VOLLEY__DTAG. */
-#define GEN_MASK      0x3fffffu
-#define TAG_RECV(gen) (((uint64_t)(gen) << 8) | 1u)
-#define TAG_CANCEL    2ull
-#define TAG_SEND      (1ull << 31) /* | slot index */
-#define BGID          7
-
-#define SQ_ENTRIES    1024
-#define CQ_ENTRIES    8192
-#define NAME_SPACE    32 /* sockaddr_in6 rounded up: keeps the payload aligned */
-#define DEFAULT_ARENA (4u << 20)
-
-enum slot_state { SLOT_FREE, SLOT_INFLIGHT, SLOT_NOTIF, SLOT_DONE };
-
-struct slot {
-    struct msghdr m;
-    struct iovec iov;
-    struct sockaddr_in6 name;
-    uint8_t ctrl[VOLLEY__TX_CTRL] __attribute__((aligned(8)));
-    struct volley_addr peer; /* for the error report if it fails late */
-    size_t arena_off;        /* where its payload copy sits */
-    size_t charge;           /* arena bytes to release with this slot */
-    unsigned ndgram;
-    size_t bytes;
-    int res;
-    uint8_t state;
-    bool gso;
-    bool zc;
-    bool call_owned; /* the sending call will account for it */
-    bool completed;  /* its result completion arrived */
-};
-
-struct uring {
-    struct io_uring *ring; /* own, or the loop's (shared) */
-    struct io_uring own;
-    bool shared;       /* on a loop's ring: its polls bring the completions */
-    uint64_t tag_base; /* shared: the loop's tag for this socket */
-    unsigned bgid;     /* the buffer group (shared rings have several) */
-    int efd;
-    bool efd_dirty; /* completions were reaped since the eventfd was reset */
-    /* receive */
-    struct io_uring_buf_ring *br;
-    size_t br_bytes;
-    bool br_registered;
-    uint8_t *bufs;
-    size_t buf_size;
-    unsigned nbufs;
-    struct msghdr rxhdr; /* namelen/controllen template the kernel uses */
-    bool armed;
-    uint32_t gen;       /* generation of the current multishot */
-    pthread_t armed_by; /* its receive work runs in this thread */
-    uint16_t *rxq;      /* buffer ids whose completions were reaped, in order */
-    int32_t *rxq_res;
-    uint32_t *rxq_flags;
-    unsigned rxq_head, rxq_n;
-    uint16_t *loaned; /* buffer ids the caller holds until the next recv */
-    unsigned nloaned;
-    /* send */
-    struct slot *slots;
-    unsigned nslots;
-    unsigned long slot_head, slot_tail; /* FIFO: allocate at head */
-    uint8_t *arena;
-    size_t arena_size, a_head, a_used;
-    size_t tx_want; /* arena bytes of the message that found no room */
-    bool sock_full; /* the last send stopped on the socket's EAGAIN */
-    size_t zc_threshold;
-};
-
-#if VOLLEY_TESTING
-bool volley__uring_poison;
-#define POISONING volley__uring_poison
-#else
-#define POISONING false
-#endif
-
-static struct uring *U(volley_sock *s)
-{
-    return s->priv;
-}
-
-/* An operation's user_data: its own tag, or on a loop's ring the loop's
- * tag for this socket carrying it. */
-static uint64_t utag(const struct uring *u, uint64_t tag)
-{
-    return u->shared ? u->tag_base | (tag << 32) : tag;
-}
-
-static void *buf_addr(struct uring *u, unsigned bid)
-{
-    return u->bufs + (size_t)bid * u->buf_size;
-}
-
-/* ---- send slots and the payload arena ---- */
-
-/* Where len contiguous arena bytes would go: the ring wraps by skipping the
- * tail gap, charged to the slot so release order stays FIFO. False when
- * they do not fit now. */
-static bool arena_place(const struct uring *u, size_t len, size_t *off, size_t *charge)
-{
-    size_t head = u->a_used ? u->a_head : 0;
-    size_t tail = (head + u->arena_size - u->a_used) % u->arena_size;
-    if (u->a_used && head <= tail) { /* free space is [head, tail) */
-        if (tail - head < len)
-            return false;
-        *off = head;
-        *charge = len;
-    } else if (u->arena_size - head >= len) {
-        *off = head;
-        *charge = len;
-    } else if (tail >= len && u->a_used + (u->arena_size - head) + len <= u->arena_size) {
-        *off = 0;
-        *charge = (u->arena_size - head) + len;
-    } else {
-        return false;
-    }
-    return true;
-}
-
-static bool arena_alloc(struct uring *u, size_t len, size_t *off, size_t *charge)
-{
-    if (!arena_place(u, len, off, charge))
-        return false;
-    u->a_head = *off + len;
-    if (u->a_head == u->arena_size)
-        u->a_head = 0;
-    u->a_used += *charge;
-    return true;
-}
-
-/* Release finished slots from the FIFO's tail. */
-static void slots_release(struct uring *u)
-{
-    while (u->slot_tail != u->slot_head) {
-        struct slot *sl = &u->slots[u->slot_tail % u->nslots];
-        if (sl->state != SLOT_DONE)
-            break;
-        u->a_used -= sl->charge;
-        if (POISONING)
-            memset(u->arena + sl->arena_off, 0xa5, sl->bytes);
-        sl->state = SLOT_FREE;
-        u->slot_tail++;
-    }
-}
-
-static unsigned slots_busy(const struct uring *u)
-{
-    return (unsigned)(u->slot_head - u->slot_tail);
-}
-
-/* ---- completions ---- */
-
-/* A send finished after its call returned: account for it here. */
-static void late_send_result(volley_sock *s, struct slot *sl)
-{
-    if (sl->res >= 0) {
-        s->st.tx_dgrams += sl->ndgram;
-        s->st.tx_bytes += sl->bytes;
-        s->st.tx_gso_sends += sl->gso;
-        return;
-    }
-    s->st.tx_errors += sl->ndgram;
-    if (sl->res == -ECANCELED) {
-        s->st.tx_cancelled++;
-        return;
-    }
-    struct volley_sockerr e;
-    memset(&e, 0, sizeof e);
-    e.error = sl->res;
-    e.dest = sl->peer;
-    volley__err_count(s, sl->res);
-    volley__err_push(s, &e);
-}
-
-static void on_send_cqe(volley_sock *s, const struct io_uring_cqe *cqe)
-{
-    struct uring *u = U(s);
-    struct slot *sl = &u->slots[(uint32_t)cqe->user_data % u->nslots];
-    if (cqe->flags & IORING_CQE_F_NOTIF) {
-        sl->state = SLOT_DONE; /* the kernel is done with the pages */
-        return;
-    }
-    sl->res = cqe->res;
-    sl->completed = true;
-    /* A zero-copy send that went out owes a notification later. */
-    sl->state = (cqe->flags & IORING_CQE_F_MORE) ? SLOT_NOTIF : SLOT_DONE;
-    if (!sl->call_owned)
-        late_send_result(s, sl);
-}
 
 static void on_recv_cqe(volley_sock *s, const struct io_uring_cqe *cqe)
 {
@@ -266,11 +72,11 @@ static void run_task_work(volley_sock *s, uint64_t *syscalls)
 }
 
 /* Take every posted completion. */
-static void reap(volley_sock *s)
+void volley__uring_reap(volley_sock *s)
 {
     struct uring *u = U(s);
-    if (u->shared) { /* the loop hands ours back (volley__uring_cqe) */
-        volley__loop_reap(s->loop);
+    if (u->shared) { /* the loop hands ours back (uring_ring_cqe) */
+        volley__hosted_reap(s);
         return;
     }
     struct io_uring_cqe *cqe;
@@ -278,7 +84,7 @@ static void reap(volley_sock *s)
     io_uring_for_each_cqe(u->ring, head, cqe)
     {
         if (cqe->user_data >= TAG_SEND)
-            on_send_cqe(s, cqe);
+            volley__uring_on_send_cqe(s, cqe);
         else if ((cqe->user_data & 0xff) == 1)
             on_recv_cqe(s, cqe);
         n++;
@@ -286,11 +92,11 @@ static void reap(volley_sock *s)
     io_uring_cq_advance(u->ring, n);
     if (n)
         u->efd_dirty = true;
-    slots_release(u);
+    volley__uring_slots_release(u);
 }
 
 /* Submit queued entries (or flush overflowed completions). */
-static int enter(volley_sock *s, uint64_t *syscalls)
+int volley__uring_enter(volley_sock *s, uint64_t *syscalls)
 {
     int r = volley__sys_uring_submit(U(s)->ring);
     (*syscalls)++;
@@ -302,7 +108,7 @@ static int enter(volley_sock *s, uint64_t *syscalls)
 static void flush_queued(volley_sock *s, uint64_t *syscalls)
 {
     if (io_uring_sq_ready(U(s)->ring))
-        (void)enter(s, syscalls);
+        (void)volley__uring_enter(s, syscalls);
 }
 
 /* ---- receive ---- */
@@ -312,7 +118,7 @@ static int arm(volley_sock *s)
     struct uring *u = U(s);
     struct io_uring_sqe *sqe = io_uring_get_sqe(u->ring);
     if (!sqe) {
-        int r = enter(s, &s->st.rx_syscalls);
+        int r = volley__uring_enter(s, &s->st.rx_syscalls);
         if (r < 0 || !(sqe = io_uring_get_sqe(u->ring)))
             return r < 0 ? r : -EBUSY;
     }
@@ -321,7 +127,7 @@ static int arm(volley_sock *s)
     sqe->buf_group = (uint16_t)u->bgid;
     u->gen = (u->gen + 1) & GEN_MASK;
     io_uring_sqe_set_data64(sqe, utag(u, TAG_RECV(u->gen)));
-    int r = enter(s, &s->st.rx_syscalls);
+    int r = volley__uring_enter(s, &s->st.rx_syscalls);
     if (r < 0)
         return r;
     u->armed = true;
@@ -421,7 +227,7 @@ static int recv_prepare(volley_sock *s)
     if (r < 0)
         return r;
     run_task_work(s, &s->st.rx_syscalls);
-    reap(s);
+    volley__uring_reap(s);
     if (!u->armed && u->rxq_n == 0) {
         r = arm(s);
         if (r < 0) {
@@ -429,7 +235,7 @@ static int recv_prepare(volley_sock *s)
             volley__err_count(s, r);
             return r;
         }
-        reap(s);
+        volley__uring_reap(s);
     }
     return 0;
 }
@@ -444,7 +250,7 @@ static int uring_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
         /* Reset the readiness signal, then look once more: a completion
          * posted in between sets it again. */
         reset_eventfd(s, &s->st.rx_syscalls);
-        reap(s);
+        volley__uring_reap(s);
         if (!take_received(s, want)) {
             s->st.rx_wouldblock++;
             return 0;
@@ -470,7 +276,7 @@ static int uring_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned n,
         r = wait_cqe(s, timeout_ms);
         if (r < 0)
             return r;
-        reap(s);
+        volley__uring_reap(s);
         (void)take_received(s, want);
     }
     if (!volley__msg_pending(s)) {
@@ -480,212 +286,7 @@ static int uring_recv_wait(volley_sock *s, struct volley_dgram *d, unsigned n,
     return (int)volley__msg_deliver(s, d, n);
 }
 
-/* ---- send ---- */
-
-/* Copy built message j into a fresh slot; NULL when out of room. */
-static struct slot *fill_slot(volley_sock *s, unsigned j, const struct volley_dgram *d)
-{
-    struct uring *u = U(s);
-    const struct msghdr *m = &s->tx_msgs[j].msg_hdr;
-    const struct volley__txinfo *t = &s->tx_info[j];
-    if (slots_busy(u) == u->nslots)
-        return NULL;
-    size_t off = 0, charge = 0;
-    /* t->bytes never exceeds the arena: s->tx_max is its size. */
-    if (t->bytes && !arena_alloc(u, t->bytes, &off, &charge)) {
-        u->tx_want = t->bytes;
-        return NULL;
-    }
-    u->tx_want = 0;
-    struct slot *sl = &u->slots[u->slot_head++ % u->nslots];
-    size_t pos = 0;
-    for (size_t k = 0; k < m->msg_iovlen; k++) {
-        size_t len = m->msg_iov[k].iov_len;
-        if (len) /* an empty datagram's data may be NULL */
-            memcpy(u->arena + off + pos, m->msg_iov[k].iov_base, len);
-        pos += len;
-    }
-    memset(&sl->m, 0, sizeof sl->m);
-    sl->iov = (struct iovec){u->arena + off, t->bytes};
-    sl->m.msg_iov = &sl->iov;
-    sl->m.msg_iovlen = 1;
-    if (m->msg_namelen) {
-        memcpy(&sl->name, m->msg_name, m->msg_namelen);
-        sl->m.msg_name = &sl->name;
-        sl->m.msg_namelen = m->msg_namelen;
-    }
-    if (m->msg_controllen) {
-        memcpy(sl->ctrl, m->msg_control, m->msg_controllen);
-        sl->m.msg_control = sl->ctrl;
-        sl->m.msg_controllen = m->msg_controllen;
-    }
-    sl->peer = d[t->first].peer;
-    sl->arena_off = off;
-    sl->charge = charge;
-    sl->ndgram = t->ndgram;
-    sl->bytes = t->bytes;
-    sl->gso = t->gso;
-    sl->zc = u->zc_threshold && t->bytes >= u->zc_threshold;
-    sl->res = 0;
-    sl->state = SLOT_INFLIGHT;
-    sl->call_owned = true;
-    sl->completed = false;
-    return sl;
-}
-
-static void prep_send(volley_sock *s, struct io_uring_sqe *sqe, struct slot *sl,
-                      unsigned idx)
-{
-    /* MSG_DONTWAIT: a full socket answers EAGAIN now instead of parking
-     * the request on a poll, so every send finishes inside the submit and
-     * its result is known before volley_send returns. A connected socket
-     * with nothing per-datagram to say takes the plain send opcodes. */
-    bool plain = !sl->m.msg_name && !sl->m.msg_control;
-    if (plain && sl->zc)
-        io_uring_prep_send_zc(sqe, s->fd, sl->iov.iov_base, sl->iov.iov_len, MSG_DONTWAIT,
-                              0);
-    else if (plain)
-        io_uring_prep_send(sqe, s->fd, sl->iov.iov_base, sl->iov.iov_len, MSG_DONTWAIT);
-    else if (sl->zc)
-        io_uring_prep_sendmsg_zc(sqe, s->fd, &sl->m, MSG_DONTWAIT);
-    else
-        io_uring_prep_sendmsg(sqe, s->fd, &sl->m, MSG_DONTWAIT);
-    if (sl->zc)
-        s->st.tx_zc_sends++;
-    io_uring_sqe_set_data64(sqe, utag(U(s), TAG_SEND | idx));
-}
-
-/* Queue messages [from, nmsg) as one linked chain; returns how many. */
-static unsigned queue_chain(volley_sock *s, const struct volley_dgram *d, unsigned from,
-                            unsigned nmsg, struct slot **chain)
-{
-    struct uring *u = U(s);
-    struct io_uring_sqe *prev = NULL;
-    unsigned k = 0;
-    for (unsigned j = from; j < nmsg && io_uring_sq_space_left(u->ring); j++, k++) {
-        struct slot *sl = fill_slot(s, j, d);
-        if (!sl)
-            break;
-        struct io_uring_sqe *sqe = io_uring_get_sqe(u->ring);
-        prep_send(s, sqe, sl, (unsigned)((u->slot_head - 1) % u->nslots));
-        if (prev)
-            prev->flags |= IOSQE_IO_LINK;
-        prev = sqe;
-        chain[k] = sl;
-    }
-    return k;
-}
-
-/* Submit what is queued. A ring that is briefly busy (completions not yet
- * reaped) is retried; if entries still could not go in, they stay queued
- * and leave with the next submission, so they count as taken. */
-static void submit(volley_sock *s)
-{
-    for (int i = 0; i < 16; i++) {
-        int r = enter(s, &s->st.tx_syscalls);
-        if (r != -EINTR && r != -EBUSY && r != -EAGAIN)
-            return;
-        reap(s);
-    }
-}
-
-static void count_sent(volley_sock *s, const struct slot *sl)
-{
-    s->st.tx_dgrams += sl->ndgram;
-    s->st.tx_bytes += sl->bytes;
-    s->st.tx_gso_sends += sl->gso;
-}
-
-/* After the chain went in: messages [0, taken) were sent (or are still
- * running: reap() accounts for those when they finish), *err is the first
- * failure (0 if none). The link cancelled everything behind it: those
- * were never sent and stay the caller's. */
-static unsigned judge_chain(volley_sock *s, struct slot **chain, unsigned k, int *err)
-{
-    unsigned taken = 0;
-    *err = 0;
-    for (; taken < k; taken++) {
-        struct slot *sl = chain[taken];
-        if (sl->completed && sl->res < 0) {
-            *err = sl->res;
-            break;
-        }
-        sl->call_owned = false;
-        if (sl->completed)
-            count_sent(s, sl);
-    }
-    return taken;
-}
-
-static int uring_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
-{
-    unsigned done = 0;
-    struct volley__txbuild b = {0};
-    struct volley__retry rt = {0, 0};
-    struct slot *chain[VOLLEY_BATCH_MAX];
-    reap(s);
-    /* One sendmmsg for the batch costs less than a linked chain of
-     * per-message sendmsg requests (volley bench, uring vs mmsg rows), and
-     * the caller's buffers need no copy: with no zero-copy asked for and
-     * nothing in flight (so order holds), send as mmsg does. */
-    /* (On a loop's ring, entries queued there are the loop's: with no
-     * slot busy, none of them is this socket's.) */
-    if (!U(s)->zc_threshold && slots_busy(U(s)) == 0 &&
-        (U(s)->shared || !io_uring_sq_ready(U(s)->ring))) {
-        /* The socket, not the ring, said "would block": waiting for SEND
-         * then watches the socket for room. */
-        uint64_t blocked = s->st.tx_wouldblock;
-        int r = volley__mmsg_send(s, d, n);
-        U(s)->sock_full = s->st.tx_wouldblock != blocked;
-        return r;
-    }
-    while (volley__tx_more(&b, n)) {
-        b.nmsg = b.niov = 0;
-        volley__tx_build(s, d, n, &b);
-        unsigned off = 0;
-        while (off < b.nmsg) {
-            unsigned k = queue_chain(s, d, off, b.nmsg, chain);
-            if (k == 0) {
-                /* Every slot is in flight: the rest stays the caller's. */
-                return volley__tx_stopped(s, off, b.nmsg, done, -EAGAIN);
-            }
-            submit(s);
-            reap(s);
-            int err;
-            unsigned taken = judge_chain(s, chain, k, &err);
-            for (unsigned j = off; j < off + taken; j++)
-                done += s->tx_info[j].ndesc;
-            off += taken;
-            if (taken) {
-                volley__err_send_ok(s, &rt);
-                volley__tx_gso_verdict(s, &b, true);
-            }
-            if (!err)
-                continue;
-            if (volley__err_send_retry(s, &rt, err))
-                continue;
-            if (volley__tx_gso_refused(s, &b, off, err))
-                break;
-            volley__tx_gso_verdict(s, &b, false);
-            return volley__tx_stopped(s, off, b.nmsg, done, err);
-        }
-    }
-    return volley__tx_result(&b, done);
-}
-
 /* ---- waiting ---- */
-
-/* Room for the message that found none last time, or else for a good
- * share of a batch. */
-static bool can_send(const struct uring *u)
-{
-    size_t off, charge;
-    if (slots_busy(u) == u->nslots)
-        return false;
-    if (u->tx_want)
-        return arena_place(u, u->tx_want, &off, &charge);
-    return u->a_used < u->arena_size / 2;
-}
 
 static int ready_mask(volley_sock *s, unsigned events, unsigned errs)
 {
@@ -693,7 +294,7 @@ static int ready_mask(volley_sock *s, unsigned events, unsigned errs)
     int ready = 0;
     if (events & VOLLEY_WAIT_RECV && (volley__msg_pending(s) || u->rxq_n))
         ready |= VOLLEY_WAIT_RECV;
-    if (events & VOLLEY_WAIT_SEND && can_send(u) && !u->sock_full)
+    if (events & VOLLEY_WAIT_SEND && volley__uring_can_send(u) && !u->sock_full)
         ready |= VOLLEY_WAIT_SEND;
     if (s->err_count > errs)
         ready |= VOLLEY_WAIT_ERR;
@@ -708,7 +309,7 @@ static int wait_cqe(volley_sock *s, int timeout_ms)
     struct __kernel_timespec ts = {timeout_ms / 1000,
                                    (long long)(timeout_ms % 1000) * 1000000};
     s->st.rx_syscalls++;
-    int r = u->shared ? volley__loop_pump(s->loop, timeout_ms)
+    int r = u->shared ? volley__hosted_pump(s, timeout_ms)
                       : volley__sys_uring_wait(u->ring, timeout_ms < 0 ? NULL : &ts);
     return r == -ETIME || r == -EINTR || r == -EAGAIN || r >= 0 ? 0 : r;
 }
@@ -725,14 +326,14 @@ static int uring_wait(volley_sock *s, unsigned events, int timeout_ms)
     }
     run_task_work(s, &s->st.rx_syscalls);
     for (bool polled = false;; polled = true) {
-        reap(s);
+        volley__uring_reap(s);
         int ready = ready_mask(s, events, errs);
         if (ready || polled)
             return ready;
         /* Reset the signal, then look again: a completion posted before
          * the reset is in the queue now, one after it sets it again. */
         reset_eventfd(s, &s->st.rx_syscalls);
-        reap(s);
+        volley__uring_reap(s);
         ready = ready_mask(s, events, errs);
         if (ready)
             return ready;
@@ -780,14 +381,14 @@ static void quiesce(volley_sock *s)
         io_uring_sqe_set_data64(sqe, utag(u, TAG_CANCEL));
     }
     (void)volley__sys_uring_submit(u->ring); /* also sends still queued */
-    for (int i = 0; i < 200 && (u->armed || slots_busy(u)); i++) {
+    for (int i = 0; i < 200 && (u->armed || volley__uring_slots_busy(u)); i++) {
         struct __kernel_timespec ts = {0, 5 * 1000 * 1000};
         if (u->shared) {
-            (void)volley__loop_pump(s->loop, 5);
+            (void)volley__hosted_pump(s, 5);
             continue;
         }
         (void)volley__sys_uring_wait(u->ring, &ts);
-        reap(s);
+        volley__uring_reap(s);
     }
 }
 
@@ -884,14 +485,13 @@ static bool zc_usable(const volley_sock *s, struct uring *u)
 
 /* On a uring loop: the loop's ring, with a buffer group of this socket's
  * own; volley_fd is the loop's fd. */
-static int join_ring(volley_sock *s, struct uring *u, struct io_uring *ring)
+static void join_ring(volley_sock *s, struct uring *u)
 {
-    u->ring = ring;
+    u->ring = s->guest.ring;
     u->shared = true;
-    s->loop_shared = true;
-    u->tag_base = VOLLEY__DTAG(s->loop_idx, s->loop_gen, 0);
-    u->bgid = 1 + s->loop_idx; /* the loop's connections use group 0 */
-    return 0;
+    s->guest.shared = true;
+    u->tag_base = s->guest.tag_base;
+    u->bgid = s->guest.bgid;
 }
 
 /* A ring of the socket's own. */
@@ -952,13 +552,13 @@ static int start_ring(volley_sock *s, struct uring *u)
     return unavailable(arm(s));
 }
 
-unsigned volley__uring_cqe(volley_sock *s, uint32_t tag, int32_t res, uint32_t flags)
+static unsigned uring_ring_cqe(volley_sock *s, uint32_t tag, int32_t res, uint32_t flags)
 {
     struct uring *u = U(s);
     struct io_uring_cqe cqe = {.user_data = tag, .res = res, .flags = flags};
     unsigned errs = s->err_count, bits = 0;
     if (tag >= TAG_SEND) {
-        on_send_cqe(s, &cqe);
+        volley__uring_on_send_cqe(s, &cqe);
     } else if ((tag & 0xff) == 1) {
         bool was = u->armed;
         on_recv_cqe(s, &cqe);
@@ -967,7 +567,7 @@ unsigned volley__uring_cqe(volley_sock *s, uint32_t tag, int32_t res, uint32_t f
         if (flags & IORING_CQE_F_BUFFER || (was && !u->armed))
             bits |= VOLLEY_WAIT_RECV;
     }
-    slots_release(u);
+    volley__uring_slots_release(u);
     if (s->err_count > errs)
         bits |= VOLLEY_WAIT_ERR;
     return bits;
@@ -983,9 +583,8 @@ static int uring_init(volley_sock *s)
     u->ring = &u->own;
     u->bgid = BGID;
     s->priv = u;
-    struct io_uring *loop_ring = s->loop ? volley__loop_ring(s->loop) : NULL;
-    if (loop_ring)
-        (void)join_ring(s, u, loop_ring);
+    if (s->guest.ring)
+        join_ring(s, u);
     int r = alloc_state(s, u);
     if (r == 0)
         r = start_ring(s, u);
@@ -999,9 +598,10 @@ const struct volley_backend volley__backend_uring = {
     .id = VOLLEY_BACKEND_URING,
     .caps = VOLLEY__BE_KERNEL | VOLLEY__BE_OFFLOAD | VOLLEY__BE_CHECKS,
     .init = uring_init,
-    .send = uring_send,
+    .send = volley__uring_send,
     .recv = uring_recv,
     .recv_wait = uring_recv_wait,
     .wait = uring_wait,
     .close = uring_close,
+    .ring_cqe = uring_ring_cqe,
 };

@@ -2,7 +2,7 @@
 /* The pair backend: two sockets joined in memory by one bounded queue per
  * direction, with seeded drop/duplicate/reorder/delay, so users can test a
  * protocol against a misbehaving network without a network. */
-#include "internal.h"
+#include "dgram.h"
 
 #include <errno.h>
 #include <limits.h>

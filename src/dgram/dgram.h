@@ -1,28 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* Private to libvolley: socket state, the backend ops table, pure helpers
- * (addr, cmsg, gso) and the system-call seam. Tests include this header and
- * link the static library to reach these. */
-#ifndef VOLLEY_INTERNAL_H
-#define VOLLEY_INTERNAL_H
+/* Private to libvolley: datagram sockets. The socket's state, the backend
+ * ops table, and the pure helpers the backends share (cmsg, gso, pacer,
+ * txbuild, msg). Files in src/dgram include this and the base; tests
+ * include it to reach these. */
+#ifndef VOLLEY_DGRAM_H
+#define VOLLEY_DGRAM_H
 
-#include "volley.h"
+#include "../base/base.h"
 
 #include <netinet/udp.h>
-#include <poll.h>
-#include <stdbool.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-
-#define VOLLEY_INTERNAL __attribute__((visibility("hidden")))
-
-/* Flags Linux (and the BSDs) take at socket(), which macOS lacks: there
- * volley's sockets are left without them (every call passes MSG_DONTWAIT). */
-#ifndef SOCK_CLOEXEC
-#define SOCK_CLOEXEC 0
-#endif
-#ifndef SOCK_NONBLOCK
-#define SOCK_NONBLOCK 0
-#endif
 
 /* The kernel ABI's UDP offload options, for C libraries older than it
  * (glibc has them since 2.29). */
@@ -32,13 +18,6 @@
 #ifndef UDP_GRO
 #define UDP_GRO 104
 #endif
-/* io_uring names newer than Debian's liburing 2.3 (kernel ABI values). */
-#ifndef IORING_SEND_ZC_REPORT_USAGE
-#define IORING_SEND_ZC_REPORT_USAGE (1U << 3) /* Linux 6.2 */
-#endif
-#ifndef IORING_NOTIF_USAGE_ZC_COPIED
-#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
-#endif
 
 #define VOLLEY__SOCKERR_RING 32
 /* Control-message space per message: pktinfo + TOS/TCLASS + UDP_SEGMENT on
@@ -46,23 +25,6 @@
  * RXQ_OVFL + UDP_GRO on receive. */
 #define VOLLEY__TX_CTRL 96
 #define VOLLEY__RX_CTRL 256
-/* Backends VOLLEY_DISABLE turns off, kept in the internal copy of
- * volley_opts.disable next to the feature bits. */
-#define VOLLEY__F_NO_MMSG  0x10000u
-#define VOLLEY__F_NO_URING 0x20000u
-#define VOLLEY__F_NO_XNU   0x40000u
-#define VOLLEY__F_ALL                                                                    \
-    (VOLLEY_F_GSO | VOLLEY_F_GRO | VOLLEY_F_PKTINFO | VOLLEY_F_ECN |                     \
-     VOLLEY_F_TIMESTAMP | VOLLEY_F_RXQ_OVFL | VOLLEY_F_RECVERR | VOLLEY_F_GRO_SEGMENTS | \
-     VOLLEY_F_DONTFRAG)
-/* Option limits (volley.h documents them). */
-#define VOLLEY__PAIR_CAPACITY_MAX 65536u
-#define VOLLEY__RING_BUFS_MAX     4096u
-#define VOLLEY__ARENA_MIN         65536u /* one full GSO message must fit */
-#define VOLLEY__ARENA_MAX         (1u << 30)
-/* No socket takes a datagram this large: the kernel's send buffer limits
- * (an int) refuse it, so volley does too, before any arithmetic on it. */
-#define VOLLEY__DGRAM_MAX 0x7fffffffu
 
 /* What a backend is and can do (struct volley_backend.caps). */
 #define VOLLEY__BE_KERNEL  0x1u /* drives a kernel socket: connect, local address */
@@ -97,6 +59,10 @@ struct volley_backend {
     int (*wait)(volley_sock *s, unsigned events, int timeout_ms);
     /* backend-private teardown; NULL if none. The fd is closed by sock.c. */
     void (*close)(volley_sock *s);
+    /* a completion of the socket's own operation on its loop's ring (a
+     * backend that shares it: uring): what the loop owes for it
+     * (VOLLEY_WAIT_*); NULL for the others */
+    unsigned (*ring_cqe)(volley_sock *s, uint32_t own_tag, int32_t res, uint32_t flags);
 };
 
 extern const struct volley_backend volley__backend_scalar VOLLEY_INTERNAL;
@@ -111,15 +77,6 @@ VOLLEY_INTERNAL int volley__scalar_send(volley_sock *s, const struct volley_dgra
                                         unsigned n);
 VOLLEY_INTERNAL int volley__scalar_receive(volley_sock *s, struct volley_dgram *d,
                                            unsigned n, bool block);
-/* The xnu backend (sendmsg_x/recvmsg_x): built on Apple, and into the
- * tests' copy of the library elsewhere (VOLLEY_XNU_EMUL), where the calls
- * are tests/xnu_emul.c's emulation. The library shipped off Apple has none
- * of it. */
-#if defined(__APPLE__) || (defined(VOLLEY_XNU_EMUL) && VOLLEY_TESTING)
-#define VOLLEY_HAVE_XNU 1
-#else
-#define VOLLEY_HAVE_XNU 0
-#endif
 #if VOLLEY_HAVE_XNU
 extern const struct volley_backend volley__backend_xnu VOLLEY_INTERNAL;
 /* The self-test of XNU's batch calls, run once per process (again while it
@@ -234,11 +191,9 @@ struct volley_sock {
 
     void *priv; /* backend-private state (pair, uring) */
 
-    /* on a stream loop (opts.loop): its entry there */
-    struct volley_loop *loop;
-    uint32_t loop_idx;
-    uint8_t loop_gen;
-    bool loop_shared; /* the backend uses the loop's ring */
+    /* on a stream loop (opts.loop): what the loop knows of it
+     * (guest.host is NULL on none) */
+    struct volley__guest guest;
 };
 
 /* Its backend left (volley__backend_gone). */
@@ -247,50 +202,22 @@ static inline bool volley__sock_gone(const volley_sock *s)
     return s->be->caps & VOLLEY__BE_GONE;
 }
 
-/* stream/dgram.c: a datagram socket on a stream loop (volley_opts.loop). attach
- * takes an entry before the backend is chosen (and, for AUTO on a uring
- * loop, asks for uring); start watches the socket once it is set up (not
- * for one that shares the ring); detach lets go of the entry. */
-VOLLEY_INTERNAL int volley__loop_dgram_attach(volley_sock *s);
-VOLLEY_INTERNAL int volley__loop_dgram_start(volley_sock *s);
-VOLLEY_INTERNAL void volley__loop_dgram_detach(volley_sock *s);
-/* A send on s stopped short for lack of room: the loop watches for room
- * and owes a DGRAM event with VOLLEY_WAIT_SEND. */
-VOLLEY_INTERNAL void volley__loop_dgram_blocked(volley_sock *s);
-/* Run the loop's backend for a socket sharing its ring: wait up to
- * timeout_ms (0: only submit and reap) for completions and hand each to
- * its owner; or only reap what is posted. */
-VOLLEY_INTERNAL int volley__loop_pump(struct volley_loop *l, int timeout_ms);
-VOLLEY_INTERNAL void volley__loop_reap(struct volley_loop *l);
-#if VOLLEY_HAVE_URING
-/* backend_uring.c: a completion of a socket sharing a loop's ring, with
- * the socket's own tag; what the loop owes for it (VOLLEY_WAIT_*). */
-VOLLEY_INTERNAL unsigned volley__uring_cqe(volley_sock *s, uint32_t tag, int32_t res,
-                                           uint32_t flags);
-#endif
 /* A socket whose loop closed under it (it shared the loop's ring): every
  * call but close gives -EPIPE. */
 extern const struct volley_backend volley__backend_gone VOLLEY_INTERNAL;
 
-/* group.c: attach a FLOW steering program to fd's reuseport group (for
- * the probe): 0 or setsockopt(2)'s error. */
-VOLLEY_INTERNAL int volley__group_probe_attach(int fd);
+/* ---- hosted.c: on a stream loop (volley_opts.loop; base.h's hosting) ----
+ * attach takes an entry in the loop before the backend is chosen (and, for
+ * AUTO on a uring loop, asks for uring); start has the loop watch the
+ * socket once it is set up; detach lets go of the entry (none: nothing).
+ * blocked, pump and reap pass on to the loop (base.h says what they do). */
+VOLLEY_INTERNAL int volley__hosted_attach(volley_sock *s);
+VOLLEY_INTERNAL int volley__hosted_start(volley_sock *s);
+VOLLEY_INTERNAL void volley__hosted_detach(volley_sock *s);
+VOLLEY_INTERNAL void volley__hosted_blocked(volley_sock *s);
+VOLLEY_INTERNAL int volley__hosted_pump(volley_sock *s, int timeout_ms);
+VOLLEY_INTERNAL void volley__hosted_reap(volley_sock *s);
 
-/* ---- opts.c, setup.c, sock.c: shared by the backends ---- */
-/* Validate and copy caller options (NULL: defaults) into *dst, applying
- * defaults and the VOLLEY_DISABLE environment, and VOLLEY_BACKEND when
- * env_backend_applies and the caller left the backend to volley. */
-/* Copy a caller's options struct (its first field: its size) into dst,
- * zero-filling what an older caller lacks: 0, -EINVAL (size below min), or
- * -E2BIG (a newer caller set fields this library does not know). src may
- * be NULL: all zero. */
-VOLLEY_INTERNAL int volley__opts_in(void *dst, size_t dsize, const void *src, size_t min);
-/* VOLLEY_BACKEND as it applies to a stream loop (uring, epoll, else AUTO)
- * and whether VOLLEY_DISABLE names uring: 0 or -EINVAL (a bad variable). */
-VOLLEY_INTERNAL int volley__env_loop_backend(unsigned *backend, bool *no_uring);
-VOLLEY_INTERNAL int volley__opts_load(struct volley_opts *dst,
-                                      const struct volley_opts *src,
-                                      bool env_backend_applies);
 /* A zeroed socket with fd -1, the given options and backend; no slabs.
  * NULL when out of memory. volley_close frees it. */
 VOLLEY_INTERNAL volley_sock *volley__setup_alloc(const struct volley_opts *o,
@@ -425,8 +352,6 @@ struct volley__tx_calls {
 VOLLEY_INTERNAL int volley__tx_send(volley_sock *s, const struct volley_dgram *d,
                                     unsigned n, const struct volley__tx_calls *c);
 
-/* ---- pacer.c (pure) ---- */
-#define VOLLEY__PACE_MAX_BPS 10000000000000ull /* 10 Tbit/s */
 /* Start or change pacing at now_ns (burst 0: the default). */
 VOLLEY_INTERNAL void volley__pacer_set(struct volley__pacer *p, uint64_t rate_bps,
                                        uint32_t burst, int64_t now_ns);
@@ -458,18 +383,6 @@ VOLLEY_INTERNAL unsigned volley__probe_gso_limit(void);
  * closes both (a negative errno in place of one not made). */
 VOLLEY_INTERNAL int volley__probe_loopback(int tx_flags, int rx_flags, int *tx, int *rx,
                                            struct sockaddr_in *to);
-
-/* ---- addr.c ---- */
-VOLLEY_INTERNAL void volley__addr_from_sockaddr(struct volley_addr *out,
-                                                const struct sockaddr *sa, socklen_t len);
-/* Write a into a sockaddr_in6-sized buffer for a socket of family fam,
- * mapping IPv4 into ::ffff:0:0/96 on IPv6 sockets. Returns the length, or
- * 0 for AF_UNSPEC, or -EAFNOSUPPORT. */
-VOLLEY_INTERNAL int volley__addr_to_sockaddr(const struct volley_addr *a, int fam,
-                                             struct sockaddr_in6 *out);
-VOLLEY_INTERNAL bool volley__addr_is_v4mapped(const struct in6_addr *a);
-/* IPv4, or IPv6 holding a v4-mapped address. */
-VOLLEY_INTERNAL bool volley__addr_is_v4(const struct volley_addr *a);
 
 /* ---- cmsg.c (pure) ---- */
 /* Build send control messages for d on a socket of family fam. Returns the
@@ -525,191 +438,4 @@ static inline unsigned volley__gso_count(size_t len, uint16_t seg)
 /* Payload ceiling of one (super-)datagram to peer p on a socket of fam. */
 VOLLEY_INTERNAL size_t volley__gso_max_payload(int fam, const struct volley_addr *p);
 
-/* ---- sys.c: the only place system calls are made (but for the clock and
- * liburing's ring memory, which need none) ----
- * Each returns the call's result or a negative errno (errno read once). */
-enum volley__sysop {
-    VOLLEY__SYS_SOCKET,
-    VOLLEY__SYS_BIND,
-    VOLLEY__SYS_CONNECT,
-    VOLLEY__SYS_SETSOCKOPT,
-    VOLLEY__SYS_GETSOCKOPT,
-    VOLLEY__SYS_GETSOCKNAME,
-    VOLLEY__SYS_GETPEERNAME,
-    VOLLEY__SYS_SENDMSG,
-    VOLLEY__SYS_SENDMMSG,
-    VOLLEY__SYS_RECVMSG,
-    VOLLEY__SYS_RECVMMSG,
-    VOLLEY__SYS_POLL,
-    VOLLEY__SYS_FCNTL,
-    /* eventfd(2) and its reads and writes, or the pipe that stands in for
-     * one where there is none (volley__sys_notify_*) */
-    VOLLEY__SYS_EVENTFD,
-    VOLLEY__SYS_EVENTFD_READ,
-    VOLLEY__SYS_EVENTFD_WRITE,
-    VOLLEY__SYS_MMAP,
-    VOLLEY__SYS_URING_INIT,
-    VOLLEY__SYS_URING_REGISTER,
-    VOLLEY__SYS_URING_SUBMIT,
-    VOLLEY__SYS_URING_WAIT,
-    /* the stream path: */
-    VOLLEY__SYS_LISTEN,
-    VOLLEY__SYS_ACCEPT,
-    VOLLEY__SYS_SHUTDOWN,
-    VOLLEY__SYS_RECV,
-    VOLLEY__SYS_EPOLL_CREATE,
-    VOLLEY__SYS_EPOLL_CTL,
-    VOLLEY__SYS_EPOLL_WAIT,
-    /* membarrier(2), for the RCU grace period a group member's leave waits */
-    VOLLEY__SYS_MEMBARRIER,
-    /* a local stream socket's file: stat(2) and unlink(2) */
-    VOLLEY__SYS_STAT,
-    VOLLEY__SYS_UNLINK,
-    /* XNU's batch calls (the xnu backend): */
-    VOLLEY__SYS_SENDMSG_X,
-    VOLLEY__SYS_RECVMSG_X,
-    VOLLEY__SYS_COUNT
-};
-VOLLEY_INTERNAL int volley__sys_socket(int domain, int type, int proto);
-VOLLEY_INTERNAL int volley__sys_bind(int fd, const struct sockaddr *a, socklen_t len);
-VOLLEY_INTERNAL int volley__sys_connect(int fd, const struct sockaddr *a, socklen_t len);
-VOLLEY_INTERNAL int volley__sys_setsockopt(int fd, int level, int opt, const void *v,
-                                           socklen_t len);
-VOLLEY_INTERNAL int volley__sys_getsockopt(int fd, int level, int opt, void *v,
-                                           socklen_t *len);
-VOLLEY_INTERNAL int volley__sys_getsockname(int fd, struct sockaddr *a, socklen_t *len);
-VOLLEY_INTERNAL int volley__sys_getpeername(int fd, struct sockaddr *a, socklen_t *len);
-VOLLEY_INTERNAL ssize_t volley__sys_sendmsg(int fd, const struct msghdr *m, int flags);
-VOLLEY_INTERNAL int volley__sys_sendmmsg(int fd, struct mmsghdr *m, unsigned n,
-                                         int flags);
-VOLLEY_INTERNAL ssize_t volley__sys_recvmsg(int fd, struct msghdr *m, int flags);
-VOLLEY_INTERNAL int volley__sys_recvmmsg(int fd, struct mmsghdr *m, unsigned n,
-                                         int flags);
-VOLLEY_INTERNAL int volley__sys_poll(struct pollfd *p, unsigned n, int timeout_ms);
-#if VOLLEY_HAVE_XNU
-struct volley__msghdr_x;
-/* sendmsg_x/recvmsg_x: the messages done (sendmsg_x may do a prefix) or a
- * negative errno, read once, right after the call. A short count from the
- * fault seam cuts n as for sendmmsg. */
-VOLLEY_INTERNAL int volley__sys_sendmsg_x(int fd, struct volley__msghdr_x *m, unsigned n,
-                                          int flags);
-VOLLEY_INTERNAL int volley__sys_recvmsg_x(int fd, struct volley__msghdr_x *m, unsigned n,
-                                          int flags);
-#endif
-VOLLEY_INTERNAL int volley__sys_listen(int fd, int backlog);
-/* accept4(2), non-blocking and close-on-exec; the peer address is not asked. */
-VOLLEY_INTERNAL int volley__sys_accept(int fd);
-VOLLEY_INTERNAL int volley__sys_shutdown(int fd, int how);
-/* recv(2) with MSG_DONTWAIT. */
-VOLLEY_INTERNAL ssize_t volley__sys_recv(int fd, void *buf, size_t len);
-struct epoll_event;
-/* epoll_create1(EPOLL_CLOEXEC), epoll_ctl(2), epoll_wait(2) (EINTR is
- * returned, not retried: the caller's timeout would stretch). */
-VOLLEY_INTERNAL int volley__sys_epoll_create(void);
-VOLLEY_INTERNAL int volley__sys_epoll_ctl(int epfd, int op, int fd,
-                                          struct epoll_event *ev);
-VOLLEY_INTERNAL int volley__sys_epoll_wait(int epfd, struct epoll_event *ev, int n,
-                                           int timeout_ms);
-VOLLEY_INTERNAL int volley__sys_fcntl(int fd, int cmd, int arg);
-VOLLEY_INTERNAL void volley__sys_close(int fd);
-/* stat(2) of path: 0 and *st, or a negative errno. */
-struct stat;
-VOLLEY_INTERNAL int volley__sys_stat(const char *path, struct stat *st);
-/* unlink(2): 0 or a negative errno. */
-VOLLEY_INTERNAL int volley__sys_unlink(const char *path);
-#if VOLLEY_HAVE_LINUX
-/* membarrier(MEMBARRIER_CMD_GLOBAL): returns once every CPU has passed an
- * RCU grace period (the kernel runs synchronize_rcu()); 0 or -EINVAL
- * (nohz_full), -ENOSYS, -EPERM (seccomp). */
-VOLLEY_INTERNAL int volley__sys_membarrier_global(void);
-/* eventfd(2), non-blocking and close-on-exec. */
-VOLLEY_INTERNAL int volley__sys_eventfd(void);
-/* Read (reset) or add to an eventfd's counter: 0 or a negative errno
- * (-EAGAIN: nothing to read, or the counter is full). */
-VOLLEY_INTERNAL int volley__sys_eventfd_read(int fd);
-VOLLEY_INTERNAL int volley__sys_eventfd_write(int fd, uint64_t v);
-#endif
-/*
- * A wake-up a poller can watch where no socket is (the pair backend's
- * volley_fd): an eventfd with the Linux parts, else a non-blocking pipe,
- * as macOS has no eventfd. rfd is what poll watches and drain reads; wfd
- * is what signal writes (the same fd for an eventfd). The user keeps it
- * at most one signal deep: signal once, drain once. Each call is counted
- * and failed as the eventfd call it stands for (VOLLEY__SYS_EVENTFD,
- * _WRITE, _READ), whichever is underneath. open: 0 or a negative errno;
- * signal, drain: 0 or a negative errno (-EAGAIN: nothing to drain).
- */
-struct volley__notify {
-    int rfd, wfd;
-};
-VOLLEY_INTERNAL int volley__sys_notify_open(struct volley__notify *n);
-VOLLEY_INTERNAL int volley__sys_notify_signal(const struct volley__notify *n);
-VOLLEY_INTERNAL int volley__sys_notify_drain(const struct volley__notify *n);
-/* Closes both ends (once when they are one fd) and sets them to -1. */
-VOLLEY_INTERNAL void volley__sys_notify_close(struct volley__notify *n);
-/* Anonymous private read-write memory: 0 and *out, or a negative errno. */
-VOLLEY_INTERNAL int volley__sys_mmap(size_t len, void **out);
-VOLLEY_INTERNAL void volley__sys_munmap(void *p, size_t len);
-#if VOLLEY_HAVE_URING
-struct io_uring;
-struct io_uring_params;
-struct io_uring_buf_reg;
-VOLLEY_INTERNAL int volley__sys_uring_init(unsigned entries, struct io_uring *ring,
-                                           struct io_uring_params *p);
-VOLLEY_INTERNAL int volley__sys_uring_register_buf_ring(struct io_uring *ring,
-                                                        struct io_uring_buf_reg *reg);
-VOLLEY_INTERNAL int volley__sys_uring_register_eventfd(struct io_uring *ring, int fd);
-/* io_uring_submit, or io_uring_get_events when nothing is queued. */
-VOLLEY_INTERNAL int volley__sys_uring_submit(struct io_uring *ring);
-/* Wait for a completion up to ts (NULL: no limit); 0, or a negative errno
- * (-ETIME when the time ran out). */
-struct __kernel_timespec;
-VOLLEY_INTERNAL int volley__sys_uring_wait(struct io_uring *ring,
-                                           struct __kernel_timespec *ts);
-/* Submit what is queued and reap what is due, without waiting. */
-VOLLEY_INTERNAL int volley__sys_uring_submit_get(struct io_uring *ring);
-/* Submit what is queued and wait for at least one completion up to ts
- * (NULL: no limit): the number submitted, or a negative errno (-ETIME
- * when the time ran out, -EINTR on a signal). */
-VOLLEY_INTERNAL int volley__sys_uring_submit_wait(struct io_uring *ring,
-                                                  struct __kernel_timespec *ts);
-/* Whether the kernel knows io_uring opcode op: 1, 0, or a negative errno.
- * ring NULL: asks through a ring of its own. */
-VOLLEY_INTERNAL int volley__sys_uring_has_op(struct io_uring *ring, int op);
-/* Unregister buffer ring bgid from a ring that stays (a loop's). */
-VOLLEY_INTERNAL int volley__sys_uring_unregister_buf_ring(struct io_uring *ring,
-                                                          int bgid);
-/* Teardown: unregister the buffer ring bgid (if registered) and release
- * the ring. Nothing to fail: the kernel frees it all with the ring fd. */
-VOLLEY_INTERNAL void volley__sys_uring_exit(struct io_uring *ring, int bgid);
-#endif
-
-#if VOLLEY_TESTING
-/*
- * Fault injection (tests). Arm op so that, counting its calls from now
- * (1-based), calls nth .. nth+times-1 fail: with -err when err != 0, or,
- * for sendmmsg/recvmmsg (and sendmsg_x/recvmsg_x) with err == 0, are made
- * with at most short_n messages (a short count). times 0 means every call
- * from nth on.
- * volley__sys_fault_clear disarms everything; volley__sys_count tells how many
- * calls of op were made since the last clear. volley__sys_fault_setsockopt
- * narrows VOLLEY__SYS_SETSOCKOPT to the calls setting opt at level (counted
- * and failed alone: the Nth such call) until the next clear.
- */
-VOLLEY_INTERNAL void volley__sys_fault_set(enum volley__sysop op, unsigned nth,
-                                           unsigned times, int err, unsigned short_n);
-VOLLEY_INTERNAL void volley__sys_fault_setsockopt(int level, int opt);
-VOLLEY_INTERNAL void volley__sys_fault_clear(void);
-VOLLEY_INTERNAL unsigned long volley__sys_count(enum volley__sysop op);
-#endif
-
-/* The portable build (VOLLEY_LINUX_BACKENDS=OFF) compiles the library
- * with Linux's own calls forbidden, so that none creeps in outside the
- * files built only on Linux. */
-#if defined(VOLLEY_POISON_LINUX) && VOLLEY_POISON_LINUX
-#pragma GCC poison sendmmsg recvmmsg accept4 epoll_create1 epoll_ctl epoll_wait
-#pragma GCC poison eventfd eventfd_read eventfd_write
-#pragma GCC poison io_uring_queue_init_params
-#endif
-
-#endif /* VOLLEY_INTERNAL_H */
+#endif /* VOLLEY_DGRAM_H */

@@ -2,7 +2,7 @@
 /* Options and the environment: every field of struct volley_opts checked
  * against its documented range, defaults filled in, and VOLLEY_BACKEND /
  * VOLLEY_DISABLE read in one place. Backend names live here too. */
-#include "internal.h"
+#include "base.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
 /* Control messages: built for sends, parsed from receives and from the
  * error queue. Pure: works on byte buffers only, never trusts a length it
  * has not checked, and is fuzzed by fuzz/fuzz_cmsg.c. */
-#include "internal.h"
+#include "dgram.h"
 
 #include <errno.h>
 #if VOLLEY_HAVE_ERRQUEUE_H

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Socket lifetime: open, wrap and close, the memory sized once per
  * socket, the backend chosen and set up, and the features turned on. */
-#include "internal.h"
+#include "dgram.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,14 +46,13 @@ void volley_close(volley_sock *s)
 #if VOLLEY_HAVE_LINUX
     /* a watch on the socket goes before the fds it watches; a socket on
      * the loop's ring leaves the loop after its last completion */
-    if (s->loop && !s->loop_shared)
-        volley__loop_dgram_detach(s);
+    if (!s->guest.shared)
+        volley__hosted_detach(s);
 #endif
     if (s->be && s->be->close)
         s->be->close(s);
 #if VOLLEY_HAVE_LINUX
-    if (s->loop)
-        volley__loop_dgram_detach(s);
+    volley__hosted_detach(s);
 #endif
     volley__sys_close(s->fd);
     free_buffers(s);
@@ -214,7 +213,7 @@ static int setup(volley_sock *s)
     int r = alloc_buffers(s);
 #if VOLLEY_HAVE_LINUX
     if (r == 0 && s->opts.loop)
-        r = volley__loop_dgram_attach(s);
+        r = volley__hosted_attach(s);
 #else
     if (r == 0 && s->opts.loop)
         r = -ENOTSUP; /* stream loops are Linux's */
@@ -245,8 +244,8 @@ static int setup(volley_sock *s)
             volley__addr_from_sockaddr(&s->bound, (struct sockaddr *)&sa, len);
     }
 #if VOLLEY_HAVE_LINUX
-    if (s->loop)
-        return volley__loop_dgram_start(s);
+    if (s->guest.host)
+        return volley__hosted_start(s);
 #endif
     return 0;
 }

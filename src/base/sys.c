@@ -3,7 +3,7 @@
  * the Nth call of any kind fail with a chosen errno or a short count. The
  * fault machinery is built only into the test library (VOLLEY_TESTING);
  * the shipped one makes each call directly. */
-#include "internal.h"
+#include "base.h"
 
 #include <errno.h>
 #include <fcntl.h>

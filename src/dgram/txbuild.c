@@ -3,7 +3,7 @@
  * UDP_SEGMENT message, explicit GSO buffers are cut into as many messages
  * as the kernel's segment limit needs (one per datagram when GSO is off).
  * Shared by every backend that can send many messages at once. */
-#include "internal.h"
+#include "dgram.h"
 
 #include <errno.h>
 

@@ -22,7 +22,7 @@
  * period has passed after the program and the binding changed, none that
  * saw the old state is still on its way to the member's queue.
  */
-#include "internal.h"
+#include "base.h"
 
 #include <errno.h>
 #include <fcntl.h>

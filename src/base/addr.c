@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Address parsing, formatting and IPv4-mapped normalisation. Pure: no
  * system calls, no name lookups, fuzzed by fuzz/fuzz_addr.c. */
-#include "internal.h"
+#include "base.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

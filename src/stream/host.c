@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Datagram sockets on a stream loop (volley_opts.loop): their entries in
- * the loop, their DGRAM events, and what happens when the loop closes
- * first. A uring socket on a uring loop shares the loop's ring (the
- * backend routes its operations through it, tagged with VOLLEY__DTAG, and
- * the loop hands their completions back through volley__uring_cqe); any
+ * Datagram sockets on a stream loop (volley_opts.loop): the loop's side of
+ * hosting (base.h). Their entries in the loop, their DGRAM events, and
+ * what happens when the loop closes first. A uring socket on a uring loop
+ * shares the loop's ring (its operations carry the entry's VOLLEY__DTAG,
+ * and the loop hands their completions back through the guest's cqe); any
  * other socket is watched for readability through the loop's backend
  * (dgram_watch).
  */
@@ -20,7 +20,7 @@ struct volley__dgram *volley__loop_dgram(volley_loop *l, uint64_t tag)
     if (i >= l->ndgrams)
         return NULL;
     struct volley__dgram *d = &l->dgrams[i];
-    return d->s && d->gen == (uint8_t)(tag >> 24) ? d : NULL;
+    return d->g && d->gen == (uint8_t)(tag >> 24) ? d : NULL;
 }
 
 void volley__loop_dgram_owe(volley_loop *l, struct volley__dgram *d, unsigned bits)
@@ -42,7 +42,7 @@ unsigned volley__loop_dgram_emit(volley_loop *l, struct volley_event *ev, unsign
             continue;
         memset(&ev[k], 0, sizeof ev[k]);
         ev[k].type = VOLLEY_EV_DGRAM;
-        ev[k].user = d->user ? d->user : d->s;
+        ev[k].user = d->g->user;
         ev[k].tag = d->pending;
         k++;
         d->pending = 0;
@@ -51,13 +51,18 @@ unsigned volley__loop_dgram_emit(volley_loop *l, struct volley_event *ev, unsign
     return k;
 }
 
-int volley__loop_dgram_attach(volley_sock *s)
+static volley_loop *loop_of(struct volley__host *h)
 {
-    volley_loop *l = s->opts.loop;
+    return (volley_loop *)h; /* the loop begins with its host */
+}
+
+static int host_attach(struct volley__host *h, struct volley__guest *g)
+{
+    volley_loop *l = loop_of(h);
     if (l->closing)
         return -EINVAL;
     uint32_t i = 0;
-    while (i < l->ndgrams && l->dgrams[i].s)
+    while (i < l->ndgrams && l->dgrams[i].g)
         i++;
     if (i == l->ndgrams) {
         if (i >= 0xffffu) /* what a tag and a buffer group id can name */
@@ -77,73 +82,81 @@ int volley__loop_dgram_attach(volley_sock *s)
     uint8_t gen = (uint8_t)(d->gen + 1);
     memset(d, 0, sizeof *d);
     d->gen = gen;
-    d->s = s;
-    d->user = s->opts.loop_user;
-    s->loop = l;
-    s->loop_idx = i;
-    s->loop_gen = gen;
+    d->g = g;
+    g->host = h;
+    g->idx = i;
+    g->gen = gen;
+    g->ring = NULL;
 #if VOLLEY_HAVE_URING
-    /* AUTO on a uring loop: a uring socket, to share the ring */
-    if (s->opts.backend == VOLLEY_BACKEND_AUTO && volley__loop_ring(l) &&
-        !(s->opts.disable & VOLLEY__F_NO_URING))
-        s->opts.backend = VOLLEY_BACKEND_URING;
+    g->ring = volley__loop_ring(l);
 #endif
+    g->tag_base = VOLLEY__DTAG(i, gen, 0);
+    g->bgid = 1 + i; /* the loop's connections use group 0 */
     return 0;
 }
 
-int volley__loop_dgram_start(volley_sock *s)
+static int host_start(struct volley__guest *g)
 {
-    struct volley__dgram *d = &s->loop->dgrams[s->loop_idx];
-    if (s->loop_shared)
+    volley_loop *l = loop_of(g->host);
+    if (g->shared)
         return 0;
-    int r = s->loop->ops->dgram_watch(s->loop, s->loop_idx, true);
+    int r = l->ops->dgram_watch(l, g->idx, true);
     if (r == 0)
-        d->watched = true;
+        l->dgrams[g->idx].watched = true;
     return r;
 }
 
-void volley__loop_dgram_blocked(volley_sock *s)
+static void host_blocked(struct volley__guest *g)
 {
-    volley_loop *l = s->loop;
-    struct volley__dgram *d = &l->dgrams[s->loop_idx];
+    volley_loop *l = loop_of(g->host);
+    struct volley__dgram *d = &l->dgrams[g->idx];
     if (d->out_armed)
         return;
-    if (l->ops->dgram_out(l, s->loop_idx, true) == 0)
+    if (l->ops->dgram_out(l, g->idx, true) == 0)
         d->out_armed = true;
     else
         volley__loop_dgram_owe(l, d, VOLLEY_WAIT_SEND); /* a look, then again */
 }
 
-void volley__loop_dgram_detach(volley_sock *s)
+static void host_detach(struct volley__guest *g)
 {
-    volley_loop *l = s->loop;
-    if (!l)
-        return;
-    struct volley__dgram *d = &l->dgrams[s->loop_idx];
+    volley_loop *l = loop_of(g->host);
+    struct volley__dgram *d = &l->dgrams[g->idx];
     if (d->out_armed || d->out_reg)
-        (void)l->ops->dgram_out(l, s->loop_idx, false);
+        (void)l->ops->dgram_out(l, g->idx, false);
     if (d->watched)
-        (void)l->ops->dgram_watch(l, s->loop_idx, false);
+        (void)l->ops->dgram_watch(l, g->idx, false);
     if (d->pending)
         l->dgrams_owed--;
-    d->s = NULL;
+    d->g = NULL;
     d->pending = 0;
     d->watched = false;
-    while (l->ndgrams && !l->dgrams[l->ndgrams - 1].s)
+    while (l->ndgrams && !l->dgrams[l->ndgrams - 1].g)
         l->ndgrams--;
-    s->loop = NULL;
+    g->host = NULL;
 }
 
-int volley__loop_pump(volley_loop *l, int timeout_ms)
+static int host_pump(struct volley__host *h, int timeout_ms)
 {
+    volley_loop *l = loop_of(h);
     return l->ops->wait(l, timeout_ms);
 }
 
-void volley__loop_reap(volley_loop *l)
+static void host_reap(struct volley__host *h)
 {
+    volley_loop *l = loop_of(h);
     if (l->ops->reap)
         l->ops->reap(l);
 }
+
+const struct volley__host_ops volley__loop_host_ops = {
+    .attach = host_attach,
+    .start = host_start,
+    .detach = host_detach,
+    .blocked = host_blocked,
+    .pump = host_pump,
+    .reap = host_reap,
+};
 
 /* The loop closes: a socket sharing its ring tears its backend down (while
  * the ring still runs) and is left able only to close; a watched one works
@@ -151,43 +164,14 @@ void volley__loop_reap(volley_loop *l)
 void volley__loop_dgram_release(volley_loop *l)
 {
     for (uint32_t i = 0; i < l->ndgrams; i++) {
-        volley_sock *s = l->dgrams[i].s;
-        if (!s)
+        struct volley__guest *g = l->dgrams[i].g;
+        if (!g)
             continue;
-        if (s->loop_shared) {
-            s->be->close(s);
-            s->be = &volley__backend_gone;
-            s->loop_shared = false;
-        }
-        volley__loop_dgram_detach(s);
+        if (g->shared)
+            g->ops->host_closing(g);
+        host_detach(g);
     }
     free(l->dgrams);
     l->dgrams = NULL;
     l->ndgrams = l->cap_dgrams = 0;
 }
-
-static int gone_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
-{
-    (void)s, (void)d, (void)n;
-    return -EPIPE;
-}
-
-static int gone_recv(volley_sock *s, struct volley_dgram *d, unsigned n)
-{
-    (void)s, (void)d, (void)n;
-    return -EPIPE;
-}
-
-static int gone_wait(volley_sock *s, unsigned events, int timeout_ms)
-{
-    (void)s, (void)events, (void)timeout_ms;
-    return -EPIPE;
-}
-
-const struct volley_backend volley__backend_gone = {
-    .name = "gone",
-    .caps = VOLLEY__BE_GONE,
-    .send = gone_send,
-    .recv = gone_recv,
-    .wait = gone_wait,
-};

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The library's own version, compiled in from the header it was built
  * with, so a program can tell which library it runs with. */
-#include "internal.h"
+#include "base.h"
 
 const char *volley_version(void)
 {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Capability probing: every feature is tried for real over loopback, never
  * inferred from a kernel version. */
-#include "internal.h"
+#include "dgram.h"
 
 #include <errno.h>
 #include <arpa/inet.h>

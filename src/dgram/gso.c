@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Segmentation planning (which descriptors go out as one UDP_SEGMENT
  * message) and GRO/GSO piece arithmetic. Pure; fuzzed by fuzz/fuzz_gso.c. */
-#include "internal.h"
+#include "dgram.h"
 
 #include <stddef.h>
 #include <string.h>

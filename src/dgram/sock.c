@@ -2,7 +2,7 @@
 /* The entry points on an open socket: connect, argument checks, send with
  * pacing, receive, wait, and stats. Lifetime is in setup.c, options in
  * opts.c. */
-#include "internal.h"
+#include "dgram.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -157,8 +157,8 @@ int volley_send(volley_sock *s, const struct volley_dgram *d, unsigned n)
 #endif
     r = s->pacer.rate_bps ? paced_send(s, d, ok) : s->be->send(s, d, ok);
 #if VOLLEY_HAVE_LINUX
-    if (s->loop && s->st.tx_wouldblock != blocked)
-        volley__loop_dgram_blocked(s);
+    if (s->guest.host && s->st.tx_wouldblock != blocked)
+        volley__hosted_blocked(s);
 #endif
     return r;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The portable backend: one sendmsg/recvmsg per datagram, POSIX only. An
  * explicit GSO descriptor is cut into datagrams here, as the kernel would. */
-#include "internal.h"
+#include "dgram.h"
 
 #include <errno.h>
 

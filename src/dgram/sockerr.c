@@ -2,7 +2,7 @@
 /* Errors: counting them by kind, the queue of asynchronous reports
  * (ICMP through the error queue, or pending socket errors), and the retry
  * policy every backend applies to a failed system call. */
-#include "internal.h"
+#include "dgram.h"
 
 #include <errno.h>
 #include <string.h>
@@ -173,20 +173,4 @@ int volley_errors(volley_sock *s, struct volley_sockerr *out, unsigned n)
         s->err_count--;
     }
     return (int)k;
-}
-
-const char *volley_strerror(int err)
-{
-    if (err == 0)
-        return "Success";
-    if (err == INT32_MIN)
-        return "Unknown error";
-#if defined(__GLIBC__)
-    /* glibc's strerror translates, allocates and is not thread-safe for
-     * unknown values; the plain description is none of those. */
-    const char *t = strerrordesc_np(err < 0 ? -err : err);
-#else
-    const char *t = strerror(err < 0 ? -err : err);
-#endif
-    return t ? t : "Unknown error";
 }

@@ -8,8 +8,8 @@
  * and a socket that needs it (pktinfo, ecn, timestamp, rxq_ovfl on) then
  * receives with recvmsg, one datagram a call, and still sends in batches.
  * Waiting is poll(2) on the socket, which kqueue can watch as well. */
-#include "internal.h"
-#include "xnu.h"
+#include "dgram.h"
+#include "../base/xnu.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
 /* The batching backend: sendmmsg/recvmmsg, with UDP GSO on send (runs of
  * same-destination, same-size datagrams become one UDP_SEGMENT message)
  * and GRO on receive (coalesced buffers split by msg.c's volley__msg_deliver). */
-#include "internal.h"
+#include "dgram.h"
 
 #include <errno.h>
 

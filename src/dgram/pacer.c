@@ -3,7 +3,7 @@
  * drive it with any schedule. Tokens are bytes; the fraction of a byte
  * earned but not yet whole is kept in bit-nanoseconds, so no time is lost
  * to rounding however often it is refilled. */
-#include "internal.h"
+#include "dgram.h"
 
 #include <errno.h>
 

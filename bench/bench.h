@@ -4,7 +4,10 @@
  * and the plain-C baseline (baseline.c), ping-pong latency (latency.c),
  * iperf3 for comparison (iperf.c), and the SVG chart (plot.c). The sequence
  * header and percentiles are the tool's (tools/seq.h), as are the clocks
- * (tools/cli.h).
+ * (tools/cli.h). The command itself is cmd.c, its datagram matrix udp.c
+ * (with udp.h), and the output every matrix shares is report.c's. Nothing
+ * under tools/ includes this file: the tool knows the bench only as
+ * cmd_bench (tools/cli.h).
  */
 #ifndef VOLLEY_BENCH_H
 #define VOLLEY_BENCH_H

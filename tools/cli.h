@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The volley command-line tool: what its commands share. Each command lives
- * in its own tools/cmd_<name>.c and reaches the library through volley.h
- * only, as a user's program would.
+ * in its own tools/cmd_<name>.c (bench in bench/cmd.c, beside the benchmark
+ * it runs) and reaches the library through volley.h only, as a user's
+ * program would.
  * Exit status of every command: 0 done, 1 runtime error, 2 bad usage.
  */
 #ifndef VOLLEY_CLI_H

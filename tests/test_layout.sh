@@ -74,5 +74,24 @@ forbid_headers_of() {
 # registers the command.
 forbid_headers_of tools bench bench.h
 
+# The library: two subsystems over a shared base. Each folder includes its
+# own headers and the base's; the base includes neither subsystem, and the
+# subsystems meet only through base.h's hosting tables.
+forbid_headers_of src/dgram src/stream stream.h loop.h
+forbid_headers_of src/stream src/dgram dgram.h
+forbid_headers_of src/base src/dgram dgram.h
+forbid_headers_of src/base src/stream stream.h loop.h
+
+# Every library source lives in a subsystem's folder or the base, and
+# stays one job: at most 900 lines.
+for f in "$top"/src/*.c "$top"/src/*.h; do
+    [ -f "$f" ] && fail "${f#"$top"/}: a source file outside src/base, src/dgram and src/stream"
+done
+for f in "$top"/src/*/*.c "$top"/src/*/*.h; do
+    [ -f "$f" ] || continue
+    n=$(wc -l <"$f")
+    [ "$n" -le 900 ] || fail "${f#"$top"/}: $n lines, more than 900"
+done
+
 echo "test_layout: $checked files checked, $failures failure(s)"
 [ "$failures" -eq 0 ]

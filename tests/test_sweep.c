@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The fault sweep: every system call libvolley makes through src/sys.c is
+/* The fault sweep: every system call libvolley makes through src/base/sys.c is
  * failed in turn, once, with each errno it can plausibly return, on every
  * backend, in two scenarios:
  *

@@ -48,7 +48,7 @@
 
 /* The xnu backend (sendmsg_x/recvmsg_x): built on Apple, and into the
  * tests' copy of the library elsewhere (VOLLEY_XNU_EMUL), where the calls
- * are tests/xnu_emul.c's emulation. The library shipped off Apple has none
+ * are tests/dgram/xnu_emul.c's emulation. The library shipped off Apple has none
  * of it. */
 #if defined(__APPLE__) || (defined(VOLLEY_XNU_EMUL) && VOLLEY_TESTING)
 #define VOLLEY_HAVE_XNU 1

@@ -31,7 +31,7 @@ struct volley__msghdr_x {
 #define VOLLEY__XNU_BATCH 256u
 
 #if !defined(__APPLE__) && VOLLEY_TESTING
-/* Off Apple the calls exist only as the tests' emulation (tests/xnu_emul.c),
+/* Off Apple the calls exist only as the tests' emulation (tests/dgram/xnu_emul.c),
  * linked into the tests' copy of the library and never into the one that
  * ships. Same contract as XNU's: a count, or -1 with errno. */
 ssize_t volley__xnu_emul_recvmsg_x(int s, struct volley__msghdr_x *m, unsigned cnt,

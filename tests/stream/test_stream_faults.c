@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Stream loops under injected system-call failures (the seam in
- * src/sys.c), on both loop backends ("uring/NAME", "epoll/NAME"):
+ * src/base/sys.c), on both loop backends ("uring/NAME", "epoll/NAME"):
  *
  *   - volley_loop_open, volley_listen and volley_dial with a call they
  *     need failing return that call's error and leak no descriptor;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The xnu backend against XNU's known hazards, played by the emulation of
- * sendmsg_x/recvmsg_x (tests/xnu_emul.c): a prefix taken without error,
+ * sendmsg_x/recvmsg_x (tests/dgram/xnu_emul.c): a prefix taken without error,
  * EINTR, the send buffer full in the middle of a batch, errno clobbered
  * between the failure and a second read, recvmsg_x without control data,
  * calls that fail their self-test, the kill switch, and bad input. The

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* What the stream tests share (tests/tstream.c): a loop of the running
+/* What the stream tests share (tests/stream/tstream.c): a loop of the running
  * case's backend, streams generated from seeds, the queue of polled
  * events with bounded waits for one of them, a connected pair on one
  * loop, and plain sockets for the peers volley does not drive. Every wait

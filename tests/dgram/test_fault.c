@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* System-call faults through the seam in src/sys.c: EINTR, EAGAIN, short
+/* System-call faults through the seam in src/base/sys.c: EINTR, EAGAIN, short
  * sendmmsg/recvmmsg counts, ENOBUFS, asynchronous ECONNREFUSED on send and
  * receive, socket()/bind()/setsockopt() failures at open, sendmmsg missing,
  * and GSO refused mid-stream. Scalar and mmsg over IPv4 loopback, and the

@@ -650,7 +650,7 @@ static int conn_write(struct qx_conn *c)
         ngtcp2_path_storage_zero(&ps);
         ngtcp2_path_storage_zero(&ps0);
         ngtcp2_pkt_info pi, pi0 = {0};
-        more = 0;
+        unsigned total = 0;
         for (int iter = 0; iter < 4 * GSO_PKTS; iter++) {
             struct qx_stream *s = next_stream(c);
             ngtcp2_vec v = {0};
@@ -686,10 +686,14 @@ static int conn_write(struct qx_conn *c)
                 conn_close_now(c, (int)n);
                 return -1;
             }
-            if (n == 0)
+            if (n == 0) {
+                more = 0; /* nothing more to send now */
                 break;
-            if (npk > 0 && (pi.ecn != pi0.ecn || !same_path(&ps.path, &ps0.path))) {
-                /* another path or codepoint: the run so far goes alone */
+            }
+            if (npk > 0 && (pi.ecn != pi0.ecn || !same_path(&ps.path, &ps0.path) ||
+                            (size_t)n > seg)) {
+                /* another path or codepoint, or longer: the run so far goes
+                 * alone, and this packet starts the next */
                 emit(ep, start, off, seg, npk, &ps0.path, pi0.ecn);
                 start += off;
                 off = 0;
@@ -702,10 +706,9 @@ static int conn_write(struct qx_conn *c)
             }
             off += (size_t)n;
             npk++;
-            if ((size_t)n < seg || (npk == 1 && (size_t)n < mtu) || npk >= maxpk) {
-                more = (size_t)n == seg && npk >= maxpk;
+            /* A shorter packet is the run's last; the burst ends at maxpk. */
+            if (++total >= maxpk || (size_t)n < seg)
                 break;
-            }
         }
         if (npk > 0)
             emit(ep, start, off, seg, npk, &ps0.path, pi0.ecn);

@@ -4,7 +4,7 @@
  * of each and checks every byte that the echo server sends back, then
  * closes. Exits 0 only when every connection got all its bytes back.
  *
- *   example_quic_client [--plain] [--conns N] [--bytes M] [--timeout S]
+ *   example_quic_client [--volley|--plain] [--conns N] [--bytes M] [--timeout S]
  *                       [--bind ADDR] SERVER
  *
  * SERVER is "127.0.0.1:PORT" or "[::1]:PORT"; ADDR (the local address)
@@ -39,6 +39,8 @@ int main(int argc, char **argv)
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--plain") == 0)
             plain = 1;
+        else if (strcmp(argv[i], "--volley") == 0)
+            plain = 0;
         else if (strcmp(argv[i], "--conns") == 0 && i + 1 < argc)
             conns = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--bytes") == 0 && i + 1 < argc)
@@ -54,7 +56,7 @@ int main(int argc, char **argv)
     if (argc - i != 1 || conns == 0 || conns > 100000 || timeout <= 0 ||
         volley_addr_parse(&server, argv[i]) < 0) {
         fprintf(stderr,
-                "usage: %s [--plain] [--conns N] [--bytes M] [--timeout S] "
+                "usage: %s [--volley|--plain] [--conns N] [--bytes M] [--timeout S] "
                 "[--bind ADDR] SERVER\n",
                 argv[0]);
         return 2;

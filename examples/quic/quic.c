@@ -590,7 +590,7 @@ static void emit(struct qx_ep *ep, uint8_t *d, size_t len, size_t seg, unsigned 
 static void conn_close_now(struct qx_conn *c, int liberr)
 {
     struct qx_ep *ep = c->ep;
-    if (!ep->plain && ep->txcap - ep->txoff < 2048)
+    if (!ep->plain && (ep->txcap - ep->txoff < 2048 || ep->ntx == QX_TXQ))
         flush_tx(ep);
     uint8_t *d = ep->txbuf + ep->txoff;
     ngtcp2_connection_close_error ce;
@@ -641,7 +641,8 @@ static int conn_write(struct qx_conn *c)
         s->blocked = 0;
     int more = 1;
     for (int bursts = 0; more && bursts < 64; bursts++) {
-        if (!ep->plain && (ep->ntx == 64 || ep->txcap - ep->txoff < maxpk * mtu))
+        if (!ep->plain &&
+            (ep->ntx + maxpk > QX_TXQ || ep->txcap - ep->txoff < maxpk * mtu))
             flush_tx(ep);
         uint8_t *start = ep->txbuf + ep->txoff;
         size_t off = 0, seg = 0;

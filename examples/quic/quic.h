@@ -21,6 +21,7 @@
 #define QX_PAT_P   65521u /* the client's byte pattern repeats every P bytes */
 #define QX_PAT_RUN 65536u /* ... and is stored P + RUN long */
 #define QX_CHUNK   (64 * 1024)
+#define QX_TXQ     128 /* datagrams gathered for one volley_send */
 
 struct qx_chunk {
     struct qx_chunk *next;
@@ -71,7 +72,7 @@ struct qx_ep {
     struct qx_conn **dirty;
     uint32_t ndirty;
     /* transmit batch (volley datapath) */
-    struct volley_dgram txq[64];
+    struct volley_dgram txq[QX_TXQ];
     unsigned ntx;
     uint8_t *txbuf;
     size_t txoff, txcap;

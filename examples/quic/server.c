@@ -3,7 +3,7 @@
  * one UDP socket on one volley_loop; each bidirectional stream's bytes
  * come back on it, then its FIN.
  *
- *   example_quic_server [--plain] [--max-conns N] [--idle SECONDS]
+ *   example_quic_server [--volley|--plain] [--max-conns N] [--idle SECONDS]
  *                       CERT KEY [BIND]
  *
  * BIND is "[::]:0" by default (dual-stack; replies leave from the address
@@ -34,6 +34,8 @@ int main(int argc, char **argv)
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--plain") == 0)
             plain = 1;
+        else if (strcmp(argv[i], "--volley") == 0)
+            plain = 0;
         else if (strcmp(argv[i], "--idle") == 0 && i + 1 < argc)
             idle = atoi(argv[++i]);
         else if (strcmp(argv[i], "--max-conns") == 0 && i + 1 < argc)
@@ -43,7 +45,8 @@ int main(int argc, char **argv)
     }
     if (argc - i < 2 || max_conns == 0) {
         fprintf(stderr,
-                "usage: %s [--plain] [--max-conns N] [--idle SECONDS] CERT KEY [BIND]\n",
+                "usage: %s [--volley|--plain] [--max-conns N] [--idle SECONDS] CERT KEY "
+                "[BIND]\n",
                 argv[0]);
         return 2;
     }

@@ -337,7 +337,8 @@ static void callbacks(ngtcp2_callbacks *cb, int server)
     cb->get_new_connection_id = on_new_cid;
 }
 
-static void log_printf(void *user, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void log_printf(void *user, const char *fmt,
+                                                             ...)
 {
     (void)user;
     va_list ap;

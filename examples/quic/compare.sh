@@ -43,11 +43,18 @@ one() {
         >"$tmp/srv.out" 2>&1 &
     spid=$!
     i=0
-    while [ $i -lt 100 ] && ! grep -q '^listening' "$tmp/srv.out"; do
+    while [ $i -lt 600 ] && ! grep -q '^listening' "$tmp/srv.out"; do
         sleep 0.05
         i=$((i + 1))
     done
     port=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$tmp/srv.out")
+    if [ -z "$port" ]; then
+        echo "no server: $(cat "$tmp/srv.out")" >&2
+        kill "$spid" 2>/dev/null
+        wait "$spid"
+        spid=
+        return
+    fi
     timeout 300 "$cli" "--$1" --conns "$2" --bytes "$3" --timeout 240 \
         "127.0.0.1:$port" >"$tmp/cli.out" 2>&1
     rc=$?

@@ -405,9 +405,12 @@ static void conn_free(struct qx_conn *c)
         ngtcp2_conn_del(c->q);
     if (c->tls)
         gnutls_deinit(c->tls);
-    for (uint32_t i = 0; i < ep->ndirty; i++)
-        if (ep->dirty[i] == c)
-            ep->dirty[i] = NULL;
+    for (uint32_t i = 0; c->dirty && i < ep->ndirty; i++) {
+        if (ep->dirty[i] == c) {
+            ep->dirty[i] = ep->dirty[--ep->ndirty];
+            break;
+        }
+    }
     ep->slots[c->slot] = NULL;
     ep->nconns--;
     free(c);
@@ -823,17 +826,15 @@ static int recv_plain(struct qx_ep *ep)
 
 /* ---- the loop ---- */
 
+/* Write every connection marked dirty; the array holds each live
+ * connection at most once (conn_free takes a freed one out). */
 static void write_dirty(struct qx_ep *ep)
 {
-    for (uint32_t i = 0; i < ep->ndirty; i++) {
-        struct qx_conn *c = ep->dirty[i];
-        if (!c)
-            continue;
+    while (ep->ndirty > 0) {
+        struct qx_conn *c = ep->dirty[--ep->ndirty];
         c->dirty = 0;
-        ep->dirty[i] = NULL;
         conn_write(c);
     }
-    ep->ndirty = 0;
     if (!ep->plain && ep->ntx > 0)
         flush_tx(ep);
 }
@@ -897,16 +898,18 @@ int qx_ep_run(struct qx_ep *ep, uint64_t deadline, int idle_ms)
                 poll(&pf, 1, ms);
             more = recv_plain(ep);
         } else {
+            /* The loop's poll does the socket's I/O on a shared ring:
+             * call it even when not waiting. */
             struct volley_event ev[16];
-            if (ms > 0) {
+            if (ms > 0)
                 volley_timer_start(ep->timer, (uint64_t)ms, 0);
-                int n = volley_loop_poll(ep->loop, ev, 16, 200);
-                if (n < 0 && n != -EINTR) {
-                    fprintf(stderr, "poll: %s\n", volley_strerror(n));
-                    return -1;
-                }
-                volley_timer_stop(ep->timer);
+            int n = volley_loop_poll(ep->loop, ev, 16, ms > 0 ? 200 : 0);
+            if (n < 0 && n != -EINTR) {
+                fprintf(stderr, "poll: %s\n", volley_strerror(n));
+                return -1;
             }
+            if (ms > 0)
+                volley_timer_stop(ep->timer);
             /* DGRAM events say that datagrams arrived; receive anyway (a
              * timer or a zero timeout may have ended the wait). */
             more = recv_volley(ep);

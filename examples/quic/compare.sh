@@ -39,11 +39,12 @@ fi
 # prints FIELD of the client's summary line (empty when the run failed).
 one() {
     if [ "$1" = plain ]; then bind=127.0.0.1:0; else bind="[::]:0"; fi
+    rm -f "$tmp/srv.out" # not the last server's port: the new one may open it late
     timeout 300 "$srv" "--$1" --idle 60 "$tmp/cert.pem" "$tmp/key.pem" "$bind" \
         >"$tmp/srv.out" 2>&1 &
     spid=$!
     i=0
-    while [ $i -lt 600 ] && ! grep -q '^listening' "$tmp/srv.out"; do
+    while [ $i -lt 600 ] && ! grep -q '^listening' "$tmp/srv.out" 2>/dev/null; do
         sleep 0.05
         i=$((i + 1))
     done
@@ -62,7 +63,7 @@ one() {
     wait "$spid"
     spid=
     [ $rc -eq 0 ] || {
-        echo "run failed: $1 $2 x $3: $(cat "$tmp/cli.out")" >&2
+        echo "run failed: $1 $2 x $3: $(tail -n 3 "$tmp/cli.out")" >&2
         return
     }
     sed -n "s/^client: datapath .* $4 \([0-9.]*\).*/\1/p" "$tmp/cli.out"

@@ -10,7 +10,8 @@
 # handshake: on volley's datapath both counts must be above zero. Then the
 # same run with ECN reporting broken (VOLLEY_DISABLE=ecn on the client:
 # volley reports no codepoint) must make the client's count zero and the
-# check fail, so that the check is known to be able to fail.
+# check fail, so that the check is known to be able to fail. The same for
+# the local address of the replies (pktinfo), below.
 #
 # The certificate is made here, for this run, with certtool, and removed
 # with the scratch directory. Skips (77) when the examples were not built
@@ -58,9 +59,11 @@ ect_ok() {
     [ "${c:-0}" -gt 0 ] && [ "${s:-0}" -gt 0 ]
 }
 
-# quic NAME DATAPATH FAMILY CONNS BYTES [VAR=VALUE]: one run of the client
-# (with VAR=VALUE in its environment) against a server of its own; output
-# in $tmp/NAME.cli and $tmp/NAME.srv. Returns the client's status.
+# quic NAME DATAPATH FAMILY CONNS BYTES [CENV [SENV [HOST [CBIND [SECONDS]]]]]:
+# one run of the client (with CENV, VAR=VALUE, in its environment; bound
+# to CBIND; giving up after SECONDS) against a server of its own (SENV in
+# its environment) at HOST (by default the loopback address of FAMILY);
+# output in $tmp/NAME.cli and $tmp/NAME.srv. Returns the client's status.
 quic() {
     name=$1
     dp=$2
@@ -68,8 +71,12 @@ quic() {
     conns=$4
     bytes=$5
     cenv=${6:-QX_NONE=1}
+    senv=${7:-QX_NONE=1}
     host=127.0.0.1
     [ "$fam" = 6 ] && host="[::1]"
+    host=${8:-$host}
+    cbind=${9:-}
+    secs=${10:-90}
     if [ "$dp" = plain ]; then
         bind="$host:0"
         flag=--plain
@@ -77,7 +84,7 @@ quic() {
         bind="[::]:0"
         flag=--volley
     fi
-    run_bg timeout $T "$srv" $flag --idle 60 "$tmp/cert.pem" "$tmp/key.pem" "$bind" \
+    run_bg timeout $T env "$senv" "$srv" $flag --idle 60 "$tmp/cert.pem" "$tmp/key.pem" "$bind" \
         >"$tmp/$name.srv" 2>"$tmp/$name.srv.err"
     spid=$bpid
     i=0 # up to 30 s: CI machines are busy
@@ -92,8 +99,9 @@ quic() {
         return 1
     fi
     port=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$tmp/$name.srv")
-    timeout $T env "$cenv" "$cli" $flag --conns "$conns" --bytes "$bytes" --timeout 90 \
-        "$host:$port" >"$tmp/$name.cli" 2>"$tmp/$name.cli.err"
+    timeout $T env "$cenv" "$cli" $flag ${cbind:+--bind "$cbind"} --conns "$conns" \
+        --bytes "$bytes" --timeout "$secs" "$host:$port" >"$tmp/$name.cli" \
+        2>"$tmp/$name.cli.err"
     crc=$?
     stop "$spid"
     reap "$spid"
@@ -150,5 +158,22 @@ if quic v4-volley-noecn volley 4 1 1000000 VOLLEY_DISABLE=ecn; then
     fi
 else
     fail "v4-volley-noecn: client: $(cat "$tmp/v4-volley-noecn.cli.err")"
+fi
+# The local address per packet: a client on 127.0.0.1 reaches the server
+# (on [::]:0) at 127.0.0.2. The replies must come from 127.0.0.2, the
+# address the client reached (pktinfo): from any other the client drops
+# them. Without pktinfo on the server (VOLLEY_DISABLE=pktinfo) the kernel
+# answers from 127.0.0.1 and no connection completes: the check can fail.
+begin "v4-volley-pktinfo: replies from the address the client reached"
+if quic v4-volley-pktinfo volley 4 5 100000 "" "" 127.0.0.2 127.0.0.1:0; then
+    grep -q " ok 5 failed 0 " "$tmp/v4-volley-pktinfo.cli" ||
+        fail "v4-volley-pktinfo: not every connection got its bytes back"
+elif grep -q '^features.* pktinfo' "$tmp/v4-volley-pktinfo.srv"; then
+    fail "v4-volley-pktinfo: client: $(cat "$tmp/v4-volley-pktinfo.cli.err")"
+fi
+begin "v4-volley-nopktinfo: VOLLEY_DISABLE=pktinfo on the server"
+if quic v4-volley-nopktinfo volley 4 5 100000 "" VOLLEY_DISABLE=pktinfo 127.0.0.2 \
+    127.0.0.1:0 4; then
+    fail "without pktinfo, yet the client heard the server from the address it reached"
 fi
 cases_done

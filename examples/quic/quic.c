@@ -562,6 +562,13 @@ static void flush_tx(struct qx_ep *ep)
     ep->txoff = 0;
 }
 
+static int is_wildcard(const struct volley_addr *a)
+{
+    if (a->sa.sa_family == AF_INET)
+        return a->sin.sin_addr.s_addr == htonl(INADDR_ANY);
+    return a->sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a->sin6.sin6_addr);
+}
+
 /* Hand over n packets written back to back at d (each seg bytes, the last
  * perhaps shorter) on one path with one ECN codepoint. */
 static void emit(struct qx_ep *ep, uint8_t *d, size_t len, size_t seg, unsigned npkts,
@@ -572,6 +579,8 @@ static void emit(struct qx_ep *ep, uint8_t *d, size_t len, size_t seg, unsigned 
     memset(&local, 0, sizeof local);
     memcpy(&peer, path->remote.addr, path->remote.addrlen);
     memcpy(&local, path->local.addr, path->local.addrlen);
+    if (is_wildcard(&local)) /* no pktinfo: the kernel picks the source */
+        memset(&local, 0, sizeof local);
     if (ep->no_ecn_tx)
         ecn = 0;
     ep->tx_pkts += npkts;
@@ -736,6 +745,8 @@ static void on_packet(struct qx_ep *ep, const uint8_t *d, size_t len,
     ngtcp2_version_cid vc;
     if (ngtcp2_pkt_decode_version_cid(&vc, d, len, QX_CID_LEN) != 0)
         return;
+    if (local->sa.sa_family == AF_UNSPEC) /* no pktinfo: the bound address */
+        *local = ep->local;
     if (local->sa.sa_family == AF_INET)
         local->sin.sin_port = ep->port;
     else

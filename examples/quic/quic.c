@@ -11,7 +11,12 @@
  *    path with one ECN codepoint becomes one volley_dgram with segment set
  *    (GSO), and the runs of every connection go out in one volley_send;
  *  - timers: one volley_timer, started for the earliest
- *    ngtcp2_conn_get_expiry of all connections.
+ *    ngtcp2_conn_get_expiry of all connections. volley's timers and poll
+ *    timeouts count milliseconds; ngtcp2's deadlines (pacing) are often
+ *    closer than that: then the loop polls without waiting until they
+ *    pass (both datapaths alike).
+ * Without pktinfo (VOLLEY_DISABLE=pktinfo) the bound address is every
+ * path's local address and the kernel picks the replies' source.
  * Datapath --plain: sendmsg/recvmsg, one packet per call, the ECN
  * codepoint in a cmsg each way, no offload, poll(2) with a timeout; the
  * socket is bound to one address, so no pktinfo is needed.

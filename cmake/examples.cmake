@@ -28,3 +28,18 @@ if(LIBUV_FOUND)
 else()
   message(STATUS "libuv not found: examples/libuv_udp.c is not built")
 endif()
+
+# ---- examples/quic: a QUIC server and client (ngtcp2 + GnuTLS) over volley ----
+# Built only where Debian's libngtcp2-dev, libngtcp2-crypto-gnutls-dev and
+# libgnutls28-dev are (pkg-config); tests/test_quic.sh skips without them.
+if(PKG_CONFIG_FOUND AND VOLLEY_LINUX_BACKENDS)
+  pkg_check_modules(QUIC QUIET IMPORTED_TARGET libngtcp2 libngtcp2_crypto_gnutls gnutls)
+endif()
+if(QUIC_FOUND)
+  foreach(role server client)
+    add_executable(example_quic_${role} examples/quic/${role}.c examples/quic/quic.c)
+    target_link_libraries(example_quic_${role} PRIVATE volley PkgConfig::QUIC)
+  endforeach()
+else()
+  message(STATUS "ngtcp2/GnuTLS not found: examples/quic is not built")
+endif()

@@ -1075,7 +1075,10 @@ static int case_wait(void)
 
 /* ---- 14. ICMP errors ---- */
 
-/* The address of a port that was bound and is now closed. */
+/* The address of a port that was bound and is now closed. Take it while
+ * the sockets that send there hold their own ports: a port closed first
+ * can be the very one the kernel gives the next socket, which then sends
+ * to itself. */
 static bool closed_port(const char *bind, struct volley_addr *out)
 {
     struct volley_opts o = opts();
@@ -1095,8 +1098,13 @@ static void recverr_run(const char *what, const char *tx_bind, const char *close
     o.enable = VOLLEY_F_RECVERR;
     volley_sock *tx, *p;
     struct volley_addr gone;
-    if (!closed_port(closed_bind, &gone) || !t_open(&tx, tx_bind, &o)) {
+    if (!t_open(&tx, tx_bind, &o)) {
         t_skip_part(what, "address family unavailable");
+        return;
+    }
+    if (!closed_port(closed_bind, &gone)) {
+        t_skip_part(what, "address family unavailable");
+        volley_close(tx);
         return;
     }
     if (!(volley_features(tx) & VOLLEY_F_RECVERR)) {
@@ -1157,8 +1165,8 @@ static int case_icmp(void)
     struct volley_opts o = opts();
     volley_sock *tx, *p;
     struct volley_addr gone;
-    T_ASSERT(closed_port("127.0.0.1:0", &gone));
     T_OK(volley_open(&tx, "127.0.0.1:0", &o));
+    T_ASSERT(closed_port("127.0.0.1:0", &gone));
     T_OK(volley_connect_addr(tx, &gone));
     uint8_t buf[64];
     t_fill(buf, sizeof buf, 9);

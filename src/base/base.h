@@ -143,7 +143,6 @@ struct volley__guest {
                                   tag_base | (uint64_t)own_tag << 32 */
     unsigned bgid;             /* a buffer group id of g's own there */
     uint32_t idx;              /* the host's entry */
-    uint8_t gen;
 };
 
 /* ---- addr.c ---- */

@@ -85,7 +85,6 @@ static int host_attach(struct volley__host *h, struct volley__guest *g)
     d->g = g;
     g->host = h;
     g->idx = i;
-    g->gen = gen;
     g->ring = NULL;
 #if VOLLEY_HAVE_URING
     g->ring = volley__loop_ring(l);

@@ -921,16 +921,25 @@ VOLLEY_API int volley_loop_wake(volley_loop *l);
  * freed by volley_timer_close, or with the loop (volley_loop_close frees
  * the timers still open). volley_timer_start (re)starts t to be due
  * after_ms milliseconds from now, then every repeat_ms milliseconds (0:
- * once), each at most 2^31 - 1; a TIMER event owed and not yet returned
- * is dropped: a restart counts from now. volley_timer_stop: no TIMER event
+ * once), each at most 2^31 - 1; volley_timer_start_ns does the same in
+ * nanoseconds, each at most (2^31 - 1) * 1000000 (the same span), for a
+ * deadline that a millisecond is too coarse for (a transport's pacing or
+ * loss timer): the loop's wait ends at the deadline to the nanosecond
+ * (an epoll loop where the kernel refuses epoll_pwait2 rounds up to the
+ * next millisecond; no timer ever fires early). A TIMER event owed and
+ * not yet returned is dropped: a restart counts from now. The clock is
+ * CLOCK_MONOTONIC. volley_timer_stop: no TIMER event
  * comes for t until it is started again, even one already due and not yet
  * returned. volley_timer_close stops t and frees it (NULL: nothing).
  * Errors: volley_timer_open: -EINVAL (NULL, or the loop is closing),
  * -ENOMEM. volley_timer_start: -EINVAL (NULL, a value out of range).
+ * volley_timer_start_ns: -EINVAL (NULL, a value out of range).
  * volley_timer_stop: -EINVAL (NULL). volley_timer_close: none.
  */
 VOLLEY_API int volley_timer_open(volley_loop *l, volley_timer **out, uint64_t tag);
 VOLLEY_API int volley_timer_start(volley_timer *t, uint64_t after_ms, uint64_t repeat_ms);
+VOLLEY_API int volley_timer_start_ns(volley_timer *t, uint64_t after_ns,
+                                     uint64_t repeat_ns);
 VOLLEY_API int volley_timer_stop(volley_timer *t);
 VOLLEY_API void volley_timer_close(volley_timer *t);
 
@@ -953,9 +962,12 @@ VOLLEY_API int volley_loop_fd(const volley_loop *l);
 
 /* Milliseconds until volley_loop_poll has work that the fd does not
  * announce: the next deadline (a dial, want, drain or linger timeout, or
- * a loop timer), or 0 when events or queued writes are waiting; -1 when
- * there is none (and for NULL). */
+ * a loop timer), rounded up, or 0 when events or queued writes are
+ * waiting; -1 when there is none (and for NULL). volley_loop_timeout_ns:
+ * the same in nanoseconds, not rounded, for an outer loop that can wait
+ * that finely (ppoll, epoll_pwait2, an io_uring timeout). */
 VOLLEY_API int volley_loop_timeout(const volley_loop *l);
+VOLLEY_API int64_t volley_loop_timeout_ns(const volley_loop *l);
 
 /* "uring" or "epoll" ("none" for NULL). */
 VOLLEY_API const char *volley_loop_backend(const volley_loop *l);

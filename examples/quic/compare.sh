@@ -6,7 +6,9 @@
 #   bulk   1 connection moving BULK bytes each way (echoed)
 #   many   50 connections moving 1 MB each
 #   hs     HS connections doing only the handshake (handshakes per second)
-# and prints the median of each, and the ratio volley / plain.
+# and prints the median of each, and the ratio volley / plain, with the
+# server's CPU time (user + system, from its own getrusage) per byte it
+# echoed (bulk, many) or per handshake (hs), and that ratio too.
 #
 #   sh examples/quic/compare.sh BUILD_DIR [REPEATS] [BULK] [HS]
 #
@@ -36,7 +38,8 @@ if ! certtool --generate-privkey --key-type=ecdsa --outfile "$tmp/key.pem" \
 fi
 
 # one DATAPATH CONNS BYTES FIELD: one client run against a fresh server;
-# prints FIELD of the client's summary line (empty when the run failed).
+# prints FIELD of the client's summary line and the server's CPU
+# microseconds (nothing when the run failed).
 one() {
     if [ "$1" = plain ]; then bind=127.0.0.1:0; else bind="[::]:0"; fi
     rm -f "$tmp/srv.out" # not the last server's port: the new one may open it late
@@ -66,7 +69,9 @@ one() {
         echo "run failed: $1 $2 x $3: $(tail -n 3 "$tmp/cli.out")" >&2
         return
     }
-    sed -n "s/^client: datapath .* $4 \([0-9.]*\).*/\1/p" "$tmp/cli.out"
+    v=$(sed -n "s/^client: datapath .* $4 \([0-9.]*\).*/\1/p" "$tmp/cli.out")
+    cpu=$(sed -n 's/^server: cpu_us \([0-9]*\)$/\1/p' "$tmp/srv.out")
+    [ -n "$v" ] && [ -n "$cpu" ] && echo "$v $cpu"
 }
 
 median() {
@@ -86,13 +91,25 @@ while [ $r -lt "$reps" ]; do
     done
     r=$((r + 1))
 done
+# per w: the unit of the figure, what the server's CPU is divided by, and
+# the unit of that quotient
 for w in bulk many hs; do
-    unit=Mbit/s
-    [ $w = hs ] && unit=handshakes/s
-    v=$(median <"$tmp/$w.volley")
-    p=$(median <"$tmp/$w.plain")
-    echo "$w: volley $(tr '\n' ' ' <"$tmp/$w.volley")| plain $(tr '\n' ' ' <"$tmp/$w.plain")"
-    awk -v w=$w -v v="${v:-0}" -v p="${p:-0}" -v u=$unit 'BEGIN {
-        printf "%s: median volley %.1f %s, plain %.1f %s, ratio %.2f\n", w, v, u, p, u,
-               (p > 0 ? v / p : 0) }'
+    case $w in
+    bulk) unit=Mbit/s per=$bulk cpu_unit=ns/byte scale=1000 ;;
+    many) unit=Mbit/s per=$((50 * 1000000)) cpu_unit=ns/byte scale=1000 ;;
+    hs) unit=handshakes/s per=$hs cpu_unit=us/handshake scale=1 ;;
+    esac
+    for dp in volley plain; do
+        awk -v per="$per" -v k="$scale" '{ print $1 > "/dev/stderr"; print $2 * k / per }' \
+            <"$tmp/$w.$dp" 2>"$tmp/$w.$dp.v" >"$tmp/$w.$dp.cpu"
+    done
+    v=$(median <"$tmp/$w.volley.v")
+    p=$(median <"$tmp/$w.plain.v")
+    vc=$(median <"$tmp/$w.volley.cpu")
+    pc=$(median <"$tmp/$w.plain.cpu")
+    echo "$w: volley $(tr '\n' ' ' <"$tmp/$w.volley.v")| plain $(tr '\n' ' ' <"$tmp/$w.plain.v")"
+    awk -v w=$w -v v="${v:-0}" -v p="${p:-0}" -v u="$unit" -v vc="${vc:-0}" -v pc="${pc:-0}" \
+        -v cu="$cpu_unit" 'BEGIN {
+        printf "%s: median volley %.1f %s, plain %.1f %s, ratio %.2f; server CPU volley %.2f %s, plain %.2f %s, ratio %.2f\n",
+               w, v, u, p, u, (p > 0 ? v / p : 0), vc, cu, pc, cu, (pc > 0 ? vc / pc : 0) }'
 done

@@ -10,17 +10,19 @@
  *    buffer; a run of same-size packets (the last may be shorter) on one
  *    path with one ECN codepoint becomes one volley_dgram with segment set
  *    (GSO), and the runs of every connection go out in one volley_send;
- *  - timers: one volley_timer, started for the earliest
- *    ngtcp2_conn_get_expiry of all connections. volley's timers and poll
- *    timeouts count milliseconds; ngtcp2's deadlines (pacing) are often
- *    closer than that: then the loop polls without waiting until they
- *    pass (both datapaths alike).
+ *  - timers: one volley_timer, started to the nanosecond
+ *    (volley_timer_start_ns) for the earliest ngtcp2_conn_get_expiry of
+ *    all connections: ngtcp2's deadlines (pacing, loss detection) are
+ *    often nearer than a millisecond, and the loop sleeps exactly until
+ *    them.
  * Without pktinfo (VOLLEY_DISABLE=pktinfo) the bound address is every
  * path's local address and the kernel picks the replies' source.
  * Datapath --plain: sendmsg/recvmsg, one packet per call, the ECN
- * codepoint in a cmsg each way, no offload, poll(2) with a timeout; the
+ * codepoint in a cmsg each way, no offload, ppoll(2) with a timeout to
+ * the nanosecond (the same deadlines as the volley datapath); the
  * socket is bound to one address, so no pktinfo is needed.
  */
+#define _GNU_SOURCE /* ppoll */
 #include "quic.h"
 
 #include <errno.h>
@@ -752,10 +754,6 @@ static void on_packet(struct qx_ep *ep, const uint8_t *d, size_t len,
         return;
     if (local->sa.sa_family == AF_UNSPEC) /* no pktinfo: the bound address */
         *local = ep->local;
-    if (local->sa.sa_family == AF_INET)
-        local->sin.sin_port = ep->port;
-    else
-        local->sin6.sin6_port = ep->port;
     ngtcp2_path path;
     path_of(&path, local, peer);
     struct qx_conn *c = lookup(ep, vc.dcid, vc.dcidlen);
@@ -904,27 +902,31 @@ int qx_ep_run(struct qx_ep *ep, uint64_t deadline, int idle_ms)
         uint64_t next = expire(ep);
         write_dirty(ep);
         /* Sleep until the next expiry, at most 100 ms (to see the stop
-         * flag and the deadline); below a millisecond, not at all. */
-        int ms = next >= 100000000u ? 100 : (int)(next / 1000000u);
+         * flag and the deadline); not at all while datagrams wait. */
+        if (next > 100000000u)
+            next = 100000000u;
         if (more)
-            ms = 0;
+            next = 0;
         if (ep->plain) {
             struct pollfd pf = {.fd = ep->fd, .events = POLLIN};
-            if (ms > 0)
-                poll(&pf, 1, ms);
+            struct timespec ts = {.tv_sec = (time_t)(next / 1000000000u),
+                                  .tv_nsec = (long)(next % 1000000000u)};
+            if (next > 0)
+                ppoll(&pf, 1, &ts, NULL);
             more = recv_plain(ep);
         } else {
             /* The loop's poll does the socket's I/O on a shared ring:
-             * call it even when not waiting. */
+             * call it even when not waiting. The timer ends the wait at
+             * the expiry; the poll's own limit is only a backstop. */
             struct volley_event ev[16];
-            if (ms > 0)
-                volley_timer_start(ep->timer, (uint64_t)ms, 0);
-            int n = volley_loop_poll(ep->loop, ev, 16, ms > 0 ? 200 : 0);
+            if (next > 0)
+                volley_timer_start_ns(ep->timer, next, 0);
+            int n = volley_loop_poll(ep->loop, ev, 16, next > 0 ? 200 : 0);
             if (n < 0 && n != -EINTR) {
                 fprintf(stderr, "poll: %s\n", volley_strerror(n));
                 return -1;
             }
-            if (ms > 0)
+            if (next > 0)
                 volley_timer_stop(ep->timer);
             /* DGRAM events say that datagrams arrived; receive anyway (a
              * timer or a zero timeout may have ended the wait). */
@@ -987,8 +989,6 @@ int qx_ep_open(struct qx_ep *ep, int server, int plain, const char *bind_addr,
             (r = volley_local_addr(ep->vs, &ep->local)) < 0)
             return r;
     }
-    ep->port = ep->local.sa.sa_family == AF_INET ? ep->local.sin.sin_port
-                                                 : ep->local.sin6.sin6_port;
     return 0;
 }
 

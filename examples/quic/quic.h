@@ -65,7 +65,6 @@ struct qx_ep {
     volley_timer *timer;
     int fd;                   /* plain */
     struct volley_addr local; /* bound */
-    uint16_t port;            /* network order */
     gnutls_certificate_credentials_t cred;
     struct qx_conn **slots;
     uint32_t nslots, nconns;

@@ -235,13 +235,18 @@ VOLLEY_INTERNAL int volley__sys_shutdown(int fd, int how);
 /* recv(2) with MSG_DONTWAIT. */
 VOLLEY_INTERNAL ssize_t volley__sys_recv(int fd, void *buf, size_t len);
 struct epoll_event;
-/* epoll_create1(EPOLL_CLOEXEC), epoll_ctl(2), epoll_wait(2) (EINTR is
- * returned, not retried: the caller's timeout would stretch). */
+/* epoll_create1(EPOLL_CLOEXEC), epoll_ctl(2), epoll_wait(2) and
+ * epoll_pwait2(2) with no signal mask (-ENOSYS where the C library has no
+ * such call); EINTR is returned, not retried: the caller's timeout would
+ * stretch. The two waits are one kind of call to the fault seam. */
 VOLLEY_INTERNAL int volley__sys_epoll_create(void);
 VOLLEY_INTERNAL int volley__sys_epoll_ctl(int epfd, int op, int fd,
                                           struct epoll_event *ev);
 VOLLEY_INTERNAL int volley__sys_epoll_wait(int epfd, struct epoll_event *ev, int n,
                                            int timeout_ms);
+struct timespec;
+VOLLEY_INTERNAL int volley__sys_epoll_pwait2(int epfd, struct epoll_event *ev, int n,
+                                             const struct timespec *ts);
 VOLLEY_INTERNAL int volley__sys_fcntl(int fd, int cmd, int arg);
 VOLLEY_INTERNAL void volley__sys_close(int fd);
 /* stat(2) of path: 0 and *st, or a negative errno. */
@@ -339,7 +344,7 @@ VOLLEY_INTERNAL unsigned long volley__sys_count(enum volley__sysop op);
  * with Linux's own calls forbidden, so that none creeps in outside the
  * files built only on Linux. */
 #if defined(VOLLEY_POISON_LINUX) && VOLLEY_POISON_LINUX
-#pragma GCC poison sendmmsg recvmmsg accept4 epoll_create1 epoll_ctl epoll_wait
+#pragma GCC poison sendmmsg recvmmsg accept4 epoll_create1 epoll_ctl epoll_wait epoll_pwait2
 #pragma GCC poison eventfd eventfd_read eventfd_write
 #pragma GCC poison io_uring_queue_init_params
 #endif

@@ -483,6 +483,21 @@ int volley__sys_epoll_wait(int epfd, struct epoll_event *ev, int n, int timeout_
     FAULT_ERR(VOLLEY__SYS_EPOLL_WAIT);
     return ret_or_errno(epoll_wait(epfd, ev, n, timeout_ms));
 }
+
+int volley__sys_epoll_pwait2(int epfd, struct epoll_event *ev, int n,
+                             const struct timespec *ts)
+{
+    FAULT_ERR(VOLLEY__SYS_EPOLL_WAIT);
+#if VOLLEY_HAVE_EPOLL_PWAIT2
+    return ret_or_errno(epoll_pwait2(epfd, ev, n, ts, NULL));
+#else
+    (void)epfd;
+    (void)ev;
+    (void)n;
+    (void)ts;
+    return -ENOSYS;
+#endif
+}
 #endif
 
 #if VOLLEY_HAVE_URING

@@ -25,6 +25,7 @@
 
 struct ep {
     int epfd;
+    bool no_pwait2; /* epoll_pwait2 refused (an old kernel or a filter) */
     struct epoll_event evs[EVENTS_MAX];
 };
 
@@ -305,11 +306,31 @@ static int ep_wake_watch(volley_loop *l)
     return volley__sys_epoll_ctl(EP(l)->epfd, EPOLL_CTL_ADD, l->wake.rfd, &ev);
 }
 
-static int ep_wait(volley_loop *l, int timeout_ms)
+/* epoll_wait counts milliseconds: a wait with a part of one (a deadline
+ * nearer than a millisecond, or between two) goes to epoll_pwait2, which
+ * counts nanoseconds; where that is refused, the wait is rounded up, so a
+ * deadline is never fired early, only up to a millisecond late. */
+static int ep_epoll_wait(struct ep *e, int64_t timeout_ns)
+{
+    if (timeout_ns > 0 && timeout_ns % VOLLEY__NS_PER_MS && !e->no_pwait2) {
+        struct timespec ts = {.tv_sec = timeout_ns / VOLLEY__NS_PER_S,
+                              .tv_nsec = timeout_ns % VOLLEY__NS_PER_S};
+        int n = volley__sys_epoll_pwait2(e->epfd, e->evs, EVENTS_MAX, &ts);
+        if (n != -ENOSYS && n != -EPERM)
+            return n;
+        e->no_pwait2 = true;
+    }
+    int64_t ms =
+        timeout_ns < 0 ? -1 : (timeout_ns + VOLLEY__NS_PER_MS - 1) / VOLLEY__NS_PER_MS;
+    return volley__sys_epoll_wait(e->epfd, e->evs, EVENTS_MAX,
+                                  ms > 0x7fffffff ? 0x7fffffff : (int)ms);
+}
+
+static int ep_wait(volley_loop *l, int64_t timeout_ns)
 {
     struct ep *e = EP(l);
     l->st.syscalls++;
-    int n = volley__sys_epoll_wait(e->epfd, e->evs, EVENTS_MAX, timeout_ms);
+    int n = ep_epoll_wait(e, timeout_ns);
     if (n < 0)
         return n;
     for (int i = 0; i < n; i++) {

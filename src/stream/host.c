@@ -138,7 +138,7 @@ static void host_detach(struct volley__guest *g)
 static int host_pump(struct volley__host *h, int timeout_ms)
 {
     volley_loop *l = loop_of(h);
-    return l->ops->wait(l, timeout_ms);
+    return l->ops->wait(l, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * VOLLEY__NS_PER_MS);
 }
 
 static void host_reap(struct volley__host *h)

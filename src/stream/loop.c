@@ -134,7 +134,7 @@ int volley_loop_fd(const volley_loop *l)
     return l ? l->ops->fd(l) : -EINVAL;
 }
 
-int volley_loop_timeout(const volley_loop *l)
+int64_t volley_loop_timeout_ns(const volley_loop *l)
 {
     if (!l)
         return -1;
@@ -144,8 +144,15 @@ int volley_loop_timeout(const volley_loop *l)
     if (!t)
         return -1;
     int64_t left = t->at - volley__loop_now();
+    return left > 0 ? left : 0;
+}
+
+int volley_loop_timeout(const volley_loop *l)
+{
+    int64_t left = volley_loop_timeout_ns(l);
     if (left <= 0)
-        return 0;
+        return (int)left;
+    /* rounded up: an embedder that wakes early would find nothing due */
     int64_t ms = (left + VOLLEY__NS_PER_MS - 1) / VOLLEY__NS_PER_MS;
     return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
 }
@@ -287,21 +294,24 @@ static void turn_bufs(volley_loop *l)
     }
 }
 
-static int turn(volley_loop *l, int timeout_ms)
+/* One turn: flush, wait up to timeout_ns (negative: no limit) or until
+ * the first deadline, whichever is sooner, to the nanosecond, then fire
+ * the deadlines that are due. */
+static int turn(volley_loop *l, int64_t timeout_ns)
 {
     turn_flush(l);
     turn_bufs(l);
     if (l->ready_head || l->dgrams_owed || l->fired_head || l->wake_owed)
-        timeout_ms = 0;
+        timeout_ns = 0;
     struct volley__timer *t = volley__timers_top(&l->timers);
-    if (t && timeout_ms != 0) {
+    if (t && timeout_ns != 0) {
         int64_t left = t->at - volley__loop_now();
-        int ms =
-            left <= 0 ? 0 : (int)((left + VOLLEY__NS_PER_MS - 1) / VOLLEY__NS_PER_MS);
-        if (timeout_ms < 0 || ms < timeout_ms)
-            timeout_ms = ms;
+        if (left < 0)
+            left = 0;
+        if (timeout_ns < 0 || left < timeout_ns)
+            timeout_ns = left;
     }
-    int r = l->ops->wait(l, timeout_ms);
+    int r = l->ops->wait(l, timeout_ns);
     turn_deadlines(l);
     turn_flush(l);
     turn_bufs(l);
@@ -314,23 +324,22 @@ int volley_loop_poll(volley_loop *l, struct volley_event *ev, unsigned n, int ti
         return -EINVAL;
     l->st.polls++;
     turn_reap(l);
-    int64_t end =
-        timeout_ms > 0 ? volley__loop_now() + (int64_t)timeout_ms * VOLLEY__NS_PER_MS : 0;
+    int64_t timeout_ns = timeout_ms < 0 ? -1 : (int64_t)timeout_ms * VOLLEY__NS_PER_MS;
+    int64_t end = timeout_ns > 0 ? volley__loop_now() + timeout_ns : 0;
     for (;;) {
-        int r = turn(l, timeout_ms);
+        int r = turn(l, timeout_ns);
         unsigned k = volley__loop_emit(l, ev, n);
         if (k)
             return (int)k;
         /* a signal ends the wait, so the caller can look at its flags */
         if (r < 0 && r != -ETIME && r != -EAGAIN && r != -EBUSY)
             return r;
-        if (timeout_ms == 0)
+        if (timeout_ns == 0)
             return 0;
-        if (timeout_ms > 0) {
-            int64_t left = end - volley__loop_now();
-            if (left <= 0)
+        if (timeout_ns > 0) {
+            timeout_ns = end - volley__loop_now();
+            if (timeout_ns <= 0)
                 return 0;
-            timeout_ms = (int)((left + VOLLEY__NS_PER_MS - 1) / VOLLEY__NS_PER_MS);
         }
     }
 }

@@ -163,9 +163,10 @@ struct volley__loop_ops {
     void (*end)(volley_conn *c);
     /* Hand released receive buffers back (loop->bufs.rel). */
     void (*bufs_back)(volley_loop *l);
-    /* Submit what is prepared, wait up to timeout_ms for something to
-     * happen (0: do not wait) and report it: 0 or a negative errno. */
-    int (*wait)(volley_loop *l, int timeout_ms);
+    /* Submit what is prepared, wait up to timeout_ns nanoseconds for
+     * something to happen (0: do not wait; negative: no limit) and report
+     * it: 0 or a negative errno. */
+    int (*wait)(volley_loop *l, int64_t timeout_ns);
     /* Watch datagram entry i's volley_fd for readability (on), or stop
      * (off: nothing of the watch is in flight when it returns). Readiness
      * is reported through volley__loop_dgram_owe. 0 or a negative errno. */
@@ -218,6 +219,7 @@ struct volley_loop {
 #define VOLLEY__EV(t)        (1u << (t))
 #define VOLLEY__STATE_FREE   0xff /* struct volley_conn.state of a free slot */
 #define VOLLEY__NS_PER_MS    1000000LL
+#define VOLLEY__NS_PER_S     1000000000LL
 #define VOLLEY__SENDQ_MAX    (1u << 20) /* defaults of the options */
 #define VOLLEY__READQ_MAX    (256u << 10)
 #define VOLLEY__SENDQ_BUDGET (16u << 20)

@@ -14,8 +14,9 @@
 #include <string.h>
 
 /* The most a timer may wait or repeat: what an int of milliseconds holds,
- * as every other timeout of the API. */
+ * as every other timeout of the API (about 24.8 days), in either unit. */
 #define TIMER_MS_MAX 0x7fffffffu
+#define TIMER_NS_MAX ((uint64_t)TIMER_MS_MAX * VOLLEY__NS_PER_MS)
 
 static volley_timer *of_node(struct volley__timer *n)
 {
@@ -54,16 +55,24 @@ int volley_timer_open(volley_loop *l, volley_timer **out, uint64_t tag)
     return 0;
 }
 
-int volley_timer_start(volley_timer *t, uint64_t after_ms, uint64_t repeat_ms)
+int volley_timer_start_ns(volley_timer *t, uint64_t after_ns, uint64_t repeat_ns)
 {
-    if (!t || after_ms > TIMER_MS_MAX || repeat_ms > TIMER_MS_MAX)
+    if (!t || after_ns > TIMER_NS_MAX || repeat_ns > TIMER_NS_MAX)
         return -EINVAL;
     volley_loop *l = t->loop;
-    t->period = (int64_t)repeat_ms * VOLLEY__NS_PER_MS;
+    t->period = (int64_t)repeat_ns;
     t->owed = 0; /* a TIMER owed and not returned yet is from the last start */
     (void)volley__timers_set(&l->timers, &t->node,
-                             volley__loop_now() + (int64_t)after_ms * VOLLEY__NS_PER_MS);
+                             volley__loop_now() + (int64_t)after_ns);
     return 0;
+}
+
+int volley_timer_start(volley_timer *t, uint64_t after_ms, uint64_t repeat_ms)
+{
+    if (after_ms > TIMER_MS_MAX || repeat_ms > TIMER_MS_MAX)
+        return -EINVAL;
+    return volley_timer_start_ns(t, after_ms * VOLLEY__NS_PER_MS,
+                                 repeat_ms * VOLLEY__NS_PER_MS);
 }
 
 int volley_timer_stop(volley_timer *t)

@@ -425,17 +425,17 @@ static unsigned reap_once(volley_loop *l)
     return n;
 }
 
-static int ur_wait(volley_loop *l, int timeout_ms)
+static int ur_wait(volley_loop *l, int64_t timeout_ns)
 {
     struct ur *u = UR(l);
     int r;
     l->st.syscalls++;
-    if (timeout_ms == 0) {
+    if (timeout_ns == 0) {
         r = volley__sys_uring_submit_get(&u->ring);
     } else {
-        struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
-                                       .tv_nsec = (timeout_ms % 1000) * 1000000LL};
-        r = volley__sys_uring_submit_wait(&u->ring, timeout_ms < 0 ? NULL : &ts);
+        struct __kernel_timespec ts = {.tv_sec = timeout_ns / VOLLEY__NS_PER_S,
+                                       .tv_nsec = timeout_ns % VOLLEY__NS_PER_S};
+        r = volley__sys_uring_submit_wait(&u->ring, timeout_ns < 0 ? NULL : &ts);
     }
     bool over = IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW;
     if (over && !u->overflowed)
@@ -473,7 +473,7 @@ static int ur_dgram_watch(volley_loop *l, uint32_t i, bool on)
     }
     /* Bounded: the poll ends at once when removed, or with the fd. */
     for (int t = 0; t < 200 && d->armed; t++)
-        (void)ur_wait(l, 5);
+        (void)ur_wait(l, 5 * VOLLEY__NS_PER_MS);
     return 0;
 }
 
@@ -495,7 +495,7 @@ static int ur_dgram_out(volley_loop *l, uint32_t i, bool on)
         io_uring_sqe_set_data64(sqe, VOLLEY__DTAG(i, d->gen, DSUB_IGNORE));
     }
     for (int t = 0; t < 200 && d->out_armed; t++)
-        (void)ur_wait(l, 5);
+        (void)ur_wait(l, 5 * VOLLEY__NS_PER_MS);
     return 0;
 }
 

@@ -17,6 +17,7 @@
 #include "t.h"
 
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KiB 1024u
@@ -290,6 +291,46 @@ static int case_wait_interrupted(void)
     return 0;
 }
 
+/* An epoll loop whose kernel refuses epoll_pwait2 (too old, or a filter
+ * that says EPERM) waits with epoll_wait from then on, rounded up to the
+ * millisecond: a sub-millisecond timer still comes, never early, and the
+ * refusal is not volley_loop_poll's error. */
+static int case_pwait2_refused(void)
+{
+    need_backend();
+    T_SKIP_IF(is_uring(), "the uring loop waits with an io_uring timeout");
+    static const int errs[] = {ENOSYS, EPERM};
+    for (size_t i = 0; i < T_COUNT(errs); i++) {
+        volley_loop *l = loop_new();
+        volley_timer *t;
+        T_OK(volley_timer_open(l, &t, 5));
+        for (int round = 0; round < 3; round++) {
+            if (round == 0) /* refused once: never asked again */
+                volley__sys_fault_set(VOLLEY__SYS_EPOLL_WAIT, 1, 1, errs[i], 0);
+            struct timespec a, b;
+            clock_gettime(CLOCK_MONOTONIC, &a);
+            T_OK(volley_timer_start_ns(t, 400000, 0));
+            struct volley_event ev[4];
+            int n;
+            while ((n = volley_loop_poll(l, ev, 4, 1000)) == 0)
+                ;
+            clock_gettime(CLOCK_MONOTONIC, &b);
+            unsigned long calls = volley__sys_count(VOLLEY__SYS_EPOLL_WAIT);
+            volley__sys_fault_clear();
+            T_CHECK(n == 1 && ev[0].type == VOLLEY_EV_TIMER,
+                    "with epoll_pwait2 refused (%s): poll gave %d", strerror(errs[i]), n);
+            long long took =
+                (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+            T_CHECK(took >= 400000, "a 400 us timer came after %lld ns", took);
+            if (round == 0)
+                T_CHECK(calls >= 2, "epoll_pwait2 refused and no epoll_wait after it");
+        }
+        volley_timer_close(t);
+        volley_loop_close(l, 0);
+    }
+    return 0;
+}
+
 /* ---- the sweep ---- */
 
 #define SWEEP_BYTES (64 * KiB)
@@ -478,6 +519,7 @@ static const struct t_loop_case defs[] = {
     {"dial_fails", case_dial_fails},
     {"connect_errors", case_connect_errors},
     {"wait_interrupted", case_wait_interrupted},
+    {"pwait2_refused", case_pwait2_refused},
     {"sweep", case_sweep},
 };
 

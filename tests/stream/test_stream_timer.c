@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 static int case_bad_input(void)
@@ -27,6 +28,12 @@ static int case_bad_input(void)
     T_EXPECT(volley_timer_start(t, 0x80000000u, 0), -EINVAL);
     T_EXPECT(volley_timer_start(t, 1, 0x80000000u), -EINVAL);
     T_EXPECT(volley_timer_start(t, 0x7fffffffu, 0x7fffffffu), 0);
+    T_EXPECT(volley_timer_start_ns(NULL, 1, 0), -EINVAL);
+    T_EXPECT(volley_timer_start_ns(t, 2147483647000001ull, 0), -EINVAL);
+    T_EXPECT(volley_timer_start_ns(t, 1, 2147483647000001ull), -EINVAL);
+    T_EXPECT(volley_timer_start_ns(t, UINT64_MAX, 0), -EINVAL);
+    T_EXPECT(volley_timer_start_ns(t, 2147483647000000ull, 2147483647000000ull), 0);
+    T_EXPECT(volley_loop_timeout_ns(NULL), -1);
     T_EXPECT(volley_timer_stop(t), 0);
     T_EXPECT(volley_timer_stop(t), 0); /* stopped already: no-op */
     volley_timer_close(t);
@@ -53,6 +60,66 @@ static int case_once(void)
     settle(l, 100);
     T_CHECK(queued_ev(VOLLEY_EV_TIMER, NULL) < 0, "a one-shot timer came twice");
     T_EXPECT(volley_loop_timeout(l), -1);
+    volley_timer_close(t);
+    volley_loop_close(l, 0);
+    return 0;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Nanosecond timers: the deadline in volley_loop_timeout_ns as it is (and
+ * rounded up in volley_loop_timeout), and no TIMER before its deadline,
+ * once or repeating below a millisecond, the poll waiting with no limit of
+ * its own. How late each came is printed, not checked. */
+static int case_ns(void)
+{
+    evq_n = 0;
+    volley_loop *l = loop_new();
+    volley_timer *t;
+    T_OK(volley_timer_open(l, &t, 11));
+    T_EXPECT(volley_loop_timeout_ns(l), -1);
+    int64_t t0 = mono_ns();
+    T_OK(volley_timer_start_ns(t, 1500000, 0)); /* 1.5 ms */
+    int64_t ns = volley_loop_timeout_ns(l);
+    int ms = volley_loop_timeout(l);
+    T_CHECK(ns >= 0 && ns <= 1500000,
+            "volley_loop_timeout_ns = %lld with a timer at 1.5 ms", (long long)ns);
+    T_CHECK(ms >= 0 && ms <= 2, "volley_loop_timeout = %d with a timer at 1.5 ms", ms);
+    struct volley_event ev[4];
+    int n;
+    while ((n = volley_loop_poll(l, ev, 4, -1)) == 0)
+        ;
+    int64_t late = mono_ns() - t0 - 1500000;
+    T_EXPECT(n, 1);
+    T_EXPECT(ev[0].type, VOLLEY_EV_TIMER);
+    T_EXPECT(ev[0].tag, 11);
+    T_CHECK(late >= 0, "a 1.5 ms timer came %lld ns early", (long long)-late);
+    printf("  a 1.5 ms timer came %lld us after its deadline\n",
+           (long long)(late / 1000));
+
+    /* every 250 us: the k-th period is due k * 250 us after the start */
+    uint64_t periods = 0;
+    t0 = mono_ns();
+    T_OK(volley_timer_start_ns(t, 250000, 250000));
+    for (int i = 0; i < 20; i++) {
+        while ((n = volley_loop_poll(l, ev, 4, -1)) == 0)
+            ;
+        T_EXPECT(n, 1);
+        T_EXPECT(ev[0].type, VOLLEY_EV_TIMER);
+        periods += ev[0].len;
+        int64_t early = t0 + (int64_t)periods * 250000 - mono_ns();
+        T_CHECK(early <= 0, "period %llu of a 250 us timer came %lld ns early",
+                (unsigned long long)periods, (long long)early);
+    }
+    printf("  20 TIMER events of a 250 us timer counted %llu periods in %lld us\n",
+           (unsigned long long)periods, (long long)((mono_ns() - t0) / 1000));
+    T_OK(volley_timer_stop(t));
+    T_EXPECT(volley_loop_timeout_ns(l), -1);
     volley_timer_close(t);
     volley_loop_close(l, 0);
     return 0;
@@ -248,6 +315,7 @@ static int case_wake_signal(void)
 static const struct t_loop_case defs[] = {
     {"bad_input", case_bad_input},
     {"once", case_once},
+    {"ns", case_ns},
     {"repeat_stop_restart", case_repeat_stop_restart},
     {"missed", case_missed},
     {"owed", case_owed},

@@ -5,6 +5,7 @@
 #include "seq.h"
 
 #include "cli.h"
+#include "volley.h"
 
 #include <errno.h>
 #include <math.h>
@@ -196,6 +197,144 @@ uint64_t seq_track_lost(const struct seq_track *t)
     if (!t->any || t->distinct > t->highest)
         return 0;
     return t->highest - t->distinct + 1;
+}
+
+/* 8 bytes big-endian as a number: a load and a byte swap where the
+ * compiler can tell (the run's test in seq_rx_batch is in its loop). */
+static inline uint64_t load_be64(const uint8_t *p)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) &&                                      \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return __builtin_bswap64(v);
+#else
+    return get_be(p, 8);
+#endif
+}
+
+/* RFC 3550 6.4.1 for one datagram of the stream; false when its header
+ * carries no send time. Clock offsets between the hosts cancel out. */
+static bool rx_jitter(struct seq_rx *r, uint64_t sent_ns, int64_t arrival)
+{
+    int64_t transit;
+
+    if (sent_ns == 0 || sent_ns > INT64_MAX)
+        return false;
+    transit = arrival - (int64_t)sent_ns;
+    if (r->have_transit)
+        r->jitter_ns += (fabs((double)(transit - r->transit_ns)) - r->jitter_ns) / 16;
+    r->transit_ns = transit;
+    r->have_transit = true;
+    return true;
+}
+
+/* Datagrams of the stream in order, seq .. seq + n - 1, not yet given to
+ * the tracker. The last of them began a group: same send time and arrival
+ * as every one after it in the group (each a transit difference of 0). */
+struct rx_run {
+    uint64_t head; /* header bytes 0-7 (magic, stream) as they lie */
+    uint64_t sent; /* bytes 16-23 (send time) as they lie: the group's */
+    uint64_t seq, n;
+    int64_t arrival; /* the group's */
+    uint64_t same;   /* the group's datagrams after its first */
+    bool timed;      /* the group's headers carry a send time */
+};
+
+/* The group's datagrams after its first move the jitter as a transit
+ * difference of 0 does, each by a sixteenth towards 0: J + (0 - J) / 16
+ * is J * 15/16 rounded once, which is what the multiply gives (15/16 and
+ * 1/16 are exact), so this is the RFC's step, a multiply a datagram. */
+static void rx_group_end(struct seq_rx *r, struct rx_run *run)
+{
+    double j = r->jitter_ns;
+
+    if (run->timed)
+        for (uint64_t k = 0; k < run->same; k++)
+            j *= 15.0 / 16.0;
+    r->jitter_ns = j;
+    run->same = 0;
+}
+
+static void rx_run_end(struct seq_rx *r, struct rx_run *run)
+{
+    rx_group_end(r, run);
+    seq_track_add_run(&r->seq, run->seq, run->n);
+    run->n = 0;
+}
+
+/* A group begins at the header at p, known to be the stream's. */
+static void rx_group_begin(struct seq_rx *r, struct rx_run *run, const uint8_t *p,
+                           int64_t arrival)
+{
+    memcpy(&run->sent, p + 16, sizeof(run->sent));
+    run->arrival = arrival;
+    run->timed = rx_jitter(r, load_be64(p + 16), arrival);
+}
+
+/* A datagram that does not go on with the run: read its header in full. */
+static void rx_header(struct seq_rx *r, struct rx_run *run, const struct volley_dgram *x,
+                      int64_t arrival)
+{
+    struct seq_hdr h;
+
+    if (run->n)
+        rx_run_end(r, run);
+    if (!seq_hdr_decode(x->data, x->len, &h))
+        return;
+    if (!r->have_stream) {
+        r->have_stream = true;
+        r->stream = h.stream;
+    }
+    if (h.stream != r->stream)
+        return;
+    memcpy(&run->head, x->data, sizeof(run->head));
+    run->seq = h.seq;
+    run->n = 1;
+    rx_group_begin(r, run, x->data, arrival);
+}
+
+void seq_rx_batch(struct seq_rx *r, const struct volley_dgram *d, unsigned n,
+                  int64_t real_now, struct seq_rx_sums *sums)
+{
+    struct rx_run run = {.n = 0, .same = 0};
+    uint64_t bytes = 0, v6 = 0, trunc = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        const struct volley_dgram *x = &d[i];
+        const uint8_t *p = x->data;
+        int64_t arrival = x->flags & VOLLEY_DGRAM_TSTAMP ? x->rx_ns : real_now;
+        uint64_t head;
+
+        bytes += x->len;
+        v6 += !cli_over_ipv4(&x->peer);
+        trunc += (x->flags & VOLLEY_DGRAM_TRUNC) != 0;
+        if (run.n == 0 || x->len < SEQ_HDR_LEN) {
+            rx_header(r, &run, x, arrival);
+            continue;
+        }
+        memcpy(&head, p, sizeof(head));
+        /* The next number of the stream (never past 2^64 - 1)... */
+        if (head != run.head || run.seq + run.n == 0 ||
+            load_be64(p + 8) != run.seq + run.n) {
+            rx_header(r, &run, x, arrival);
+            continue;
+        }
+        run.n++;
+        /* ...in the group, or beginning the next one */
+        if (arrival == run.arrival && memcmp(p + 16, &run.sent, 8) == 0) {
+            run.same++;
+            continue;
+        }
+        rx_group_end(r, &run);
+        rx_group_begin(r, &run, p, arrival);
+    }
+    if (run.n)
+        rx_run_end(r, &run);
+    sums->bytes = bytes;
+    sums->wire_bytes = bytes + 28 * (uint64_t)n + 20 * v6;
+    sums->truncated = trunc;
 }
 
 static unsigned hist_index(uint64_t v)

@@ -230,23 +230,11 @@ static bool rx_jitter(struct seq_rx *r, uint64_t sent_ns, int64_t arrival)
     return true;
 }
 
-/* Datagrams of the stream in order, seq .. seq + n - 1, not yet given to
- * the tracker. The last of them began a group: same send time and arrival
- * as every one after it in the group (each a transit difference of 0). */
-struct rx_run {
-    uint64_t head; /* header bytes 0-7 (magic, stream) as they lie */
-    uint64_t sent; /* bytes 16-23 (send time) as they lie: the group's */
-    uint64_t seq, n;
-    int64_t arrival; /* the group's */
-    uint64_t same;   /* the group's datagrams after its first */
-    bool timed;      /* the group's headers carry a send time */
-};
-
 /* The group's datagrams after its first move the jitter as a transit
  * difference of 0 does, each by a sixteenth towards 0: J + (0 - J) / 16
  * is J * 15/16 rounded once, which is what the multiply gives (15/16 and
  * 1/16 are exact), so this is the RFC's step, a multiply a datagram. */
-static void rx_group_end(struct seq_rx *r, struct rx_run *run)
+static void rx_group_end(struct seq_rx *r, struct seq_rx_run *run)
 {
     double j = r->jitter_ns;
 
@@ -257,15 +245,18 @@ static void rx_group_end(struct seq_rx *r, struct rx_run *run)
     run->same = 0;
 }
 
-static void rx_run_end(struct seq_rx *r, struct rx_run *run)
+/* What the run holds goes to the tracker and the jitter; the next
+ * datagram may still go on with it. */
+static void rx_run_flush(struct seq_rx *r, struct seq_rx_run *run)
 {
     rx_group_end(r, run);
     seq_track_add_run(&r->seq, run->seq, run->n);
+    run->seq += run->n;
     run->n = 0;
 }
 
 /* A group begins at the header at p, known to be the stream's. */
-static void rx_group_begin(struct seq_rx *r, struct rx_run *run, const uint8_t *p,
+static void rx_group_begin(struct seq_rx *r, struct seq_rx_run *run, const uint8_t *p,
                            int64_t arrival)
 {
     memcpy(&run->sent, p + 16, sizeof(run->sent));
@@ -274,13 +265,14 @@ static void rx_group_begin(struct seq_rx *r, struct rx_run *run, const uint8_t *
 }
 
 /* A datagram that does not go on with the run: read its header in full. */
-static void rx_header(struct seq_rx *r, struct rx_run *run, const struct volley_dgram *x,
-                      int64_t arrival)
+static void rx_header(struct seq_rx *r, struct seq_rx_run *run,
+                      const struct volley_dgram *x, int64_t arrival)
 {
     struct seq_hdr h;
 
-    if (run->n)
-        rx_run_end(r, run);
+    if (run->live)
+        rx_run_flush(r, run);
+    run->live = false;
     if (!seq_hdr_decode(x->data, x->len, &h))
         return;
     if (!r->have_stream) {
@@ -292,25 +284,79 @@ static void rx_header(struct seq_rx *r, struct rx_run *run, const struct volley_
     memcpy(&run->head, x->data, sizeof(run->head));
     run->seq = h.seq;
     run->n = 1;
+    run->live = true;
     rx_group_begin(r, run, x->data, arrival);
+}
+
+/* The plain counters of a batch. */
+struct rx_tally {
+    uint64_t bytes, v6, trunc;
+};
+
+static inline void rx_count(struct rx_tally *t, const struct volley_dgram *x)
+{
+    t->bytes += x->len;
+    t->v6 += !cli_over_ipv4(&x->peer);
+    t->trunc += (x->flags & VOLLEY_DGRAM_TRUNC) != 0;
+}
+
+/* How many of d[0..n) go on with the run's group in turn: the stream's
+ * next numbers (never past 2^64 - 1), its send time and arrival. The usual
+ * datagram, so everything stays in registers: three loads and compares. */
+static unsigned rx_group_more(const struct volley_dgram *d, unsigned n,
+                              const struct seq_rx_run *run, int64_t real_now,
+                              struct rx_tally *t)
+{
+    const uint64_t head = run->head, sent = run->sent, next = run->seq + run->n;
+    const int64_t arrival = run->arrival;
+    struct rx_tally k = *t;
+    unsigned i = 0;
+
+    /* numbers from next up to 2^64 - 1 at most, none when next wrapped */
+    if (next == 0)
+        n = 0;
+    else if (UINT64_MAX - next < n)
+        n = (unsigned)(UINT64_MAX - next + 1);
+    for (; i < n; i++) {
+        const struct volley_dgram *x = &d[i];
+        const uint8_t *p = x->data;
+        uint64_t h, s;
+
+        if (x->len < SEQ_HDR_LEN ||
+            (x->flags & VOLLEY_DGRAM_TSTAMP ? x->rx_ns : real_now) != arrival)
+            break;
+        memcpy(&h, p, sizeof(h));
+        memcpy(&s, p + 16, sizeof(s));
+        if (h != head || s != sent || load_be64(p + 8) != next + i)
+            break;
+        rx_count(&k, x);
+    }
+    *t = k;
+    return i;
 }
 
 void seq_rx_batch(struct seq_rx *r, const struct volley_dgram *d, unsigned n,
                   int64_t real_now, struct seq_rx_sums *sums)
 {
-    struct rx_run run = {.n = 0, .same = 0};
-    uint64_t bytes = 0, v6 = 0, trunc = 0;
+    struct seq_rx_run run = r->run;
+    struct rx_tally t = {0, 0, 0};
 
-    for (unsigned i = 0; i < n; i++) {
-        const struct volley_dgram *x = &d[i];
+    for (unsigned i = 0; i < n;) {
+        if (run.live) {
+            unsigned k = rx_group_more(d + i, n - i, &run, real_now, &t);
+            run.n += k;
+            run.same += k;
+            i += k;
+            if (i == n)
+                break;
+        }
+        const struct volley_dgram *x = &d[i++];
         const uint8_t *p = x->data;
         int64_t arrival = x->flags & VOLLEY_DGRAM_TSTAMP ? x->rx_ns : real_now;
         uint64_t head;
 
-        bytes += x->len;
-        v6 += !cli_over_ipv4(&x->peer);
-        trunc += (x->flags & VOLLEY_DGRAM_TRUNC) != 0;
-        if (run.n == 0 || x->len < SEQ_HDR_LEN) {
+        rx_count(&t, x);
+        if (!run.live || x->len < SEQ_HDR_LEN) {
             rx_header(r, &run, x, arrival);
             continue;
         }
@@ -322,19 +368,17 @@ void seq_rx_batch(struct seq_rx *r, const struct volley_dgram *d, unsigned n,
             continue;
         }
         run.n++;
-        /* ...in the group, or beginning the next one */
-        if (arrival == run.arrival && memcmp(p + 16, &run.sent, 8) == 0) {
-            run.same++;
-            continue;
-        }
+        /* ...beginning the next group (rx_group_more took it otherwise) */
         rx_group_end(r, &run);
         rx_group_begin(r, &run, p, arrival);
     }
-    if (run.n)
-        rx_run_end(r, &run);
-    sums->bytes = bytes;
-    sums->wire_bytes = bytes + 28 * (uint64_t)n + 20 * v6;
-    sums->truncated = trunc;
+    /* The figures read between batches count every datagram so far. */
+    if (run.live)
+        rx_run_flush(r, &run);
+    r->run = run;
+    sums->bytes = t.bytes;
+    sums->wire_bytes = t.bytes + 28 * (uint64_t)n + 20 * t.v6;
+    sums->truncated = t.trunc;
 }
 
 static unsigned hist_index(uint64_t v)

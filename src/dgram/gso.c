@@ -51,28 +51,38 @@ void volley__gso_run(const struct volley_dgram *d, unsigned n, unsigned max_segs
     size_t ceiling = d[0].peer.sa.sa_family == AF_INET6
                          ? volley__gso_max_payload(AF_INET6, &d[0].peer)
                          : VOLLEY_UDP4_MAX;
-    size_t total = seg;
-    unsigned j = 1;
     /* (addresses as numbers: the first's data may be NULL, and is then
      * refused by the caller's check) */
     uintptr_t base = (uintptr_t)d[0].data;
-    bool contig = true;
     unsigned end = n > max_segs ? max_segs : n;
     struct volley__path head;
     volley__path_load(&head, &d[0]);
-    /* Each joins with a length of 1..seg and data; the path compare
-     * covers segment (0 in the head). */
-    while (j < end) {
+    /* Datagrams of the first's length, while j + 1 of them fit under the
+     * ceiling: no sum to check, the length compare covers 1..seg, and the
+     * path compare covers segment (0 in the head). */
+    size_t fit = (size_t)end * seg <= ceiling ? end : ceiling / seg;
+    unsigned lim = fit < end ? (unsigned)fit : end, j = 1;
+    bool contig = true;
+    for (; j < lim; j++) {
         const struct volley_dgram *x = &d[j];
-        size_t len = x->len;
-        if (len - 1 >= seg || !x->data || total + len > ceiling ||
+        if (x->len != seg || !x->data ||
             !(volley__path_same(&head, x) || (!x->segment && same_path(&d[0], x))))
             break;
-        contig &= (uintptr_t)x->data == base + total;
-        total += len;
-        j++;
-        if (len < seg)
-            break; /* a shorter datagram can only end a run */
+        contig &= (uintptr_t)x->data == base + j * seg;
+    }
+    /* Then one more may end the run: a shorter one (a full one stopped
+     * above for a reason that holds here too), with a length of 1..seg,
+     * data, room under the ceiling and the path. */
+    size_t total = j * seg;
+    if (j < end) {
+        const struct volley_dgram *x = &d[j];
+        size_t len = x->len;
+        if (len - 1 < seg && x->data && total + len <= ceiling &&
+            (volley__path_same(&head, x) || (!x->segment && same_path(&d[0], x)))) {
+            contig &= (uintptr_t)x->data == base + total;
+            total += len;
+            j++;
+        }
     }
     r->count = j;
     r->contig = contig;

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,20 +18,14 @@
 
 /* What `volley recv` has seen. Intervals start at the first datagram. */
 struct rx_state {
-    struct seq_track seq;
-    bool have_stream;
-    uint32_t stream;
+    struct seq_rx rx; /* the first sequenced stream: loss, order, jitter */
     uint64_t dgrams, bytes, wire_bytes, truncated;
     int64_t first_ns, last_ns;
     int64_t tick_ns; /* start of the interval being counted */
     uint64_t tick_dgrams, tick_bytes;
     uint64_t counted_dgrams, counted_bytes; /* in the lines printed */
     unsigned ticks;
-    /* jitter: transit = arrival - send time, both CLOCK_REALTIME */
-    bool have_transit;
-    int64_t transit_ns;
-    double jitter_ns;
-    /* threads' states summed: no tracker (seq.seen NULL), their losses */
+    /* threads' states summed: no tracker (rx.seq.seen NULL), their losses */
     uint64_t lost;
 };
 
@@ -50,7 +43,7 @@ enum {
 
 static uint64_t rx_lost(const struct rx_state *st)
 {
-    return st->seq.seen ? seq_track_lost(&st->seq) : st->lost;
+    return st->rx.seq.seen ? seq_track_lost(&st->rx.seq) : st->lost;
 }
 
 static void recv_usage(void)
@@ -94,8 +87,8 @@ static void recv_usage(void)
 
 static void print_jitter(const struct rx_state *st)
 {
-    if (st->have_transit)
-        printf(" %10.3f\n", st->jitter_ns / 1e6);
+    if (st->rx.have_transit)
+        printf(" %10.3f\n", st->rx.jitter_ns / 1e6);
     else
         printf(" %10s\n", "-");
 }
@@ -109,9 +102,9 @@ static void rx_interval_json(const struct rx_state *st, double from, int64_t spa
            ",\"jitter_ms\":",
            from, from + cli_ns_seconds(span), st->tick_dgrams, st->tick_bytes,
            cli_rate((double)st->tick_bytes * 8 / 1e6, span), rx_lost(st),
-           st->seq.reordered, st->seq.duplicated);
-    if (st->have_transit)
-        printf("%.6f}", st->jitter_ns / 1e6);
+           st->rx.seq.reordered, st->rx.seq.duplicated);
+    if (st->rx.have_transit)
+        printf("%.6f}", st->rx.jitter_ns / 1e6);
     else
         fputs("null}", stdout);
 }
@@ -140,7 +133,7 @@ static void rx_interval(struct rx_state *st, const struct flow_cfg *c, int64_t e
     printf("%6.2f-%-6.2f %10" PRIu64 " %10.2f %10" PRIu64 " %10" PRIu64 " %10" PRIu64,
            from, from + cli_ns_seconds(end_ns - st->tick_ns), st->tick_dgrams,
            cli_rate((double)st->tick_bytes * 8 / 1e6, end_ns - st->tick_ns), rx_lost(st),
-           st->seq.reordered, st->seq.duplicated);
+           st->rx.seq.reordered, st->rx.seq.duplicated);
     print_jitter(st);
     st->tick_dgrams = st->tick_bytes = 0;
     st->tick_ns = end_ns;
@@ -160,79 +153,10 @@ static void rx_ticks(struct rx_state *st, const struct flow_cfg *c, int64_t now,
     }
 }
 
-/* RFC 3550 6.4.1: J += (|D| - J) / 16, D the change in transit time between
- * consecutive arrivals. Clock offsets between the hosts cancel out. */
-static bool rx_jitter(struct rx_state *st, const struct seq_hdr *h, int64_t arrival)
-{
-    int64_t transit;
-
-    if (h->sent_ns == 0 || h->sent_ns > INT64_MAX)
-        return false; /* no send time */
-    transit = arrival - (int64_t)h->sent_ns;
-    if (st->have_transit)
-        st->jitter_ns += (fabs((double)(transit - st->transit_ns)) - st->jitter_ns) / 16;
-    st->transit_ns = transit;
-    st->have_transit = true;
-    return true;
-}
-
-/* Consecutive datagrams of the stream, all sent and received at one time
- * (one send batch, one coalesced buffer): each header is the one before
- * renumbered. */
-struct rx_run {
-    uint8_t next[SEQ_HDR_LEN]; /* the header that would go on with the run */
-    uint64_t seq, n;           /* the run is seq .. seq + n - 1; n 0: none */
-    int64_t arrival;
-    bool timed; /* its headers carry a send time (rx_jitter uses them) */
-};
-
-/* The kernel's receive time when it gave one: a batch read at once would
- * otherwise look like a burst of arrivals. */
-static int64_t rx_arrival(const struct volley_dgram *d, int64_t real_now)
-{
-    return d->flags & VOLLEY_DGRAM_TSTAMP ? d->rx_ns : real_now;
-}
-
-/* To the tracker at once; its datagrams after the first move the jitter
- * as a transit difference of 0 does, each by a sixteenth towards 0. */
-static void rx_run_end(struct rx_state *st, struct rx_run *r)
-{
-    seq_track_add_run(&st->seq, r->seq, r->n);
-    if (r->n > 1 && r->timed)
-        st->jitter_ns *= pow(15.0 / 16.0, (double)(r->n - 1));
-    r->n = 0;
-}
-
-/* A datagram whose header is not the run's next: read it in full. */
-static void rx_header(struct rx_state *st, struct rx_run *r, const struct volley_dgram *d,
-                      int64_t real_now)
-{
-    struct seq_hdr h;
-
-    if (r->n)
-        rx_run_end(st, r);
-    if (!seq_hdr_decode(d->data, d->len, &h))
-        return;
-    if (!st->have_stream) {
-        st->have_stream = true;
-        st->stream = h.stream;
-    }
-    if (h.stream != st->stream)
-        return;
-    r->arrival = rx_arrival(d, real_now);
-    r->timed = rx_jitter(st, &h, r->arrival);
-    r->seq = h.seq;
-    r->n = 1;
-    memcpy(r->next, d->data, SEQ_HDR_LEN);
-    seq_hdr_renumber(r->next, h.seq + 1);
-}
-
 static void rx_account(struct rx_state *st, const struct flow_cfg *c,
                        const struct volley_dgram *d, unsigned n, int64_t now)
 {
-    int64_t real_now = cli_real_ns();
-    struct rx_run run = {.n = 0};
-    uint64_t bytes = 0;
+    struct seq_rx_sums sums;
 
     if (n == 0)
         return;
@@ -241,26 +165,11 @@ static void rx_account(struct rx_state *st, const struct flow_cfg *c,
     if (st->dgrams == 0)
         st->first_ns = st->tick_ns = now;
     st->last_ns = now;
-    for (unsigned i = 0; i < n; i++) {
-        const struct volley_dgram *x = &d[i];
-
-        bytes += x->len;
-        st->wire_bytes += x->len + cli_ip_overhead(&x->peer);
-        if (x->flags & VOLLEY_DGRAM_TRUNC)
-            st->truncated++;
-        /* The usual case costs a 24-byte compare, not a decode. */
-        if (run.n && x->len >= SEQ_HDR_LEN && rx_arrival(x, real_now) == run.arrival &&
-            memcmp(x->data, run.next, SEQ_HDR_LEN) == 0 && run.seq + run.n != 0) {
-            run.n++;
-            seq_hdr_renumber(run.next, run.seq + run.n);
-            continue;
-        }
-        rx_header(st, &run, x, real_now);
-    }
-    if (run.n)
-        rx_run_end(st, &run);
-    st->bytes += bytes;
-    st->tick_bytes += bytes;
+    seq_rx_batch(&st->rx, d, n, cli_real_ns(), &sums);
+    st->bytes += sums.bytes;
+    st->tick_bytes += sums.bytes;
+    st->wire_bytes += sums.wire_bytes;
+    st->truncated += sums.truncated;
     st->dgrams += n;
     st->tick_dgrams += n;
 }
@@ -284,12 +193,12 @@ static void rx_publish(struct team_pub *p, const struct rx_state *st)
 {
     team_put(p, RX_DGRAMS, st->dgrams);
     team_put(p, RX_BYTES, st->bytes);
-    team_put(p, RX_LOST, seq_track_lost(&st->seq));
-    team_put(p, RX_REORDERED, st->seq.reordered);
-    team_put(p, RX_DUPLICATED, st->seq.duplicated);
+    team_put(p, RX_LOST, seq_track_lost(&st->rx.seq));
+    team_put(p, RX_REORDERED, st->rx.seq.reordered);
+    team_put(p, RX_DUPLICATED, st->rx.seq.duplicated);
     team_put(p, RX_FIRST, (uint64_t)st->first_ns);
     team_put(p, RX_LAST, (uint64_t)st->last_ns);
-    team_put(p, RX_JITTER, st->have_transit ? (uint64_t)st->jitter_ns + 1 : 0);
+    team_put(p, RX_JITTER, st->rx.have_transit ? (uint64_t)st->rx.jitter_ns + 1 : 0);
 }
 
 static int recv_loop(volley_sock *s, const struct flow_cfg *c, struct rx_state *st,
@@ -341,17 +250,17 @@ static void recv_json(const char *backend, const struct volley_stats *vs,
         ",\"dgrams_per_s\":%.1f,\"mbit_per_s\":%.3f,\"rate_bps\":%.0f"
         ",\"payload_rate_bps\":%.0f,\"jitter_ms\":",
         st->dgrams, st->bytes, cli_ns_seconds(span), vs->rx_syscalls, rx_lost(st),
-        st->seq.duplicated, st->seq.reordered, st->truncated, vs->rx_kernel_drops,
+        st->rx.seq.duplicated, st->rx.seq.reordered, st->truncated, vs->rx_kernel_drops,
         span_rate(st, (double)st->dgrams), span_rate(st, (double)st->bytes * 8 / 1e6),
         span_rate(st, (double)st->wire_bytes * 8), span_rate(st, (double)st->bytes * 8));
-    if (st->have_transit)
-        printf("%.6f", st->jitter_ns / 1e6);
+    if (st->rx.have_transit)
+        printf("%.6f", st->rx.jitter_ns / 1e6);
     else
         fputs("null", stdout);
     fputs(",\"backend\":", stdout);
     cli_json_string(backend);
-    if (st->have_stream)
-        printf(",\"stream\":%" PRIu32, st->stream);
+    if (st->rx.have_stream)
+        printf(",\"stream\":%" PRIu32, st->rx.stream);
     else
         fputs(",\"stream\":null", stdout);
 }
@@ -387,15 +296,15 @@ static void recv_summary(const char *backend, const struct volley_stats *vs,
     printf("backend %s, %" PRIu64 " receive calls, truncated %" PRIu64
            ", kernel drops %" PRIu64 " " CLI_DROPS_NOTE "\n",
            backend, vs->rx_syscalls, st->truncated, vs->rx_kernel_drops);
-    if (!st->have_stream) {
+    if (!st->rx.have_stream) {
         puts("no sequence header seen");
         return;
     }
     printf("stream %08" PRIx32 ": lost %" PRIu64 ", duplicated %" PRIu64
            ", reordered %" PRIu64,
-           st->stream, rx_lost(st), st->seq.duplicated, st->seq.reordered);
-    if (st->have_transit)
-        printf(", jitter %.3f ms\n", st->jitter_ns / 1e6);
+           st->rx.stream, rx_lost(st), st->rx.seq.duplicated, st->rx.seq.reordered);
+    if (st->rx.have_transit)
+        printf(", jitter %.3f ms\n", st->rx.jitter_ns / 1e6);
     else
         puts(", no send times");
 }
@@ -419,7 +328,7 @@ static void *rx_thread_main(void *arg)
     struct rx_thread *t = arg;
     struct volley_opts o = VOLLEY_OPTS_INIT;
     struct flow_cfg c = *t->cfg;
-    int err = seq_track_init(&t->st.seq);
+    int err = seq_track_init(&t->st.rx.seq);
 
     /* The count and the idle limit are the run's, watched by the main thread;
      * the lines are its too. */
@@ -464,12 +373,12 @@ static void rx_watch_ticks(struct team *team, const struct flow_cfg *c,
     agg->dgrams = dgrams;
     agg->bytes = team_sum(team, RX_BYTES);
     agg->lost = team_sum(team, RX_LOST);
-    agg->seq.reordered = team_sum(team, RX_REORDERED);
-    agg->seq.duplicated = team_sum(team, RX_DUPLICATED);
+    agg->rx.seq.reordered = team_sum(team, RX_REORDERED);
+    agg->rx.seq.duplicated = team_sum(team, RX_DUPLICATED);
     agg->last_ns = (int64_t)team_max(team, RX_LAST);
     jitter = team_max(team, RX_JITTER);
-    agg->have_transit = jitter > 0;
-    agg->jitter_ns = jitter ? (double)(jitter - 1) : 0;
+    agg->rx.have_transit = jitter > 0;
+    agg->rx.jitter_ns = jitter ? (double)(jitter - 1) : 0;
     rx_ticks(agg, c, now, true);
 }
 
@@ -505,15 +414,16 @@ static void rx_merge(struct rx_state *agg, const struct rx_state *t)
     agg->wire_bytes += t->wire_bytes;
     agg->truncated += t->truncated;
     agg->lost += rx_lost(t);
-    agg->seq.duplicated += t->seq.duplicated;
-    agg->seq.reordered += t->seq.reordered;
-    if (t->have_transit && (!agg->have_transit || t->jitter_ns > agg->jitter_ns)) {
-        agg->have_transit = true;
-        agg->jitter_ns = t->jitter_ns;
+    agg->rx.seq.duplicated += t->rx.seq.duplicated;
+    agg->rx.seq.reordered += t->rx.seq.reordered;
+    if (t->rx.have_transit &&
+        (!agg->rx.have_transit || t->rx.jitter_ns > agg->rx.jitter_ns)) {
+        agg->rx.have_transit = true;
+        agg->rx.jitter_ns = t->rx.jitter_ns;
     }
-    if (t->have_stream && !agg->have_stream) {
-        agg->have_stream = true;
-        agg->stream = t->stream;
+    if (t->rx.have_stream && !agg->rx.have_stream) {
+        agg->rx.have_stream = true;
+        agg->rx.stream = t->rx.stream;
     }
 }
 
@@ -524,8 +434,8 @@ static void rx_threads_summary(const struct team *team, const struct flow_cfg *c
     const char *backend = volley_backend_name(t[0].s);
 
     agg->dgrams = agg->bytes = 0;
-    agg->lost = agg->seq.duplicated = agg->seq.reordered = 0;
-    agg->have_transit = false;
+    agg->lost = agg->rx.seq.duplicated = agg->rx.seq.reordered = 0;
+    agg->rx.have_transit = false;
     for (unsigned i = 0; i < team->n; i++) {
         rx_merge(agg, &t[i].st);
         vs.rx_syscalls += t[i].vs.rx_syscalls;
@@ -588,7 +498,7 @@ static int recv_run_threads(const struct flow_cfg *c)
             volley_close(t[i].s);
         else if (!team.started[i])
             close(fds[i]);
-        seq_track_free(&t[i].st.seq);
+        seq_track_free(&t[i].st.rx.seq);
     }
     return err < 0 ? cli_runtime_error("receive", err) : 0;
 }
@@ -602,12 +512,12 @@ static int recv_run(const struct flow_cfg *c)
     int err;
 
     memset(&st, 0, sizeof(st));
-    err = seq_track_init(&st.seq);
+    err = seq_track_init(&st.rx.seq);
     if (err < 0)
         return cli_runtime_error("receive", err);
     o.enable = VOLLEY_F_TIMESTAMP;
     if (cli_listen(&s, c, &o) != 0) {
-        seq_track_free(&st.seq);
+        seq_track_free(&st.rx.seq);
         return 1;
     }
     cli_catch_signals();
@@ -619,7 +529,7 @@ static int recv_run(const struct flow_cfg *c)
         volley_get_stats(s, &vs, sizeof(vs));
         recv_summary(volley_backend_name(s), &vs, c, &st);
     }
-    seq_track_free(&st.seq);
+    seq_track_free(&st.rx.seq);
     volley_close(s);
     return err < 0 ? cli_runtime_error("receive", err) : 0;
 }

@@ -5,6 +5,7 @@
 #include "seq.h"
 
 #include "cli.h"
+#include "volley.h"
 
 #include <errno.h>
 #include <math.h>
@@ -196,6 +197,188 @@ uint64_t seq_track_lost(const struct seq_track *t)
     if (!t->any || t->distinct > t->highest)
         return 0;
     return t->highest - t->distinct + 1;
+}
+
+/* 8 bytes big-endian as a number: a load and a byte swap where the
+ * compiler can tell (the run's test in seq_rx_batch is in its loop). */
+static inline uint64_t load_be64(const uint8_t *p)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) &&                                      \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return __builtin_bswap64(v);
+#else
+    return get_be(p, 8);
+#endif
+}
+
+/* RFC 3550 6.4.1 for one datagram of the stream; false when its header
+ * carries no send time. Clock offsets between the hosts cancel out. */
+static bool rx_jitter(struct seq_rx *r, uint64_t sent_ns, int64_t arrival)
+{
+    int64_t transit;
+
+    if (sent_ns == 0 || sent_ns > INT64_MAX)
+        return false;
+    transit = arrival - (int64_t)sent_ns;
+    if (r->have_transit)
+        r->jitter_ns += (fabs((double)(transit - r->transit_ns)) - r->jitter_ns) / 16;
+    r->transit_ns = transit;
+    r->have_transit = true;
+    return true;
+}
+
+/* The group's datagrams after its first move the jitter as a transit
+ * difference of 0 does, each by a sixteenth towards 0: J + (0 - J) / 16
+ * is J * 15/16 rounded once, which is what the multiply gives (15/16 and
+ * 1/16 are exact), so this is the RFC's step, a multiply a datagram. */
+static void rx_group_end(struct seq_rx *r, struct seq_rx_run *run)
+{
+    double j = r->jitter_ns;
+
+    if (run->timed)
+        for (uint64_t k = 0; k < run->same; k++)
+            j *= 15.0 / 16.0;
+    r->jitter_ns = j;
+    run->same = 0;
+}
+
+/* What the run holds goes to the tracker and the jitter; the next
+ * datagram may still go on with it. */
+static void rx_run_flush(struct seq_rx *r, struct seq_rx_run *run)
+{
+    rx_group_end(r, run);
+    seq_track_add_run(&r->seq, run->seq, run->n);
+    run->seq += run->n;
+    run->n = 0;
+}
+
+/* A group begins at the header at p, known to be the stream's. */
+static void rx_group_begin(struct seq_rx *r, struct seq_rx_run *run, const uint8_t *p,
+                           int64_t arrival)
+{
+    memcpy(&run->sent, p + 16, sizeof(run->sent));
+    run->arrival = arrival;
+    run->timed = rx_jitter(r, load_be64(p + 16), arrival);
+}
+
+/* A datagram that does not go on with the run: read its header in full. */
+static void rx_header(struct seq_rx *r, struct seq_rx_run *run,
+                      const struct volley_dgram *x, int64_t arrival)
+{
+    struct seq_hdr h;
+
+    if (run->live)
+        rx_run_flush(r, run);
+    run->live = false;
+    if (!seq_hdr_decode(x->data, x->len, &h))
+        return;
+    if (!r->have_stream) {
+        r->have_stream = true;
+        r->stream = h.stream;
+    }
+    if (h.stream != r->stream)
+        return;
+    memcpy(&run->head, x->data, sizeof(run->head));
+    run->seq = h.seq;
+    run->n = 1;
+    run->live = true;
+    rx_group_begin(r, run, x->data, arrival);
+}
+
+/* The plain counters of a batch. */
+struct rx_tally {
+    uint64_t bytes, v6, trunc;
+};
+
+static inline void rx_count(struct rx_tally *t, const struct volley_dgram *x)
+{
+    t->bytes += x->len;
+    t->v6 += !cli_over_ipv4(&x->peer);
+    t->trunc += (x->flags & VOLLEY_DGRAM_TRUNC) != 0;
+}
+
+/* How many of d[0..n) go on with the run's group in turn: the stream's
+ * next numbers (never past 2^64 - 1), its send time and arrival. The usual
+ * datagram, so everything stays in registers: three loads and compares. */
+static unsigned rx_group_more(const struct volley_dgram *d, unsigned n,
+                              const struct seq_rx_run *run, int64_t real_now,
+                              struct rx_tally *t)
+{
+    const uint64_t head = run->head, sent = run->sent, next = run->seq + run->n;
+    const int64_t arrival = run->arrival;
+    struct rx_tally k = *t;
+    unsigned i = 0;
+
+    /* numbers from next up to 2^64 - 1 at most, none when next wrapped */
+    if (next == 0)
+        n = 0;
+    else if (UINT64_MAX - next < n)
+        n = (unsigned)(UINT64_MAX - next + 1);
+    for (; i < n; i++) {
+        const struct volley_dgram *x = &d[i];
+        const uint8_t *p = x->data;
+        uint64_t h, s;
+
+        if (x->len < SEQ_HDR_LEN ||
+            (x->flags & VOLLEY_DGRAM_TSTAMP ? x->rx_ns : real_now) != arrival)
+            break;
+        memcpy(&h, p, sizeof(h));
+        memcpy(&s, p + 16, sizeof(s));
+        if (h != head || s != sent || load_be64(p + 8) != next + i)
+            break;
+        rx_count(&k, x);
+    }
+    *t = k;
+    return i;
+}
+
+void seq_rx_batch(struct seq_rx *r, const struct volley_dgram *d, unsigned n,
+                  int64_t real_now, struct seq_rx_sums *sums)
+{
+    struct seq_rx_run run = r->run;
+    struct rx_tally t = {0, 0, 0};
+
+    for (unsigned i = 0; i < n;) {
+        if (run.live) {
+            unsigned k = rx_group_more(d + i, n - i, &run, real_now, &t);
+            run.n += k;
+            run.same += k;
+            i += k;
+            if (i == n)
+                break;
+        }
+        const struct volley_dgram *x = &d[i++];
+        const uint8_t *p = x->data;
+        int64_t arrival = x->flags & VOLLEY_DGRAM_TSTAMP ? x->rx_ns : real_now;
+        uint64_t head;
+
+        rx_count(&t, x);
+        if (!run.live || x->len < SEQ_HDR_LEN) {
+            rx_header(r, &run, x, arrival);
+            continue;
+        }
+        memcpy(&head, p, sizeof(head));
+        /* The next number of the stream (never past 2^64 - 1)... */
+        if (head != run.head || run.seq + run.n == 0 ||
+            load_be64(p + 8) != run.seq + run.n) {
+            rx_header(r, &run, x, arrival);
+            continue;
+        }
+        run.n++;
+        /* ...beginning the next group (rx_group_more took it otherwise) */
+        rx_group_end(r, &run);
+        rx_group_begin(r, &run, p, arrival);
+    }
+    /* The figures read between batches count every datagram so far. */
+    if (run.live)
+        rx_run_flush(r, &run);
+    r->run = run;
+    sums->bytes = t.bytes;
+    sums->wire_bytes = t.bytes + 28 * (uint64_t)n + 20 * t.v6;
+    sums->truncated = t.trunc;
 }
 
 static unsigned hist_index(uint64_t v)

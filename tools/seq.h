@@ -80,6 +80,49 @@ void seq_track_add_run(struct seq_track *t, uint64_t seq, uint64_t n);
 uint64_t seq_track_lost(const struct seq_track *t);
 
 /*
+ * What `volley recv` keeps of the first stream carrying the header it sees:
+ * the tracker, and the interarrival jitter estimated as RTP does (RFC 3550,
+ * 6.4.1: J += (|D| - J) / 16, D the change in transit time, arrival minus
+ * the header's send time, between consecutive datagrams of the stream).
+ */
+struct seq_rx_run {
+    bool live;       /* the last datagram of the stream read may be gone on with */
+    uint64_t head;   /* its header's bytes 0-7 (magic, stream) as they lie */
+    uint64_t seq, n; /* in order from seq, n of them not yet in the tracker */
+    /* The group: datagrams of the run with one send time and arrival
+     * (each after the first a transit difference of 0) */
+    uint64_t sent; /* header bytes 16-23 (send time) as they lie */
+    int64_t arrival;
+    uint64_t same; /* its datagrams after the first, not yet in the jitter */
+    bool timed;    /* its headers carry a send time */
+};
+struct seq_rx {
+    struct seq_track seq;
+    bool have_stream;
+    uint32_t stream;
+    bool have_transit; /* a datagram with a send time has come */
+    int64_t transit_ns;
+    double jitter_ns;
+    struct seq_rx_run run; /* goes on from one batch to the next */
+};
+/* What a batch adds to the plain counters: payload bytes, the same on the
+ * wire as the pacer of `volley send --rate` counts it (payload + 28 bytes
+ * for IPv4 and v4-mapped peers, 48 for IPv6), datagrams cut short. */
+struct seq_rx_sums {
+    uint64_t bytes, wire_bytes, truncated;
+};
+struct volley_dgram;
+/* Accounts for received datagrams d[0..n) in order, each arriving at its
+ * kernel timestamp (VOLLEY_DGRAM_TSTAMP) or else at real_now, the same as
+ * reading every header in turn would. A datagram that goes on with the one
+ * before (the next number of the stream, the same send time and arrival:
+ * one send batch, one coalesced buffer) costs a few compares, in the next
+ * batch too; the tracker and the jitter see such runs whole, and have
+ * seen every datagram of d when it returns. */
+void seq_rx_batch(struct seq_rx *r, const struct volley_dgram *d, unsigned n,
+                  int64_t real_now, struct seq_rx_sums *sums);
+
+/*
  * Every latency figure the tool prints comes from this one log-linear
  * histogram of nanoseconds: values below 128 exactly, above in 64 steps
  * per power of two, every value up to 2^64 - 1, in a fixed 30 KiB, so

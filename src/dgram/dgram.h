@@ -9,6 +9,8 @@
 #include "../base/base.h"
 
 #include <netinet/udp.h>
+#include <stddef.h>
+#include <string.h>
 
 /* The kernel ABI's UDP offload options, for C libraries older than it
  * (glibc has them since 2.29). */
@@ -139,9 +141,6 @@ struct volley__pacer {
     int64_t last_ns;   /* clock of the last refill */
 };
 
-/* The GSO planner's output (see gso.c). */
-struct volley__run;
-
 struct volley_sock {
     const struct volley_backend *be;
     int fd;
@@ -183,7 +182,6 @@ struct volley_sock {
     struct sockaddr_in6 *tx_names;
     uint8_t *tx_ctrl;               /* VOLLEY_BATCH_MAX * VOLLEY__TX_CTRL */
     struct volley__txinfo *tx_info; /* what each built message carries */
-    struct volley__run *runs;
 
     /* asynchronous error reports for volley_errors() */
     struct volley_sockerr errs[VOLLEY__SOCKERR_RING];
@@ -300,9 +298,13 @@ struct volley__txbuild {
 };
 /* Build messages for d[b->next .. n) until the message or iovec arrays
  * are full or a descriptor fails its check; b->nmsg/niov must be 0.
- * Advances b->next. The check is volley__sock_check_one's, made once per
- * message: a datagram joining a GSO run shares its first datagram's path
- * and a length no larger, so its own check reduces to having data. */
+ * Advances b->next. One walk: each run is planned (volley__gso_run), its
+ * first descriptor checked and its message built before the next. The
+ * check is volley__sock_check_one's, made once per message: a datagram
+ * joining a GSO run shares its first datagram's path and a length no
+ * larger, so its own check reduces to having data; a first datagram with
+ * the path of one checked before in the build needs its length and data
+ * checked alone, and shares that one's name and control. */
 VOLLEY_INTERNAL void volley__tx_build(volley_sock *s, const struct volley_dgram *d,
                                       unsigned n, struct volley__txbuild *b);
 /* Descriptors of d[0..n) are left to build. */
@@ -410,14 +412,58 @@ struct volley__run {
     bool contig;
     size_t bytes;
 };
-/* Plan messages for d[0..n): coalesce runs of same peer/local/ifindex/ecn
- * and same length (last may be shorter), at most max_segs datagrams and
- * max_bytes(peer) per run. max_segs 0 or 1: no coalescing. Explicit GSO
- * descriptors (segment > 0) and ones without data become runs of their
- * own (their first descriptor is what volley__tx_build checks). Returns runs written
- * (<= n). */
+/* The run that begins at d[0] of d[0..n) (n >= 1): runs of same
+ * peer/local/ifindex/ecn and same length (the last may be shorter),
+ * at most max_segs datagrams and max_bytes(peer) per run. max_segs 0 or 1:
+ * no coalescing. Explicit GSO descriptors (segment > 0) and ones without
+ * data are runs of their own; only a run's first descriptor needs
+ * volley__sock_check_one (a datagram joins with the first's path, data
+ * and a length no larger). run->first is 0. */
+VOLLEY_INTERNAL void volley__gso_run(const struct volley_dgram *d, unsigned n,
+                                     unsigned max_segs, struct volley__run *run);
+/* Plan messages for d[0..n): volley__gso_run from each run's end in turn.
+ * Returns runs written (<= n). */
 VOLLEY_INTERNAL unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n,
                                           unsigned max_segs, struct volley__run *runs);
+/* A descriptor's path: peer, local, ifindex, segment, ecn and flags lie
+ * together in the 64 bytes from peer on. Descriptors copied from one
+ * template, the usual case, compare equal in four 16-byte loads and xors,
+ * all inline: what the planner and the send checks cost per datagram is
+ * mostly this comparison. */
+enum {
+    VOLLEY__PATH_FROM = offsetof(struct volley_dgram, peer),
+    VOLLEY__PATH_LEN = 64,
+};
+_Static_assert(offsetof(struct volley_dgram, flags) + 1 - VOLLEY__PATH_FROM ==
+                   VOLLEY__PATH_LEN,
+               "peer .. flags are 64 bytes without padding");
+#if defined(__GNUC__) || defined(__clang__)
+typedef uint64_t volley__path_word __attribute__((vector_size(16)));
+#define VOLLEY__PATH_WORD_ZERO(w) (((w)[0] | (w)[1]) == 0)
+#else
+typedef uint64_t volley__path_word;
+#define VOLLEY__PATH_WORD_ZERO(w) ((w) == 0)
+#endif
+#define VOLLEY__PATH_WORDS (VOLLEY__PATH_LEN / sizeof(volley__path_word))
+struct volley__path {
+    volley__path_word w[VOLLEY__PATH_WORDS];
+};
+static inline void volley__path_load(struct volley__path *p, const struct volley_dgram *d)
+{
+    memcpy(p->w, (const char *)d + VOLLEY__PATH_FROM, VOLLEY__PATH_LEN);
+}
+/* The same 64 bytes: the same path (a false answer proves nothing). */
+static inline bool volley__path_same(const struct volley__path *p,
+                                     const struct volley_dgram *d)
+{
+    const char *b = (const char *)d + VOLLEY__PATH_FROM;
+    volley__path_word diff = {0}, x;
+    for (size_t i = 0; i < VOLLEY__PATH_WORDS; i++) {
+        memcpy(&x, b + i * sizeof x, sizeof x);
+        diff |= p->w[i] ^ x;
+    }
+    return VOLLEY__PATH_WORD_ZERO(diff);
+}
 /* The length of the datagram at offset off < len in a buffer of len bytes
  * cut at seg (0: one datagram): a GRO buffer being split, or a GSO buffer
  * being cut by hand. */

@@ -26,48 +26,6 @@ static bool same_addr(const struct volley_addr *a, const struct volley_addr *b)
     return memcmp(a, b, sizeof *a) == 0 || volley_addr_equal(a, b);
 }
 
-/* A descriptor's path: peer, local, ifindex, segment (0 in both, the
- * caller checked), ecn and flags lie together in 64 bytes. Descriptors
- * copied from one template, the usual case, compare equal in four 16-byte
- * loads and xors, all inline: the planner's cost per datagram is mostly
- * this comparison. flags has no say in a run (it is the receive side's),
- * so a difference there only sends the slow comparison below. */
-enum {
-    PATH_FROM = offsetof(struct volley_dgram, peer),
-    PATH_LEN = 64,
-};
-_Static_assert(offsetof(struct volley_dgram, flags) + 1 - PATH_FROM == PATH_LEN,
-               "peer .. flags are 64 bytes without padding");
-
-#if defined(__GNUC__) || defined(__clang__)
-typedef uint64_t path_word __attribute__((vector_size(16)));
-#define PATH_WORD_ZERO(w) (((w)[0] | (w)[1]) == 0)
-#else
-typedef uint64_t path_word;
-#define PATH_WORD_ZERO(w) ((w) == 0)
-#endif
-#define PATH_WORDS (PATH_LEN / sizeof(path_word))
-
-struct path {
-    path_word w[PATH_WORDS];
-};
-
-static inline void path_load(struct path *p, const struct volley_dgram *d)
-{
-    memcpy(p->w, (const char *)d + PATH_FROM, PATH_LEN);
-}
-
-static inline bool path_same(const struct path *p, const struct volley_dgram *d)
-{
-    const char *b = (const char *)d + PATH_FROM;
-    path_word diff = {0}, x;
-    for (size_t i = 0; i < PATH_WORDS; i++) {
-        memcpy(&x, b + i * sizeof x, sizeof x);
-        diff |= p->w[i] ^ x;
-    }
-    return PATH_WORD_ZERO(diff);
-}
-
 /* Same destination, source, interface and ECN: may share one message,
  * whatever the bytes of the addresses that do not count. */
 static bool same_path(const struct volley_dgram *a, const struct volley_dgram *b)
@@ -76,58 +34,71 @@ static bool same_path(const struct volley_dgram *a, const struct volley_dgram *b
            same_addr(&a->peer, &b->peer) && same_addr(&a->local, &b->local);
 }
 
+void volley__gso_run(const struct volley_dgram *d, unsigned n, unsigned max_segs,
+                     struct volley__run *r)
+{
+    r->first = 0;
+    r->count = 1;
+    r->seg = d[0].segment;
+    r->contig = true;
+    r->bytes = d[0].len;
+    size_t seg = d[0].len;
+    /* Explicit GSO buffers, empty datagrams and ones too large to be a
+     * segment stand alone. */
+    if (max_segs < 2 || d[0].segment || seg == 0 || seg > UINT16_MAX)
+        return;
+    /* Without a peer (connected socket) assume the smaller IPv4 ceiling. */
+    size_t ceiling = d[0].peer.sa.sa_family == AF_INET6
+                         ? volley__gso_max_payload(AF_INET6, &d[0].peer)
+                         : VOLLEY_UDP4_MAX;
+    /* (addresses as numbers: the first's data may be NULL, and is then
+     * refused by the caller's check) */
+    uintptr_t base = (uintptr_t)d[0].data;
+    unsigned end = n > max_segs ? max_segs : n;
+    struct volley__path head;
+    volley__path_load(&head, &d[0]);
+    /* Datagrams of the first's length, while j + 1 of them fit under the
+     * ceiling: no sum to check, the length compare covers 1..seg, and the
+     * path compare covers segment (0 in the head). */
+    size_t fit = (size_t)end * seg <= ceiling ? end : ceiling / seg;
+    unsigned lim = fit < end ? (unsigned)fit : end, j = 1;
+    bool contig = true;
+    for (; j < lim; j++) {
+        const struct volley_dgram *x = &d[j];
+        if (x->len != seg || !x->data ||
+            !(volley__path_same(&head, x) || (!x->segment && same_path(&d[0], x))))
+            break;
+        contig &= (uintptr_t)x->data == base + j * seg;
+    }
+    /* Then one more may end the run: a shorter one (a full one stopped
+     * above for a reason that holds here too), with a length of 1..seg,
+     * data, room under the ceiling and the path. */
+    size_t total = j * seg;
+    if (j < end) {
+        const struct volley_dgram *x = &d[j];
+        size_t len = x->len;
+        if (len - 1 < seg && x->data && total + len <= ceiling &&
+            (volley__path_same(&head, x) || (!x->segment && same_path(&d[0], x)))) {
+            contig &= (uintptr_t)x->data == base + total;
+            total += len;
+            j++;
+        }
+    }
+    r->count = j;
+    r->contig = contig;
+    r->bytes = total;
+    if (j > 1)
+        r->seg = (uint16_t)seg;
+}
+
 unsigned volley__gso_plan(const struct volley_dgram *d, unsigned n, unsigned max_segs,
                           struct volley__run *runs)
 {
     unsigned nr = 0;
-    for (unsigned i = 0; i < n;) {
-        struct volley__run *r = &runs[nr++];
-        r->first = i;
-        r->count = 1;
-        r->seg = d[i].segment;
-        r->contig = true;
-        r->bytes = d[i].len;
-        size_t seg = d[i].len;
-        /* Explicit GSO buffers, empty datagrams and ones too large to be a
-         * segment stand alone. */
-        if (max_segs < 2 || d[i].segment || seg == 0 || seg > UINT16_MAX) {
-            i++;
-            continue;
-        }
-        /* Without a peer (connected socket) assume the smaller IPv4 ceiling. */
-        size_t ceiling = d[i].peer.sa.sa_family == AF_INET6
-                             ? volley__gso_max_payload(AF_INET6, &d[i].peer)
-                             : VOLLEY_UDP4_MAX;
-        size_t total = seg;
-        unsigned j = i + 1, count = 1;
-        /* (addresses as numbers: the first's data may be NULL, and is
-         * then refused by the caller's check) */
-        uintptr_t base = (uintptr_t)d[i].data;
-        bool contig = true;
-        unsigned end = n - i > max_segs ? i + max_segs : n;
-        struct path head;
-        path_load(&head, &d[i]);
-        /* Each joins with a length of 1..seg and data; the path compare
-         * covers segment (0 in the head). */
-        while (j < end) {
-            const struct volley_dgram *x = &d[j];
-            size_t len = x->len;
-            if (len - 1 >= seg || !x->data || total + len > ceiling ||
-                !(path_same(&head, x) || (!x->segment && same_path(&d[i], x))))
-                break;
-            contig &= (uintptr_t)x->data == base + total;
-            total += len;
-            count++;
-            j++;
-            if (len < seg)
-                break; /* a shorter datagram can only end a run */
-        }
-        r->count = count;
-        r->contig = contig;
-        r->bytes = total;
-        if (r->count > 1)
-            r->seg = (uint16_t)seg;
-        i = j;
+    for (unsigned i = 0; i < n; nr++) {
+        volley__gso_run(d + i, n - i, max_segs, &runs[nr]);
+        runs[nr].first = i;
+        i += runs[nr].count;
     }
     return nr;
 }

@@ -36,7 +36,6 @@ static void free_buffers(volley_sock *s)
     free(s->tx_names);
     free(s->tx_ctrl);
     free(s->tx_info);
-    free(s->runs);
 }
 
 void volley_close(volley_sock *s)
@@ -72,9 +71,8 @@ static int alloc_buffers(volley_sock *s)
     s->tx_names = calloc(VOLLEY_BATCH_MAX, sizeof *s->tx_names);
     s->tx_ctrl = calloc(VOLLEY_BATCH_MAX, VOLLEY__TX_CTRL);
     s->tx_info = calloc(VOLLEY_BATCH_MAX, sizeof *s->tx_info);
-    s->runs = calloc(VOLLEY_BATCH_MAX, sizeof *s->runs);
     if (!s->pend || !s->tx_msgs || !s->tx_iov || !s->tx_names || !s->tx_ctrl ||
-        !s->tx_info || !s->runs)
+        !s->tx_info)
         return -ENOMEM;
     return 0;
 }

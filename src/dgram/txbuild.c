@@ -11,13 +11,67 @@
 #define MSG_CAP VOLLEY_BATCH_MAX
 #define IOV_CAP VOLLEY_BATCH_MAX
 
-static void add_msg(volley_sock *s, struct volley__txbuild *b,
+/* The path of the last message head that passed volley__sock_check_one,
+ * and the message whose name and control were built for it: in the usual
+ * batch, copies of one template, every later head with the same 64 path
+ * bytes (volley__path_same) is checked by its length and data alone and
+ * shares that name and control, so each descriptor is visited once for
+ * its check, its run and its message. */
+struct seen {
+    struct volley__path path;
+    size_t max_len; /* the path's payload ceiling: longer is -EMSGSIZE */
+    unsigned msg;   /* the message built for it, if has_msg */
+    uint16_t seg;   /* that message's UDP_SEGMENT (0: none) */
+    bool valid, has_msg;
+};
+
+/* volley__sock_check_one's answer for head x. Everything it weighs but the
+ * length and the data is in the path, so a path that passed before passes
+ * again; any doubt asks the full check, which gives the exact errno. */
+static int check_head(const volley_sock *s, const struct volley_dgram *x, struct seen *c)
+{
+    if (c->valid && !x->segment && x->len <= c->max_len && (x->data || !x->len) &&
+        volley__path_same(&c->path, x))
+        return 0;
+    int err = volley__sock_check_one(s, x);
+    if (err < 0)
+        return err;
+    volley__path_load(&c->path, x);
+    /* check_one's size rule: above tx_max, or (but for AF_UNIX) above
+     * the peer's ceiling, which is never below IPv4's */
+    c->max_len = s->tx_max;
+    if (s->family != AF_UNIX) {
+        size_t ceil = volley__gso_max_payload(s->family, &x->peer);
+        c->max_len = ceil < c->max_len ? ceil : c->max_len;
+    }
+    c->valid = true;
+    c->has_msg = false;
+    return 0;
+}
+
+static void add_msg(volley_sock *s, struct volley__txbuild *b, struct seen *c,
                     const struct volley_dgram *d, unsigned first, unsigned niov,
                     unsigned ndesc, unsigned ndgram, size_t bytes, uint16_t seg)
 {
     struct volley__txinfo *t = &s->tx_info[b->nmsg];
-    volley__msg_fill_tx(s, b->nmsg, &s->tx_msgs[b->nmsg].msg_hdr, d, &s->tx_iov[b->niov],
-                        niov, seg);
+    struct msghdr *m = &s->tx_msgs[b->nmsg].msg_hdr;
+    if (c->has_msg && c->seg == seg) {
+        /* name and control depend on the path and seg alone (msg.c) */
+        const struct msghdr *p = &s->tx_msgs[c->msg].msg_hdr;
+        *m = (struct msghdr){
+            .msg_name = p->msg_name,
+            .msg_namelen = p->msg_namelen,
+            .msg_iov = &s->tx_iov[b->niov],
+            .msg_iovlen = niov,
+            .msg_control = p->msg_control,
+            .msg_controllen = p->msg_controllen,
+        };
+    } else {
+        volley__msg_fill_tx(s, b->nmsg, m, d, &s->tx_iov[b->niov], niov, seg);
+        c->msg = b->nmsg;
+        c->seg = seg;
+        c->has_msg = true;
+    }
     t->first = first;
     t->ndesc = ndesc;
     t->ndgram = ndgram;
@@ -30,7 +84,7 @@ static void add_msg(volley_sock *s, struct volley__txbuild *b,
 /* Cut an explicit GSO descriptor into messages of at most per segments
  * (per 1: plain datagrams). Only the last piece completes the descriptor.
  * Returns false if out of room. */
-static bool add_pieces(volley_sock *s, struct volley__txbuild *b,
+static bool add_pieces(volley_sock *s, struct volley__txbuild *b, struct seen *c,
                        const struct volley_dgram *d, unsigned idx, unsigned per)
 {
     unsigned segs = volley__gso_count(d->len, d->segment);
@@ -43,7 +97,7 @@ static bool add_pieces(volley_sock *s, struct volley__txbuild *b,
         size_t len = d->len - off < step ? d->len - off : step;
         unsigned n = volley__gso_count(len, d->segment);
         s->tx_iov[b->niov] = (struct iovec){(uint8_t *)d->data + off, len};
-        add_msg(s, b, d, idx, 1, p + 1 == pieces, n, len, n > 1 ? d->segment : 0);
+        add_msg(s, b, c, d, idx, 1, p + 1 == pieces, n, len, n > 1 ? d->segment : 0);
     }
     return true;
 }
@@ -51,7 +105,7 @@ static bool add_pieces(volley_sock *s, struct volley__txbuild *b,
 /* One planned run: a single datagram or a coalesced GSO run. Payloads
  * that lie back to back in memory share one iovec: the kernel copies one
  * long run much faster than many short ones. */
-static bool add_run(volley_sock *s, struct volley__txbuild *b,
+static bool add_run(volley_sock *s, struct volley__txbuild *b, struct seen *c,
                     const struct volley_dgram *x, unsigned idx,
                     const struct volley__run *run)
 {
@@ -64,7 +118,7 @@ static bool add_run(volley_sock *s, struct volley__txbuild *b,
     } else {
         /* The iovec being grown stays in registers: a store and reload
          * of its length per datagram was most of this loop's cost. A run
-         * of more than one datagram has data in each (volley__gso_plan). */
+         * of more than one datagram has data in each (volley__gso_run). */
         const uint8_t *start = x[0].data;
         size_t len = x[0].len;
         for (unsigned j = 1; j < run->count; j++) {
@@ -82,36 +136,44 @@ static bool add_run(volley_sock *s, struct volley__txbuild *b,
     /* Never a segment size on a single datagram: some kernels and devices
      * mishandle it. */
     uint16_t seg = run->count > 1 ? run->seg : 0;
-    add_msg(s, b, x, idx, niov, run->count, run->count, run->bytes, seg);
+    add_msg(s, b, c, x, idx, niov, run->count, run->count, run->bytes, seg);
     return true;
 }
 
+/* One walk over the descriptors: each run is planned, its head checked
+ * and its message built before the next run begins. */
 void volley__tx_build(volley_sock *s, const struct volley_dgram *d, unsigned n,
                       struct volley__txbuild *b)
 {
     unsigned gso = (s->features & VOLLEY_F_GSO) ? s->gso_segs : 0;
-    unsigned base = b->next;
+    unsigned i = b->next;
     if (b->err)
         n = b->bad;
-    if (base < b->plain_end) { /* a refused GSO message's datagrams, unsegmented */
+    if (i < b->plain_end) { /* a refused GSO message's datagrams, unsegmented */
         gso = 0;
         n = b->plain_end;
     }
-    unsigned nr = volley__gso_plan(d + base, n - base, gso, s->runs);
-    for (unsigned r = 0; r < nr; r++) {
-        const struct volley__run *run = &s->runs[r];
-        unsigned idx = base + run->first;
-        const struct volley_dgram *x = &d[idx];
-        int err = volley__sock_check_one(s, x);
+    struct seen c = {.valid = false, .has_msg = false};
+    while (i < n) {
+        const struct volley_dgram *x = &d[i];
+        struct volley__run run;
+        if (gso > 1) {
+            volley__gso_run(x, n - i, gso, &run);
+        } else { /* what volley__gso_run plans without coalescing */
+            run = (struct volley__run){
+                .count = 1, .seg = x->segment, .contig = true, .bytes = x->len};
+        }
+        int err = check_head(s, x, &c);
         if (err < 0) {
             b->err = err;
-            b->bad = idx;
+            b->bad = i;
             return;
         }
-        if (x->segment ? !add_pieces(s, b, x, idx, gso > 1 ? gso : 1)
-                       : !add_run(s, b, x, idx, run))
+        if (x->segment ? !add_pieces(s, b, &c, x, i, gso > 1 ? gso : 1)
+                       : !add_run(s, b, &c, x, i, &run))
             return;
-        b->next = idx + run->count;
+        i += run.count;
+        b->next = i;
     }
 }
 

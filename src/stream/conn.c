@@ -14,9 +14,8 @@ volley_conn *volley__loop_conn(volley_loop *l, uint64_t tag)
     uint32_t slot = VOLLEY__TAG_SLOT(tag);
     if (slot >= l->nslots)
         return NULL;
-    volley_conn *c = l->slots[slot];
-    if (!c || c->state == VOLLEY__STATE_FREE ||
-        (c->gen & 0xffffffu) != VOLLEY__TAG_GEN(tag))
+    volley_conn *c = volley__loop_slot(l, slot);
+    if (c->state == VOLLEY__STATE_FREE || (c->gen & 0xffffffu) != VOLLEY__TAG_GEN(tag))
         return NULL;
     return c;
 }
@@ -35,19 +34,24 @@ volley_conn *volley__conn_new(volley_loop *l)
          * made now, so that arming one never fails */
         if (volley__timers_reserve(&l->timers, l->nslots + l->ntimers + 1) < 0)
             return NULL;
-        if (l->nslots == l->cap_slots) {
-            uint32_t cap = l->cap_slots ? l->cap_slots * 2 : 64;
-            volley_conn **s = realloc(l->slots, cap * sizeof *s);
-            if (!s)
+        uint32_t b = l->nslots / VOLLEY__CONN_BLOCK;
+        if (l->nslots % VOLLEY__CONN_BLOCK == 0) {
+            /* a block at a time: no allocator header per connection, and
+             * one pointer per block rather than per slot */
+            if (b == l->cap_blocks) {
+                uint32_t cap = l->cap_blocks ? l->cap_blocks * 2 : 8;
+                volley_conn **s = realloc(l->blocks, cap * sizeof *s);
+                if (!s)
+                    return NULL;
+                l->blocks = s;
+                l->cap_blocks = cap;
+            }
+            l->blocks[b] = calloc(VOLLEY__CONN_BLOCK, sizeof(volley_conn));
+            if (!l->blocks[b])
                 return NULL;
-            l->slots = s;
-            l->cap_slots = cap;
         }
-        c = calloc(1, sizeof *c);
-        if (!c)
-            return NULL;
-        c->slot = l->nslots;
-        l->slots[l->nslots++] = c;
+        c = volley__loop_slot(l, l->nslots);
+        c->slot = l->nslots++;
     }
     c->loop = l;
     c->fd = -1;
@@ -66,7 +70,7 @@ uint64_t volley__stats_coalesced(const struct volley_conn_stats *s)
     return s->writes > s->sends ? s->writes - s->sends : 0;
 }
 
-void volley__stats_add(struct volley_conn_stats *to, const struct volley_conn_stats *s)
+void volley__stats_add(struct volley_conn_stats *to, const struct volley__cstats *s)
 {
     to->bytes_in += s->bytes_in;
     to->bytes_out += s->bytes_out;
@@ -84,6 +88,11 @@ void volley__conn_release(volley_conn *c)
     volley_loop *l = c->loop;
     free(c->un);
     c->un = NULL;
+    if (c->rx) {
+        c->rx->next = l->free_rx;
+        l->free_rx = c->rx;
+        c->rx = NULL;
+    }
     volley__stats_add(&l->gone, &c->st);
     (void)volley__readq_clear(&c->rq, &l->bufs);
     (void)volley__sendq_clear(&c->sq, &l->pool);
@@ -236,7 +245,33 @@ void volley__conn_close_progress(volley_conn *c)
     volley__conn_recv_sync(c);
 }
 
-int volley__conn_opts(volley_conn *c, const struct volley_conn_opts *src)
+/* A DIRECT connection's record, from the loop's free list: 0 or -ENOMEM. */
+static int direct_get(volley_conn *c)
+{
+    volley_loop *l = c->loop;
+    if (!(c->copt & VOLLEY_CONN_DIRECT) || c->rx)
+        return 0;
+    struct volley__direct *d = l->free_rx;
+    if (d)
+        l->free_rx = d->next;
+    else if (!(d = malloc(sizeof *d)))
+        return -ENOMEM;
+    memset(d, 0, sizeof *d);
+    c->rx = d;
+    return 0;
+}
+
+int volley__conn_opts_from(volley_conn *c, const volley_conn *lis)
+{
+    c->copt = lis->copt;
+    c->sendq_max = lis->sendq_max;
+    c->sendq_low = lis->sendq_low;
+    c->readq_max = lis->readq_max;
+    c->zc_threshold = lis->zc_threshold;
+    return direct_get(c);
+}
+
+int volley__conn_opts(volley_conn *c, const struct volley_conn_opts *src, int *backlog)
 {
     struct volley_conn_opts o;
     int r = volley__opts_in(&o, sizeof o, src, offsetof(struct volley_conn_opts, flags));
@@ -254,15 +289,16 @@ int volley__conn_opts(volley_conn *c, const struct volley_conn_opts *src)
     size_t max = o.sendq_max ? o.sendq_max : VOLLEY__SENDQ_MAX;
     if (o.sendq_low >= max)
         return -EINVAL;
-    c->copt = o.flags;
-    c->backlog = o.flags & VOLLEY_CONN_BACKLOG_ZERO ? 0
-                 : o.backlog                        ? o.backlog
-                                                    : SOMAXCONN;
-    c->sendq_max = max;
-    c->sendq_low = o.sendq_low ? o.sendq_low : max / 4;
+    c->copt = (uint8_t)o.flags;
+    if (backlog)
+        *backlog = o.flags & VOLLEY_CONN_BACKLOG_ZERO ? 0
+                   : o.backlog                        ? (int)o.backlog
+                                                      : SOMAXCONN;
+    c->sendq_max = (uint32_t)max;
+    c->sendq_low = o.sendq_low ? o.sendq_low : (uint32_t)max / 4;
     c->readq_max = o.readq_max ? o.readq_max : VOLLEY__READQ_MAX;
     c->zc_threshold = o.zc_threshold;
-    return 0;
+    return direct_get(c);
 }
 
 static void fill(struct volley_event *e, volley_conn *c, unsigned type)
@@ -283,7 +319,7 @@ static bool next_event(volley_conn *c, struct volley_event *e)
         if (p & VOLLEY__EV(VOLLEY_EV_ACCEPTED)) {
             c->pending &= ~VOLLEY__EV(VOLLEY_EV_ACCEPTED);
             fill(e, c, VOLLEY_EV_ACCEPTED);
-            e->listener = c->listener;
+            e->listener = volley__loop_slot(l, c->listener);
             return true;
         }
         if (p & VOLLEY__EV(VOLLEY_EV_CONNECTED)) {
@@ -308,8 +344,8 @@ static bool next_event(volley_conn *c, struct volley_event *e)
         if (p & VOLLEY__EV(VOLLEY_EV_RECEIVED)) {
             c->pending &= ~VOLLEY__EV(VOLLEY_EV_RECEIVED);
             fill(e, c, VOLLEY_EV_RECEIVED);
-            e->tag = c->rx_tag;
-            e->len = c->rx_got;
+            e->tag = c->rx->tag;
+            e->len = c->rx->got;
             return true;
         }
         if (p & VOLLEY__EV(VOLLEY_EV_SENT)) {
@@ -461,7 +497,8 @@ int volley_conn_get_stats(const volley_conn *c, struct volley_conn_stats *out,
 {
     if (!c || !out || !size)
         return -EINVAL;
-    struct volley_conn_stats st = c->st;
+    struct volley_conn_stats st = {0};
+    volley__stats_add(&st, &c->st);
     st.coalesced = volley__stats_coalesced(&st);
     st.queued = c->sq.bytes;
     st.buffered = c->rq.bytes;

@@ -133,7 +133,7 @@ static void ep_recv_into(volley_conn *c)
 static void on_readable_direct(volley_conn *c)
 {
     c->loop->st.syscalls++;
-    ssize_t r = volley__sys_recv(c->fd, c->rx_buf, c->rx_len);
+    ssize_t r = volley__sys_recv(c->fd, c->rx->buf, c->rx->len);
     if (r == -EAGAIN)
         return;
     c->be_state &= ~E_IN;
@@ -145,10 +145,11 @@ static void on_readable_direct(volley_conn *c)
 static void ep_send(volley_conn *c)
 {
     size_t bytes;
-    unsigned n = volley__sendq_gather(&c->sq, c->iov, VOLLEY__SEND_IOV, SIZE_MAX, &bytes);
-    c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = n};
+    struct iovec iov[VOLLEY__SEND_IOV]; /* the send is over when sendmsg returns */
+    unsigned n = volley__sendq_gather(&c->sq, iov, VOLLEY__SEND_IOV, SIZE_MAX, &bytes);
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
     c->loop->st.syscalls++;
-    ssize_t r = volley__sys_sendmsg(c->fd, &c->msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t r = volley__sys_sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (r == -EAGAIN) {
         c->be_state |= E_BLOCKED | E_OUT;
         if (interest(c) < 0)

@@ -164,7 +164,7 @@ static void conn_abandon(volley_conn *c)
  * and a socket for addr (the local address of a listener, the peer of a
  * dial), in *cp. */
 static int conn_make(volley_loop *l, volley_conn **out, const char *addr,
-                     const struct volley_conn_opts *o, bool listener, volley_conn **cp)
+                     const struct volley_conn_opts *o, int *backlog, volley_conn **cp)
 {
     if (!l || !out)
         return -EINVAL;
@@ -174,9 +174,9 @@ static int conn_make(volley_loop *l, volley_conn **out, const char *addr,
     volley_conn *c = volley__conn_new(l);
     if (!c)
         return -ENOMEM;
-    int r = volley__conn_opts(c, o);
+    int r = volley__conn_opts(c, o, backlog);
     if (r == 0)
-        r = sock_setup(c, addr, listener ? &c->local : &c->peer);
+        r = sock_setup(c, addr, backlog ? &c->local : &c->peer);
     if (r < 0) {
         conn_abandon(c);
         return r;
@@ -189,7 +189,8 @@ int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
                   const struct volley_conn_opts *o, void *user)
 {
     volley_conn *c;
-    int r = conn_make(l, out, addr, o, true, &c);
+    int backlog;
+    int r = conn_make(l, out, addr, o, &backlog, &c);
     if (r < 0)
         return r;
     c->flags |= VOLLEY__C_LISTENER;
@@ -210,7 +211,7 @@ int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
     }
     if (r == 0) {
         l->st.syscalls++;
-        r = volley__sys_listen(c->fd, (int)c->backlog);
+        r = volley__sys_listen(c->fd, backlog);
     }
     if (r == 0)
         r = sock_name(c, false, &c->local);
@@ -253,7 +254,7 @@ int volley_listen_fd(volley_loop *l, volley_conn **out, int fd,
     if (!c)
         return -ENOMEM;
     c->fd = fd;
-    r = volley__conn_opts(c, o);
+    r = volley__conn_opts(c, o, NULL);
     if (r == 0)
         r = sock_name(c, false, &c->local);
     if (r == 0 && c->local.sa.sa_family != AF_INET && c->local.sa.sa_family != AF_INET6 &&
@@ -293,7 +294,7 @@ int volley_dial(volley_loop *l, volley_conn **out, const char *addr,
                 const struct volley_conn_opts *o, int timeout_ms, void *user)
 {
     volley_conn *c;
-    int r = conn_make(l, out, addr, o, false, &c);
+    int r = conn_make(l, out, addr, o, NULL, &c);
     if (r < 0)
         return r;
     if (!c->un && volley_addr_port(&c->peer) == 0)
@@ -331,14 +332,9 @@ void volley__loop_accepted(volley_conn *lis, int fd)
         return;
     }
     c->fd = fd;
-    c->copt = lis->copt;
-    c->sendq_max = lis->sendq_max;
-    c->sendq_low = lis->sendq_low;
-    c->readq_max = lis->readq_max;
-    c->zc_threshold = lis->zc_threshold;
     c->user = lis->user;
-    c->listener = lis;
-    if (nodelay(c, lis->local.sa.sa_family) < 0) {
+    c->listener = lis->slot;
+    if (volley__conn_opts_from(c, lis) < 0 || nodelay(c, lis->local.sa.sa_family) < 0) {
         /* counted as a failed accept: the peer sees the socket close */
         l->st.accept_errors++;
         conn_abandon(c);

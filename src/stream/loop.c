@@ -158,7 +158,7 @@ int volley_loop_get_stats(const volley_loop *l, struct volley_loop_stats *out,
     struct volley_loop_stats st = l->st;
     st.total = l->gone;
     for (uint32_t i = 0; i < l->nslots; i++) {
-        const volley_conn *c = l->slots[i];
+        const volley_conn *c = volley__loop_slot(l, i);
         if (c->state == VOLLEY__STATE_FREE)
             continue;
         volley__stats_add(&st.total, &c->st);
@@ -275,7 +275,7 @@ static void turn_bufs(volley_loop *l)
         return;
     l->ops->bufs_back(l);
     for (uint32_t i = 0; i < l->nslots && (l->starved || l->over); i++) {
-        volley_conn *c = l->slots[i];
+        volley_conn *c = volley__loop_slot(l, i);
         if (c->state == VOLLEY__STATE_FREE ||
             !(c->flags & (VOLLEY__C_STARVED | VOLLEY__C_OVER)))
             continue;
@@ -339,7 +339,7 @@ int volley_loop_poll(volley_loop *l, struct volley_event *ev, unsigned n, int ti
 static void abort_all(volley_loop *l)
 {
     for (uint32_t i = 0; i < l->nslots; i++) {
-        volley_conn *c = l->slots[i];
+        volley_conn *c = volley__loop_slot(l, i);
         if (c->state != VOLLEY__STATE_FREE && c->state < VOLLEY__CS_ENDING)
             volley__conn_end(c, -ECANCELED, !(c->flags & VOLLEY__C_LISTENER));
     }
@@ -356,7 +356,7 @@ void volley_loop_close(volley_loop *l, int drain_ms)
         abort_all(l);
     } else {
         for (uint32_t i = 0; i < l->nslots; i++) {
-            volley_conn *c = l->slots[i];
+            volley_conn *c = volley__loop_slot(l, i);
             if (c->state == VOLLEY__STATE_FREE || c->state >= VOLLEY__CS_ENDING)
                 continue;
             if (c->flags & VOLLEY__C_LISTENER)
@@ -387,12 +387,12 @@ void volley_loop_close(volley_loop *l, int drain_ms)
             break;
         /* What lingers has sent everything: it need not hold the close up. */
         for (uint32_t i = 0; i < l->nslots; i++)
-            if (l->slots[i]->state == VOLLEY__CS_LINGER)
-                volley__conn_end(l->slots[i], 0, false);
+            if (volley__loop_slot(l, i)->state == VOLLEY__CS_LINGER)
+                volley__conn_end(volley__loop_slot(l, i), 0, false);
         /* Events are not returned: what was owed is dropped with the conn. */
         (void)turn(l, 10);
         for (uint32_t i = 0; i < l->nslots; i++) {
-            volley_conn *c = l->slots[i];
+            volley_conn *c = volley__loop_slot(l, i);
             c->flags &= ~VOLLEY__C_READY;
             if (c->state == VOLLEY__CS_ENDED)
                 volley__conn_release(c);
@@ -403,12 +403,20 @@ void volley_loop_close(volley_loop *l, int drain_ms)
     volley__sys_notify_close(&l->wake);
     volley__timer_free_all(l);
     for (uint32_t i = 0; i < l->nslots; i++) {
-        volley_conn *c = l->slots[i];
+        volley_conn *c = volley__loop_slot(l, i);
         if (c->state != VOLLEY__STATE_FREE && c->fd >= 0)
             volley__sys_close(c->fd); /* only when given up on above */
-        free(c);
+        free(c->un);
+        free(c->rx);
     }
-    free(l->slots);
+    for (uint32_t b = 0; b * VOLLEY__CONN_BLOCK < l->nslots; b++)
+        free(l->blocks[b]);
+    free(l->blocks);
+    while (l->free_rx) {
+        struct volley__direct *d = l->free_rx;
+        l->free_rx = d->next;
+        free(d);
+    }
     volley__segpool_free(&l->pool);
     volley__timers_free(&l->timers);
     volley__bufs_free(&l->bufs);

@@ -132,7 +132,7 @@ void volley__conn_received(volley_conn *c, ssize_t res)
         return; /* closing: the buffer is free with CLOSED */
     if (res > 0) {
         c->st.bytes_in += (size_t)res;
-        c->rx_got = (size_t)res;
+        c->rx->got = (uint32_t)res;
         volley__conn_ready(c, VOLLEY_EV_RECEIVED);
         return;
     }
@@ -215,7 +215,7 @@ int volley_conn_want(volley_conn *c, size_t n, int timeout_ms)
         return -EINVAL;
     if (c->flags & VOLLEY__C_REAPED)
         return -ESHUTDOWN; /* its CLOSED was returned: no event follows */
-    c->want = n;
+    c->want = (uint32_t)n;
     c->pending &= ~VOLLEY__P_TO_READ;
     c->dl_want = volley__deadline_in(timeout_ms);
     volley__conn_timer_sync(c);
@@ -237,9 +237,10 @@ int volley_conn_recv_into(volley_conn *c, void *buf, size_t n, uint64_t tag)
         return -EBUSY;
     if ((c->flags & VOLLEY__C_EOF) || c->state >= VOLLEY__CS_ENDING)
         return -ESHUTDOWN;
-    c->rx_buf = buf;
-    c->rx_len = n > VOLLEY__DGRAM_MAX ? VOLLEY__DGRAM_MAX : n; /* one recv(2) */
-    c->rx_tag = tag;
+    c->rx->buf = buf;
+    c->rx->len =
+        n > VOLLEY__DGRAM_MAX ? VOLLEY__DGRAM_MAX : (uint32_t)n; /* one recv(2) */
+    c->rx->tag = tag;
     c->flags |= VOLLEY__C_RX_LENT;
     if (c->state == VOLLEY__CS_OPEN)
         c->loop->ops->recv_into(c);

@@ -90,6 +90,7 @@ int volley_loop_open(volley_loop **out, const struct volley_loop_opts *opts)
     if (!l)
         return -ENOMEM;
     l->linger_ms = o.linger_ms;
+    l->pool.small_on = true;
     l->sendq_budget = o.sendq_budget;
     r = volley__bufs_init(&l->bufs, o.buf_count, o.buf_size, BUFS_FIRST);
     if (r < 0) {
@@ -169,7 +170,7 @@ int volley_loop_get_stats(const volley_loop *l, struct volley_loop_stats *out,
     st.bufs_live = l->bufs.live;
     st.bufs_held = l->bufs.held;
     st.over_share = l->over;
-    st.sendq_mem = (uint64_t)l->pool.chunks_out * VOLLEY__CHUNK;
+    st.sendq_mem = volley__segpool_mem(&l->pool);
     memcpy(out, &st, size < sizeof st ? size : sizeof st);
     return 0;
 }

@@ -80,8 +80,8 @@ static int writable(const volley_conn *c)
 static bool over_send_share(const volley_conn *c, size_t used, size_t n)
 {
     const volley_loop *l = c->loop;
-    size_t chunks = l->pool.chunks_out + n / VOLLEY__CHUNK + 1;
-    if (chunks <= l->sendq_budget / VOLLEY__CHUNK)
+    size_t mem = volley__segpool_mem(&l->pool) + (n / VOLLEY__CHUNK + 1) * VOLLEY__CHUNK;
+    if (mem <= (size_t)l->sendq_budget / VOLLEY__CHUNK * VOLLEY__CHUNK)
         return false;
     return used >= l->sendq_budget / (2 * (l->st.conns ? l->st.conns : 1));
 }

@@ -40,20 +40,20 @@ volley_conn *volley__conn_new(volley_loop *l)
              * one pointer per block rather than per slot */
             if (b == l->cap_blocks) {
                 uint32_t cap = l->cap_blocks ? l->cap_blocks * 2 : 8;
-                volley_conn **s = realloc(l->blocks, cap * sizeof *s);
+                struct volley__conn_block **s = realloc(l->blocks, cap * sizeof *s);
                 if (!s)
                     return NULL;
                 l->blocks = s;
                 l->cap_blocks = cap;
             }
-            l->blocks[b] = calloc(VOLLEY__CONN_BLOCK, sizeof(volley_conn));
+            l->blocks[b] = calloc(1, sizeof *l->blocks[b]);
             if (!l->blocks[b])
                 return NULL;
+            l->blocks[b]->loop = l;
         }
         c = volley__loop_slot(l, l->nslots);
         c->slot = l->nslots++;
     }
-    c->loop = l;
     c->fd = -1;
     c->want = 1;
     c->timer.pos = -1;
@@ -85,7 +85,7 @@ void volley__stats_add(struct volley_conn_stats *to, const struct volley__cstats
 /* Everything of c back to the loop; its slot waits for reuse. */
 void volley__conn_release(volley_conn *c)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     free(c->un);
     c->un = NULL;
     if (c->rx) {
@@ -110,7 +110,7 @@ void volley__conn_release(volley_conn *c)
  * nothing more. */
 static void enqueue(volley_conn *c)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     if (c->flags & (VOLLEY__C_READY | VOLLEY__C_REAPED))
         return;
     c->flags |= VOLLEY__C_READY;
@@ -134,8 +134,8 @@ void volley__conn_flush_later(volley_conn *c)
     if (c->flags & VOLLEY__C_FLUSH)
         return;
     c->flags |= VOLLEY__C_FLUSH;
-    c->flush_next = c->loop->flush_head;
-    c->loop->flush_head = c;
+    c->flush_next = volley__conn_loop(c)->flush_head;
+    volley__conn_loop(c)->flush_head = c;
 }
 
 static int64_t earliest(const volley_conn *c)
@@ -154,9 +154,9 @@ void volley__conn_timer_sync(volley_conn *c)
 {
     int64_t at = earliest(c);
     if (!at)
-        volley__timers_del(&c->loop->timers, &c->timer);
+        volley__timers_del(&volley__conn_loop(c)->timers, &c->timer);
     else
-        (void)volley__timers_set(&c->loop->timers, &c->timer, at);
+        (void)volley__timers_set(&volley__conn_loop(c)->timers, &c->timer, at);
 }
 
 int64_t volley__deadline_in(int timeout_ms)
@@ -177,9 +177,9 @@ uint32_t volley__conn_done_count(const volley_conn *c)
 static void unpause(volley_conn *c)
 {
     if (c->flags & VOLLEY__C_STARVED)
-        c->loop->starved--;
+        volley__conn_loop(c)->starved--;
     if (c->flags & VOLLEY__C_OVER)
-        c->loop->over--;
+        volley__conn_loop(c)->over--;
     c->flags &= ~(VOLLEY__C_STARVED | VOLLEY__C_OVER);
 }
 
@@ -190,7 +190,7 @@ void volley__conn_drop_queue(volley_conn *c)
     c->flags &= ~VOLLEY__C_SENDING;
     c->done_ok =
         volley__conn_done_count(c); /* these went whole; what the clear adds did not */
-    c->st.unsent_bytes += volley__sendq_clear(&c->sq, &c->loop->pool);
+    c->st.unsent_bytes += volley__sendq_clear(&c->sq, &volley__conn_loop(c)->pool);
     if (c->sq.done_head)
         volley__conn_ready(c, VOLLEY_EV_SENT);
 }
@@ -204,7 +204,7 @@ void volley__conn_end(volley_conn *c, int err, bool reset)
     c->err = err;
     /* A send in flight on io_uring still reads the queue: it is dropped
      * when that send completes (volley__conn_sent). */
-    if (!(c->flags & VOLLEY__C_SENDING) || !c->loop->ops->async_send)
+    if (!(c->flags & VOLLEY__C_SENDING) || !volley__conn_loop(c)->ops->async_send)
         volley__conn_drop_queue(c);
     c->dl_connect = c->dl_want = c->dl_drain = c->dl_linger = 0;
     volley__conn_timer_sync(c);
@@ -214,7 +214,7 @@ void volley__conn_end(volley_conn *c, int err, bool reset)
     c->flags &= ~(VOLLEY__C_RECV | VOLLEY__C_SAID_AGAIN | VOLLEY__C_WAIT_DRAIN);
     c->pending &= ~(VOLLEY__EV(VOLLEY_EV_WRITABLE) | VOLLEY__EV(VOLLEY_EV_DRAINED));
     c->state = VOLLEY__CS_ENDING;
-    c->loop->ops->end(c);
+    volley__conn_loop(c)->ops->end(c);
 }
 
 /* After the caller closed or shut c: FIN once everything queued went out;
@@ -227,7 +227,7 @@ void volley__conn_close_progress(volley_conn *c)
         return;
     int r = 0;
     if (!(c->flags & VOLLEY__C_SHUT_DONE)) {
-        c->loop->st.syscalls++;
+        volley__conn_loop(c)->st.syscalls++;
         r = volley__sys_shutdown(c->fd, SHUT_WR);
         if (r < 0 && r != -ENOTCONN) {
             volley__conn_end(c, r, true);
@@ -248,7 +248,7 @@ void volley__conn_close_progress(volley_conn *c)
 /* A DIRECT connection's record, from the loop's free list: 0 or -ENOMEM. */
 static int direct_get(volley_conn *c)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     if (!(c->copt & VOLLEY_CONN_DIRECT) || c->rx)
         return 0;
     struct volley__direct *d = l->free_rx;
@@ -313,7 +313,7 @@ static void fill(struct volley_event *e, volley_conn *c, unsigned type)
  * owes none (any more). */
 static bool next_event(volley_conn *c, struct volley_event *e)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     for (;;) {
         uint32_t p = c->pending;
         if (p & VOLLEY__EV(VOLLEY_EV_ACCEPTED)) {
@@ -457,11 +457,11 @@ void volley__conn_gone(volley_conn *c)
 {
     if (c->flags & VOLLEY__C_ABORT) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0}; /* close with a reset */
-        c->loop->st.syscalls++;
+        volley__conn_loop(c)->st.syscalls++;
         (void)volley__sys_setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
     volley__conn_unlink(c);
-    c->loop->st.syscalls++;
+    volley__conn_loop(c)->st.syscalls++;
     volley__sys_close(c->fd);
     c->state = VOLLEY__CS_ENDED;
     c->fd = -1;

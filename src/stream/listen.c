@@ -50,7 +50,7 @@ static int sock_setup(volley_conn *c, const char *addr, struct volley_addr *a)
     }
     if (r < 0)
         return r;
-    c->loop->st.syscalls++;
+    volley__conn_loop(c)->st.syscalls++;
     r = volley__sys_socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                            0);
     if (r < 0)
@@ -75,7 +75,7 @@ const struct sockaddr *volley__conn_peer_sa(const volley_conn *c, socklen_t *len
 static bool unix_stale(volley_conn *c)
 {
     struct stat st;
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     l->st.syscalls++;
     if (volley__sys_stat(c->un->sa.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
         return false;
@@ -94,7 +94,7 @@ static bool unix_stale(volley_conn *c)
 static int unix_bind(volley_conn *c)
 {
     struct volley__unix *u = c->un;
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     bool path = u->sa.sun_path[0] != '\0';
     l->st.syscalls++;
     int r = volley__sys_bind(c->fd, (const struct sockaddr *)&u->sa, u->len);
@@ -122,10 +122,10 @@ void volley__conn_unlink(volley_conn *c)
         return;
     u->made = false;
     struct stat st;
-    c->loop->st.syscalls++;
+    volley__conn_loop(c)->st.syscalls++;
     if (volley__sys_stat(u->sa.sun_path, &st) == 0 && st.st_dev == u->dev &&
         st.st_ino == u->ino) {
-        c->loop->st.syscalls++;
+        volley__conn_loop(c)->st.syscalls++;
         (void)volley__sys_unlink(u->sa.sun_path);
     }
 }
@@ -136,7 +136,7 @@ static int sock_name(volley_conn *c, bool peer, struct volley_addr *out)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    c->loop->st.syscalls++;
+    volley__conn_loop(c)->st.syscalls++;
     int r = peer ? volley__sys_getpeername(c->fd, (struct sockaddr *)&ss, &len)
                  : volley__sys_getsockname(c->fd, (struct sockaddr *)&ss, &len);
     if (r == 0)
@@ -148,7 +148,7 @@ static int sock_name(volley_conn *c, bool peer, struct volley_addr *out)
 
 static int setopt(volley_conn *c, int level, int opt, int v)
 {
-    c->loop->st.syscalls++;
+    volley__conn_loop(c)->st.syscalls++;
     return volley__sys_setsockopt(c->fd, level, opt, &v, sizeof v);
 }
 
@@ -320,7 +320,7 @@ int volley_dial(volley_loop *l, volley_conn **out, const char *addr,
 
 void volley__loop_accepted(volley_conn *lis, int fd)
 {
-    volley_loop *l = lis->loop;
+    volley_loop *l = volley__conn_loop(lis);
     if (lis->state != VOLLEY__CS_OPEN || l->closing) {
         volley__sys_close(fd);
         return;
@@ -349,10 +349,10 @@ void volley__loop_accepted(volley_conn *lis, int fd)
 
 void volley__loop_accept_failed(volley_conn *lis, int err)
 {
-    lis->loop->st.accept_errors++;
+    volley__conn_loop(lis)->st.accept_errors++;
     if (err != -EMFILE && err != -ENFILE && err != -ENOBUFS && err != -ENOMEM)
         return;
-    if (lis->dl_want || lis->loop->ops->accept(lis, false) < 0)
+    if (lis->dl_want || volley__conn_loop(lis)->ops->accept(lis, false) < 0)
         return; /* resting already, or it cannot: it goes on as it is */
     lis->dl_want = volley__deadline_in(VOLLEY__ACCEPT_PAUSE_MS);
     volley__conn_timer_sync(lis);
@@ -360,7 +360,7 @@ void volley__loop_accept_failed(volley_conn *lis, int err)
 
 void volley__conn_connected(volley_conn *c, int err)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     if (c->state != VOLLEY__CS_CONNECTING)
         return;
     if (err < 0) {

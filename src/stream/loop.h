@@ -75,7 +75,6 @@ struct volley__direct {
  * struct, a place in the deadline heap, and nothing else: fields are as
  * narrow as their ranges allow (the options' are at most 2^30). */
 struct volley_conn {
-    volley_loop *loop;
     void *user;
     volley_conn *ready_next, *flush_next;
     struct volley__unix *un;   /* a local listener's or dial's address */
@@ -108,8 +107,21 @@ struct volley_conn {
 };
 
 /* Connections are allocated VOLLEY__CONN_BLOCK at a time: slot i is entry
- * i % VOLLEY__CONN_BLOCK of block i / VOLLEY__CONN_BLOCK, and never moves. */
+ * i % VOLLEY__CONN_BLOCK of block i / VOLLEY__CONN_BLOCK, and never moves.
+ * The block knows the loop, so that a connection need not. */
 #define VOLLEY__CONN_BLOCK 64u
+struct volley__conn_block {
+    volley_loop *loop;
+    volley_conn c[VOLLEY__CONN_BLOCK];
+};
+
+/* The loop c is on: its block's. */
+static inline volley_loop *volley__conn_loop(const volley_conn *c)
+{
+    const char *first = (const char *)(c - c->slot % VOLLEY__CONN_BLOCK);
+    const void *b = first - offsetof(struct volley__conn_block, c);
+    return ((const struct volley__conn_block *)b)->loop;
+}
 
 /* struct volley__timer.kind: whose deadline it is. */
 #define VOLLEY__TIMER_CONN 0 /* a connection's (volley_conn.timer) */
@@ -210,7 +222,7 @@ struct volley_loop {
     struct volley__bufs bufs;
     struct volley__segpool pool;
     struct volley__timers timers;
-    volley_conn **blocks; /* of VOLLEY__CONN_BLOCK connections each */
+    struct volley__conn_block **blocks;
     uint32_t nslots, cap_blocks;
     volley_conn *free_conns;        /* released, kept for reuse (via ready_next) */
     struct volley__direct *free_rx; /* DIRECT records kept for reuse */
@@ -375,7 +387,7 @@ VOLLEY_INTERNAL struct io_uring *volley__loop_ring(volley_loop *l);
 /* The connection in slot i (i < l->nslots). */
 static inline volley_conn *volley__loop_slot(const volley_loop *l, uint32_t i)
 {
-    return &l->blocks[i / VOLLEY__CONN_BLOCK][i % VOLLEY__CONN_BLOCK];
+    return &l->blocks[i / VOLLEY__CONN_BLOCK]->c[i % VOLLEY__CONN_BLOCK];
 }
 
 /* The connection a tag names, or NULL when its slot moved on. */

@@ -96,7 +96,7 @@ static void ur_bufs_back(volley_loop *l)
 
 static int arm_accept(volley_conn *c)
 {
-    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe)
         return -EBUSY;
     io_uring_prep_multishot_accept(sqe, c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -108,12 +108,12 @@ static int arm_accept(volley_conn *c)
 
 static int arm_recv(volley_conn *c)
 {
-    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe)
         return -EBUSY;
     /* A multishot receive takes buffers as fast as bytes arrive, before the
      * core can pause it; while the budget is short, one at a time. */
-    if (volley__loop_rx_tight(c->loop))
+    if (volley__loop_rx_tight(volley__conn_loop(c)))
         io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
     else
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
@@ -139,7 +139,7 @@ static int multishot(volley_conn *c, unsigned op, bool on)
     c->be_state &= ~U_WANT;
     if ((c->be_state & (U_ARMED | U_CANCELING)) != U_ARMED)
         return 0;
-    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe)
         return -EBUSY;
     io_uring_prep_cancel64(sqe, VOLLEY__TAG(c, op), 0);
@@ -156,7 +156,7 @@ static int ur_accept(volley_conn *c, bool on)
 
 static int ur_connect(volley_conn *c)
 {
-    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe)
         return -EBUSY;
     socklen_t len;
@@ -179,7 +179,7 @@ static void ur_recv(volley_conn *c, bool on)
 
 static void ur_recv_into(volley_conn *c)
 {
-    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe) {
         volley__conn_received(c, -EBUSY);
         return;
@@ -192,7 +192,7 @@ static void ur_recv_into(volley_conn *c)
 /* A send record for c, from the free list (NULL: out of memory). */
 static struct ur_send *send_rec_get(volley_conn *c)
 {
-    struct ur *u = UR(c->loop);
+    struct ur *u = UR(volley__conn_loop(c));
     struct ur_send *s = u->free_sends;
     if (s) {
         u->free_sends = s->next;
@@ -212,7 +212,7 @@ static void send_rec_put(volley_conn *c)
     struct ur_send *s = c->be_send;
     if (!s)
         return;
-    struct ur *u = UR(c->loop);
+    struct ur *u = UR(volley__conn_loop(c));
     s->next = u->free_sends;
     u->free_sends = s;
     c->be_send = NULL;
@@ -225,7 +225,7 @@ static void ur_send(volley_conn *c)
     unsigned n = volley__sendq_gather(&c->sq, iov, VOLLEY__SEND_IOV, SIZE_MAX, &bytes);
     /* Zero-copy: the queue stays untouched until the notification says
      * the kernel is done with its pages (on_send_zc). */
-    bool zc = c->zc_threshold && bytes >= c->zc_threshold && UR(c->loop)->zc;
+    bool zc = c->zc_threshold && bytes >= c->zc_threshold && UR(volley__conn_loop(c))->zc;
     /* one span goes in the SQE itself; a vectored or zero-copy send needs
      * memory that lasts until it completes */
     struct ur_send *s = NULL;
@@ -233,7 +233,7 @@ static void ur_send(volley_conn *c)
         volley__conn_sent(c, -ENOMEM);
         return;
     }
-    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe) {
         send_rec_put(c);
         volley__conn_sent(c, -EBUSY);
@@ -271,7 +271,7 @@ static void ur_end(volley_conn *c)
 {
     c->be_state &= ~U_WANT;
     if (c->inflight && !(c->be_state & U_CANCEL_FD)) {
-        struct io_uring_sqe *sqe = sqe_get(c->loop);
+        struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
         if (sqe) {
             io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
             io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_CANCEL_FD));
@@ -285,7 +285,7 @@ static void ur_end(volley_conn *c)
 
 static void on_recv(volley_conn *c, const struct io_uring_cqe *cqe)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         uint32_t id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         if (cqe->res > 0 && id < l->bufs.live)

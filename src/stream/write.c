@@ -15,7 +15,7 @@
 
 void volley__conn_sent(volley_conn *c, ssize_t res)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     if (c->state >= VOLLEY__CS_ENDING) {
         if (c->flags & VOLLEY__C_SENDING)
             volley__conn_drop_queue(c); /* held back for this send (conn_end) */
@@ -79,7 +79,7 @@ static int writable(const volley_conn *c)
  * those holding little still write. */
 static bool over_send_share(const volley_conn *c, size_t used, size_t n)
 {
-    const volley_loop *l = c->loop;
+    const volley_loop *l = volley__conn_loop(c);
     size_t mem = volley__segpool_mem(&l->pool) + (n / VOLLEY__CHUNK + 1) * VOLLEY__CHUNK;
     if (mem <= (size_t)l->sendq_budget / VOLLEY__CHUNK * VOLLEY__CHUNK)
         return false;
@@ -117,7 +117,7 @@ ssize_t volley_conn_write(volley_conn *c, const void *buf, size_t n)
         return -EINVAL;
     if ((r = room(c, n, 0)) < 0)
         return r;
-    if (n && (r = volley__sendq_write(&c->sq, &c->loop->pool, buf, n)) < 0)
+    if (n && (r = volley__sendq_write(&c->sq, &volley__conn_loop(c)->pool, buf, n)) < 0)
         return r;
     queued(c);
     return (ssize_t)n;
@@ -132,7 +132,8 @@ int volley_conn_write_ref(volley_conn *c, const void *buf, size_t n, uint64_t ta
         return -EINVAL;
     if ((r = room(c, n, REF_COST)) < 0)
         return r;
-    if ((r = volley__sendq_write_ref(&c->sq, &c->loop->pool, buf, n, tag)) < 0)
+    if ((r = volley__sendq_write_ref(&c->sq, &volley__conn_loop(c)->pool, buf, n, tag)) <
+        0)
         return r;
     if (c->sq.done_head) {
         /* a zero-length buffer behind nothing finished at once */
@@ -165,7 +166,7 @@ int volley_conn_wait_drained(volley_conn *c, int timeout_ms)
 /* Buffered bytes are dropped and reading stops when the caller closes. */
 static void drop_reads(volley_conn *c)
 {
-    (void)volley__readq_clear(&c->rq, &c->loop->bufs);
+    (void)volley__readq_clear(&c->rq, &volley__conn_loop(c)->bufs);
     c->pending &=
         ~(VOLLEY__EV(VOLLEY_EV_READABLE) | VOLLEY__P_TO_READ | VOLLEY__EV(VOLLEY_EV_EOF));
     c->dl_want = 0;
@@ -199,7 +200,7 @@ int volley_conn_close(volley_conn *c)
     }
     if (c->state == VOLLEY__CS_OPEN)
         c->state = VOLLEY__CS_FLUSHING; /* CONNECTING: flushes once connected */
-    c->dl_linger = volley__deadline_in((int)c->loop->linger_ms);
+    c->dl_linger = volley__deadline_in((int)volley__conn_loop(c)->linger_ms);
     volley__conn_timer_sync(c);
     volley__conn_recv_sync(c);
     volley__conn_flush_later(c);

@@ -82,12 +82,27 @@ void volley__stats_add(struct volley_conn_stats *to, const struct volley__cstats
     to->zc_copied += s->zc_copied;
 }
 
+/* c lets go of its options record: freed with the last connection. */
+static void copts_put(volley_conn *c)
+{
+    struct volley__copts *o = (struct volley__copts *)c->o;
+    c->o = NULL;
+    if (!o || --o->refs)
+        return;
+    struct volley__copts **p = &volley__conn_loop(c)->copts;
+    while (*p != o)
+        p = &(*p)->next;
+    *p = o->next;
+    free(o);
+}
+
 /* Everything of c back to the loop; its slot waits for reuse. */
 void volley__conn_release(volley_conn *c)
 {
     volley_loop *l = volley__conn_loop(c);
     free(c->un);
     c->un = NULL;
+    copts_put(c);
     if (c->rx) {
         c->rx->next = l->free_rx;
         l->free_rx = c->rx;
@@ -249,7 +264,7 @@ void volley__conn_close_progress(volley_conn *c)
 static int direct_get(volley_conn *c)
 {
     volley_loop *l = volley__conn_loop(c);
-    if (!(c->copt & VOLLEY_CONN_DIRECT) || c->rx)
+    if (!(c->o->flags & VOLLEY_CONN_DIRECT) || c->rx)
         return 0;
     struct volley__direct *d = l->free_rx;
     if (d)
@@ -263,12 +278,33 @@ static int direct_get(volley_conn *c)
 
 int volley__conn_opts_from(volley_conn *c, const volley_conn *lis)
 {
-    c->copt = lis->copt;
-    c->sendq_max = lis->sendq_max;
-    c->sendq_low = lis->sendq_low;
-    c->readq_max = lis->readq_max;
-    c->zc_threshold = lis->zc_threshold;
+    struct volley__copts *o = (struct volley__copts *)lis->o;
+    o->refs++;
+    c->o = o;
     return direct_get(c);
+}
+
+/* c's options record: one with these values if the loop has it, else a
+ * new one. 0 or -ENOMEM. */
+static int copts_get(volley_conn *c, const struct volley__copts *want)
+{
+    volley_loop *l = volley__conn_loop(c);
+    struct volley__copts *o = l->copts;
+    while (o && (o->sendq_max != want->sendq_max || o->sendq_low != want->sendq_low ||
+                 o->readq_max != want->readq_max ||
+                 o->zc_threshold != want->zc_threshold || o->flags != want->flags))
+        o = o->next;
+    if (!o) {
+        if (!(o = malloc(sizeof *o)))
+            return -ENOMEM;
+        *o = *want;
+        o->refs = 0;
+        o->next = l->copts;
+        l->copts = o;
+    }
+    o->refs++;
+    c->o = o;
+    return 0;
 }
 
 int volley__conn_opts(volley_conn *c, const struct volley_conn_opts *src, int *backlog)
@@ -289,15 +325,19 @@ int volley__conn_opts(volley_conn *c, const struct volley_conn_opts *src, int *b
     size_t max = o.sendq_max ? o.sendq_max : VOLLEY__SENDQ_MAX;
     if (o.sendq_low >= max)
         return -EINVAL;
-    c->copt = (uint8_t)o.flags;
     if (backlog)
         *backlog = o.flags & VOLLEY_CONN_BACKLOG_ZERO ? 0
                    : o.backlog                        ? (int)o.backlog
                                                       : SOMAXCONN;
-    c->sendq_max = (uint32_t)max;
-    c->sendq_low = o.sendq_low ? o.sendq_low : (uint32_t)max / 4;
-    c->readq_max = o.readq_max ? o.readq_max : VOLLEY__READQ_MAX;
-    c->zc_threshold = o.zc_threshold;
+    struct volley__copts want = {
+        .flags = o.flags,
+        .sendq_max = (uint32_t)max,
+        .sendq_low = o.sendq_low ? o.sendq_low : (uint32_t)max / 4,
+        .readq_max = o.readq_max ? o.readq_max : VOLLEY__READQ_MAX,
+        .zc_threshold = o.zc_threshold,
+    };
+    if ((r = copts_get(c, &want)) < 0)
+        return r;
     return direct_get(c);
 }
 

@@ -244,7 +244,7 @@ static void on_event(volley_conn *c, uint32_t events)
     if (c->state >= VOLLEY__CS_ENDING)
         return;
     if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && (c->be_state & E_IN)) {
-        if (c->state == VOLLEY__CS_OPEN && (c->copt & VOLLEY_CONN_DIRECT))
+        if (c->state == VOLLEY__CS_OPEN && (c->o->flags & VOLLEY_CONN_DIRECT))
             on_readable_direct(c);
         else
             on_readable(c);

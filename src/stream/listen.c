@@ -197,12 +197,12 @@ int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
     c->user = user;
     /* so that a restarted server binds its port while connections of its
      * last run wait in TIME_WAIT, as every TCP server does */
-    if (!(c->copt & VOLLEY_CONN_NO_REUSEADDR))
+    if (!(c->o->flags & VOLLEY_CONN_NO_REUSEADDR))
         r = setopt(c, SOL_SOCKET, SO_REUSEADDR, 1);
-    if (r == 0 && (c->copt & VOLLEY_CONN_REUSEPORT))
+    if (r == 0 && (c->o->flags & VOLLEY_CONN_REUSEPORT))
         r = setopt(c, SOL_SOCKET, SO_REUSEPORT, 1);
     if (r == 0 && c->local.sa.sa_family == AF_INET6)
-        r = setopt(c, IPPROTO_IPV6, IPV6_V6ONLY, !!(c->copt & VOLLEY_CONN_V6ONLY));
+        r = setopt(c, IPPROTO_IPV6, IPV6_V6ONLY, !!(c->o->flags & VOLLEY_CONN_V6ONLY));
     if (r == 0 && c->un) {
         r = unix_bind(c);
     } else if (r == 0) {
@@ -285,7 +285,7 @@ int volley_listen_fd(volley_loop *l, volley_conn **out, int fd,
 /* TCP_NODELAY unless the options leave Nagle on (or it is no TCP socket). */
 static int nodelay(volley_conn *c, int family)
 {
-    if ((c->copt & VOLLEY_CONN_NO_NODELAY) || family == AF_UNIX)
+    if ((c->o->flags & VOLLEY_CONN_NO_NODELAY) || family == AF_UNIX)
         return 0;
     return setopt(c, IPPROTO_TCP, TCP_NODELAY, 1);
 }

@@ -413,6 +413,11 @@ void volley_loop_close(volley_loop *l, int drain_ms)
     for (uint32_t b = 0; b * VOLLEY__CONN_BLOCK < l->nslots; b++)
         free(l->blocks[b]);
     free(l->blocks);
+    while (l->copts) { /* the connections given up on above still had theirs */
+        struct volley__copts *o = l->copts;
+        l->copts = o->next;
+        free(o);
+    }
     while (l->free_rx) {
         struct volley__direct *d = l->free_rx;
         l->free_rx = d->next;

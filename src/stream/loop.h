@@ -67,6 +67,16 @@ struct volley__direct {
     struct volley__direct *next; /* on the loop's free list */
 };
 
+/* Options of connections (volley_conn_opts, checked, defaults applied),
+ * one record per distinct set in use on a loop: a listener's are its
+ * accepted connections', and dials with the same options share theirs. */
+struct volley__copts {
+    uint32_t refs; /* connections pointing here */
+    uint32_t sendq_max, sendq_low, readq_max, zc_threshold;
+    uint32_t flags;             /* VOLLEY_CONN_* */
+    struct volley__copts *next; /* in the loop's list */
+};
+
 /* A connection or a listener. What only a busy connection needs lives
  * elsewhere while it is busy: the send in flight's message and iovecs are
  * the backend's (uring: a record from its free list, until the send
@@ -77,32 +87,31 @@ struct volley__direct {
 struct volley_conn {
     void *user;
     volley_conn *ready_next, *flush_next;
-    struct volley__unix *un;   /* a local listener's or dial's address */
-    struct volley__direct *rx; /* VOLLEY_CONN_DIRECT's */
-    void *be_send;             /* the backend's record of the send in flight */
-    int64_t dl_connect;        /* deadlines, 0 when none: volley_dial's */
-    int64_t dl_want;           /* volley_conn_want's; a listener's rest after EMFILE */
-    int64_t dl_drain;          /* volley_conn_wait_drained's */
-    int64_t dl_linger;         /* close deadline */
+    struct volley__unix *un;       /* a local listener's or dial's address */
+    struct volley__direct *rx;     /* VOLLEY_CONN_DIRECT's */
+    void *be_send;                 /* the backend's record of the send in flight */
+    const struct volley__copts *o; /* its options (shared) */
+    int64_t dl_connect;            /* deadlines, 0 when none: volley_dial's */
+    int64_t dl_want;   /* volley_conn_want's; a listener's rest after EMFILE */
+    int64_t dl_drain;  /* volley_conn_wait_drained's */
+    int64_t dl_linger; /* close deadline */
     struct volley__timer timer;
     struct volley__readq rq;
     struct volley__sendq sq;
     struct volley__cstats st;
     struct volley_addr local, peer; /* AF_UNIX with no more for local ones */
     int fd;
-    uint32_t slot;    /* index in the loop's slots (volley__loop_slot) */
-    uint32_t gen;     /* bumped each time the slot is reused */
-    uint32_t pending; /* events owed: 1u << VOLLEY_EV_* */
-    int32_t err;      /* the CLOSED event's error */
-    uint32_t done_ok; /* finished REF writes at the head of the done list
-                         that were sent whole (the rest were dropped) */
-    uint32_t want;    /* READABLE threshold (at most readq_max) */
-    uint32_t sendq_max, sendq_low, readq_max, zc_threshold; /* the options' */
+    uint32_t slot;     /* index in the loop's slots (volley__loop_slot) */
+    uint32_t gen;      /* bumped each time the slot is reused */
+    uint32_t pending;  /* events owed: 1u << VOLLEY_EV_* */
+    int32_t err;       /* the CLOSED event's error */
+    uint32_t done_ok;  /* finished REF writes at the head of the done list
+                          that were sent whole (the rest were dropped) */
+    uint32_t want;     /* READABLE threshold (at most readq_max) */
     uint32_t listener; /* ACCEPTED: the slot of the listener it came from */
     uint16_t flags;    /* VOLLEY__C_* */
     uint16_t inflight; /* backend operations not yet completed */
     uint8_t state;     /* enum volley__cstate */
-    uint8_t copt;      /* VOLLEY_CONN_* of the options */
     uint8_t be_state;  /* the backend's own bits */
 };
 
@@ -226,6 +235,7 @@ struct volley_loop {
     uint32_t nslots, cap_blocks;
     volley_conn *free_conns;        /* released, kept for reuse (via ready_next) */
     struct volley__direct *free_rx; /* DIRECT records kept for reuse */
+    struct volley__copts *copts;    /* the option sets in use */
     volley_conn *ready_head, *ready_tail;
     volley_conn *flush_head;
     volley_conn *reap; /* CLOSED returned: released at the next poll */

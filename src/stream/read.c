@@ -45,7 +45,8 @@ static bool recv_wanted(const volley_conn *c, bool over)
     switch (c->state) {
     case VOLLEY__CS_OPEN:
         /* a DIRECT connection receives only into the caller's buffers */
-        return !(c->copt & VOLLEY_CONN_DIRECT) && c->rq.bytes < c->readq_max && !over;
+        return !(c->o->flags & VOLLEY_CONN_DIRECT) && c->rq.bytes < c->o->readq_max &&
+               !over;
     case VOLLEY__CS_FLUSHING:
     case VOLLEY__CS_LINGER:
         return true; /* read and drop, so the close is not a reset */
@@ -212,7 +213,7 @@ int volley_conn_want(volley_conn *c, size_t n, int timeout_ms)
     int r = readable(c);
     if (r < 0)
         return r;
-    if (!n || n > c->readq_max)
+    if (!n || n > c->o->readq_max)
         return -EINVAL;
     if (c->flags & VOLLEY__C_REAPED)
         return -ESHUTDOWN; /* its CLOSED was returned: no event follows */
@@ -232,7 +233,7 @@ int volley_conn_recv_into(volley_conn *c, void *buf, size_t n, uint64_t tag)
         return r;
     if (!buf || !n)
         return -EINVAL;
-    if (!(c->copt & VOLLEY_CONN_DIRECT))
+    if (!(c->o->flags & VOLLEY_CONN_DIRECT))
         return -ENOTSUP;
     if (c->flags & VOLLEY__C_RX_LENT)
         return -EBUSY;

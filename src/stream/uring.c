@@ -225,7 +225,8 @@ static void ur_send(volley_conn *c)
     unsigned n = volley__sendq_gather(&c->sq, iov, VOLLEY__SEND_IOV, SIZE_MAX, &bytes);
     /* Zero-copy: the queue stays untouched until the notification says
      * the kernel is done with its pages (on_send_zc). */
-    bool zc = c->zc_threshold && bytes >= c->zc_threshold && UR(volley__conn_loop(c))->zc;
+    bool zc =
+        c->o->zc_threshold && bytes >= c->o->zc_threshold && UR(volley__conn_loop(c))->zc;
     /* one span goes in the SQE itself; a vectored or zero-copy send needs
      * memory that lasts until it completes */
     struct ur_send *s = NULL;

@@ -42,7 +42,7 @@ void volley__conn_sent(volley_conn *c, ssize_t res)
         c->done_ok = volley__conn_done_count(c); /* not ending yet: all went whole */
         volley__conn_ready(c, VOLLEY_EV_SENT);
     }
-    if ((c->flags & VOLLEY__C_SAID_AGAIN) && c->sq.bytes <= c->sendq_low) {
+    if ((c->flags & VOLLEY__C_SAID_AGAIN) && c->sq.bytes <= c->o->sendq_low) {
         c->flags &= ~VOLLEY__C_SAID_AGAIN;
         volley__conn_ready(c, VOLLEY_EV_WRITABLE);
     }
@@ -93,7 +93,7 @@ static bool over_send_share(const volley_conn *c, size_t used, size_t n)
 static int room(volley_conn *c, size_t n, size_t extra)
 {
     size_t used = c->sq.bytes + (size_t)c->sq.refs * REF_COST;
-    if (!used || (used < c->sendq_max && n + extra <= c->sendq_max - used &&
+    if (!used || (used < c->o->sendq_max && n + extra <= c->o->sendq_max - used &&
                   (extra || !over_send_share(c, used, n))))
         return 0;
     c->flags |= VOLLEY__C_SAID_AGAIN;

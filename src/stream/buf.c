@@ -287,29 +287,33 @@ static int grow_chunks(struct volley__segpool *p)
     return 0;
 }
 
+static void small_push(struct volley__segpool *p, uint8_t *c)
+{
+    memcpy(c, &p->free_small, sizeof p->free_small);
+    p->free_small = c;
+    p->nfree_small++;
+}
+
+/* More small chunks: a free whole chunk cut in pieces when there is one
+ * (so that a pool grown by large writes serves small ones without
+ * allocating), else a block of its own. */
 static int grow_small(struct volley__segpool *p)
 {
-    if (reserve_block_slot(p) < 0)
-        return -ENOMEM;
-    size_t owned = p->nfree_small + p->small_out;
-    if (p->cap_small - owned < SMALL_PER_BLOCK) {
-        size_t want = owned + SMALL_PER_BLOCK, cap = p->cap_small * 2;
-        if (cap < want)
-            cap = want;
-        if (cap > SIZE_MAX / sizeof *p->free_small)
+    uint8_t *c;
+    size_t n;
+    if (p->nfree_chunks) {
+        c = p->free_chunks[--p->nfree_chunks]; /* the small ones' for good */
+        n = VOLLEY__CHUNK / VOLLEY__CHUNK_SMALL;
+    } else {
+        if (reserve_block_slot(p) < 0)
             return -ENOMEM;
-        void **stack = xrealloc(p->free_small, cap * sizeof *stack);
-        if (!stack)
+        if (!(c = xmalloc((size_t)SMALL_PER_BLOCK * VOLLEY__CHUNK_SMALL)))
             return -ENOMEM;
-        p->free_small = stack;
-        p->cap_small = cap;
+        p->blocks[p->nblocks++] = c;
+        n = SMALL_PER_BLOCK;
     }
-    uint8_t *c = xmalloc((size_t)SMALL_PER_BLOCK * VOLLEY__CHUNK_SMALL);
-    if (!c)
-        return -ENOMEM;
-    p->blocks[p->nblocks++] = c;
-    for (unsigned i = 0; i < SMALL_PER_BLOCK; i++)
-        p->free_small[p->nfree_small++] = c + (size_t)i * VOLLEY__CHUNK_SMALL;
+    for (size_t i = 0; i < n; i++)
+        small_push(p, c + i * VOLLEY__CHUNK_SMALL);
     return 0;
 }
 
@@ -353,8 +357,11 @@ static uint8_t *chunk_get(struct volley__segpool *p, bool small)
 {
     if (small) {
         assert(p->nfree_small > 0);
+        uint8_t *c = p->free_small;
+        memcpy(&p->free_small, c, sizeof p->free_small);
+        p->nfree_small--;
         p->small_out++;
-        return p->free_small[--p->nfree_small];
+        return c;
     }
     assert(p->nfree_chunks > 0);
     p->chunks_out++;
@@ -364,9 +371,9 @@ static uint8_t *chunk_get(struct volley__segpool *p, bool small)
 static void chunk_put(struct volley__segpool *p, uint8_t *c, bool small)
 {
     if (small) {
-        assert(p->small_out > 0 && p->nfree_small < p->cap_small);
+        assert(p->small_out > 0);
         p->small_out--;
-        p->free_small[p->nfree_small++] = c;
+        small_push(p, c);
         return;
     }
     assert(p->chunks_out > 0 && p->nfree_chunks < p->cap_chunks);
@@ -380,7 +387,6 @@ void volley__segpool_free(struct volley__segpool *p)
         free(p->blocks[i]);
     free(p->blocks);
     free(p->free_chunks);
-    free(p->free_small);
     memset(p, 0, sizeof *p);
 }
 

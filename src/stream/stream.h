@@ -135,8 +135,8 @@ struct volley__segpool {
      * little at once then hold 256 bytes each, not 16 KiB, and the pool
      * does not keep 16 KiB per connection that was busy at once. */
     bool small_on;
-    void **free_small; /* a stack of free small chunks */
-    size_t nfree_small, cap_small;
+    void *free_small; /* free small chunks, each holding the next's address */
+    size_t nfree_small;
     size_t small_out; /* small chunks lent to queues now */
 };
 /* Bytes of chunks lent to queues now. */

@@ -502,6 +502,22 @@ static int sendq_small(void)
     volley__segpool_free(&p2);
     volley__segpool_free(&p);
     T_ASSERT(!p.blocks && !p.free_small && p.nblocks == 0);
+    /* a pool that has whole chunks free cuts one: nothing allocated */
+    struct volley__segpool p3 = {0};
+    T_EQ(volley__sendq_write(&q, &p3, lent, 1000), 0);
+    T_EQ(volley__sendq_clear(&q, &p3), 1000);
+    size_t whole = p3.nfree_chunks;
+    p3.small_on = true;
+    allocs = volley__stream_buf_allocs;
+    T_EQ(volley__sendq_write(&q, &p3, lent, 37), 0);
+    T_ASSERT(q.head->small);
+    T_EQ(volley__stream_buf_allocs, allocs);
+    T_EQ(p3.nfree_chunks, whole - 1);
+    T_EQ(p3.nfree_small, CHUNK / VOLLEY__CHUNK_SMALL - 1);
+    T_EQ(flatten(&q, out, SIZE_MAX), 37);
+    T_ASSERT(!memcmp(out, lent, 37));
+    T_EQ(volley__sendq_clear(&q, &p3), 37);
+    volley__segpool_free(&p3);
     return 0;
 }
 

@@ -671,11 +671,11 @@ VOLLEY_API int volley_probe(struct volley_caps *out, size_t size);
  *     always taken;
  *   - per connection, one deadline of each kind, and under 384 bytes of
  *     the heap while it is idle, whether it has been used or not (on
- *     x86-64: its slot, 352 bytes, and its place in the deadline heap);
+ *     x86-64: its slot, 336 bytes, and its place in the deadline heap);
  *     while it is busy, the bytes it holds (above), and a send of more
  *     than one span in flight on io_uring a record of about 600 bytes from
  *     a free list, until it completes; a VOLLEY_CONN_DIRECT connection
- *     about 40 more. What bounds how many connections there are is the
+ *     48 more. What bounds how many connections there are is the
  *     descriptor limit (an accept that fails for it pauses the listener
  *     for 100 ms) and the application, which ends idle ones
  *     (volley_conn_want's timeout).

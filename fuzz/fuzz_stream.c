@@ -90,8 +90,10 @@ static void send_check(const struct sendm *m)
     REQUIRE(!m->q.head || m->q.head->len > 0);
     if (m->q.tail && m->q.tail->kind == VOLLEY__SEG_COPY) {
         const struct volley__seg *t = m->q.tail;
-        REQUIRE(t->data >= t->chunk && t->len <= VOLLEY__CHUNK);
-        REQUIRE((size_t)(t->data - t->chunk) + t->len + t->room == VOLLEY__CHUNK);
+        size_t size = t->small ? VOLLEY__CHUNK_SMALL : VOLLEY__CHUNK;
+        REQUIRE(!t->small || m->pool.small_on);
+        REQUIRE(t->data >= t->chunk && t->len <= size);
+        REQUIRE((size_t)(t->data - t->chunk) + t->len + t->room == size);
     }
 }
 
@@ -413,7 +415,7 @@ static void teardown(void)
     while (sm.popped < sm.nref)
         send_pop(&sm);
     send_pop(&sm);
-    REQUIRE(sm.pool.chunks_out == 0);
+    REQUIRE(sm.pool.chunks_out == 0 && sm.pool.small_out == 0);
     volley__segpool_free(&sm.pool);
     read_clear(&rm);
     volley__bufs_free(&rm.b);
@@ -477,6 +479,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct input in = {data, size};
     setup();
+    sm.pool.small_on = size & 1; /* the loop's pool has small chunks */
     while (in.left)
         step(&in);
     teardown();

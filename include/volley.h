@@ -669,10 +669,16 @@ VOLLEY_API int volley_probe(struct volley_caps *out, size_t size);
  *     (2 * connections), says -EAGAIN (WRITABLE follows as usual); one
  *     holding less still writes, and a write into an empty queue is
  *     always taken;
- *   - per connection, one deadline of each kind, and a slot of about 1 KB;
- *     what bounds how many connections there are is the descriptor limit
- *     (an accept that fails for it pauses the listener for 100 ms) and
- *     the application, which ends idle ones (volley_conn_want's timeout).
+ *   - per connection, one deadline of each kind, and under 384 bytes of
+ *     the heap while it is idle, whether it has been used or not (on
+ *     x86-64: its slot, 336 bytes, and its place in the deadline heap);
+ *     while it is busy, the bytes it holds (above), and a send of more
+ *     than one span in flight on io_uring a record of about 600 bytes from
+ *     a free list, until it completes; a VOLLEY_CONN_DIRECT connection
+ *     48 more. What bounds how many connections there are is the
+ *     descriptor limit (an accept that fails for it pauses the listener
+ *     for 100 ms) and the application, which ends idle ones
+ *     (volley_conn_want's timeout).
  *
  * Environment: VOLLEY_BACKEND=uring|epoll picks the loop backend when
  * opts->backend is AUTO (a datagram backend name there is ignored by

@@ -136,11 +136,26 @@ te = json.load(open(a[0]))["end"]
 assert e["errors"] == 0 and e["requests"] == 2000 and e["stopped"] == "count", e
 assert e["bytes_out"] == e["bytes_in"] == 2000 * 128, e
 assert te["bytes_in"] == te["bytes_out"] == e["bytes_out"], (te, e)
+assert te["peak_conns"] == 4, te
+h = te["heap_per_conn"]  # 4 connections fit in memory the listener took
+assert h is None or (isinstance(h, int) and 0 <= h <= 4096), te
 assert e["requests"] == sum(i["requests"] for i in j["intervals"]), j["intervals"]
 assert e["bytes_out"] == sum(i["bytes_out"] for i in j["intervals"])
 assert e["latency_error"] > 0 and e["p50_us"] <= e["p99_us"] <= e["max_us"], e' \
             "$tmp/te.out" ||
             fail "tcp-load against tcp-echo: $(cat "$tmp/tl.json" "$tmp/te.out")"
+    fi
+    # volley's memory per connection, from a peak of 200: what the slots
+    # take, in blocks of 64 (null only when the allocator does not say)
+    if start_volley tcp-echo te2 --count 200 --duration 20 --json; then
+        doc tl2 0 tcp-load "127.0.0.1:$port" --conns 200 --count 400 --duration 10
+        server_done tcp-echo te2
+        check_json "$tmp/te2.out" '
+e = j["end"]
+assert e["accepted"] == 200 and e["peak_conns"] >= 100, e
+h = e["heap_per_conn"]
+assert h is None or (isinstance(h, int) and 64 <= h <= 1024), e' ||
+            fail "tcp-echo heap_per_conn: $(cat "$tmp/te2.out")"
     fi
     # nobody listening: the run began, then failed: end null, the errno named
     doc tlref 1 tcp-load "127.0.0.1:$(free_port)" --duration 0.2

@@ -49,7 +49,7 @@ END = {
              "latency_error", "stopped", "backend", "icmp_errors", "icmp_error"},
     "bench": {"matrix", "machine", "header", "cells"},
     "tcp-echo": {"mode", "accepted", "closed", "errors", "bytes_in", "bytes_out",
-                 "stopped", "backend"},
+                 "stopped", "backend", "peak_conns", "heap_per_conn"},
     "tcp-load": {"mode", "conns", "connected", "requests", "bytes_out", "bytes_in",
                  "errors", "p50_us", "p99_us", "max_us", "latency_error", "stopped",
                  "backend"},

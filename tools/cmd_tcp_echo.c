@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,7 +45,23 @@ struct server {
     unsigned ticks;
     const char *stopped;
     struct team_pub *pub; /* --threads: what this thread publishes */
+    /* the most connections open at once (--threads: summed over the
+     * threads in the summary); volley's memory: the heap in use before the
+     * first connection and at that peak (not with --threads: the heap is
+     * the process's) */
+    size_t heap0, heap_peak;
+    uint64_t peak;
 };
+
+/* The heap in use (malloc's arenas and the blocks it maps for large
+ * requests); 0 when the allocator does not say (a sanitizer's). The
+ * program holds nothing per connection: the growth is volley's. */
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 m = mallinfo2();
+
+    return m.uordblks ? m.uordblks + m.hblkhd : 0;
+}
 
 /* The user pointer of a connection whose peer has finished sending: it is
  * closed once everything it sent has been echoed. One bit of state needs
@@ -306,6 +323,11 @@ static int tcp_echo_loop(struct server *s)
             on_event(s, &ev[i]);
         if (s->pub)
             tcp_echo_publish(s, now, &publish);
+        if (s->open > s->peak) {
+            s->peak = s->open;
+            if (s->heap0)
+                s->heap_peak = heap_in_use();
+        }
     }
 }
 
@@ -324,6 +346,11 @@ static void tcp_echo_json(const struct server *s, const struct volley_loop_stats
            st->polls, st->total.sends, st->total.coalesced, st->total.rearms,
            st->ring_empty, s->stopped);
     cli_json_string(backend);
+    printf(",\"peak_conns\":%" PRIu64 ",\"heap_per_conn\":", s->peak);
+    if (s->peak && s->heap0 && s->heap_peak >= s->heap0)
+        printf("%zu", (s->heap_peak - s->heap0) / s->peak);
+    else
+        fputs("null", stdout);
 }
 
 static void tcp_echo_summary(const struct server *s, const struct volley_loop_stats *stp,
@@ -345,6 +372,10 @@ static void tcp_echo_summary(const struct server *s, const struct volley_loop_st
            " receive re-arms, %" PRIu64 " times out of buffers; stopped by %s\n",
            backend, st.syscalls, st.total.sends, st.total.rearms, st.ring_empty,
            s->stopped);
+    if (s->peak && s->heap0 && s->heap_peak >= s->heap0)
+        printf("volley's heap: %zu bytes per connection at the peak of %" PRIu64
+               " open\n",
+               (s->heap_peak - s->heap0) / s->peak, s->peak);
 }
 
 static void tcp_echo_args(const void *cfg)
@@ -398,6 +429,7 @@ static int tcp_echo_run(const struct echo_cfg *c)
     cli_catch_signals();
     cli_doc_begin(tcp_echo_args, c);
     s.start_ns = cli_mono_ns();
+    s.heap0 = heap_in_use();
     err = tcp_echo_loop(&s);
     {
         struct volley_loop_stats st = {0};
@@ -527,6 +559,7 @@ static void te_summary(const struct team *team, const struct echo_cfg *c,
         agg.closed += t[i].s.closed;
         agg.resets += t[i].s.resets;
         agg.errors += t[i].s.errors;
+        agg.peak += t[i].s.peak;
         te_sum(&st, &t[i].st);
         if (strcmp(t[i].s.stopped, "signal") == 0)
             t[i].s.stopped = why; /* halted by the main thread */

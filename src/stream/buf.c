@@ -13,6 +13,7 @@
 
 #define SEGS_PER_BLOCK   64u
 #define CHUNKS_PER_BLOCK 16u
+#define SMALL_PER_BLOCK  64u
 
 #if VOLLEY_TESTING
 unsigned long volley__stream_buf_allocs;
@@ -286,9 +287,40 @@ static int grow_chunks(struct volley__segpool *p)
     return 0;
 }
 
-/* Make sure nsegs segments and nchunks chunks can be taken without
- * failing. The pool may grow even when this fails; no queue changes. */
-static int reserve(struct volley__segpool *p, size_t nsegs, size_t nchunks)
+static void small_push(struct volley__segpool *p, uint8_t *c)
+{
+    memcpy(c, &p->free_small, sizeof p->free_small);
+    p->free_small = c;
+    p->nfree_small++;
+}
+
+/* More small chunks: a free whole chunk cut in pieces when there is one
+ * (so that a pool grown by large writes serves small ones without
+ * allocating), else a block of its own. */
+static int grow_small(struct volley__segpool *p)
+{
+    uint8_t *c;
+    size_t n;
+    if (p->nfree_chunks) {
+        c = p->free_chunks[--p->nfree_chunks]; /* the small ones' for good */
+        n = VOLLEY__CHUNK / VOLLEY__CHUNK_SMALL;
+    } else {
+        if (reserve_block_slot(p) < 0)
+            return -ENOMEM;
+        if (!(c = xmalloc((size_t)SMALL_PER_BLOCK * VOLLEY__CHUNK_SMALL)))
+            return -ENOMEM;
+        p->blocks[p->nblocks++] = c;
+        n = SMALL_PER_BLOCK;
+    }
+    for (size_t i = 0; i < n; i++)
+        small_push(p, c + i * VOLLEY__CHUNK_SMALL);
+    return 0;
+}
+
+/* Make sure nsegs segments, nchunks chunks and nsmall small chunks can be
+ * taken without failing. The pool may grow even when this fails; no
+ * queue changes. */
+static int reserve(struct volley__segpool *p, size_t nsegs, size_t nchunks, size_t nsmall)
 {
     size_t have = 0;
     for (struct volley__seg *s = p->free_segs; s && have < nsegs; s = s->next)
@@ -298,6 +330,9 @@ static int reserve(struct volley__segpool *p, size_t nsegs, size_t nchunks)
             return -ENOMEM;
     while (p->nfree_chunks < nchunks)
         if (grow_chunks(p) < 0)
+            return -ENOMEM;
+    while (p->nfree_small < nsmall)
+        if (grow_small(p) < 0)
             return -ENOMEM;
     return 0;
 }
@@ -318,15 +353,29 @@ static void seg_put(struct volley__segpool *p, struct volley__seg *s)
     p->free_segs = s;
 }
 
-static uint8_t *chunk_get(struct volley__segpool *p)
+static uint8_t *chunk_get(struct volley__segpool *p, bool small)
 {
+    if (small) {
+        assert(p->nfree_small > 0);
+        uint8_t *c = p->free_small;
+        memcpy(&p->free_small, c, sizeof p->free_small);
+        p->nfree_small--;
+        p->small_out++;
+        return c;
+    }
     assert(p->nfree_chunks > 0);
     p->chunks_out++;
     return p->free_chunks[--p->nfree_chunks];
 }
 
-static void chunk_put(struct volley__segpool *p, uint8_t *c)
+static void chunk_put(struct volley__segpool *p, uint8_t *c, bool small)
 {
+    if (small) {
+        assert(p->small_out > 0);
+        p->small_out--;
+        small_push(p, c);
+        return;
+    }
     assert(p->chunks_out > 0 && p->nfree_chunks < p->cap_chunks);
     p->chunks_out--;
     p->free_chunks[p->nfree_chunks++] = c;
@@ -376,7 +425,7 @@ static void finish_head(struct volley__sendq *q, struct volley__segpool *p)
     if (!q->head)
         q->tail = NULL;
     if (s->kind == VOLLEY__SEG_COPY) {
-        chunk_put(p, s->chunk);
+        chunk_put(p, s->chunk, s->small);
         seg_put(p, s);
     } else {
         done_append(q, s);
@@ -393,8 +442,10 @@ int volley__sendq_write(struct volley__sendq *q, struct volley__segpool *p,
     struct volley__seg *t = q->tail;
     size_t fill = t && t->kind == VOLLEY__SEG_COPY ? min_size(t->room, n) : 0;
     size_t rest = n - fill;
-    size_t nchunks = rest / VOLLEY__CHUNK + (rest % VOLLEY__CHUNK != 0);
-    if (reserve(p, nchunks, nchunks) < 0)
+    bool small = p->small_on && !q->head && rest <= VOLLEY__CHUNK_SMALL;
+    size_t size = small ? VOLLEY__CHUNK_SMALL : VOLLEY__CHUNK;
+    size_t nchunks = rest / size + (rest % size != 0);
+    if (reserve(p, nchunks, small ? 0 : nchunks, small ? nchunks : 0) < 0)
         return -ENOMEM;
     const uint8_t *src = buf;
     if (fill) {
@@ -406,10 +457,11 @@ int volley__sendq_write(struct volley__sendq *q, struct volley__segpool *p,
     }
     while (rest) {
         struct volley__seg *s = seg_get(p, VOLLEY__SEG_COPY);
-        s->chunk = chunk_get(p);
+        s->small = small;
+        s->chunk = chunk_get(p, small);
         s->data = s->chunk;
-        s->len = min_size(rest, VOLLEY__CHUNK);
-        s->room = (uint32_t)(VOLLEY__CHUNK - s->len);
+        s->len = min_size(rest, size);
+        s->room = (uint32_t)(size - s->len);
         memcpy(s->chunk, src, s->len);
         src += s->len;
         rest -= s->len;
@@ -423,7 +475,7 @@ int volley__sendq_write_ref(struct volley__sendq *q, struct volley__segpool *p,
 {
     if (n > SIZE_MAX - q->bytes)
         return -ENOMEM;
-    if (reserve(p, 1, 0) < 0)
+    if (reserve(p, 1, 0, 0) < 0)
         return -ENOMEM;
     struct volley__seg *s = seg_get(p, VOLLEY__SEG_REF);
     q->refs++;

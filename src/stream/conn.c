@@ -14,9 +14,8 @@ volley_conn *volley__loop_conn(volley_loop *l, uint64_t tag)
     uint32_t slot = VOLLEY__TAG_SLOT(tag);
     if (slot >= l->nslots)
         return NULL;
-    volley_conn *c = l->slots[slot];
-    if (!c || c->state == VOLLEY__STATE_FREE ||
-        (c->gen & 0xffffffu) != VOLLEY__TAG_GEN(tag))
+    volley_conn *c = volley__loop_slot(l, slot);
+    if (c->state == VOLLEY__STATE_FREE || (c->gen & 0xffffffu) != VOLLEY__TAG_GEN(tag))
         return NULL;
     return c;
 }
@@ -35,21 +34,26 @@ volley_conn *volley__conn_new(volley_loop *l)
          * made now, so that arming one never fails */
         if (volley__timers_reserve(&l->timers, l->nslots + l->ntimers + 1) < 0)
             return NULL;
-        if (l->nslots == l->cap_slots) {
-            uint32_t cap = l->cap_slots ? l->cap_slots * 2 : 64;
-            volley_conn **s = realloc(l->slots, cap * sizeof *s);
-            if (!s)
+        uint32_t b = l->nslots / VOLLEY__CONN_BLOCK;
+        if (l->nslots % VOLLEY__CONN_BLOCK == 0) {
+            /* a block at a time: no allocator header per connection, and
+             * one pointer per block rather than per slot */
+            if (b == l->cap_blocks) {
+                uint32_t cap = l->cap_blocks ? l->cap_blocks * 2 : 8;
+                struct volley__conn_block **s = realloc(l->blocks, cap * sizeof *s);
+                if (!s)
+                    return NULL;
+                l->blocks = s;
+                l->cap_blocks = cap;
+            }
+            l->blocks[b] = calloc(1, sizeof *l->blocks[b]);
+            if (!l->blocks[b])
                 return NULL;
-            l->slots = s;
-            l->cap_slots = cap;
+            l->blocks[b]->loop = l;
         }
-        c = calloc(1, sizeof *c);
-        if (!c)
-            return NULL;
-        c->slot = l->nslots;
-        l->slots[l->nslots++] = c;
+        c = volley__loop_slot(l, l->nslots);
+        c->slot = l->nslots++;
     }
-    c->loop = l;
     c->fd = -1;
     c->want = 1;
     c->timer.pos = -1;
@@ -66,7 +70,7 @@ uint64_t volley__stats_coalesced(const struct volley_conn_stats *s)
     return s->writes > s->sends ? s->writes - s->sends : 0;
 }
 
-void volley__stats_add(struct volley_conn_stats *to, const struct volley_conn_stats *s)
+void volley__stats_add(struct volley_conn_stats *to, const struct volley__cstats *s)
 {
     to->bytes_in += s->bytes_in;
     to->bytes_out += s->bytes_out;
@@ -78,12 +82,32 @@ void volley__stats_add(struct volley_conn_stats *to, const struct volley_conn_st
     to->zc_copied += s->zc_copied;
 }
 
+/* c lets go of its options record: freed with the last connection. */
+static void copts_put(volley_conn *c)
+{
+    struct volley__copts *o = (struct volley__copts *)c->o;
+    c->o = NULL;
+    if (!o || --o->refs)
+        return;
+    struct volley__copts **p = &volley__conn_loop(c)->copts;
+    while (*p != o)
+        p = &(*p)->next;
+    *p = o->next;
+    free(o);
+}
+
 /* Everything of c back to the loop; its slot waits for reuse. */
 void volley__conn_release(volley_conn *c)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     free(c->un);
     c->un = NULL;
+    copts_put(c);
+    if (c->rx) {
+        c->rx->next = l->free_rx;
+        l->free_rx = c->rx;
+        c->rx = NULL;
+    }
     volley__stats_add(&l->gone, &c->st);
     (void)volley__readq_clear(&c->rq, &l->bufs);
     (void)volley__sendq_clear(&c->sq, &l->pool);
@@ -101,7 +125,7 @@ void volley__conn_release(volley_conn *c)
  * nothing more. */
 static void enqueue(volley_conn *c)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     if (c->flags & (VOLLEY__C_READY | VOLLEY__C_REAPED))
         return;
     c->flags |= VOLLEY__C_READY;
@@ -125,8 +149,8 @@ void volley__conn_flush_later(volley_conn *c)
     if (c->flags & VOLLEY__C_FLUSH)
         return;
     c->flags |= VOLLEY__C_FLUSH;
-    c->flush_next = c->loop->flush_head;
-    c->loop->flush_head = c;
+    c->flush_next = volley__conn_loop(c)->flush_head;
+    volley__conn_loop(c)->flush_head = c;
 }
 
 static int64_t earliest(const volley_conn *c)
@@ -145,9 +169,9 @@ void volley__conn_timer_sync(volley_conn *c)
 {
     int64_t at = earliest(c);
     if (!at)
-        volley__timers_del(&c->loop->timers, &c->timer);
+        volley__timers_del(&volley__conn_loop(c)->timers, &c->timer);
     else
-        (void)volley__timers_set(&c->loop->timers, &c->timer, at);
+        (void)volley__timers_set(&volley__conn_loop(c)->timers, &c->timer, at);
 }
 
 int64_t volley__deadline_in(int timeout_ms)
@@ -168,9 +192,9 @@ uint32_t volley__conn_done_count(const volley_conn *c)
 static void unpause(volley_conn *c)
 {
     if (c->flags & VOLLEY__C_STARVED)
-        c->loop->starved--;
+        volley__conn_loop(c)->starved--;
     if (c->flags & VOLLEY__C_OVER)
-        c->loop->over--;
+        volley__conn_loop(c)->over--;
     c->flags &= ~(VOLLEY__C_STARVED | VOLLEY__C_OVER);
 }
 
@@ -181,7 +205,7 @@ void volley__conn_drop_queue(volley_conn *c)
     c->flags &= ~VOLLEY__C_SENDING;
     c->done_ok =
         volley__conn_done_count(c); /* these went whole; what the clear adds did not */
-    c->st.unsent_bytes += volley__sendq_clear(&c->sq, &c->loop->pool);
+    c->st.unsent_bytes += volley__sendq_clear(&c->sq, &volley__conn_loop(c)->pool);
     if (c->sq.done_head)
         volley__conn_ready(c, VOLLEY_EV_SENT);
 }
@@ -195,7 +219,7 @@ void volley__conn_end(volley_conn *c, int err, bool reset)
     c->err = err;
     /* A send in flight on io_uring still reads the queue: it is dropped
      * when that send completes (volley__conn_sent). */
-    if (!(c->flags & VOLLEY__C_SENDING) || !c->loop->ops->async_send)
+    if (!(c->flags & VOLLEY__C_SENDING) || !volley__conn_loop(c)->ops->async_send)
         volley__conn_drop_queue(c);
     c->dl_connect = c->dl_want = c->dl_drain = c->dl_linger = 0;
     volley__conn_timer_sync(c);
@@ -205,7 +229,7 @@ void volley__conn_end(volley_conn *c, int err, bool reset)
     c->flags &= ~(VOLLEY__C_RECV | VOLLEY__C_SAID_AGAIN | VOLLEY__C_WAIT_DRAIN);
     c->pending &= ~(VOLLEY__EV(VOLLEY_EV_WRITABLE) | VOLLEY__EV(VOLLEY_EV_DRAINED));
     c->state = VOLLEY__CS_ENDING;
-    c->loop->ops->end(c);
+    volley__conn_loop(c)->ops->end(c);
 }
 
 /* After the caller closed or shut c: FIN once everything queued went out;
@@ -218,7 +242,7 @@ void volley__conn_close_progress(volley_conn *c)
         return;
     int r = 0;
     if (!(c->flags & VOLLEY__C_SHUT_DONE)) {
-        c->loop->st.syscalls++;
+        volley__conn_loop(c)->st.syscalls++;
         r = volley__sys_shutdown(c->fd, SHUT_WR);
         if (r < 0 && r != -ENOTCONN) {
             volley__conn_end(c, r, true);
@@ -236,7 +260,54 @@ void volley__conn_close_progress(volley_conn *c)
     volley__conn_recv_sync(c);
 }
 
-int volley__conn_opts(volley_conn *c, const struct volley_conn_opts *src)
+/* A DIRECT connection's record, from the loop's free list: 0 or -ENOMEM. */
+static int direct_get(volley_conn *c)
+{
+    volley_loop *l = volley__conn_loop(c);
+    if (!(c->o->flags & VOLLEY_CONN_DIRECT) || c->rx)
+        return 0;
+    struct volley__direct *d = l->free_rx;
+    if (d)
+        l->free_rx = d->next;
+    else if (!(d = malloc(sizeof *d)))
+        return -ENOMEM;
+    memset(d, 0, sizeof *d);
+    c->rx = d;
+    return 0;
+}
+
+int volley__conn_opts_from(volley_conn *c, const volley_conn *lis)
+{
+    struct volley__copts *o = (struct volley__copts *)lis->o;
+    o->refs++;
+    c->o = o;
+    return direct_get(c);
+}
+
+/* c's options record: one with these values if the loop has it, else a
+ * new one. 0 or -ENOMEM. */
+static int copts_get(volley_conn *c, const struct volley__copts *want)
+{
+    volley_loop *l = volley__conn_loop(c);
+    struct volley__copts *o = l->copts;
+    while (o && (o->sendq_max != want->sendq_max || o->sendq_low != want->sendq_low ||
+                 o->readq_max != want->readq_max ||
+                 o->zc_threshold != want->zc_threshold || o->flags != want->flags))
+        o = o->next;
+    if (!o) {
+        if (!(o = malloc(sizeof *o)))
+            return -ENOMEM;
+        *o = *want;
+        o->refs = 0;
+        o->next = l->copts;
+        l->copts = o;
+    }
+    o->refs++;
+    c->o = o;
+    return 0;
+}
+
+int volley__conn_opts(volley_conn *c, const struct volley_conn_opts *src, int *backlog)
 {
     struct volley_conn_opts o;
     int r = volley__opts_in(&o, sizeof o, src, offsetof(struct volley_conn_opts, flags));
@@ -254,15 +325,20 @@ int volley__conn_opts(volley_conn *c, const struct volley_conn_opts *src)
     size_t max = o.sendq_max ? o.sendq_max : VOLLEY__SENDQ_MAX;
     if (o.sendq_low >= max)
         return -EINVAL;
-    c->copt = o.flags;
-    c->backlog = o.flags & VOLLEY_CONN_BACKLOG_ZERO ? 0
-                 : o.backlog                        ? o.backlog
-                                                    : SOMAXCONN;
-    c->sendq_max = max;
-    c->sendq_low = o.sendq_low ? o.sendq_low : max / 4;
-    c->readq_max = o.readq_max ? o.readq_max : VOLLEY__READQ_MAX;
-    c->zc_threshold = o.zc_threshold;
-    return 0;
+    if (backlog)
+        *backlog = o.flags & VOLLEY_CONN_BACKLOG_ZERO ? 0
+                   : o.backlog                        ? (int)o.backlog
+                                                      : SOMAXCONN;
+    struct volley__copts want = {
+        .flags = o.flags,
+        .sendq_max = (uint32_t)max,
+        .sendq_low = o.sendq_low ? o.sendq_low : (uint32_t)max / 4,
+        .readq_max = o.readq_max ? o.readq_max : VOLLEY__READQ_MAX,
+        .zc_threshold = o.zc_threshold,
+    };
+    if ((r = copts_get(c, &want)) < 0)
+        return r;
+    return direct_get(c);
 }
 
 static void fill(struct volley_event *e, volley_conn *c, unsigned type)
@@ -277,13 +353,13 @@ static void fill(struct volley_event *e, volley_conn *c, unsigned type)
  * owes none (any more). */
 static bool next_event(volley_conn *c, struct volley_event *e)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     for (;;) {
         uint32_t p = c->pending;
         if (p & VOLLEY__EV(VOLLEY_EV_ACCEPTED)) {
             c->pending &= ~VOLLEY__EV(VOLLEY_EV_ACCEPTED);
             fill(e, c, VOLLEY_EV_ACCEPTED);
-            e->listener = c->listener;
+            e->listener = volley__loop_slot(l, c->listener);
             return true;
         }
         if (p & VOLLEY__EV(VOLLEY_EV_CONNECTED)) {
@@ -308,8 +384,8 @@ static bool next_event(volley_conn *c, struct volley_event *e)
         if (p & VOLLEY__EV(VOLLEY_EV_RECEIVED)) {
             c->pending &= ~VOLLEY__EV(VOLLEY_EV_RECEIVED);
             fill(e, c, VOLLEY_EV_RECEIVED);
-            e->tag = c->rx_tag;
-            e->len = c->rx_got;
+            e->tag = c->rx->tag;
+            e->len = c->rx->got;
             return true;
         }
         if (p & VOLLEY__EV(VOLLEY_EV_SENT)) {
@@ -421,11 +497,11 @@ void volley__conn_gone(volley_conn *c)
 {
     if (c->flags & VOLLEY__C_ABORT) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0}; /* close with a reset */
-        c->loop->st.syscalls++;
+        volley__conn_loop(c)->st.syscalls++;
         (void)volley__sys_setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
     volley__conn_unlink(c);
-    c->loop->st.syscalls++;
+    volley__conn_loop(c)->st.syscalls++;
     volley__sys_close(c->fd);
     c->state = VOLLEY__CS_ENDED;
     c->fd = -1;
@@ -461,7 +537,8 @@ int volley_conn_get_stats(const volley_conn *c, struct volley_conn_stats *out,
 {
     if (!c || !out || !size)
         return -EINVAL;
-    struct volley_conn_stats st = c->st;
+    struct volley_conn_stats st = {0};
+    volley__stats_add(&st, &c->st);
     st.coalesced = volley__stats_coalesced(&st);
     st.queued = c->sq.bytes;
     st.buffered = c->rq.bytes;

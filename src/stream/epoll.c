@@ -63,7 +63,7 @@ static int ep_fd(const volley_loop *l)
 /* Make the epoll set hold what c wants now: in, out, both or nothing. */
 static int interest(volley_conn *c)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     uint32_t want = c->be_state & (E_IN | E_OUT);
     uint32_t have = (c->be_state & E_MASK) >> E_MASK_SHIFT;
     bool in_set = c->be_state & E_IN_SET;
@@ -101,7 +101,7 @@ static int ep_accept(volley_conn *c, bool on)
 
 static int ep_connect(volley_conn *c)
 {
-    c->loop->st.syscalls++;
+    volley__conn_loop(c)->st.syscalls++;
     socklen_t len;
     const struct sockaddr *sa = volley__conn_peer_sa(c, &len);
     int r = volley__sys_connect(c->fd, sa, len);
@@ -133,8 +133,8 @@ static void ep_recv_into(volley_conn *c)
 /* A receive into the caller's buffer (VOLLEY_CONN_DIRECT). */
 static void on_readable_direct(volley_conn *c)
 {
-    c->loop->st.syscalls++;
-    ssize_t r = volley__sys_recv(c->fd, c->rx_buf, c->rx_len);
+    volley__conn_loop(c)->st.syscalls++;
+    ssize_t r = volley__sys_recv(c->fd, c->rx->buf, c->rx->len);
     if (r == -EAGAIN)
         return;
     c->be_state &= ~E_IN;
@@ -146,10 +146,11 @@ static void on_readable_direct(volley_conn *c)
 static void ep_send(volley_conn *c)
 {
     size_t bytes;
-    unsigned n = volley__sendq_gather(&c->sq, c->iov, VOLLEY__SEND_IOV, SIZE_MAX, &bytes);
-    c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = n};
-    c->loop->st.syscalls++;
-    ssize_t r = volley__sys_sendmsg(c->fd, &c->msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    struct iovec iov[VOLLEY__SEND_IOV]; /* the send is over when sendmsg returns */
+    unsigned n = volley__sendq_gather(&c->sq, iov, VOLLEY__SEND_IOV, SIZE_MAX, &bytes);
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
+    volley__conn_loop(c)->st.syscalls++;
+    ssize_t r = volley__sys_sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (r == -EAGAIN) {
         c->be_state |= E_BLOCKED | E_OUT;
         if (interest(c) < 0)
@@ -177,7 +178,7 @@ static int sock_error(volley_conn *c)
 {
     int err = 0;
     socklen_t len = sizeof err;
-    c->loop->st.syscalls++;
+    volley__conn_loop(c)->st.syscalls++;
     int r = volley__sys_getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     return r < 0 ? r : -err;
 }
@@ -186,7 +187,7 @@ static void on_listener(volley_conn *c)
 {
     for (int i = 0;
          i < ACCEPTS_A_TURN && c->state == VOLLEY__CS_OPEN && (c->be_state & E_IN); i++) {
-        c->loop->st.syscalls++;
+        volley__conn_loop(c)->st.syscalls++;
         int fd = volley__sys_accept(c->fd);
         if (fd == -EAGAIN)
             return;
@@ -200,7 +201,7 @@ static void on_listener(volley_conn *c)
 
 static void on_readable(volley_conn *c)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     for (int i = 0; i < READS_A_TURN && (c->be_state & E_IN); i++) {
         int32_t id = volley__bufs_take(&l->bufs);
         if (id < 0) {
@@ -244,7 +245,7 @@ static void on_event(volley_conn *c, uint32_t events)
     if (c->state >= VOLLEY__CS_ENDING)
         return;
     if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && (c->be_state & E_IN)) {
-        if (c->state == VOLLEY__CS_OPEN && (c->copt & VOLLEY_CONN_DIRECT))
+        if (c->state == VOLLEY__CS_OPEN && (c->o->flags & VOLLEY_CONN_DIRECT))
             on_readable_direct(c);
         else
             on_readable(c);

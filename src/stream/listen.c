@@ -50,7 +50,7 @@ static int sock_setup(volley_conn *c, const char *addr, struct volley_addr *a)
     }
     if (r < 0)
         return r;
-    c->loop->st.syscalls++;
+    volley__conn_loop(c)->st.syscalls++;
     r = volley__sys_socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                            0);
     if (r < 0)
@@ -75,7 +75,7 @@ const struct sockaddr *volley__conn_peer_sa(const volley_conn *c, socklen_t *len
 static bool unix_stale(volley_conn *c)
 {
     struct stat st;
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     l->st.syscalls++;
     if (volley__sys_stat(c->un->sa.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
         return false;
@@ -94,7 +94,7 @@ static bool unix_stale(volley_conn *c)
 static int unix_bind(volley_conn *c)
 {
     struct volley__unix *u = c->un;
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     bool path = u->sa.sun_path[0] != '\0';
     l->st.syscalls++;
     int r = volley__sys_bind(c->fd, (const struct sockaddr *)&u->sa, u->len);
@@ -122,10 +122,10 @@ void volley__conn_unlink(volley_conn *c)
         return;
     u->made = false;
     struct stat st;
-    c->loop->st.syscalls++;
+    volley__conn_loop(c)->st.syscalls++;
     if (volley__sys_stat(u->sa.sun_path, &st) == 0 && st.st_dev == u->dev &&
         st.st_ino == u->ino) {
-        c->loop->st.syscalls++;
+        volley__conn_loop(c)->st.syscalls++;
         (void)volley__sys_unlink(u->sa.sun_path);
     }
 }
@@ -136,7 +136,7 @@ static int sock_name(volley_conn *c, bool peer, struct volley_addr *out)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    c->loop->st.syscalls++;
+    volley__conn_loop(c)->st.syscalls++;
     int r = peer ? volley__sys_getpeername(c->fd, (struct sockaddr *)&ss, &len)
                  : volley__sys_getsockname(c->fd, (struct sockaddr *)&ss, &len);
     if (r == 0)
@@ -148,7 +148,7 @@ static int sock_name(volley_conn *c, bool peer, struct volley_addr *out)
 
 static int setopt(volley_conn *c, int level, int opt, int v)
 {
-    c->loop->st.syscalls++;
+    volley__conn_loop(c)->st.syscalls++;
     return volley__sys_setsockopt(c->fd, level, opt, &v, sizeof v);
 }
 
@@ -164,7 +164,7 @@ static void conn_abandon(volley_conn *c)
  * and a socket for addr (the local address of a listener, the peer of a
  * dial), in *cp. */
 static int conn_make(volley_loop *l, volley_conn **out, const char *addr,
-                     const struct volley_conn_opts *o, bool listener, volley_conn **cp)
+                     const struct volley_conn_opts *o, int *backlog, volley_conn **cp)
 {
     if (!l || !out)
         return -EINVAL;
@@ -174,9 +174,9 @@ static int conn_make(volley_loop *l, volley_conn **out, const char *addr,
     volley_conn *c = volley__conn_new(l);
     if (!c)
         return -ENOMEM;
-    int r = volley__conn_opts(c, o);
+    int r = volley__conn_opts(c, o, backlog);
     if (r == 0)
-        r = sock_setup(c, addr, listener ? &c->local : &c->peer);
+        r = sock_setup(c, addr, backlog ? &c->local : &c->peer);
     if (r < 0) {
         conn_abandon(c);
         return r;
@@ -189,19 +189,20 @@ int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
                   const struct volley_conn_opts *o, void *user)
 {
     volley_conn *c;
-    int r = conn_make(l, out, addr, o, true, &c);
+    int backlog;
+    int r = conn_make(l, out, addr, o, &backlog, &c);
     if (r < 0)
         return r;
     c->flags |= VOLLEY__C_LISTENER;
     c->user = user;
     /* so that a restarted server binds its port while connections of its
      * last run wait in TIME_WAIT, as every TCP server does */
-    if (!(c->copt & VOLLEY_CONN_NO_REUSEADDR))
+    if (!(c->o->flags & VOLLEY_CONN_NO_REUSEADDR))
         r = setopt(c, SOL_SOCKET, SO_REUSEADDR, 1);
-    if (r == 0 && (c->copt & VOLLEY_CONN_REUSEPORT))
+    if (r == 0 && (c->o->flags & VOLLEY_CONN_REUSEPORT))
         r = setopt(c, SOL_SOCKET, SO_REUSEPORT, 1);
     if (r == 0 && c->local.sa.sa_family == AF_INET6)
-        r = setopt(c, IPPROTO_IPV6, IPV6_V6ONLY, !!(c->copt & VOLLEY_CONN_V6ONLY));
+        r = setopt(c, IPPROTO_IPV6, IPV6_V6ONLY, !!(c->o->flags & VOLLEY_CONN_V6ONLY));
     if (r == 0 && c->un) {
         r = unix_bind(c);
     } else if (r == 0) {
@@ -210,7 +211,7 @@ int volley_listen(volley_loop *l, volley_conn **out, const char *addr,
     }
     if (r == 0) {
         l->st.syscalls++;
-        r = volley__sys_listen(c->fd, (int)c->backlog);
+        r = volley__sys_listen(c->fd, backlog);
     }
     if (r == 0)
         r = sock_name(c, false, &c->local);
@@ -253,7 +254,7 @@ int volley_listen_fd(volley_loop *l, volley_conn **out, int fd,
     if (!c)
         return -ENOMEM;
     c->fd = fd;
-    r = volley__conn_opts(c, o);
+    r = volley__conn_opts(c, o, NULL);
     if (r == 0)
         r = sock_name(c, false, &c->local);
     if (r == 0 && c->local.sa.sa_family != AF_INET && c->local.sa.sa_family != AF_INET6 &&
@@ -284,7 +285,7 @@ int volley_listen_fd(volley_loop *l, volley_conn **out, int fd,
 /* TCP_NODELAY unless the options leave Nagle on (or it is no TCP socket). */
 static int nodelay(volley_conn *c, int family)
 {
-    if ((c->copt & VOLLEY_CONN_NO_NODELAY) || family == AF_UNIX)
+    if ((c->o->flags & VOLLEY_CONN_NO_NODELAY) || family == AF_UNIX)
         return 0;
     return setopt(c, IPPROTO_TCP, TCP_NODELAY, 1);
 }
@@ -293,7 +294,7 @@ int volley_dial(volley_loop *l, volley_conn **out, const char *addr,
                 const struct volley_conn_opts *o, int timeout_ms, void *user)
 {
     volley_conn *c;
-    int r = conn_make(l, out, addr, o, false, &c);
+    int r = conn_make(l, out, addr, o, NULL, &c);
     if (r < 0)
         return r;
     if (!c->un && volley_addr_port(&c->peer) == 0)
@@ -319,7 +320,7 @@ int volley_dial(volley_loop *l, volley_conn **out, const char *addr,
 
 void volley__loop_accepted(volley_conn *lis, int fd)
 {
-    volley_loop *l = lis->loop;
+    volley_loop *l = volley__conn_loop(lis);
     if (lis->state != VOLLEY__CS_OPEN || l->closing) {
         volley__sys_close(fd);
         return;
@@ -331,14 +332,9 @@ void volley__loop_accepted(volley_conn *lis, int fd)
         return;
     }
     c->fd = fd;
-    c->copt = lis->copt;
-    c->sendq_max = lis->sendq_max;
-    c->sendq_low = lis->sendq_low;
-    c->readq_max = lis->readq_max;
-    c->zc_threshold = lis->zc_threshold;
     c->user = lis->user;
-    c->listener = lis;
-    if (nodelay(c, lis->local.sa.sa_family) < 0) {
+    c->listener = lis->slot;
+    if (volley__conn_opts_from(c, lis) < 0 || nodelay(c, lis->local.sa.sa_family) < 0) {
         /* counted as a failed accept: the peer sees the socket close */
         l->st.accept_errors++;
         conn_abandon(c);
@@ -353,10 +349,10 @@ void volley__loop_accepted(volley_conn *lis, int fd)
 
 void volley__loop_accept_failed(volley_conn *lis, int err)
 {
-    lis->loop->st.accept_errors++;
+    volley__conn_loop(lis)->st.accept_errors++;
     if (err != -EMFILE && err != -ENFILE && err != -ENOBUFS && err != -ENOMEM)
         return;
-    if (lis->dl_want || lis->loop->ops->accept(lis, false) < 0)
+    if (lis->dl_want || volley__conn_loop(lis)->ops->accept(lis, false) < 0)
         return; /* resting already, or it cannot: it goes on as it is */
     lis->dl_want = volley__deadline_in(VOLLEY__ACCEPT_PAUSE_MS);
     volley__conn_timer_sync(lis);
@@ -364,7 +360,7 @@ void volley__loop_accept_failed(volley_conn *lis, int err)
 
 void volley__conn_connected(volley_conn *c, int err)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     if (c->state != VOLLEY__CS_CONNECTING)
         return;
     if (err < 0) {

@@ -90,6 +90,7 @@ int volley_loop_open(volley_loop **out, const struct volley_loop_opts *opts)
     if (!l)
         return -ENOMEM;
     l->linger_ms = o.linger_ms;
+    l->pool.small_on = true;
     l->sendq_budget = o.sendq_budget;
     r = volley__bufs_init(&l->bufs, o.buf_count, o.buf_size, BUFS_FIRST);
     if (r < 0) {
@@ -165,7 +166,7 @@ int volley_loop_get_stats(const volley_loop *l, struct volley_loop_stats *out,
     struct volley_loop_stats st = l->st;
     st.total = l->gone;
     for (uint32_t i = 0; i < l->nslots; i++) {
-        const volley_conn *c = l->slots[i];
+        const volley_conn *c = volley__loop_slot(l, i);
         if (c->state == VOLLEY__STATE_FREE)
             continue;
         volley__stats_add(&st.total, &c->st);
@@ -176,7 +177,7 @@ int volley_loop_get_stats(const volley_loop *l, struct volley_loop_stats *out,
     st.bufs_live = l->bufs.live;
     st.bufs_held = l->bufs.held;
     st.over_share = l->over;
-    st.sendq_mem = (uint64_t)l->pool.chunks_out * VOLLEY__CHUNK;
+    st.sendq_mem = volley__segpool_mem(&l->pool);
     memcpy(out, &st, size < sizeof st ? size : sizeof st);
     return 0;
 }
@@ -282,7 +283,7 @@ static void turn_bufs(volley_loop *l)
         return;
     l->ops->bufs_back(l);
     for (uint32_t i = 0; i < l->nslots && (l->starved || l->over); i++) {
-        volley_conn *c = l->slots[i];
+        volley_conn *c = volley__loop_slot(l, i);
         if (c->state == VOLLEY__STATE_FREE ||
             !(c->flags & (VOLLEY__C_STARVED | VOLLEY__C_OVER)))
             continue;
@@ -348,7 +349,7 @@ int volley_loop_poll(volley_loop *l, struct volley_event *ev, unsigned n, int ti
 static void abort_all(volley_loop *l)
 {
     for (uint32_t i = 0; i < l->nslots; i++) {
-        volley_conn *c = l->slots[i];
+        volley_conn *c = volley__loop_slot(l, i);
         if (c->state != VOLLEY__STATE_FREE && c->state < VOLLEY__CS_ENDING)
             volley__conn_end(c, -ECANCELED, !(c->flags & VOLLEY__C_LISTENER));
     }
@@ -365,7 +366,7 @@ void volley_loop_close(volley_loop *l, int drain_ms)
         abort_all(l);
     } else {
         for (uint32_t i = 0; i < l->nslots; i++) {
-            volley_conn *c = l->slots[i];
+            volley_conn *c = volley__loop_slot(l, i);
             if (c->state == VOLLEY__STATE_FREE || c->state >= VOLLEY__CS_ENDING)
                 continue;
             if (c->flags & VOLLEY__C_LISTENER)
@@ -396,12 +397,12 @@ void volley_loop_close(volley_loop *l, int drain_ms)
             break;
         /* What lingers has sent everything: it need not hold the close up. */
         for (uint32_t i = 0; i < l->nslots; i++)
-            if (l->slots[i]->state == VOLLEY__CS_LINGER)
-                volley__conn_end(l->slots[i], 0, false);
+            if (volley__loop_slot(l, i)->state == VOLLEY__CS_LINGER)
+                volley__conn_end(volley__loop_slot(l, i), 0, false);
         /* Events are not returned: what was owed is dropped with the conn. */
         (void)turn(l, 10);
         for (uint32_t i = 0; i < l->nslots; i++) {
-            volley_conn *c = l->slots[i];
+            volley_conn *c = volley__loop_slot(l, i);
             c->flags &= ~VOLLEY__C_READY;
             if (c->state == VOLLEY__CS_ENDED)
                 volley__conn_release(c);
@@ -412,12 +413,25 @@ void volley_loop_close(volley_loop *l, int drain_ms)
     volley__sys_notify_close(&l->wake);
     volley__timer_free_all(l);
     for (uint32_t i = 0; i < l->nslots; i++) {
-        volley_conn *c = l->slots[i];
+        volley_conn *c = volley__loop_slot(l, i);
         if (c->state != VOLLEY__STATE_FREE && c->fd >= 0)
             volley__sys_close(c->fd); /* only when given up on above */
-        free(c);
+        free(c->un);
+        free(c->rx);
     }
-    free(l->slots);
+    for (uint32_t b = 0; b * VOLLEY__CONN_BLOCK < l->nslots; b++)
+        free(l->blocks[b]);
+    free(l->blocks);
+    while (l->copts) { /* the connections given up on above still had theirs */
+        struct volley__copts *o = l->copts;
+        l->copts = o->next;
+        free(o);
+    }
+    while (l->free_rx) {
+        struct volley__direct *d = l->free_rx;
+        l->free_rx = d->next;
+        free(d);
+    }
     volley__segpool_free(&l->pool);
     volley__timers_free(&l->timers);
     volley__bufs_free(&l->bufs);

@@ -49,47 +49,88 @@ enum volley__cstate {
 #define VOLLEY__C_OVER         0x4000u /* receiving paused: over its share of buffers */
 #define VOLLEY__C_REAPED       0x8000u /* CLOSED returned: on the reap list */
 
+/* What volley_conn_stats counts of one connection (the rest of it is
+ * computed when asked). */
+struct volley__cstats {
+    uint64_t bytes_in, bytes_out, writes, sends, rearms, unsent_bytes, zc_sends,
+        zc_copied;
+};
+
+/* VOLLEY_CONN_DIRECT: the caller's receive buffer, while lent, and what
+ * the RECEIVED event owed reports. Only a DIRECT connection has one (from
+ * the loop's free list, for its whole life). */
+struct volley__direct {
+    uint8_t *buf;
+    uint64_t tag;
+    uint32_t len;                /* at most VOLLEY__DGRAM_MAX: one recv(2) */
+    uint32_t got;                /* bytes in it for the RECEIVED event owed */
+    struct volley__direct *next; /* on the loop's free list */
+};
+
+/* Options of connections (volley_conn_opts, checked, defaults applied),
+ * one record per distinct set in use on a loop: a listener's are its
+ * accepted connections', and dials with the same options share theirs. */
+struct volley__copts {
+    uint32_t refs; /* connections pointing here */
+    uint32_t sendq_max, sendq_low, readq_max, zc_threshold;
+    uint32_t flags;             /* VOLLEY_CONN_* */
+    struct volley__copts *next; /* in the loop's list */
+};
+
+/* A connection or a listener. What only a busy connection needs lives
+ * elsewhere while it is busy: the send in flight's message and iovecs are
+ * the backend's (uring: a record from its free list, until the send
+ * completes; epoll: the stack), received bytes are in the loop's buffers,
+ * queued ones in its segment pool. So an idle connection costs this
+ * struct, a place in the deadline heap, and nothing else: fields are as
+ * narrow as their ranges allow (the options' are at most 2^30). */
 struct volley_conn {
-    volley_loop *loop;
     void *user;
-    int fd;
-    uint32_t slot; /* index in loop->slots */
-    uint32_t gen;  /* bumped each time the slot is reused */
-    uint32_t flags;
-    uint8_t state;     /* enum volley__cstate */
-    uint32_t pending;  /* events owed: 1u << VOLLEY_EV_* */
-    int32_t err;       /* the CLOSED event's error */
-    uint32_t inflight; /* backend operations not yet completed */
-    uint32_t done_ok;  /* finished REF writes at the head of the done list
-                          that were sent whole (the rest were dropped) */
-    size_t want;       /* READABLE threshold */
-    uint32_t copt;     /* VOLLEY_CONN_* of the options */
-    uint32_t backlog;
-    size_t sendq_max, sendq_low, readq_max;
-    uint32_t zc_threshold;
-    int64_t dl_connect; /* deadlines, 0 when none: volley_dial's */
-    int64_t dl_want;    /* volley_conn_want's; a listener's rest after EMFILE */
-    int64_t dl_drain;   /* volley_conn_wait_drained's */
-    int64_t dl_linger;  /* close deadline */
+    volley_conn *ready_next, *flush_next;
+    struct volley__unix *un;       /* a local listener's or dial's address */
+    struct volley__direct *rx;     /* VOLLEY_CONN_DIRECT's */
+    void *be_send;                 /* the backend's record of the send in flight */
+    const struct volley__copts *o; /* its options (shared) */
+    int64_t dl_connect;            /* deadlines, 0 when none: volley_dial's */
+    int64_t dl_want;   /* volley_conn_want's; a listener's rest after EMFILE */
+    int64_t dl_drain;  /* volley_conn_wait_drained's */
+    int64_t dl_linger; /* close deadline */
     struct volley__timer timer;
     struct volley__readq rq;
     struct volley__sendq sq;
-    volley_conn *ready_next, *flush_next;
-    volley_conn *listener;          /* ACCEPTED: where it came from */
+    struct volley__cstats st;
     struct volley_addr local, peer; /* AF_UNIX with no more for local ones */
-    struct volley__unix *un;        /* a local listener's or dial's address */
-    struct volley_conn_stats st;
-    uint32_t be_state; /* the backend's own bits */
-    ssize_t zc_res;    /* a zero-copy send's result, held until its notification */
-    /* VOLLEY_CONN_DIRECT: the caller's receive buffer, while lent */
-    uint8_t *rx_buf;
-    size_t rx_len;
-    uint64_t rx_tag;
-    size_t rx_got; /* bytes in it for the RECEIVED event owed */
-    /* the send in flight points into the queue through these */
-    struct msghdr msg;
-    struct iovec iov[VOLLEY__SEND_IOV];
+    int fd;
+    uint32_t slot;     /* index in the loop's slots (volley__loop_slot) */
+    uint32_t gen;      /* bumped each time the slot is reused */
+    uint32_t pending;  /* events owed: 1u << VOLLEY_EV_* */
+    int32_t err;       /* the CLOSED event's error */
+    uint32_t done_ok;  /* finished REF writes at the head of the done list
+                          that were sent whole (the rest were dropped) */
+    uint32_t want;     /* READABLE threshold (at most readq_max) */
+    uint32_t listener; /* ACCEPTED: the slot of the listener it came from */
+    uint16_t flags;    /* VOLLEY__C_* */
+    uint16_t inflight; /* backend operations not yet completed */
+    uint8_t state;     /* enum volley__cstate */
+    uint8_t be_state;  /* the backend's own bits */
 };
+
+/* Connections are allocated VOLLEY__CONN_BLOCK at a time: slot i is entry
+ * i % VOLLEY__CONN_BLOCK of block i / VOLLEY__CONN_BLOCK, and never moves.
+ * The block knows the loop, so that a connection need not. */
+#define VOLLEY__CONN_BLOCK 64u
+struct volley__conn_block {
+    volley_loop *loop;
+    volley_conn c[VOLLEY__CONN_BLOCK];
+};
+
+/* The loop c is on: its block's. */
+static inline volley_loop *volley__conn_loop(const volley_conn *c)
+{
+    const char *first = (const char *)(c - c->slot % VOLLEY__CONN_BLOCK);
+    const void *b = first - offsetof(struct volley__conn_block, c);
+    return ((const struct volley__conn_block *)b)->loop;
+}
 
 /* struct volley__timer.kind: whose deadline it is. */
 #define VOLLEY__TIMER_CONN 0 /* a connection's (volley_conn.timer) */
@@ -139,7 +180,8 @@ struct volley__loop_ops {
     /* Set up on l (bufs, options ready): 0 or a negative errno (-ENOTSUP:
      * this kernel cannot run it). */
     int (*init)(volley_loop *l, const struct volley_loop_opts *o);
-    /* Release everything; every connection is gone already. */
+    /* Release everything; every connection is gone already (or given up
+     * on: nothing of it is reported any more). */
     void (*fini)(volley_loop *l);
     int (*fd)(const volley_loop *l);
     /* c->fd is listening: accept from now on (on), or pause (off: what
@@ -152,7 +194,7 @@ struct volley__loop_ops {
      * restarts a receive that ends by itself while on; it reports only an
      * end the core must act on (volley__conn_recv_end). */
     void (*recv)(volley_conn *c, bool on);
-    /* VOLLEY_CONN_DIRECT: receive once into c->rx_buf/rx_len and report
+    /* VOLLEY_CONN_DIRECT: receive once into c->rx->buf/len and report
      * through volley__conn_received. */
     void (*recv_into)(volley_conn *c);
     /* Bytes are queued and no send is in flight: send from the queue head
@@ -190,9 +232,11 @@ struct volley_loop {
     struct volley__bufs bufs;
     struct volley__segpool pool;
     struct volley__timers timers;
-    volley_conn **slots;
-    uint32_t nslots, cap_slots;
-    volley_conn *free_conns; /* released, kept for reuse (via ready_next) */
+    struct volley__conn_block **blocks;
+    uint32_t nslots, cap_blocks;
+    volley_conn *free_conns;        /* released, kept for reuse (via ready_next) */
+    struct volley__direct *free_rx; /* DIRECT records kept for reuse */
+    struct volley__copts *copts;    /* the option sets in use */
     volley_conn *ready_head, *ready_tail;
     volley_conn *flush_head;
     volley_conn *reap; /* CLOSED returned: released at the next poll */
@@ -233,8 +277,13 @@ struct volley_loop {
 VOLLEY_INTERNAL volley_conn *volley__conn_new(volley_loop *l);
 /* Everything of c back to the loop; its slot waits for reuse. */
 VOLLEY_INTERNAL void volley__conn_release(volley_conn *c);
-/* c's options (volley_conn_opts), checked: 0 or -EINVAL/-E2BIG. */
-VOLLEY_INTERNAL int volley__conn_opts(volley_conn *c, const struct volley_conn_opts *src);
+/* c's options (volley_conn_opts), checked, and the listen backlog they
+ * ask for in *backlog (may be NULL): 0 or -EINVAL/-E2BIG, or -ENOMEM (a
+ * DIRECT connection's record). */
+VOLLEY_INTERNAL int volley__conn_opts(volley_conn *c, const struct volley_conn_opts *src,
+                                      int *backlog);
+/* c (accepted by lis) takes lis's options: 0 or -ENOMEM. */
+VOLLEY_INTERNAL int volley__conn_opts_from(volley_conn *c, const volley_conn *lis);
 /* c owes an event of type (one of VOLLEY_EV_*). */
 VOLLEY_INTERNAL void volley__conn_ready(volley_conn *c, unsigned type);
 /* c has bytes or a FIN to send at the next turn. */
@@ -257,7 +306,7 @@ VOLLEY_INTERNAL void volley__conn_close_progress(volley_conn *c);
 VOLLEY_INTERNAL unsigned volley__loop_emit(volley_loop *l, struct volley_event *ev,
                                            unsigned n);
 VOLLEY_INTERNAL void volley__stats_add(struct volley_conn_stats *to,
-                                       const struct volley_conn_stats *s);
+                                       const struct volley__cstats *s);
 /* Writes that went out in a send with others. */
 VOLLEY_INTERNAL uint64_t volley__stats_coalesced(const struct volley_conn_stats *s);
 /* timer.c: a loop timer's deadline n is due (it is out of the heap):
@@ -346,6 +395,12 @@ extern const struct volley__host_ops volley__loop_host_ops VOLLEY_INTERNAL;
 struct io_uring;
 VOLLEY_INTERNAL struct io_uring *volley__loop_ring(volley_loop *l);
 #endif
+
+/* The connection in slot i (i < l->nslots). */
+static inline volley_conn *volley__loop_slot(const volley_loop *l, uint32_t i)
+{
+    return &l->blocks[i / VOLLEY__CONN_BLOCK]->c[i % VOLLEY__CONN_BLOCK];
+}
 
 /* The connection a tag names, or NULL when its slot moved on. */
 VOLLEY_INTERNAL volley_conn *volley__loop_conn(volley_loop *l, uint64_t tag);

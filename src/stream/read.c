@@ -24,7 +24,7 @@ bool volley__loop_rx_tight(const volley_loop *l)
  * holding its share. */
 static bool over_share(const volley_conn *c)
 {
-    const volley_loop *l = c->loop;
+    const volley_loop *l = volley__conn_loop(c);
     const struct volley__bufs *b = &l->bufs;
     uint32_t held = c->rq.nbufs, free = b->count - b->held;
     if (!held || free > b->count / 2)
@@ -45,7 +45,8 @@ static bool recv_wanted(const volley_conn *c, bool over)
     switch (c->state) {
     case VOLLEY__CS_OPEN:
         /* a DIRECT connection receives only into the caller's buffers */
-        return !(c->copt & VOLLEY_CONN_DIRECT) && c->rq.bytes < c->readq_max && !over;
+        return !(c->o->flags & VOLLEY_CONN_DIRECT) && c->rq.bytes < c->o->readq_max &&
+               !over;
     case VOLLEY__CS_FLUSHING:
     case VOLLEY__CS_LINGER:
         return true; /* read and drop, so the close is not a reset */
@@ -61,19 +62,19 @@ void volley__conn_recv_sync(volley_conn *c)
     bool on = recv_wanted(c, over);
     if (over != !!(c->flags & VOLLEY__C_OVER)) {
         c->flags ^= VOLLEY__C_OVER;
-        c->loop->over += over ? 1 : (uint32_t)-1;
+        volley__conn_loop(c)->over += over ? 1 : (uint32_t)-1;
     }
     if (on == !!(c->flags & VOLLEY__C_RECV))
         return;
     c->flags ^= VOLLEY__C_RECV;
     if (on)
         c->st.rearms++;
-    c->loop->ops->recv(c, on);
+    volley__conn_loop(c)->ops->recv(c, on);
 }
 
 void volley__conn_data(volley_conn *c, uint32_t id, uint32_t len)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     c->st.bytes_in += len;
     if (c->state != VOLLEY__CS_OPEN) {
         /* closing: what arrives is dropped */
@@ -88,7 +89,7 @@ void volley__conn_data(volley_conn *c, uint32_t id, uint32_t len)
 
 void volley__conn_recv_end(volley_conn *c, int res)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     c->flags &= ~VOLLEY__C_RECV;
     if (c->state >= VOLLEY__CS_ENDING)
         return;
@@ -124,7 +125,8 @@ void volley__conn_recv_end(volley_conn *c, int res)
 void volley__conn_received(volley_conn *c, ssize_t res)
 {
     if (res == -EAGAIN && c->state == VOLLEY__CS_OPEN) {
-        c->loop->ops->recv_into(c); /* nothing came after all: receive again */
+        volley__conn_loop(c)->ops->recv_into(
+            c); /* nothing came after all: receive again */
         return;
     }
     c->flags &= ~VOLLEY__C_RX_LENT;
@@ -132,7 +134,7 @@ void volley__conn_received(volley_conn *c, ssize_t res)
         return; /* closing: the buffer is free with CLOSED */
     if (res > 0) {
         c->st.bytes_in += (size_t)res;
-        c->rx_got = (size_t)res;
+        c->rx->got = (uint32_t)res;
         volley__conn_ready(c, VOLLEY_EV_RECEIVED);
         return;
     }
@@ -177,7 +179,7 @@ ssize_t volley_conn_read(volley_conn *c, void *buf, size_t n)
         return -EINVAL;
     if (!c->rq.bytes)
         return nothing(c);
-    size_t got = volley__readq_read(&c->rq, &c->loop->bufs, buf, n);
+    size_t got = volley__readq_read(&c->rq, &volley__conn_loop(c)->bufs, buf, n);
     consumed(c);
     return (ssize_t)got;
 }
@@ -191,7 +193,7 @@ int volley_conn_peek(volley_conn *c, struct iovec *iov, unsigned n)
         return -EINVAL;
     if (!c->rq.bytes)
         return nothing(c);
-    return (int)volley__readq_peek(&c->rq, &c->loop->bufs, iov, n);
+    return (int)volley__readq_peek(&c->rq, &volley__conn_loop(c)->bufs, iov, n);
 }
 
 int volley_conn_consume(volley_conn *c, size_t n)
@@ -201,7 +203,7 @@ int volley_conn_consume(volley_conn *c, size_t n)
         return r;
     if (n > c->rq.bytes)
         return -EINVAL;
-    (void)volley__readq_read(&c->rq, &c->loop->bufs, NULL, n);
+    (void)volley__readq_read(&c->rq, &volley__conn_loop(c)->bufs, NULL, n);
     consumed(c);
     return 0;
 }
@@ -211,11 +213,11 @@ int volley_conn_want(volley_conn *c, size_t n, int timeout_ms)
     int r = readable(c);
     if (r < 0)
         return r;
-    if (!n || n > c->readq_max)
+    if (!n || n > c->o->readq_max)
         return -EINVAL;
     if (c->flags & VOLLEY__C_REAPED)
         return -ESHUTDOWN; /* its CLOSED was returned: no event follows */
-    c->want = n;
+    c->want = (uint32_t)n;
     c->pending &= ~VOLLEY__P_TO_READ;
     c->dl_want = volley__deadline_in(timeout_ms);
     volley__conn_timer_sync(c);
@@ -231,17 +233,18 @@ int volley_conn_recv_into(volley_conn *c, void *buf, size_t n, uint64_t tag)
         return r;
     if (!buf || !n)
         return -EINVAL;
-    if (!(c->copt & VOLLEY_CONN_DIRECT))
+    if (!(c->o->flags & VOLLEY_CONN_DIRECT))
         return -ENOTSUP;
     if (c->flags & VOLLEY__C_RX_LENT)
         return -EBUSY;
     if ((c->flags & VOLLEY__C_EOF) || c->state >= VOLLEY__CS_ENDING)
         return -ESHUTDOWN;
-    c->rx_buf = buf;
-    c->rx_len = n > VOLLEY__DGRAM_MAX ? VOLLEY__DGRAM_MAX : n; /* one recv(2) */
-    c->rx_tag = tag;
+    c->rx->buf = buf;
+    c->rx->len =
+        n > VOLLEY__DGRAM_MAX ? VOLLEY__DGRAM_MAX : (uint32_t)n; /* one recv(2) */
+    c->rx->tag = tag;
     c->flags |= VOLLEY__C_RX_LENT;
     if (c->state == VOLLEY__CS_OPEN)
-        c->loop->ops->recv_into(c);
+        volley__conn_loop(c)->ops->recv_into(c);
     return 0;
 }

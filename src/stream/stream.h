@@ -107,18 +107,21 @@ VOLLEY_INTERNAL size_t volley__readq_clear(struct volley__readq *q,
  * Segments and chunks come from a pool shared by the loop's connections;
  * the pool grows in blocks and never shrinks until it is freed, so a
  * steady state allocates nothing. */
-#define VOLLEY__SEG_COPY 0
-#define VOLLEY__SEG_REF  1
-#define VOLLEY__CHUNK    16384u /* bytes per copy chunk */
+#define VOLLEY__SEG_COPY    0
+#define VOLLEY__SEG_REF     1
+#define VOLLEY__CHUNK       16384u /* bytes per copy chunk */
+#define VOLLEY__CHUNK_SMALL 256u   /* bytes per small copy chunk */
 struct volley__seg {
     struct volley__seg *next;
     const uint8_t *data; /* first byte not yet sent */
     size_t len;          /* bytes not yet sent */
     size_t total;        /* REF: the whole buffer's length (for SENT) */
     uint64_t tag;        /* REF: the caller's tag */
-    uint8_t *chunk;      /* COPY: the chunk (VOLLEY__CHUNK bytes) holding data */
+    uint8_t *chunk;      /* COPY: the chunk holding data */
     uint32_t room;       /* COPY, tail only: free bytes after data + len */
     uint8_t kind;        /* VOLLEY__SEG_* */
+    bool small;          /* COPY: chunk is a small one (VOLLEY__CHUNK_SMALL
+                            bytes), else VOLLEY__CHUNK */
 };
 struct volley__segpool {
     struct volley__seg *free_segs;
@@ -127,7 +130,20 @@ struct volley__segpool {
     void **blocks; /* everything allocated, for volley__segpool_free */
     size_t nblocks, cap_blocks;
     size_t chunks_out; /* chunks lent to queues now */
+    /* With small_on (the loop's pool), a write into an empty queue that
+     * fits a small chunk takes one: many connections that each answer a
+     * little at once then hold 256 bytes each, not 16 KiB, and the pool
+     * does not keep 16 KiB per connection that was busy at once. */
+    bool small_on;
+    void *free_small; /* free small chunks, each holding the next's address */
+    size_t nfree_small;
+    size_t small_out; /* small chunks lent to queues now */
 };
+/* Bytes of chunks lent to queues now. */
+static inline size_t volley__segpool_mem(const struct volley__segpool *p)
+{
+    return p->chunks_out * VOLLEY__CHUNK + p->small_out * VOLLEY__CHUNK_SMALL;
+}
 struct volley__sendq {
     struct volley__seg *head, *tail;
     size_t bytes;  /* queued, not yet sent */
@@ -143,7 +159,8 @@ struct volley__sendq {
 
 VOLLEY_INTERNAL void volley__segpool_free(struct volley__segpool *p);
 /* Append a copy of n bytes (n may exceed a chunk: several chunks are
- * used); the tail chunk's room is filled first. Returns 0 or -ENOMEM (the
+ * used); the tail chunk's room is filled first; into an empty queue, a
+ * small chunk when the pool has them on and n fits one. Returns 0 or -ENOMEM (the
  * queue is then unchanged). */
 VOLLEY_INTERNAL int volley__sendq_write(struct volley__sendq *q,
                                         struct volley__segpool *p, const void *buf,

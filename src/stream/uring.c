@@ -38,8 +38,22 @@ enum {
 #define U_CANCELING 0x4u /* a cancel of it is in flight */
 #define U_CANCEL_FD 0x8u /* the ending cancel of everything was sent */
 
+/* What a send in flight needs until it completes, when the SQE alone does
+ * not carry it: the message and iovecs of a vectored send, a zero-copy
+ * send's result until its notification. Only busy connections hold one
+ * (c->be_send), from the free list: it grows only when more connections
+ * send at once, and a plain send of one span needs none. */
+struct ur_send {
+    struct msghdr msg;
+    struct iovec iov[VOLLEY__SEND_IOV];
+    ssize_t zc_res;
+    struct ur_send *next;     /* on the free list */
+    struct ur_send *all_next; /* every record, for ur_fini */
+};
+
 struct ur {
     struct io_uring ring;
+    struct ur_send *free_sends, *all_sends;
     struct io_uring_buf_ring *br;
     size_t br_bytes;
     bool br_registered;
@@ -82,7 +96,7 @@ static void ur_bufs_back(volley_loop *l)
 
 static int arm_accept(volley_conn *c)
 {
-    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe)
         return -EBUSY;
     io_uring_prep_multishot_accept(sqe, c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -94,12 +108,12 @@ static int arm_accept(volley_conn *c)
 
 static int arm_recv(volley_conn *c)
 {
-    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe)
         return -EBUSY;
     /* A multishot receive takes buffers as fast as bytes arrive, before the
      * core can pause it; while the budget is short, one at a time. */
-    if (volley__loop_rx_tight(c->loop))
+    if (volley__loop_rx_tight(volley__conn_loop(c)))
         io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
     else
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
@@ -125,7 +139,7 @@ static int multishot(volley_conn *c, unsigned op, bool on)
     c->be_state &= ~U_WANT;
     if ((c->be_state & (U_ARMED | U_CANCELING)) != U_ARMED)
         return 0;
-    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe)
         return -EBUSY;
     io_uring_prep_cancel64(sqe, VOLLEY__TAG(c, op), 0);
@@ -142,7 +156,7 @@ static int ur_accept(volley_conn *c, bool on)
 
 static int ur_connect(volley_conn *c)
 {
-    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe)
         return -EBUSY;
     socklen_t len;
@@ -165,39 +179,80 @@ static void ur_recv(volley_conn *c, bool on)
 
 static void ur_recv_into(volley_conn *c)
 {
-    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe) {
         volley__conn_received(c, -EBUSY);
         return;
     }
-    io_uring_prep_recv(sqe, c->fd, c->rx_buf, c->rx_len, 0);
+    io_uring_prep_recv(sqe, c->fd, c->rx->buf, c->rx->len, 0);
     io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_RECV_INTO));
     c->inflight++;
+}
+
+/* A send record for c, from the free list (NULL: out of memory). */
+static struct ur_send *send_rec_get(volley_conn *c)
+{
+    struct ur *u = UR(volley__conn_loop(c));
+    struct ur_send *s = u->free_sends;
+    if (s) {
+        u->free_sends = s->next;
+    } else {
+        if (!(s = malloc(sizeof *s)))
+            return NULL;
+        s->all_next = u->all_sends;
+        u->all_sends = s;
+    }
+    c->be_send = s;
+    return s;
+}
+
+/* c's send completed: its record (if it had one) back to the free list. */
+static void send_rec_put(volley_conn *c)
+{
+    struct ur_send *s = c->be_send;
+    if (!s)
+        return;
+    struct ur *u = UR(volley__conn_loop(c));
+    s->next = u->free_sends;
+    u->free_sends = s;
+    c->be_send = NULL;
 }
 
 static void ur_send(volley_conn *c)
 {
     size_t bytes;
-    unsigned n = volley__sendq_gather(&c->sq, c->iov, VOLLEY__SEND_IOV, SIZE_MAX, &bytes);
-    struct io_uring_sqe *sqe = sqe_get(c->loop);
+    struct iovec iov[VOLLEY__SEND_IOV];
+    unsigned n = volley__sendq_gather(&c->sq, iov, VOLLEY__SEND_IOV, SIZE_MAX, &bytes);
+    /* Zero-copy: the queue stays untouched until the notification says
+     * the kernel is done with its pages (on_send_zc). */
+    bool zc =
+        c->o->zc_threshold && bytes >= c->o->zc_threshold && UR(volley__conn_loop(c))->zc;
+    /* one span goes in the SQE itself; a vectored or zero-copy send needs
+     * memory that lasts until it completes */
+    struct ur_send *s = NULL;
+    if ((zc || n > 1) && !(s = send_rec_get(c))) {
+        volley__conn_sent(c, -ENOMEM);
+        return;
+    }
+    struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe) {
+        send_rec_put(c);
         volley__conn_sent(c, -EBUSY);
         return;
     }
-    /* Zero-copy: the queue stays untouched until the notification says
-     * the kernel is done with its pages (on_send_zc). */
-    bool zc = c->zc_threshold && bytes >= c->zc_threshold && UR(c->loop)->zc;
-    c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = n};
+    if (s) {
+        memcpy(s->iov, iov, n * sizeof *iov);
+        s->msg = (struct msghdr){.msg_iov = s->iov, .msg_iovlen = n};
+    }
     if (zc && n == 1)
-        io_uring_prep_send_zc(sqe, c->fd, c->iov[0].iov_base, c->iov[0].iov_len,
-                              MSG_NOSIGNAL, IORING_SEND_ZC_REPORT_USAGE);
+        io_uring_prep_send_zc(sqe, c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL,
+                              IORING_SEND_ZC_REPORT_USAGE);
     else if (zc)
-        io_uring_prep_sendmsg_zc(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+        io_uring_prep_sendmsg_zc(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
     else if (n == 1)
-        io_uring_prep_send(sqe, c->fd, c->iov[0].iov_base, c->iov[0].iov_len,
-                           MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
     else
-        io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+        io_uring_prep_sendmsg(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
     if (zc && n > 1)
         sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
     io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, zc ? OP_SEND_ZC : OP_SEND));
@@ -217,7 +272,7 @@ static void ur_end(volley_conn *c)
 {
     c->be_state &= ~U_WANT;
     if (c->inflight && !(c->be_state & U_CANCEL_FD)) {
-        struct io_uring_sqe *sqe = sqe_get(c->loop);
+        struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
         if (sqe) {
             io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
             io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_CANCEL_FD));
@@ -231,7 +286,7 @@ static void ur_end(volley_conn *c)
 
 static void on_recv(volley_conn *c, const struct io_uring_cqe *cqe)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         uint32_t id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         if (cqe->res > 0 && id < l->bufs.live)
@@ -273,17 +328,22 @@ static void on_recv(volley_conn *c, const struct io_uring_cqe *cqe)
  * holds the pages. Only then may the queue let go of them. */
 static void on_send_zc(volley_conn *c, const struct io_uring_cqe *cqe)
 {
+    struct ur_send *s = c->be_send;
     if (cqe->flags & IORING_CQE_F_NOTIF) {
         if ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED)
             c->st.zc_copied++;
-        volley__conn_sent(c, c->zc_res);
+        ssize_t res = s->zc_res;
+        send_rec_put(c);
+        volley__conn_sent(c, res);
         return;
     }
     ssize_t res = cqe->res == 0 ? -EPIPE : cqe->res;
-    if (cqe->flags & IORING_CQE_F_MORE)
-        c->zc_res = res;
-    else
+    if (cqe->flags & IORING_CQE_F_MORE) {
+        s->zc_res = res;
+    } else {
+        send_rec_put(c);
         volley__conn_sent(c, res);
+    }
 }
 
 static void on_accept(volley_conn *c, const struct io_uring_cqe *cqe)
@@ -396,6 +456,7 @@ static void on_cqe(volley_loop *l, const struct io_uring_cqe *cqe)
         on_recv(c, cqe);
         break;
     case OP_SEND:
+        send_rec_put(c);
         volley__conn_sent(c, cqe->res == 0 ? -EPIPE : cqe->res);
         break;
     case OP_RECV_INTO:
@@ -515,6 +576,11 @@ static void ur_fini(volley_loop *l)
     volley__sys_uring_exit(&u->ring, u->br_registered ? BGID : -1);
     if (u->br)
         volley__sys_munmap(u->br, u->br_bytes);
+    while (u->all_sends) {
+        struct ur_send *s = u->all_sends;
+        u->all_sends = s->all_next;
+        free(s);
+    }
     free(u);
     l->be = NULL;
 }

@@ -15,7 +15,7 @@
 
 void volley__conn_sent(volley_conn *c, ssize_t res)
 {
-    volley_loop *l = c->loop;
+    volley_loop *l = volley__conn_loop(c);
     if (c->state >= VOLLEY__CS_ENDING) {
         if (c->flags & VOLLEY__C_SENDING)
             volley__conn_drop_queue(c); /* held back for this send (conn_end) */
@@ -42,7 +42,7 @@ void volley__conn_sent(volley_conn *c, ssize_t res)
         c->done_ok = volley__conn_done_count(c); /* not ending yet: all went whole */
         volley__conn_ready(c, VOLLEY_EV_SENT);
     }
-    if ((c->flags & VOLLEY__C_SAID_AGAIN) && c->sq.bytes <= c->sendq_low) {
+    if ((c->flags & VOLLEY__C_SAID_AGAIN) && c->sq.bytes <= c->o->sendq_low) {
         c->flags &= ~VOLLEY__C_SAID_AGAIN;
         volley__conn_ready(c, VOLLEY_EV_WRITABLE);
     }
@@ -79,9 +79,9 @@ static int writable(const volley_conn *c)
  * those holding little still write. */
 static bool over_send_share(const volley_conn *c, size_t used, size_t n)
 {
-    const volley_loop *l = c->loop;
-    size_t chunks = l->pool.chunks_out + n / VOLLEY__CHUNK + 1;
-    if (chunks <= l->sendq_budget / VOLLEY__CHUNK)
+    const volley_loop *l = volley__conn_loop(c);
+    size_t mem = volley__segpool_mem(&l->pool) + (n / VOLLEY__CHUNK + 1) * VOLLEY__CHUNK;
+    if (mem <= (size_t)l->sendq_budget / VOLLEY__CHUNK * VOLLEY__CHUNK)
         return false;
     return used >= l->sendq_budget / (2 * (l->st.conns ? l->st.conns : 1));
 }
@@ -93,7 +93,7 @@ static bool over_send_share(const volley_conn *c, size_t used, size_t n)
 static int room(volley_conn *c, size_t n, size_t extra)
 {
     size_t used = c->sq.bytes + (size_t)c->sq.refs * REF_COST;
-    if (!used || (used < c->sendq_max && n + extra <= c->sendq_max - used &&
+    if (!used || (used < c->o->sendq_max && n + extra <= c->o->sendq_max - used &&
                   (extra || !over_send_share(c, used, n))))
         return 0;
     c->flags |= VOLLEY__C_SAID_AGAIN;
@@ -117,7 +117,7 @@ ssize_t volley_conn_write(volley_conn *c, const void *buf, size_t n)
         return -EINVAL;
     if ((r = room(c, n, 0)) < 0)
         return r;
-    if (n && (r = volley__sendq_write(&c->sq, &c->loop->pool, buf, n)) < 0)
+    if (n && (r = volley__sendq_write(&c->sq, &volley__conn_loop(c)->pool, buf, n)) < 0)
         return r;
     queued(c);
     return (ssize_t)n;
@@ -132,7 +132,8 @@ int volley_conn_write_ref(volley_conn *c, const void *buf, size_t n, uint64_t ta
         return -EINVAL;
     if ((r = room(c, n, REF_COST)) < 0)
         return r;
-    if ((r = volley__sendq_write_ref(&c->sq, &c->loop->pool, buf, n, tag)) < 0)
+    if ((r = volley__sendq_write_ref(&c->sq, &volley__conn_loop(c)->pool, buf, n, tag)) <
+        0)
         return r;
     if (c->sq.done_head) {
         /* a zero-length buffer behind nothing finished at once */
@@ -165,7 +166,7 @@ int volley_conn_wait_drained(volley_conn *c, int timeout_ms)
 /* Buffered bytes are dropped and reading stops when the caller closes. */
 static void drop_reads(volley_conn *c)
 {
-    (void)volley__readq_clear(&c->rq, &c->loop->bufs);
+    (void)volley__readq_clear(&c->rq, &volley__conn_loop(c)->bufs);
     c->pending &=
         ~(VOLLEY__EV(VOLLEY_EV_READABLE) | VOLLEY__P_TO_READ | VOLLEY__EV(VOLLEY_EV_EOF));
     c->dl_want = 0;
@@ -199,7 +200,7 @@ int volley_conn_close(volley_conn *c)
     }
     if (c->state == VOLLEY__CS_OPEN)
         c->state = VOLLEY__CS_FLUSHING; /* CONNECTING: flushes once connected */
-    c->dl_linger = volley__deadline_in((int)c->loop->linger_ms);
+    c->dl_linger = volley__deadline_in((int)volley__conn_loop(c)->linger_ms);
     volley__conn_timer_sync(c);
     volley__conn_recv_sync(c);
     volley__conn_flush_later(c);

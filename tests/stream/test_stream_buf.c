@@ -439,6 +439,88 @@ static int sendq_copy(void)
     return 0;
 }
 
+/* The loop's pool (small_on): a write into an empty queue that fits a
+ * small chunk takes one; what follows fills its room, then whole chunks;
+ * a larger first write, or one behind queued bytes, takes whole chunks. */
+static int sendq_small(void)
+{
+    struct volley__segpool p = {.small_on = true};
+    struct volley__sendq q = VOLLEY__SENDQ_INIT;
+    static uint8_t out[2 * CHUNK];
+    T_EQ(volley__sendq_write(&q, &p, lent, 100), 0);
+    T_ASSERT(q.head && q.head == q.tail && q.head->small);
+    T_EQ(q.head->room, VOLLEY__CHUNK_SMALL - 100);
+    T_EQ(p.small_out, 1);
+    T_EQ(p.chunks_out, 0);
+    T_EQ(volley__segpool_mem(&p), VOLLEY__CHUNK_SMALL);
+    /* the room, then a whole chunk for the rest */
+    T_EQ(volley__sendq_write(&q, &p, lent + 100, 300), 0);
+    T_EQ(nsegs(q.head), 2);
+    T_EQ(q.head->room, 0);
+    T_ASSERT(!q.tail->small);
+    T_EQ(q.tail->len, 400 - VOLLEY__CHUNK_SMALL);
+    T_EQ(q.tail->room, CHUNK - (400 - VOLLEY__CHUNK_SMALL));
+    T_EQ(p.chunks_out, 1);
+    T_EQ(flatten(&q, out, SIZE_MAX), 400);
+    T_ASSERT(!memcmp(out, lent, 400));
+    volley__sendq_advance(&q, &p, 400);
+    T_ASSERT(!q.head && p.small_out == 0 && p.chunks_out == 0);
+    /* exactly a small chunk, then one byte more */
+    T_EQ(volley__sendq_write(&q, &p, lent, VOLLEY__CHUNK_SMALL), 0);
+    T_ASSERT(q.head->small && q.head->room == 0);
+    T_EQ(volley__sendq_clear(&q, &p), VOLLEY__CHUNK_SMALL);
+    T_EQ(volley__sendq_write(&q, &p, lent, VOLLEY__CHUNK_SMALL + 1), 0);
+    T_ASSERT(!q.head->small && p.small_out == 0 && p.chunks_out == 1);
+    /* behind queued bytes (here a lent buffer), no small chunk */
+    T_EQ(volley__sendq_clear(&q, &p), VOLLEY__CHUNK_SMALL + 1);
+    T_EQ(volley__sendq_write_ref(&q, &p, lent, 10, 7), 0);
+    T_EQ(volley__sendq_write(&q, &p, lent, 10), 0);
+    T_ASSERT(!q.tail->small && p.chunks_out == 1);
+    T_EQ(volley__sendq_clear(&q, &p), 20);
+    T_ASSERT(volley__sendq_pop_done(&q, &p, &(uint64_t){0}, &(size_t){0}));
+    /* the small chunks' first block failing leaves the queue empty */
+    struct volley__segpool p2 = {.small_on = true};
+    for (unsigned k = 1; k <= 10; k++) {
+        volley__stream_buf_fail_in = k;
+        int r = volley__sendq_write(&q, &p2, lent, 10);
+        volley__stream_buf_fail_in = 0;
+        if (r == 0)
+            break;
+        T_EQ(r, -ENOMEM);
+        T_ASSERT(!q.head && q.bytes == 0 && p2.small_out == 0);
+    }
+    T_ASSERT(q.head && q.head->small);
+    T_EQ(volley__sendq_clear(&q, &p2), 10);
+    T_EQ(p2.small_out, 0);
+    /* a steady state takes nothing more: the same chunk comes back */
+    unsigned long allocs = volley__stream_buf_allocs;
+    for (int i = 0; i < 1000; i++) {
+        T_EQ(volley__sendq_write(&q, &p2, lent, 1 + (size_t)i % 256), 0);
+        volley__sendq_advance(&q, &p2, 1 + (size_t)i % 256);
+    }
+    T_EQ(volley__stream_buf_allocs, allocs);
+    volley__segpool_free(&p2);
+    volley__segpool_free(&p);
+    T_ASSERT(!p.blocks && !p.free_small && p.nblocks == 0);
+    /* a pool that has whole chunks free cuts one: nothing allocated */
+    struct volley__segpool p3 = {0};
+    T_EQ(volley__sendq_write(&q, &p3, lent, 1000), 0);
+    T_EQ(volley__sendq_clear(&q, &p3), 1000);
+    size_t whole = p3.nfree_chunks;
+    p3.small_on = true;
+    allocs = volley__stream_buf_allocs;
+    T_EQ(volley__sendq_write(&q, &p3, lent, 37), 0);
+    T_ASSERT(q.head->small);
+    T_EQ(volley__stream_buf_allocs, allocs);
+    T_EQ(p3.nfree_chunks, whole - 1);
+    T_EQ(p3.nfree_small, CHUNK / VOLLEY__CHUNK_SMALL - 1);
+    T_EQ(flatten(&q, out, SIZE_MAX), 37);
+    T_ASSERT(!memcmp(out, lent, 37));
+    T_EQ(volley__sendq_clear(&q, &p3), 37);
+    volley__segpool_free(&p3);
+    return 0;
+}
+
 /* A partly sent tail chunk still takes bytes behind what is unsent. */
 static int sendq_room_after_send(void)
 {
@@ -1073,6 +1155,7 @@ int main(int argc, char **argv)
         T_CASE(sendq_zero_ref), T_CASE(sendq_clear_refs),   T_CASE(sendq_gather_cuts),
         T_CASE(sendq_stream),   T_CASE(sendq_steady_state), T_CASE(sendq_enomem),
         T_CASE(timers_model),   T_CASE(timers_edges),       T_CASE(timers_enomem),
+        T_CASE(sendq_small),
     };
     struct t_run how = {.total_s = 120};
     return t_main(cases, T_COUNT(cases), &how, argc, argv);

@@ -30,6 +30,16 @@ static void ratio_col(double r)
         printf(" %6s", "-");
 }
 
+/* v in width columns with prec decimals, or a dash when it is not known
+ * (negative). */
+static void num_col(double v, int width, int prec)
+{
+    if (v >= 0)
+        printf(" %*.*f", width, prec, v);
+    else
+        printf(" %*s", width, "-");
+}
+
 /* One echo cell's four figures in the side-by-side table; dashes when it
  * has no runs. */
 static void pair_cols(const struct tcell *c)
@@ -40,10 +50,7 @@ static void pair_cols(const struct tcell *c)
     }
     printf("   %9.0f", c->med.rps);
     ratio_col(c->ratio);
-    if (c->med.srv_ns >= 0)
-        printf(" %7.0f", c->med.srv_ns);
-    else
-        printf(" %7s", "-");
+    num_col(c->med.srv_ns, 7, 0);
     ratio_col(c->ns_ratio);
 }
 
@@ -82,11 +89,12 @@ static void print_echo(const struct tmatrix *m)
 
         if (c->path > P_REF || c->nruns == 0)
             continue;
-        printf("%-8s %-8s %5u %5zu %10.0f %5.1f%% %8.1f %8.1f %8.0f %10" PRIu64
-               " %6" PRIu64,
-               tcp_path_names[c->path], tcp_client_names[c->client], c->conns, c->size,
-               c->med.rps, spread(c), c->med.p50_us, c->med.p99_us, c->med.srv_ns,
-               c->med.requests, c->med.errors);
+        printf("%-8s %-8s %5u %5zu %10.0f %5.1f%%", tcp_path_names[c->path],
+               tcp_client_names[c->client], c->conns, c->size, c->med.rps, spread(c));
+        num_col(c->med.p50_us, 8, 1);
+        num_col(c->med.p99_us, 8, 1);
+        num_col(c->med.srv_ns, 8, 0);
+        printf(" %10" PRIu64 " %6" PRIu64, c->med.requests, c->med.errors);
         ratio_col(c->ratio);
         ratio_col(c->ns_ratio);
         putchar('\n');

@@ -33,6 +33,7 @@
 #define MAX_EVENTS 64
 #define CONNECT_NS (6 * NS_PER_S) /* every dial */
 #define DRAIN_NS   (1 * NS_PER_S) /* replies in flight at the end */
+#define CLOSE_NS   (2 * NS_PER_S) /* the server's side of the closes */
 #define STAMP_LEN  12             /* connection (u32) and sequence (u64) */
 
 struct pconn {
@@ -306,6 +307,40 @@ static int run_phase(struct prun *r, struct tcp_plain_result *out)
     return err;
 }
 
+/* The orderly end, as tcp-load's: a FIN on every connection, then until
+ * the server has closed each (or CLOSE_NS), so that no server is stopped
+ * with connections it has not yet seen end. */
+static void close_all(struct prun *r)
+{
+    struct epoll_event ev[MAX_EVENTS];
+    int64_t deadline = cli_mono_ns() + CLOSE_NS;
+    unsigned open = 0;
+
+    for (unsigned i = 0; i < r->cfg->conns; i++)
+        if (r->pc[i].fd >= 0 && shutdown(r->pc[i].fd, SHUT_WR) == 0)
+            open++;
+    while (open > 0) {
+        int64_t now = cli_mono_ns();
+        int n;
+
+        if (now >= deadline)
+            return; /* the rest are closed by teardown */
+        n = epoll_wait(r->ep, ev, MAX_EVENTS, cli_ms_until(now, deadline));
+        for (int k = 0; k < n; k++) {
+            struct pconn *c = &r->pc[ev[k].data.u32];
+            uint8_t sink[256];
+            ssize_t got = c->fd >= 0 ? read(c->fd, sink, sizeof(sink)) : 0;
+
+            if (c->fd >= 0 && (got == 0 || (got < 0 && errno != EAGAIN &&
+                                            errno != EWOULDBLOCK && errno != EINTR))) {
+                close(c->fd); /* also leaves the epoll set */
+                c->fd = -1;
+                open--;
+            }
+        }
+    }
+}
+
 /* ---- the whole run ---- */
 
 static int setup(struct prun *r)
@@ -362,6 +397,8 @@ int tcp_plain_run(const struct tcp_plain_cfg *c, struct tcp_plain_result *out, c
         err = connect_all(&r, &a);
     if (err == 0)
         err = run_phase(&r, out);
+    if (err == 0)
+        close_all(&r);
     if (err == 0 && r.hist->n) {
         out->p50_us = (double)lat_hist_pct(r.hist, 50) / 1e3;
         out->p99_us = (double)lat_hist_pct(r.hist, 99) / 1e3;

@@ -58,7 +58,7 @@ static void print_pairs(const struct tmatrix *m)
 {
     printf("echo, ping-pong, under each client: requests/s and the server's CPU ns per\n"
            "request; x ref: the ratio to ref's under the same client\n");
-    printf("%-6s %5s %5s   %-30s   %-30s\n", "", "", "", "client: tcp-load",
+    printf("%-6s %5s %5s   %-31s   %s\n", "", "", "", "client: tcp-load",
            "client: plain");
     printf("%-6s %5s %5s", "server", "conns", "size");
     for (enum tcp_client cl = TC_LOAD; cl < TC_NCLIENTS; cl++)

@@ -4,10 +4,10 @@
  * plain C, no libvolley, written the way the usual epoll tutorials write
  * one, so that the bench does not rest on volley's own client alone: one
  * thread, non-blocking sockets with TCP_NODELAY, level-triggered epoll, N
- * connections with one request in flight on each. A connection writes its
- * request (what write(2) does not take waits for EPOLLOUT), reads until
+ * connections with one request in flight on each. A connection sends its
+ * request (what send(2) does not take waits for EPOLLOUT), reads until
  * the whole echo is in, compares it byte for byte with what it sent, and
- * writes the next. Each request carries its connection and sequence
+ * sends the next. Each request carries its connection and sequence
  * number, so a reply from another request or connection differs too.
  *
  * Every phase has a deadline and any fault ends the run with a reason:
@@ -157,7 +157,8 @@ static int flush(struct prun *r, unsigned i)
     size_t size = r->cfg->size;
 
     while (c->out < size) {
-        ssize_t w = write(c->fd, c->req + c->out, size - c->out);
+        /* MSG_NOSIGNAL: a server gone is this run's error, not the process's end */
+        ssize_t w = send(c->fd, c->req + c->out, size - c->out, MSG_NOSIGNAL);
 
         if (w > 0) {
             c->out += (size_t)w;
@@ -169,7 +170,7 @@ static int flush(struct prun *r, unsigned i)
             c->want_out = true;
             return watch(r, i, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
         } else {
-            return fault(r, w < 0 ? -errno : -EIO, "connection %u: write: %s", i,
+            return fault(r, w < 0 ? -errno : -EIO, "connection %u: send: %s", i,
                          w < 0 ? strerror(errno) : "wrote nothing");
         }
     }

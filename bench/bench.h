@@ -286,8 +286,9 @@ void bench_json_close(void);
 
 /*
  * tcp.c: `volley bench --tcp`, TCP echo over loopback: the volley load
- * client in this process against `volley tcp-echo` (uring, epoll) and the
- * plain epoll server of tcp_ref.c, each a child process; a stream row
+ * client and the plain client of tcp_plain.c, in this process, against
+ * `volley tcp-echo` (uring, epoll) and the plain epoll server of
+ * tcp_ref.c, each a child process; a stream row
  * beside iperf3 and a ping-pong row beside sockperf where installed.
  * Returns the exit status.
  */
@@ -298,6 +299,27 @@ struct bench_tcp_opts {
     const char *plot; /* NULL: no chart */
 };
 int bench_tcp_main(const struct bench_tcp_opts *o);
+
+/*
+ * tcp_plain.c: the bench's second TCP client, plain C and no libvolley
+ * (epoll, one thread, one request in flight per connection, every reply
+ * compared with its request): conns connections to 127.0.0.1:port, the
+ * measured run of duration_ns once all are up. 0 and *out, or a negative
+ * errno with the reason in why: any fault of the server fails the run.
+ */
+struct tcp_plain_cfg {
+    uint16_t port;
+    unsigned conns;
+    size_t size;
+    int64_t duration_ns;
+};
+struct tcp_plain_result {
+    uint64_t requests; /* answered within the measured run */
+    double seconds;    /* the measured run */
+    double p50_us, p99_us;
+};
+int tcp_plain_run(const struct tcp_plain_cfg *c, struct tcp_plain_result *out, char *why,
+                  size_t why_size);
 
 /* unix.c: `volley bench --unix`, an AF_UNIX datagram socketpair: write/read
  * per datagram against volley batches of 64, 128 and 256. Returns the exit

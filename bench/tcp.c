@@ -1,23 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `volley bench --tcp`: TCP echo over loopback. The client is the load
- * client of `volley tcp-load` (tools/tcpload.c), one volley loop in this
- * process; each server is a child process started afresh for every run,
- * so that client and server never share a thread:
+ * `volley bench --tcp`: TCP echo over loopback. Each server is a child
+ * process started afresh for every run, so that client and server never
+ * share a thread:
  *   uring, epoll  `volley tcp-echo` on that loop backend
  *   ref           `volley tcp-ref`, plain C epoll as the tutorials write it
  * at 1, 50, 300 and 1000 connections and 128 and 4096-byte requests,
- * ping-pong. Beside them: one stream into `volley tcp-echo --discard` next
- * to iperf3, and sockperf's TCP ping-pong next to the one-connection
- * rows, each when the program is installed. Runs are interleaved as in
- * the datagram bench, and the figures are medians.
+ * ping-pong, each driven by two clients in this process in turn: the load
+ * client of `volley tcp-load` (tools/tcpload.c, one volley loop) and the
+ * plain epoll client of tcp_plain.c. A client's own cost and batching
+ * shape what a server achieves under it, so each server is ranked against
+ * ref under the same client, and by its CPU per request as well as by
+ * requests/s. Beside them: one stream into `volley tcp-echo --discard`
+ * next to iperf3, and sockperf's TCP ping-pong next to the one-connection
+ * rows, each when the program is installed. Runs are interleaved as in the
+ * datagram bench, and the figures are medians. What is printed, and how,
+ * is tcp_out.c's.
  */
-#include "bench.h"
+#include "tcp.h"
 
 #include "cli.h"
 #include "tcpload.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -29,54 +35,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SELF        "/proc/self/exe"
-#define REPORT_MAX  (1u << 20)
-#define STREAM_SIZE 65536
-#define PP_SIZE     128 /* sockperf's row sits next to the 1-connection rows */
-#define MAX_CONNS   1000
-#define LISTEN_NS   (3 * NS_PER_S)
-#define REAP_NS     (5 * NS_PER_S)
-#define MAX_TCELLS  40
-#define MAX_TREPEAT BENCH_RUNS_MAX
+#define SELF       "/proc/self/exe"
+#define REPORT_MAX (1u << 20)
+#define MAX_CONNS  1000
+#define LISTEN_NS  (3 * NS_PER_S)
+#define REAP_NS    (5 * NS_PER_S)
 
 static const unsigned tcp_conns[] = {1, 50, 300, MAX_CONNS};
 static const size_t tcp_sizes[] = {128, 4096};
 #define NCONNS (sizeof(tcp_conns) / sizeof(tcp_conns[0]))
 #define NSIZES (sizeof(tcp_sizes) / sizeof(tcp_sizes[0]))
 
-enum tcp_path { P_URING, P_EPOLL, P_REF, P_STREAM, P_IPERF3, P_SOCKPERF, P_NPATHS };
-
-static const char *const path_names[P_NPATHS] = {
+const char *const tcp_path_names[P_NPATHS] = {
     [P_URING] = "uring",   [P_EPOLL] = "epoll",   [P_REF] = "ref",
     [P_STREAM] = "volley", [P_IPERF3] = "iperf3", [P_SOCKPERF] = "sockperf",
 };
-
-struct sample {
-    double rps, p50_us, p99_us, gbps;
-    double srv_ns; /* the server's CPU time per request (-1: not known) */
-    uint64_t requests, errors;
-};
-
-struct tcell {
-    enum tcp_path path;
-    unsigned conns;
-    size_t size;
-    struct sample *runs;
-    unsigned nruns;
-    bool dead;
-    char note[200];
-    struct sample med; /* medians; requests and errors summed */
-    double lo, hi, ratio;
-};
-
-struct tmatrix {
-    struct tcell cells[MAX_TCELLS];
-    unsigned n;
-    char notes[8][200];
-    unsigned nnotes;
-    bool failed; /* a volley cell failed: the exit status says so */
-    int64_t start_ns, end_ns;
-};
+const char *const tcp_client_names[TC_NCLIENTS] = {
+    [TC_LOAD] = "tcp-load", [TC_PLAIN] = "plain"};
 
 /* ---- child processes ---- */
 
@@ -175,36 +150,93 @@ static void sample_of(const struct tcpload_result *r, struct sample *s)
     s->p99_us = r->p99_us;
 }
 
-/* CPU nanoseconds pid has run so far (/proc/PID/schedstat), -1 if unknown. */
+/* CPU nanoseconds pid's threads have run so far (their
+ * /proc/PID/task/TID/schedstat: io_uring's workers are threads of the
+ * server too), -1 if unknown. A thread that ends between two readings
+ * takes its time with it; the servers' threads live as long as they do. */
 static double cpu_ns(pid_t pid)
 {
     char path[64];
-    unsigned long long ns;
-    FILE *f;
-    int n;
+    struct dirent *d;
+    double sum = 0;
+    bool any = false;
+    DIR *dir;
 
-    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    dir = opendir(path);
+    if (!dir)
         return -1;
-    n = fscanf(f, "%llu", &ns);
-    fclose(f);
-    return n == 1 ? (double)ns : -1;
+    while ((d = readdir(dir)) != NULL) {
+        unsigned long long ns;
+        FILE *f;
+
+        if (d->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid,
+                 d->d_name);
+        f = fopen(path, "r");
+        if (f && fscanf(f, "%llu", &ns) == 1) {
+            sum += (double)ns;
+            any = true;
+        }
+        if (f)
+            fclose(f);
+    }
+    closedir(dir);
+    return any ? sum : -1;
 }
 
-/* A volley cell: a server of path c->path, the volley client against it. */
-static int volley_run(const struct tcell *c, double seconds, struct sample *out,
-                      char *why, size_t why_size)
+/* One client run against the server on port: the load client or the
+ * plain one, as c says. */
+static int drive(const struct tcell *c, const char *addr, int port, double seconds,
+                 struct sample *out, char *why, size_t why_size)
 {
-    char addr[32], bound[32], *argv[10], *report = malloc(REPORT_MAX);
-    int port = bench_free_port(), err;
+    int64_t ns = (int64_t)(seconds * 1e9);
+    int err;
+
+    if (c->client == TC_PLAIN) {
+        struct tcp_plain_cfg pc = {.port = (uint16_t)port,
+                                   .conns = c->conns,
+                                   .size = c->size,
+                                   .duration_ns = ns};
+        struct tcp_plain_result pr;
+
+        err = tcp_plain_run(&pc, &pr, why, why_size);
+        memset(out, 0, sizeof(*out));
+        if (err == 0) {
+            out->requests = pr.requests;
+            out->rps = pr.seconds > 0 ? (double)pr.requests / pr.seconds : 0;
+            out->gbps = pr.seconds > 0
+                            ? (double)pr.requests * (double)c->size * 8 / pr.seconds / 1e9
+                            : 0;
+            out->p50_us = pr.p50_us;
+            out->p99_us = pr.p99_us;
+        }
+        return err;
+    }
     struct tcpload_cfg lc = {.addr = addr,
                              .conns = c->conns,
                              .size = c->size,
                              .mode =
                                  c->path == P_STREAM ? TCPLOAD_STREAM : TCPLOAD_PINGPONG,
-                             .duration_ns = (int64_t)(seconds * 1e9)};
+                             .duration_ns = ns};
     struct tcpload_result r;
+
+    err = tcpload_run(&lc, &r);
+    if (err < 0)
+        snprintf(why, why_size, "client: %s", volley_strerror(err));
+    else
+        sample_of(&r, out);
+    return err;
+}
+
+/* A volley cell: a server of path c->path, c->client against it. */
+static int volley_run(const struct tcell *c, double seconds, struct sample *out,
+                      char *why, size_t why_size)
+{
+    char addr[32], bound[32], *argv[10], *report = malloc(REPORT_MAX);
+    int port = bench_free_port(), err;
+    double cpu0 = -1, cpu1 = -1;
     struct child ch;
 
     if (!report)
@@ -216,26 +248,21 @@ static int volley_run(const struct tcell *c, double seconds, struct sample *out,
         server_argv(c->path, argv, addr, bound);
         err = start_server(&ch, argv, port, why, why_size);
     }
-    double cpu0 = -1, cpu1 = -1;
     if (err >= 0) {
         /* the server's CPU over the whole client run (its dials too): how
          * much work each server does per request, whoever bounds the rate */
         cpu0 = cpu_ns(ch.pid);
-        err = tcpload_run(&lc, &r);
+        err = drive(c, addr, port, seconds, out, why, why_size);
         cpu1 = cpu_ns(ch.pid);
-        if (err < 0)
-            snprintf(why, why_size, "client: %s", volley_strerror(err));
         if (stop_server(&ch, report, REPORT_MAX) < 0 && err >= 0) {
             snprintf(why, why_size, "server failed: %.120s", report);
             err = -ECHILD;
         }
     }
-    if (err >= 0) {
-        sample_of(&r, out);
-        out->srv_ns = cpu0 >= 0 && cpu1 >= cpu0 && r.requests
-                          ? (cpu1 - cpu0) / (double)r.requests
+    if (err >= 0)
+        out->srv_ns = cpu0 >= 0 && cpu1 >= cpu0 && out->requests
+                          ? (cpu1 - cpu0) / (double)out->requests
                           : -1;
-    }
     free(report);
     return err < 0 ? err : 0;
 }
@@ -249,7 +276,7 @@ int bench_tcp_threads_run(unsigned threads, unsigned conns, double seconds, doub
     int port = bench_free_port(), err = port;
     struct tcpload_cfg lc = {.addr = addr,
                              .conns = conns,
-                             .size = PP_SIZE,
+                             .size = TCP_PP_SIZE,
                              .mode = TCPLOAD_PINGPONG,
                              .duration_ns = (int64_t)(seconds * 1e9)};
     static struct tcpload_result r, per[BENCH_CLIENT_THREADS];
@@ -324,7 +351,7 @@ static int sockperf_run(double seconds, struct sample *out, char *why, size_t wh
         return -ENOMEM;
     buf[0] = '\0';
     snprintf(port_s, sizeof(port_s), "%d", port);
-    snprintf(size_s, sizeof(size_s), "%d", PP_SIZE);
+    snprintf(size_s, sizeof(size_s), "%d", TCP_PP_SIZE);
     snprintf(secs_s, sizeof(secs_s), "%u", whole_seconds(seconds));
     if (err == 0)
         err = start_server(&ch, server, port, why, why_size);
@@ -429,13 +456,14 @@ static void note(struct tmatrix *m, const char *what, const char *why)
                  why);
 }
 
-static int add(struct tmatrix *m, enum tcp_path p, unsigned conns, size_t size,
-               unsigned repeat)
+static int add(struct tmatrix *m, enum tcp_path p, enum tcp_client client, unsigned conns,
+               size_t size, unsigned repeat)
 {
     struct tcell *c = &m->cells[m->n];
 
     memset(c, 0, sizeof(*c));
     c->path = p;
+    c->client = client;
     c->conns = conns;
     c->size = size;
     c->runs = calloc(repeat, sizeof(*c->runs));
@@ -458,8 +486,9 @@ static bool loop_works(unsigned backend)
     return true;
 }
 
-/* Echo cells size by size, connections by connections, server by server;
- * then the stream rows and sockperf. */
+/* Echo cells size by size, connections by connections, client by client,
+ * server by server (the servers a ratio compares run back to back); then
+ * the stream rows and sockperf. */
 static int build(struct tmatrix *m, unsigned repeat)
 {
     bool uring = loop_works(VOLLEY_BACKEND_URING);
@@ -472,17 +501,18 @@ static int build(struct tmatrix *m, unsigned repeat)
         note(m, "1000 connections", "the open file limit is too low");
     for (unsigned s = 0; s < NSIZES; s++)
         for (unsigned k = 0; k < NCONNS; k++)
-            for (enum tcp_path p = P_URING; p <= P_REF && err == 0; p++)
-                if ((p != P_URING || uring) && (tcp_conns[k] < MAX_CONNS || many))
-                    err = add(m, p, tcp_conns[k], tcp_sizes[s], repeat);
+            for (enum tcp_client cl = TC_LOAD; cl < TC_NCLIENTS; cl++)
+                for (enum tcp_path p = P_URING; p <= P_REF && err == 0; p++)
+                    if ((p != P_URING || uring) && (tcp_conns[k] < MAX_CONNS || many))
+                        err = add(m, p, cl, tcp_conns[k], tcp_sizes[s], repeat);
     if (err == 0)
-        err = add(m, P_STREAM, 1, STREAM_SIZE, repeat);
+        err = add(m, P_STREAM, TC_LOAD, 1, TCP_STREAM_SIZE, repeat);
     if (err == 0 && program_found("iperf3"))
-        err = add(m, P_IPERF3, 1, 0, repeat);
+        err = add(m, P_IPERF3, TC_LOAD, 1, 0, repeat);
     else if (err == 0)
         note(m, "iperf3", "not found in PATH; install it to compare");
     if (err == 0 && program_found("sockperf"))
-        err = add(m, P_SOCKPERF, 1, PP_SIZE, repeat);
+        err = add(m, P_SOCKPERF, TC_LOAD, 1, TCP_PP_SIZE, repeat);
     else if (err == 0)
         note(m, "sockperf", "not found in PATH; install it to compare");
     return err;
@@ -524,8 +554,9 @@ static void run_all(struct tmatrix *m, double seconds, unsigned repeat)
 
             if (c->dead)
                 continue;
-            bench_progress(&pr, done, "%-8s %5u conns %6zu B", path_names[c->path],
-                           c->conns, c->size);
+            bench_progress(&pr, done, "%-8s %-8s %5u conns %6zu B",
+                           tcp_path_names[c->path], tcp_client_names[c->client], c->conns,
+                           c->size);
             run_cell(m, &m->cells[i], seconds);
         }
     }
@@ -539,18 +570,17 @@ static void run_all(struct tmatrix *m, double seconds, unsigned repeat)
     bench_median_of((c)->runs, sizeof(*(c)->runs), offsetof(struct sample, field),       \
                     (c)->nruns)
 
-static const struct tcell *find(const struct tmatrix *m, enum tcp_path p, unsigned conns,
-                                size_t size)
+const struct tcell *tcp_find(const struct tmatrix *m, enum tcp_path p,
+                             enum tcp_client client, unsigned conns, size_t size)
 {
     for (unsigned i = 0; i < m->n; i++)
-        if (m->cells[i].path == p && m->cells[i].conns == conns &&
-            m->cells[i].size == size)
+        if (m->cells[i].path == p && m->cells[i].client == client &&
+            m->cells[i].conns == conns && m->cells[i].size == size)
             return &m->cells[i];
     return NULL;
 }
 
-/* The figure a cell is ranked by: requests/s, or Gbit/s for a stream. */
-static double figure(const struct tcell *c, const struct sample *s)
+double tcp_figure(const struct tcell *c, const struct sample *s)
 {
     return c->path == P_STREAM || c->path == P_IPERF3 ? s->gbps : s->rps;
 }
@@ -567,218 +597,28 @@ static void medians(struct tmatrix *m)
         c->med.p50_us = MEDIAN(c, p50_us);
         c->med.p99_us = MEDIAN(c, p99_us);
         c->med.srv_ns = MEDIAN(c, srv_ns);
-        c->lo = c->hi = figure(c, &c->runs[0]);
+        c->lo = c->hi = tcp_figure(c, &c->runs[0]);
         for (unsigned r = 0; r < c->nruns; r++) {
             c->med.requests += c->runs[r].requests;
             c->med.errors += c->runs[r].errors;
-            c->lo = fmin(c->lo, figure(c, &c->runs[r]));
-            c->hi = fmax(c->hi, figure(c, &c->runs[r]));
+            c->lo = fmin(c->lo, tcp_figure(c, &c->runs[r]));
+            c->hi = fmax(c->hi, tcp_figure(c, &c->runs[r]));
         }
     }
     for (unsigned i = 0; i < m->n; i++) {
         struct tcell *c = &m->cells[i];
-        const struct tcell *ref = c->path == P_STREAM ? find(m, P_IPERF3, 1, 0)
-                                                      : find(m, P_REF, c->conns, c->size);
+        const struct tcell *ref = c->path == P_STREAM
+                                      ? tcp_find(m, P_IPERF3, TC_LOAD, 1, 0)
+                                      : tcp_find(m, P_REF, c->client, c->conns, c->size);
 
-        c->ratio = 0;
-        if (c->nruns && c->path <= P_STREAM && ref && ref->nruns &&
-            figure(ref, &ref->med))
-            c->ratio = figure(c, &c->med) / figure(ref, &ref->med);
-    }
-}
-
-/* ---- output ---- */
-
-static double spread(const struct tcell *c)
-{
-    double mid = figure(c, &c->med);
-
-    return mid > 0 ? (c->hi - c->lo) / mid * 100 : 0;
-}
-
-static void ratio_col(double r)
-{
-    if (r > 0)
-        printf(" %6.2f\n", r);
-    else
-        printf(" %6s\n", "-");
-}
-
-static void print_echo(const struct tmatrix *m)
-{
-    printf("echo, ping-pong: requests/s, round trip (us), server CPU ns per request\n");
-    printf("%-8s %5s %5s %10s %6s %8s %8s %8s %10s %6s %6s\n", "server", "conns", "size",
-           "req/s", "spread", "p50", "p99", "srv-ns", "requests", "errors", "ratio");
-    for (unsigned i = 0; i < m->n; i++) {
-        const struct tcell *c = &m->cells[i];
-
-        if (c->path > P_REF || c->nruns == 0)
+        c->ratio = c->ns_ratio = 0;
+        if (!c->nruns || c->path > P_STREAM || !ref || !ref->nruns)
             continue;
-        printf("%-8s %5u %5zu %10.0f %5.1f%% %8.1f %8.1f %8.0f %10" PRIu64 " %6" PRIu64,
-               path_names[c->path], c->conns, c->size, c->med.rps, spread(c),
-               c->med.p50_us, c->med.p99_us, c->med.srv_ns, c->med.requests,
-               c->med.errors);
-        ratio_col(c->ratio);
+        if (tcp_figure(ref, &ref->med) > 0)
+            c->ratio = tcp_figure(c, &c->med) / tcp_figure(ref, &ref->med);
+        if (c->path != P_STREAM && c->med.srv_ns > 0 && ref->med.srv_ns > 0)
+            c->ns_ratio = c->med.srv_ns / ref->med.srv_ns;
     }
-}
-
-static void print_others(const struct tmatrix *m)
-{
-    const struct tcell *mine = find(m, P_URING, 1, PP_SIZE);
-
-    if (!mine || !mine->nruns)
-        mine = find(m, P_EPOLL, 1, PP_SIZE);
-    printf("\nstream: one connection, %d-byte writes into a sink (Gbit/s)\n",
-           STREAM_SIZE);
-    printf("%-8s %8s %6s %6s\n", "path", "Gbit/s", "spread", "ratio");
-    for (unsigned i = 0; i < m->n; i++) {
-        const struct tcell *c = &m->cells[i];
-
-        if ((c->path != P_STREAM && c->path != P_IPERF3) || c->nruns == 0)
-            continue;
-        printf("%-8s %8.2f %5.1f%%", path_names[c->path], c->med.gbps, spread(c));
-        ratio_col(c->ratio);
-    }
-    printf("\nping-pong, one connection, %d bytes (us)\n", PP_SIZE);
-    printf("%-8s %8s %8s %10s\n", "path", "p50", "p99", "req/s");
-    for (unsigned i = 0; i < m->n; i++) {
-        const struct tcell *c = &m->cells[i];
-
-        if ((c != mine && c->path != P_SOCKPERF) || c->nruns == 0)
-            continue;
-        printf("%-8s %8.1f %8.1f %10.0f\n", path_names[c->path], c->med.p50_us,
-               c->med.p99_us, c->med.rps);
-    }
-}
-
-static void print_table(const struct tmatrix *m, double seconds, unsigned repeat)
-{
-    char host[256];
-
-    bench_machine(host, sizeof(host));
-    printf("volley bench --tcp: loopback, %s\nmedian of %u interleaved run%s of %.2f s "
-           "per cell; client: one volley loop in this process; servers: child "
-           "processes\n\n",
-           host, repeat, repeat == 1 ? "" : "s", seconds);
-    print_echo(m);
-    print_others(m);
-}
-
-static void json_num(const char *key, double v, int prec)
-{
-    if (v < 0 || !isfinite(v))
-        printf(",\"%s\":null", key);
-    else
-        printf(",\"%s\":%.*f", key, prec, v);
-}
-
-static const char *kind(const struct tcell *c)
-{
-    if (c->path <= P_REF)
-        return "echo";
-    return c->path == P_SOCKPERF ? "pingpong" : "stream";
-}
-
-static void print_json(const struct tmatrix *m, double seconds, unsigned repeat)
-{
-    const char *sep = "";
-
-    bench_json_open("tcp",
-                    "median of %u interleaved run%s of %.2f s per cell; client: one "
-                    "volley loop in this process; servers: child processes",
-                    repeat, repeat == 1 ? "" : "s", seconds);
-    for (unsigned i = 0; i < m->n; i++) {
-        const struct tcell *c = &m->cells[i];
-        bool stream = c->path == P_STREAM || c->path == P_IPERF3;
-
-        if (c->nruns == 0)
-            continue;
-        printf("%s\n{\"kind\":\"%s\",\"path\":\"%s\",\"conns\":%u,\"size\":%zu"
-               ",\"repeat\":%u",
-               sep, kind(c), path_names[c->path], c->conns, c->size, c->nruns);
-        json_num("requests_per_s", stream ? -1 : c->med.rps, 1);
-        json_num("gbit_per_s", c->med.gbps, 4);
-        json_num("p50_us", stream ? -1 : c->med.p50_us, 3);
-        json_num("p99_us", stream ? -1 : c->med.p99_us, 3);
-        json_num("latency_error", stream || c->path == P_SOCKPERF ? -1 : LAT_HIST_ERROR,
-                 6);
-        json_num("server_cpu_ns_per_request", stream ? -1 : c->med.srv_ns, 1);
-        json_num("min", c->lo, 3);
-        json_num("max", c->hi, 3);
-        printf(",\"requests\":%" PRIu64 ",\"errors\":%" PRIu64, c->med.requests,
-               c->med.errors);
-        json_num(c->path == P_STREAM ? "ratio_to_iperf3" : "ratio_to_ref",
-                 c->ratio > 0 ? c->ratio : -1, 4);
-        putchar('}');
-        sep = ",";
-    }
-    bench_json_close();
-}
-
-static void print_notes(const struct tmatrix *m, bool json)
-{
-    FILE *f = json ? stderr : stdout;
-    unsigned runs = 0;
-
-    if (!json)
-        putchar('\n');
-    for (unsigned i = 0; i < m->nnotes; i++)
-        fprintf(f, "%s\n", m->notes[i]);
-    for (unsigned i = 0; i < m->n; i++) {
-        const struct tcell *c = &m->cells[i];
-
-        runs += c->nruns;
-        if (c->dead)
-            fprintf(f, "%s, %u conns, %zu bytes: failed: %s\n", path_names[c->path],
-                    c->conns, c->size, c->note);
-    }
-    fprintf(f, "total %.1f s: %u cell runs%s\n", cli_ns_seconds(m->end_ns - m->start_ns),
-            runs, cli_stop ? " (interrupted)" : "");
-}
-
-static int write_plot(FILE *f, const struct tmatrix *m, double seconds, unsigned repeat)
-{
-    static struct bench_plot_bar bars[MAX_TCELLS];
-    static struct bench_plot_lat lat[P_NPATHS];
-    static char groups[MAX_TCELLS][32];
-    char sub[400], host[256];
-    struct bench_plot p = {
-        .title = "volley bench --tcp: echo over loopback",
-        .subtitle = sub,
-        .y_label = "requests per second (log scale)",
-        .x_label = "connections, request bytes (ping-pong)",
-        .unit = "requests/s",
-        .base = "the plain epoll server (ref)",
-        .lat_title = "Round trip, one connection, 128-byte ping-pong: bar to p50, "
-                     "whisker to p99, microseconds",
-        .bars = bars,
-        .lat = lat,
-    };
-
-    bench_machine(host, sizeof(host));
-    snprintf(sub, sizeof(sub),
-             "%s\nmedian of %u interleaved run%s of %.2f s per cell; bar labels: ratio "
-             "to the plain epoll server (ref) at the same connections and size",
-             host, repeat, repeat == 1 ? "" : "s", seconds);
-    for (unsigned i = 0; i < m->n; i++) {
-        const struct tcell *c = &m->cells[i];
-
-        if (c->nruns == 0 || c->path > P_SOCKPERF)
-            continue;
-        if (c->path <= P_REF) {
-            snprintf(groups[p.nbars], sizeof(groups[0]), "%u conn%s, %zu B", c->conns,
-                     c->conns == 1 ? "" : "s", c->size);
-            bars[p.nbars] =
-                (struct bench_plot_bar){path_names[c->path], c->conns * 100000 + c->size,
-                                        c->med.rps, c->ratio, groups[p.nbars]};
-            p.nbars++;
-        }
-        if ((c->path <= P_REF && c->conns == 1 && c->size == PP_SIZE) ||
-            c->path == P_SOCKPERF)
-            lat[p.nlat++] = (struct bench_plot_lat){path_names[c->path], c->med.p50_us,
-                                                    c->med.p99_us};
-    }
-    return bench_plot_svg(f, &p);
 }
 
 int bench_tcp_main(const struct bench_tcp_opts *o)
@@ -798,16 +638,16 @@ int bench_tcp_main(const struct bench_tcp_opts *o)
         run_all(&m, o->seconds, o->repeat);
         medians(&m);
         /* The chart first: its error still goes into the JSON document. */
-        if (plot && write_plot(plot, &m, o->seconds, o->repeat) < 0)
+        if (plot && tcp_write_plot(plot, &m, o->seconds, o->repeat) < 0)
             rc = cli_runtime_error(o->plot, -EIO);
         if (plot && fclose(plot) != 0 && rc == 0)
             rc = cli_runtime_error(o->plot, -errno);
         plot = NULL;
         if (o->json)
-            print_json(&m, o->seconds, o->repeat);
+            tcp_print_json(&m, o->seconds, o->repeat);
         else
-            print_table(&m, o->seconds, o->repeat);
-        print_notes(&m, o->json);
+            tcp_print_table(&m, o->seconds, o->repeat);
+        tcp_print_notes(&m, o->json);
         if (m.failed && rc == 0) {
             cli_note_error(0, "a cell failed (the notes on standard error say which)");
             rc = 1;

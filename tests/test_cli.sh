@@ -129,7 +129,7 @@ check_help echo --count --duration --idle --batch --backend --no-gso --no-gro --
     --threads --steer --pin
 check_help ping --count --rate --interval --size --timeout --duration --backend --json VLY1
 check_help bench --seconds --repeat --sizes --paths --no-latency --cpu --plot --json iperf3 \
-    --tcp sockperf --threads
+    --tcp sockperf --threads "and plain (plain C epoll"
 tcp_cmds=
 if linux_only; then
     tcp_cmds="tcp-echo tcp-load"

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Every command's --json against the schema volley(1) documents (JSON
 # OUTPUT), checked by tests/volley_json.py: probe, recv with send, echo with
-# ping, tcp-echo with tcp-load and a short bench, each over loopback and
+# ping, tcp-echo with tcp-load, a short bench and bench --tcp (both its
+# clients against every server), each over loopback and
 # bounded; the error document for a bad argument, an unknown option, a
 # runtime error before the run (a port in use, nobody listening) and after it
 # (ping without a reply). Then the figures a user adds up: recv's received
@@ -170,6 +171,33 @@ check_end "$tmp/bench.json" '
 assert j["matrix"] == "udp" and "CPUs" in j["machine"], j
 assert [c["path"] for c in j["cells"]] == ["baseline", "scalar"], j["cells"]' ||
     fail "bench --json: $(cat "$tmp/bench.json")"
+
+# --- bench --tcp: every echo server under both clients, with both ratios.
+# The plain client compares every reply with its request and fails its
+# cell (exit 1) on any difference, so exit 0 says every reply was right.
+if [ "${VOLLEY_TEST_PORTABLE:-0}" = 0 ]; then
+    T=240 # 50 cells, each a server process and up to 1000 connections
+    doc btcp 0 bench --tcp --seconds 0.02 --repeat 1
+    T=30
+    check_end "$tmp/btcp.json" '
+assert j["matrix"] == "tcp" and "plain" in j["header"], j
+echo = [c for c in j["cells"] if c["kind"] == "echo"]
+want = {"requests_per_s", "server_cpu_ns_per_request", "ratio_to_ref",
+        "server_cpu_ratio_to_ref", "p50_us", "p99_us", "requests", "errors"}
+for c in echo:
+    assert want <= set(c), c
+    assert c["client"] in ("tcp-load", "plain"), c
+by = {cl: {(c["path"], c["conns"], c["size"]) for c in echo if c["client"] == cl}
+      for cl in ("tcp-load", "plain")}
+assert by["plain"] == by["tcp-load"], by
+assert {("ref", 1, 128), ("epoll", 50, 4096)} <= by["plain"], by
+for c in echo:
+    if c["client"] == "plain":
+        assert c["errors"] == 0, c
+    if c["path"] == "ref" and c["requests"]:
+        assert c["ratio_to_ref"] == 1, c' ||
+        fail "bench --tcp --json: $(cat "$tmp/btcp.json")"
+fi
 
 # --- error documents
 # a bad argument, before --json and after it

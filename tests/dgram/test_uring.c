@@ -15,6 +15,7 @@
 #include "dgram/dgram.h"
 #include "t.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -1179,6 +1180,138 @@ static int case_wait_for_room(void)
     return 0;
 }
 
+/* ---- 13. a socket that changes thread ---- */
+
+/* A socket opened on the main thread, used by thread A, then by thread B
+ * after A stopped (A exits, or stays alive and idle), then by the main
+ * thread again: the multishot receive follows each new thread (the old
+ * one is cancelled, what it had not taken stays in the socket), every
+ * datagram sent to it arrives exactly once, and B's sends work. (Whether
+ * the receive moved is not asserted: the kernel also finishes receives
+ * for a thread that sleeps elsewhere, only later.) */
+enum { MOVE_N = 600, MOVE_LEN = 200, MOVE_A = 150 };
+
+struct mover {
+    volley_sock *rx, *tx;
+    struct volley_addr back; /* tx's address: B sends here */
+    uint8_t seen[MOVE_N];
+    unsigned got, want;
+    bool stay; /* A stays alive, idle, until released */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stage; /* 1: A is done receiving; 2: A may exit */
+};
+
+/* Receive until m->got reaches m->want, 8 at a time; the last call's
+ * buffers stay lent, and more may wait reaped but not delivered. */
+static void mover_take(struct mover *m)
+{
+    struct volley_dgram d[8];
+    long long t0 = t_now_ms();
+    while (m->got < m->want) {
+        int r = T_OK(volley_recv_wait(m->rx, d, 8, 100));
+        for (int i = 0; i < r; i++) {
+            CHECK_PAYLOAD(&d[i], MOVE_LEN);
+            uint32_t q = seq_of(&d[i]);
+            T_ASSERT(q < MOVE_N);
+            if (m->seen[q]++)
+                T_FAIL("seq %u arrived twice", q);
+            m->got++;
+        }
+        if (t_now_ms() - t0 > WAIT_MS)
+            T_FAIL("received %u of %u", m->got, m->want);
+    }
+}
+
+static void mover_stage(struct mover *m, int stage, bool wait)
+{
+    pthread_mutex_lock(&m->mu);
+    if (wait) {
+        while (m->stage < stage)
+            pthread_cond_wait(&m->cv, &m->mu);
+    } else {
+        m->stage = stage;
+        pthread_cond_broadcast(&m->cv);
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void *mover_a(void *arg)
+{
+    struct mover *m = arg;
+    mover_take(m);
+    mover_stage(m, 1, false);
+    if (m->stay)
+        mover_stage(m, 2, true);
+    return NULL;
+}
+
+static void *mover_b(void *arg)
+{
+    struct mover *m = arg;
+    mover_take(m);
+    send_seq(m->rx, &m->back, 0, 20, MOVE_LEN); /* sending from B works too */
+    return NULL;
+}
+
+static void move_run(bool stay)
+{
+    struct mover *m = calloc(1, sizeof *m);
+    T_ASSERT(m);
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    m->stay = stay;
+    struct volley_opts ro = opts_for(URING, VOLLEY_F_GRO);
+    ro.rx_ring_bufs = 64;
+    ro.rcvbuf = 4 * MIB;
+    m->rx = open_sock(&ro, "127.0.0.1:0");
+    struct volley_opts so = opts_for(MMSG, 0);
+    m->tx = open_sock(&so, "127.0.0.1:0");
+    struct volley_addr to = t_local(m->rx);
+    m->back = t_local(m->tx);
+    pthread_t a, b;
+    send_seq(m->tx, &to, 0, MOVE_N / 3, MOVE_LEN);
+    m->want = MOVE_A;
+    T_EQ(pthread_create(&a, NULL, mover_a, m), 0);
+    mover_stage(m, 1, true);
+    /* A holds buffers and may have more reaped: these arrive while no
+     * thread enters its ring */
+    send_seq(m->tx, &to, MOVE_N / 3, MOVE_N / 3, MOVE_LEN);
+    if (!stay)
+        T_EQ(pthread_join(a, NULL), 0);
+    m->want = 2 * MOVE_N / 3 + 10;
+    T_EQ(pthread_create(&b, NULL, mover_b, m), 0);
+    usleep(20 * 1000);
+    send_seq(m->tx, &to, 2 * MOVE_N / 3, MOVE_N - 2 * MOVE_N / 3, MOVE_LEN);
+    T_EQ(pthread_join(b, NULL), 0);
+    m->want = MOVE_N; /* the rest, on this thread: one more move */
+    mover_take(m);
+    recv_seq(m->tx, 0, 20, MOVE_LEN);
+    struct volley_stats st = t_stats(m->rx);
+    printf("  %s: %u received, %llu receive re-arms, %llu kernel drops\n",
+           stay ? "A stays" : "A exits", m->got, (unsigned long long)st.rx_rearms,
+           (unsigned long long)st.rx_kernel_drops);
+    T_EQ(st.rx_kernel_drops, 0);
+    if (stay)
+        mover_stage(m, 2, false);
+    if (stay)
+        T_EQ(pthread_join(a, NULL), 0);
+    volley_close(m->rx);
+    volley_close(m->tx);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
+    free(m);
+}
+
+static int case_thread_move(void)
+{
+    int fds = t_count_fds();
+    move_run(false);
+    move_run(true);
+    T_EQ(t_count_fds(), fds);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
@@ -1197,6 +1330,7 @@ int main(int argc, char **argv)
         {"full_socket", case_full_socket, URING, NULL},
         {"sndbuf_full", case_sndbuf_full, URING, NULL},
         {"wait_for_room", case_wait_for_room, URING, NULL},
+        {"thread_move", case_thread_move, URING, NULL},
     };
     struct t_run how = {.flags = T_FORK, .case_s = 60};
     body_init();

@@ -344,7 +344,8 @@ VOLLEY_INTERNAL unsigned long volley__sys_count(enum volley__sysop op);
  * with Linux's own calls forbidden, so that none creeps in outside the
  * files built only on Linux. */
 #if defined(VOLLEY_POISON_LINUX) && VOLLEY_POISON_LINUX
-#pragma GCC poison sendmmsg recvmmsg accept4 epoll_create1 epoll_ctl epoll_wait epoll_pwait2
+#pragma GCC poison sendmmsg recvmmsg accept4 epoll_create1 epoll_ctl epoll_wait
+#pragma GCC poison epoll_pwait2
 #pragma GCC poison eventfd eventfd_read eventfd_write
 #pragma GCC poison io_uring_queue_init_params
 #endif

@@ -1069,8 +1069,12 @@ VOLLEY_API ssize_t volley_conn_read(volley_conn *c, void *buf, size_t n);
 /*
  * Point iov at buffered bytes without consuming them, in order, one entry
  * per receive buffer; returns the entries filled, 0 or -ESHUTDOWN when
- * nothing is buffered (as volley_conn_read). They stay valid until the
- * next consume, read, close or poll on this connection.
+ * nothing is buffered (as volley_conn_read). The bytes stay where they
+ * are, unchanged, until a consume or read takes them or the connection
+ * ends (polling and later arrivals do not move them): a span may be lent
+ * back with volley_conn_write_ref and consumed at its SENT event, an echo
+ * or relay without a copy; a close with buffers lent keeps the received
+ * bytes until the connection is gone.
  * Errors: -EINVAL (NULL, n == 0), -EPIPE, -ENOTCONN (as volley_conn_read).
  */
 VOLLEY_API int volley_conn_peek(volley_conn *c, struct iovec *iov, unsigned n);

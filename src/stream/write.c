@@ -163,10 +163,14 @@ int volley_conn_wait_drained(volley_conn *c, int timeout_ms)
     return 0;
 }
 
-/* Buffered bytes are dropped and reading stops when the caller closes. */
+/* Buffered bytes are dropped and reading stops when the caller closes;
+ * while buffers are lent to the send queue the bytes stay until c is
+ * released (a lent span may be one of them: volley_conn_peek's spans stay
+ * put until consumed), held against the budget as before. */
 static void drop_reads(volley_conn *c)
 {
-    (void)volley__readq_clear(&c->rq, &volley__conn_loop(c)->bufs);
+    if (!c->sq.refs)
+        (void)volley__readq_clear(&c->rq, &volley__conn_loop(c)->bufs);
     c->pending &=
         ~(VOLLEY__EV(VOLLEY_EV_READABLE) | VOLLEY__P_TO_READ | VOLLEY__EV(VOLLEY_EV_EOF));
     c->dl_want = 0;

@@ -1031,6 +1031,85 @@ static int case_peek_consume(void)
     return 0;
 }
 
+/* Peeked spans stay where they are until consumed: polling does not move
+ * them, so they can be lent back with volley_conn_write_ref and consumed
+ * at their SENT events (an echo or relay without a copy), more bytes
+ * arriving meanwhile. A close while spans are lent still sends them as
+ * they were, though another connection receives into the loop's buffers
+ * right after. */
+static void lend_all(volley_conn *c, struct iovec *iov, int *n, size_t want)
+{
+    *n = volley_conn_peek(c, iov, 64);
+    size_t total = 0;
+    for (int i = 0; i < *n; i++) {
+        T_EXPECT(volley_conn_write_ref(c, iov[i].iov_base, iov[i].iov_len, (uint64_t)i),
+                 0);
+        total += iov[i].iov_len;
+    }
+    T_EXPECT(total, want);
+}
+
+static int case_peek_lend(void)
+{
+    struct duo d;
+    struct volley_loop_opts lo = lopts();
+    lo.buf_size = 512;
+    struct volley_conn_opts o = copts();
+    duo_open(&d, &lo, &o);
+    uint8_t out[3000], more[3000], in[3000];
+    gen(5, 0, out, sizeof out);
+    gen(6, 0, more, sizeof more);
+    T_EXPECT(volley_conn_want(d.srv, sizeof out, 5000), 0);
+    put(d.cli, out, sizeof out);
+    TAKE(d.l, VOLLEY_EV_READABLE, d.srv);
+    struct iovec iov[64];
+    int n;
+    lend_all(d.srv, iov, &n, sizeof out);
+    T_CHECK(n >= 6, "peek gave %d spans of 3000 bytes in 512-byte buffers", n);
+    /* more bytes come in behind the lent ones, over several polls */
+    put(d.cli, more, sizeof more);
+    read_exact(d.l, d.cli, in, sizeof in);
+    T_CHECK(!memcmp(in, out, sizeof in), "the lent spans went out changed");
+    size_t off = 0;
+    for (int i = 0; i < n; i++) { /* still in place, unchanged */
+        T_ASSERT(!memcmp(iov[i].iov_base, out + off, iov[i].iov_len));
+        off += iov[i].iov_len;
+    }
+    for (int i = 0; i < n; i++) {
+        struct volley_event e = TAKE(d.l, VOLLEY_EV_SENT, d.srv);
+        T_EXPECT(e.tag, (uint64_t)i);
+        T_EXPECT(e.err, 0);
+        T_EXPECT(volley_conn_consume(d.srv, iov[i].iov_len), 0);
+    }
+    long long end = t_now_ms() + 5000;
+    while (volley_conn_buffered(d.srv) < (ssize_t)sizeof more && t_now_ms() < end)
+        pull(d.l, 20);
+    T_EXPECT(volley_conn_buffered(d.srv), (ssize_t)sizeof more);
+
+    /* lent, then closed at once: the close sends them as they are */
+    lend_all(d.srv, iov, &n, sizeof more);
+    T_EXPECT(volley_conn_close(d.srv), 0);
+    /* the lent spans' buffers are not given to another receive */
+    T_CHECK(loop_stats(d.l).bufs_held >= (uint64_t)n, "%llu buffers held after the close",
+            (unsigned long long)loop_stats(d.l).bufs_held);
+    struct duo d2 = {.l = d.l};
+    duo_connect(&d2, &o);
+    static uint8_t flood[64 * KiB], sink[64 * KiB];
+    gen(7, 0, flood, sizeof flood);
+    put(d2.cli, flood, sizeof flood);
+    read_exact(d.l, d2.srv, sink, sizeof sink);
+    read_exact(d.l, d.cli, in, sizeof in);
+    T_CHECK(!memcmp(in, more, sizeof in), "spans lent before a close went out changed");
+    T_ASSERT(!memcmp(sink, flood, sizeof sink));
+    T_EXPECT(TAKE(d.l, VOLLEY_EV_EOF, d.cli).type, VOLLEY_EV_EOF);
+    T_EXPECT(volley_conn_close(d.cli), 0); /* the server end's close waits for its FIN */
+    T_EXPECT(TAKE(d.l, VOLLEY_EV_CLOSED, d.srv).err, 0);
+    T_EXPECT(TAKE(d.l, VOLLEY_EV_CLOSED, d.cli).err, 0);
+    T_EXPECT(close_wait(d.l, d.ln), 0);
+    duo_close(&d2); /* and the loop */
+    return 0;
+}
+
 /* A want that is not met: TIMEOUT (tag READABLE, -ETIMEDOUT), what came
  * stays buffered, the connection carries on. */
 static int case_want_timeout(void)
@@ -2441,6 +2520,7 @@ static const struct t_loop_case defs[] = {
     {"read_upto", case_read_upto},
     {"read_want", case_read_want},
     {"peek_consume", case_peek_consume},
+    {"peek_lend", case_peek_lend},
     {"want_timeout", case_want_timeout},
     {"eof_shutdown", case_eof_shutdown},
     {"half_close", case_half_close},

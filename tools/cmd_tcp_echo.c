@@ -2,12 +2,11 @@
 /*
  * volley tcp-echo: a TCP echo server on one volley_loop, or with --discard
  * a sink that reads and drops. Echoing takes the received bytes where they
- * lie, with no copy: volley_conn_peek points at the loop's receive
- * buffers, those spans are lent to the send queue (volley_conn_write_ref)
- * and consumed at their SENT events, which hands the buffers back to the
- * loop. When a send queue is full the bytes stay buffered until WRITABLE
- * or a SENT; a connection holding readq_max bytes stops receiving
- * meanwhile, so a peer that does not read cannot grow the server.
+ * lie: volley_conn_peek points at the loop's receive buffers, those spans
+ * are queued back (volley_conn_write copies them) and then consumed, which
+ * hands the buffers back to the loop. When a send queue is full the bytes
+ * stay buffered until WRITABLE; a connection holding readq_max bytes stops
+ * receiving meanwhile, so a peer that does not read cannot grow the server.
  */
 #include "cli.h"
 #include "tcpload.h"
@@ -64,21 +63,10 @@ static size_t heap_in_use(void)
     return m.uordblks ? m.uordblks + m.hblkhd : 0;
 }
 
-/* A connection's state is its user pointer, so that none is allocated:
- * the bytes lent back to it (queued by reference, consumed at their SENT)
- * shifted left by one, and in bit 0 whether its peer has finished sending
- * (it is closed once everything that peer sent has been echoed). */
-#define ECHO_PEER_DONE 1u
-
-static uintptr_t echo_state(const volley_conn *c)
-{
-    return (uintptr_t)volley_conn_user(c);
-}
-
-static void echo_set(volley_conn *c, size_t lent, uintptr_t done)
-{
-    volley_conn_set_user(c, (void *)(((uintptr_t)lent << 1) | done));
-}
+/* The user pointer of a connection whose peer has finished sending: it is
+ * closed once everything it sent has been echoed. One bit of state needs
+ * no allocation per connection. */
+static char peer_done;
 
 static void tcp_echo_usage(void)
 {
@@ -153,48 +141,35 @@ static int tcp_echo_operands(int argc, char **argv, void *cfg)
 }
 
 /* Queues back what c holds, span by span, as far as its send queue takes
- * it, without copying: each span of the receive buffers is lent to the
- * send queue (volley_conn_write_ref, tagged with its length) and consumed
- * when its SENT event says the kernel is done with it; spans stay put
- * until consumed. The rest waits for WRITABLE or a SENT. */
+ * it; the rest waits for WRITABLE. */
 static int echo_back(volley_conn *c)
 {
     struct iovec iov[TCP_ECHO_SPANS];
-    uintptr_t st = echo_state(c);
-    size_t lent = st >> 1, skip = lent;
-    int n = volley_conn_peek(c, iov, TCP_ECHO_SPANS);
-    int err = 0;
 
-    if (n <= 0)
-        return n == -ESHUTDOWN ? 0 : n;
-    for (int i = 0; i < n && err == 0; i++) {
-        const uint8_t *base = iov[i].iov_base;
-        size_t len = iov[i].iov_len;
+    for (;;) {
+        int n = volley_conn_peek(c, iov, TCP_ECHO_SPANS);
+        size_t done = 0;
+        bool full = false;
+        int err = 0;
 
-        if (skip >= len) { /* lent already */
-            skip -= len;
-            continue;
+        if (n <= 0)
+            return n == -ESHUTDOWN ? 0 : n;
+        for (int i = 0; i < n && !full && err == 0; i++) {
+            ssize_t w = volley_conn_write(c, iov[i].iov_base, iov[i].iov_len);
+
+            if (w == -EAGAIN)
+                full = true;
+            else if (w < 0)
+                err = (int)w;
+            else
+                done += (size_t)w;
         }
-        base += skip;
-        len -= skip;
-        skip = 0;
-        err = volley_conn_write_ref(c, base, len, (uint64_t)len);
-        if (err == 0)
-            lent += len;
+        /* The spans are invalid from here on. */
+        if (done > 0 && err == 0)
+            err = volley_conn_consume(c, done);
+        if (err < 0 || full || n < TCP_ECHO_SPANS)
+            return err;
     }
-    echo_set(c, lent, st & ECHO_PEER_DONE);
-    return err == -EAGAIN ? 0 : err;
-}
-
-/* A lent span went out (or never will: the connection ended). */
-static int echo_sent(volley_conn *c, const struct volley_event *e)
-{
-    uintptr_t st = echo_state(c);
-
-    if (e->err < 0)
-        return 0; /* CLOSED follows */
-    echo_set(c, (st >> 1) - (size_t)e->tag, st & ECHO_PEER_DONE);
-    return volley_conn_consume(c, (size_t)e->tag);
 }
 
 static int serve(struct server *s, volley_conn *c)
@@ -209,7 +184,7 @@ static int serve(struct server *s, volley_conn *c)
     } else {
         err = echo_back(c);
     }
-    if (err == 0 && (echo_state(c) & ECHO_PEER_DONE) && volley_conn_buffered(c) == 0)
+    if (err == 0 && volley_conn_user(c) == &peer_done && volley_conn_buffered(c) == 0)
         err = volley_conn_close(c);
     return err;
 }
@@ -242,13 +217,8 @@ static void on_event(struct server *s, const struct volley_event *e)
         volley_conn_set_user(e->conn, NULL);
         break;
     case VOLLEY_EV_EOF:
-        echo_set(e->conn, echo_state(e->conn) >> 1, ECHO_PEER_DONE);
+        volley_conn_set_user(e->conn, &peer_done);
         err = serve(s, e->conn);
-        break;
-    case VOLLEY_EV_SENT:
-        err = echo_sent(e->conn, e);
-        if (err == 0)
-            err = serve(s, e->conn);
         break;
     case VOLLEY_EV_READABLE:
     case VOLLEY_EV_WRITABLE:
@@ -257,7 +227,7 @@ static void on_event(struct server *s, const struct volley_event *e)
     case VOLLEY_EV_CLOSED:
         on_closed(s, e);
         break;
-    default: /* DRAINED, TIMEOUT: nothing asked for them */
+    default: /* SENT, DRAINED, TIMEOUT: nothing asked for them */
         break;
     }
     if (err < 0 && err != -EPIPE) /* -EPIPE: ending already, CLOSED follows */

@@ -2,11 +2,13 @@
 /*
  * volley tcp-echo: a TCP echo server on one volley_loop, or with --discard
  * a sink that reads and drops. Echoing takes the received bytes where they
- * lie: volley_conn_peek points at the loop's receive buffers, those spans
- * are queued back (volley_conn_write copies them) and then consumed, which
- * hands the buffers back to the loop. When a send queue is full the bytes
- * stay buffered until WRITABLE; a connection holding readq_max bytes stops
- * receiving meanwhile, so a peer that does not read cannot grow the server.
+ * lie: volley_conn_peek points at the loop's receive buffers, and those
+ * spans are queued back, lent (volley_conn_write_ref, on a uring loop) and
+ * consumed at their SENT events, or copied (volley_conn_write, on epoll)
+ * and consumed at once; consuming hands the buffers back to the loop.
+ * When a send queue is full the bytes stay buffered until WRITABLE or a
+ * SENT; a connection holding readq_max bytes stops receiving meanwhile,
+ * so a peer that does not read cannot grow the server.
  */
 #include "cli.h"
 #include "tcpload.h"
@@ -51,6 +53,14 @@ struct server {
      * the process's) */
     size_t heap0, heap_peak;
     uint64_t peak;
+    /* Echo by lending the received spans (uring) rather than copying
+     * them (epoll). A lent span holds its receive buffer until its SENT,
+     * a poll later: at 1000 connections that is the loop's whole default
+     * budget, and in that regime each pause and resume of a connection's
+     * receiving costs the epoll loop an epoll_ctl (2-3 a request, and 0.6
+     * of the copying server's requests/s), the uring loop nothing; there
+     * lending saves the copy (0.8 of its CPU a 4 KiB request). */
+    bool lend;
 };
 
 /* The heap in use (malloc's arenas and the blocks it maps for large
@@ -63,10 +73,21 @@ static size_t heap_in_use(void)
     return m.uordblks ? m.uordblks + m.hblkhd : 0;
 }
 
-/* The user pointer of a connection whose peer has finished sending: it is
- * closed once everything it sent has been echoed. One bit of state needs
- * no allocation per connection. */
-static char peer_done;
+/* A connection's state is its user pointer, so that none is allocated:
+ * the bytes lent back to it (queued by reference, consumed at their SENT)
+ * shifted left by one, and in bit 0 whether its peer has finished sending
+ * (it is closed once everything that peer sent has been echoed). */
+#define ECHO_PEER_DONE 1u
+
+static uintptr_t echo_state(const volley_conn *c)
+{
+    return (uintptr_t)volley_conn_user(c);
+}
+
+static void echo_set(volley_conn *c, size_t lent, uintptr_t done)
+{
+    volley_conn_set_user(c, (void *)(((uintptr_t)lent << 1) | done));
+}
 
 static void tcp_echo_usage(void)
 {
@@ -141,8 +162,9 @@ static int tcp_echo_operands(int argc, char **argv, void *cfg)
 }
 
 /* Queues back what c holds, span by span, as far as its send queue takes
- * it; the rest waits for WRITABLE. */
-static int echo_back(volley_conn *c)
+ * it, copying (volley_conn_write), and consumes what it queued at once;
+ * the rest waits for WRITABLE. */
+static int echo_copy(volley_conn *c)
 {
     struct iovec iov[TCP_ECHO_SPANS];
 
@@ -172,6 +194,50 @@ static int echo_back(volley_conn *c)
     }
 }
 
+/* As echo_copy without the copy: each span of the receive buffers is
+ * lent to the send queue (volley_conn_write_ref, tagged with its length)
+ * and consumed when its SENT event says the kernel is done with it; spans
+ * stay put until consumed. The rest waits for WRITABLE or a SENT. */
+static int echo_lend(volley_conn *c)
+{
+    struct iovec iov[TCP_ECHO_SPANS];
+    uintptr_t st = echo_state(c);
+    size_t lent = st >> 1, skip = lent;
+    int n = volley_conn_peek(c, iov, TCP_ECHO_SPANS);
+    int err = 0;
+
+    if (n <= 0)
+        return n == -ESHUTDOWN ? 0 : n;
+    for (int i = 0; i < n && err == 0; i++) {
+        const uint8_t *base = iov[i].iov_base;
+        size_t len = iov[i].iov_len;
+
+        if (skip >= len) { /* lent already */
+            skip -= len;
+            continue;
+        }
+        base += skip;
+        len -= skip;
+        skip = 0;
+        err = volley_conn_write_ref(c, base, len, (uint64_t)len);
+        if (err == 0)
+            lent += len;
+    }
+    echo_set(c, lent, st & ECHO_PEER_DONE);
+    return err == -EAGAIN ? 0 : err;
+}
+
+/* A lent span went out (or never will: the connection ended). */
+static int echo_sent(volley_conn *c, const struct volley_event *e)
+{
+    uintptr_t st = echo_state(c);
+
+    if (e->err < 0)
+        return 0; /* CLOSED follows */
+    echo_set(c, (st >> 1) - (size_t)e->tag, st & ECHO_PEER_DONE);
+    return volley_conn_consume(c, (size_t)e->tag);
+}
+
 static int serve(struct server *s, volley_conn *c)
 {
     int err = 0;
@@ -182,9 +248,9 @@ static int serve(struct server *s, volley_conn *c)
         if (n > 0)
             err = volley_conn_consume(c, n);
     } else {
-        err = echo_back(c);
+        err = s->lend ? echo_lend(c) : echo_copy(c);
     }
-    if (err == 0 && volley_conn_user(c) == &peer_done && volley_conn_buffered(c) == 0)
+    if (err == 0 && (echo_state(c) & ECHO_PEER_DONE) && volley_conn_buffered(c) == 0)
         err = volley_conn_close(c);
     return err;
 }
@@ -217,8 +283,13 @@ static void on_event(struct server *s, const struct volley_event *e)
         volley_conn_set_user(e->conn, NULL);
         break;
     case VOLLEY_EV_EOF:
-        volley_conn_set_user(e->conn, &peer_done);
+        echo_set(e->conn, echo_state(e->conn) >> 1, ECHO_PEER_DONE);
         err = serve(s, e->conn);
+        break;
+    case VOLLEY_EV_SENT:
+        err = echo_sent(e->conn, e);
+        if (err == 0)
+            err = serve(s, e->conn);
         break;
     case VOLLEY_EV_READABLE:
     case VOLLEY_EV_WRITABLE:
@@ -227,7 +298,7 @@ static void on_event(struct server *s, const struct volley_event *e)
     case VOLLEY_EV_CLOSED:
         on_closed(s, e);
         break;
-    default: /* SENT, DRAINED, TIMEOUT: nothing asked for them */
+    default: /* DRAINED, TIMEOUT: nothing asked for them */
         break;
     }
     if (err < 0 && err != -EPIPE) /* -EPIPE: ending already, CLOSED follows */
@@ -421,6 +492,7 @@ static int tcp_echo_run(const struct echo_cfg *c)
     err = volley_loop_open(&s.l, &lo);
     if (err < 0)
         return cli_runtime_error("opening the loop", err);
+    s.lend = strcmp(volley_loop_backend(s.l), "uring") == 0;
     err = tcp_echo_listen(&s);
     if (err < 0) {
         volley_loop_close(s.l, 0);
@@ -469,8 +541,10 @@ static void *te_thread_main(void *arg)
     lo.backend = t->cfg.backend;
     lo.buf_count = t->cfg.buffers;
     err = volley_loop_open(&t->s.l, &lo);
-    if (err == 0)
+    if (err == 0) {
+        t->s.lend = strcmp(volley_loop_backend(t->s.l), "uring") == 0;
         err = volley_listen_fd(t->s.l, &t->s.listener, t->fd, &co, NULL);
+    }
     if (err < 0)
         close(t->fd); /* the loop's from a listen on */
     if (t->s.l)

@@ -138,8 +138,11 @@ assert e["errors"] == 0 and e["requests"] == 2000 and e["stopped"] == "count", e
 assert e["bytes_out"] == e["bytes_in"] == 2000 * 128, e
 assert te["bytes_in"] == te["bytes_out"] == e["bytes_out"], (te, e)
 assert te["peak_conns"] == 4, te
-h = te["heap_per_conn"]  # 4 connections fit in memory the listener took
-assert h is None or (isinstance(h, int) and 0 <= h <= 4096), te
+# 4 connections fit in the block of slots the listener took, but the
+# first blocks of the send pool (64 small chunks, 64 segments: about
+# 20 KB) may be taken before the peak is read: a sanity bound only
+h = te["heap_per_conn"]
+assert h is None or (isinstance(h, int) and 0 <= h <= 16384), te
 assert e["requests"] == sum(i["requests"] for i in j["intervals"]), j["intervals"]
 assert e["bytes_out"] == sum(i["bytes_out"] for i in j["intervals"])
 assert e["latency_error"] > 0 and e["p50_us"] <= e["p99_us"] <= e["max_us"], e' \

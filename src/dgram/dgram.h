@@ -253,6 +253,11 @@ VOLLEY_INTERNAL int volley__err_recv_none(volley_sock *s, int r);
  * returns for it. */
 VOLLEY_INTERNAL int volley__sock_check_one(const volley_sock *s,
                                            const struct volley_dgram *d);
+/* The longest payload a descriptor may carry to peer on s: tx_max, and
+ * for UDP the ceiling of the peer's family (never below IPv4's); longer
+ * is -EMSGSIZE. */
+VOLLEY_INTERNAL size_t volley__sock_max_len(const volley_sock *s,
+                                            const struct volley_addr *peer);
 /* Fill the msghdr for descriptor d (name, iov, control). gso_seg > 0 adds
  * UDP_SEGMENT; iovs/niov describe the payload. */
 VOLLEY_INTERNAL void volley__msg_fill_tx(volley_sock *s, unsigned slot, struct msghdr *m,

@@ -67,6 +67,14 @@ static int check_local(const volley_sock *s, const struct volley_dgram *d)
 }
 
 /* Sizes are checked before any arithmetic on them. */
+size_t volley__sock_max_len(const volley_sock *s, const struct volley_addr *peer)
+{
+    if (s->family == AF_UNIX)
+        return s->tx_max;
+    size_t ceil = volley__gso_max_payload(s->family, peer);
+    return ceil < s->tx_max ? ceil : s->tx_max;
+}
+
 int volley__sock_check_one(const volley_sock *s, const struct volley_dgram *d)
 {
     if (d->ecn > 3 || (!d->data && d->len))
@@ -79,8 +87,8 @@ int volley__sock_check_one(const volley_sock *s, const struct volley_dgram *d)
     if (r < 0)
         return r;
     /* (No family's ceiling is below IPv4's: the common case asks no more.) */
-    if (d->len > s->tx_max || (s->family != AF_UNIX && d->len > VOLLEY_UDP4_MAX &&
-                               d->len > volley__gso_max_payload(s->family, &d->peer)))
+    if ((d->len > s->tx_max || d->len > VOLLEY_UDP4_MAX) &&
+        d->len > volley__sock_max_len(s, &d->peer))
         return -EMSGSIZE;
     /* The same limit whether GSO is on, off or refused: volley cuts a
      * buffer into as many messages as the kernel needs. */

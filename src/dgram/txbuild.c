@@ -37,13 +37,7 @@ static int check_head(const volley_sock *s, const struct volley_dgram *x, struct
     if (err < 0)
         return err;
     volley__path_load(&c->path, x);
-    /* check_one's size rule: above tx_max, or (but for AF_UNIX) above
-     * the peer's ceiling, which is never below IPv4's */
-    c->max_len = s->tx_max;
-    if (s->family != AF_UNIX) {
-        size_t ceil = volley__gso_max_payload(s->family, &x->peer);
-        c->max_len = ceil < c->max_len ? ceil : c->max_len;
-    }
+    c->max_len = volley__sock_max_len(s, &x->peer);
     c->valid = true;
     c->has_msg = false;
     return 0;

@@ -321,10 +321,8 @@ static int ep_epoll_wait(struct ep *e, int64_t timeout_ns)
             return n;
         e->no_pwait2 = true;
     }
-    int64_t ms =
-        timeout_ns < 0 ? -1 : (timeout_ns + VOLLEY__NS_PER_MS - 1) / VOLLEY__NS_PER_MS;
     return volley__sys_epoll_wait(e->epfd, e->evs, EVENTS_MAX,
-                                  ms > 0x7fffffff ? 0x7fffffff : (int)ms);
+                                  volley__ms_ceil(timeout_ns));
 }
 
 static int ep_wait(volley_loop *l, int64_t timeout_ns)

@@ -150,12 +150,7 @@ int64_t volley_loop_timeout_ns(const volley_loop *l)
 
 int volley_loop_timeout(const volley_loop *l)
 {
-    int64_t left = volley_loop_timeout_ns(l);
-    if (left <= 0)
-        return (int)left;
-    /* rounded up: an embedder that wakes early would find nothing due */
-    int64_t ms = (left + VOLLEY__NS_PER_MS - 1) / VOLLEY__NS_PER_MS;
-    return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+    return volley__ms_ceil(volley_loop_timeout_ns(l));
 }
 
 int volley_loop_get_stats(const volley_loop *l, struct volley_loop_stats *out,

@@ -292,6 +292,16 @@ VOLLEY_INTERNAL void volley__conn_flush_later(volley_conn *c);
 VOLLEY_INTERNAL void volley__conn_timer_sync(volley_conn *c);
 /* A deadline timeout_ms from now (0: none, for a negative timeout). */
 VOLLEY_INTERNAL int64_t volley__deadline_in(int timeout_ms);
+/* A wait of ns nanoseconds in the milliseconds of an int timeout: rounded
+ * up (a wait that ends early finds nothing due), at most INT_MAX; a
+ * negative ns (no limit) stays -1. */
+static inline int volley__ms_ceil(int64_t ns)
+{
+    if (ns < 0)
+        return -1;
+    int64_t ms = (ns + VOLLEY__NS_PER_MS - 1) / VOLLEY__NS_PER_MS;
+    return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+}
 /* Finished lent buffers waiting for their SENT events. */
 VOLLEY_INTERNAL uint32_t volley__conn_done_count(const volley_conn *c);
 /* Drop what c has queued, counted; lent buffers get their SENT (with an

@@ -309,8 +309,10 @@ uint64_t t_seq_at(const char *file, int line, const struct volley_dgram *d, size
 
 /* ---- time and numbers ---- */
 
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds, and nanoseconds (CLOCK_MONOTONIC, the clock of
+ * volley's loop timers). */
 long long t_now_ms(void);
+int64_t t_now_ns(void);
 /* CLOCK_REALTIME nanoseconds, the clock of volley_dgram.rx_ns. */
 int64_t t_realtime_ns(void);
 /* The next number of a seeded xorshift sequence. */

@@ -324,13 +324,6 @@ static int check_stream(void)
  * another is out of order only when its earliest deadline is past the
  * other's latest. */
 #define TIMERS 100000
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int check_timers(void)
 {
     const struct t_loop_backend *b = t_loop_backend();
@@ -350,7 +343,7 @@ static int check_timers(void)
     }
     struct counts c0 = now();
     uint64_t rng = 77;
-    int64_t t0 = mono_ns();
+    int64_t t0 = t_now_ns();
     unsigned ops = 0;
     for (unsigned k = 0; k < 3 * TIMERS; k++, ops++) {
         unsigned i = t_rand(&rng) % TIMERS;
@@ -359,14 +352,14 @@ static int check_timers(void)
         else
             T_OK(volley_timer_start(t[i], 1000 + t_rand(&rng) % 100000, 0));
     }
-    int64_t t1 = mono_ns();
+    int64_t t1 = t_now_ns();
     /* every one of them, in a random order, due within 400 ms */
     for (unsigned k = 0; k < TIMERS; k++) {
         unsigned i = (unsigned)(((uint64_t)k * 48271u) % TIMERS);
         uint64_t ms = t_rand(&rng) % 400;
-        lo[i] = mono_ns() + (int64_t)ms * 1000000;
+        lo[i] = t_now_ns() + (int64_t)ms * 1000000;
         T_OK(volley_timer_start(t[i], ms, 0));
-        hi[i] = mono_ns() + (int64_t)ms * 1000000;
+        hi[i] = t_now_ns() + (int64_t)ms * 1000000;
     }
     unsigned got = 0, out_of_order = 0;
     int64_t last_lo = 0;

@@ -11,7 +11,6 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <time.h>
 #include <unistd.h>
 
 static int case_bad_input(void)
@@ -65,13 +64,6 @@ static int case_once(void)
     return 0;
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Nanosecond timers: the deadline in volley_loop_timeout_ns as it is (and
  * rounded up in volley_loop_timeout), and no TIMER before its deadline,
  * once or repeating below a millisecond, the poll waiting with no limit of
@@ -83,7 +75,7 @@ static int case_ns(void)
     volley_timer *t;
     T_OK(volley_timer_open(l, &t, 11));
     T_EXPECT(volley_loop_timeout_ns(l), -1);
-    int64_t t0 = mono_ns();
+    int64_t t0 = t_now_ns();
     T_OK(volley_timer_start_ns(t, 1500000, 0)); /* 1.5 ms */
     int64_t ns = volley_loop_timeout_ns(l);
     int ms = volley_loop_timeout(l);
@@ -94,7 +86,7 @@ static int case_ns(void)
     int n;
     while ((n = volley_loop_poll(l, ev, 4, -1)) == 0)
         ;
-    int64_t late = mono_ns() - t0 - 1500000;
+    int64_t late = t_now_ns() - t0 - 1500000;
     T_EXPECT(n, 1);
     T_EXPECT(ev[0].type, VOLLEY_EV_TIMER);
     T_EXPECT(ev[0].tag, 11);
@@ -104,7 +96,7 @@ static int case_ns(void)
 
     /* every 250 us: the k-th period is due k * 250 us after the start */
     uint64_t periods = 0;
-    t0 = mono_ns();
+    t0 = t_now_ns();
     T_OK(volley_timer_start_ns(t, 250000, 250000));
     for (int i = 0; i < 20; i++) {
         while ((n = volley_loop_poll(l, ev, 4, -1)) == 0)
@@ -112,12 +104,12 @@ static int case_ns(void)
         T_EXPECT(n, 1);
         T_EXPECT(ev[0].type, VOLLEY_EV_TIMER);
         periods += ev[0].len;
-        int64_t early = t0 + (int64_t)periods * 250000 - mono_ns();
+        int64_t early = t0 + (int64_t)periods * 250000 - t_now_ns();
         T_CHECK(early <= 0, "period %llu of a 250 us timer came %lld ns early",
                 (unsigned long long)periods, (long long)early);
     }
     printf("  20 TIMER events of a 250 us timer counted %llu periods in %lld us\n",
-           (unsigned long long)periods, (long long)((mono_ns() - t0) / 1000));
+           (unsigned long long)periods, (long long)((t_now_ns() - t0) / 1000));
     T_OK(volley_timer_stop(t));
     T_EXPECT(volley_loop_timeout_ns(l), -1);
     volley_timer_close(t);

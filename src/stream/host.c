@@ -90,7 +90,7 @@ static int host_attach(struct volley__host *h, struct volley__guest *g)
     g->ring = volley__loop_ring(l);
 #endif
     g->tag_base = VOLLEY__DTAG(i, gen, 0);
-    g->bgid = 1 + i; /* the loop's connections use group 0 */
+    g->bgid = 2 + i; /* the loop's connections use groups 0 and 1 */
     return 0;
 }
 

@@ -355,10 +355,6 @@ VOLLEY_INTERNAL void volley__conn_sent(volley_conn *c, ssize_t res);
 /* Nothing of c is in flight: close its socket (with a reset when ABORT is
  * set) and owe CLOSED. */
 VOLLEY_INTERNAL void volley__conn_gone(volley_conn *c);
-/* Whether the receive budget is short (at most half of it free): a
- * backend then takes one buffer per receive, so that no connection takes
- * more than its share before the core can pause it. */
-VOLLEY_INTERNAL bool volley__loop_rx_tight(const volley_loop *l);
 /* The wake-up's eventfd became readable: drain it and owe WAKE. */
 VOLLEY_INTERNAL void volley__loop_woken(volley_loop *l);
 /* The loop's clock: monotonic nanoseconds. */

@@ -6,11 +6,6 @@
 
 #include <errno.h>
 
-bool volley__loop_rx_tight(const volley_loop *l)
-{
-    return l->bufs.count - l->bufs.held <= l->bufs.count / 2;
-}
-
 /* Whether c holds more than its share of the receive budget (count
  * buffers, of which free are held by no connection). While more than half
  * the budget is free, every connection may hold up to readq_max. Below

@@ -2,14 +2,14 @@
 /* The io_uring loop backend: one ring per loop, set up for one thread
  * (SINGLE_ISSUER + DEFER_TASKRUN where the kernel has them, COOP_TASKRUN
  * otherwise). Listeners accept with one multishot accept; connections
- * receive with one multishot recv each, into a provided-buffer ring shared
- * by the whole loop, so an idle connection holds no buffer; each has at
- * most one send in flight (the core guarantees it), vectored over what was
- * queued. Every multishot operation is re-armed whenever a completion
- * arrives without IORING_CQE_F_MORE, whatever the reason, while it is
- * still wanted. Every operation carries its connection's slot and
- * generation, and a connection's socket is closed only when the last of its
- * operations has completed. */
+ * receive with one multishot recv each, into provided-buffer rings shared
+ * by the whole loop (two, below), so an idle connection holds no buffer;
+ * each has at most one send in flight (the core guarantees it), vectored
+ * over what was queued. Every multishot operation is re-armed whenever a
+ * completion arrives without IORING_CQE_F_MORE, whatever the reason, while
+ * it is still wanted. Every operation carries its connection's slot and
+ * generation, and a connection's socket is closed only when the last of
+ * its operations has completed. */
 #include "loop.h"
 
 #include <errno.h>
@@ -18,7 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BGID 0
+/* The receive budget is split across two buffer rings. Multishot
+ * receives draw from the first, which is never given more than would
+ * bring the buffers held to half the budget: a multishot receive takes
+ * buffers as fast as bytes arrive, before the core sees them and can pause
+ * a connection over its share, so without the cap a burst from many
+ * connections at once could take the whole budget. The rest goes to the
+ * second ring, from which receives take one buffer each (armed again only
+ * while the connection is within its share). */
+#define BGID_MANY 0
+#define BGID_ONE  1
 
 /* Operations, in the low byte of a tag. */
 enum {
@@ -33,10 +42,11 @@ enum {
 };
 
 /* struct volley_conn.be_state */
-#define U_ARMED     0x1u /* the multishot accept or recv is in flight */
-#define U_WANT      0x2u /* ... and should stay so */
-#define U_CANCELING 0x4u /* a cancel of it is in flight */
-#define U_CANCEL_FD 0x8u /* the ending cancel of everything was sent */
+#define U_ARMED     0x1u  /* the multishot accept or recv is in flight */
+#define U_WANT      0x2u  /* ... and should stay so */
+#define U_CANCELING 0x4u  /* a cancel of it is in flight */
+#define U_CANCEL_FD 0x8u  /* the ending cancel of everything was sent */
+#define U_ONE       0x10u /* the receive in flight is a single one (BGID_ONE) */
 
 /* What a send in flight needs until it completes, when the SQE alone does
  * not carry it: the message and iovecs of a vectored send, a zero-copy
@@ -54,9 +64,10 @@ struct ur_send {
 struct ur {
     struct io_uring ring;
     struct ur_send *free_sends, *all_sends;
-    struct io_uring_buf_ring *br;
-    size_t br_bytes;
-    bool br_registered;
+    struct io_uring_buf_ring *br[2]; /* by group id */
+    size_t br_bytes;                 /* each */
+    uint32_t posted[2];              /* buffers given to each and not yet seen taken */
+    bool br_registered[2];
     bool overflowed; /* the last look saw the CQ overflow flag */
     bool zc;         /* the kernel has SEND_ZC and SENDMSG_ZC */
 };
@@ -81,16 +92,26 @@ static void put_buffer(volley_loop *l, uint32_t id)
     l->bufs.rel[l->bufs.nrel++] = id;
 }
 
+/* Consumed buffers go back: to the multishot ring while the buffers held
+ * plus those it has stay within half the budget (buffers taken but not
+ * yet reported count as still there, so the cap errs low), to the other
+ * ring after that. */
 static void ur_bufs_back(volley_loop *l)
 {
     struct ur *u = UR(l);
-    int mask = io_uring_buf_ring_mask(l->bufs.count);
-    for (uint32_t i = 0; i < l->bufs.nrel; i++) {
-        uint32_t id = l->bufs.rel[i];
-        io_uring_buf_ring_add(u->br, volley__buf_addr(&l->bufs, id), l->bufs.size,
-                              (unsigned short)id, mask, (int)i);
+    const struct volley__bufs *b = &l->bufs;
+    int mask = io_uring_buf_ring_mask(b->count);
+    uint32_t cap = b->held < b->count / 2 ? b->count / 2 - b->held : 0;
+    int added[2] = {0, 0};
+    for (uint32_t i = 0; i < b->nrel; i++) {
+        uint32_t id = b->rel[i];
+        int g = u->posted[BGID_MANY] < cap ? BGID_MANY : BGID_ONE;
+        io_uring_buf_ring_add(u->br[g], volley__buf_addr(b, id), b->size,
+                              (unsigned short)id, mask, added[g]++);
+        u->posted[g]++;
     }
-    io_uring_buf_ring_advance(u->br, (int)l->bufs.nrel);
+    for (int g = 0; g < 2; g++)
+        io_uring_buf_ring_advance(u->br[g], added[g]);
     l->bufs.nrel = 0;
 }
 
@@ -106,22 +127,24 @@ static int arm_accept(volley_conn *c)
     return 0;
 }
 
-static int arm_recv(volley_conn *c)
+/* A receive for c: multishot while the multishot ring has buffers, else
+ * (or when one is true) a single receive from the other ring. */
+static int arm_recv(volley_conn *c, bool one)
 {
-    struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
+    volley_loop *l = volley__conn_loop(c);
+    struct io_uring_sqe *sqe = sqe_get(l);
     if (!sqe)
         return -EBUSY;
-    /* A multishot receive takes buffers as fast as bytes arrive, before the
-     * core can pause it; while the budget is short, one at a time. */
-    if (volley__loop_rx_tight(volley__conn_loop(c)))
+    one = one || !UR(l)->posted[BGID_MANY];
+    if (one)
         io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
     else
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = BGID;
+    sqe->buf_group = one ? BGID_ONE : BGID_MANY;
     io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_RECV));
     c->inflight++;
-    c->be_state |= U_ARMED;
+    c->be_state = (c->be_state & ~U_ONE) | U_ARMED | (one ? U_ONE : 0u);
     return 0;
 }
 
@@ -134,7 +157,7 @@ static int multishot(volley_conn *c, unsigned op, bool on)
         c->be_state |= U_WANT;
         if (c->be_state & U_ARMED)
             return 0;
-        return op == OP_ACCEPT ? arm_accept(c) : arm_recv(c);
+        return op == OP_ACCEPT ? arm_accept(c) : arm_recv(c, false);
     }
     c->be_state &= ~U_WANT;
     if ((c->be_state & (U_ARMED | U_CANCELING)) != U_ARMED)
@@ -287,7 +310,10 @@ static void ur_end(volley_conn *c)
 static void on_recv(volley_conn *c, const struct io_uring_cqe *cqe)
 {
     volley_loop *l = volley__conn_loop(c);
+    bool one = c->be_state & U_ONE;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
+        uint32_t *posted = &UR(l)->posted[one ? BGID_ONE : BGID_MANY];
+        *posted -= *posted > 0;
         uint32_t id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         if (cqe->res > 0 && id < l->bufs.live)
             volley__conn_data(c, id, (uint32_t)cqe->res);
@@ -297,13 +323,20 @@ static void on_recv(volley_conn *c, const struct io_uring_cqe *cqe)
     if (cqe->flags & IORING_CQE_F_MORE)
         return;
     bool canceled = c->be_state & U_CANCELING;
-    c->be_state &= ~(U_ARMED | U_CANCELING);
+    c->be_state &= ~(U_ARMED | U_CANCELING | U_ONE);
     if (c->state >= VOLLEY__CS_ENDING)
         return;
     int res = cqe->res;
     if (res == 0) {
         c->be_state &= ~U_WANT;
         volley__conn_recv_end(c, 0);
+    } else if (res == -ENOBUFS && !one && (c->be_state & U_WANT)) {
+        /* the multishot ring ran dry: the budget's other part is for
+         * single receives (it has none either: -ENOBUFS again) */
+        if (arm_recv(c, true) < 0) {
+            c->be_state &= ~U_WANT;
+            volley__conn_recv_end(c, -EBUSY);
+        }
     } else if (res == -ENOBUFS) {
         c->be_state &= ~U_WANT;
         volley__conn_recv_end(c, -ENOBUFS);
@@ -316,7 +349,7 @@ static void on_recv(volley_conn *c, const struct io_uring_cqe *cqe)
          * gives up with -EAGAIN on a non-blocking socket that stays empty
          * after it waited once) */
         c->st.rearms++;
-        if (arm_recv(c) < 0) {
+        if (arm_recv(c, false) < 0) {
             c->be_state &= ~U_WANT;
             volley__conn_recv_end(c, -EBUSY);
         }
@@ -573,9 +606,12 @@ static int ur_fd(const volley_loop *l)
 static void ur_fini(volley_loop *l)
 {
     struct ur *u = UR(l);
-    volley__sys_uring_exit(&u->ring, u->br_registered ? BGID : -1);
-    if (u->br)
-        volley__sys_munmap(u->br, u->br_bytes);
+    if (u->br_registered[BGID_ONE])
+        (void)volley__sys_uring_unregister_buf_ring(&u->ring, BGID_ONE);
+    volley__sys_uring_exit(&u->ring, u->br_registered[BGID_MANY] ? BGID_MANY : -1);
+    for (int g = 0; g < 2; g++)
+        if (u->br[g])
+            volley__sys_munmap(u->br[g], u->br_bytes);
     while (u->all_sends) {
         struct ur_send *s = u->all_sends;
         u->all_sends = s->all_next;
@@ -618,28 +654,30 @@ static int ur_init(volley_loop *l, const struct volley_loop_opts *o)
         return not_here(r);
     }
     l->be = u;
+    /* each ring has room for the whole budget */
     u->br_bytes = (size_t)l->bufs.count * sizeof(struct io_uring_buf);
-    void *br;
-    r = volley__sys_mmap(u->br_bytes, &br);
-    if (r < 0)
-        goto fail;
-    u->br = br;
-    struct io_uring_buf_reg reg;
-    memset(&reg, 0, sizeof reg);
-    reg.ring_addr = (uintptr_t)u->br;
-    reg.ring_entries = l->bufs.count;
-    reg.bgid = BGID;
-    r = volley__sys_uring_register_buf_ring(&u->ring, &reg);
-    if (r < 0) {
-        r = not_here(r);
-        goto fail;
+    for (int g = 0; g < 2; g++) {
+        void *br;
+        r = volley__sys_mmap(u->br_bytes, &br);
+        if (r < 0)
+            goto fail;
+        u->br[g] = br;
+        io_uring_buf_ring_init(u->br[g]);
+        struct io_uring_buf_reg reg;
+        memset(&reg, 0, sizeof reg);
+        reg.ring_addr = (uintptr_t)br;
+        reg.ring_entries = l->bufs.count;
+        reg.bgid = (uint16_t)g;
+        r = volley__sys_uring_register_buf_ring(&u->ring, &reg);
+        if (r < 0) {
+            r = not_here(r);
+            goto fail;
+        }
+        u->br_registered[g] = true;
     }
-    u->br_registered = true;
     u->zc = volley__sys_uring_has_op(&u->ring, IORING_OP_SEND_ZC) > 0 &&
             volley__sys_uring_has_op(&u->ring, IORING_OP_SENDMSG_ZC) > 0;
-    io_uring_buf_ring_init(u->br);
-    /* Every live buffer starts in the ring (the free stack is epoll's); the
-     * ring has room for the whole budget as it grows. */
+    /* Every live buffer starts in a ring (the free stack is epoll's). */
     for (uint32_t i = 0; i < l->bufs.live; i++)
         put_buffer(l, i);
     l->bufs.nfree = 0;

@@ -157,6 +157,56 @@ static int case_nonreaders(void)
     return 0;
 }
 
+/* The same peers, every one accepted (and receiving) before any of them
+ * sends, then all sending at once: the loop sees nothing of the burst
+ * until its next poll. A receive that kept taking buffers until the loop
+ * looked (io_uring's multishot receive) would let the first few peers take
+ * the whole budget; receiving is bounded instead, so the peers hold at most
+ * half the budget plus each one's share (here 2 buffers each) and a
+ * newcomer is served. */
+static int case_nonreaders_at_once(void)
+{
+    struct volley_loop_opts lo = lopts();
+    lo.buf_count = 64;
+    lo.buf_size = 512;
+    evq_n = 0;
+    volley_loop *l = loop_with(&lo);
+    volley_conn *ln, *hog[HOGS], *srv;
+    T_OK(volley_listen(l, &ln, "127.0.0.1:0", NULL, &ln_user));
+    int hfd[HOGS];
+    uint8_t buf[HOG_BYTES];
+    for (unsigned i = 0; i < HOGS; i++)
+        hfd[i] = client_of(l, ln, &hog[i]);
+    settle(l, 50);
+    T_EXPECT(loop_stats(l).bufs_live, 64);
+    for (unsigned i = 0; i < HOGS; i++) {
+        gen(200 + i, 0, buf, sizeof buf);
+        plain_send_all(hfd[i], buf, sizeof buf);
+    }
+    settle(l, 300);
+    struct volley_loop_stats st = loop_stats(l);
+    printf("  %u peers sending at once: %llu of 64 buffers held, %llu over their share\n",
+           HOGS, (unsigned long long)st.bufs_held, (unsigned long long)st.over_share);
+    T_CHECK(st.bufs_held <= 32 + 2 * HOGS,
+            "%llu of 64 buffers held by %u peers never read (at most %u)",
+            (unsigned long long)st.bufs_held, HOGS, 32 + 2 * HOGS);
+    int fd = client_of(l, ln, &srv);
+    gen(8, 0, buf, 1000);
+    plain_send_all(fd, buf, 1000);
+    buffered_at_least(l, srv, 1000, "a newcomer beside peers never read");
+    T_EXPECT(volley_conn_read(srv, buf, 1000), 1000);
+    T_STREAM(buf, 1000, 8, 0, "the newcomer's bytes");
+    for (unsigned i = 0; i < HOGS; i++) {
+        read_exact(l, hog[i], buf, sizeof buf);
+        T_STREAM(buf, sizeof buf, 200 + i, 0, "a peer's bytes read late");
+    }
+    for (unsigned i = 0; i < HOGS; i++)
+        close(hfd[i]);
+    close(fd);
+    volley_loop_close(l, 0);
+    return 0;
+}
+
 /* The documented pattern, want n then read n on READABLE, after resets:
  * READABLE (with fewer bytes, the peer is gone) and CLOSED come in one
  * batch, and a want then must not put the connection back on the ready
@@ -599,11 +649,10 @@ static void attack(const struct volley_addr *a)
 
 /* Well-behaved clients beside the attack: request and echo, every byte
  * checked, each round trip within a bound on the server's poll turns,
- * counting the turns when the loop had a receive buffer to give. Silent
- * attackers can hold the whole budget for a while (on uring a multishot
- * receive fills buffers past a connection's share before the loop sees
- * them): then every connection waits until the server's idle guard
- * aborts them, which the bound does not count. */
+ * counting the turns when the loop had a receive buffer to give. The
+ * budget's last eighth goes one buffer to each connection holding nothing,
+ * so enough attackers at once could still take it all for a moment; the
+ * turns when they did are printed, and the bound does not count them. */
 #define N_GOOD    4
 #define GOOD_MSG  512
 #define TURNS_MAX 400
@@ -925,6 +974,7 @@ static int case_poll_signal(void)
 static const struct t_loop_case defs[] = {
     {"dribble", case_dribble},
     {"nonreaders", case_nonreaders},
+    {"nonreaders_at_once", case_nonreaders_at_once},
     {"want_after_close", case_want_after_close},
     {"close_connecting", case_close_connecting},
     {"write_ref_bounded", case_write_ref_bounded},

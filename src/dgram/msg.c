@@ -37,7 +37,7 @@ void volley__msg_fill_tx(volley_sock *s, unsigned slot, struct msghdr *m,
 void volley__msg_reset_rx(volley_sock *s, unsigned i)
 {
     struct msghdr *m = &s->rx_msgs[i].msg_hdr;
-    s->rx_iov[i].iov_base = s->rx_slab + (size_t)i * s->slot_size;
+    s->rx_iov[i].iov_base = s->rx_slab + (size_t)i * volley__slot_stride(s->slot_size);
     s->rx_iov[i].iov_len = s->slot_size;
     m->msg_name = &s->rx_names[i];
     m->msg_namelen = sizeof s->rx_names[i];
@@ -162,7 +162,7 @@ unsigned volley__msg_deliver(volley_sock *s, struct volley_dgram *d, unsigned n)
 int volley__msg_alloc_rx(volley_sock *s)
 {
     unsigned rb = s->rx_batch;
-    s->rx_slab = malloc((size_t)rb * s->slot_size);
+    s->rx_slab = volley__slab_alloc(rb, volley__slot_stride(s->slot_size));
     s->rx_msgs = calloc(rb, sizeof *s->rx_msgs);
     s->rx_iov = calloc(rb, sizeof *s->rx_iov);
     s->rx_names = calloc(rb, sizeof *s->rx_names);

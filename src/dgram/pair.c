@@ -378,21 +378,19 @@ static int queue_init(struct pair_queue *q, const struct volley_opts *o, uint64_
     q->rng = seed;
     q->note = (struct volley__notify){-1, -1};
     /* one slot more for the held datagram */
-    size_t slots = (size_t)q->size + 1;
-    if (q->slot_size > SIZE_MAX / slots)
-        return -ENOMEM;
+    size_t slots = (size_t)q->size + 1, stride = volley__slot_stride(q->slot_size);
     int r = pthread_mutex_init(&q->lock, NULL);
     if (r)
         return -r;
     q->ring = calloc(q->size, sizeof *q->ring);
-    q->slab = malloc(slots * q->slot_size);
+    q->slab = volley__slab_alloc(slots, stride);
     if (!q->ring || !q->slab) {
         queue_free(q);
         return -ENOMEM;
     }
     for (unsigned i = 0; i < q->size; i++)
-        q->ring[i].data = q->slab + (size_t)i * q->slot_size;
-    q->hold.data = q->slab + (size_t)q->size * q->slot_size;
+        q->ring[i].data = q->slab + (size_t)i * stride;
+    q->hold.data = q->slab + (size_t)q->size * stride;
     return 0;
 }
 

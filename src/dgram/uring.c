@@ -428,6 +428,11 @@ static unsigned pow2_at_least(unsigned v)
     return p;
 }
 
+_Static_assert((sizeof(struct io_uring_recvmsg_out) + NAME_SPACE + VOLLEY__RX_CTRL) %
+                       64 ==
+                   0,
+               "a received payload starts on a cache line");
+
 static int alloc_state(volley_sock *s, struct uring *u)
 {
     /* volley__opts_load bounded rx_ring_bufs; 2 * rx_batch may be larger */
@@ -439,8 +444,8 @@ static int alloc_state(volley_sock *s, struct uring *u)
     u->rxhdr.msg_controllen = VOLLEY__RX_CTRL;
     u->buf_size =
         sizeof(struct io_uring_recvmsg_out) + NAME_SPACE + VOLLEY__RX_CTRL + s->slot_size;
-    u->buf_size = (u->buf_size + 63) & ~(size_t)63;
-    u->bufs = malloc((size_t)u->nbufs * u->buf_size);
+    u->buf_size = volley__slot_stride(u->buf_size);
+    u->bufs = volley__slab_alloc(u->nbufs, u->buf_size);
     u->rxq = calloc(u->nbufs, sizeof *u->rxq);
     u->rxq_res = calloc(u->nbufs, sizeof *u->rxq_res);
     u->rxq_flags = calloc(u->nbufs, sizeof *u->rxq_flags);

@@ -20,9 +20,12 @@
 #define TAG_SEND      (1ull << 31) /* | slot index */
 #define BGID          7
 
-#define SQ_ENTRIES    1024
-#define CQ_ENTRIES    8192
-#define NAME_SPACE    32 /* sockaddr_in6 rounded up: keeps the payload aligned */
+#define SQ_ENTRIES 1024
+#define CQ_ENTRIES 8192
+/* sockaddr_in6 (28) rounded up so that the payload, after the 16-byte
+ * io_uring_recvmsg_out, the name and VOLLEY__RX_CTRL, starts on a cache
+ * line of the (page-aligned) buffer: 16 + 48 + 256 = 320 */
+#define NAME_SPACE    48
 #define DEFAULT_ARENA (4u << 20)
 
 enum slot_state { SLOT_FREE, SLOT_INFLIGHT, SLOT_NOTIF, SLOT_DONE };

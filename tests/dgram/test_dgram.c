@@ -561,6 +561,44 @@ static int case_pktinfo(void)
     return 0;
 }
 
+/* ---- 6b. where received payloads start ---- */
+
+/* Every receive slot starts on a cache line: the kernel's copy into a slot
+ * (`rep movsb`) ran at a third of its speed on this machine when the
+ * destination was 16 bytes past one, as malloc left it. Datagrams of
+ * growing sizes, so that GRO keeps each in a slot of its own. */
+static int case_aligned(void)
+{
+    struct volley_opts o = opts();
+    volley_sock *a, *b;
+    struct volley_addr to_a, to_b;
+    t_socks(&o, "127.0.0.1:0", &a, &b, &to_b, &to_a);
+    enum { N = 8 };
+    for (unsigned round = 0; round < 3; round++) {
+        struct t_batch tx = batch_new(N, 100 * N, &to_b, 40 + round * N);
+        for (unsigned i = 0; i < N; i++)
+            tx.d[i].len = 100 * (i + 1);
+        T_EQ(volley_send(a, tx.d, N), N);
+        struct volley_dgram in[N];
+        unsigned got = 0;
+        for (unsigned tries = 0; got < N && tries < 100; tries++) {
+            int r = volley_recv_wait(b, in + got, N - got, WAIT_MS);
+            T_ASSERT(r >= 0);
+            for (unsigned i = got; i < got + (unsigned)r; i++) {
+                CHECK_DGRAM(&in[i], 100 * (i + 1), 40 + round * N + i);
+                T_CHECK(((uintptr_t)in[i].data & 63) == 0,
+                        "datagram %u of round %u starts at %p", i, round, in[i].data);
+            }
+            got += (unsigned)r;
+        }
+        T_EQ(got, N);
+        t_batch_free(&tx);
+    }
+    volley_close(a);
+    volley_close(b);
+    return 0;
+}
+
 /* ---- 7. truncation ---- */
 
 static int case_trunc(void)
@@ -1343,6 +1381,7 @@ int main(int argc, char **argv)
         {"unix", case_unix, 0, NULL},
         {"ecn", case_ecn, 0, NULL},
         {"pktinfo", case_pktinfo, 0, NULL},
+        {"aligned", case_aligned, 0, NULL},
         {"trunc", case_trunc, 0, NULL},
         {"timestamp", case_timestamp, 0, NULL},
         {"kernel_drops", case_kernel_drops, 0, NULL},

@@ -1090,7 +1090,8 @@ VOLLEY_API int volley_conn_consume(volley_conn *c, size_t n);
  * with tag (ev.len bytes arrived), or EOF, or CLOSED. Such a connection
  * never buffers (volley_conn_read finds nothing) but while closing.
  * Returns 0. Errors: -EINVAL (NULL, n == 0), -ENOTSUP (not a
- * VOLLEY_CONN_DIRECT connection), -EBUSY (a receive is pending), -EPIPE,
+ * VOLLEY_CONN_DIRECT connection), -EBUSY (a receive is pending, or its
+ * RECEIVED has not been returned by volley_loop_poll yet), -EPIPE,
  * -ENOTCONN, -ESHUTDOWN (the peer closed its side).
  */
 VOLLEY_API int volley_conn_recv_into(volley_conn *c, void *buf, size_t n, uint64_t tag);

@@ -383,6 +383,7 @@ static bool next_event(volley_conn *c, struct volley_event *e)
         }
         if (p & VOLLEY__EV(VOLLEY_EV_RECEIVED)) {
             c->pending &= ~VOLLEY__EV(VOLLEY_EV_RECEIVED);
+            c->flags &= ~VOLLEY__C_RX_LENT; /* the buffer is the caller's again */
             fill(e, c, VOLLEY_EV_RECEIVED);
             e->tag = c->rx->tag;
             e->len = c->rx->got;

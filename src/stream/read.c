@@ -124,15 +124,18 @@ void volley__conn_received(volley_conn *c, ssize_t res)
             c); /* nothing came after all: receive again */
         return;
     }
-    c->flags &= ~VOLLEY__C_RX_LENT;
-    if (c->state != VOLLEY__CS_OPEN || res == -ECANCELED)
+    if (c->state != VOLLEY__CS_OPEN || res == -ECANCELED) {
+        c->flags &= ~VOLLEY__C_RX_LENT;
         return; /* closing: the buffer is free with CLOSED */
+    }
     if (res > 0) {
+        /* still lent until RECEIVED is returned: it reports this tag */
         c->st.bytes_in += (size_t)res;
         c->rx->got = (uint32_t)res;
         volley__conn_ready(c, VOLLEY_EV_RECEIVED);
         return;
     }
+    c->flags &= ~VOLLEY__C_RX_LENT;
     volley__conn_recv_end(c, (int)res);
 }
 

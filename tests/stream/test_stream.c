@@ -1274,6 +1274,52 @@ static int case_recv_into(void)
     return 0;
 }
 
+/* Two DIRECT receives complete in one turn and the caller takes one
+ * event at a time: the other's buffer stays lent until its RECEIVED is
+ * returned, so a receive asked for meanwhile is -EBUSY and the event
+ * reports its own tag (it once reported the new receive's). */
+static int case_recv_into_owed(void)
+{
+    evq_n = 0;
+    volley_loop *l = loop_new();
+    struct volley_conn_opts od = copts();
+    od.flags = VOLLEY_CONN_DIRECT;
+    volley_conn *ln, *srv[2];
+    T_OK(volley_listen(l, &ln, "127.0.0.1:0", &od, NULL));
+    int fd[2];
+    static uint8_t in[2][1000], spare[16];
+    for (unsigned i = 0; i < 2; i++) {
+        fd[i] = plain_connect(addr_of(ln, "127.0.0.1"), 0);
+        srv[i] = TAKE(l, VOLLEY_EV_ACCEPTED, NULL).conn;
+        T_OK(volley_conn_recv_into(srv[i], in[i], sizeof in[i], 10 + i));
+    }
+    settle(l, 20); /* the receives are in flight */
+    uint8_t out[100];
+    for (unsigned i = 0; i < 2; i++) {
+        gen(30 + i, 0, out, sizeof out);
+        T_ASSERT(send(fd[i], out, sizeof out, 0) == (ssize_t)sizeof out);
+    }
+    usleep(50 * 1000); /* both sockets hold their bytes before the next wait */
+    struct volley_event e;
+    int n = 0;
+    for (int t = 0; t < 100 && n == 0; t++)
+        n = volley_loop_poll(l, &e, 1, 100);
+    T_EXPECT(n, 1);
+    T_EXPECT(e.type, VOLLEY_EV_RECEIVED);
+    unsigned first = e.conn == srv[1], other = !first;
+    T_EXPECT(e.tag, 10 + first);
+    T_EXPECT(volley_conn_recv_into(srv[other], spare, sizeof spare, 99), -EBUSY);
+    e = TAKE(l, VOLLEY_EV_RECEIVED, srv[other]);
+    T_EXPECT(e.tag, 10 + other);
+    T_EXPECT(e.len, sizeof out);
+    T_STREAM(in[other], sizeof out, 30 + other, 0, "the second receive");
+    T_OK(volley_conn_recv_into(srv[other], spare, sizeof spare, 99));
+    for (unsigned i = 0; i < 2; i++)
+        close(fd[i]);
+    volley_loop_close(l, 0);
+    return 0;
+}
+
 /* ---- interop with plain sockets ---- */
 
 struct plain_job {
@@ -2526,6 +2572,7 @@ static const struct t_loop_case defs[] = {
     {"half_close", case_half_close},
     {"shutdown", case_shutdown},
     {"recv_into", case_recv_into},
+    {"recv_into_owed", case_recv_into_owed},
     {"plain_client", case_plain_client},
     {"plain_server", case_plain_server},
     {"reset_dialed", case_reset_dialed},

@@ -30,7 +30,7 @@ checked=0
 while IFS= read -r f; do
     case $f in
     fuzz/corpus/* | abi/*.abi | *.md | LICENSE | cmake/deb/copyright) continue ;;
-    *.c | *.h | *.cc | *.sh | *.py | *.cmake | *.in | *.map | *.txt | *.suppr | \
+    *.c | *.h | *.cc | *.rs | *.sh | *.py | *.cmake | *.in | *.map | *.toml | *.txt | *.suppr | \
         man/*.[137] | .ci/* | .clang-format | .gitignore | cmake/deb/*) ;;
     *) fail "$f: a kind of file this test does not know (licensed or data?)" && continue ;;
     esac

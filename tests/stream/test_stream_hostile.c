@@ -103,15 +103,22 @@ static int case_dribble(void)
  * arrives (receiving resumes as the budget frees up). */
 #define HOGS      12
 #define HOG_BYTES (16 * KiB)
-static int case_nonreaders(void)
+/* A loop with a budget of 64 buffers of 512 bytes, listening on ln. */
+static volley_loop *hog_loop(volley_conn **ln)
 {
     struct volley_loop_opts lo = lopts();
     lo.buf_count = 64;
     lo.buf_size = 512;
     evq_n = 0;
     volley_loop *l = loop_with(&lo);
+    T_OK(volley_listen(l, ln, "127.0.0.1:0", NULL, &ln_user));
+    return l;
+}
+
+static int case_nonreaders(void)
+{
     volley_conn *ln, *hog[HOGS], *srv;
-    T_OK(volley_listen(l, &ln, "127.0.0.1:0", NULL, &ln_user));
+    volley_loop *l = hog_loop(&ln);
     int hfd[HOGS];
     uint8_t buf[HOG_BYTES];
     for (unsigned i = 0; i < HOGS; i++) {
@@ -166,13 +173,8 @@ static int case_nonreaders(void)
  * newcomer is served. */
 static int case_nonreaders_at_once(void)
 {
-    struct volley_loop_opts lo = lopts();
-    lo.buf_count = 64;
-    lo.buf_size = 512;
-    evq_n = 0;
-    volley_loop *l = loop_with(&lo);
     volley_conn *ln, *hog[HOGS], *srv;
-    T_OK(volley_listen(l, &ln, "127.0.0.1:0", NULL, &ln_user));
+    volley_loop *l = hog_loop(&ln);
     int hfd[HOGS];
     uint8_t buf[HOG_BYTES];
     for (unsigned i = 0; i < HOGS; i++)

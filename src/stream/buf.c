@@ -49,6 +49,18 @@ static void *xrealloc(void *p, size_t n)
     return fail_now() ? NULL : realloc(p, n);
 }
 
+/* n bytes on a page boundary. Copy chunks are cut from such blocks: a
+ * chunk 16 bytes past a page (where malloc leaves a large block), filled
+ * from a receive buffer that starts on one, makes each load of the copy
+ * wait on the store before it (4K aliasing). */
+static void *xpages(size_t n)
+{
+    void *p = NULL;
+    if (fail_now() || posix_memalign(&p, 4096, n) != 0)
+        return NULL;
+    return p;
+}
+
 static size_t min_size(size_t a, size_t b)
 {
     return a < b ? a : b;
@@ -73,10 +85,8 @@ int volley__bufs_init(struct volley__bufs *b, uint32_t count, uint32_t size,
     memset(b, 0, sizeof *b);
     if ((size_t)count > SIZE_MAX / size)
         return -ENOMEM;
-    void *mem = NULL;
-    if (fail_now() || posix_memalign(&mem, 4096, (size_t)count * size) != 0)
+    if (!(b->mem = xpages((size_t)count * size)))
         return -ENOMEM;
-    b->mem = mem;
     b->size = size;
     b->count = count;
     b->next = xcalloc(count, sizeof *b->next);
@@ -278,7 +288,7 @@ static int grow_chunks(struct volley__segpool *p)
         p->free_chunks = stack;
         p->cap_chunks = cap;
     }
-    uint8_t *c = xmalloc((size_t)CHUNKS_PER_BLOCK * VOLLEY__CHUNK);
+    uint8_t *c = xpages((size_t)CHUNKS_PER_BLOCK * VOLLEY__CHUNK);
     if (!c)
         return -ENOMEM;
     p->blocks[p->nblocks++] = c;
@@ -307,7 +317,7 @@ static int grow_small(struct volley__segpool *p)
     } else {
         if (reserve_block_slot(p) < 0)
             return -ENOMEM;
-        if (!(c = xmalloc((size_t)SMALL_PER_BLOCK * VOLLEY__CHUNK_SMALL)))
+        if (!(c = xpages((size_t)SMALL_PER_BLOCK * VOLLEY__CHUNK_SMALL)))
             return -ENOMEM;
         p->blocks[p->nblocks++] = c;
         n = SMALL_PER_BLOCK;

@@ -697,7 +697,11 @@ unsigned cli_icmp_drain(volley_sock *s, struct cli_icmp *e, bool look)
         }
         total += (unsigned)n;
     }
-    if (volley_get_stats(s, &st, sizeof(st)) == 0 && st.sockerr_queued > e->reports)
+    /* The stats cost a system call (the kernel's drop counter), and only
+     * a call that read reports can find more of them queued: ping drains
+     * after every receive. */
+    if (total && volley_get_stats(s, &st, sizeof(st)) == 0 &&
+        st.sockerr_queued > e->reports)
         e->reports = st.sockerr_queued;
     return total;
 }

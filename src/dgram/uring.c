@@ -453,7 +453,7 @@ static int alloc_state(volley_sock *s, struct uring *u)
     u->nslots = VOLLEY_BATCH_MAX;
     u->slots = calloc(u->nslots, sizeof *u->slots);
     u->arena_size = s->opts.tx_arena ? s->opts.tx_arena : DEFAULT_ARENA;
-    u->arena = malloc(u->arena_size);
+    u->arena = volley__slab_alloc(1, u->arena_size);
     s->tx_max = u->arena_size; /* a datagram is copied whole into the arena */
     if (!u->bufs || !u->rxq || !u->rxq_res || !u->rxq_flags || !u->loaned || !u->slots ||
         !u->arena)

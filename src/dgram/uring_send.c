@@ -44,11 +44,17 @@ static bool arena_place(const struct uring *u, size_t len, size_t *off, size_t *
     return true;
 }
 
+/* len bytes at *off, taken up to the next cache line when there is room,
+ * so that every payload starts on one (see volley__slot_stride). */
 static bool arena_alloc(struct uring *u, size_t len, size_t *off, size_t *charge)
 {
-    if (!arena_place(u, len, off, charge))
-        return false;
-    u->a_head = *off + len;
+    size_t take = (len + 63) & ~(size_t)63;
+    if (take > u->arena_size || !arena_place(u, take, off, charge)) {
+        take = len;
+        if (!arena_place(u, take, off, charge))
+            return false;
+    }
+    u->a_head = *off + take;
     if (u->a_head == u->arena_size)
         u->a_head = 0;
     u->a_used += *charge;

@@ -428,10 +428,10 @@ static unsigned pow2_at_least(unsigned v)
     return p;
 }
 
-_Static_assert((sizeof(struct io_uring_recvmsg_out) + NAME_SPACE + VOLLEY__RX_CTRL) %
-                       64 ==
-                   0,
-               "a received payload starts on a cache line");
+/* Where a received payload starts in its buffer: after the kernel's
+ * header, the name and the control space, on a cache line. */
+#define PAYLOAD_OFF (sizeof(struct io_uring_recvmsg_out) + NAME_SPACE + VOLLEY__RX_CTRL)
+_Static_assert(PAYLOAD_OFF % 64 == 0, "a received payload starts on a cache line");
 
 static int alloc_state(volley_sock *s, struct uring *u)
 {
@@ -442,9 +442,7 @@ static int alloc_state(volley_sock *s, struct uring *u)
     u->nbufs = pow2_at_least(want < 2 ? 2 : want);
     u->rxhdr.msg_namelen = NAME_SPACE;
     u->rxhdr.msg_controllen = VOLLEY__RX_CTRL;
-    u->buf_size =
-        sizeof(struct io_uring_recvmsg_out) + NAME_SPACE + VOLLEY__RX_CTRL + s->slot_size;
-    u->buf_size = volley__slot_stride(u->buf_size);
+    u->buf_size = volley__slot_stride(PAYLOAD_OFF + s->slot_size);
     u->bufs = volley__slab_alloc(u->nbufs, u->buf_size);
     u->rxq = calloc(u->nbufs, sizeof *u->rxq);
     u->rxq_res = calloc(u->nbufs, sizeof *u->rxq_res);

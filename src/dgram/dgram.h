@@ -11,7 +11,6 @@
 #include <netinet/udp.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* The kernel ABI's UDP offload options, for C libraries older than it
@@ -143,12 +142,9 @@ struct volley__pacer {
     int64_t last_ns;   /* clock of the last refill */
 };
 
-/* Receive slots start on cache lines of a page-aligned slab. The kernel
- * copies a datagram from a buffer that starts on a page; a destination a
- * few bytes past the same offset in its page makes each load wait on the
- * store before it (4K aliasing). malloc's header put the slab 16 bytes
- * past a page, and a one-thread send-then-receive loop of 1200-byte
- * datagrams ran at a third of the speed it has with the slab aligned. */
+/* Where receive slot i + 1 starts after slot i: slot_size rounded up to a
+ * cache line, so that in a slab from volley__slab_alloc every slot starts
+ * on one (see volley__pages). */
 static inline size_t volley__slot_stride(size_t slot_size)
 {
     return (slot_size + 63) & ~(size_t)63;
@@ -158,10 +154,9 @@ static inline size_t volley__slot_stride(size_t slot_size)
  * big. free() releases it. */
 static inline uint8_t *volley__slab_alloc(size_t n, size_t stride)
 {
-    void *p = NULL;
     if (stride && n > SIZE_MAX / stride)
         return NULL;
-    return posix_memalign(&p, 4096, n * stride) == 0 ? p : NULL;
+    return volley__pages(n * stride);
 }
 
 struct volley_sock {

@@ -45,10 +45,10 @@ static bool arena_place(const struct uring *u, size_t len, size_t *off, size_t *
 }
 
 /* len bytes at *off, taken up to the next cache line when there is room,
- * so that every payload starts on one (see volley__slot_stride). */
+ * so that every payload starts on one (see volley__pages). */
 static bool arena_alloc(struct uring *u, size_t len, size_t *off, size_t *charge)
 {
-    size_t take = (len + 63) & ~(size_t)63;
+    size_t take = volley__slot_stride(len);
     if (take > u->arena_size || !arena_place(u, take, off, charge)) {
         take = len;
         if (!arena_place(u, take, off, charge))

@@ -49,16 +49,11 @@ static void *xrealloc(void *p, size_t n)
     return fail_now() ? NULL : realloc(p, n);
 }
 
-/* n bytes on a page boundary. Copy chunks are cut from such blocks: a
- * chunk 16 bytes past a page (where malloc leaves a large block), filled
- * from a receive buffer that starts on one, makes each load of the copy
- * wait on the store before it (4K aliasing). */
+/* volley__pages, failing when a test asks: receive buffers and copy
+ * chunks are cut from such blocks. */
 static void *xpages(size_t n)
 {
-    void *p = NULL;
-    if (fail_now() || posix_memalign(&p, 4096, n) != 0)
-        return NULL;
-    return p;
+    return fail_now() ? NULL : volley__pages(n);
 }
 
 static size_t min_size(size_t a, size_t b)

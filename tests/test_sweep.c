@@ -82,6 +82,7 @@ static const struct optab optab[VOLLEY__SYS_COUNT] = {
     [VOLLEY__SYS_URING_REGISTER] = {"uring_register", {URING_ERRS, EOPNOTSUPP}, true},
     [VOLLEY__SYS_URING_SUBMIT] = {"uring_submit", {URING_ERRS}, true},
     [VOLLEY__SYS_URING_WAIT] = {"uring_wait", {URING_ERRS, ETIME}, true},
+    [VOLLEY__SYS_URING_FILES] = {"uring_files", {ENOMEM, EMFILE, EINVAL, EBUSY}, true},
     [VOLLEY__SYS_LISTEN] = {"listen", {EADDRINUSE, EOPNOTSUPP}, false},
     [VOLLEY__SYS_ACCEPT] = {"accept",
                             {EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED, EPERM},

@@ -198,6 +198,7 @@ enum volley__sysop {
     VOLLEY__SYS_URING_REGISTER,
     VOLLEY__SYS_URING_SUBMIT,
     VOLLEY__SYS_URING_WAIT,
+    VOLLEY__SYS_URING_FILES, /* the ring's socket table: register, update */
     /* the stream path: */
     VOLLEY__SYS_LISTEN,
     VOLLEY__SYS_ACCEPT,
@@ -330,6 +331,12 @@ VOLLEY_INTERNAL int volley__sys_uring_has_op(struct io_uring *ring, int op);
 /* Unregister buffer ring bgid from a ring that stays (a loop's). */
 VOLLEY_INTERNAL int volley__sys_uring_unregister_buf_ring(struct io_uring *ring,
                                                           int bgid);
+/* Give the ring a socket table of n empty entries: 0 or a negative errno. */
+VOLLEY_INTERNAL int volley__sys_uring_register_files(struct io_uring *ring, unsigned n);
+/* Set entry i of the ring's socket table to fd (-1: empty it): 0 or a
+ * negative errno. */
+VOLLEY_INTERNAL int volley__sys_uring_update_file(struct io_uring *ring, unsigned i,
+                                                  int fd);
 /* Teardown: unregister the buffer ring bgid (if registered) and release
  * the ring. Nothing to fail: the kernel frees it all with the ring fd. */
 VOLLEY_INTERNAL void volley__sys_uring_exit(struct io_uring *ring, int bgid);

@@ -554,6 +554,19 @@ int volley__sys_uring_has_op(struct io_uring *ring, int op)
     return r;
 }
 
+int volley__sys_uring_register_files(struct io_uring *ring, unsigned n)
+{
+    FAULT_ERR(VOLLEY__SYS_URING_FILES);
+    return io_uring_register_files_sparse(ring, n);
+}
+
+int volley__sys_uring_update_file(struct io_uring *ring, unsigned i, int fd)
+{
+    FAULT_ERR(VOLLEY__SYS_URING_FILES);
+    int r = io_uring_register_files_update(ring, i, &fd, 1);
+    return r < 0 ? r : 0;
+}
+
 int volley__sys_uring_unregister_buf_ring(struct io_uring *ring, int bgid)
 {
     return io_uring_unregister_buf_ring(ring, bgid);

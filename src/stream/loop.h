@@ -400,6 +400,9 @@ extern const struct volley__host_ops volley__loop_host_ops VOLLEY_INTERNAL;
 /* The ring of a uring loop, NULL for any other. */
 struct io_uring;
 VOLLEY_INTERNAL struct io_uring *volley__loop_ring(volley_loop *l);
+/* A uring loop's socket table: the sockets in it now, and its entries
+ * (*size; 0: it has none). 0 and 0 for any other loop. */
+VOLLEY_INTERNAL uint32_t volley__loop_fixed(volley_loop *l, uint32_t *size);
 #endif
 
 /* The connection in slot i (i < l->nslots). */

@@ -9,7 +9,9 @@
  * completion arrives without IORING_CQE_F_MORE, whatever the reason, while
  * it is still wanted. Every operation carries its connection's slot and
  * generation, and a connection's socket is closed only when the last of
- * its operations has completed. */
+ * its operations has completed. A connection's socket also goes into the
+ * ring's socket table, at its slot (fix, below), so that the operations
+ * that follow find it without a descriptor lookup. */
 #include "loop.h"
 
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* The receive budget is split across two buffer rings. Multishot
  * receives draw from the first, which is never given more than would
@@ -39,6 +42,8 @@ enum {
     OP_CANCEL_FD,
     OP_RECV_INTO,
     OP_SEND_ZC,
+    OP_FIX,   /* the socket into the ring's table */
+    OP_UNFIX, /* ... and out of it */
 };
 
 /* struct volley_conn.be_state */
@@ -47,6 +52,15 @@ enum {
 #define U_CANCELING 0x4u  /* a cancel of it is in flight */
 #define U_CANCEL_FD 0x8u  /* the ending cancel of everything was sent */
 #define U_ONE       0x10u /* the receive in flight is a single one (BGID_ONE) */
+#define U_FIX_SENT  0x20u /* the socket was given to the table (OP_FIX) */
+#define U_FIXING    0x40u /* ... and that has not completed yet */
+#define U_FIXED     0x80u /* the socket is in the table: operations use it */
+
+/* The ring's socket table has an entry per connection slot, up to this
+ * many: the kernel allocates the whole table at once (8 bytes an entry).
+ * A connection in a slot beyond it, or on a kernel without the table,
+ * has its socket looked up by descriptor for each operation. */
+#define FIXED_MAX 16384u
 
 /* What a send in flight needs until it completes, when the SQE alone does
  * not carry it: the message and iovecs of a vectored send, a zero-copy
@@ -68,6 +82,8 @@ struct ur {
     size_t br_bytes;                 /* each */
     uint32_t posted[2];              /* buffers given to each and not yet seen taken */
     bool br_registered[2];
+    uint32_t nfixed; /* entries in the ring's socket table (0: none) */
+    uint32_t fixed;  /* sockets in it */
     bool overflowed; /* the last look saw the CQ overflow flag */
     bool zc;         /* the kernel has SEND_ZC and SENDMSG_ZC */
 };
@@ -115,6 +131,67 @@ static void ur_bufs_back(volley_loop *l)
     l->bufs.nrel = 0;
 }
 
+/* An operation's SQE addresses c's socket: by its entry in the ring's
+ * table once it is there, which saves the kernel a descriptor lookup (an
+ * fget and fput) per operation. */
+static void target(struct io_uring_sqe *sqe, const volley_conn *c)
+{
+    if (c->be_state & U_FIXED) {
+        sqe->fd = (int)c->slot;
+        sqe->flags |= IOSQE_FIXED_FILE;
+    }
+}
+
+/* Put c's socket into the ring's table, at c's slot, once: the entry is
+ * used from the update's completion on (on_fix), so nothing depends on
+ * the order the kernel runs them in, and an update that fails costs only
+ * the lookups. No SQE now: the next operation tries again. */
+static void fix(volley_conn *c)
+{
+    volley_loop *l = volley__conn_loop(c);
+    if ((c->be_state & U_FIX_SENT) || c->slot >= UR(l)->nfixed)
+        return;
+    struct io_uring_sqe *sqe = sqe_get(l);
+    if (!sqe)
+        return;
+    /* the kernel reads c->fd when it submits this; c stays put till then */
+    io_uring_prep_files_update(sqe, &c->fd, 1, (int)c->slot);
+    io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_FIX));
+    c->inflight++;
+    c->be_state |= U_FIX_SENT | U_FIXING;
+}
+
+/* Take c's socket out of the table, before its descriptor is closed (the
+ * table holds the socket open): an SQE whose completion c waits for, or
+ * at once when there is no SQE. */
+static void unfix(volley_conn *c)
+{
+    volley_loop *l = volley__conn_loop(c);
+    c->be_state &= ~U_FIXED;
+    UR(l)->fixed--;
+    struct io_uring_sqe *sqe = sqe_get(l);
+    if (sqe) {
+        io_uring_prep_close_direct(sqe, c->slot);
+        io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_UNFIX));
+        c->inflight++;
+    } else {
+        l->st.syscalls++;
+        (void)volley__sys_uring_update_file(&UR(l)->ring, c->slot, -1);
+    }
+}
+
+static void on_fix(volley_conn *c, const struct io_uring_cqe *cqe)
+{
+    c->be_state &= ~U_FIXING;
+    if (cqe->res < 0)
+        return;
+    UR(volley__conn_loop(c))->fixed++;
+    if (c->state >= VOLLEY__CS_ENDING)
+        unfix(c); /* it ended meanwhile (ur_end left this to here) */
+    else
+        c->be_state |= U_FIXED;
+}
+
 static int arm_accept(volley_conn *c)
 {
     struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
@@ -132,6 +209,7 @@ static int arm_accept(volley_conn *c)
 static int arm_recv(volley_conn *c, bool one)
 {
     volley_loop *l = volley__conn_loop(c);
+    fix(c);
     struct io_uring_sqe *sqe = sqe_get(l);
     if (!sqe)
         return -EBUSY;
@@ -140,6 +218,7 @@ static int arm_recv(volley_conn *c, bool one)
         io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
     else
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    target(sqe, c);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = one ? BGID_ONE : BGID_MANY;
     io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_RECV));
@@ -202,12 +281,14 @@ static void ur_recv(volley_conn *c, bool on)
 
 static void ur_recv_into(volley_conn *c)
 {
+    fix(c);
     struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe) {
         volley__conn_received(c, -EBUSY);
         return;
     }
     io_uring_prep_recv(sqe, c->fd, c->rx->buf, c->rx->len, 0);
+    target(sqe, c);
     io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_RECV_INTO));
     c->inflight++;
 }
@@ -257,6 +338,7 @@ static void ur_send(volley_conn *c)
         volley__conn_sent(c, -ENOMEM);
         return;
     }
+    fix(c);
     struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
     if (!sqe) {
         send_rec_put(c);
@@ -278,6 +360,7 @@ static void ur_send(volley_conn *c)
         io_uring_prep_sendmsg(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
     if (zc && n > 1)
         sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+    target(sqe, c);
     io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, zc ? OP_SEND_ZC : OP_SEND));
     c->st.zc_sends += zc;
     c->inflight++;
@@ -294,6 +377,8 @@ static void maybe_gone(volley_conn *c)
 static void ur_end(volley_conn *c)
 {
     c->be_state &= ~U_WANT;
+    if (c->be_state & U_FIXED)
+        unfix(c); /* an update still in flight: on_fix does it */
     if (c->inflight && !(c->be_state & U_CANCEL_FD)) {
         struct io_uring_sqe *sqe = sqe_get(volley__conn_loop(c));
         if (sqe) {
@@ -498,7 +583,11 @@ static void on_cqe(volley_loop *l, const struct io_uring_cqe *cqe)
     case OP_SEND_ZC:
         on_send_zc(c, cqe);
         break;
-    default: /* OP_CANCEL, OP_CANCEL_FD: their targets report themselves */
+    case OP_FIX:
+        on_fix(c, cqe);
+        break;
+    default: /* OP_CANCEL, OP_CANCEL_FD: their targets report themselves;
+                OP_UNFIX: nothing to do when it fails (the slot is empty) */
         break;
     }
     maybe_gone(c);
@@ -598,6 +687,13 @@ struct io_uring *volley__loop_ring(volley_loop *l)
     return l->ops == &volley__loop_uring ? &UR(l)->ring : NULL;
 }
 
+uint32_t volley__loop_fixed(volley_loop *l, uint32_t *size)
+{
+    bool ur = l->ops == &volley__loop_uring;
+    *size = ur ? UR(l)->nfixed : 0;
+    return ur ? UR(l)->fixed : 0;
+}
+
 static int ur_fd(const volley_loop *l)
 {
     return UR(l)->ring.ring_fd;
@@ -675,6 +771,16 @@ static int ur_init(volley_loop *l, const struct volley_loop_opts *o)
         }
         u->br_registered[g] = true;
     }
+    /* The socket table: an entry per descriptor the process may have
+     * open, up to FIXED_MAX. Without it, sockets are looked up by
+     * descriptor, as they are beyond it. */
+    struct rlimit nofile;
+    uint32_t nfixed = FIXED_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nfixed)
+        nfixed = (uint32_t)nofile.rlim_cur;
+    l->st.syscalls++;
+    if (volley__sys_uring_register_files(&u->ring, nfixed) == 0)
+        u->nfixed = nfixed;
     u->zc = volley__sys_uring_has_op(&u->ring, IORING_OP_SEND_ZC) > 0 &&
             volley__sys_uring_has_op(&u->ring, IORING_OP_SENDMSG_ZC) > 0;
     /* Every live buffer starts in a ring (the free stack is epoll's). */

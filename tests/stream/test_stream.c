@@ -11,6 +11,7 @@
  * volley cannot (reset, shut one side, accept nothing), the peer is a
  * plain socket. Every wait is bounded by a poll timeout and a deadline;
  * nothing asserts how long anything took. */
+#include "stream/loop.h"
 #include "tstream.h"
 
 #include <arpa/inet.h>
@@ -1555,6 +1556,94 @@ static int reset_case(bool dialed)
     return 0;
 }
 
+/* The sockets in the loop's socket table now (uring; 0 elsewhere), and
+ * the table's entries (*size). */
+static uint32_t table_used(volley_loop *l, uint32_t *size)
+{
+#if VOLLEY_HAVE_URING
+    return volley__loop_fixed(l, size);
+#else
+    (void)l;
+    *size = 0;
+    return 0;
+#endif
+}
+
+/* The plain peer fd, after volley closed its end: EOF (want 0) or a reset
+ * (want -ECONNRESET), within 5 s. */
+static void peer_sees(int fd, int want)
+{
+    char b[16];
+    timeouts(fd, 5000);
+    ssize_t r = recv(fd, b, sizeof b, 0);
+    int got = r < 0 ? -errno : (int)r;
+    T_CHECK(got == want, "the peer's recv: %d (%s), want %d", got,
+            strerror(got < 0 ? -got : 0), want);
+}
+
+/* A uring loop puts each connection's socket into its ring's socket
+ * table, from which its operations take it (no descriptor lookup each),
+ * and takes it out again before closing the descriptor: the table holds
+ * the socket open. A close and an abort reach the peer as FIN and reset,
+ * whether volley or the peer closed first and also for a connection
+ * ended before its entry was made; the table is empty afterwards. With
+ * no table (epoll; registering it failed: test_stream_faults) the same
+ * holds. */
+static int case_socket_table(void)
+{
+    evq_n = 0;
+    volley_loop *l = loop_new();
+    uint32_t size;
+    T_EXPECT(table_used(l, &size), 0);
+    if (!size)
+        printf("  the %s loop has no socket table\n", t_loop_backend()->name);
+    volley_conn *ln, *c[4];
+    int fd[4];
+    T_OK(volley_listen(l, &ln, "127.0.0.1:0", NULL, NULL));
+    const char *to = addr_of(ln, "127.0.0.1");
+    char buf[8];
+    for (int i = 0; i < 3; i++) {
+        fd[i] = plain_connect(to, 0);
+        c[i] = TAKE(l, VOLLEY_EV_ACCEPTED, NULL).conn;
+        /* a round trip: served through the table once it is in it */
+        plain_send_all(fd[i], "ping", 4);
+        read_exact(l, c[i], buf, 4);
+        put(c[i], buf, 4);
+        for (int k = 0; k < 500 && !t_readable(fd[i], 0); k++)
+            pull(l, 10);
+        T_EXPECT(plain_recv_now(fd[i], buf, sizeof buf), 4);
+    }
+    T_EXPECT(table_used(l, &size), size ? 3u : 0u);
+    /* volley closes: FIN; volley aborts: reset; the peer closes first */
+    T_OK(volley_conn_close(c[0]));
+    T_OK(volley_conn_abort(c[1]));
+    close(fd[2]);
+    TAKE(l, VOLLEY_EV_EOF, c[2]);
+    T_OK(volley_conn_close(c[2]));
+    TAKE(l, VOLLEY_EV_CLOSED, c[1]);
+    TAKE(l, VOLLEY_EV_CLOSED, c[2]);
+    peer_sees(fd[1], -ECONNRESET);
+    /* the close's FIN went out before the peer's (volley lingers for it) */
+    for (int k = 0; k < 500 && !t_readable(fd[0], 0); k++)
+        pull(l, 10);
+    peer_sees(fd[0], 0);
+    close(fd[0]);
+    TAKE(l, VOLLEY_EV_CLOSED, c[0]);
+    T_EXPECT(table_used(l, &size), 0);
+    /* aborted in the turn that accepted it, its entry not made yet */
+    fd[3] = plain_connect(to, 0);
+    c[3] = TAKE(l, VOLLEY_EV_ACCEPTED, NULL).conn;
+    T_OK(volley_conn_abort(c[3]));
+    TAKE(l, VOLLEY_EV_CLOSED, c[3]);
+    peer_sees(fd[3], -ECONNRESET);
+    T_EXPECT(table_used(l, &size), 0);
+    close(fd[1]);
+    close(fd[3]);
+    T_EXPECT(close_wait(l, ln), 0);
+    volley_loop_close(l, 0);
+    return 0;
+}
+
 static int case_reset_dialed(void)
 {
     return reset_case(true);
@@ -2577,6 +2666,7 @@ static const struct t_loop_case defs[] = {
     {"plain_server", case_plain_server},
     {"reset_dialed", case_reset_dialed},
     {"reset_accepted", case_reset_accepted},
+    {"socket_table", case_socket_table},
     {"peer_close_unread", case_peer_close_unread},
     {"peer_fin_unread", case_peer_fin_unread},
     {"refused", case_refused},

@@ -14,6 +14,7 @@
  *
  * The seam is process-global: every case runs in a process of its own. */
 #include "base/base.h"
+#include "stream/loop.h"
 #include "t.h"
 
 #include <signal.h>
@@ -79,6 +80,7 @@ static const char *op_name(enum volley__sysop op)
         [VOLLEY__SYS_URING_REGISTER] = "uring_register",
         [VOLLEY__SYS_URING_SUBMIT] = "uring_submit",
         [VOLLEY__SYS_URING_WAIT] = "uring_wait",
+        [VOLLEY__SYS_URING_FILES] = "uring_files",
         [VOLLEY__SYS_LISTEN] = "listen",
         [VOLLEY__SYS_ACCEPT] = "accept",
         [VOLLEY__SYS_SHUTDOWN] = "shutdown",
@@ -478,6 +480,39 @@ static void sweep_one(const struct sweep_op *s, int err, unsigned *runs)
     t_context(NULL);
 }
 
+/* A uring loop whose kernel refuses it a socket table (too old, out of
+ * memory, a descriptor limit below the table) opens all the same and
+ * serves its connections by descriptor: the exchange completes, every
+ * descriptor comes back. */
+static int case_no_socket_table(void)
+{
+    need_backend();
+    T_SKIP_IF(!is_uring(), "only a uring loop has a socket table");
+    static const int errs[] = {EINVAL, ENOMEM, EMFILE};
+    for (size_t i = 0; i < T_COUNT(errs); i++) {
+        int fds = t_count_fds();
+        fault_op = VOLLEY__SYS_URING_FILES;
+        fault_err = errs[i];
+        volley__sys_fault_set(VOLLEY__SYS_URING_FILES, 1, 0, errs[i], 0);
+        struct ex x = {.l = loop_new()};
+        unsigned long calls = volley__sys_count(VOLLEY__SYS_URING_FILES);
+        volley__sys_fault_clear();
+        T_CHECK(calls == 1, "the table was asked for %lu times", calls);
+#if VOLLEY_HAVE_URING
+        uint32_t size;
+        T_EXPECT(volley__loop_fixed(x.l, &size), 0);
+        T_EXPECT(size, 0);
+#endif
+        T_ASSERT(ex_run(&x));
+        T_CHECK(x.back == SWEEP_BYTES && x.cli_err == 0,
+                "without a table (%s): %llu bytes back, client CLOSED %d",
+                strerror(errs[i]), (unsigned long long)x.back, x.cli_err);
+        volley_loop_close(x.l, 0);
+        T_EXPECT(t_count_fds(), fds);
+    }
+    return 0;
+}
+
 static int case_sweep(void)
 {
     need_backend();
@@ -516,6 +551,7 @@ static const struct t_loop_case defs[] = {
     {"connect_errors", case_connect_errors},
     {"wait_interrupted", case_wait_interrupted},
     {"pwait2_refused", case_pwait2_refused},
+    {"no_socket_table", case_no_socket_table},
     {"sweep", case_sweep},
 };
 

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SELF       "/proc/self/exe"
@@ -186,6 +187,16 @@ static double cpu_ns(pid_t pid)
     return any ? sum : -1;
 }
 
+/* CPU nanoseconds the calling thread has run so far. */
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
 /* One client run against the server on port: the load client or the
  * plain one, as c says. */
 static int drive(const struct tcell *c, const char *addr, int port, double seconds,
@@ -250,10 +261,16 @@ static int volley_run(const struct tcell *c, double seconds, struct sample *out,
     }
     if (err >= 0) {
         /* the server's CPU over the whole client run (its dials too): how
-         * much work each server does per request, whoever bounds the rate */
+         * much work each server does per request, whoever bounds the rate;
+         * and the client's, this thread's: near a whole CPU, the rate is
+         * the client's and tells little of the server */
         cpu0 = cpu_ns(ch.pid);
+        int64_t t0 = cli_mono_ns(), c0 = thread_cpu_ns();
         err = drive(c, addr, port, seconds, out, why, why_size);
+        int64_t t1 = cli_mono_ns(), c1 = thread_cpu_ns();
         cpu1 = cpu_ns(ch.pid);
+        out->cli_ns = out->requests ? (double)(c1 - c0) / (double)out->requests : -1;
+        out->cli_load = t1 > t0 ? (double)(c1 - c0) / (double)(t1 - t0) : -1;
         if (stop_server(&ch, report, REPORT_MAX) < 0 && err >= 0) {
             snprintf(why, why_size, "server failed: %.120s", report);
             err = -ECHILD;
@@ -362,7 +379,7 @@ static int sockperf_run(double seconds, struct sample *out, char *why, size_t wh
         stop_server(&ch, tail, sizeof(tail));
     }
     memset(out, 0, sizeof(*out));
-    out->srv_ns = -1; /* not measured for other programs */
+    out->srv_ns = out->cli_ns = out->cli_load = -1; /* not measured for other programs */
     out->p50_us = after(buf, "percentile 50.000 =");
     out->p99_us = after(buf, "percentile 99.000 =");
     secs = after(buf, "[Valid Duration] RunTime=");
@@ -416,7 +433,7 @@ static int iperf3_run(double seconds, struct sample *out, char *why, size_t why_
     }
     sum = bench_json_member(bench_json_member(buf, "end"), "sum_received");
     memset(out, 0, sizeof(*out));
-    out->srv_ns = -1; /* not measured for other programs */
+    out->srv_ns = out->cli_ns = out->cli_load = -1; /* not measured for other programs */
     if (err == 0 &&
         !bench_json_number(bench_json_member(sum, "bits_per_second"), &out->gbps)) {
         snprintf(why, why_size, "no sum_received in iperf3's JSON report");
@@ -597,6 +614,8 @@ static void medians(struct tmatrix *m)
         c->med.p50_us = MEDIAN(c, p50_us);
         c->med.p99_us = MEDIAN(c, p99_us);
         c->med.srv_ns = MEDIAN(c, srv_ns);
+        c->med.cli_ns = MEDIAN(c, cli_ns);
+        c->med.cli_load = MEDIAN(c, cli_load);
         c->lo = c->hi = tcp_figure(c, &c->runs[0]);
         for (unsigned r = 0; r < c->nruns; r++) {
             c->med.requests += c->runs[r].requests;

@@ -23,7 +23,9 @@ extern const char *const tcp_client_names[TC_NCLIENTS];
 
 struct sample {
     double rps, p50_us, p99_us, gbps;
-    double srv_ns; /* the server's CPU time per request (-1: not known) */
+    double srv_ns;   /* the server's CPU time per request (-1: not known) */
+    double cli_ns;   /* the client thread's (-1: not known) */
+    double cli_load; /* the client thread's CPU time over the run's (1: a whole CPU) */
     uint64_t requests, errors;
 };
 

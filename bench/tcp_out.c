@@ -79,11 +79,12 @@ static void print_pairs(const struct tmatrix *m)
 
 static void print_echo(const struct tmatrix *m)
 {
-    printf("\necho, ping-pong, each run: requests/s, round trip (us), server CPU ns "
-           "per request\n");
-    printf("%-8s %-8s %5s %5s %10s %6s %8s %8s %8s %10s %6s %6s %6s\n", "server",
-           "client", "conns", "size", "req/s", "spread", "p50", "p99", "srv-ns",
-           "requests", "errors", "ratio", "ns/ref");
+    printf("\necho, ping-pong, each run: requests/s, round trip (us), server and "
+           "client CPU ns\nper request, and the client's CPU load (1.00: it used a "
+           "whole CPU, so the rate\nis the client's)\n");
+    printf("%-8s %-8s %5s %5s %10s %6s %8s %8s %8s %8s %5s %10s %6s %6s %6s\n", "server",
+           "client", "conns", "size", "req/s", "spread", "p50", "p99", "srv-ns", "cli-ns",
+           "load", "requests", "errors", "ratio", "ns/ref");
     for (unsigned i = 0; i < m->n; i++) {
         const struct tcell *c = &m->cells[i];
 
@@ -94,6 +95,8 @@ static void print_echo(const struct tmatrix *m)
         num_col(c->med.p50_us, 8, 1);
         num_col(c->med.p99_us, 8, 1);
         num_col(c->med.srv_ns, 8, 0);
+        num_col(c->med.cli_ns, 8, 0);
+        num_col(c->med.cli_load, 5, 2);
         printf(" %10" PRIu64 " %6" PRIu64, c->med.requests, c->med.errors);
         ratio_col(c->ratio);
         ratio_col(c->ns_ratio);
@@ -194,6 +197,8 @@ void tcp_print_json(const struct tmatrix *m, double seconds, unsigned repeat)
         json_num("latency_error", stream || c->path == P_SOCKPERF ? -1 : LAT_HIST_ERROR,
                  6);
         json_num("server_cpu_ns_per_request", stream ? -1 : c->med.srv_ns, 1);
+        json_num("client_cpu_ns_per_request", stream ? -1 : c->med.cli_ns, 1);
+        json_num("client_cpu_load", stream ? -1 : c->med.cli_load, 3);
         json_num("min", c->lo, 3);
         json_num("max", c->hi, 3);
         printf(",\"requests\":%" PRIu64 ",\"errors\":%" PRIu64, c->med.requests,

@@ -186,9 +186,13 @@ if [ "${VOLLEY_TEST_PORTABLE:-0}" = 0 ]; then
 assert j["matrix"] == "tcp" and "plain" in j["header"], j
 echo = [c for c in j["cells"] if c["kind"] == "echo"]
 want = {"requests_per_s", "server_cpu_ns_per_request", "ratio_to_ref",
-        "server_cpu_ratio_to_ref", "p50_us", "p99_us", "requests", "errors"}
+        "server_cpu_ratio_to_ref", "p50_us", "p99_us", "requests", "errors",
+        "client_cpu_ns_per_request", "client_cpu_load"}
 for c in echo:
     assert want <= set(c), c
+    if c["requests"]:
+        assert c["client_cpu_ns_per_request"] > 0, c
+        assert 0 < c["client_cpu_load"] <= 1.05, c
     assert c["client"] in ("tcp-load", "plain"), c
 by = {cl: {(c["path"], c["conns"], c["size"]) for c in echo if c["client"] == cl}
       for cl in ("tcp-load", "plain")}

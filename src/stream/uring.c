@@ -55,6 +55,7 @@ enum {
 #define U_FIX_SENT  0x20u /* the socket was given to the table (OP_FIX) */
 #define U_FIXING    0x40u /* ... and that has not completed yet */
 #define U_FIXED     0x80u /* the socket is in the table: operations use it */
+_Static_assert(U_FIXED * 2 - 1 <= UINT8_MAX, "every bit fits volley_conn.be_state");
 
 /* The ring's socket table has an entry per connection slot, up to this
  * many: the kernel allocates the whole table at once (8 bytes an entry).
@@ -175,6 +176,8 @@ static void unfix(volley_conn *c)
         io_uring_sqe_set_data64(sqe, VOLLEY__TAG(c, OP_UNFIX));
         c->inflight++;
     } else {
+        /* should this fail too, the socket stays open until the slot's
+         * next connection or the loop's end replaces or frees the entry */
         l->st.syscalls++;
         (void)volley__sys_uring_update_file(&UR(l)->ring, c->slot, -1);
     }

@@ -1644,6 +1644,57 @@ static int case_socket_table(void)
     return 0;
 }
 
+/* A loop opened under a low descriptor limit gets a table that small;
+ * the connections in slots beyond it, once the limit is raised, are
+ * served by descriptor: every round trip and close works, and only the
+ * slots inside the table are in it. */
+static int case_socket_table_full(void)
+{
+    enum { LIMIT = 32, N = 48 };
+    evq_n = 0;
+    need_fds(4 * N);
+    struct rlimit rl, low;
+    T_ASSERT(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    T_ASSERT(t_count_fds() + 8 < LIMIT);
+    low = rl;
+    low.rlim_cur = LIMIT;
+    T_ASSERT(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    volley_loop *l = loop_new();
+    T_ASSERT(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    uint32_t size;
+    (void)table_used(l, &size);
+    T_CHECK(size == 0 || size == LIMIT, "a table of %u entries under a limit of %d", size,
+            LIMIT);
+    volley_conn *ln, *c[N];
+    int fd[N];
+    T_OK(volley_listen(l, &ln, "127.0.0.1:0", NULL, NULL));
+    const char *to = addr_of(ln, "127.0.0.1");
+    char buf[8];
+    for (int i = 0; i < N; i++) {
+        fd[i] = plain_connect(to, 0);
+        c[i] = TAKE(l, VOLLEY_EV_ACCEPTED, NULL).conn;
+        plain_send_all(fd[i], "ping", 4);
+        read_exact(l, c[i], buf, 4);
+        put(c[i], buf, 4);
+        for (int k = 0; k < 500 && !t_readable(fd[i], 0); k++)
+            pull(l, 10);
+        T_EXPECT(plain_recv_now(fd[i], buf, sizeof buf), 4);
+    }
+    /* slots: the listener's, then the connections' in order */
+    uint32_t inside = size ? size - 1 : 0;
+    T_EXPECT(table_used(l, &size), inside);
+    for (int i = 0; i < N; i++) {
+        close(fd[i]);
+        TAKE(l, VOLLEY_EV_EOF, c[i]);
+        T_OK(volley_conn_close(c[i]));
+        TAKE(l, VOLLEY_EV_CLOSED, c[i]);
+    }
+    T_EXPECT(table_used(l, &size), 0);
+    T_EXPECT(close_wait(l, ln), 0);
+    volley_loop_close(l, 0);
+    return 0;
+}
+
 static int case_reset_dialed(void)
 {
     return reset_case(true);
@@ -2667,6 +2718,7 @@ static const struct t_loop_case defs[] = {
     {"reset_dialed", case_reset_dialed},
     {"reset_accepted", case_reset_accepted},
     {"socket_table", case_socket_table},
+    {"socket_table_full", case_socket_table_full},
     {"peer_close_unread", case_peer_close_unread},
     {"peer_fin_unread", case_peer_fin_unread},
     {"refused", case_refused},

@@ -33,7 +33,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SELF       "/proc/self/exe"
@@ -187,16 +186,6 @@ static double cpu_ns(pid_t pid)
     return any ? sum : -1;
 }
 
-/* CPU nanoseconds the calling thread has run so far. */
-static int64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
 /* One client run against the server on port: the load client or the
  * plain one, as c says. */
 static int drive(const struct tcell *c, const char *addr, int port, double seconds,
@@ -265,9 +254,9 @@ static int volley_run(const struct tcell *c, double seconds, struct sample *out,
          * and the client's, this thread's: near a whole CPU, the rate is
          * the client's and tells little of the server */
         cpu0 = cpu_ns(ch.pid);
-        int64_t t0 = cli_mono_ns(), c0 = thread_cpu_ns();
+        int64_t t0 = cli_mono_ns(), c0 = bench_cpu_ns();
         err = drive(c, addr, port, seconds, out, why, why_size);
-        int64_t t1 = cli_mono_ns(), c1 = thread_cpu_ns();
+        int64_t t1 = cli_mono_ns(), c1 = bench_cpu_ns();
         cpu1 = cpu_ns(ch.pid);
         out->cli_ns = out->requests ? (double)(c1 - c0) / (double)out->requests : -1;
         out->cli_load = t1 > t0 ? (double)(c1 - c0) / (double)(t1 - t0) : -1;

@@ -1581,6 +1581,22 @@ static void peer_sees(int fd, int want)
             strerror(got < 0 ? -got : 0), want);
 }
 
+/* A plain peer connects to `to` (*fd), and the connection l accepts for it
+ * echoes one 4-byte request back: that connection. */
+static volley_conn *accept_echo(volley_loop *l, const char *to, int *fd)
+{
+    char buf[8];
+    *fd = plain_connect(to, 0);
+    volley_conn *c = TAKE(l, VOLLEY_EV_ACCEPTED, NULL).conn;
+    plain_send_all(*fd, "ping", 4);
+    read_exact(l, c, buf, 4);
+    put(c, buf, 4);
+    for (int k = 0; k < 500 && !t_readable(*fd, 0); k++)
+        pull(l, 10);
+    T_EXPECT(plain_recv_now(*fd, buf, sizeof buf), 4);
+    return c;
+}
+
 /* A uring loop puts each connection's socket into its ring's socket
  * table, from which its operations take it (no descriptor lookup each),
  * and takes it out again before closing the descriptor: the table holds
@@ -1601,18 +1617,9 @@ static int case_socket_table(void)
     int fd[4];
     T_OK(volley_listen(l, &ln, "127.0.0.1:0", NULL, NULL));
     const char *to = addr_of(ln, "127.0.0.1");
-    char buf[8];
-    for (int i = 0; i < 3; i++) {
-        fd[i] = plain_connect(to, 0);
-        c[i] = TAKE(l, VOLLEY_EV_ACCEPTED, NULL).conn;
-        /* a round trip: served through the table once it is in it */
-        plain_send_all(fd[i], "ping", 4);
-        read_exact(l, c[i], buf, 4);
-        put(c[i], buf, 4);
-        for (int k = 0; k < 500 && !t_readable(fd[i], 0); k++)
-            pull(l, 10);
-        T_EXPECT(plain_recv_now(fd[i], buf, sizeof buf), 4);
-    }
+    /* a round trip each: served through the table once it is in it */
+    for (int i = 0; i < 3; i++)
+        c[i] = accept_echo(l, to, &fd[i]);
     T_EXPECT(table_used(l, &size), size ? 3u : 0u);
     /* volley closes: FIN; volley aborts: reset; the peer closes first */
     T_OK(volley_conn_close(c[0]));
@@ -1669,17 +1676,8 @@ static int case_socket_table_full(void)
     int fd[N];
     T_OK(volley_listen(l, &ln, "127.0.0.1:0", NULL, NULL));
     const char *to = addr_of(ln, "127.0.0.1");
-    char buf[8];
-    for (int i = 0; i < N; i++) {
-        fd[i] = plain_connect(to, 0);
-        c[i] = TAKE(l, VOLLEY_EV_ACCEPTED, NULL).conn;
-        plain_send_all(fd[i], "ping", 4);
-        read_exact(l, c[i], buf, 4);
-        put(c[i], buf, 4);
-        for (int k = 0; k < 500 && !t_readable(fd[i], 0); k++)
-            pull(l, 10);
-        T_EXPECT(plain_recv_now(fd[i], buf, sizeof buf), 4);
-    }
+    for (int i = 0; i < N; i++)
+        c[i] = accept_echo(l, to, &fd[i]);
     /* slots: the listener's, then the connections' in order */
     uint32_t inside = size ? size - 1 : 0;
     T_EXPECT(table_used(l, &size), inside);
